@@ -1,0 +1,55 @@
+//! `roost` subcommands. Each one parses its flags into checked values and
+//! hands over to the library; none holds logic of its own.
+
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::data_dir::DEFAULT_DATA_DIR;
+
+#[derive(Debug, Parser)]
+#[command(name = "roost", version, about = "Deploy small scripts and run them safely")]
+struct Cli {
+    /// Where roost keeps its state (compiled-artifact cache, database, keys).
+    #[arg(long, global = true, env = "ROOST_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compile (cached) and run one invocation of a script.
+    Run(run::RunArgs),
+    /// Print the metadata embedded in a script (handlers, triggers,
+    /// integrations) as JSON, without running it.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Run(args) => run::execute(args, &cli.data_dir),
+        Command::Inspect(args) => inspect::execute(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("roost: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

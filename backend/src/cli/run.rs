@@ -1,0 +1,123 @@
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use roost_sandbox::{
+    EgressPolicy, Invocation, RunLimits, RunOutcome, Sandbox, SandboxConfig, Termination, Trigger,
+};
+
+use crate::data_dir::DataDir;
+
+/// Exit status of `roost run` when the guest trapped.
+const EXIT_TRAPPED: u8 = 125;
+/// Exit status of `roost run` when the guest exceeded a limit.
+const EXIT_LIMIT: u8 = 124;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RunArgs {
+    /// The script (`.wasm` component) to run.
+    component: PathBuf,
+    /// An environment variable for the script, `KEY=VALUE` (repeatable). The
+    /// script sees these and nothing of roost's own environment.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Handler to run (needed when the script has several).
+    #[arg(long)]
+    handler: Option<String>,
+    /// Payload handed to the handler, as JSON.
+    #[arg(long, value_parser = parse_json)]
+    payload: Option<serde_json::Value>,
+    /// Deliver the payload as this event type instead of a manual run.
+    #[arg(long, value_name = "TYPE")]
+    event: Option<String>,
+    /// Wall-clock limit, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+    /// Linear-memory limit, in MiB.
+    #[arg(long, default_value_t = 128)]
+    memory_mib: u64,
+    /// Cap on captured stdout and on captured stderr, in KiB.
+    #[arg(long, default_value_t = 1024)]
+    output_kib: usize,
+    /// Fuel budget (enables fuel metering for this run).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Host the script may call over HTTP (repeatable; `*.example.com` allowed).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Private or loopback address the script may reach (repeatable).
+    #[arg(long = "allow-ip", value_name = "IP")]
+    allow_ips: Vec<IpAddr>,
+}
+
+pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.component)
+        .with_context(|| format!("reading {}", args.component.display()))?;
+    let data_dir = DataDir::new(data_dir);
+    let config = SandboxConfig {
+        cache_dir: Some(data_dir.compile_cache()),
+        fuel_metering: args.fuel.is_some(),
+        ..SandboxConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let outcome = runtime.block_on(async {
+        let sandbox = Sandbox::new(config)?;
+        let guest = sandbox
+            .load(&bytes)
+            .with_context(|| format!("loading {}", args.component.display()))?;
+        let invocation = Invocation {
+            env: args.env.iter().cloned().collect::<BTreeMap<_, _>>(),
+            handler: args.handler.clone(),
+            trigger: Some(match &args.event {
+                Some(name) => Trigger::Event { name: name.clone() },
+                None => Trigger::Manual,
+            }),
+            payload: args.payload.clone().unwrap_or(serde_json::Value::Null),
+            program_name: args.component.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        };
+        let limits = RunLimits {
+            timeout: Duration::from_millis(args.timeout_ms),
+            max_memory_bytes: args.memory_mib * 1024 * 1024,
+            max_output_bytes: args.output_kib * 1024,
+            fuel: args.fuel,
+        };
+        let mut egress = EgressPolicy::allow_hosts(args.allow_hosts.iter().cloned());
+        for ip in &args.allow_ips {
+            egress = egress.allow_restricted_ip(*ip);
+        }
+        anyhow::Ok(sandbox.run(&guest, &invocation, &limits, &egress).await?)
+    })?;
+    report(&outcome)
+}
+
+fn report(outcome: &RunOutcome) -> anyhow::Result<ExitCode> {
+    std::io::stdout().write_all(outcome.stdout.to_text().as_bytes())?;
+    std::io::stderr().write_all(outcome.stderr.to_text().as_bytes())?;
+    for denied in &outcome.denied_requests {
+        eprintln!("roost: outbound request to {} denied: {}", denied.host, denied.reason);
+    }
+    eprintln!("roost: {}", outcome.summary());
+    Ok(match &outcome.termination {
+        Termination::Exited { code } => ExitCode::from(u8::try_from(*code).unwrap_or(1)),
+        Termination::Trapped { .. } => ExitCode::from(EXIT_TRAPPED),
+        Termination::LimitExceeded { .. } => ExitCode::from(EXIT_LIMIT),
+    })
+}
+
+fn parse_env(raw: &str) -> anyhow::Result<(String, String)> {
+    let Some((key, value)) = raw.split_once('=') else {
+        bail!("expected KEY=VALUE, got `{raw}`");
+    };
+    if key.is_empty() || key.contains('\0') || value.contains('\0') {
+        bail!("`{raw}` is not a valid environment variable");
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+fn parse_json(raw: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(raw).context("the payload is not valid JSON")
+}

@@ -1,0 +1,8 @@
+//! roost: deploy small WebAssembly scripts and run them safely.
+//!
+//! This crate holds the command-line interface and, as it grows, the server
+//! and the domain (integration registry, credentials, deploy, triggers,
+//! runs). The wasmtime side lives in `roost-sandbox`.
+
+pub mod cli;
+pub mod data_dir;

@@ -1,0 +1,68 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What caused a run. Delivered to the guest inside the invocation envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// Started by a person or an API call.
+    Manual,
+    /// A cron tick of the named schedule expression.
+    Schedule {
+        /// The cron expression that fired.
+        cron: String,
+    },
+    /// An event of the given type.
+    Event {
+        /// Event type, such as `order.created`.
+        name: String,
+    },
+}
+
+/// One run of a guest: what it sees of the world.
+///
+/// The guest's environment is exactly `env`; nothing is inherited from the
+/// host. The handler name, trigger and payload reach the guest as one JSON
+/// envelope on stdin (see [`Invocation::envelope`]) and the handler name also
+/// as `argv[1]`, so scripts that do not use the SDK can still dispatch.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// Environment variables, exactly as the guest will see them.
+    pub env: BTreeMap<String, String>,
+    /// Handler to run; `None` lets a single-handler script run its handler.
+    pub handler: Option<String>,
+    /// Why the run happens.
+    pub trigger: Option<Trigger>,
+    /// The event payload or manual-run input.
+    pub payload: serde_json::Value,
+    /// Program name given to the guest as `argv[0]`.
+    pub program_name: Option<String>,
+}
+
+/// The JSON document written to the guest's stdin. The SDK's
+/// `Invocation::read` parses exactly this shape.
+#[derive(Debug, Serialize)]
+struct Envelope<'a> {
+    handler: Option<&'a str>,
+    trigger: &'a Trigger,
+    payload: &'a serde_json::Value,
+}
+
+impl Invocation {
+    /// The stdin bytes the guest receives.
+    pub fn envelope(&self) -> Vec<u8> {
+        let envelope = Envelope {
+            handler: self.handler.as_deref(),
+            trigger: self.trigger.as_ref().unwrap_or(&Trigger::Manual),
+            payload: &self.payload,
+        };
+        serde_json::to_vec(&envelope).expect("an invocation envelope always serialises")
+    }
+
+    pub(crate) fn argv(&self) -> Vec<String> {
+        let mut argv = vec![self.program_name.clone().unwrap_or_else(|| "script".into())];
+        argv.extend(self.handler.clone());
+        argv
+    }
+}

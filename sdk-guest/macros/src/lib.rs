@@ -1,0 +1,197 @@
+//! Procedural macros of the roost guest SDK. Use them through `roost_sdk`.
+//!
+//! Each trigger attribute leaves the function untouched and adds two things
+//! beside it: a `HandlerDef` constant that `main!` dispatches to, and a
+//! metadata record in the `roost-metadata` custom section so that the host
+//! can list handlers and triggers without running the script.
+#![deny(missing_docs)]
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Ident, ItemFn, LitStr, Token, parse_macro_input};
+
+/// Must match `roost_sandbox::metadata::SECTION_NAME`.
+const SECTION_NAME: &str = "roost-metadata";
+
+/// Runs the function on a cron schedule.
+///
+/// `#[on_schedule("0 */6 * * *")]` or, with seconds and a timezone,
+/// `#[on_schedule("0 30 8 * * Mon-Fri", tz = "Europe/Berlin")]`.
+#[proc_macro_attribute]
+pub fn on_schedule(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(args as ScheduleArgs);
+    let fields = args.cron.value().split_whitespace().count();
+    if !(5..=7).contains(&fields) {
+        return compile_error(
+            args.cron.span(),
+            &format!(
+                "a cron expression has 5 to 7 fields ([sec] min hour day month weekday [year]); \
+                 `{}` has {fields}",
+                args.cron.value()
+            ),
+        );
+    }
+    let mut trigger = serde_json::json!({ "kind": "schedule", "cron": args.cron.value() });
+    if let Some(tz) = &args.timezone {
+        trigger["timezone"] = tz.value().into();
+    }
+    let cron = args.cron.value();
+    let tz = match &args.timezone {
+        Some(tz) => quote!(::core::option::Option::Some(#tz)),
+        None => quote!(::core::option::Option::None),
+    };
+    expand_handler(
+        item,
+        trigger,
+        quote!(::roost_sdk::TriggerDef::Schedule { cron: #cron, timezone: #tz }),
+    )
+}
+
+/// Runs the function when an event of the given type arrives:
+/// `#[on_event("order.created")]`.
+#[proc_macro_attribute]
+pub fn on_event(args: TokenStream, item: TokenStream) -> TokenStream {
+    let name = parse_macro_input!(args as LitStr);
+    if name.value().trim().is_empty() {
+        return compile_error(name.span(), "the event type must not be empty");
+    }
+    let trigger = serde_json::json!({ "kind": "event", "name": name.value() });
+    expand_handler(item, trigger, quote!(::roost_sdk::TriggerDef::Event { name: #name }))
+}
+
+/// A handler that only runs when started by hand (`roost run`, the API).
+#[proc_macro_attribute]
+pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    if !args.is_empty() {
+        return compile_error(Span::call_site(), "#[handler] takes no arguments");
+    }
+    let trigger = serde_json::json!({ "kind": "manual" });
+    expand_handler(item, trigger, quote!(::roost_sdk::TriggerDef::Manual))
+}
+
+/// Generates the script's `main`, dispatching to the listed handlers:
+/// `roost_sdk::main!(digest, on_order);`
+#[proc_macro]
+pub fn main(input: TokenStream) -> TokenStream {
+    let handlers = parse_macro_input!(input with Punctuated::<Ident, Token![,]>::parse_terminated);
+    if handlers.is_empty() {
+        return compile_error(Span::call_site(), "main! needs at least one handler");
+    }
+    let defs = handlers.iter().map(|h| format_ident!("__roost_handler_{}", h, span = h.span()));
+    let sdk = serde_json::json!({ "sdk": env!("CARGO_PKG_VERSION") });
+    let record = metadata_record(&sdk);
+    quote! {
+        fn main() {
+            ::roost_sdk::__private::dispatch(&[#(#defs),*])
+        }
+        #record
+    }
+    .into()
+}
+
+/// Declares integrations the script uses, so deploy can check the user has
+/// connected them: `roost_sdk::uses_integrations!("gmail", "slack");`
+#[proc_macro]
+pub fn uses_integrations(input: TokenStream) -> TokenStream {
+    let names = parse_macro_input!(input with Punctuated::<LitStr, Token![,]>::parse_terminated);
+    let mut out = TokenStream2::new();
+    for name in &names {
+        let id = name.value();
+        let valid = !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            return compile_error(
+                name.span(),
+                "integration ids are lower-case letters, digits, `_` and `-`",
+            );
+        }
+        out.extend(metadata_record(&serde_json::json!({ "integration": id })));
+    }
+    out.into()
+}
+
+struct ScheduleArgs {
+    cron: LitStr,
+    timezone: Option<LitStr>,
+}
+
+impl Parse for ScheduleArgs {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let cron: LitStr = input.parse()?;
+        let mut timezone = None;
+        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            let key: Ident = input.parse()?;
+            if key != "tz" {
+                return Err(syn::Error::new(key.span(), "expected `tz = \"Area/City\"`"));
+            }
+            input.parse::<Token![=]>()?;
+            timezone = Some(input.parse()?);
+            input.parse::<Option<Token![,]>>()?;
+        }
+        Ok(Self { cron, timezone })
+    }
+}
+
+fn expand_handler(item: TokenStream, trigger: serde_json::Value, trigger_def: TokenStream2) -> TokenStream {
+    let function = parse_macro_input!(item as ItemFn);
+    let name = &function.sig.ident;
+    let def = format_ident!("__roost_handler_{}", name);
+    let (param, call) = match function.sig.inputs.len() {
+        0 => (quote!(_), quote!(#name())),
+        1 => (quote!(invocation), quote!(#name(invocation))),
+        _ => {
+            return compile_error(
+                function.sig.inputs.span_of_all(),
+                "a handler takes no argument or one `&roost_sdk::Invocation`",
+            );
+        }
+    };
+    let record = metadata_record(&serde_json::json!({ "handler": name.to_string(), "trigger": trigger }));
+    let name_str = name.to_string();
+    quote! {
+        #function
+
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        const #def: ::roost_sdk::HandlerDef = ::roost_sdk::HandlerDef {
+            name: #name_str,
+            trigger: #trigger_def,
+            run: |#param| ::roost_sdk::__private::IntoHandlerResult::into_handler_result(#call),
+        };
+
+        #record
+    }
+    .into()
+}
+
+/// A static in the metadata custom section; the linker concatenates all of
+/// them, one JSON record per line.
+fn metadata_record(record: &serde_json::Value) -> TokenStream2 {
+    let line = format!("{record}\n");
+    let bytes = syn::LitByteStr::new(line.as_bytes(), Span::call_site());
+    let len = line.len();
+    quote! {
+        const _: () = {
+            #[used]
+            #[unsafe(link_section = #SECTION_NAME)]
+            static RECORD: [u8; #len] = *#bytes;
+        };
+    }
+}
+
+fn compile_error(span: Span, message: &str) -> TokenStream {
+    syn::Error::new(span, message).to_compile_error().into()
+}
+
+trait SpanOfAll {
+    fn span_of_all(&self) -> Span;
+}
+
+impl<T: quote::ToTokens, P: quote::ToTokens> SpanOfAll for Punctuated<T, P> {
+    fn span_of_all(&self) -> Span {
+        syn::spanned::Spanned::span(self)
+    }
+}

@@ -1,0 +1,58 @@
+//! Support code for the macros. Not a public API.
+
+use crate::{Error, HandlerDef, Invocation};
+
+/// Lets handlers return `()` or any `Result<(), E: Display>`.
+pub trait IntoHandlerResult {
+    /// Converts the handler's return value.
+    fn into_handler_result(self) -> crate::Result;
+}
+
+impl IntoHandlerResult for () {
+    fn into_handler_result(self) -> crate::Result {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Display> IntoHandlerResult for Result<(), E> {
+    fn into_handler_result(self) -> crate::Result {
+        self.map_err(Error::msg)
+    }
+}
+
+/// Exit status when the requested handler does not exist.
+const EXIT_NO_SUCH_HANDLER: u8 = 2;
+/// Exit status when the invocation cannot be read.
+const EXIT_BAD_INVOCATION: u8 = 3;
+
+/// The body of the `main` that `main!` generates.
+pub fn dispatch(handlers: &[HandlerDef]) -> ! {
+    let invocation = match Invocation::read() {
+        Ok(invocation) => invocation,
+        Err(err) => {
+            eprintln!("roost: {err}");
+            crate::exit(EXIT_BAD_INVOCATION);
+        }
+    };
+    let requested = invocation.handler.clone().or_else(|| std::env::args().nth(1));
+    let chosen = match &requested {
+        Some(name) => handlers.iter().find(|h| h.name == name),
+        None if handlers.len() == 1 => handlers.first(),
+        None => None,
+    };
+    let Some(handler) = chosen else {
+        let names: Vec<&str> = handlers.iter().map(|h| h.name).collect();
+        match requested {
+            Some(name) => eprintln!("roost: no handler named `{name}`; this script has: {}", names.join(", ")),
+            None => eprintln!("roost: this script has several handlers, name one of: {}", names.join(", ")),
+        }
+        crate::exit(EXIT_NO_SUCH_HANDLER);
+    };
+    match (handler.run)(&invocation) {
+        Ok(()) => crate::exit(0),
+        Err(err) => {
+            eprintln!("roost: handler `{}` failed: {err}", handler.name);
+            crate::exit(1);
+        }
+    }
+}

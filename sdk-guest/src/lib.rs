@@ -1,0 +1,74 @@
+//! The roost guest SDK: write a script as a few named handlers, build it for
+//! `wasm32-wasip2`, and deploy it to roost.
+//!
+//! ```ignore
+//! use roost_sdk::{Invocation, on_event, on_schedule};
+//!
+//! #[on_schedule("0 */6 * * *")]
+//! fn heartbeat() {
+//!     println!("still alive");
+//! }
+//!
+//! #[on_event("order.created")]
+//! fn on_order(invocation: &Invocation) -> roost_sdk::Result {
+//!     let order: serde_json::Value = invocation.payload_as()?;
+//!     println!("order {}", order["id"]);
+//!     Ok(())
+//! }
+//!
+//! roost_sdk::main!(heartbeat, on_order);
+//! ```
+//!
+//! Each trigger attribute records the handler and its trigger in a custom
+//! section of the built component, so roost knows a script's schedules,
+//! events and integrations without running it (`roost inspect script.wasm`).
+//! At run time roost writes one [`Invocation`] to the script's stdin and
+//! `main!` calls the handler it names.
+//!
+//! The attributes emit `#[unsafe(link_section)]` statics into your crate, so
+//! a script crate cannot use `#![forbid(unsafe_code)]`.
+
+mod error;
+mod exit;
+mod invocation;
+#[doc(hidden)]
+pub mod __private;
+
+#[cfg(target_arch = "wasm32")]
+pub mod http;
+
+pub use error::{Error, Result};
+pub use exit::exit;
+pub use invocation::{Invocation, Trigger};
+pub use roost_sdk_macros::{handler, main, on_event, on_schedule, uses_integrations};
+
+/// What starts a handler, as declared by its attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerDef {
+    /// `#[handler]`: only manual runs.
+    Manual,
+    /// `#[on_schedule(cron, tz = …)]`.
+    Schedule {
+        /// The cron expression.
+        cron: &'static str,
+        /// IANA timezone the expression is read in (UTC when absent).
+        timezone: Option<&'static str>,
+    },
+    /// `#[on_event(name)]`.
+    Event {
+        /// Event type.
+        name: &'static str,
+    },
+}
+
+/// A handler as registered by its trigger attribute; `main!` dispatches
+/// over a list of these.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerDef {
+    /// Function name.
+    pub name: &'static str,
+    /// Declared trigger.
+    pub trigger: TriggerDef,
+    /// Calls the function.
+    pub run: fn(&Invocation) -> Result,
+}

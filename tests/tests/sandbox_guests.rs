@@ -1,0 +1,115 @@
+//! What the sandbox accepts as a guest, what it reads from one without
+//! running it, and its compiled-artifact cache.
+
+mod support;
+
+use roost_sandbox::metadata::{self, HandlerMeta};
+use roost_sandbox::{
+    EgressPolicy, GuestKind, Invocation, RunLimits, Sandbox, SandboxConfig, SandboxError, Trigger,
+};
+use support::sandbox;
+
+#[test]
+fn metadata_is_read_from_a_built_example_without_running_it() {
+    let meta = metadata::read(&roost_tests::example("heartbeat")).unwrap().expect("heartbeat has metadata");
+    assert_eq!(meta.sdk_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        meta.handlers,
+        [
+            HandlerMeta { name: "beat".into(), trigger: Trigger::Schedule { cron: "0 */5 * * * *".into() } },
+            HandlerMeta { name: "status".into(), trigger: Trigger::Manual },
+        ]
+    );
+    assert!(meta.integrations.is_empty());
+
+    let hello = metadata::read(&roost_tests::example("hello")).unwrap().unwrap();
+    assert_eq!(hello.handlers, [HandlerMeta { name: "hello".into(), trigger: Trigger::Manual }]);
+}
+
+#[test]
+fn wasm_without_roost_metadata_reads_as_none() {
+    let module = wat_module(r#"(module (func (export "_start")))"#);
+    assert_eq!(metadata::read(&module).unwrap(), None);
+}
+
+#[test]
+fn non_wasm_is_rejected_with_what_was_expected() {
+    let sandbox = sandbox();
+    let err = sandbox.load(b"#!/bin/sh\necho hi\n").unwrap_err();
+    assert!(matches!(err, SandboxError::NotWasm { .. }), "{err:?}");
+    assert!(err.to_string().contains("expected a wasm32-wasip2 component"), "{err}");
+    assert!(matches!(sandbox.load(b"").unwrap_err(), SandboxError::NotWasm { .. }));
+}
+
+#[test]
+fn truncated_component_is_rejected() {
+    let sandbox = sandbox();
+    let bytes = roost_tests::example("hello");
+    let err = sandbox.load(&bytes[..bytes.len() / 2]).unwrap_err();
+    assert!(matches!(err, SandboxError::InvalidGuest { .. }), "{err:?}");
+}
+
+#[test]
+fn component_without_a_run_export_is_rejected() {
+    let sandbox = sandbox();
+    let err = sandbox.load(&wat_module("(component)")).unwrap_err();
+    assert!(err.to_string().contains("wasi:cli/run"), "{err}");
+}
+
+#[test]
+fn module_without_start_is_rejected() {
+    let sandbox = sandbox();
+    let err = sandbox.load(&wat_module("(module)")).unwrap_err();
+    assert!(err.to_string().contains("_start"), "{err}");
+}
+
+#[tokio::test]
+async fn wasip1_module_runs_with_captured_stdout() {
+    let sandbox = sandbox();
+    let module = wat_module(
+        r#"(module
+            (import "wasi_snapshot_preview1" "fd_write"
+                (func $fd_write (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 16) "hi from wasip1\n")
+            (func (export "_start")
+                (i32.store (i32.const 0) (i32.const 16))
+                (i32.store (i32.const 4) (i32.const 15))
+                (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    );
+    let guest = sandbox.load(&module).unwrap();
+    assert_eq!(guest.kind(), GuestKind::Module);
+    let outcome = sandbox
+        .run(&guest, &Invocation::default(), &RunLimits::default(), &EgressPolicy::deny_all())
+        .await
+        .unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(outcome.stdout.to_text(), "hi from wasip1\n");
+}
+
+#[test]
+fn compiled_artifacts_are_reused_across_restarts() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = SandboxConfig { cache_dir: Some(cache.path().to_path_buf()), ..SandboxConfig::default() };
+    let hello = roost_tests::example("hello");
+
+    let first = Sandbox::new(config.clone()).unwrap();
+    first.load(&hello).unwrap();
+    assert_eq!((first.cache_misses(), first.cache_hits()), (1, 0));
+    drop(first);
+
+    // A new engine with the same configuration, as after a restart.
+    let second = Sandbox::new(config.clone()).unwrap();
+    let guest = second.load(&hello).unwrap();
+    assert_eq!((second.cache_misses(), second.cache_hits()), (0, 1), "the restart recompiled");
+    assert_eq!(guest.content_hash().len(), 64);
+
+    // A different engine configuration must not reuse those artifacts.
+    let fuel = Sandbox::new(SandboxConfig { fuel_metering: true, ..config }).unwrap();
+    fuel.load(&hello).unwrap();
+    assert_eq!((fuel.cache_misses(), fuel.cache_hits()), (1, 0));
+}
+
+fn wat_module(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("valid WAT")
+}
