@@ -156,6 +156,8 @@ fn build_engine(
 fn open_cache(dir: &std::path::Path) -> Result<Cache, SandboxError> {
     let cache_err = |reason: String| SandboxError::Cache { path: dir.to_path_buf(), reason };
     std::fs::create_dir_all(dir).map_err(|err| cache_err(err.to_string()))?;
+    // wasmtime wants an absolute path; users pass relative ones (`roost-data`).
+    let dir = std::path::absolute(dir).map_err(|err| cache_err(err.to_string()))?;
     let mut cache_config = CacheConfig::new();
     cache_config.with_directory(dir);
     Cache::new(cache_config).map_err(|err| cache_err(format!("{err:#}")))

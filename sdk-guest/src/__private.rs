@@ -25,8 +25,9 @@ const EXIT_NO_SUCH_HANDLER: u8 = 2;
 /// Exit status when the invocation cannot be read.
 const EXIT_BAD_INVOCATION: u8 = 3;
 
-/// The body of the `main` that `main!` generates.
-pub fn dispatch(handlers: &[HandlerDef]) -> ! {
+/// The body of the `main` that `main!` generates. Success returns normally
+/// (cheaper for the host than an explicit exit); failures exit with a status.
+pub fn dispatch(handlers: &[HandlerDef]) {
     let invocation = match Invocation::read() {
         Ok(invocation) => invocation,
         Err(err) => {
@@ -49,7 +50,7 @@ pub fn dispatch(handlers: &[HandlerDef]) -> ! {
         crate::exit(EXIT_NO_SUCH_HANDLER);
     };
     match (handler.run)(&invocation) {
-        Ok(()) => crate::exit(0),
+        Ok(()) => {}
         Err(err) => {
             eprintln!("roost: handler `{}` failed: {err}", handler.name);
             crate::exit(1);

@@ -1,0 +1,115 @@
+//! Per-run cost of `hello` through roost's sandbox next to bare wasmtime
+//! (InstancePre + fresh Store + `wasi:cli/run`) in the same process.
+//!
+//! `cargo bench -p roost-tests --bench sandbox_overhead` prints a table and
+//! writes `sandbox_overhead.json` into the current directory's
+//! `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
+
+use std::time::{Duration, Instant};
+
+use roost_sandbox::{EgressPolicy, Invocation, RunLimits, Sandbox, SandboxConfig};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+const WARMUP: usize = 200;
+const ITERATIONS: usize = 2_000;
+
+struct Bare {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Bare {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let wasm = roost_tests::example("hello");
+    let invocation = Invocation { payload: serde_json::json!({ "bench": true }), ..Invocation::default() };
+    let envelope = invocation.envelope();
+
+    // Bare wasmtime: pooling, async, nothing else.
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingAllocationConfig::default()));
+    let engine = Engine::new(&config).unwrap();
+    let mut linker = Linker::<Bare>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    let component = Component::new(&engine, &wasm).unwrap();
+    let pre = CommandPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+    let bare = runtime.block_on(measure(|| async {
+        let wasi = WasiCtxBuilder::new()
+            .stdin(MemoryInputPipe::new(envelope.clone()))
+            .stdout(MemoryOutputPipe::new(1 << 20))
+            .stderr(MemoryOutputPipe::new(1 << 20))
+            .build();
+        let mut store = Store::new(&engine, Bare { wasi, table: ResourceTable::new() });
+        let command = pre.instantiate_async(&mut store).await.unwrap();
+        command.wasi_cli_run().call_run(&mut store).await.unwrap().unwrap();
+    }));
+
+    // roost's sandbox: the same component with every limit armed.
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let guest = sandbox.load(&wasm).unwrap();
+    let limits = RunLimits::default();
+    let policy = EgressPolicy::deny_all();
+    let roost = runtime.block_on(measure(|| async {
+        let outcome = sandbox.run(&guest, &invocation, &limits, &policy).await.unwrap();
+        assert!(outcome.succeeded());
+    }));
+
+    let ratio = roost.median.as_secs_f64() / bare.median.as_secs_f64();
+    println!("sandbox overhead: instantiate + run of `hello`, {ITERATIONS} runs after {WARMUP} warm-up");
+    println!("{:<16} {:>12} {:>12}", "", "median", "p99");
+    println!("{:<16} {:>12.1?} {:>12.1?}", "bare wasmtime", bare.median, bare.p99);
+    println!("{:<16} {:>12.1?} {:>12.1?}", "roost sandbox", roost.median, roost.p99);
+    println!("ratio (median): {ratio:.2}x  (pooling in roost: {})", sandbox.uses_pooling());
+
+    let report = serde_json::json!({
+        "benchmark": "sandbox_overhead",
+        "iterations": ITERATIONS,
+        "bare_wasmtime": { "median_us": micros(bare.median), "p99_us": micros(bare.p99) },
+        "roost_sandbox": { "median_us": micros(roost.median), "p99_us": micros(roost.p99) },
+        "ratio_median": ratio,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    });
+    let dir = std::env::var_os("ROOST_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target/roost-bench"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sandbox_overhead.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+    println!("written to {}", path.display());
+}
+
+struct Stats {
+    median: Duration,
+    p99: Duration,
+}
+
+async fn measure<F, Fut>(mut run: F) -> Stats
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..WARMUP {
+        run().await;
+    }
+    let mut samples = Vec::with_capacity(ITERATIONS);
+    for _ in 0..ITERATIONS {
+        let start = Instant::now();
+        run().await;
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    Stats { median: samples[samples.len() / 2], p99: samples[samples.len() * 99 / 100] }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
