@@ -34,6 +34,10 @@ pub enum SandboxError {
         /// What failed.
         reason: String,
     },
+    /// The guest could not be instantiated for a run (for example every
+    /// slot of the instance pool is in use); the run never started.
+    #[error("could not start the guest: {0}")]
+    Instantiate(String),
     /// The metadata section embedded by the guest SDK is malformed.
     #[error("malformed roost metadata in guest: {0}")]
     Metadata(String),

@@ -94,6 +94,7 @@ impl Sandbox {
 
         let started = Instant::now();
         let deadline = started + limits.timeout;
+        let mut instantiated = false;
         let (result, fuel_consumed, probes) = match &*guest.pre {
             GuestPre::Component(pre) => {
                 let egress_hooks = EgressHooks::new(Arc::new(egress.clone()));
@@ -115,6 +116,7 @@ impl Sandbox {
                 self.arm_store(&mut store, limits, deadline);
                 let run = async {
                     let command = pre.instantiate_async(&mut store).await?;
+                    instantiated = true;
                     match command.wasi_cli_run().call_run(&mut store).await? {
                         Ok(()) => Ok(0),
                         Err(()) => Ok(1),
@@ -136,6 +138,7 @@ impl Sandbox {
                 self.arm_store(&mut store, limits, deadline);
                 let run = async {
                     let instance = pre.instantiate_async(&mut store).await?;
+                    instantiated = true;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     start.call_async(&mut store, ()).await?;
                     Ok(0)
@@ -149,7 +152,14 @@ impl Sandbox {
         let termination = match result {
             Err(_elapsed) => wall_time_exceeded(limits),
             Ok(Ok(code)) => Termination::Exited { code },
-            Ok(Err(err)) => classify(&err, &probes, limits, memory_cap),
+            Ok(Err(err)) => match classify(&err, &probes, limits, memory_cap) {
+                // A failure before the guest ran is the host's (for example an
+                // exhausted instance pool), unless a limit explains it.
+                Termination::Trapped { message } if !instantiated => {
+                    return Err(SandboxError::Instantiate(message));
+                }
+                termination => termination,
+            },
         };
         let denied_requests = probes.denied.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Ok(RunOutcome {

@@ -113,3 +113,38 @@ fn compiled_artifacts_are_reused_across_restarts() {
 fn wat_module(text: &str) -> Vec<u8> {
     wat::parse_str(text).expect("valid WAT")
 }
+
+#[tokio::test]
+async fn runs_without_the_pooling_allocator() {
+    use roost_sandbox::PoolingMode;
+    let sandbox = Sandbox::new(SandboxConfig { pooling: PoolingMode::Disabled, ..SandboxConfig::default() }).unwrap();
+    assert!(!sandbox.uses_pooling());
+    let guest = sandbox.load(&roost_tests::example("hello")).unwrap();
+    let outcome = sandbox
+        .run(&guest, &Invocation::default(), &RunLimits::default(), &EgressPolicy::deny_all())
+        .await
+        .unwrap();
+    assert!(outcome.succeeded());
+}
+
+#[tokio::test]
+async fn pool_too_large_for_the_address_space_falls_back_cleanly() {
+    use roost_sandbox::PoolingMode;
+    // 4 million memory slots of 4 GiB each cannot be reserved anywhere.
+    let huge = SandboxConfig {
+        max_concurrent_instances: 2_000_000,
+        max_memory_bytes: 4 << 30,
+        ..SandboxConfig::default()
+    };
+    let required = Sandbox::new(SandboxConfig { pooling: PoolingMode::Required, ..huge.clone() });
+    assert!(matches!(required, Err(SandboxError::Engine(_))), "the pool should not fit");
+
+    let sandbox = Sandbox::new(SandboxConfig { pooling: PoolingMode::Auto, ..huge }).unwrap();
+    assert!(!sandbox.uses_pooling());
+    let guest = sandbox.load(&roost_tests::example("hello")).unwrap();
+    let outcome = sandbox
+        .run(&guest, &Invocation::default(), &RunLimits::default(), &EgressPolicy::deny_all())
+        .await
+        .unwrap();
+    assert!(outcome.succeeded());
+}
