@@ -4,5 +4,13 @@
 //! and the domain (integration registry, credentials, deploy, triggers,
 //! runs). The wasmtime side lives in `roost-sandbox`.
 
+pub mod app;
+pub mod auth;
 pub mod cli;
+pub mod config;
+pub mod credentials;
 pub mod data_dir;
+pub mod deploy;
+pub mod http;
+pub mod registry;
+pub mod store;

@@ -1,8 +1,11 @@
 //! `roost` subcommands. Each one parses its flags into checked values and
 //! hands over to the library; none holds logic of its own.
 
+mod admin;
+mod client;
 mod inspect;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,19 @@ enum Command {
     /// Print the metadata embedded in a script (handlers, triggers,
     /// integrations) as JSON, without running it.
     Inspect(inspect::InspectArgs),
+    /// Start the server (SQLite in the data directory unless --database-url).
+    Serve(serve::ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage the master keys that encrypt credentials.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Deploy a script to a server.
+    Deploy(client::DeployArgs),
+    /// Browse the server's integrations.
+    #[command(subcommand)]
+    Integrations(client::IntegrationsCommand),
 }
 
 /// Entry point of the binary.
@@ -38,6 +54,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::execute(args, &cli.data_dir),
         Command::Inspect(args) => inspect::execute(args),
+        Command::Serve(args) => serve::execute(args, &cli.data_dir),
+        Command::User(command) => admin::user(command, &cli.data_dir),
+        Command::Keys(command) => admin::keys(command, &cli.data_dir),
+        Command::Deploy(args) => client::deploy(args),
+        Command::Integrations(command) => client::integrations(command),
     };
     match result {
         Ok(code) => code,
@@ -50,6 +71,6 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info,wasmtime_cache=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

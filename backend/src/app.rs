@@ -1,0 +1,93 @@
+//! Builds a running server from a configuration: storage, registry, keys,
+//! sandbox, router, listener. Tests use it directly with port 0.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use roost_sandbox::{Sandbox, SandboxConfig};
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+use crate::credentials::{CredentialService, MasterKeys};
+use crate::data_dir::DataDir;
+use crate::deploy::DeployService;
+use crate::http::{AppState, router};
+use crate::registry::Registry;
+use crate::store;
+
+/// A server bound to its port, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    port: u16,
+    base_url: String,
+}
+
+impl Application {
+    /// Opens everything and binds the listener.
+    pub async fn build(config: ServerConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let store = store::connect(&config.database_url).await.context("opening the database")?;
+        let registry = Registry::load(config.integrations_dir.as_deref())?;
+        registry.persist(store.as_ref()).await?;
+        let keys = MasterKeys::load(config.master_key.as_deref(), config.master_key_old.as_deref(), &config.key_file())?;
+        let credentials = CredentialService::new(store.clone(), keys);
+        let data_dir = DataDir::new(&config.data_dir);
+        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(data_dir.compile_cache()), ..SandboxConfig::default() })?;
+
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{port}", config.listen.ip()));
+        let registry = Arc::new(registry);
+        let deploy = Arc::new(DeployService {
+            store: store.clone(),
+            registry: registry.clone(),
+            credentials: credentials.clone(),
+            sandbox: Arc::new(sandbox),
+            base_url: base_url.clone(),
+        });
+        let state = AppState { store, registry, credentials, deploy };
+        let router = router(state, config.max_body_bytes);
+        tracing::info!(
+            address = %listener.local_addr()?,
+            database = %redact_url(&config.database_url),
+            data_dir = %config.data_dir.display(),
+            "roost server ready"
+        );
+        Ok(Self { listener, router, port, base_url })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Base URL used in setup links.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        Ok(())
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

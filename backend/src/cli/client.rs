@@ -1,0 +1,109 @@
+//! Commands that talk to a running server: `deploy`, `integrations`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ServerArgs {
+    /// roost server URL.
+    #[arg(long, env = "ROOST_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// API token (from `roost user create`).
+    #[arg(long, env = "ROOST_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct DeployArgs {
+    /// The component to deploy.
+    component: PathBuf,
+    /// Script name (default: the file name without extension).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum IntegrationsCommand {
+    /// List the integrations the server knows.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print an integration's docs (markdown).
+    Docs {
+        /// Integration id(s), comma separated.
+        names: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
+    let name = match args.name {
+        Some(name) => name,
+        None => args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).context("the file has no name")?,
+    };
+    let body = json!({ "name": name, "component": base64::engine::general_purpose::STANDARD.encode(&bytes) });
+    runtime()?.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/scripts/deploy", args.server.server.trim_end_matches('/')))
+            .bearer_auth(&args.server.token)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("connecting to {}", args.server.server))?;
+        let status = response.status();
+        let reply: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            println!("deployed `{name}`: script {} version {}", reply["script_id"].as_str().unwrap_or("?"), reply["version"]);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let error = &reply["error"];
+        eprintln!("roost: deploy refused ({status}): {}", error["message"].as_str().unwrap_or("no details"));
+        if let Some(missing) = error["details"]["missing"].as_array() {
+            for link in missing {
+                println!("connect {}: {}", link["integration"].as_str().unwrap_or("?"), link["setup_url"].as_str().unwrap_or("?"));
+            }
+        }
+        if let Some(known) = error["details"]["known"].as_array() {
+            let known: Vec<&str> = known.iter().filter_map(Value::as_str).collect();
+            eprintln!("roost: known integrations: {}", known.join(", "));
+        }
+        Ok(ExitCode::from(1))
+    })
+}
+
+pub(super) fn integrations(command: IntegrationsCommand) -> anyhow::Result<ExitCode> {
+    let (server, path) = match command {
+        IntegrationsCommand::List { server } => (server, "/v1/integrations/docs".to_string()),
+        IntegrationsCommand::Docs { names, server } => (server, format!("/v1/integrations/docs?names={names}")),
+    };
+    runtime()?.block_on(async {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", server.server.trim_end_matches('/')))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .with_context(|| format!("connecting to {}", server.server))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status.is_success() {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("roost: {status}: {text}");
+            Ok(ExitCode::from(1))
+        }
+    })
+}

@@ -1,0 +1,83 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::app::Application;
+use crate::config::{DEFAULT_MAX_BODY_BYTES, FileConfig, ServerConfig, sqlite_url};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ROOST_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Database: `sqlite://path` (default: roost.db in the data directory) or `postgres://…`.
+    #[arg(long, env = "ROOST_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Public base URL for setup links (default: http://<listen address>).
+    #[arg(long, env = "ROOST_BASE_URL")]
+    base_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ROOST_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Directory of extra integration definitions (`*.json`).
+    #[arg(long, env = "ROOST_INTEGRATIONS_DIR")]
+    integrations_dir: Option<PathBuf>,
+    /// TOML config file (default: roost.toml in the data directory, if present).
+    #[arg(long, env = "ROOST_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Flags and env first, then the config file, then defaults.
+pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<ServerConfig> {
+    let default_file = data_dir.join("roost.toml");
+    let file = match &args.config {
+        Some(path) => FileConfig::read(path)?,
+        None if default_file.exists() => FileConfig::read(&default_file)?,
+        None => FileConfig::default(),
+    };
+    let mut config = ServerConfig::for_data_dir(data_dir);
+    if let Some(listen) = args.listen.or(file.listen) {
+        config.listen = listen;
+    }
+    config.database_url = args.database_url.or(file.database_url).unwrap_or_else(|| sqlite_url(data_dir));
+    config.base_url = args.base_url.or(file.base_url);
+    config.max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    config.integrations_dir = args.integrations_dir.or(file.integrations_dir);
+    config.master_key = std::env::var("ROOST_MASTER_KEY").ok().filter(|v| !v.is_empty());
+    config.master_key_old = std::env::var("ROOST_MASTER_KEY_OLD").ok().filter(|v| !v.is_empty());
+    Ok(config)
+}
+
+pub(super) fn execute(args: ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let config = resolve(args, data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let app = Application::build(config).await?;
+        eprintln!("roost: listening on {} (Ctrl-C to stop)", app.base_url());
+        app.run_until(shutdown_signal()).await
+    })?;
+    eprintln!("roost: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

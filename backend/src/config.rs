@@ -1,0 +1,85 @@
+//! Server configuration: flags, then `ROOST_*` environment variables (both
+//! through clap), then a TOML config file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default cap on request bodies (the deploy body carries the component).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The settings a config file may hold (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// Database URL.
+    pub database_url: Option<String>,
+    /// Public base URL used in setup links.
+    pub base_url: Option<String>,
+    /// Request body cap.
+    pub max_body_bytes: Option<usize>,
+    /// Extra integration definitions.
+    pub integrations_dir: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// Reads a TOML config file.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    }
+}
+
+/// The resolved configuration of a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind (port 0 picks a free port, as tests do).
+    pub listen: SocketAddr,
+    /// Data directory (database, key file, compiled cache).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Public base URL for setup links; derived from the bound address when unset.
+    pub base_url: Option<String>,
+    /// Request body cap.
+    pub max_body_bytes: usize,
+    /// Extra integration definitions directory.
+    pub integrations_dir: Option<PathBuf>,
+    /// Master key (base64) from the environment, if any.
+    pub master_key: Option<String>,
+    /// Older master keys (base64, comma separated) for decryption.
+    pub master_key_old: Option<String>,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory: SQLite inside it, 127.0.0.1:8080.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            database_url: sqlite_url(&data_dir),
+            data_dir,
+            base_url: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            integrations_dir: None,
+            master_key: None,
+            master_key_old: None,
+        }
+    }
+
+    /// Path of the master key file.
+    pub fn key_file(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+}
+
+/// The SQLite database URL inside a data directory.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("roost.db").display())
+}

@@ -1,0 +1,221 @@
+//! The credential store: values encrypted per (user, integration, key),
+//! turned into env vars for runs, never shown back.
+
+mod cipher;
+mod keys;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use keys::MasterKeys;
+
+use crate::registry::{CredentialType, IntegrationDefinition, Registry};
+use crate::store::{Store, StoreError};
+use cipher::Slot;
+
+/// Largest credential value accepted, in bytes.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// Errors of the credential store. None of them carries a value.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The master key could not be loaded or saved.
+    #[error("master key: {0}")]
+    KeySource(String),
+    /// A stored value does not decrypt (tampered, moved, or unknown key).
+    #[error("the stored `{key}` credential of `{integration}` cannot be decrypted; reconnect the integration")]
+    Undecryptable {
+        /// Integration.
+        integration: String,
+        /// Credential key.
+        key: String,
+    },
+    /// The submitted credential does not fit the integration's spec.
+    #[error("{0}")]
+    Invalid(String),
+    /// Required credentials are missing.
+    #[error("missing credentials for: {}", .0.join(", "))]
+    Missing(Vec<String>),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `GET /v1/credentials` shows: which keys are connected, never values.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectedIntegration {
+    /// Integration id.
+    pub integration: String,
+    /// Stored credential keys.
+    pub keys: Vec<String>,
+    /// `connected`, or `reconnect_needed`.
+    pub status: String,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+}
+
+/// Encrypts, stores and hands out credentials.
+#[derive(Clone)]
+pub struct CredentialService {
+    store: Arc<dyn Store>,
+    keys: Arc<MasterKeys>,
+}
+
+impl CredentialService {
+    /// A service over `store` with `keys`.
+    pub fn new(store: Arc<dyn Store>, keys: MasterKeys) -> Self {
+        Self { store, keys: Arc::new(keys) }
+    }
+
+    /// Stores user-provided values (API keys, tokens, basic auth) for an
+    /// integration, replacing earlier ones, in one transaction.
+    pub async fn put(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), CredentialError> {
+        let invalid = |msg: String| Err(CredentialError::Invalid(msg));
+        if values.is_empty() {
+            return invalid("no credential values given".into());
+        }
+        let mut rows = Vec::new();
+        for (key, value) in values {
+            let Some(spec) = definition.credentials.iter().find(|spec| spec.key == *key) else {
+                let known: Vec<&str> = definition.credentials.iter().map(|s| s.key.as_str()).collect();
+                return invalid(format!(
+                    "`{key}` is not a credential of `{}`; expected one of: {}",
+                    definition.integration_id,
+                    known.join(", ")
+                ));
+            };
+            if spec.kind == CredentialType::Oauth2 {
+                return invalid(format!(
+                    "`{key}` of `{}` comes from the OAuth flow; connect it through the setup URL",
+                    definition.integration_id
+                ));
+            }
+            if value.trim().is_empty() || value.len() > MAX_VALUE_BYTES || value.contains('\0') {
+                return invalid(format!("`{key}` must be non-empty text of at most {MAX_VALUE_BYTES} bytes"));
+            }
+            let placement = spec.placement.as_ref().map(|p| serde_json::to_string(p).expect("placement serialises"));
+            let slot = Slot { user_id, integration_id: &definition.integration_id, cred_key: key };
+            rows.push(cipher::seal(&self.keys, &slot, value, placement));
+        }
+        let stored: BTreeSet<String> =
+            self.store.credentials(user_id, Some(&definition.integration_id)).await?.into_iter().map(|r| r.cred_key).collect();
+        let missing: Vec<&str> = definition
+            .required_keys()
+            .filter(|spec| spec.kind != CredentialType::Oauth2)
+            .map(|spec| spec.key.as_str())
+            .filter(|key| !values.contains_key(*key) && !stored.contains(*key))
+            .collect();
+        if !missing.is_empty() {
+            return invalid(format!("`{}` also needs: {}", definition.integration_id, missing.join(", ")));
+        }
+        self.store.put_credentials(&rows).await?;
+        tracing::info!(user = user_id, integration = %definition.integration_id, keys = rows.len(), "credentials stored");
+        Ok(())
+    }
+
+    /// Which integrations a user has connected.
+    pub async fn connected(&self, user_id: &str) -> Result<Vec<ConnectedIntegration>, CredentialError> {
+        let mut by_integration: BTreeMap<String, ConnectedIntegration> = BTreeMap::new();
+        for row in self.store.credentials(user_id, None).await? {
+            let entry = by_integration.entry(row.integration_id.clone()).or_insert_with(|| ConnectedIntegration {
+                integration: row.integration_id.clone(),
+                keys: Vec::new(),
+                status: "connected".into(),
+                updated_at: 0,
+            });
+            entry.keys.push(row.cred_key);
+            entry.updated_at = entry.updated_at.max(row.updated_at);
+            if row.status != "connected" {
+                entry.status = row.status;
+            }
+        }
+        Ok(by_integration.into_values().collect())
+    }
+
+    /// Removes a user's credentials for an integration.
+    pub async fn delete(&self, user_id: &str, integration: &str) -> Result<bool, CredentialError> {
+        Ok(self.store.delete_credentials(user_id, integration).await? > 0)
+    }
+
+    /// The integrations (of `definitions`) whose required credentials the
+    /// user has not stored.
+    pub async fn missing(
+        &self,
+        user_id: &str,
+        definitions: &[Arc<IntegrationDefinition>],
+    ) -> Result<Vec<Arc<IntegrationDefinition>>, CredentialError> {
+        let stored: BTreeSet<(String, String)> = self
+            .store
+            .credentials(user_id, None)
+            .await?
+            .into_iter()
+            .filter(|row| row.status == "connected")
+            .map(|row| (row.integration_id, row.cred_key))
+            .collect();
+        Ok(definitions
+            .iter()
+            .filter(|d| d.required_keys().any(|spec| !stored.contains(&(d.integration_id.clone(), spec.key.clone()))))
+            .cloned()
+            .collect())
+    }
+
+    /// The environment a run gets: every stored credential of the given
+    /// integrations under the env var its spec names (refresh tokens under
+    /// their refresh env var). Fails if a required one is missing.
+    pub async fn get_env_for_execution(
+        &self,
+        user_id: &str,
+        registry: &Registry,
+        integrations: &[String],
+    ) -> Result<BTreeMap<String, String>, CredentialError> {
+        let mut env = BTreeMap::new();
+        let mut missing = Vec::new();
+        for id in integrations {
+            let Some(definition) = registry.get(id) else {
+                missing.push(id.clone());
+                continue;
+            };
+            let rows: BTreeMap<String, _> = self
+                .store
+                .credentials(user_id, Some(id))
+                .await?
+                .into_iter()
+                .map(|row| (row.cred_key.clone(), row))
+                .collect();
+            for spec in &definition.credentials {
+                match rows.get(&spec.key) {
+                    Some(row) => {
+                        env.insert(spec.env_var.clone(), cipher::open(&self.keys, row)?);
+                    }
+                    None if spec.required => missing.push(format!("{id}.{}", spec.key)),
+                    None => {}
+                }
+                if let (Some(key), Some(var)) = (&spec.refresh_key, &spec.refresh_env_var)
+                    && let Some(row) = rows.get(key)
+                {
+                    env.insert(var.clone(), cipher::open(&self.keys, row)?);
+                }
+            }
+        }
+        if missing.is_empty() { Ok(env) } else { Err(CredentialError::Missing(missing)) }
+    }
+}
+
+/// Re-encrypts every stored credential under the current key of `keys`.
+/// Returns how many rows were rewritten. All or nothing.
+pub async fn reencrypt_all(store: &dyn Store, keys: &MasterKeys) -> Result<usize, CredentialError> {
+    let rows = store.all_credentials().await?;
+    let fresh: Vec<_> = rows.iter().map(|row| cipher::reseal(keys, row)).collect::<Result<_, _>>()?;
+    store.reencrypt_credentials(&fresh).await?;
+    Ok(fresh.len())
+}
+
+#[cfg(test)]
+mod tests;

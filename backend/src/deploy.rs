@@ -1,0 +1,208 @@
+//! Deploy: the Wren flow. Unknown integration → refused with the known ones;
+//! credentials missing → refused with a setup URL per integration; otherwise
+//! the component is validated, compiled once and stored as a new immutable
+//! version with its triggers, all or nothing.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use roost_sandbox::metadata::{self, HandlerMeta, ScriptMetadata};
+use roost_sandbox::{Sandbox, SandboxError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::credentials::{CredentialError, CredentialService};
+use crate::registry::Registry;
+use crate::store::{NewScriptVersion, ScriptVersion, Store, StoreError, triggers_of};
+
+/// Metadata a deploy body may state; it must agree with what the component embeds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredMetadata {
+    /// Integrations the script uses.
+    #[serde(default)]
+    pub integrations: Option<Vec<String>>,
+    /// Handlers and their triggers.
+    #[serde(default)]
+    pub triggers: Option<Vec<HandlerMeta>>,
+}
+
+/// A request to deploy.
+#[derive(Debug)]
+pub struct DeployRequest {
+    /// Script name (unique per user; a new version when it exists).
+    pub name: String,
+    /// Component bytes.
+    pub component: Vec<u8>,
+    /// What the body says about the script.
+    pub declared: DeclaredMetadata,
+}
+
+/// One integration to connect before the script can deploy.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupLink {
+    /// Integration id.
+    pub integration: String,
+    /// Where to connect it.
+    pub setup_url: String,
+}
+
+/// Why a deploy was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The name is not acceptable.
+    #[error("invalid script name: {0}")]
+    InvalidName(String),
+    /// The bytes are not a runnable guest.
+    #[error("{0}")]
+    InvalidWasm(String),
+    /// Neither the component nor the body says what the script uses.
+    #[error(
+        "the component carries no roost metadata; build it with the roost SDK, or state \
+         `metadata.integrations` and `metadata.triggers` in the request"
+    )]
+    MissingMetadata,
+    /// The body contradicts the component.
+    #[error("the request metadata contradicts the component: {0}")]
+    MetadataMismatch(String),
+    /// An integration is named twice.
+    #[error("integration `{0}` is listed twice")]
+    DuplicateIntegration(String),
+    /// Integrations the registry does not know.
+    #[error("unknown integration(s): {}", unknown.join(", "))]
+    UnknownIntegrations {
+        /// The unknown ids.
+        unknown: Vec<String>,
+        /// The known ids.
+        known: Vec<String>,
+    },
+    /// Credentials to connect first.
+    #[error("connect these integrations first: {}", .0.iter().map(|l| l.integration.as_str()).collect::<Vec<_>>().join(", "))]
+    MissingCredentials(Vec<SetupLink>),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Credential lookup failed.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+}
+
+/// What deploy needs.
+pub struct DeployService {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Integration registry.
+    pub registry: Arc<Registry>,
+    /// Credentials.
+    pub credentials: CredentialService,
+    /// The sandbox compiles (and caches) components.
+    pub sandbox: Arc<Sandbox>,
+    /// Base URL of setup links.
+    pub base_url: String,
+}
+
+impl DeployService {
+    /// Runs the deploy flow for `user_id`.
+    pub async fn deploy(&self, user_id: &str, request: DeployRequest) -> Result<ScriptVersion, DeployError> {
+        check_name(&request.name)?;
+        let metadata = resolve_metadata(&request.component, &request.declared)?;
+
+        let unknown = self.registry.unknown(&metadata.integrations);
+        if !unknown.is_empty() {
+            return Err(DeployError::UnknownIntegrations { unknown, known: self.registry.ids() });
+        }
+        let definitions: Vec<_> =
+            metadata.integrations.iter().filter_map(|id| self.registry.get(id).cloned()).collect();
+        let missing = self.credentials.missing(user_id, &definitions).await?;
+        if !missing.is_empty() {
+            let links = missing
+                .iter()
+                .map(|d| SetupLink { integration: d.integration_id.clone(), setup_url: d.setup_url(&self.base_url, user_id) })
+                .collect();
+            return Err(DeployError::MissingCredentials(links));
+        }
+
+        // Compiling is CPU-heavy; keep it off the async workers. The sandbox
+        // caches the artifact so the first run does not compile again.
+        let sandbox = self.sandbox.clone();
+        let component = request.component;
+        let (component, loaded) = tokio::task::spawn_blocking(move || {
+            let loaded = sandbox.load(&component);
+            (component, loaded)
+        })
+        .await
+        .map_err(|e| DeployError::InvalidWasm(format!("compilation did not finish: {e}")))?;
+        loaded.map_err(|err| DeployError::InvalidWasm(err.to_string()))?;
+
+        let new = NewScriptVersion {
+            user_id: user_id.to_string(),
+            name: request.name,
+            content_hash: hex::encode(Sha256::digest(&component)),
+            triggers: triggers_of(&metadata),
+            metadata: serde_json::to_value(&metadata).expect("metadata serialises"),
+            component,
+        };
+        let version = self.store.create_script_version(&new).await?;
+        tracing::info!(user = user_id, script = %version.script_id, version = version.version, "script deployed");
+        Ok(version)
+    }
+}
+
+fn check_name(name: &str) -> Result<(), DeployError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok { Ok(()) } else { Err(DeployError::InvalidName(format!("`{name}`: use 1-64 of [A-Za-z0-9._-]"))) }
+}
+
+/// The script's metadata: what the component embeds, checked against what
+/// the body states (which is all there is for a component without any).
+fn resolve_metadata(component: &[u8], declared: &DeclaredMetadata) -> Result<ScriptMetadata, DeployError> {
+    if let Some(list) = &declared.integrations {
+        let mut seen = BTreeSet::new();
+        for id in list {
+            if !seen.insert(id) {
+                return Err(DeployError::DuplicateIntegration(id.clone()));
+            }
+        }
+    }
+    let embedded = metadata::read(component).map_err(|err| match err {
+        SandboxError::Metadata(reason) => DeployError::InvalidWasm(format!("malformed roost metadata: {reason}")),
+        other => DeployError::InvalidWasm(other.to_string()),
+    })?;
+    let declared_integrations = declared.integrations.as_ref().map(|list| {
+        let mut sorted = list.clone();
+        sorted.sort();
+        sorted
+    });
+    let declared_triggers = declared.triggers.as_ref().map(|list| {
+        let mut sorted = list.clone();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        sorted
+    });
+    match embedded {
+        Some(embedded) => {
+            if let Some(list) = &declared_integrations
+                && *list != embedded.integrations
+            {
+                return Err(DeployError::MetadataMismatch(format!(
+                    "the request lists integrations [{}] but the component declares [{}]",
+                    list.join(", "),
+                    embedded.integrations.join(", ")
+                )));
+            }
+            if let Some(list) = &declared_triggers
+                && *list != embedded.handlers
+            {
+                return Err(DeployError::MetadataMismatch(
+                    "the request's triggers differ from the handlers the component declares".into(),
+                ));
+            }
+            Ok(embedded)
+        }
+        None => match (declared_integrations, declared_triggers) {
+            (Some(integrations), Some(handlers)) => Ok(ScriptMetadata { sdk_version: None, handlers, integrations }),
+            _ => Err(DeployError::MissingMetadata),
+        },
+    }
+}

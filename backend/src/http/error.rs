@@ -1,0 +1,101 @@
+//! The one error type of the HTTP layer: a status, a stable machine-readable
+//! code, a message that says what to do, and optional details. Internal
+//! failures become a generic 500 and are logged, never echoed.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::credentials::CredentialError;
+use crate::deploy::DeployError;
+use crate::store::StoreError;
+
+/// An API error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<Value>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: None }
+    }
+
+    /// Attaches details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// 404 for a resource of the user's that does not exist.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    fn internal(err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(details) = self.details {
+            error["details"] = details;
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(what) => {
+                Self::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists; retry or pick another"))
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    fn from(err: CredentialError) -> Self {
+        match err {
+            CredentialError::Invalid(message) => Self::new(StatusCode::BAD_REQUEST, "invalid_credential", message),
+            CredentialError::Store(store) => store.into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(err: DeployError) -> Self {
+        let message = err.to_string();
+        match err {
+            DeployError::InvalidName(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_name", message),
+            DeployError::InvalidWasm(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_wasm", message),
+            DeployError::MissingMetadata => Self::new(StatusCode::BAD_REQUEST, "missing_metadata", message),
+            DeployError::MetadataMismatch(_) => Self::new(StatusCode::BAD_REQUEST, "metadata_mismatch", message),
+            DeployError::DuplicateIntegration(id) => Self::new(StatusCode::BAD_REQUEST, "duplicate_integration", message)
+                .with_details(json!({ "integration": id })),
+            DeployError::UnknownIntegrations { unknown, known } => {
+                Self::new(StatusCode::BAD_REQUEST, "unknown_integration", message)
+                    .with_details(json!({ "unknown": unknown, "known": known }))
+            }
+            DeployError::MissingCredentials(links) => Self::new(
+                StatusCode::CONFLICT,
+                "missing_credentials",
+                format!("{message}; open each setup_url, then deploy again"),
+            )
+            .with_details(json!({ "missing": links })),
+            DeployError::Store(store) => store.into(),
+            DeployError::Credentials(credentials) => credentials.into(),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `/v1/integrations`: the registry, as JSON and as markdown docs.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::AuthUser;
+use super::{ApiError, AppState};
+use crate::registry::{render_docs, render_index};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/integrations", get(list))
+        .route("/v1/integrations/docs", get(docs_for_many))
+        .route("/v1/integrations/{id}", get(one))
+        .route("/v1/integrations/{id}/docs", get(docs_for_one))
+}
+
+async fn list(State(state): State<AppState>, _user: AuthUser) -> impl IntoResponse {
+    let items: Vec<_> = state
+        .registry
+        .all()
+        .map(|d| {
+            json!({
+                "integrationId": d.integration_id,
+                "name": d.name,
+                "description": d.description,
+                "version": d.version,
+                "authType": d.auth_type,
+                "methods": d.methods.iter().map(|m| &m.id).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "integrations": items }))
+}
+
+async fn one(State(state): State<AppState>, _user: AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let definition = state.registry.get(&id).ok_or_else(|| unknown(&state, &id))?;
+    Ok(Json(definition.as_ref().clone()))
+}
+
+async fn docs_for_one(State(state): State<AppState>, _user: AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let definition = state.registry.get(&id).ok_or_else(|| unknown(&state, &id))?;
+    Ok(markdown(render_docs(definition)))
+}
+
+#[derive(Deserialize)]
+struct Names {
+    names: Option<String>,
+}
+
+async fn docs_for_many(State(state): State<AppState>, _user: AuthUser, Query(query): Query<Names>) -> Result<impl IntoResponse, ApiError> {
+    let Some(names) = query.names.filter(|n| !n.trim().is_empty()) else {
+        return Ok(markdown(render_index(state.registry.all().map(|d| d.as_ref()))));
+    };
+    let mut out = Vec::new();
+    for id in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let definition = state.registry.get(id).ok_or_else(|| unknown(&state, id))?;
+        out.push(render_docs(definition));
+    }
+    Ok(markdown(out.join("\n---\n\n")))
+}
+
+fn unknown(state: &AppState, id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown_integration", format!("no integration `{id}`"))
+        .with_details(json!({ "known": state.registry.ids() }))
+}
+
+fn markdown(text: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], text)
+}

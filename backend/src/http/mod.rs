@@ -1,0 +1,46 @@
+//! The HTTP API: one router per resource, merged here, sharing one state.
+
+mod credentials;
+mod error;
+mod extract;
+mod integrations;
+mod scripts;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+
+pub use error::ApiError;
+
+use crate::credentials::CredentialService;
+use crate::deploy::DeployService;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Integration registry.
+    pub registry: Arc<Registry>,
+    /// Credential store.
+    pub credentials: CredentialService,
+    /// Deploy flow.
+    pub deploy: Arc<DeployService>,
+}
+
+/// The whole API.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .merge(integrations::router())
+        .merge(credentials::router())
+        .merge(scripts::router())
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,97 @@
+//! `/v1/scripts`: deploy, list, inspect versions, roll back, delete.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{ApiJson, AuthUser};
+use super::{ApiError, AppState};
+use crate::deploy::{DeclaredMetadata, DeployRequest};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/scripts/deploy", post(deploy))
+        .route("/v1/scripts", get(list))
+        .route("/v1/scripts/{id}", get(one).delete(remove))
+        .route("/v1/scripts/{id}/versions", get(versions))
+        .route("/v1/scripts/{id}/rollback", post(rollback))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    name: String,
+    /// The component, base64 (standard alphabet).
+    component: String,
+    #[serde(default)]
+    metadata: DeclaredMetadata,
+}
+
+async fn deploy(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(body): ApiJson<DeployBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let component = base64::engine::general_purpose::STANDARD.decode(body.component.trim()).map_err(|err| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_base64", format!("`component` must be standard base64: {err}"))
+    })?;
+    let request = DeployRequest { name: body.name, component, declared: body.metadata };
+    let version = state.deploy.deploy(&user.id, request).await?;
+    Ok((StatusCode::CREATED, Json(json!({
+        "script_id": version.script_id,
+        "version": version.version,
+        "content_hash": version.content_hash,
+        "created_at": version.created_at,
+        "metadata": version.metadata,
+    }))))
+}
+
+async fn list(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(json!({ "scripts": state.store.list_scripts(&user.id).await? })))
+}
+
+async fn one(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let script = state.store.get_script(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("script"))?;
+    let triggers = state.store.triggers(&script.id).await?;
+    Ok(Json(json!({ "script": script, "triggers": triggers })))
+}
+
+async fn versions(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    if state.store.get_script(&user.id, &id).await?.is_none() {
+        return Err(ApiError::not_found("script"));
+    }
+    Ok(Json(json!({ "versions": state.store.list_versions(&user.id, &id).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    version: i64,
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RollbackBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let script = state
+        .store
+        .set_current_version(&user.id, &id, body.version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("version {} of this script", body.version)))?;
+    Ok(Json(json!({ "script": script })))
+}
+
+async fn remove(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    if state.store.delete_script(&user.id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("script"))
+    }
+}

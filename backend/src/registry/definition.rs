@@ -1,0 +1,307 @@
+//! The shape of an integration definition file and its validation.
+//!
+//! Follows the integration-definition document (integrationId, name,
+//! description, version, methods with JSON-Schema input and output,
+//! configSchema, authType, oauth2Config) extended with the credential
+//! contract (credential specs naming their env vars), a setup URL template,
+//! a docs URL, the hosts the API lives on, and rate-limit hints.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// How an integration authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    /// OAuth 2.0 authorization-code flow.
+    Oauth2,
+    /// A key or token the user pastes.
+    Apikey,
+    /// Something integration-specific.
+    Custom,
+    /// Nothing to connect (cron, roost's own messaging).
+    None,
+}
+
+/// The kind of one stored credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialType {
+    /// Obtained through the OAuth flow.
+    Oauth2,
+    /// An API key.
+    ApiKey,
+    /// A bearer or access token.
+    Token,
+    /// `user:password`.
+    BasicAuth,
+    /// Anything else (a shop domain, an account id…).
+    Custom,
+}
+
+/// Where the provider expects a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// `header` or `query`.
+    #[serde(rename = "in")]
+    pub location: PlacementLocation,
+    /// Header or query parameter name.
+    pub name: String,
+    /// Text before the value (`Bearer `).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// Header or query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementLocation {
+    /// An HTTP header.
+    Header,
+    /// A query parameter.
+    Query,
+}
+
+/// One credential an integration needs, and the env var it becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialSpec {
+    /// Storage key (`access_token`).
+    pub key: String,
+    /// Kind.
+    #[serde(rename = "type")]
+    pub kind: CredentialType,
+    /// For people.
+    pub description: String,
+    /// Environment variable the value is injected as.
+    pub env_var: String,
+    /// Whether deploy requires it.
+    pub required: bool,
+    /// Storage key of the matching refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_key: Option<String>,
+    /// Environment variable of the refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_env_var: Option<String>,
+    /// OAuth scopes this credential carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Where the provider expects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// OAuth 2.0 endpoints and parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// Authorization endpoint.
+    pub authorization_url: String,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Scopes requested.
+    pub scopes: Vec<String>,
+    /// Provider-specific authorization parameters.
+    #[serde(default)]
+    pub additional_parameters: BTreeMap<String, String>,
+}
+
+/// Rate-limit hints for callers of the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimits {
+    /// Sustained requests per second.
+    pub requests_per_second: f64,
+    /// Burst size.
+    pub burst: u32,
+}
+
+/// The provider request a method maps to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodHttp {
+    /// HTTP method.
+    pub method: String,
+    /// Path template (`/v1/items/{id}`).
+    pub path: String,
+}
+
+/// One method of an integration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MethodDef {
+    /// Identifier (`send_message`).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of the input.
+    pub input_schema: serde_json::Value,
+    /// JSON Schema of the output.
+    pub output_schema: serde_json::Value,
+    /// Provider request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<MethodHttp>,
+}
+
+/// A whole integration definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntegrationDefinition {
+    /// Unique id (`gmail`).
+    pub integration_id: String,
+    /// Human name.
+    pub name: String,
+    /// What scripts can do with it.
+    pub description: String,
+    /// Semantic version of the definition.
+    pub version: String,
+    /// Authentication.
+    pub auth_type: AuthType,
+    /// OAuth endpoints, for `oauth2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2_config: Option<OAuth2Config>,
+    /// Credentials and their env vars.
+    pub credentials: Vec<CredentialSpec>,
+    /// Setup page URL with `{base_url}` and `{user_id}` placeholders.
+    pub setup_url_template: String,
+    /// Provider documentation.
+    pub docs_url: String,
+    /// Hosts the API lives on (egress allowlist of scripts that use it).
+    pub outbound_hosts: Vec<String>,
+    /// Rate-limit hints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+    /// JSON Schema of the integration's configuration.
+    pub config_schema: serde_json::Value,
+    /// Methods.
+    pub methods: Vec<MethodDef>,
+}
+
+/// Why a definition was refused: the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionProblem {
+    /// JSON path of the field (`credentials[0].envVar`).
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl IntegrationDefinition {
+    /// Checks everything serde cannot: identifiers, versions, the
+    /// consistency of auth type, credentials and OAuth config, schemas.
+    pub fn validate(&self) -> Result<(), DefinitionProblem> {
+        let problem = |field: &str, reason: String| Err(DefinitionProblem { field: field.into(), reason });
+        if !is_identifier(&self.integration_id) {
+            return problem("integrationId", "must match [a-z][a-z0-9_-]*".into());
+        }
+        if !is_semver(&self.version) {
+            return problem("version", format!("`{}` is not a semantic version (x.y.z)", self.version));
+        }
+        for (field, value) in [("name", &self.name), ("description", &self.description)] {
+            if value.trim().is_empty() {
+                return problem(field, "must not be empty".into());
+            }
+        }
+        match (self.auth_type, &self.oauth2_config) {
+            (AuthType::Oauth2, None) => return problem("oauth2Config", "required when authType is oauth2".into()),
+            (AuthType::Oauth2, Some(oauth)) => {
+                for (field, url) in [("oauth2Config.authorizationUrl", &oauth.authorization_url), ("oauth2Config.tokenUrl", &oauth.token_url)] {
+                    if !url.starts_with("https://") {
+                        return problem(field, format!("`{url}` must be an https URL"));
+                    }
+                }
+            }
+            (_, Some(_)) => return problem("oauth2Config", "only allowed when authType is oauth2".into()),
+            _ => {}
+        }
+        if self.auth_type == AuthType::None {
+            if !self.credentials.is_empty() {
+                return problem("credentials", "must be empty when authType is none".into());
+            }
+        } else {
+            if self.credentials.is_empty() {
+                return problem("credentials", "an integration with auth needs at least one credential".into());
+            }
+            if !self.setup_url_template.contains("{user_id}") {
+                return problem("setupUrlTemplate", "must contain {user_id}".into());
+            }
+        }
+        let mut keys = BTreeSet::new();
+        for (i, spec) in self.credentials.iter().enumerate() {
+            let at = |name: &str| format!("credentials[{i}].{name}");
+            if !is_identifier(&spec.key) || !keys.insert(spec.key.as_str()) {
+                return problem(&at("key"), format!("`{}` must be a unique lower-case identifier", spec.key));
+            }
+            if !is_env_var(&spec.env_var) {
+                return problem(&at("envVar"), format!("`{}` must match [A-Z][A-Z0-9_]*", spec.env_var));
+            }
+            match (&spec.refresh_key, &spec.refresh_env_var) {
+                (Some(_), None) | (None, Some(_)) => {
+                    return problem(&at("refreshKey"), "refreshKey and refreshEnvVar go together".into());
+                }
+                (Some(_), Some(env)) if !is_env_var(env) => {
+                    return problem(&at("refreshEnvVar"), format!("`{env}` must match [A-Z][A-Z0-9_]*"));
+                }
+                _ => {}
+            }
+            if spec.kind == CredentialType::Oauth2 && self.auth_type != AuthType::Oauth2 {
+                return problem(&at("type"), "oauth2 credentials need authType oauth2".into());
+            }
+        }
+        for (i, host) in self.outbound_hosts.iter().enumerate() {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if bare.is_empty() || !bare.split('.').all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
+                return problem(&format!("outboundHosts[{i}]"), format!("`{host}` is not a host name"));
+            }
+        }
+        if !is_object_schema(&self.config_schema) {
+            return problem("configSchema", "must be a JSON Schema object with \"type\": \"object\"".into());
+        }
+        let mut ids = BTreeSet::new();
+        for (i, method) in self.methods.iter().enumerate() {
+            if !is_identifier(&method.id) || !ids.insert(method.id.as_str()) {
+                return problem(&format!("methods[{i}].id"), format!("`{}` must be a unique identifier", method.id));
+            }
+            for (name, schema) in [("inputSchema", &method.input_schema), ("outputSchema", &method.output_schema)] {
+                if !is_object_schema(schema) {
+                    return problem(&format!("methods[{i}].{name}"), "must be a JSON Schema object with \"type\": \"object\"".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The credentials deploy insists on.
+    pub fn required_keys(&self) -> impl Iterator<Item = &CredentialSpec> {
+        self.credentials.iter().filter(|spec| spec.required)
+    }
+
+    /// The setup URL for a user.
+    pub fn setup_url(&self, base_url: &str, user_id: &str) -> String {
+        self.setup_url_template.replace("{base_url}", base_url.trim_end_matches('/')).replace("{user_id}", user_id)
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z'))
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn is_env_var(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b'A'..=b'Z')) && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn is_semver(s: &str) -> bool {
+    let core = s.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_object_schema(schema: &serde_json::Value) -> bool {
+    schema.get("type").and_then(|t| t.as_str()) == Some("object")
+}

@@ -1,0 +1,95 @@
+//! Persistence behind one trait, with a SQLite implementation (the embedded
+//! default) and a PostgreSQL one (for several nodes).
+//!
+//! Both implementations are generated from the same SQL (see `sql.rs`):
+//! the statements use `$N` placeholders, which both engines accept, and
+//! portable types (text, 64-bit integers, blobs; times as Unix milliseconds).
+
+mod models;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use models::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated (for example a user name taken).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything roost keeps in its database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a user with one API token (given as its hash).
+    async fn create_user(&self, name: &str, token_hash: &str) -> StoreResult<User>;
+    /// The user owning the token with this hash.
+    async fn user_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<User>>;
+
+    /// Inserts or replaces an integration definition (unique on its id).
+    async fn upsert_integration_definition(&self, row: &DefinitionRow) -> StoreResult<()>;
+    /// All stored integration definitions.
+    async fn integration_definitions(&self) -> StoreResult<Vec<DefinitionRow>>;
+
+    /// Writes several credential rows of one user atomically (insert or replace).
+    async fn put_credentials(&self, rows: &[CredentialRow]) -> StoreResult<()>;
+    /// A user's credential rows, optionally for one integration only.
+    async fn credentials(&self, user_id: &str, integration: Option<&str>) -> StoreResult<Vec<CredentialRow>>;
+    /// Deletes a user's credentials for an integration; returns how many rows went.
+    async fn delete_credentials(&self, user_id: &str, integration: &str) -> StoreResult<u64>;
+    /// Every credential row (for key rotation).
+    async fn all_credentials(&self) -> StoreResult<Vec<CredentialRow>>;
+    /// Replaces the encryption of existing rows atomically (key rotation).
+    async fn reencrypt_credentials(&self, rows: &[CredentialRow]) -> StoreResult<()>;
+
+    /// Stores a new immutable version of a script (creating the script on its
+    /// first deploy), makes it current and replaces the script's triggers,
+    /// all in one transaction.
+    async fn create_script_version(&self, new: &NewScriptVersion) -> StoreResult<ScriptVersion>;
+    /// A user's scripts.
+    async fn list_scripts(&self, user_id: &str) -> StoreResult<Vec<Script>>;
+    /// One script of a user.
+    async fn get_script(&self, user_id: &str, script_id: &str) -> StoreResult<Option<Script>>;
+    /// A script's versions, newest first (without component bytes).
+    async fn list_versions(&self, user_id: &str, script_id: &str) -> StoreResult<Vec<ScriptVersion>>;
+    /// Makes an existing version current again and restores its triggers.
+    async fn set_current_version(&self, user_id: &str, script_id: &str, version: i64) -> StoreResult<Option<Script>>;
+    /// Deletes a script with its versions and triggers.
+    async fn delete_script(&self, user_id: &str, script_id: &str) -> StoreResult<bool>;
+    /// Triggers of a script's current version.
+    async fn triggers(&self, script_id: &str) -> StoreResult<Vec<TriggerRow>>;
+}
+
+/// Opens the store named by a database URL (`sqlite://…` or `postgres://…`)
+/// and applies its migrations.
+pub async fn connect(database_url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PostgresStore::connect(database_url).await?))
+    } else {
+        Ok(std::sync::Arc::new(SqliteStore::connect(database_url).await?))
+    }
+}
+
+/// Milliseconds since the Unix epoch, the time format of every table.
+pub fn now_millis() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}

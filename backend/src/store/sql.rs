@@ -1,0 +1,414 @@
+//! The SQL shared by both stores. `sql_store!` expands to a full `Store`
+//! implementation over a `sqlx` pool; the SQLite and PostgreSQL stores each
+//! invoke it, so they run the same statements and pass the same tests.
+
+use rand::RngCore;
+
+/// A random identifier with a readable prefix (`usr_…`, `scr_…`).
+pub(super) fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+/// Maps unique-constraint violations to `StoreError::Conflict`.
+pub(super) fn conflict(err: sqlx::Error, what: &str) -> super::StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => super::StoreError::Conflict(what.to_string()),
+        _ => super::StoreError::Database(err),
+    }
+}
+
+macro_rules! sql_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn create_user(&self, name: &str, token_hash: &str) -> $crate::store::StoreResult<$crate::store::User> {
+                let user = $crate::store::User {
+                    id: $crate::store::sql::new_id("usr"),
+                    name: name.to_string(),
+                    created_at: $crate::store::now_millis(),
+                };
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(&user.id)
+                    .bind(&user.name)
+                    .bind(user.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| $crate::store::sql::conflict(e, &format!("a user named `{name}`")))?;
+                sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(token_hash)
+                    .bind(&user.id)
+                    .bind(user.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn user_by_token_hash(&self, token_hash: &str) -> $crate::store::StoreResult<Option<$crate::store::User>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT u.id, u.name, u.created_at FROM users u \
+                     JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    Some(row) => Some($crate::store::User {
+                        id: row.try_get("id")?,
+                        name: row.try_get("name")?,
+                        created_at: row.try_get("created_at")?,
+                    }),
+                    None => None,
+                })
+            }
+
+            async fn upsert_integration_definition(&self, row: &$crate::store::DefinitionRow) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO integration_definitions (integration_id, version, definition, updated_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (integration_id) DO UPDATE SET \
+                     version = excluded.version, definition = excluded.definition, updated_at = excluded.updated_at",
+                )
+                .bind(&row.integration_id)
+                .bind(&row.version)
+                .bind(&row.definition)
+                .bind(row.updated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn integration_definitions(&self) -> $crate::store::StoreResult<Vec<$crate::store::DefinitionRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT integration_id, version, definition, updated_at FROM integration_definitions \
+                     ORDER BY integration_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|row| {
+                        Ok($crate::store::DefinitionRow {
+                            integration_id: row.try_get("integration_id")?,
+                            version: row.try_get("version")?,
+                            definition: row.try_get("definition")?,
+                            updated_at: row.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn put_credentials(&self, rows: &[$crate::store::CredentialRow]) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for row in rows {
+                    sqlx::query(
+                        "INSERT INTO credentials (user_id, integration_id, cred_key, key_id, nonce, ciphertext, \
+                         placement, status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         ON CONFLICT (user_id, integration_id, cred_key) DO UPDATE SET key_id = excluded.key_id, \
+                         nonce = excluded.nonce, ciphertext = excluded.ciphertext, placement = excluded.placement, \
+                         status = excluded.status, updated_at = excluded.updated_at",
+                    )
+                    .bind(&row.user_id)
+                    .bind(&row.integration_id)
+                    .bind(&row.cred_key)
+                    .bind(&row.key_id)
+                    .bind(&row.nonce)
+                    .bind(&row.ciphertext)
+                    .bind(&row.placement)
+                    .bind(&row.status)
+                    .bind(row.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn credentials(&self, user_id: &str, integration: Option<&str>) -> $crate::store::StoreResult<Vec<$crate::store::CredentialRow>> {
+                let rows = sqlx::query(
+                    "SELECT user_id, integration_id, cred_key, key_id, nonce, ciphertext, placement, status, updated_at \
+                     FROM credentials WHERE user_id = $1 AND ($2 IS NULL OR integration_id = $2) \
+                     ORDER BY integration_id, cred_key",
+                )
+                .bind(user_id)
+                .bind(integration)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok($crate::store::sql::credential_from_row(row)?)).collect()
+            }
+
+            async fn delete_credentials(&self, user_id: &str, integration: &str) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND integration_id = $2")
+                    .bind(user_id)
+                    .bind(integration)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn all_credentials(&self) -> $crate::store::StoreResult<Vec<$crate::store::CredentialRow>> {
+                let rows = sqlx::query(
+                    "SELECT user_id, integration_id, cred_key, key_id, nonce, ciphertext, placement, status, updated_at \
+                     FROM credentials ORDER BY user_id, integration_id, cred_key",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok($crate::store::sql::credential_from_row(row)?)).collect()
+            }
+
+            async fn reencrypt_credentials(&self, rows: &[$crate::store::CredentialRow]) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for row in rows {
+                    sqlx::query(
+                        "UPDATE credentials SET key_id = $1, nonce = $2, ciphertext = $3 \
+                         WHERE user_id = $4 AND integration_id = $5 AND cred_key = $6",
+                    )
+                    .bind(&row.key_id)
+                    .bind(&row.nonce)
+                    .bind(&row.ciphertext)
+                    .bind(&row.user_id)
+                    .bind(&row.integration_id)
+                    .bind(&row.cred_key)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_script_version(&self, new: &$crate::store::NewScriptVersion) -> $crate::store::StoreResult<$crate::store::ScriptVersion> {
+                use sqlx::Row;
+                let now = $crate::store::now_millis();
+                let mut tx = self.pool.begin().await?;
+                let existing = sqlx::query("SELECT id FROM scripts WHERE user_id = $1 AND name = $2")
+                    .bind(&new.user_id)
+                    .bind(&new.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let script_id: String = match existing {
+                    Some(row) => row.try_get("id")?,
+                    None => {
+                        let id = $crate::store::sql::new_id("scr");
+                        sqlx::query(
+                            "INSERT INTO scripts (id, user_id, name, current_version, created_at, updated_at) \
+                             VALUES ($1, $2, $3, 0, $4, $4)",
+                        )
+                        .bind(&id)
+                        .bind(&new.user_id)
+                        .bind(&new.name)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| $crate::store::sql::conflict(e, "a concurrent deploy of this script"))?;
+                        id
+                    }
+                };
+                let version: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM script_versions WHERE script_id = $1")
+                    .bind(&script_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get::<i64, _>("v")?
+                    + 1;
+                let metadata = new.metadata.to_string();
+                sqlx::query(
+                    "INSERT INTO script_versions (script_id, version, content_hash, component, metadata, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&script_id)
+                .bind(version)
+                .bind(&new.content_hash)
+                .bind(&new.component)
+                .bind(&metadata)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| $crate::store::sql::conflict(e, "a concurrent deploy of this script"))?;
+                sqlx::query("UPDATE scripts SET current_version = $1, updated_at = $2 WHERE id = $3")
+                    .bind(version)
+                    .bind(now)
+                    .bind(&script_id)
+                    .execute(&mut *tx)
+                    .await?;
+                $crate::store::sql::replace_triggers!(&mut *tx, &script_id, &new.triggers);
+                tx.commit().await?;
+                Ok($crate::store::ScriptVersion {
+                    script_id,
+                    version,
+                    content_hash: new.content_hash.clone(),
+                    metadata: new.metadata.clone(),
+                    created_at: now,
+                })
+            }
+
+            async fn list_scripts(&self, user_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::Script>> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, name, current_version, created_at, updated_at FROM scripts \
+                     WHERE user_id = $1 ORDER BY name",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok($crate::store::sql::script_from_row(row)?)).collect()
+            }
+
+            async fn get_script(&self, user_id: &str, script_id: &str) -> $crate::store::StoreResult<Option<$crate::store::Script>> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, name, current_version, created_at, updated_at FROM scripts \
+                     WHERE user_id = $1 AND id = $2",
+                )
+                .bind(user_id)
+                .bind(script_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    Some(row) => Some($crate::store::sql::script_from_row(&row)?),
+                    None => None,
+                })
+            }
+
+            async fn list_versions(&self, user_id: &str, script_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::ScriptVersion>> {
+                let rows = sqlx::query(
+                    "SELECT v.script_id, v.version, v.content_hash, v.metadata, v.created_at FROM script_versions v \
+                     JOIN scripts s ON s.id = v.script_id WHERE s.user_id = $1 AND s.id = $2 ORDER BY v.version DESC",
+                )
+                .bind(user_id)
+                .bind(script_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| $crate::store::sql::version_from_row(row)).collect()
+            }
+
+            async fn set_current_version(&self, user_id: &str, script_id: &str, version: i64) -> $crate::store::StoreResult<Option<$crate::store::Script>> {
+                use sqlx::Row;
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query(
+                    "SELECT v.metadata FROM script_versions v JOIN scripts s ON s.id = v.script_id \
+                     WHERE s.user_id = $1 AND s.id = $2 AND v.version = $3",
+                )
+                .bind(user_id)
+                .bind(script_id)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let metadata: String = row.try_get("metadata")?;
+                let metadata: roost_sandbox::metadata::ScriptMetadata = serde_json::from_str(&metadata)
+                    .map_err(|e| $crate::store::StoreError::Corrupt(format!("version metadata: {e}")))?;
+                sqlx::query("UPDATE scripts SET current_version = $1, updated_at = $2 WHERE id = $3")
+                    .bind(version)
+                    .bind($crate::store::now_millis())
+                    .bind(script_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let triggers = $crate::store::triggers_of(&metadata);
+                $crate::store::sql::replace_triggers!(&mut *tx, script_id, &triggers);
+                tx.commit().await?;
+                self.get_script(user_id, script_id).await
+            }
+
+            async fn delete_script(&self, user_id: &str, script_id: &str) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM scripts WHERE user_id = $1 AND id = $2")
+                    .bind(user_id)
+                    .bind(script_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn triggers(&self, script_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::TriggerRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT handler, kind, spec, timezone FROM triggers WHERE script_id = $1 ORDER BY handler")
+                    .bind(script_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::store::TriggerRow {
+                            handler: row.try_get("handler")?,
+                            kind: row.try_get("kind")?,
+                            spec: row.try_get("spec")?,
+                            timezone: row.try_get("timezone")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+/// Deletes a script's triggers and inserts the given ones, inside `$tx`.
+macro_rules! replace_triggers {
+    ($tx:expr, $script_id:expr, $triggers:expr) => {
+        sqlx::query("DELETE FROM triggers WHERE script_id = $1").bind($script_id).execute($tx).await?;
+        for trigger in $triggers {
+            sqlx::query("INSERT INTO triggers (script_id, handler, kind, spec, timezone) VALUES ($1, $2, $3, $4, $5)")
+                .bind($script_id)
+                .bind(&trigger.handler)
+                .bind(&trigger.kind)
+                .bind(&trigger.spec)
+                .bind(&trigger.timezone)
+                .execute($tx)
+                .await?;
+        }
+    };
+}
+
+pub(super) use {replace_triggers, sql_store};
+
+/// Row decoders, generic over the database.
+pub(super) fn credential_from_row<R: sqlx::Row>(row: &R) -> Result<super::CredentialRow, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(super::CredentialRow {
+        user_id: row.try_get("user_id")?,
+        integration_id: row.try_get("integration_id")?,
+        cred_key: row.try_get("cred_key")?,
+        key_id: row.try_get("key_id")?,
+        nonce: row.try_get("nonce")?,
+        ciphertext: row.try_get("ciphertext")?,
+        placement: row.try_get("placement")?,
+        status: row.try_get("status")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn script_from_row<R: sqlx::Row>(row: &R) -> Result<super::Script, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(super::Script {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        current_version: row.try_get("current_version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn version_from_row<R: sqlx::Row>(row: &R) -> super::StoreResult<super::ScriptVersion>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let metadata: String = row.try_get("metadata")?;
+    Ok(super::ScriptVersion {
+        script_id: row.try_get("script_id")?,
+        version: row.try_get("version")?,
+        content_hash: row.try_get("content_hash")?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| super::StoreError::Corrupt(format!("version metadata: {e}")))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
