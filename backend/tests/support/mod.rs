@@ -1,0 +1,160 @@
+//! Spawns the real server on a random port, on SQLite or on PostgreSQL.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use roost::app::Application;
+use roost::auth::{hash_token, new_token};
+use roost::config::{ServerConfig, sqlite_url};
+use roost::store::Store;
+use serde_json::{Value, json};
+
+/// Runs a scenario against SQLite and, when `ROOST_TEST_POSTGRES_URL` is set,
+/// against a fresh PostgreSQL database.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$scenario(super::support::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if super::support::postgres_base_url().is_none() {
+                    eprintln!("skipped: set ROOST_TEST_POSTGRES_URL to run the PostgreSQL variant");
+                    return;
+                }
+                super::$scenario(super::support::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn postgres_base_url() -> Option<String> {
+    std::env::var("ROOST_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A fresh, empty database for one test.
+pub async fn database_url(backend: Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => sqlite_url(dir),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let base = postgres_base_url().expect("ROOST_TEST_POSTGRES_URL");
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let name = format!("roost_test_{now}_{}", hex::encode(rand::random::<[u8; 6]>()));
+            let mut admin = sqlx::PgConnection::connect(&base).await.expect("connecting to PostgreSQL");
+            drop_stale_databases(&mut admin, now).await;
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+            let (prefix, _) = base.rsplit_once('/').expect("a database URL ends in /dbname");
+            format!("{prefix}/{name}")
+        }
+    }
+}
+
+/// Test databases are not dropped by the test that made them (it may still
+/// be serving); each new one sweeps those more than an hour old instead.
+async fn drop_stale_databases(admin: &mut sqlx::PgConnection, now: u64) {
+    let names: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'roost_test_%'")
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
+    for (name,) in names {
+        let created: Option<u64> = name.strip_prefix("roost_test_").and_then(|rest| rest.split('_').next()?.parse().ok());
+        if created.is_none_or(|at| at + 3600 < now) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await;
+        }
+    }
+}
+
+pub async fn open_store(backend: Backend, dir: &std::path::Path) -> Arc<dyn Store> {
+    roost::store::connect(&database_url(backend, dir).await).await.unwrap()
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::for_data_dir(dir.path());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.database_url = database_url(backend, dir.path()).await;
+        tweak(&mut config);
+        let store = roost::store::connect(&config.database_url).await.unwrap();
+        let app = Application::build(config).await.expect("building the app");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until(std::future::pending()));
+        Self { base, client: reqwest::Client::new(), store, dir }
+    }
+
+    /// Creates a user and returns its token.
+    pub async fn user(&self, name: &str) -> String {
+        let token = new_token();
+        self.store.create_user(name, &hash_token(&token)).await.unwrap();
+        token
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        decode(response).await
+    }
+
+    pub async fn get_text(&self, token: &str, path: &str) -> (u16, String) {
+        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    pub async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        decode(response).await
+    }
+
+    pub async fn deploy(&self, token: &str, name: &str, component: &[u8]) -> (u16, Value) {
+        self.deploy_with(token, json!({ "name": name, "component": b64(component) })).await
+    }
+
+    pub async fn deploy_with(&self, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, token, "/v1/scripts/deploy", body).await
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn decode(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, value)
+}
+
+/// A core module without roost metadata (so a deploy must state it).
+pub fn bare_module() -> Vec<u8> {
+    wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap()
+}
