@@ -66,6 +66,11 @@ impl Application {
         self.port
     }
 
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
     /// Base URL used in setup links.
     pub fn base_url(&self) -> &str {
         &self.base_url

@@ -53,7 +53,7 @@ pub(super) fn execute(args: ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCo
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let app = Application::build(config).await?;
-        eprintln!("roost: listening on {} (Ctrl-C to stop)", app.base_url());
+        eprintln!("roost: listening on http://{} (setup links use {}; Ctrl-C to stop)", app.local_addr()?, app.base_url());
         app.run_until(shutdown_signal()).await
     })?;
     eprintln!("roost: stopped");

@@ -1,0 +1,146 @@
+//! The README quickstart, through the real binary: `roost serve`, `roost user
+//! create`, `roost deploy`, `roost integrations`, `roost keys rotate`, and a
+//! config file.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roost"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("ROOST_DATA_DIR", data_dir)
+            .env_remove("ROOST_MASTER_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting roost serve");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines.next().expect("roost serve exited before listening").unwrap();
+            if let Some(url) = line.strip_prefix("roost: listening on ") {
+                break url.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, url }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    /// A failed assertion must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn roost(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roost"));
+    command.args(args).env("ROOST_DATA_DIR", data_dir).env_remove("ROOST_MASTER_KEY");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn quickstart_through_the_binary() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    assert!(data.path().join("master.key").exists(), "first start creates the key file");
+
+    let created = roost(data.path(), &["user", "create", "ada"], &[]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let token = text(&created.stdout).trim().to_string();
+    assert!(token.starts_with("roost_") && token.len() > 40);
+    let again = roost(data.path(), &["user", "create", "ada"], &[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already exists"));
+
+    let env = [("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())];
+    let hello = roost_tests::example_path("hello").display().to_string();
+    let deployed = roost(data.path(), &["deploy", &hello], &env);
+    assert!(deployed.status.success(), "{}", text(&deployed.stderr));
+    assert!(text(&deployed.stdout).starts_with("deployed `hello`: script scr_"));
+
+    let welcome = roost_tests::example_path("welcome-email").display().to_string();
+    let refused = roost(data.path(), &["deploy", &welcome], &env);
+    assert_eq!(refused.status.code(), Some(1));
+    let stdout = text(&refused.stdout);
+    assert!(stdout.starts_with(&format!("connect sendgrid: {}/integrations/sendgrid/setup?user=usr_", server.url)), "{stdout}");
+
+    let docs = roost(data.path(), &["integrations", "docs", "gmail"], &env);
+    assert!(text(&docs.stdout).contains("`GMAIL_ACCESS_TOKEN`"));
+    let list = roost(data.path(), &["integrations", "list"], &env);
+    assert!(text(&list.stdout).contains("| `slack` |"));
+
+    let wrong = roost(data.path(), &["deploy", &hello], &[("ROOST_SERVER", &server.url), ("ROOST_TOKEN", "roost_wrong")]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(text(&wrong.stderr).contains("401"));
+
+    // Store a credential so the rotation below has something to re-encrypt.
+    let status = Command::new("curl")
+        .args(["-sf", "-X", "PUT", &format!("{}/v1/credentials/sendgrid", server.url)])
+        .args(["-H", &format!("Authorization: Bearer {token}"), "-H", "content-type: application/json"])
+        .args(["-d", r#"{"values":{"api_key":"SG.rotate-me"}}"#])
+        .stdout(Stdio::null())
+        .status();
+    let stored = status.is_ok_and(|s| s.success());
+
+    let exit = server.stop();
+    assert!(exit.success(), "SIGTERM is a clean shutdown: {exit:?}");
+
+    let before = std::fs::read_to_string(data.path().join("master.key")).unwrap();
+    let rotated = roost(data.path(), &["keys", "rotate"], &[]);
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    if stored {
+        assert!(text(&rotated.stderr).contains("re-encrypted 1 credential(s)"), "{}", text(&rotated.stderr));
+    }
+    let after = std::fs::read_to_string(data.path().join("master.key")).unwrap();
+    assert_ne!(before, after);
+    assert!(!after.contains("SG.rotate-me"));
+
+    // The server starts again on the rotated key file.
+    let server = Server::start(data.path());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn config_file_settings_apply_and_flags_win() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path()).unwrap();
+    std::fs::write(data.path().join("roost.toml"), "max_body_bytes = 2048\nbase_url = \"https://roost.example.com\"\n").unwrap();
+    let server = Server::start(data.path());
+    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout).trim().to_string();
+    let env = [("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())];
+
+    let hello = roost_tests::example_path("hello").display().to_string();
+    let refused = roost(data.path(), &["deploy", &hello], &env);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("413"), "{}", text(&refused.stderr));
+    assert!(server.stop().success());
+
+    let bad = data.path().join("bad.toml");
+    std::fs::write(&bad, "listen = 12\n").unwrap();
+    let failed = roost(data.path(), &["serve", "--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(failed.status.code(), Some(2));
+    assert!(text(&failed.stderr).contains("bad.toml"), "{}", text(&failed.stderr));
+}
