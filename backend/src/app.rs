@@ -12,11 +12,15 @@ use crate::credentials::{CredentialService, MasterKeys};
 use crate::data_dir::DataDir;
 use crate::deploy::DeployService;
 use crate::http::{AppState, router};
+use crate::oauth::OAuth;
+use crate::setup_link::SetupLinks;
 use crate::registry::Registry;
 use crate::store;
 
 /// A server bound to its port, ready to serve.
 pub struct Application {
+    oauth: Arc<OAuth>,
+    registry: Arc<Registry>,
     listener: TcpListener,
     router: axum::Router,
     port: u16,
@@ -43,14 +47,23 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{}:{port}", config.listen.ip()));
         let registry = Arc::new(registry);
+        let links = SetupLinks::new(credentials.keys().derive_secret("setup-links"), config.setup_link_ttl_secs);
+        let oauth = Arc::new(OAuth::new(
+            credentials.clone(),
+            config.oauth_clients.clone(),
+            &base_url,
+            config.refresh_window,
+            links.clone(),
+        ));
         let deploy = Arc::new(DeployService {
             store: store.clone(),
             registry: registry.clone(),
             credentials: credentials.clone(),
             sandbox: Arc::new(sandbox),
             base_url: base_url.clone(),
+            links: links.clone(),
         });
-        let state = AppState { store, registry, credentials, deploy };
+        let state = AppState { store, registry: registry.clone(), credentials, deploy, oauth: oauth.clone(), links };
         let router = router(state, config.max_body_bytes);
         tracing::info!(
             address = %listener.local_addr()?,
@@ -58,7 +71,17 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "roost server ready"
         );
-        Ok(Self { listener, router, port, base_url })
+        Ok(Self { oauth, registry, listener, router, port, base_url })
+    }
+
+    /// The OAuth service (runs get their environment through it).
+    pub fn oauth(&self) -> Arc<OAuth> {
+        self.oauth.clone()
+    }
+
+    /// The integration registry.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 
     /// The bound port.

@@ -1,10 +1,17 @@
 //! Server configuration: flags, then `ROOST_*` environment variables (both
 //! through clap), then a TOML config file, then defaults.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::oauth::OAuthClientConfig;
+
+/// Default refresh window: tokens expiring sooner are refreshed before a run.
+pub const DEFAULT_REFRESH_WINDOW: Duration = Duration::from_secs(300);
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -25,6 +32,11 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// Extra integration definitions.
     pub integrations_dir: Option<PathBuf>,
+    /// Refresh OAuth tokens expiring within this many seconds before a run.
+    pub refresh_window_secs: Option<u64>,
+    /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
+    #[serde(default)]
+    pub oauth: BTreeMap<String, OAuthClientConfig>,
 }
 
 impl FileConfig {
@@ -55,6 +67,12 @@ pub struct ServerConfig {
     pub master_key: Option<String>,
     /// Older master keys (base64, comma separated) for decryption.
     pub master_key_old: Option<String>,
+    /// OAuth applications per integration id.
+    pub oauth_clients: BTreeMap<String, OAuthClientConfig>,
+    /// Refresh window for OAuth tokens.
+    pub refresh_window: Duration,
+    /// Lifetime of signed setup links, in seconds.
+    pub setup_link_ttl_secs: i64,
 }
 
 impl ServerConfig {
@@ -70,6 +88,9 @@ impl ServerConfig {
             integrations_dir: None,
             master_key: None,
             master_key_old: None,
+            oauth_clients: BTreeMap::new(),
+            refresh_window: DEFAULT_REFRESH_WINDOW,
+            setup_link_ttl_secs: crate::setup_link::DEFAULT_TTL_SECS,
         }
     }
 

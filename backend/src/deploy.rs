@@ -99,6 +99,8 @@ pub struct DeployService {
     pub sandbox: Arc<Sandbox>,
     /// Base URL of setup links.
     pub base_url: String,
+    /// Signs setup links so they only work for the user they were made for.
+    pub links: crate::setup_link::SetupLinks,
 }
 
 impl DeployService {
@@ -117,7 +119,10 @@ impl DeployService {
         if !missing.is_empty() {
             let links = missing
                 .iter()
-                .map(|d| SetupLink { integration: d.integration_id.clone(), setup_url: d.setup_url(&self.base_url, user_id) })
+                .map(|d| SetupLink {
+                    integration: d.integration_id.clone(),
+                    setup_url: self.links.sign(&d.setup_url(&self.base_url, user_id), &d.integration_id, user_id),
+                })
                 .collect();
             return Err(DeployError::MissingCredentials(links));
         }

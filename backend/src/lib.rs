@@ -12,5 +12,7 @@ pub mod credentials;
 pub mod data_dir;
 pub mod deploy;
 pub mod http;
+pub mod oauth;
 pub mod registry;
+pub mod setup_link;
 pub mod store;

@@ -80,6 +80,7 @@ async fn credential_rows_upsert_and_stay_per_user(backend: Backend) {
         placement: None,
         status: "connected".into(),
         updated_at: 1,
+        expires_at: Some(5),
     };
     store.put_credentials(&[row(&ada.id, 1)]).await.unwrap();
     store.put_credentials(&[row(&ada.id, 2), row(&bob.id, 3)]).await.unwrap();

@@ -43,6 +43,13 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     config.base_url = args.base_url.or(file.base_url);
     config.max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
     config.integrations_dir = args.integrations_dir.or(file.integrations_dir);
+    if let Some(secs) = std::env::var("ROOST_REFRESH_WINDOW_SECS").ok().and_then(|v| v.parse().ok()).or(file.refresh_window_secs) {
+        config.refresh_window = std::time::Duration::from_secs(secs);
+    }
+    // Client ids for every OAuth integration the server may know: the
+    // built-in ones and those in an extra definitions directory.
+    let registry = crate::registry::Registry::load(config.integrations_dir.as_deref())?;
+    config.oauth_clients = crate::oauth::from_env(registry.ids().into_iter(), file.oauth, |name| std::env::var(name).ok());
     config.master_key = std::env::var("ROOST_MASTER_KEY").ok().filter(|v| !v.is_empty());
     config.master_key_old = std::env::var("ROOST_MASTER_KEY_OLD").ok().filter(|v| !v.is_empty());
     Ok(config)

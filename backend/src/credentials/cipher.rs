@@ -11,13 +11,13 @@ use super::CredentialError;
 use crate::store::{CredentialRow, now_millis};
 
 /// Where a value sits: the row's identity, part of the associated data.
-pub(super) struct Slot<'a> {
+pub(crate) struct Slot<'a> {
     /// Owner.
-    pub(super) user_id: &'a str,
+    pub(crate) user_id: &'a str,
     /// Integration.
-    pub(super) integration_id: &'a str,
+    pub(crate) integration_id: &'a str,
     /// Credential key.
-    pub(super) cred_key: &'a str,
+    pub(crate) cred_key: &'a str,
 }
 
 fn associated_data(slot: &Slot<'_>, key_id: &str) -> Vec<u8> {
@@ -25,7 +25,7 @@ fn associated_data(slot: &Slot<'_>, key_id: &str) -> Vec<u8> {
 }
 
 /// Encrypts `plaintext` for `slot` under the current master key.
-pub(super) fn seal(keys: &MasterKeys, slot: &Slot<'_>, plaintext: &str, placement: Option<String>) -> CredentialRow {
+pub(crate) fn seal(keys: &MasterKeys, slot: &Slot<'_>, plaintext: &str, placement: Option<String>) -> CredentialRow {
     let key_id = keys.current_id().to_string();
     let cipher = Aes256Gcm::new(keys.current_key());
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
@@ -43,13 +43,14 @@ pub(super) fn seal(keys: &MasterKeys, slot: &Slot<'_>, plaintext: &str, placemen
         placement,
         status: "connected".into(),
         updated_at: now_millis(),
+        expires_at: None,
     }
 }
 
 /// Decrypts a row with whichever known key encrypted it. Fails, without
 /// saying anything about the value, when the row was tampered with, moved,
 /// or encrypted with an unknown key.
-pub(super) fn open(keys: &MasterKeys, row: &CredentialRow) -> Result<String, CredentialError> {
+pub(crate) fn open(keys: &MasterKeys, row: &CredentialRow) -> Result<String, CredentialError> {
     let undecryptable = || CredentialError::Undecryptable {
         integration: row.integration_id.clone(),
         key: row.cred_key.clone(),
@@ -73,5 +74,6 @@ pub(super) fn reseal(keys: &MasterKeys, row: &CredentialRow) -> Result<Credentia
     let mut fresh = seal(keys, &slot, &plaintext, row.placement.clone());
     fresh.status = row.status.clone();
     fresh.updated_at = row.updated_at;
+    fresh.expires_at = row.expires_at;
     Ok(fresh)
 }

@@ -112,6 +112,16 @@ impl MasterKeys {
         self.keys.get(id)
     }
 
+    /// A secret for another purpose (signing setup links…), derived from
+    /// the current master key so there is no second secret to manage.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(self.current_key()).expect("HMAC takes any key length");
+        mac.update(b"roost-derived-secret|");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Ids of every known key.
     pub fn key_ids(&self) -> Vec<String> {
         self.keys.keys().cloned().collect()

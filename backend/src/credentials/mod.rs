@@ -1,7 +1,7 @@
 //! The credential store: values encrypted per (user, integration, key),
 //! turned into env vars for runs, never shown back.
 
-mod cipher;
+pub(crate) mod cipher;
 mod keys;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,6 +67,16 @@ impl CredentialService {
     /// A service over `store` with `keys`.
     pub fn new(store: Arc<dyn Store>, keys: MasterKeys) -> Self {
         Self { store, keys: Arc::new(keys) }
+    }
+
+    /// The master keys (for sealing OAuth tokens and deriving secrets).
+    pub fn keys(&self) -> &Arc<MasterKeys> {
+        &self.keys
+    }
+
+    /// The store the credentials live in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Stores user-provided values (API keys, tokens, basic auth) for an

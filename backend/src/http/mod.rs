@@ -4,7 +4,9 @@ mod credentials;
 mod error;
 mod extract;
 mod integrations;
+mod pages;
 mod scripts;
+mod setup;
 
 use std::sync::Arc;
 
@@ -16,6 +18,8 @@ pub use error::ApiError;
 
 use crate::credentials::CredentialService;
 use crate::deploy::DeployService;
+use crate::oauth::OAuth;
+use crate::setup_link::SetupLinks;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -30,6 +34,10 @@ pub struct AppState {
     pub credentials: CredentialService,
     /// Deploy flow.
     pub deploy: Arc<DeployService>,
+    /// OAuth flows and token refresh.
+    pub oauth: Arc<OAuth>,
+    /// Setup-link signatures.
+    pub links: SetupLinks,
 }
 
 /// The whole API.
@@ -38,6 +46,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(integrations::router())
         .merge(credentials::router())
         .merge(scripts::router())
+        .merge(setup::router())
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -74,6 +74,12 @@ pub trait Store: Send + Sync + 'static {
     async fn set_current_version(&self, user_id: &str, script_id: &str, version: i64) -> StoreResult<Option<Script>>;
     /// Deletes a script with its versions and triggers.
     async fn delete_script(&self, user_id: &str, script_id: &str) -> StoreResult<bool>;
+    /// Marks all of a user's credentials for an integration (`reconnect_needed`…).
+    async fn set_credential_status(&self, user_id: &str, integration: &str, status: &str) -> StoreResult<()>;
+    /// Records a pending OAuth authorization (and sweeps expired ones).
+    async fn put_oauth_state(&self, row: &OAuthStateRow) -> StoreResult<()>;
+    /// Removes and returns a pending authorization: a state works once.
+    async fn take_oauth_state(&self, state: &str) -> StoreResult<Option<OAuthStateRow>>;
     /// Triggers of a script's current version.
     async fn triggers(&self, script_id: &str) -> StoreResult<Vec<TriggerRow>>;
 }

@@ -45,6 +45,31 @@ pub struct CredentialRow {
     pub status: String,
     /// Last write (Unix ms).
     pub updated_at: i64,
+    /// When an OAuth access token expires (Unix ms).
+    pub expires_at: Option<i64>,
+}
+
+/// A pending OAuth authorization (the `state` parameter's server side).
+#[derive(Clone)]
+pub struct OAuthStateRow {
+    /// The random `state` sent to the provider.
+    pub state: String,
+    /// Who is connecting.
+    pub user_id: String,
+    /// What they connect.
+    pub integration_id: String,
+    /// Master key id of the encrypted PKCE verifier.
+    pub key_id: String,
+    /// Nonce of the encrypted verifier.
+    pub nonce: Vec<u8>,
+    /// The encrypted PKCE verifier.
+    pub ciphertext: Vec<u8>,
+    /// Redirect URI sent with the authorization request.
+    pub redirect_uri: String,
+    /// Expiry (Unix ms).
+    pub expires_at: i64,
+    /// Creation (Unix ms).
+    pub created_at: i64,
 }
 
 impl std::fmt::Debug for CredentialRow {

@@ -106,10 +106,10 @@ macro_rules! sql_store {
                 for row in rows {
                     sqlx::query(
                         "INSERT INTO credentials (user_id, integration_id, cred_key, key_id, nonce, ciphertext, \
-                         placement, status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         placement, status, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                          ON CONFLICT (user_id, integration_id, cred_key) DO UPDATE SET key_id = excluded.key_id, \
                          nonce = excluded.nonce, ciphertext = excluded.ciphertext, placement = excluded.placement, \
-                         status = excluded.status, updated_at = excluded.updated_at",
+                         status = excluded.status, updated_at = excluded.updated_at, expires_at = excluded.expires_at",
                     )
                     .bind(&row.user_id)
                     .bind(&row.integration_id)
@@ -120,6 +120,7 @@ macro_rules! sql_store {
                     .bind(&row.placement)
                     .bind(&row.status)
                     .bind(row.updated_at)
+                    .bind(row.expires_at)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -129,7 +130,7 @@ macro_rules! sql_store {
 
             async fn credentials(&self, user_id: &str, integration: Option<&str>) -> $crate::store::StoreResult<Vec<$crate::store::CredentialRow>> {
                 let rows = sqlx::query(
-                    "SELECT user_id, integration_id, cred_key, key_id, nonce, ciphertext, placement, status, updated_at \
+                    "SELECT user_id, integration_id, cred_key, key_id, nonce, ciphertext, placement, status, updated_at, expires_at \
                      FROM credentials WHERE user_id = $1 AND ($2 IS NULL OR integration_id = $2) \
                      ORDER BY integration_id, cred_key",
                 )
@@ -151,7 +152,7 @@ macro_rules! sql_store {
 
             async fn all_credentials(&self) -> $crate::store::StoreResult<Vec<$crate::store::CredentialRow>> {
                 let rows = sqlx::query(
-                    "SELECT user_id, integration_id, cred_key, key_id, nonce, ciphertext, placement, status, updated_at \
+                    "SELECT user_id, integration_id, cred_key, key_id, nonce, ciphertext, placement, status, updated_at, expires_at \
                      FROM credentials ORDER BY user_id, integration_id, cred_key",
                 )
                 .fetch_all(&self.pool)
@@ -318,6 +319,66 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn set_credential_status(&self, user_id: &str, integration: &str, status: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE credentials SET status = $1, updated_at = $2 WHERE user_id = $3 AND integration_id = $4")
+                    .bind(status)
+                    .bind($crate::store::now_millis())
+                    .bind(user_id)
+                    .bind(integration)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn put_oauth_state(&self, row: &$crate::store::OAuthStateRow) -> $crate::store::StoreResult<()> {
+                // Abandoned authorizations are swept as new ones start.
+                sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+                    .bind($crate::store::now_millis())
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO oauth_states (state, user_id, integration_id, key_id, nonce, ciphertext, \
+                     redirect_uri, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&row.state)
+                .bind(&row.user_id)
+                .bind(&row.integration_id)
+                .bind(&row.key_id)
+                .bind(&row.nonce)
+                .bind(&row.ciphertext)
+                .bind(&row.redirect_uri)
+                .bind(row.expires_at)
+                .bind(row.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_oauth_state(&self, state: &str) -> $crate::store::StoreResult<Option<$crate::store::OAuthStateRow>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "DELETE FROM oauth_states WHERE state = $1 RETURNING state, user_id, integration_id, key_id, \
+                     nonce, ciphertext, redirect_uri, expires_at, created_at",
+                )
+                .bind(state)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    Some(row) => Some($crate::store::OAuthStateRow {
+                        state: row.try_get("state")?,
+                        user_id: row.try_get("user_id")?,
+                        integration_id: row.try_get("integration_id")?,
+                        key_id: row.try_get("key_id")?,
+                        nonce: row.try_get("nonce")?,
+                        ciphertext: row.try_get("ciphertext")?,
+                        redirect_uri: row.try_get("redirect_uri")?,
+                        expires_at: row.try_get("expires_at")?,
+                        created_at: row.try_get("created_at")?,
+                    }),
+                    None => None,
+                })
+            }
+
             async fn triggers(&self, script_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::TriggerRow>> {
                 use sqlx::Row;
                 let rows = sqlx::query("SELECT handler, kind, spec, timezone FROM triggers WHERE script_id = $1 ORDER BY handler")
@@ -366,6 +427,7 @@ where
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(super::CredentialRow {
         user_id: row.try_get("user_id")?,
@@ -377,6 +439,7 @@ where
         placement: row.try_get("placement")?,
         status: row.try_get("status")?,
         updated_at: row.try_get("updated_at")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }
 
