@@ -60,3 +60,29 @@ pub fn from_env(
     }
     file
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_wins_over_the_file_field_by_field() {
+        let file = BTreeMap::from([(
+            "gmail".to_string(),
+            OAuthClientConfig { client_id: "file-id".into(), client_secret: Some("file-secret".into()), ..Default::default() },
+        )]);
+        let env = |name: &str| match name {
+            "ROOST_OAUTH_GMAIL_CLIENT_SECRET" => Some("env-secret".to_string()),
+            "ROOST_OAUTH_SLACK_CLIENT_ID" => Some("slack-id".to_string()),
+            "ROOST_OAUTH_SLACK_TOKEN_URL" => Some("http://127.0.0.1:9/token".to_string()),
+            _ => None,
+        };
+        let clients = from_env(["gmail", "slack", "github"].map(String::from).into_iter(), file, env);
+        assert_eq!(clients["gmail"].client_id, "file-id");
+        assert_eq!(clients["gmail"].client_secret.as_deref(), Some("env-secret"));
+        assert_eq!(clients["slack"].client_id, "slack-id");
+        assert_eq!(clients["slack"].token_url.as_deref(), Some("http://127.0.0.1:9/token"));
+        assert!(!clients.contains_key("github"), "no client id, no client");
+        assert!(!format!("{:?}", clients["gmail"]).contains("env-secret"));
+    }
+}

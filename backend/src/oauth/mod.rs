@@ -240,6 +240,7 @@ impl OAuth {
     /// wait for one refresh instead of each sending their own.
     pub async fn refresh_if_needed(&self, user_id: &str, definition: &IntegrationDefinition) -> Result<(), OAuthError> {
         let Some(spec) = oauth_spec(definition) else { return Ok(()) };
+        let seen_before = self.access_expiry(user_id, definition, &spec.key).await?;
         let lock = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             inflight.entry((user_id.to_string(), definition.integration_id.clone())).or_default().clone()
@@ -250,6 +251,9 @@ impl OAuth {
         let Some(access) = rows.iter().find(|row| row.cred_key == spec.key) else { return Ok(()) };
         if access.status == RECONNECT_NEEDED {
             return Err(self.reconnect(user_id, definition));
+        }
+        if access.expires_at != seen_before {
+            return Ok(()); // Another run refreshed it while this one waited.
         }
         let window = i64::try_from(self.refresh_window.as_millis()).unwrap_or(i64::MAX);
         match access.expires_at {
@@ -276,6 +280,11 @@ impl OAuth {
             }
             Err(other) => Err(token_error(other)),
         }
+    }
+
+    async fn access_expiry(&self, user_id: &str, definition: &IntegrationDefinition, key: &str) -> Result<Option<i64>, OAuthError> {
+        let rows = self.credentials.store().credentials(user_id, Some(&definition.integration_id)).await?;
+        Ok(rows.into_iter().find(|row| row.cred_key == key).and_then(|row| row.expires_at))
     }
 
     /// A token-request client for the `oauth2` crate. Its futures own a

@@ -82,6 +82,8 @@ pub async fn open_store(backend: Backend, dir: &std::path::Path) -> Arc<dyn Stor
 
 pub struct TestApp {
     pub base: String,
+    pub oauth: Arc<roost::oauth::OAuth>,
+    pub registry: Arc<roost::registry::Registry>,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub dir: tempfile::TempDir,
@@ -101,8 +103,15 @@ impl TestApp {
         let store = roost::store::connect(&config.database_url).await.unwrap();
         let app = Application::build(config).await.expect("building the app");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let (oauth, registry) = (app.oauth(), app.registry());
         tokio::spawn(app.run_until(std::future::pending()));
-        Self { base, client: reqwest::Client::new(), store, dir }
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { base, oauth, registry, client, store, dir }
+    }
+
+    /// The id of the user owning `token`.
+    pub async fn user_id(&self, token: &str) -> String {
+        self.store.user_by_token_hash(&hash_token(token)).await.unwrap().unwrap().id
     }
 
     /// Creates a user and returns its token.
