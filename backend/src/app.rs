@@ -13,12 +13,14 @@ use crate::data_dir::DataDir;
 use crate::deploy::DeployService;
 use crate::http::{AppState, router};
 use crate::oauth::OAuth;
+use crate::runs::{Executor, Runner};
 use crate::setup_link::SetupLinks;
 use crate::registry::Registry;
 use crate::store;
 
 /// A server bound to its port, ready to serve.
 pub struct Application {
+    runner: Arc<Runner>,
     oauth: Arc<OAuth>,
     registry: Arc<Registry>,
     listener: TcpListener,
@@ -55,15 +57,18 @@ impl Application {
             config.refresh_window,
             links.clone(),
         ));
+        let sandbox = Arc::new(sandbox);
+        let executor = Arc::new(Executor::new(store.clone(), registry.clone(), oauth.clone(), sandbox.clone(), config.run_limits.clone()));
+        let runner = Arc::new(Runner::new(store.clone(), executor, config.runner.clone()));
         let deploy = Arc::new(DeployService {
             store: store.clone(),
             registry: registry.clone(),
             credentials: credentials.clone(),
-            sandbox: Arc::new(sandbox),
+            sandbox,
             base_url: base_url.clone(),
             links: links.clone(),
         });
-        let state = AppState { store, registry: registry.clone(), credentials, deploy, oauth: oauth.clone(), links };
+        let state = AppState { store, registry: registry.clone(), credentials, deploy, oauth: oauth.clone(), links, runner: runner.clone() };
         let router = router(state, config.max_body_bytes);
         tracing::info!(
             address = %listener.local_addr()?,
@@ -71,7 +76,7 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "roost server ready"
         );
-        Ok(Self { oauth, registry, listener, router, port, base_url })
+        Ok(Self { runner, oauth, registry, listener, router, port, base_url })
     }
 
     /// The OAuth service (runs get their environment through it).
@@ -99,9 +104,16 @@ impl Application {
         &self.base_url
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves the API and runs the workers until `shutdown` resolves, then
+    /// finishes in-flight requests and the runs in hand.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers = self.runner.start(stopped);
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        let _ = stop.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
         Ok(())
     }
 }

@@ -73,6 +73,10 @@ pub struct ServerConfig {
     pub refresh_window: Duration,
     /// Lifetime of signed setup links, in seconds.
     pub setup_link_ttl_secs: i64,
+    /// Worker pool.
+    pub runner: crate::runs::RunnerConfig,
+    /// Limits of every run.
+    pub run_limits: roost_sandbox::RunLimits,
 }
 
 impl ServerConfig {
@@ -91,6 +95,8 @@ impl ServerConfig {
             oauth_clients: BTreeMap::new(),
             refresh_window: DEFAULT_REFRESH_WINDOW,
             setup_link_ttl_secs: crate::setup_link::DEFAULT_TTL_SECS,
+            runner: crate::runs::RunnerConfig::default(),
+            run_limits: roost_sandbox::RunLimits::default(),
         }
     }
 

@@ -14,5 +14,6 @@ pub mod deploy;
 pub mod http;
 pub mod oauth;
 pub mod registry;
+pub mod runs;
 pub mod setup_link;
 pub mod store;

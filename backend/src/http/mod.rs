@@ -5,6 +5,7 @@ mod error;
 mod extract;
 mod integrations;
 mod pages;
+mod runs;
 mod scripts;
 mod setup;
 
@@ -19,6 +20,7 @@ pub use error::ApiError;
 use crate::credentials::CredentialService;
 use crate::deploy::DeployService;
 use crate::oauth::OAuth;
+use crate::runs::Runner;
 use crate::setup_link::SetupLinks;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub oauth: Arc<OAuth>,
     /// Setup-link signatures.
     pub links: SetupLinks,
+    /// The run queue.
+    pub runner: Arc<Runner>,
 }
 
 /// The whole API.
@@ -47,6 +51,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(credentials::router())
         .merge(scripts::router())
         .merge(setup::router())
+        .merge(runs::router())
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

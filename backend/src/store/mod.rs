@@ -82,6 +82,28 @@ pub trait Store: Send + Sync + 'static {
     async fn take_oauth_state(&self, state: &str) -> StoreResult<Option<OAuthStateRow>>;
     /// Triggers of a script's current version.
     async fn triggers(&self, script_id: &str) -> StoreResult<Vec<TriggerRow>>;
+    /// A version's component bytes and metadata.
+    async fn version_component(&self, script_id: &str, version: i64) -> StoreResult<Option<(Vec<u8>, serde_json::Value)>>;
+
+    /// Puts a run on the queue.
+    async fn enqueue_run(&self, run: &NewRun) -> StoreResult<RunRow>;
+    /// Claims the oldest queued run for `worker_id` (never the same run for two workers).
+    async fn claim_run(&self, worker_id: &str) -> StoreResult<Option<RunRow>>;
+    /// Records that `worker_id` still works on the run.
+    async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<()>;
+    /// Records how a running run ended; false if it was no longer running
+    /// (cancelled meanwhile).
+    async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> StoreResult<bool>;
+    /// Cancels a queued or running run of the user; false if it had ended.
+    async fn cancel_run(&self, user_id: &str, run_id: &str) -> StoreResult<bool>;
+    /// Puts runs whose worker stopped heart-beating before `stale_before` back on the queue.
+    async fn requeue_stale_runs(&self, stale_before: i64) -> StoreResult<u64>;
+    /// One run of the user.
+    async fn get_run(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunRow>>;
+    /// The user's runs, newest first.
+    async fn list_runs(&self, user_id: &str, filter: &RunFilter) -> StoreResult<Vec<RunRow>>;
+    /// A run's captured output.
+    async fn run_logs(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunLogs>>;
 }
 
 /// Opens the store named by a database URL (`sqlite://…` or `postgres://…`)

@@ -163,3 +163,136 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
         })
         .collect()
 }
+
+/// Run statuses.
+pub mod run_status {
+    /// Waiting for a worker.
+    pub const QUEUED: &str = "queued";
+    /// Claimed by a worker.
+    pub const RUNNING: &str = "running";
+    /// Exited 0.
+    pub const SUCCEEDED: &str = "succeeded";
+    /// Exited non-zero, trapped, or could not start.
+    pub const FAILED: &str = "failed";
+    /// Hit its wall-clock limit.
+    pub const TIMED_OUT: &str = "timed_out";
+    /// Hit another limit (memory, output, fuel, stack).
+    pub const LIMIT_EXCEEDED: &str = "limit_exceeded";
+    /// Cancelled by the user, or its script was deleted.
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// A run to put on the queue.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Owner.
+    pub user_id: String,
+    /// Script.
+    pub script_id: String,
+    /// Version to run.
+    pub script_version: i64,
+    /// Handler (None: the script's only one).
+    pub handler: Option<String>,
+    /// `manual`, `schedule` or `event`.
+    pub trigger_kind: String,
+    /// Cron expression or event type.
+    pub trigger_spec: String,
+    /// JSON payload.
+    pub payload: serde_json::Value,
+}
+
+/// One run, queued, running or finished.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Script.
+    pub script_id: String,
+    /// Version run.
+    pub script_version: i64,
+    /// Handler.
+    pub handler: Option<String>,
+    /// Trigger kind.
+    pub trigger_kind: String,
+    /// Trigger detail.
+    pub trigger_spec: String,
+    /// Payload.
+    pub payload: serde_json::Value,
+    /// Status (see [`run_status`]).
+    pub status: String,
+    /// Attempt number, from 1.
+    pub attempt: i64,
+    /// First attempt's run id, for retries.
+    pub first_run_id: Option<String>,
+    /// Worker holding it.
+    pub worker_id: Option<String>,
+    /// Last heartbeat (Unix ms).
+    pub heartbeat_at: Option<i64>,
+    /// Enqueued (Unix ms).
+    pub queued_at: i64,
+    /// Started (Unix ms).
+    pub started_at: Option<i64>,
+    /// Finished (Unix ms).
+    pub finished_at: Option<i64>,
+    /// Guest exit status.
+    pub exit_code: Option<i64>,
+    /// Run time in ms.
+    pub duration_ms: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Whether stdout was cut at the cap.
+    pub stdout_truncated: bool,
+    /// Whether stderr was cut at the cap.
+    pub stderr_truncated: bool,
+    /// The output cap in force, per stream.
+    pub output_cap: Option<i64>,
+}
+
+/// How a run ended, as the worker records it.
+#[derive(Debug, Clone)]
+pub struct RunFinish {
+    /// Final status.
+    pub status: String,
+    /// Guest exit status.
+    pub exit_code: Option<i64>,
+    /// Run time in ms.
+    pub duration_ms: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Captured stdout.
+    pub stdout: Vec<u8>,
+    /// Captured stderr.
+    pub stderr: Vec<u8>,
+    /// stdout cut at the cap.
+    pub stdout_truncated: bool,
+    /// stderr cut at the cap.
+    pub stderr_truncated: bool,
+    /// Cap per stream.
+    pub output_cap: i64,
+}
+
+/// Filters of `GET /v1/runs`.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only this script's runs.
+    pub script_id: Option<String>,
+    /// Only runs in this status.
+    pub status: Option<String>,
+    /// Only runs queued before this time (Unix ms), for paging.
+    pub before: Option<i64>,
+    /// Only runs queued at or after this time (Unix ms).
+    pub since: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Captured output of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunLogs {
+    /// stdout bytes.
+    pub stdout: Vec<u8>,
+    /// stderr bytes.
+    pub stderr: Vec<u8>,
+}

@@ -16,4 +16,10 @@ impl PostgresStore {
     }
 }
 
-super::sql::sql_store!(PostgresStore);
+// Several nodes claim concurrently: SKIP LOCKED hands each a different run.
+super::sql::sql_store!(
+    PostgresStore,
+    claim_sql = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
+                 WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT 1 \
+                 FOR UPDATE SKIP LOCKED) RETURNING {columns}"
+);

@@ -19,8 +19,13 @@ pub(super) fn conflict(err: sqlx::Error, what: &str) -> super::StoreError {
     }
 }
 
+/// Columns of a run row, in the order `run_from_row` reads them.
+pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
+     payload, status, attempt, first_run_id, worker_id, heartbeat_at, queued_at, started_at, finished_at, exit_code, \
+     duration_ms, error, stdout_truncated, stderr_truncated, output_cap";
+
 macro_rules! sql_store {
-    ($store:ty) => {
+    ($store:ty, claim_sql = $claim_sql:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn create_user(&self, name: &str, token_hash: &str) -> $crate::store::StoreResult<$crate::store::User> {
@@ -311,11 +316,23 @@ macro_rules! sql_store {
             }
 
             async fn delete_script(&self, user_id: &str, script_id: &str) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("DELETE FROM scripts WHERE user_id = $1 AND id = $2")
                     .bind(user_id)
                     .bind(script_id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                // Its pending runs go with it; finished ones stay as history.
+                sqlx::query(
+                    "UPDATE runs SET status = 'cancelled', finished_at = $1, error = 'the script was deleted' \
+                     WHERE script_id = $2 AND user_id = $3 AND status IN ('queued', 'running')",
+                )
+                .bind($crate::store::now_millis())
+                .bind(script_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -379,6 +396,152 @@ macro_rules! sql_store {
                 })
             }
 
+            async fn version_component(&self, script_id: &str, version: i64) -> $crate::store::StoreResult<Option<(Vec<u8>, serde_json::Value)>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT component, metadata FROM script_versions WHERE script_id = $1 AND version = $2")
+                    .bind(script_id)
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let metadata: String = row.try_get("metadata")?;
+                let metadata = serde_json::from_str(&metadata)
+                    .map_err(|e| $crate::store::StoreError::Corrupt(format!("version metadata: {e}")))?;
+                Ok(Some((row.try_get("component")?, metadata)))
+            }
+
+            async fn enqueue_run(&self, run: &$crate::store::NewRun) -> $crate::store::StoreResult<$crate::store::RunRow> {
+                let sql = format!(
+                    "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+                     status, attempt, queued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9) RETURNING {}",
+                    $crate::store::sql::RUN_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind($crate::store::sql::new_id("run"))
+                    .bind(&run.user_id)
+                    .bind(&run.script_id)
+                    .bind(run.script_version)
+                    .bind(&run.handler)
+                    .bind(&run.trigger_kind)
+                    .bind(&run.trigger_spec)
+                    .bind(run.payload.to_string())
+                    .bind($crate::store::now_millis())
+                    .fetch_one(&self.pool)
+                    .await?;
+                $crate::store::sql::run_from_row(&row)
+            }
+
+            async fn claim_run(&self, worker_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
+                let sql = format!($claim_sql, columns = $crate::store::sql::RUN_COLUMNS);
+                let row = sqlx::query(&sql)
+                    .bind(worker_id)
+                    .bind($crate::store::now_millis())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(row) => Ok(Some($crate::store::sql::run_from_row(&row)?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'")
+                    .bind($crate::store::now_millis())
+                    .bind(run_id)
+                    .bind(worker_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn finish_run(&self, run_id: &str, finish: &$crate::store::RunFinish) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, stdout = $5, stderr = $6, \
+                     stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
+                     WHERE id = $11 AND status = 'running'",
+                )
+                .bind(&finish.status)
+                .bind(finish.exit_code)
+                .bind(finish.duration_ms)
+                .bind(&finish.error)
+                .bind(&finish.stdout)
+                .bind(&finish.stderr)
+                .bind(i64::from(finish.stdout_truncated))
+                .bind(i64::from(finish.stderr_truncated))
+                .bind(finish.output_cap)
+                .bind($crate::store::now_millis())
+                .bind(run_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn cancel_run(&self, user_id: &str, run_id: &str) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE runs SET status = 'cancelled', finished_at = $1, error = 'cancelled by the user' \
+                     WHERE id = $2 AND user_id = $3 AND status IN ('queued', 'running')",
+                )
+                .bind($crate::store::now_millis())
+                .bind(run_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn requeue_stale_runs(&self, stale_before: i64) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, started_at = NULL \
+                     WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1)",
+                )
+                .bind(stale_before)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn get_run(&self, user_id: &str, run_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
+                let sql = format!("SELECT {} FROM runs WHERE user_id = $1 AND id = $2", $crate::store::sql::RUN_COLUMNS);
+                let row = sqlx::query(&sql).bind(user_id).bind(run_id).fetch_optional(&self.pool).await?;
+                match row {
+                    Some(row) => Ok(Some($crate::store::sql::run_from_row(&row)?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn list_runs(&self, user_id: &str, filter: &$crate::store::RunFilter) -> $crate::store::StoreResult<Vec<$crate::store::RunRow>> {
+                let sql = format!(
+                    "SELECT {} FROM runs WHERE user_id = $1 AND ($2 IS NULL OR script_id = $2) AND ($3 IS NULL OR status = $3) \
+                     AND ($4 IS NULL OR queued_at < $4) AND ($5 IS NULL OR queued_at >= $5) \
+                     ORDER BY queued_at DESC, id DESC LIMIT $6",
+                    $crate::store::sql::RUN_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(user_id)
+                    .bind(&filter.script_id)
+                    .bind(&filter.status)
+                    .bind(filter.before)
+                    .bind(filter.since)
+                    .bind(filter.limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|row| $crate::store::sql::run_from_row(row)).collect()
+            }
+
+            async fn run_logs(&self, user_id: &str, run_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RunLogs>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT stdout, stderr FROM runs WHERE user_id = $1 AND id = $2")
+                    .bind(user_id)
+                    .bind(run_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some($crate::store::RunLogs {
+                    stdout: row.try_get::<Option<Vec<u8>>, _>("stdout")?.unwrap_or_default(),
+                    stderr: row.try_get::<Option<Vec<u8>>, _>("stderr")?.unwrap_or_default(),
+                }))
+            }
+
             async fn triggers(&self, script_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::TriggerRow>> {
                 use sqlx::Row;
                 let rows = sqlx::query("SELECT handler, kind, spec, timezone FROM triggers WHERE script_id = $1 ORDER BY handler")
@@ -440,6 +603,41 @@ where
         status: row.try_get("status")?,
         updated_at: row.try_get("updated_at")?,
         expires_at: row.try_get("expires_at")?,
+    })
+}
+
+pub(super) fn run_from_row<R: sqlx::Row>(row: &R) -> super::StoreResult<super::RunRow>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let payload: String = row.try_get("payload")?;
+    Ok(super::RunRow {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        script_id: row.try_get("script_id")?,
+        script_version: row.try_get("script_version")?,
+        handler: row.try_get("handler")?,
+        trigger_kind: row.try_get("trigger_kind")?,
+        trigger_spec: row.try_get("trigger_spec")?,
+        payload: serde_json::from_str(&payload).map_err(|e| super::StoreError::Corrupt(format!("run payload: {e}")))?,
+        status: row.try_get("status")?,
+        attempt: row.try_get("attempt")?,
+        first_run_id: row.try_get("first_run_id")?,
+        worker_id: row.try_get("worker_id")?,
+        heartbeat_at: row.try_get("heartbeat_at")?,
+        queued_at: row.try_get("queued_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        exit_code: row.try_get("exit_code")?,
+        duration_ms: row.try_get("duration_ms")?,
+        error: row.try_get("error")?,
+        stdout_truncated: row.try_get::<i64, _>("stdout_truncated")? != 0,
+        stderr_truncated: row.try_get::<i64, _>("stderr_truncated")? != 0,
+        output_cap: row.try_get("output_cap")?,
     })
 }
 

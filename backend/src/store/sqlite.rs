@@ -24,4 +24,10 @@ impl SqliteStore {
     }
 }
 
-super::sql::sql_store!(SqliteStore);
+// SQLite serialises writers, so a plain conditional UPDATE claims atomically.
+super::sql::sql_store!(
+    SqliteStore,
+    claim_sql = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
+                 WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT 1) \
+                 AND status = 'queued' RETURNING {columns}"
+);

@@ -1,0 +1,150 @@
+//! Turns a claimed run into a sandbox invocation: the version's compiled
+//! component, the user's credentials as env vars (OAuth tokens refreshed
+//! first), roost's own invocation variables, egress limited to the hosts of
+//! the declared integrations, and the run limits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use roost_sandbox::metadata::ScriptMetadata;
+use roost_sandbox::{EgressPolicy, Invocation, Limit, LoadedGuest, RunLimits, Sandbox, Termination, Trigger};
+
+use crate::oauth::OAuth;
+use crate::registry::Registry;
+use crate::store::{RunFinish, RunRow, Store, run_status};
+
+/// Runs claimed runs. Compiled guests are kept per script version.
+pub struct Executor {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    oauth: Arc<OAuth>,
+    sandbox: Arc<Sandbox>,
+    limits: RunLimits,
+    guests: Mutex<HashMap<(String, i64), LoadedGuest>>,
+}
+
+impl Executor {
+    /// An executor with default `limits` for every run.
+    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, oauth: Arc<OAuth>, sandbox: Arc<Sandbox>, limits: RunLimits) -> Self {
+        Self { store, registry, oauth, sandbox, limits, guests: Mutex::default() }
+    }
+
+    /// The output cap of runs, per stream.
+    pub fn output_cap(&self) -> usize {
+        self.limits.max_output_bytes
+    }
+
+    /// Runs `run` to its end. Never fails: whatever goes wrong is the run's
+    /// outcome.
+    pub async fn execute(&self, run: &RunRow) -> RunFinish {
+        match self.prepare(run).await {
+            Ok((guest, invocation, egress)) => match self.sandbox.run(&guest, &invocation, &self.limits, &egress).await {
+                Ok(outcome) => {
+                    let (status, exit_code, error) = match &outcome.termination {
+                        Termination::Exited { code: 0 } => (run_status::SUCCEEDED, Some(0), None),
+                        Termination::Exited { code } => {
+                            (run_status::FAILED, Some(i64::from(*code)), Some(format!("the script exited with status {code}")))
+                        }
+                        Termination::Trapped { message } => (run_status::FAILED, None, Some(format!("the script trapped: {message}"))),
+                        Termination::LimitExceeded { limit: Limit::WallTime, detail } => {
+                            (run_status::TIMED_OUT, None, Some(format!("stopped: {detail}")))
+                        }
+                        Termination::LimitExceeded { limit, detail } => {
+                            (run_status::LIMIT_EXCEEDED, None, Some(format!("stopped: {} limit exceeded ({detail})", limit.as_str())))
+                        }
+                    };
+                    let mut error = error;
+                    if !outcome.denied_requests.is_empty() {
+                        let denied: Vec<String> =
+                            outcome.denied_requests.iter().map(|d| format!("{} ({})", d.host, d.reason)).collect();
+                        let note = format!("outbound requests denied: {}", denied.join("; "));
+                        error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
+                    }
+                    RunFinish {
+                        status: status.into(),
+                        exit_code,
+                        duration_ms: i64::try_from(outcome.duration.as_millis()).unwrap_or(i64::MAX),
+                        error,
+                        stdout_truncated: outcome.stdout.truncated,
+                        stderr_truncated: outcome.stderr.truncated,
+                        stdout: outcome.stdout.bytes,
+                        stderr: outcome.stderr.bytes,
+                        output_cap: i64::try_from(self.limits.max_output_bytes).unwrap_or(i64::MAX),
+                    }
+                }
+                Err(err) => self.failed(format!("roost could not start the script: {err}")),
+            },
+            Err(message) => self.failed(message),
+        }
+    }
+
+    fn failed(&self, error: String) -> RunFinish {
+        RunFinish {
+            status: run_status::FAILED.into(),
+            exit_code: None,
+            duration_ms: 0,
+            error: Some(error),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            output_cap: i64::try_from(self.limits.max_output_bytes).unwrap_or(i64::MAX),
+        }
+    }
+
+    async fn prepare(&self, run: &RunRow) -> Result<(LoadedGuest, Invocation, EgressPolicy), String> {
+        let (guest, metadata) = self.guest(&run.script_id, run.script_version).await?;
+        let mut env = self
+            .oauth
+            .env_for_run(&run.user_id, &self.registry, &metadata.integrations)
+            .await
+            .map_err(|err| err.to_string())?;
+        env.insert("ROOST_RUN_ID".into(), run.id.clone());
+        env.insert("ROOST_SCRIPT_ID".into(), run.script_id.clone());
+        env.insert("ROOST_SCRIPT_VERSION".into(), run.script_version.to_string());
+        env.insert("ROOST_TRIGGER".into(), run.trigger_kind.clone());
+        let hosts: Vec<String> = metadata
+            .integrations
+            .iter()
+            .filter_map(|id| self.registry.get(id))
+            .flat_map(|definition| definition.outbound_hosts.iter().cloned())
+            .collect();
+        let trigger = match run.trigger_kind.as_str() {
+            "schedule" => Trigger::Schedule { cron: run.trigger_spec.clone() },
+            "event" => Trigger::Event { name: run.trigger_spec.clone() },
+            _ => Trigger::Manual,
+        };
+        let invocation = Invocation {
+            env,
+            handler: run.handler.clone(),
+            trigger: Some(trigger),
+            payload: run.payload.clone(),
+            program_name: Some(run.script_id.clone()),
+        };
+        Ok((guest, invocation, EgressPolicy::allow_hosts(hosts)))
+    }
+
+    async fn guest(&self, script_id: &str, version: i64) -> Result<(LoadedGuest, ScriptMetadata), String> {
+        let (component, metadata) = self
+            .store
+            .version_component(script_id, version)
+            .await
+            .map_err(|e| format!("loading the script: {e}"))?
+            .ok_or_else(|| "the script version no longer exists".to_string())?;
+        let metadata: ScriptMetadata =
+            serde_json::from_value(metadata).map_err(|e| format!("the stored script metadata is unreadable: {e}"))?;
+        let key = (script_id.to_string(), version);
+        if let Some(guest) = self.guests.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok((guest.clone(), metadata));
+        }
+        // Compiled artifacts come from the on-disk cache after the first
+        // time; loading is still CPU work, so off the async workers.
+        let sandbox = self.sandbox.clone();
+        let guest = tokio::task::spawn_blocking(move || sandbox.load(&component))
+            .await
+            .map_err(|e| format!("compiling the script: {e}"))?
+            .map_err(|e| format!("compiling the script: {e}"))?;
+        self.guests.lock().unwrap_or_else(|p| p.into_inner()).insert(key, guest.clone());
+        Ok((guest, metadata))
+    }
+}

@@ -1,0 +1,166 @@
+//! Runs: the durable queue in the store, a pool of workers claiming from
+//! it, heart-beating while they run, and a reaper that puts the runs of a
+//! dead worker back on the queue.
+
+mod execute;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+pub use execute::Executor;
+
+use crate::store::{NewRun, RunRow, Store, StoreError, StoreResult, now_millis, run_status};
+
+/// Worker-pool settings.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Concurrent runs on this node.
+    pub workers: usize,
+    /// How often a running run's heartbeat is written.
+    pub heartbeat: Duration,
+    /// A running run whose heartbeat is older than this is re-queued.
+    pub stale_after: Duration,
+    /// How often idle workers look at the queue (new local runs wake them at once).
+    pub poll: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            heartbeat: Duration::from_secs(2),
+            stale_after: Duration::from_secs(30),
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Enqueues runs and runs the workers.
+pub struct Runner {
+    store: Arc<dyn Store>,
+    executor: Arc<Executor>,
+    config: RunnerConfig,
+    wake: Arc<Notify>,
+    node_id: String,
+}
+
+impl Runner {
+    /// A runner over `store`.
+    pub fn new(store: Arc<dyn Store>, executor: Arc<Executor>, config: RunnerConfig) -> Self {
+        let node_id = format!("node_{}", hex::encode(rand::random::<[u8; 6]>()));
+        Self { store, executor, config, wake: Arc::new(Notify::new()), node_id }
+    }
+
+    /// Queues a run and wakes a worker.
+    pub async fn enqueue(&self, run: &NewRun) -> StoreResult<RunRow> {
+        let row = self.store.enqueue_run(run).await?;
+        tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, "run queued");
+        self.wake.notify_one();
+        Ok(row)
+    }
+
+    /// Waits until the run has ended or `timeout` passes; returns its latest state.
+    pub async fn wait(&self, user_id: &str, run_id: &str, timeout: Duration) -> StoreResult<RunRow> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let run = self.store.get_run(user_id, run_id).await?.ok_or_else(|| StoreError::Corrupt("run vanished".into()))?;
+            if is_terminal(&run.status) || tokio::time::Instant::now() >= deadline {
+                return Ok(run);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the workers and the reaper; they stop when `stop` turns true,
+    /// after finishing the run in hand.
+    pub fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = Vec::new();
+        // Zero workers makes a node that serves the API and queues runs only.
+        for n in 0..self.config.workers {
+            let runner = self.clone();
+            let stop = stop.clone();
+            handles.push(tokio::spawn(async move { runner.work(format!("{}-w{n}", runner.node_id), stop).await }));
+        }
+        let runner = self.clone();
+        handles.push(tokio::spawn(async move { runner.reap(stop).await }));
+        handles
+    }
+
+    async fn work(&self, worker_id: String, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match self.store.claim_run(&worker_id).await {
+                Ok(Some(run)) => self.run_one(&worker_id, run).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.config.poll) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "claiming a run failed; retrying");
+                    tokio::time::sleep(self.config.poll).await;
+                }
+            }
+        }
+    }
+
+    async fn run_one(&self, worker_id: &str, run: RunRow) {
+        let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
+        tracing::info!(parent: &span, worker = worker_id, attempt = run.attempt, "run started");
+        let heartbeat = {
+            let store = self.store.clone();
+            let (run_id, worker) = (run.id.clone(), worker_id.to_string());
+            let every = self.config.heartbeat;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(err) = store.heartbeat_run(&run_id, &worker).await {
+                        tracing::warn!(run_id = %run_id, error = %err, "heartbeat failed");
+                    }
+                }
+            })
+        };
+        let finish = self.executor.execute(&run).await;
+        heartbeat.abort();
+        match self.store.finish_run(&run.id, &finish).await {
+            Ok(true) => tracing::info!(
+                parent: &span,
+                status = %finish.status,
+                duration_ms = finish.duration_ms,
+                error = finish.error.as_deref().unwrap_or(""),
+                "run finished"
+            ),
+            Ok(false) => tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped"),
+            Err(err) => tracing::error!(parent: &span, error = %err, "recording the run's outcome failed"),
+        }
+    }
+
+    async fn reap(&self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let stale_before = now_millis() - i64::try_from(self.config.stale_after.as_millis()).unwrap_or(i64::MAX);
+            match self.store.requeue_stale_runs(stale_before).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(count = n, "re-queued runs whose worker stopped heart-beating");
+                    self.wake.notify_waiters();
+                }
+                Err(err) => tracing::error!(error = %err, "re-queuing stale runs failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.heartbeat * 2) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// Whether a status is final.
+pub fn is_terminal(status: &str) -> bool {
+    !matches!(status, run_status::QUEUED | run_status::RUNNING)
+}

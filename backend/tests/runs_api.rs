@@ -1,0 +1,145 @@
+//! Runs on the server: manual runs (with and without waiting), what a run
+//! sees, limits as run statuses, history, logs, cancel, and recovery of runs
+//! whose worker died. On SQLite and, when configured, PostgreSQL.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{Backend, TestApp};
+
+async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String {
+    let (status, body) = app.deploy(token, name, &roost_tests::example(example)).await;
+    assert_eq!(status, 201, "{body}");
+    body["script_id"].as_str().unwrap().to_string()
+}
+
+async fn run_and_wait(app: &TestApp, token: &str, script: &str, body: Value) -> Value {
+    let (status, run) = app.send(Method::POST, token, &format!("/v1/scripts/{script}/run?wait=true"), body).await;
+    assert_eq!(status, 200, "{run}");
+    run
+}
+
+async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.user("ada").await;
+    let bob = app.user("bob").await;
+    for (integration, key, value) in [("sendgrid", "api_key", "SG.ada"), ("openai", "api_key", "sk-ada")] {
+        let (status, _) = app.send(Method::PUT, &ada, &format!("/v1/credentials/{integration}"), json!({ "values": { key: value } })).await;
+        assert_eq!(status, 200);
+    }
+    // Ada also has shopify connected, which this script does not declare;
+    // Bob has his own sendgrid key.
+    app.send(Method::PUT, &ada, "/v1/credentials/shopify", json!({ "values": { "access_token": "shpat_ada", "shop_domain": "ada.myshopify.com" } })).await;
+    app.send(Method::PUT, &bob, "/v1/credentials/sendgrid", json!({ "values": { "api_key": "SG.bob" } })).await;
+
+    let script = deploy(&app, &ada, "report", "env-report").await;
+    let run = run_and_wait(&app, &ada, &script, json!({ "payload": { "n": 1 } })).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let stdout = run["stdout"].as_str().unwrap();
+    let keys: Vec<&str> = stdout.lines().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(keys, ["OPENAI_API_KEY", "ROOST_RUN_ID", "ROOST_SCRIPT_ID", "ROOST_SCRIPT_VERSION", "ROOST_TRIGGER", "SENDGRID_API_KEY"], "{stdout}");
+    assert!(stdout.contains("SENDGRID_API_KEY=SG.ada\n") && stdout.contains("OPENAI_API_KEY=sk-ada\n"));
+    assert!(stdout.contains(&format!("ROOST_RUN_ID={}\n", run["run_id"].as_str().unwrap())));
+    assert!(!stdout.contains("shpat_ada") && !stdout.contains("SG.bob"));
+    assert_eq!(run["stderr"], "payload: {\"n\":1}\n");
+    assert_eq!(run["run"]["exit_code"], 0);
+    assert_eq!(run["run"]["trigger_kind"], "manual");
+}
+on_both_stores!(a_manual_run_gets_exactly_its_integrations_credentials);
+
+async fn limits_become_run_statuses_and_history_pages(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.run_limits.timeout = Duration::from_millis(300);
+        config.run_limits.max_memory_bytes = 32 << 20;
+        config.run_limits.max_output_bytes = 4096;
+    })
+    .await;
+    let token = app.user("ada").await;
+    let cases = [("infinite-loop", "timed_out"), ("memory-hog", "limit_exceeded"), ("output-flood", "limit_exceeded"), ("heartbeat", "failed")];
+    let mut ids = Vec::new();
+    for (example, expected) in cases {
+        let script = deploy(&app, &token, example, example).await;
+        let run = run_and_wait(&app, &token, &script, json!({})).await;
+        assert_eq!(run["status"], expected, "{example}: {run}");
+        assert!(run["run"]["error"].as_str().is_some(), "{example}: the error says why");
+        ids.push(run["run_id"].as_str().unwrap().to_string());
+    }
+    // heartbeat has two handlers: naming neither fails with the SDK's exit status.
+    let (_, heartbeat) = app.get(&token, &format!("/v1/runs/{}", ids[3])).await;
+    assert_eq!(heartbeat["run"]["exit_code"], 2);
+
+    let (_, flood) = app.get_text(&token, &format!("/v1/runs/{}/logs", ids[2])).await;
+    assert!(flood.starts_with("--- stdout ---\nflood line 0:"), "{flood}");
+    assert!(flood.contains("[roost: output truncated at 4096 bytes]"));
+
+    let (_, page) = app.get(&token, "/v1/runs?limit=2").await;
+    let first: Vec<&str> = page["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(first.len(), 2);
+    let next = page["next_before"].as_i64().unwrap();
+    let (_, rest) = app.get(&token, &format!("/v1/runs?limit=10&before={next}")).await;
+    assert_eq!(rest["runs"].as_array().unwrap().len() + 2, 4, "pages cover every run once");
+    let (_, timed_out) = app.get(&token, "/v1/runs?status=timed_out").await;
+    assert_eq!(timed_out["runs"].as_array().unwrap().len(), 1);
+    let (status, body) = app.get(&token, "/v1/runs?status=bogus").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_status")));
+
+    // Another user sees none of it.
+    let bob = app.user("bob").await;
+    let (_, bobs) = app.get(&bob, "/v1/runs").await;
+    assert_eq!(bobs["runs"], json!([]));
+    assert_eq!(app.get(&bob, &format!("/v1/runs/{}", ids[0])).await.0, 404);
+    assert_eq!(app.get_text(&bob, &format!("/v1/runs/{}/logs", ids[0])).await.0, 404);
+}
+on_both_stores!(limits_become_run_statuses_and_history_pages);
+
+async fn runs_can_be_cancelled_and_deleting_a_script_cancels_its_queue(backend: Backend) {
+    // No workers: runs stay queued.
+    let app = TestApp::spawn_with(backend, |config| config.runner.workers = 0).await;
+    let token = app.user("ada").await;
+    let script = deploy(&app, &token, "hello", "hello").await;
+    let (status, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
+    assert_eq!((status, queued["status"].as_str()), (202, Some("queued")));
+    let run_id = queued["run_id"].as_str().unwrap();
+    let (status, cancelled) = app.send(Method::POST, &token, &format!("/v1/runs/{run_id}/cancel"), json!(null)).await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")));
+    let (status, body) = app.send(Method::POST, &token, &format!("/v1/runs/{run_id}/cancel"), json!(null)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("run_finished")));
+
+    let (_, second) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!({ "handler": "hello" })).await;
+    let (status, body) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!({ "handler": "nope" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_handler")));
+    app.send(Method::DELETE, &token, &format!("/v1/scripts/{script}"), json!(null)).await;
+    let (_, run) = app.get(&token, &format!("/v1/runs/{}", second["run_id"].as_str().unwrap())).await;
+    assert_eq!(run["run"]["status"], "cancelled");
+    assert_eq!(run["run"]["error"], "the script was deleted");
+}
+on_both_stores!(runs_can_be_cancelled_and_deleting_a_script_cancels_its_queue);
+
+async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.runner.workers = 0;
+    })
+    .await;
+    let token = app.user("ada").await;
+    let script = deploy(&app, &token, "hello", "hello").await;
+    let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
+    let run_id = queued["run_id"].as_str().unwrap().to_string();
+    // A worker claims it and dies without a heartbeat.
+    let claimed = app.store.claim_run("dead-worker").await.unwrap().unwrap();
+    assert_eq!(claimed.id, run_id);
+    assert!(app.store.claim_run("other-worker").await.unwrap().is_none(), "a running run is never claimed twice");
+
+    // Once its heartbeat is stale, the reaper's query puts it back on the queue.
+    let requeued = app.store.requeue_stale_runs(roost::store::now_millis() + 1).await.unwrap();
+    assert_eq!(requeued, 1);
+    let again = app.store.claim_run("live-worker").await.unwrap().unwrap();
+    assert_eq!((again.id.as_str(), again.worker_id.as_deref()), (run_id.as_str(), Some("live-worker")));
+    // The dead worker's late heartbeat does not take the run back.
+    app.store.heartbeat_run(&run_id, "dead-worker").await.unwrap();
+    let (_, run) = app.get(&token, &format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["run"]["worker_id"], "live-worker");
+}
+on_both_stores!(runs_of_a_dead_worker_are_requeued_and_run_once);
