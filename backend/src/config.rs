@@ -34,6 +34,12 @@ pub struct FileConfig {
     pub integrations_dir: Option<PathBuf>,
     /// Refresh OAuth tokens expiring within this many seconds before a run.
     pub refresh_window_secs: Option<u64>,
+    /// Concurrent runs on this node.
+    pub workers: Option<usize>,
+    /// Wall-clock limit of each run, in milliseconds.
+    pub run_timeout_ms: Option<u64>,
+    /// Seconds without a heartbeat after which a running run is re-queued.
+    pub run_stale_secs: Option<u64>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,

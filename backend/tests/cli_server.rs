@@ -13,8 +13,13 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_roost"))
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("ROOST_DATA_DIR", data_dir)
             .env_remove("ROOST_MASTER_KEY")
             .stdout(Stdio::null())
@@ -32,6 +37,11 @@ impl Server {
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Self { child, url }
+    }
+
+    fn kill_hard(mut self) {
+        Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap();
+        let _ = self.child.wait();
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
@@ -143,4 +153,68 @@ fn config_file_settings_apply_and_flags_win() {
     let failed = roost(data.path(), &["serve", "--config", bad.to_str().unwrap()], &[]);
     assert_eq!(failed.status.code(), Some(2));
     assert!(text(&failed.stderr).contains("bad.toml"), "{}", text(&failed.stderr));
+}
+
+async fn api(method: reqwest::Method, url: &str, token: &str) -> serde_json::Value {
+    let response = reqwest::Client::new().request(method, url).bearer_auth(token).send().await.unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    response.json().await.unwrap()
+}
+
+async fn run_status(server: &str, token: &str, run: &str) -> String {
+    api(reqwest::Method::GET, &format!("{server}/v1/runs/{run}"), token).await["run"]["status"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn queued_and_running_runs_survive_a_killed_server() {
+    let data = tempfile::tempdir().unwrap();
+    let flags = ["--workers", "1", "--run-timeout-ms", "1500", "--run-stale-secs", "1"];
+    let server = Server::start_with(data.path(), &flags);
+    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout).trim().to_string();
+    let env = [("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())];
+    let script_of = |example: &str| {
+        let out = roost(data.path(), &["deploy", &roost_tests::example_path(example).display().to_string()], &env);
+        text(&out.stdout).split_whitespace().nth(3).unwrap().to_string()
+    };
+    let (sleeper, hello) = (script_of("sleeper"), script_of("hello"));
+
+    let start = |script: String| {
+        let url = format!("{}/v1/scripts/{script}/run", server.url);
+        let token = token.clone();
+        async move { api(reqwest::Method::POST, &url, &token).await["run_id"].as_str().unwrap().to_string() }
+    };
+    let long = start(sleeper).await;
+    for _ in 0..100 {
+        if run_status(&server.url, &token, &long).await == "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(run_status(&server.url, &token, &long).await, "running");
+    let queued = [start(hello.clone()).await, start(hello).await];
+    server.kill_hard();
+
+    // After the restart nothing is lost: the orphaned run is re-queued once
+    // its heartbeat is stale, the queued ones stay queued, and all of them end.
+    let server = Server::start_with(data.path(), &flags);
+    let mut statuses = Vec::new();
+    for _ in 0..300 {
+        statuses.clear();
+        for run in std::iter::once(&long).chain(&queued) {
+            statuses.push(run_status(&server.url, &token, run).await);
+        }
+        if statuses.iter().all(|s| s != "queued" && s != "running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(statuses, ["timed_out", "succeeded", "succeeded"], "after the restart");
+    let listed = api(reqwest::Method::GET, &format!("{}/v1/runs", server.url), &token).await;
+    assert_eq!(listed["runs"].as_array().unwrap().len(), 3, "no run was duplicated");
+
+    let logs = roost(data.path(), &["logs", &queued[0]], &[("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())]);
+    assert!(text(&logs.stdout).contains("hello from roost"), "{}", text(&logs.stdout));
+    let runs = roost(data.path(), &["runs", "--status", "timed_out"], &[("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())]);
+    assert!(text(&runs.stdout).contains(&long), "{}", text(&runs.stdout));
+    assert!(server.stop().success());
 }

@@ -107,3 +107,81 @@ pub(super) fn integrations(command: IntegrationsCommand) -> anyhow::Result<ExitC
         }
     })
 }
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RunsArgs {
+    /// Only this script's runs.
+    #[arg(long)]
+    script: Option<String>,
+    /// Only runs in this status (queued, running, succeeded, failed, timed_out, limit_exceeded, cancelled).
+    #[arg(long)]
+    status: Option<String>,
+    /// How many.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct LogsArgs {
+    /// The run id (from `roost runs`).
+    run_id: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+async fn get(server: &ServerArgs, path: &str) -> anyhow::Result<(reqwest::StatusCode, String)> {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", server.server.trim_end_matches('/')))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .with_context(|| format!("connecting to {}", server.server))?;
+    let status = response.status();
+    Ok((status, response.text().await?))
+}
+
+pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
+    let mut query = format!("/v1/runs?limit={}", args.limit);
+    if let Some(script) = &args.script {
+        query.push_str(&format!("&script_id={script}"));
+    }
+    if let Some(status) = &args.status {
+        query.push_str(&format!("&status={status}"));
+    }
+    runtime()?.block_on(async {
+        let (status, text) = get(&args.server, &query).await?;
+        if !status.is_success() {
+            eprintln!("roost: {status}: {text}");
+            return Ok(ExitCode::from(1));
+        }
+        let body: Value = serde_json::from_str(&text)?;
+        println!("{:<30} {:<30} {:>3} {:<15} {:>9}  error", "run", "script", "v", "status", "ms");
+        for run in body["runs"].as_array().into_iter().flatten() {
+            println!(
+                "{:<30} {:<30} {:>3} {:<15} {:>9}  {}",
+                run["id"].as_str().unwrap_or("?"),
+                run["script_id"].as_str().unwrap_or("?"),
+                run["script_version"],
+                run["status"].as_str().unwrap_or("?"),
+                run["duration_ms"].as_i64().map(|ms| ms.to_string()).unwrap_or_default(),
+                run["error"].as_str().unwrap_or(""),
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(super) fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let (status, text) = get(&args.server, &format!("/v1/runs/{}/logs", args.run_id)).await?;
+        if status.is_success() {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("roost: {status}: {text}");
+            Ok(ExitCode::from(1))
+        }
+    })
+}

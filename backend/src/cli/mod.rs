@@ -45,6 +45,10 @@ enum Command {
     /// Browse the server's integrations.
     #[command(subcommand)]
     Integrations(client::IntegrationsCommand),
+    /// List runs on the server, newest first.
+    Runs(client::RunsArgs),
+    /// Print a run's captured output.
+    Logs(client::LogsArgs),
 }
 
 /// Entry point of the binary.
@@ -59,6 +63,8 @@ pub fn main() -> ExitCode {
         Command::Keys(command) => admin::keys(command, &cli.data_dir),
         Command::Deploy(args) => client::deploy(args),
         Command::Integrations(command) => client::integrations(command),
+        Command::Runs(args) => client::runs(args),
+        Command::Logs(args) => client::logs(args),
     };
     match result {
         Ok(code) => code,

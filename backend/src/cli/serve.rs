@@ -22,6 +22,15 @@ pub(super) struct ServeArgs {
     /// Directory of extra integration definitions (`*.json`).
     #[arg(long, env = "ROOST_INTEGRATIONS_DIR")]
     integrations_dir: Option<PathBuf>,
+    /// Concurrent runs on this node (0: serve the API and queue runs only).
+    #[arg(long, env = "ROOST_WORKERS")]
+    workers: Option<usize>,
+    /// Wall-clock limit of each run, in milliseconds.
+    #[arg(long, env = "ROOST_RUN_TIMEOUT_MS")]
+    run_timeout_ms: Option<u64>,
+    /// A running run whose worker has not reported for this long is re-queued.
+    #[arg(long, env = "ROOST_RUN_STALE_SECS")]
+    run_stale_secs: Option<u64>,
     /// TOML config file (default: roost.toml in the data directory, if present).
     #[arg(long, env = "ROOST_CONFIG")]
     config: Option<PathBuf>,
@@ -43,6 +52,16 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     config.base_url = args.base_url.or(file.base_url);
     config.max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
     config.integrations_dir = args.integrations_dir.or(file.integrations_dir);
+    if let Some(workers) = args.workers.or(file.workers) {
+        config.runner.workers = workers;
+    }
+    if let Some(ms) = args.run_timeout_ms.or(file.run_timeout_ms) {
+        config.run_limits.timeout = std::time::Duration::from_millis(ms);
+    }
+    if let Some(secs) = args.run_stale_secs.or(file.run_stale_secs) {
+        config.runner.stale_after = std::time::Duration::from_secs(secs.max(1));
+        config.runner.heartbeat = (config.runner.stale_after / 4).max(std::time::Duration::from_millis(200));
+    }
     if let Some(secs) = std::env::var("ROOST_REFRESH_WINDOW_SECS").ok().and_then(|v| v.parse().ok()).or(file.refresh_window_secs) {
         config.refresh_window = std::time::Duration::from_secs(secs);
     }
@@ -60,31 +79,31 @@ pub(super) fn execute(args: ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCo
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let app = Application::build(config).await?;
+        // Register the handlers before announcing the address, so a signal
+        // sent right after start-up is a clean stop, not a kill.
+        let shutdown = shutdown_signal()?;
         eprintln!("roost: listening on http://{} (setup links use {}; Ctrl-C to stop)", app.local_addr()?, app.base_url());
-        app.run_until(shutdown_signal()).await
+        app.run_until(shutdown).await
     })?;
     eprintln!("roost: stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this returns.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested; finishing in-flight requests and runs");
+    })
 }

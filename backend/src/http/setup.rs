@@ -30,14 +30,14 @@ struct LinkParams {
 }
 
 impl LinkParams {
-    fn check(&self, state: &AppState, integration: &str) -> Result<String, Response> {
+    fn check(&self, state: &AppState, integration: &str) -> Result<String, Box<Response>> {
         let (Some(user), Some(expires), Some(sig)) = (&self.user, self.expires, &self.sig) else {
-            return Err(error_page(StatusCode::BAD_REQUEST, "Invalid setup link", "The link is incomplete; deploy the script again to get a fresh one."));
+            return Err(Box::new(error_page(StatusCode::BAD_REQUEST, "Invalid setup link", "The link is incomplete; deploy the script again to get a fresh one.")));
         };
         state
             .links
             .verify(integration, user, expires, sig)
-            .map_err(|err| error_page(StatusCode::FORBIDDEN, "Setup link refused", &err.to_string()))?;
+            .map_err(|err| Box::new(error_page(StatusCode::FORBIDDEN, "Setup link refused", &err.to_string())))?;
         Ok(user.clone())
     }
 }
@@ -48,7 +48,7 @@ async fn start(State(state): State<AppState>, Path(id): Path<String>, Query(para
     };
     let user = match params.check(&state, &id) {
         Ok(user) => user,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     match definition.auth_type {
         AuthType::Oauth2 => match state.oauth.start(&user, &definition).await {
@@ -103,7 +103,7 @@ async fn submit_form(
     };
     let user = match params.check(&state, &id) {
         Ok(user) => user,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let values: BTreeMap<String, String> = form
         .iter()

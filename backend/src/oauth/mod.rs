@@ -74,6 +74,9 @@ pub enum OAuthError {
     Credential(#[from] CredentialError),
 }
 
+/// One lock per (user, integration): the single flight of refreshes.
+type RefreshLocks = Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>;
+
 /// The OAuth side of the credential store.
 pub struct OAuth {
     credentials: CredentialService,
@@ -83,7 +86,7 @@ pub struct OAuth {
     http: reqwest::Client,
     links: SetupLinks,
     base_url: String,
-    inflight: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    inflight: RefreshLocks,
 }
 
 impl OAuth {
