@@ -2,6 +2,7 @@
 
 mod credentials;
 mod error;
+mod events;
 mod extract;
 mod integrations;
 mod pages;
@@ -52,6 +53,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(scripts::router())
         .merge(setup::router())
         .merge(runs::router())
+        .merge(events::router())
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

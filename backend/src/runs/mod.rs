@@ -24,6 +24,8 @@ pub struct RunnerConfig {
     pub stale_after: Duration,
     /// How often idle workers look at the queue (new local runs wake them at once).
     pub poll: Duration,
+    /// How long a received event id is remembered (repeats within it run once).
+    pub event_dedup_window: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -33,6 +35,7 @@ impl Default for RunnerConfig {
             heartbeat: Duration::from_secs(2),
             stale_after: Duration::from_secs(30),
             poll: Duration::from_millis(250),
+            event_dedup_window: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -59,6 +62,12 @@ impl Runner {
         tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, "run queued");
         self.wake.notify_one();
         Ok(row)
+    }
+
+    /// Wakes the workers (after runs were queued by other means, such as events).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 
     /// Waits until the run has ended or `timeout` passes; returns its latest state.
@@ -151,6 +160,10 @@ impl Runner {
                     self.wake.notify_waiters();
                 }
                 Err(err) => tracing::error!(error = %err, "re-queuing stale runs failed"),
+            }
+            let forget_before = now_millis() - i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
+            if let Err(err) = self.store.purge_events(forget_before).await {
+                tracing::error!(error = %err, "purging old events failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.heartbeat * 2) => {}

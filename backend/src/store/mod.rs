@@ -102,6 +102,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_run(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunRow>>;
     /// The user's runs, newest first.
     async fn list_runs(&self, user_id: &str, filter: &RunFilter) -> StoreResult<Vec<RunRow>>;
+    /// Records an event and queues one run per subscribed handler of the
+    /// user's scripts, in one transaction; a repeated event id queues nothing.
+    async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest>;
+    /// Forgets events received before `before` (end of the idempotency window).
+    async fn purge_events(&self, before: i64) -> StoreResult<u64>;
     /// A run's captured output.
     async fn run_logs(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunLogs>>;
 }

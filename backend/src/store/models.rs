@@ -296,3 +296,27 @@ pub struct RunLogs {
     /// stderr bytes.
     pub stderr: Vec<u8>,
 }
+
+/// An event to turn into runs.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Owner.
+    pub user_id: String,
+    /// Idempotency key.
+    pub event_id: String,
+    /// Event type (`order.created`).
+    pub event_type: String,
+    /// Who sent it.
+    pub source: Option<String>,
+    /// Handed to every subscribed handler.
+    pub payload: serde_json::Value,
+}
+
+/// What ingesting an event did.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventIngest {
+    /// The event id had been seen within the window; nothing new was queued.
+    pub duplicate: bool,
+    /// The runs the event caused (the original ones for a duplicate).
+    pub run_ids: Vec<String>,
+}

@@ -528,6 +528,78 @@ macro_rules! sql_store {
                 rows.iter().map(|row| $crate::store::sql::run_from_row(row)).collect()
             }
 
+            async fn ingest_event(&self, event: &$crate::store::NewEvent) -> $crate::store::StoreResult<$crate::store::EventIngest> {
+                use sqlx::Row;
+                let seen = |run_ids: String| -> $crate::store::StoreResult<$crate::store::EventIngest> {
+                    let run_ids = serde_json::from_str(&run_ids)
+                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("event run ids: {e}")))?;
+                    Ok($crate::store::EventIngest { duplicate: true, run_ids })
+                };
+                let lookup = "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";
+                let now = $crate::store::now_millis();
+                let mut tx = self.pool.begin().await?;
+                if let Some(row) = sqlx::query(lookup).bind(&event.user_id).bind(&event.event_id).fetch_optional(&mut *tx).await? {
+                    return seen(row.try_get("run_ids")?);
+                }
+                let subscribers = sqlx::query(
+                    "SELECT s.id AS script_id, s.current_version, t.handler FROM triggers t JOIN scripts s ON s.id = t.script_id \
+                     WHERE s.user_id = $1 AND t.kind = 'event' AND t.spec = $2 ORDER BY s.id, t.handler",
+                )
+                .bind(&event.user_id)
+                .bind(&event.event_type)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut run_ids = Vec::new();
+                for row in &subscribers {
+                    let id = $crate::store::sql::new_id("run");
+                    sqlx::query(
+                        "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
+                         payload, status, attempt, queued_at) VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8)",
+                    )
+                    .bind(&id)
+                    .bind(&event.user_id)
+                    .bind(row.try_get::<String, _>("script_id")?)
+                    .bind(row.try_get::<i64, _>("current_version")?)
+                    .bind(row.try_get::<String, _>("handler")?)
+                    .bind(&event.event_type)
+                    .bind(event.payload.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    run_ids.push(id);
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO events (user_id, event_id, event_type, source, received_at, run_ids) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&event.user_id)
+                .bind(&event.event_id)
+                .bind(&event.event_type)
+                .bind(&event.source)
+                .bind(now)
+                .bind(serde_json::to_string(&run_ids).expect("ids serialise"))
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {
+                        tx.commit().await?;
+                        Ok($crate::store::EventIngest { duplicate: false, run_ids })
+                    }
+                    // The same event arrived concurrently and won: roll back
+                    // our runs and report the winner's.
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        tx.rollback().await?;
+                        let row = sqlx::query(lookup).bind(&event.user_id).bind(&event.event_id).fetch_one(&self.pool).await?;
+                        seen(row.try_get("run_ids")?)
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            }
+
+            async fn purge_events(&self, before: i64) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM events WHERE received_at < $1").bind(before).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
             async fn run_logs(&self, user_id: &str, run_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RunLogs>> {
                 use sqlx::Row;
                 let row = sqlx::query("SELECT stdout, stderr FROM runs WHERE user_id = $1 AND id = $2")

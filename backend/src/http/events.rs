@@ -1,0 +1,81 @@
+//! `POST /v1/events/{type}`: an event runs every one of the user's scripts
+//! with an `#[on_event]` handler for its type.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{ApiJson, AuthUser};
+use super::{ApiError, AppState};
+use crate::store::NewEvent;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/v1/events/{event_type}", post(ingest))
+}
+
+/// The envelope, after IONFLUX's platform events: an id for idempotency, the
+/// type, when and where it happened, and the payload handlers receive.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    /// Idempotency key; generated when absent.
+    id: Option<String>,
+    /// Must match the path when given.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// When it happened (informational).
+    #[serde(default)]
+    #[allow(dead_code)]
+    timestamp: Option<String>,
+    /// Who sent it.
+    source: Option<String>,
+    /// What handlers receive.
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+fn valid_type(event_type: &str) -> bool {
+    !event_type.is_empty()
+        && event_type.len() <= 128
+        && event_type.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(event_type): Path<String>,
+    ApiJson(envelope): ApiJson<Envelope>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !valid_type(&event_type) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_event_type", "event types are 1-128 of [A-Za-z0-9._:-]"));
+    }
+    if let Some(stated) = &envelope.event_type
+        && *stated != event_type
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "event_type_mismatch",
+            format!("the body says `{stated}` but the path says `{event_type}`"),
+        ));
+    }
+    let event_id = match envelope.id {
+        Some(id) if id.is_empty() || id.len() > 200 => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_event_id", "an event id is 1-200 characters"));
+        }
+        Some(id) => id,
+        None => format!("evt_{}", hex::encode(rand::random::<[u8; 12]>())),
+    };
+    let outcome = state
+        .store
+        .ingest_event(&NewEvent { user_id: user.id, event_id: event_id.clone(), event_type: event_type.clone(), source: envelope.source, payload: envelope.payload })
+        .await?;
+    if !outcome.duplicate && !outcome.run_ids.is_empty() {
+        state.runner.wake();
+    }
+    tracing::info!(event_id = %event_id, event_type = %event_type, runs = outcome.run_ids.len(), duplicate = outcome.duplicate, "event received");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "event_id": event_id, "duplicate": outcome.duplicate, "run_ids": outcome.run_ids }))))
+}
