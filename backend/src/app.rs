@@ -20,6 +20,7 @@ use crate::store;
 
 /// A server bound to its port, ready to serve.
 pub struct Application {
+    store: Arc<dyn store::Store>,
     runner: Arc<Runner>,
     oauth: Arc<OAuth>,
     registry: Arc<Registry>,
@@ -68,6 +69,7 @@ impl Application {
             base_url: base_url.clone(),
             links: links.clone(),
         });
+        let store_handle = store.clone();
         let state = AppState { store, registry: registry.clone(), credentials, deploy, oauth: oauth.clone(), links, runner: runner.clone() };
         let router = router(state, config.max_body_bytes);
         tracing::info!(
@@ -76,7 +78,7 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "roost server ready"
         );
-        Ok(Self { runner, oauth, registry, listener, router, port, base_url })
+        Ok(Self { store: store_handle, runner, oauth, registry, listener, router, port, base_url })
     }
 
     /// The OAuth service (runs get their environment through it).
@@ -108,7 +110,8 @@ impl Application {
     /// finishes in-flight requests and the runs in hand.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let workers = self.runner.start(stopped);
+        let mut workers = self.runner.start(stopped.clone());
+        workers.push(crate::schedules::Scheduler::new(self.store.clone(), self.runner.clone()).start(stopped));
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
         let _ = stop.send(true);
         for worker in workers {

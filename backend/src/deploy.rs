@@ -65,6 +65,9 @@ pub enum DeployError {
     /// The body contradicts the component.
     #[error("the request metadata contradicts the component: {0}")]
     MetadataMismatch(String),
+    /// A schedule's cron expression or timezone is invalid.
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
     /// An integration is named twice.
     #[error("integration `{0}` is listed twice")]
     DuplicateIntegration(String),
@@ -109,6 +112,12 @@ impl DeployService {
         check_name(&request.name)?;
         let metadata = resolve_metadata(&request.component, &request.declared)?;
 
+        for handler in &metadata.handlers {
+            if let roost_sandbox::Trigger::Schedule { cron, timezone } = &handler.trigger {
+                crate::schedules::Schedule::parse(cron, timezone.as_deref())
+                    .map_err(|reason| DeployError::InvalidSchedule(format!("handler `{}`: {reason}", handler.name)))?;
+            }
+        }
         let unknown = self.registry.unknown(&metadata.integrations);
         if !unknown.is_empty() {
             return Err(DeployError::UnknownIntegrations { unknown, known: self.registry.ids() });

@@ -15,5 +15,6 @@ pub mod http;
 pub mod oauth;
 pub mod registry;
 pub mod runs;
+pub mod schedules;
 pub mod setup_link;
 pub mod store;

@@ -12,6 +12,9 @@ pub enum Trigger {
     Schedule {
         /// The cron expression that fired.
         cron: String,
+        /// IANA timezone the expression is read in (UTC when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timezone: Option<String>,
     },
     /// An event of the given type.
     Event {

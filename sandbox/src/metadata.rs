@@ -123,7 +123,7 @@ mod tests {
         let meta = parse_records(content.as_bytes()).unwrap();
         assert_eq!(meta.sdk_version.as_deref(), Some("0.1.0"));
         assert_eq!(meta.integrations, ["gmail", "slack"]);
-        assert_eq!(meta.handlers[0].trigger, Trigger::Schedule { cron: "0 * * * * *".into() });
+        assert_eq!(meta.handlers[0].trigger, Trigger::Schedule { cron: "0 * * * * *".into(), timezone: None });
     }
 
     #[test]

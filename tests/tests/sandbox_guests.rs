@@ -16,7 +16,7 @@ fn metadata_is_read_from_a_built_example_without_running_it() {
     assert_eq!(
         meta.handlers,
         [
-            HandlerMeta { name: "beat".into(), trigger: Trigger::Schedule { cron: "0 */5 * * * *".into() } },
+            HandlerMeta { name: "beat".into(), trigger: Trigger::Schedule { cron: "0 */5 * * * *".into(), timezone: None } },
             HandlerMeta { name: "status".into(), trigger: Trigger::Manual },
         ]
     );

@@ -51,7 +51,7 @@ async fn invocation_reaches_the_named_handler() {
     let heartbeat = load(&sandbox, "heartbeat");
     let mut tick = invocation(&[], json!(null));
     tick.handler = Some("beat".into());
-    tick.trigger = Some(Trigger::Schedule { cron: "0 */5 * * * *".into() });
+    tick.trigger = Some(Trigger::Schedule { cron: "0 */5 * * * *".into(), timezone: None });
     let outcome = sandbox.run(&heartbeat, &tick, &RunLimits::default(), &EgressPolicy::deny_all()).await.unwrap();
     assert!(outcome.succeeded(), "{outcome:?}");
     assert_eq!(outcome.stdout.to_text(), "heartbeat: tick of `0 */5 * * * *`\n");

@@ -20,6 +20,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/scripts/{id}", get(one).delete(remove))
         .route("/v1/scripts/{id}/versions", get(versions))
         .route("/v1/scripts/{id}/rollback", post(rollback))
+        .route("/v1/scripts/{id}/schedules", get(schedules))
+        .route("/v1/scripts/{id}/schedules/{handler}", axum::routing::patch(update_schedule))
 }
 
 #[derive(Deserialize)]
@@ -94,4 +96,36 @@ async fn remove(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id
     } else {
         Err(ApiError::not_found("script"))
     }
+}
+
+async fn schedules(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    if state.store.get_script(&user.id, &id).await?.is_none() {
+        return Err(ApiError::not_found("script"));
+    }
+    let schedules: Vec<_> = state.store.schedules().await?.into_iter().filter(|s| s.script_id == id && s.user_id == user.id).collect();
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
+async fn update_schedule(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((id, handler)): Path<(String, String)>,
+    ApiJson(patch): ApiJson<crate::store::SchedulePatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    for (field, value, allowed) in [
+        ("catch_up", &patch.catch_up, ["skip", "run_once"]),
+        ("overlap", &patch.overlap, ["skip", "allow"]),
+    ] {
+        if let Some(value) = value
+            && !allowed.contains(&value.as_str())
+        {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_policy", format!("`{field}` is one of {allowed:?}, not `{value}`")));
+        }
+    }
+    let schedule = state
+        .store
+        .update_schedule(&user.id, &id, &handler, &patch)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("schedule `{handler}` of this script")))?;
+    Ok(Json(json!({ "schedule": schedule })))
 }

@@ -110,7 +110,7 @@ impl Executor {
             .flat_map(|definition| definition.outbound_hosts.iter().cloned())
             .collect();
         let trigger = match run.trigger_kind.as_str() {
-            "schedule" => Trigger::Schedule { cron: run.trigger_spec.clone() },
+            "schedule" => Trigger::Schedule { cron: run.trigger_spec.clone(), timezone: None },
             "event" => Trigger::Event { name: run.trigger_spec.clone() },
             _ => Trigger::Manual,
         };

@@ -107,6 +107,14 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest>;
     /// Forgets events received before `before` (end of the idempotency window).
     async fn purge_events(&self, before: i64) -> StoreResult<u64>;
+    /// Every schedule of every script's current version.
+    async fn schedules(&self) -> StoreResult<Vec<ScheduleRow>>;
+    /// Handles one tick of a schedule: at most one run per (script, handler,
+    /// tick) ever, none while paused, none while the previous one is
+    /// unfinished if the overlap policy says skip. Returns the run queued.
+    async fn record_tick(&self, script_id: &str, handler: &str, tick_at: i64) -> StoreResult<Option<RunRow>>;
+    /// Changes a schedule's policies; None if the user has no such schedule.
+    async fn update_schedule(&self, user_id: &str, script_id: &str, handler: &str, patch: &SchedulePatch) -> StoreResult<Option<ScheduleRow>>;
     /// A run's captured output.
     async fn run_logs(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunLogs>>;
 }

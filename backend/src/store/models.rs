@@ -156,7 +156,7 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
         .map(|handler| {
             let (kind, spec, timezone) = match &handler.trigger {
                 Trigger::Manual => ("manual", String::new(), None),
-                Trigger::Schedule { cron } => ("schedule", cron.clone(), None),
+                Trigger::Schedule { cron, timezone } => ("schedule", cron.clone(), timezone.clone()),
                 Trigger::Event { name } => ("event", name.clone(), None),
             };
             TriggerRow { handler: handler.name.clone(), kind: kind.into(), spec, timezone }
@@ -319,4 +319,41 @@ pub struct EventIngest {
     pub duplicate: bool,
     /// The runs the event caused (the original ones for a duplicate).
     pub run_ids: Vec<String>,
+}
+
+/// A cron schedule of a script's current version, with its policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleRow {
+    /// Script.
+    pub script_id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Handler it runs.
+    pub handler: String,
+    /// Cron expression.
+    pub cron: String,
+    /// IANA timezone (UTC when absent).
+    pub timezone: Option<String>,
+    /// Paused schedules do not tick.
+    pub paused: bool,
+    /// After downtime: `skip` missed ticks, or `run_once` for the latest.
+    pub catch_up: String,
+    /// A tick while the previous run is unfinished: `skip` it, or `allow` stacking.
+    pub overlap: String,
+    /// The last tick handled (Unix ms).
+    pub last_tick_at: Option<i64>,
+    /// When the script was first deployed (Unix ms); no catch-up before it.
+    pub created_at: i64,
+}
+
+/// Changes to a schedule's policies.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePatch {
+    /// Pause or resume.
+    pub paused: Option<bool>,
+    /// `skip` or `run_once`.
+    pub catch_up: Option<String>,
+    /// `skip` or `allow`.
+    pub overlap: Option<String>,
 }

@@ -600,6 +600,118 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
+            async fn schedules(&self) -> $crate::store::StoreResult<Vec<$crate::store::ScheduleRow>> {
+                let rows = sqlx::query($crate::store::sql::SCHEDULES_SQL).bind("").fetch_all(&self.pool).await?;
+                rows.iter().map(|row| Ok($crate::store::sql::schedule_from_row(row)?)).collect()
+            }
+
+            async fn record_tick(&self, script_id: &str, handler: &str, tick_at: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
+                use sqlx::Row;
+                let now = $crate::store::now_millis();
+                let mut tx = self.pool.begin().await?;
+                let schedule = sqlx::query(
+                    "SELECT s.user_id, s.current_version, t.spec, COALESCE(c.paused, 0) AS paused, \
+                     COALESCE(c.overlap, 'skip') AS overlap FROM triggers t JOIN scripts s ON s.id = t.script_id \
+                     LEFT JOIN schedule_settings c ON c.script_id = t.script_id AND c.handler = t.handler \
+                     WHERE t.script_id = $1 AND t.handler = $2 AND t.kind = 'schedule'",
+                )
+                .bind(script_id)
+                .bind(handler)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(schedule) = schedule else { return Ok(None) };
+                if schedule.try_get::<i64, _>("paused")? != 0 {
+                    return Ok(None);
+                }
+                // Claim the tick first: whoever inserts it owns it.
+                let claimed = sqlx::query(
+                    "INSERT INTO schedule_ticks (script_id, handler, tick_at, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (script_id, handler, tick_at) DO NOTHING",
+                )
+                .bind(script_id)
+                .bind(handler)
+                .bind(tick_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if claimed.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                if schedule.try_get::<String, _>("overlap")? == "skip" {
+                    let busy = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM runs WHERE script_id = $1 AND handler = $2 AND trigger_kind = 'schedule' \
+                         AND status IN ('queued', 'running')",
+                    )
+                    .bind(script_id)
+                    .bind(handler)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get::<i64, _>("n")?;
+                    if busy > 0 {
+                        tx.commit().await?;
+                        return Ok(None);
+                    }
+                }
+                let sql = format!(
+                    "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+                     status, attempt, queued_at) VALUES ($1, $2, $3, $4, $5, 'schedule', $6, $7, 'queued', 1, $8) RETURNING {}",
+                    $crate::store::sql::RUN_COLUMNS
+                );
+                let run_id = $crate::store::sql::new_id("run");
+                let row = sqlx::query(&sql)
+                    .bind(&run_id)
+                    .bind(schedule.try_get::<String, _>("user_id")?)
+                    .bind(script_id)
+                    .bind(schedule.try_get::<i64, _>("current_version")?)
+                    .bind(handler)
+                    .bind(schedule.try_get::<String, _>("spec")?)
+                    .bind(serde_json::json!({ "tick_at": tick_at }).to_string())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE schedule_ticks SET run_id = $1 WHERE script_id = $2 AND handler = $3 AND tick_at = $4")
+                    .bind(&run_id)
+                    .bind(script_id)
+                    .bind(handler)
+                    .bind(tick_at)
+                    .execute(&mut *tx)
+                    .await?;
+                let run = $crate::store::sql::run_from_row(&row)?;
+                tx.commit().await?;
+                Ok(Some(run))
+            }
+
+            async fn update_schedule(
+                &self,
+                user_id: &str,
+                script_id: &str,
+                handler: &str,
+                patch: &$crate::store::SchedulePatch,
+            ) -> $crate::store::StoreResult<Option<$crate::store::ScheduleRow>> {
+                let find = |pool| async move {
+                    let sql = format!("{} AND t.script_id = $2 AND t.handler = $3", $crate::store::sql::SCHEDULES_SQL);
+                    let row = sqlx::query(&sql).bind(user_id).bind(script_id).bind(handler).fetch_optional(pool).await?;
+                    match row {
+                        Some(row) => Ok::<_, $crate::store::StoreError>(Some($crate::store::sql::schedule_from_row(&row)?)),
+                        None => Ok(None),
+                    }
+                };
+                let Some(current) = find(&self.pool).await? else { return Ok(None) };
+                sqlx::query(
+                    "INSERT INTO schedule_settings (script_id, handler, paused, catch_up, overlap) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (script_id, handler) DO UPDATE SET paused = excluded.paused, catch_up = excluded.catch_up, \
+                     overlap = excluded.overlap",
+                )
+                .bind(script_id)
+                .bind(handler)
+                .bind(i64::from(patch.paused.unwrap_or(current.paused)))
+                .bind(patch.catch_up.clone().unwrap_or(current.catch_up))
+                .bind(patch.overlap.clone().unwrap_or(current.overlap))
+                .execute(&self.pool)
+                .await?;
+                find(&self.pool).await
+            }
+
             async fn run_logs(&self, user_id: &str, run_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RunLogs>> {
                 use sqlx::Row;
                 let row = sqlx::query("SELECT stdout, stderr FROM runs WHERE user_id = $1 AND id = $2")
@@ -710,6 +822,37 @@ where
         stdout_truncated: row.try_get::<i64, _>("stdout_truncated")? != 0,
         stderr_truncated: row.try_get::<i64, _>("stderr_truncated")? != 0,
         output_cap: row.try_get("output_cap")?,
+    })
+}
+
+/// Schedules with their policies and last tick. `$1` is a user id to filter
+/// on, or the empty string for every user.
+pub(super) const SCHEDULES_SQL: &str = "SELECT t.script_id, s.user_id, t.handler, t.spec, t.timezone, s.created_at, \
+     COALESCE(c.paused, 0) AS paused, COALESCE(c.catch_up, 'skip') AS catch_up, COALESCE(c.overlap, 'skip') AS overlap, \
+     (SELECT MAX(k.tick_at) FROM schedule_ticks k WHERE k.script_id = t.script_id AND k.handler = t.handler) AS last_tick_at \
+     FROM triggers t JOIN scripts s ON s.id = t.script_id \
+     LEFT JOIN schedule_settings c ON c.script_id = t.script_id AND c.handler = t.handler \
+     WHERE t.kind = 'schedule' AND ($1 = '' OR s.user_id = $1)";
+
+pub(super) fn schedule_from_row<R: sqlx::Row>(row: &R) -> Result<super::ScheduleRow, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(super::ScheduleRow {
+        script_id: row.try_get("script_id")?,
+        user_id: row.try_get("user_id")?,
+        handler: row.try_get("handler")?,
+        cron: row.try_get("spec")?,
+        timezone: row.try_get("timezone")?,
+        paused: row.try_get::<i64, _>("paused")? != 0,
+        catch_up: row.try_get("catch_up")?,
+        overlap: row.try_get("overlap")?,
+        last_tick_at: row.try_get("last_tick_at")?,
+        created_at: row.try_get("created_at")?,
     })
 }
 

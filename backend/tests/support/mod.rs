@@ -86,6 +86,7 @@ pub struct TestApp {
     pub registry: Arc<roost::registry::Registry>,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
+    pub config: ServerConfig,
     pub dir: tempfile::TempDir,
 }
 
@@ -101,12 +102,21 @@ impl TestApp {
         config.database_url = database_url(backend, dir.path()).await;
         tweak(&mut config);
         let store = roost::store::connect(&config.database_url).await.unwrap();
-        let app = Application::build(config).await.expect("building the app");
+        let app = Application::build(config.clone()).await.expect("building the app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let (oauth, registry) = (app.oauth(), app.registry());
         tokio::spawn(app.run_until(std::future::pending()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { base, oauth, registry, client, store, dir }
+        Self { base, oauth, registry, client, store, config, dir }
+    }
+
+    /// Starts another node on the same database and data directory (the
+    /// scale-out shape); returns its base URL. It runs until the test ends.
+    pub async fn another_node(&self) -> String {
+        let app = Application::build(self.config.clone()).await.expect("building the second node");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until(std::future::pending()));
+        base
     }
 
     /// The id of the user owning `token`.

@@ -1,0 +1,205 @@
+//! Cron: every schedule trigger of every script's current version becomes a
+//! tokio-cron-scheduler job on every node. A tick is recorded under a unique
+//! (script, handler, tick time) key in the same transaction as its run, so
+//! however many nodes fire it, and whatever restarts, it runs once.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+use tokio::sync::watch;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::runs::Runner;
+use crate::store::{ScheduleRow, Store, now_millis};
+
+/// How often each node re-reads the schedules (deploys on other nodes).
+const SYNC_EVERY: Duration = Duration::from_secs(2);
+
+/// A parsed schedule: the expression (with a seconds field) and its zone.
+#[derive(Clone)]
+pub struct Schedule {
+    cron: Cron,
+    six_field: String,
+    tz: Tz,
+}
+
+impl Schedule {
+    /// Parses a cron expression (5 fields, or 6-7 with seconds first and an
+    /// optional year) and an optional IANA timezone.
+    pub fn parse(expression: &str, timezone: Option<&str>) -> Result<Self, String> {
+        let fields = expression.split_whitespace().count();
+        let six_field = if fields == 5 { format!("0 {expression}") } else { expression.trim().to_string() };
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(&six_field)
+            .map_err(|e| format!("`{expression}` is not a valid cron expression: {e}"))?;
+        let tz = match timezone {
+            Some(name) => Tz::from_str(name).map_err(|_| format!("`{name}` is not an IANA timezone"))?,
+            None => Tz::UTC,
+        };
+        Ok(Self { cron, six_field, tz })
+    }
+
+    /// The latest scheduled time at or before `now_ms` (Unix ms).
+    pub fn latest_at_or_before(&self, now_ms: i64) -> Option<i64> {
+        // Whole seconds: cron has no finer resolution, and the search keeps
+        // whatever fraction it is given.
+        let now = chrono::DateTime::from_timestamp(now_ms.div_euclid(1000), 0)?.with_timezone(&self.tz);
+        self.cron.find_previous_occurrence(&now, true).ok().map(|t| t.timestamp_millis())
+    }
+}
+
+type JobKey = (String, String);
+
+/// Keeps this node's cron jobs in line with the stored schedules.
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    runner: Arc<Runner>,
+    jobs: tokio::sync::Mutex<HashMap<JobKey, (uuid::Uuid, String, Option<String>)>>,
+}
+
+impl Scheduler {
+    /// A scheduler queuing through `runner`.
+    pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>) -> Arc<Self> {
+        Arc::new(Self { store, runner, jobs: tokio::sync::Mutex::default() })
+    }
+
+    /// Runs the catch-up pass, then keeps the jobs in sync until `stop`.
+    pub fn start(self: &Arc<Self>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut scheduler = match JobScheduler::new().await {
+                Ok(scheduler) => scheduler,
+                Err(err) => {
+                    tracing::error!(error = %err, "the cron scheduler could not start; schedules will not fire");
+                    return;
+                }
+            };
+            if let Err(err) = scheduler.start().await {
+                tracing::error!(error = %err, "the cron scheduler could not start; schedules will not fire");
+                return;
+            }
+            this.catch_up().await;
+            loop {
+                this.sync(&scheduler).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(SYNC_EVERY) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+            let _ = scheduler.shutdown().await;
+        })
+    }
+
+    /// Missed ticks: a `run_once` schedule whose latest occurrence was not
+    /// handled (the cluster was down) gets that one tick now.
+    async fn catch_up(&self) {
+        let Ok(schedules) = self.store.schedules().await else { return };
+        for row in schedules.iter().filter(|r| r.catch_up == "run_once" && !r.paused) {
+            let Ok(schedule) = Schedule::parse(&row.cron, row.timezone.as_deref()) else { continue };
+            let Some(latest) = schedule.latest_at_or_before(now_millis()) else { continue };
+            if latest > row.last_tick_at.unwrap_or(row.created_at).max(row.created_at) {
+                tracing::info!(script = %row.script_id, handler = %row.handler, tick_at = latest, "catching up a missed tick");
+                self.tick(&row.script_id, &row.handler, latest).await;
+            }
+        }
+    }
+
+    async fn sync(self: &Arc<Self>, scheduler: &JobScheduler) {
+        let rows = match self.store.schedules().await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::error!(error = %err, "reading schedules failed");
+                return;
+            }
+        };
+        let desired: HashMap<JobKey, &ScheduleRow> =
+            rows.iter().map(|row| ((row.script_id.clone(), row.handler.clone()), row)).collect();
+        let mut jobs = self.jobs.lock().await;
+        let stale: Vec<JobKey> = jobs
+            .iter()
+            .filter(|(key, (_, cron, tz))| desired.get(*key).is_none_or(|row| row.cron != *cron || row.timezone != *tz))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale {
+            if let Some((id, ..)) = jobs.remove(&key) {
+                let _ = scheduler.remove(&id).await;
+            }
+        }
+        for (key, row) in desired {
+            if jobs.contains_key(&key) {
+                continue;
+            }
+            match self.job(row) {
+                Ok(job) => match scheduler.add(job).await {
+                    Ok(id) => {
+                        jobs.insert(key, (id, row.cron.clone(), row.timezone.clone()));
+                    }
+                    Err(err) => tracing::error!(script = %row.script_id, error = %err, "adding a cron job failed"),
+                },
+                Err(err) => tracing::warn!(script = %row.script_id, handler = %row.handler, error = %err, "schedule skipped"),
+            }
+        }
+    }
+
+    fn job(self: &Arc<Self>, row: &ScheduleRow) -> Result<Job, String> {
+        let schedule = Schedule::parse(&row.cron, row.timezone.as_deref())?;
+        let this = self.clone();
+        let (script_id, handler) = (row.script_id.clone(), row.handler.clone());
+        let fire = schedule.clone();
+        Job::new_async_tz(schedule.six_field.as_str(), schedule.tz, move |_, _| {
+            let (this, script_id, handler, fire) = (this.clone(), script_id.clone(), handler.clone(), fire.clone());
+            Box::pin(async move {
+                // The tick's scheduled time, not the moment this code runs:
+                // nodes with slightly different clocks agree on it.
+                if let Some(tick_at) = fire.latest_at_or_before(now_millis() + 500) {
+                    this.tick(&script_id, &handler, tick_at).await;
+                }
+            })
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    async fn tick(&self, script_id: &str, handler: &str, tick_at: i64) {
+        match self.store.record_tick(script_id, handler, tick_at).await {
+            Ok(Some(run)) => {
+                tracing::info!(run_id = %run.id, script = script_id, handler, tick_at, lag_ms = now_millis() - tick_at, "cron tick queued a run");
+                self.runner.wake();
+            }
+            Ok(None) => tracing::debug!(script = script_id, handler, tick_at, "tick already handled, paused or overlapping"),
+            Err(err) => tracing::error!(script = script_id, handler, error = %err, "recording a tick failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_five_six_and_seven_fields_and_timezones() {
+        assert!(Schedule::parse("*/5 * * * *", None).is_ok());
+        assert!(Schedule::parse("*/2 * * * * *", Some("Europe/Berlin")).is_ok());
+        assert!(Schedule::parse("0 0 12 * * * 2030", None).is_ok());
+        assert!(Schedule::parse("every day", None).is_err());
+        assert!(Schedule::parse("* * * * *", Some("Mars/Olympus")).unwrap_err().contains("IANA"));
+    }
+
+    #[test]
+    fn latest_occurrence_is_on_the_schedule() {
+        let schedule = Schedule::parse("*/2 * * * * *", None).unwrap();
+        let now = 1_700_000_001_500; // an odd second plus 500 ms
+        assert_eq!(schedule.latest_at_or_before(now), Some(1_700_000_000_000));
+        assert_eq!(schedule.latest_at_or_before(1_700_000_000_000), Some(1_700_000_000_000));
+        let berlin = Schedule::parse("0 0 9 * * *", Some("Europe/Berlin")).unwrap();
+        // 2023-11-14T22:13:20Z: the latest 09:00 in Berlin (UTC+1) was 08:00 UTC that day.
+        assert_eq!(berlin.latest_at_or_before(1_700_000_000_000), Some(1_699_948_800_000));
+    }
+}
