@@ -21,7 +21,7 @@ use crate::store::{ScheduleRow, Store, now_millis};
 const SYNC_EVERY: Duration = Duration::from_secs(2);
 
 /// A parsed schedule: the expression (with a seconds field) and its zone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Schedule {
     cron: Cron,
     six_field: String,
