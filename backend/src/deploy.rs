@@ -36,6 +36,8 @@ pub struct DeployRequest {
     pub component: Vec<u8>,
     /// What the body says about the script.
     pub declared: DeclaredMetadata,
+    /// Retry policy to set (None keeps the script's current one).
+    pub retries: Option<crate::store::RetryPolicy>,
 }
 
 /// One integration to connect before the script can deploy.
@@ -65,6 +67,9 @@ pub enum DeployError {
     /// The body contradicts the component.
     #[error("the request metadata contradicts the component: {0}")]
     MetadataMismatch(String),
+    /// The retry policy is out of range.
+    #[error("{0}")]
+    InvalidRetries(String),
     /// A schedule's cron expression or timezone is invalid.
     #[error("invalid schedule: {0}")]
     InvalidSchedule(String),
@@ -110,6 +115,11 @@ impl DeployService {
     /// Runs the deploy flow for `user_id`.
     pub async fn deploy(&self, user_id: &str, request: DeployRequest) -> Result<ScriptVersion, DeployError> {
         check_name(&request.name)?;
+        if let Some(retries) = &request.retries
+            && !(0..=10).contains(&retries.max)
+        {
+            return Err(DeployError::InvalidRetries(format!("retries.max must be 0 to 10, not {}", retries.max)));
+        }
         let metadata = resolve_metadata(&request.component, &request.declared)?;
 
         for handler in &metadata.handlers {
@@ -153,6 +163,7 @@ impl DeployService {
             name: request.name,
             content_hash: hex::encode(Sha256::digest(&component)),
             triggers: triggers_of(&metadata),
+            retries: request.retries,
             metadata: serde_json::to_value(&metadata).expect("metadata serialises"),
             component,
         };

@@ -61,7 +61,12 @@ async fn limits_become_run_statuses_and_history_pages(backend: Backend) {
     let cases = [("infinite-loop", "timed_out"), ("memory-hog", "limit_exceeded"), ("output-flood", "limit_exceeded"), ("heartbeat", "failed")];
     let mut ids = Vec::new();
     for (example, expected) in cases {
-        let script = deploy(&app, &token, example, example).await;
+        // No retries here: this test counts runs.
+        let (status, deployed) = app
+            .deploy_with(&token, json!({ "name": example, "component": support::b64(&roost_tests::example(example)), "retries": { "max": 0 } }))
+            .await;
+        assert_eq!(status, 201, "{deployed}");
+        let script = deployed["script_id"].as_str().unwrap().to_string();
         let run = run_and_wait(&app, &token, &script, json!({})).await;
         assert_eq!(run["status"], expected, "{example}: {run}");
         assert!(run["run"]["error"].as_str().is_some(), "{example}: the error says why");
@@ -143,3 +148,57 @@ async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
     assert_eq!(run["run"]["worker_id"], "live-worker");
 }
 on_both_stores!(runs_of_a_dead_worker_are_requeued_and_run_once);
+
+async fn failed_runs_are_retried_with_backoff_and_linked(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.runner.retry_base = Duration::from_millis(200);
+        config.run_limits.timeout = Duration::from_millis(300);
+    })
+    .await;
+    let token = app.user("ada").await;
+    // heartbeat without a handler name exits 2: a plain failure.
+    let (status, deployed) = app
+        .deploy_with(&token, json!({ "name": "flaky", "component": support::b64(&roost_tests::example("heartbeat")), "retries": { "max": 2 } }))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let script = deployed["script_id"].as_str().unwrap();
+    let first = run_and_wait(&app, &token, script, json!({})).await;
+    assert_eq!(first["status"], "failed");
+    let first_id = first["run_id"].as_str().unwrap().to_string();
+
+    let mut attempts = Vec::new();
+    for _ in 0..200 {
+        let (_, runs) = app.get(&token, &format!("/v1/runs?script_id={script}")).await;
+        attempts = runs["runs"].as_array().unwrap().clone();
+        if attempts.len() == 3 && attempts.iter().all(|r| r["status"] == "failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    attempts.sort_by_key(|r| r["attempt"].as_i64().unwrap());
+    let numbers: Vec<i64> = attempts.iter().map(|r| r["attempt"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, [1, 2, 3], "the first run and two retries, then no more: {attempts:?}");
+    for retry in &attempts[1..] {
+        assert_eq!(retry["first_run_id"], first_id.as_str(), "every attempt links to the first");
+        assert_eq!(retry["status"], "failed");
+    }
+    // Backoff: each retry waited at least half its base delay (jitter is 0.5-1.5x).
+    let gap = |a: &Value, b: &Value| b["started_at"].as_i64().unwrap() - a["finished_at"].as_i64().unwrap();
+    assert!(gap(&attempts[0], &attempts[1]) >= 100, "{attempts:?}");
+    assert!(gap(&attempts[1], &attempts[2]) >= 200, "the second retry waits about twice as long: {attempts:?}");
+
+    // A timeout is not retried unless the policy says so.
+    let (_, looping) = app.deploy(&token, "loop", &roost_tests::example("infinite-loop")).await;
+    let looping = looping["script_id"].as_str().unwrap();
+    let run = run_and_wait(&app, &token, looping, json!({})).await;
+    assert_eq!(run["status"], "timed_out");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, runs) = app.get(&token, &format!("/v1/runs?script_id={looping}")).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "timed_out is not retried by default");
+
+    let (status, body) = app
+        .deploy_with(&token, json!({ "name": "x", "component": support::b64(&roost_tests::example("hello")), "retries": { "max": 99 } }))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_retries")));
+}
+on_both_stores!(failed_runs_are_retried_with_backoff_and_linked);

@@ -14,6 +14,7 @@ fn version_of(user_id: &str, name: &str, triggers: Vec<TriggerRow>) -> NewScript
         content_hash: "ab".repeat(32),
         metadata: json!({ "sdk_version": null, "handlers": [], "integrations": [] }),
         triggers,
+        retries: None,
     }
 }
 

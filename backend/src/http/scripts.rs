@@ -32,6 +32,8 @@ struct DeployBody {
     component: String,
     #[serde(default)]
     metadata: DeclaredMetadata,
+    /// Retry policy: `{"max": 0..=10, "on_limits": bool}`.
+    retries: Option<crate::store::RetryPolicy>,
 }
 
 async fn deploy(
@@ -42,7 +44,7 @@ async fn deploy(
     let component = base64::engine::general_purpose::STANDARD.decode(body.component.trim()).map_err(|err| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_base64", format!("`component` must be standard base64: {err}"))
     })?;
-    let request = DeployRequest { name: body.name, component, declared: body.metadata };
+    let request = DeployRequest { name: body.name, component, declared: body.metadata, retries: body.retries };
     let version = state.deploy.deploy(&user.id, request).await?;
     Ok((StatusCode::CREATED, Json(json!({
         "script_id": version.script_id,

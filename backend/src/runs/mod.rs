@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 
 pub use execute::Executor;
 
-use crate::store::{NewRun, RunRow, Store, StoreError, StoreResult, now_millis, run_status};
+use crate::store::{NewRun, RetryPlan, RunRow, Store, StoreError, StoreResult, now_millis, run_status};
 
 /// Worker-pool settings.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct RunnerConfig {
     pub poll: Duration,
     /// How long a received event id is remembered (repeats within it run once).
     pub event_dedup_window: Duration,
+    /// Backoff before the first retry; doubled for each further attempt.
+    pub retry_base: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -36,6 +38,7 @@ impl Default for RunnerConfig {
             stale_after: Duration::from_secs(30),
             poll: Duration::from_millis(250),
             event_dedup_window: Duration::from_secs(24 * 3600),
+            retry_base: Duration::from_secs(2),
         }
     }
 }
@@ -137,7 +140,8 @@ impl Runner {
         };
         let finish = self.executor.execute(&run).await;
         heartbeat.abort();
-        match self.store.finish_run(&run.id, &finish).await {
+        let retry = self.retry_plan(&run, &finish.status).await;
+        match self.store.finish_run(&run.id, &finish, retry.as_ref()).await {
             Ok(true) => tracing::info!(
                 parent: &span,
                 status = %finish.status,
@@ -146,8 +150,34 @@ impl Runner {
                 "run finished"
             ),
             Ok(false) => tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped"),
+            Ok(true) if retry.is_some() => {}
             Err(err) => tracing::error!(parent: &span, error = %err, "recording the run's outcome failed"),
         }
+    }
+
+    /// Whether a finished run gets another attempt, and when: exponential
+    /// backoff from `retry_base`, with jitter so retries of many runs that
+    /// failed together do not return together.
+    async fn retry_plan(&self, run: &RunRow, status: &str) -> Option<RetryPlan> {
+        let policy = match self.store.retry_policy(&run.script_id).await {
+            Ok(Some(policy)) => policy,
+            _ => return None,
+        };
+        let retryable = status == run_status::FAILED
+            || (policy.on_limits && (status == run_status::TIMED_OUT || status == run_status::LIMIT_EXCEEDED));
+        if !retryable || run.attempt > policy.max {
+            return None;
+        }
+        let exponent = u32::try_from(run.attempt - 1).unwrap_or(u32::MAX).min(16);
+        let backoff = self.config.retry_base.saturating_mul(1 << exponent).min(Duration::from_secs(600));
+        let jitter = 0.5 + rand::random::<f64>();
+        let delay_ms = (backoff.as_millis() as f64 * jitter) as i64;
+        tracing::info!(run_id = %run.id, attempt = run.attempt + 1, delay_ms, "run failed; retry queued");
+        Some(RetryPlan {
+            attempt: run.attempt + 1,
+            first_run_id: run.first_run_id.clone().unwrap_or_else(|| run.id.clone()),
+            not_before: now_millis() + delay_ms,
+        })
     }
 
     async fn reap(&self, mut stop: watch::Receiver<bool>) {

@@ -91,9 +91,12 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_run(&self, worker_id: &str) -> StoreResult<Option<RunRow>>;
     /// Records that `worker_id` still works on the run.
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<()>;
-    /// Records how a running run ended; false if it was no longer running
-    /// (cancelled meanwhile).
-    async fn finish_run(&self, run_id: &str, finish: &RunFinish) -> StoreResult<bool>;
+    /// Records how a running run ended and, in the same transaction, queues
+    /// its retry if one is planned; false if it was no longer running
+    /// (cancelled meanwhile), in which case no retry is queued.
+    async fn finish_run(&self, run_id: &str, finish: &RunFinish, retry: Option<&RetryPlan>) -> StoreResult<bool>;
+    /// A script's retry policy.
+    async fn retry_policy(&self, script_id: &str) -> StoreResult<Option<RetryPolicy>>;
     /// Cancels a queued or running run of the user; false if it had ended.
     async fn cancel_run(&self, user_id: &str, run_id: &str) -> StoreResult<bool>;
     /// Puts runs whose worker stopped heart-beating before `stale_before` back on the queue.

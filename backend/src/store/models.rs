@@ -145,6 +145,30 @@ pub struct NewScriptVersion {
     pub metadata: serde_json::Value,
     /// Triggers of this version.
     pub triggers: Vec<TriggerRow>,
+    /// Retry policy to set on the script (None keeps the current one).
+    pub retries: Option<RetryPolicy>,
+}
+
+/// How failed runs of a script are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max: i64,
+    /// Also retry runs that timed out or exceeded a limit.
+    #[serde(default)]
+    pub on_limits: bool,
+}
+
+/// A retry to queue when a run fails.
+#[derive(Debug, Clone)]
+pub struct RetryPlan {
+    /// Its attempt number.
+    pub attempt: i64,
+    /// The first attempt's run id.
+    pub first_run_id: String,
+    /// Not claimable before this time (Unix ms): the backoff.
+    pub not_before: i64,
 }
 
 /// The triggers a script's metadata declares, one per handler.
@@ -248,6 +272,8 @@ pub struct RunRow {
     pub stderr_truncated: bool,
     /// The output cap in force, per stream.
     pub output_cap: Option<i64>,
+    /// A retry waits until this time (Unix ms).
+    pub not_before: Option<i64>,
 }
 
 /// How a run ended, as the worker records it.

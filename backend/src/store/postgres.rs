@@ -20,6 +20,6 @@ impl PostgresStore {
 super::sql::sql_store!(
     PostgresStore,
     claim_sql = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
-                 WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT 1 \
+                 WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $2) ORDER BY queued_at, id LIMIT 1 \
                  FOR UPDATE SKIP LOCKED) RETURNING {columns}"
 );

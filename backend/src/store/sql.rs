@@ -22,7 +22,7 @@ pub(super) fn conflict(err: sqlx::Error, what: &str) -> super::StoreError {
 /// Columns of a run row, in the order `run_from_row` reads them.
 pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
      payload, status, attempt, first_run_id, worker_id, heartbeat_at, queued_at, started_at, finished_at, exit_code, \
-     duration_ms, error, stdout_truncated, stderr_truncated, output_cap";
+     duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before";
 
 macro_rules! sql_store {
     ($store:ty, claim_sql = $claim_sql:expr) => {
@@ -238,6 +238,14 @@ macro_rules! sql_store {
                     .bind(&script_id)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(retries) = &new.retries {
+                    sqlx::query("UPDATE scripts SET max_retries = $1, retry_on_limits = $2 WHERE id = $3")
+                        .bind(retries.max)
+                        .bind(i64::from(retries.on_limits))
+                        .bind(&script_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 $crate::store::sql::replace_triggers!(&mut *tx, &script_id, &new.triggers);
                 tx.commit().await?;
                 Ok($crate::store::ScriptVersion {
@@ -454,7 +462,13 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn finish_run(&self, run_id: &str, finish: &$crate::store::RunFinish) -> $crate::store::StoreResult<bool> {
+            async fn finish_run(
+                &self,
+                run_id: &str,
+                finish: &$crate::store::RunFinish,
+                retry: Option<&$crate::store::RetryPlan>,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, stdout = $5, stderr = $6, \
                      stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
@@ -471,9 +485,44 @@ macro_rules! sql_store {
                 .bind(finish.output_cap)
                 .bind($crate::store::now_millis())
                 .bind(run_id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() > 0)
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                if let Some(retry) = retry {
+                    sqlx::query(
+                        "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+                         status, attempt, first_run_id, queued_at, not_before) \
+                         SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+                         'queued', $2, $3, $4, $5 FROM runs WHERE id = $6",
+                    )
+                    .bind($crate::store::sql::new_id("run"))
+                    .bind(retry.attempt)
+                    .bind(&retry.first_run_id)
+                    .bind($crate::store::now_millis())
+                    .bind(retry.not_before)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn retry_policy(&self, script_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RetryPolicy>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT max_retries, retry_on_limits FROM scripts WHERE id = $1")
+                    .bind(script_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(row) => Some($crate::store::RetryPolicy {
+                        max: row.try_get("max_retries")?,
+                        on_limits: row.try_get::<i64, _>("retry_on_limits")? != 0,
+                    }),
+                    None => None,
+                })
             }
 
             async fn cancel_run(&self, user_id: &str, run_id: &str) -> $crate::store::StoreResult<bool> {
@@ -822,6 +871,7 @@ where
         stdout_truncated: row.try_get::<i64, _>("stdout_truncated")? != 0,
         stderr_truncated: row.try_get::<i64, _>("stderr_truncated")? != 0,
         output_cap: row.try_get("output_cap")?,
+        not_before: row.try_get("not_before")?,
     })
 }
 
