@@ -70,7 +70,7 @@ impl Application {
             links: links.clone(),
         });
         let store_handle = store.clone();
-        let state = AppState { store, registry: registry.clone(), credentials, deploy, oauth: oauth.clone(), links, runner: runner.clone() };
+        let state = AppState { store, registry: registry.clone(), credentials, deploy, oauth: oauth.clone(), links, runner: runner.clone(), slack_signing_secret: config.slack_signing_secret.clone() };
         let router = router(state, config.max_body_bytes);
         tracing::info!(
             address = %listener.local_addr()?,

@@ -83,6 +83,8 @@ pub struct ServerConfig {
     pub runner: crate::runs::RunnerConfig,
     /// Limits of every run.
     pub run_limits: roost_sandbox::RunLimits,
+    /// Signing secret of roost's Slack app (Events API webhooks).
+    pub slack_signing_secret: Option<String>,
 }
 
 impl ServerConfig {
@@ -103,6 +105,7 @@ impl ServerConfig {
             setup_link_ttl_secs: crate::setup_link::DEFAULT_TTL_SECS,
             runner: crate::runs::RunnerConfig::default(),
             run_limits: roost_sandbox::RunLimits::default(),
+            slack_signing_secret: None,
         }
     }
 

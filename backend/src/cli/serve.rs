@@ -69,6 +69,7 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     // built-in ones and those in an extra definitions directory.
     let registry = crate::registry::Registry::load(config.integrations_dir.as_deref())?;
     config.oauth_clients = crate::oauth::from_env(registry.ids().into_iter(), file.oauth, |name| std::env::var(name).ok());
+    config.slack_signing_secret = std::env::var("ROOST_SLACK_SIGNING_SECRET").ok().filter(|v| !v.is_empty());
     config.master_key = std::env::var("ROOST_MASTER_KEY").ok().filter(|v| !v.is_empty());
     config.master_key_old = std::env::var("ROOST_MASTER_KEY_OLD").ok().filter(|v| !v.is_empty());
     Ok(config)

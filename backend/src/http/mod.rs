@@ -9,6 +9,7 @@ mod pages;
 mod runs;
 mod scripts;
 mod setup;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub links: SetupLinks,
     /// The run queue.
     pub runner: Arc<Runner>,
+    /// Signing secret of roost's Slack app, for the Events API webhook.
+    pub slack_signing_secret: Option<String>,
 }
 
 /// The whole API.
@@ -54,6 +57,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(setup::router())
         .merge(runs::router())
         .merge(events::router())
+        .merge(webhooks::router())
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

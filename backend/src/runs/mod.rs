@@ -150,7 +150,6 @@ impl Runner {
                 "run finished"
             ),
             Ok(false) => tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped"),
-            Ok(true) if retry.is_some() => {}
             Err(err) => tracing::error!(parent: &span, error = %err, "recording the run's outcome failed"),
         }
     }

@@ -41,6 +41,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Creates a user with one API token (given as its hash).
     async fn create_user(&self, name: &str, token_hash: &str) -> StoreResult<User>;
+    /// A user by id.
+    async fn get_user(&self, user_id: &str) -> StoreResult<Option<User>>;
     /// The user owning the token with this hash.
     async fn user_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<User>>;
 

@@ -52,6 +52,15 @@ macro_rules! sql_store {
                 Ok(user)
             }
 
+            async fn get_user(&self, user_id: &str) -> $crate::store::StoreResult<Option<$crate::store::User>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT id, name, created_at FROM users WHERE id = $1").bind(user_id).fetch_optional(&self.pool).await?;
+                Ok(match row {
+                    Some(row) => Some($crate::store::User { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? }),
+                    None => None,
+                })
+            }
+
             async fn user_by_token_hash(&self, token_hash: &str) -> $crate::store::StoreResult<Option<$crate::store::User>> {
                 use sqlx::Row;
                 let row = sqlx::query(
