@@ -133,14 +133,14 @@ async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
     let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
     let run_id = queued["run_id"].as_str().unwrap().to_string();
     // A worker claims it and dies without a heartbeat.
-    let claimed = app.store.claim_run("dead-worker").await.unwrap().unwrap();
+    let claimed = app.store.claim_run("dead-worker", 4).await.unwrap().unwrap();
     assert_eq!(claimed.id, run_id);
-    assert!(app.store.claim_run("other-worker").await.unwrap().is_none(), "a running run is never claimed twice");
+    assert!(app.store.claim_run("other-worker", 4).await.unwrap().is_none(), "a running run is never claimed twice");
 
     // Once its heartbeat is stale, the reaper's query puts it back on the queue.
     let requeued = app.store.requeue_stale_runs(roost::store::now_millis() + 1).await.unwrap();
     assert_eq!(requeued, 1);
-    let again = app.store.claim_run("live-worker").await.unwrap().unwrap();
+    let again = app.store.claim_run("live-worker", 4).await.unwrap().unwrap();
     assert_eq!((again.id.as_str(), again.worker_id.as_deref()), (run_id.as_str(), Some("live-worker")));
     // The dead worker's late heartbeat does not take the run back.
     app.store.heartbeat_run(&run_id, "dead-worker").await.unwrap();
@@ -202,3 +202,53 @@ async fn failed_runs_are_retried_with_backoff_and_linked(backend: Backend) {
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_retries")));
 }
 on_both_stores!(failed_runs_are_retried_with_backoff_and_linked);
+
+async fn a_script_never_runs_more_than_its_concurrency_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.runner.workers = 3;
+        config.runner.per_script_concurrency = 1;
+        config.run_limits.timeout = Duration::from_millis(400);
+    })
+    .await;
+    let token = app.user("ada").await;
+    let (_, deployed) = app
+        .deploy_with(&token, json!({ "name": "slow", "component": support::b64(&roost_tests::example("sleeper")), "retries": { "max": 0 } }))
+        .await;
+    let script = deployed["script_id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
+        ids.push(queued["run_id"].as_str().unwrap().to_string());
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let finished = loop {
+            let (_, run) = app.get(&token, &format!("/v1/runs/{id}")).await;
+            if run["run"]["finished_at"].is_i64() {
+                break run["run"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(finished["status"], "timed_out");
+        spans.push((finished["started_at"].as_i64().unwrap(), finished["finished_at"].as_i64().unwrap()));
+    }
+    spans.sort();
+    assert!(spans.windows(2).all(|w| w[1].0 >= w[0].1), "runs of one script never overlapped: {spans:?}");
+}
+on_both_stores!(a_script_never_runs_more_than_its_concurrency_limit);
+
+async fn finished_runs_past_retention_are_deleted(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.runner.retention = Duration::from_millis(300);
+        config.runner.heartbeat = Duration::from_millis(100);
+    })
+    .await;
+    let token = app.user("ada").await;
+    let script = deploy(&app, &token, "hello", "hello").await;
+    let run = run_and_wait(&app, &token, &script, json!(null)).await;
+    let id = run["run_id"].as_str().unwrap();
+    assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.0, 404, "deleted after the retention period");
+}
+on_both_stores!(finished_runs_past_retention_are_deleted);

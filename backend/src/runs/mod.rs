@@ -28,6 +28,10 @@ pub struct RunnerConfig {
     pub event_dedup_window: Duration,
     /// Backoff before the first retry; doubled for each further attempt.
     pub retry_base: Duration,
+    /// Most runs of one script running at once (across the cluster).
+    pub per_script_concurrency: i64,
+    /// Finished runs older than this are deleted.
+    pub retention: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -39,6 +43,8 @@ impl Default for RunnerConfig {
             poll: Duration::from_millis(250),
             event_dedup_window: Duration::from_secs(24 * 3600),
             retry_base: Duration::from_secs(2),
+            per_script_concurrency: 4,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -105,7 +111,7 @@ impl Runner {
             if *stop.borrow() {
                 return;
             }
-            match self.store.claim_run(&worker_id).await {
+            match self.store.claim_run(&worker_id, self.config.per_script_concurrency).await {
                 Ok(Some(run)) => self.run_one(&worker_id, run).await,
                 Ok(None) => {
                     tokio::select! {
@@ -193,6 +199,12 @@ impl Runner {
             let forget_before = now_millis() - i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
             if let Err(err) = self.store.purge_events(forget_before).await {
                 tracing::error!(error = %err, "purging old events failed");
+            }
+            let retain_after = now_millis() - i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+            match self.store.delete_old_runs(retain_after).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "deleted runs past the retention period"),
+                Err(err) => tracing::error!(error = %err, "deleting old runs failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.heartbeat * 2) => {}

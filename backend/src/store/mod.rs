@@ -89,8 +89,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Puts a run on the queue.
     async fn enqueue_run(&self, run: &NewRun) -> StoreResult<RunRow>;
-    /// Claims the oldest queued run for `worker_id` (never the same run for two workers).
-    async fn claim_run(&self, worker_id: &str) -> StoreResult<Option<RunRow>>;
+    /// Claims the oldest claimable queued run for `worker_id`: never the same
+    /// run for two workers, never a retry before its backoff, never a run of
+    /// a script that already has `per_script_limit` runs running.
+    async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> StoreResult<Option<RunRow>>;
     /// Records that `worker_id` still works on the run.
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<()>;
     /// Records how a running run ended and, in the same transaction, queues
@@ -120,6 +122,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_tick(&self, script_id: &str, handler: &str, tick_at: i64) -> StoreResult<Option<RunRow>>;
     /// Changes a schedule's policies; None if the user has no such schedule.
     async fn update_schedule(&self, user_id: &str, script_id: &str, handler: &str, patch: &SchedulePatch) -> StoreResult<Option<ScheduleRow>>;
+    /// Deletes finished runs (and handled ticks) older than `before`; returns the runs deleted.
+    async fn delete_old_runs(&self, before: i64) -> StoreResult<u64>;
     /// A run's captured output.
     async fn run_logs(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunLogs>>;
 }

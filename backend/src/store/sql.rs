@@ -448,11 +448,12 @@ macro_rules! sql_store {
                 $crate::store::sql::run_from_row(&row)
             }
 
-            async fn claim_run(&self, worker_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
+            async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
                 let sql = format!($claim_sql, columns = $crate::store::sql::RUN_COLUMNS);
                 let row = sqlx::query(&sql)
                     .bind(worker_id)
                     .bind($crate::store::now_millis())
+                    .bind(per_script_limit)
                     .fetch_optional(&self.pool)
                     .await?;
                 match row {
@@ -651,6 +652,17 @@ macro_rules! sql_store {
                     }
                     Err(err) => Err(err.into()),
                 }
+            }
+
+            async fn delete_old_runs(&self, before: i64) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM runs WHERE status NOT IN ('queued', 'running') AND COALESCE(finished_at, queued_at) < $1",
+                )
+                .bind(before)
+                .execute(&self.pool)
+                .await?;
+                sqlx::query("DELETE FROM schedule_ticks WHERE tick_at < $1").bind(before).execute(&self.pool).await?;
+                Ok(done.rows_affected())
             }
 
             async fn purge_events(&self, before: i64) -> $crate::store::StoreResult<u64> {

@@ -28,6 +28,8 @@ impl SqliteStore {
 super::sql::sql_store!(
     SqliteStore,
     claim_sql = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
-                 WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $2) ORDER BY queued_at, id LIMIT 1) \
+                 WHERE id = (SELECT id FROM runs q WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $2) \
+                 AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $3 \
+                 ORDER BY queued_at, id LIMIT 1) \
                  AND status = 'queued' RETURNING {columns}"
 );
