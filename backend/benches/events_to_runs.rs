@@ -1,0 +1,144 @@
+//! Event-triggered runs end to end on a real server (SQLite): sustained runs
+//! per second, and latency from `POST /v1/events/{type}` to the run's start
+//! and end, for `event-echo`, with the worker pool sized to the cores.
+//!
+//! `cargo bench -p roost --bench events_to_runs` prints a table and writes
+//! `events_to_runs.json` into `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use roost::app::Application;
+use roost::auth::{hash_token, new_token};
+use roost::config::ServerConfig;
+use serde_json::{Value, json};
+
+const THROUGHPUT_EVENTS: usize = 1_000;
+const LATENCY_EVENTS: usize = 300;
+const POSTERS: usize = 8;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::for_data_dir(dir.path());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.runner.poll = Duration::from_millis(20);
+    let workers = config.runner.workers;
+    let store = roost::store::connect(&config.database_url).await.unwrap();
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let token = new_token();
+    store.create_user("bench", &hash_token(&token)).await.unwrap();
+    let client = reqwest::Client::new();
+    let component = base64::engine::general_purpose::STANDARD.encode(roost_tests::example("event-echo"));
+    let deployed: Value = client
+        .post(format!("{base}/v1/scripts/deploy"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "echo", "component": component }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(deployed["script_id"].is_string(), "{deployed}");
+
+    let post = |n: usize| {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        async move {
+            let reply: Value = client
+                .post(format!("{base}/v1/events/order.created"))
+                .bearer_auth(&token)
+                .json(&json!({ "payload": { "n": n } }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            reply["run_ids"][0].as_str().unwrap().to_string()
+        }
+    };
+    let finished = |id: String| {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        async move {
+            loop {
+                let run: Value = client.get(format!("{base}/v1/runs/{id}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+                if run["run"]["finished_at"].is_i64() {
+                    assert_eq!(run["run"]["status"], "succeeded", "{run}");
+                    return run["run"].clone();
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+
+    for n in 0..20 {
+        finished(post(n).await).await;
+    }
+
+    // Sustained rate: POSTERS clients send events as fast as they can; the
+    // clock stops when the last run has finished.
+    let started = Instant::now();
+    let mut posters = Vec::new();
+    for p in 0..POSTERS {
+        let post = post.clone();
+        posters.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in (p..THROUGHPUT_EVENTS).step_by(POSTERS) {
+                ids.push(post(n).await);
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for poster in posters {
+        ids.extend(poster.await.unwrap());
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let last = ids.last().cloned().unwrap();
+    for id in ids {
+        finished(id).await;
+    }
+    finished(last).await;
+    let total_secs = started.elapsed().as_secs_f64();
+    let rate = THROUGHPUT_EVENTS as f64 / total_secs;
+
+    // Latency at a modest rate, one event at a time.
+    let mut to_start = Vec::new();
+    let mut to_end = Vec::new();
+    for n in 0..LATENCY_EVENTS {
+        let sent = roost::store::now_millis();
+        let run = finished(post(n).await).await;
+        to_start.push(run["started_at"].as_i64().unwrap() - sent);
+        to_end.push(run["finished_at"].as_i64().unwrap() - sent);
+    }
+    to_start.sort();
+    to_end.sort();
+    let pct = |v: &[i64], p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
+
+    println!("events to runs on SQLite, {workers} workers, event-echo");
+    println!("sustained: {THROUGHPUT_EVENTS} events from {POSTERS} clients in {total_secs:.2} s = {rate:.0} runs/s (ingest alone {:.0} events/s)", THROUGHPUT_EVENTS as f64 / ingest_secs);
+    println!("{:<22} {:>8} {:>8}", "latency (ms)", "p50", "p99");
+    println!("{:<22} {:>8} {:>8}", "event -> run start", pct(&to_start, 50), pct(&to_start, 99));
+    println!("{:<22} {:>8} {:>8}", "event -> run end", pct(&to_end, 50), pct(&to_end, 99));
+
+    let report = json!({
+        "benchmark": "events_to_runs",
+        "store": "sqlite",
+        "workers": workers,
+        "sustained_runs_per_second": rate,
+        "ingest_events_per_second": THROUGHPUT_EVENTS as f64 / ingest_secs,
+        "event_to_start_ms": { "p50": pct(&to_start, 50), "p99": pct(&to_start, 99) },
+        "event_to_end_ms": { "p50": pct(&to_end, 50), "p99": pct(&to_end, 99) },
+    });
+    let out = std::env::var_os("ROOST_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "target/roost-bench".into());
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("events_to_runs.json"), serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+    println!("written to {}", out.join("events_to_runs.json").display());
+}
