@@ -48,8 +48,9 @@ async fn bench() {
         .unwrap();
     assert!(deployed["script_id"].is_string(), "{deployed}");
 
-    let post = |n: usize| {
-        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+    let (c, b, t) = (client.clone(), base.clone(), token.clone());
+    let post = move |n: usize| {
+        let (client, base, token) = (c.clone(), b.clone(), t.clone());
         async move {
             let reply: Value = client
                 .post(format!("{base}/v1/events/order.created"))
@@ -61,11 +62,12 @@ async fn bench() {
                 .json()
                 .await
                 .unwrap();
-            reply["run_ids"][0].as_str().unwrap().to_string()
+            reply["run_ids"][0].as_str().unwrap_or_else(|| panic!("{reply}")).to_string()
         }
     };
-    let finished = |id: String| {
-        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+    let (c, b, t) = (client.clone(), base.clone(), token.clone());
+    let finished = move |id: String| {
+        let (client, base, token) = (c.clone(), b.clone(), t.clone());
         async move {
             loop {
                 let run: Value = client.get(format!("{base}/v1/runs/{id}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();

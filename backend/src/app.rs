@@ -68,6 +68,7 @@ impl Application {
             sandbox,
             base_url: base_url.clone(),
             links: links.clone(),
+            max_limits: config.max_run_limits.clone(),
         });
         let store_handle = store.clone();
         let state = AppState { store, registry: registry.clone(), credentials, deploy, oauth: oauth.clone(), links, runner: runner.clone(), slack_signing_secret: config.slack_signing_secret.clone() };

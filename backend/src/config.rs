@@ -81,8 +81,10 @@ pub struct ServerConfig {
     pub setup_link_ttl_secs: i64,
     /// Worker pool.
     pub runner: crate::runs::RunnerConfig,
-    /// Limits of every run.
+    /// Default limits of every run.
     pub run_limits: roost_sandbox::RunLimits,
+    /// The most a script may ask for at deploy.
+    pub max_run_limits: roost_sandbox::RunLimits,
     /// Signing secret of roost's Slack app (Events API webhooks).
     pub slack_signing_secret: Option<String>,
 }
@@ -105,6 +107,12 @@ impl ServerConfig {
             setup_link_ttl_secs: crate::setup_link::DEFAULT_TTL_SECS,
             runner: crate::runs::RunnerConfig::default(),
             run_limits: roost_sandbox::RunLimits::default(),
+            max_run_limits: roost_sandbox::RunLimits {
+                timeout: std::time::Duration::from_secs(15 * 60),
+                max_memory_bytes: 512 * 1024 * 1024,
+                max_output_bytes: 16 * 1024 * 1024,
+                fuel: None,
+            },
             slack_signing_secret: None,
         }
     }

@@ -38,6 +38,8 @@ pub struct DeployRequest {
     pub declared: DeclaredMetadata,
     /// Retry policy to set (None keeps the script's current one).
     pub retries: Option<crate::store::RetryPolicy>,
+    /// Run limits to set (None keeps the script's current ones).
+    pub limits: Option<crate::store::ScriptLimits>,
 }
 
 /// One integration to connect before the script can deploy.
@@ -67,6 +69,9 @@ pub enum DeployError {
     /// The body contradicts the component.
     #[error("the request metadata contradicts the component: {0}")]
     MetadataMismatch(String),
+    /// A limit is beyond the server's maxima.
+    #[error("{0}")]
+    InvalidLimits(String),
     /// The retry policy is out of range.
     #[error("{0}")]
     InvalidRetries(String),
@@ -109,6 +114,8 @@ pub struct DeployService {
     pub base_url: String,
     /// Signs setup links so they only work for the user they were made for.
     pub links: crate::setup_link::SetupLinks,
+    /// The most a script may ask for at deploy.
+    pub max_limits: roost_sandbox::RunLimits,
 }
 
 impl DeployService {
@@ -119,6 +126,9 @@ impl DeployService {
             && !(0..=10).contains(&retries.max)
         {
             return Err(DeployError::InvalidRetries(format!("retries.max must be 0 to 10, not {}", retries.max)));
+        }
+        if let Some(limits) = &request.limits {
+            check_limits(limits, &self.max_limits)?;
         }
         let metadata = resolve_metadata(&request.component, &request.declared)?;
 
@@ -164,6 +174,7 @@ impl DeployService {
             content_hash: hex::encode(Sha256::digest(&component)),
             triggers: triggers_of(&metadata),
             retries: request.retries,
+            limits: request.limits,
             metadata: serde_json::to_value(&metadata).expect("metadata serialises"),
             component,
         };
@@ -171,6 +182,22 @@ impl DeployService {
         tracing::info!(user = user_id, script = %version.script_id, version = version.version, "script deployed");
         Ok(version)
     }
+}
+
+fn check_limits(limits: &crate::store::ScriptLimits, max: &roost_sandbox::RunLimits) -> Result<(), DeployError> {
+    let ceilings = [
+        ("timeout_ms", limits.timeout_ms, i64::try_from(max.timeout.as_millis()).unwrap_or(i64::MAX)),
+        ("memory_bytes", limits.memory_bytes, i64::try_from(max.max_memory_bytes).unwrap_or(i64::MAX)),
+        ("output_bytes", limits.output_bytes, i64::try_from(max.max_output_bytes).unwrap_or(i64::MAX)),
+    ];
+    for (name, value, ceiling) in ceilings {
+        if let Some(value) = value
+            && !(1..=ceiling).contains(&value)
+        {
+            return Err(DeployError::InvalidLimits(format!("limits.{name} must be between 1 and {ceiling} on this server, not {value}")));
+        }
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), DeployError> {

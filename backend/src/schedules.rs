@@ -57,12 +57,15 @@ impl Schedule {
 }
 
 type JobKey = (String, String);
+/// This node's jobs: the scheduler's id for each, and the expression and
+/// zone it was made from (to notice redeploys that change them).
+type Jobs = HashMap<JobKey, (uuid::Uuid, String, Option<String>)>;
 
 /// Keeps this node's cron jobs in line with the stored schedules.
 pub struct Scheduler {
     store: Arc<dyn Store>,
     runner: Arc<Runner>,
-    jobs: tokio::sync::Mutex<HashMap<JobKey, (uuid::Uuid, String, Option<String>)>>,
+    jobs: tokio::sync::Mutex<Jobs>,
 }
 
 impl Scheduler {

@@ -87,3 +87,23 @@ async fn bad_events_are_refused(backend: Backend) {
     assert_eq!(response.status(), 401);
 }
 on_both_stores!(bad_events_are_refused);
+
+async fn concurrent_events_are_all_accepted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.user("ada").await;
+    assert_eq!(app.deploy(&ada, "echo", &roost_tests::example("event-echo")).await.0, 201);
+    let mut posts = Vec::new();
+    for n in 0..40 {
+        let (client, url, token) = (app.client.clone(), format!("{}/v1/events/order.created", app.base), ada.clone());
+        posts.push(tokio::spawn(async move {
+            let response = client.post(url).bearer_auth(token).json(&json!({ "payload": { "n": n } })).send().await.unwrap();
+            response.status().as_u16()
+        }));
+    }
+    for post in posts {
+        assert_eq!(post.await.unwrap(), 202, "concurrent writers must wait for each other, not fail");
+    }
+    let (_, runs) = app.get(&ada, "/v1/runs?limit=100").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 40);
+}
+on_both_stores!(concurrent_events_are_all_accepted);

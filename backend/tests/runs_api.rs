@@ -143,7 +143,7 @@ async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
     let again = app.store.claim_run("live-worker", 4).await.unwrap().unwrap();
     assert_eq!((again.id.as_str(), again.worker_id.as_deref()), (run_id.as_str(), Some("live-worker")));
     // The dead worker's late heartbeat does not take the run back.
-    app.store.heartbeat_run(&run_id, "dead-worker").await.unwrap();
+    assert!(!app.store.heartbeat_run(&run_id, "dead-worker").await.unwrap(), "the dead worker is told the run is not its any more");
     let (_, run) = app.get(&token, &format!("/v1/runs/{run_id}")).await;
     assert_eq!(run["run"]["worker_id"], "live-worker");
 }
@@ -252,3 +252,55 @@ async fn finished_runs_past_retention_are_deleted(backend: Backend) {
     assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.0, 404, "deleted after the retention period");
 }
 on_both_stores!(finished_runs_past_retention_are_deleted);
+
+async fn scripts_set_their_own_limits_within_the_server_maxima(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.run_limits.timeout = Duration::from_secs(30);
+        config.max_run_limits.timeout = Duration::from_secs(60);
+    })
+    .await;
+    let token = app.user("ada").await;
+    let component = support::b64(&roost_tests::example("infinite-loop"));
+    let (status, body) = app
+        .deploy_with(&token, json!({ "name": "loop", "component": component, "limits": { "timeout_ms": 120000 } }))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_limits")), "above the server maximum");
+    let (status, deployed) = app
+        .deploy_with(&token, json!({ "name": "loop", "component": component, "limits": { "timeout_ms": 250, "output_bytes": 1000 }, "retries": { "max": 0 } }))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let run = run_and_wait(&app, &token, deployed["script_id"].as_str().unwrap(), json!(null)).await;
+    assert_eq!(run["status"], "timed_out", "the script's own 250 ms, not the server's 30 s");
+    assert!(run["run"]["duration_ms"].as_i64().unwrap() < 5_000);
+    assert_eq!(run["run"]["output_cap"], 1000);
+}
+on_both_stores!(scripts_set_their_own_limits_within_the_server_maxima);
+
+async fn cancelling_a_running_run_stops_the_script(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.runner.workers = 1;
+        config.runner.heartbeat = Duration::from_millis(100);
+        config.run_limits.timeout = Duration::from_secs(60);
+    })
+    .await;
+    let token = app.user("ada").await;
+    let sleeper = deploy(&app, &token, "sleeper", "sleeper").await;
+    let hello = deploy(&app, &token, "hello", "hello").await;
+    let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{sleeper}/run"), json!(null)).await;
+    let id = queued["run_id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        if app.get(&token, &format!("/v1/runs/{id}")).await.1["run"]["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = app.send(Method::POST, &token, &format!("/v1/runs/{id}/cancel"), json!(null)).await;
+    assert_eq!(status, 200);
+    // The only worker is free again well before the sleeper's minute is up.
+    let started = std::time::Instant::now();
+    let run = run_and_wait(&app, &token, &hello, json!(null)).await;
+    assert_eq!(run["status"], "succeeded");
+    assert!(started.elapsed() < Duration::from_secs(10), "the cancelled script was stopped");
+    assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.1["run"]["status"], "cancelled");
+}
+on_both_stores!(cancelling_a_running_run_stops_the_script);

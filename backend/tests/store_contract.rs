@@ -15,6 +15,7 @@ fn version_of(user_id: &str, name: &str, triggers: Vec<TriggerRow>) -> NewScript
         metadata: json!({ "sdk_version": null, "handlers": [], "integrations": [] }),
         triggers,
         retries: None,
+        limits: None,
     }
 }
 

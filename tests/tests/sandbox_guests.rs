@@ -119,12 +119,7 @@ async fn runs_without_the_pooling_allocator() {
     use roost_sandbox::PoolingMode;
     let sandbox = Sandbox::new(SandboxConfig { pooling: PoolingMode::Disabled, ..SandboxConfig::default() }).unwrap();
     assert!(!sandbox.uses_pooling());
-    let guest = sandbox.load(&roost_tests::example("hello")).unwrap();
-    let outcome = sandbox
-        .run(&guest, &Invocation::default(), &RunLimits::default(), &EgressPolicy::deny_all())
-        .await
-        .unwrap();
-    assert!(outcome.succeeded());
+    assert_runs_hello(&sandbox).await;
 }
 
 #[tokio::test]
@@ -141,10 +136,14 @@ async fn pool_too_large_for_the_address_space_falls_back_cleanly() {
 
     let sandbox = Sandbox::new(SandboxConfig { pooling: PoolingMode::Auto, ..huge }).unwrap();
     assert!(!sandbox.uses_pooling());
+    assert_runs_hello(&sandbox).await;
+}
+
+async fn assert_runs_hello(sandbox: &Sandbox) {
     let guest = sandbox.load(&roost_tests::example("hello")).unwrap();
     let outcome = sandbox
         .run(&guest, &Invocation::default(), &RunLimits::default(), &EgressPolicy::deny_all())
         .await
         .unwrap();
-    assert!(outcome.succeeded());
+    assert!(outcome.succeeded(), "{outcome:?}");
 }

@@ -89,23 +89,19 @@ pub(super) fn integrations(command: IntegrationsCommand) -> anyhow::Result<ExitC
         IntegrationsCommand::List { server } => (server, "/v1/integrations/docs".to_string()),
         IntegrationsCommand::Docs { names, server } => (server, format!("/v1/integrations/docs?names={names}")),
     };
-    runtime()?.block_on(async {
-        let response = reqwest::Client::new()
-            .get(format!("{}{path}", server.server.trim_end_matches('/')))
-            .bearer_auth(&server.token)
-            .send()
-            .await
-            .with_context(|| format!("connecting to {}", server.server))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if status.is_success() {
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        } else {
-            eprintln!("roost: {status}: {text}");
-            Ok(ExitCode::from(1))
-        }
-    })
+    runtime()?.block_on(print_text(&server, &path))
+}
+
+/// GETs a text resource and prints it; exit 1 with the error otherwise.
+async fn print_text(server: &ServerArgs, path: &str) -> anyhow::Result<ExitCode> {
+    let (status, text) = get(server, path).await?;
+    if status.is_success() {
+        print!("{text}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("roost: {status}: {text}");
+        Ok(ExitCode::from(1))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,14 +170,5 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let (status, text) = get(&args.server, &format!("/v1/runs/{}/logs", args.run_id)).await?;
-        if status.is_success() {
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        } else {
-            eprintln!("roost: {status}: {text}");
-            Ok(ExitCode::from(1))
-        }
-    })
+    runtime()?.block_on(print_text(&args.server, &format!("/v1/runs/{}/logs", args.run_id)))
 }

@@ -80,6 +80,7 @@ impl From<DeployError> for ApiError {
         match err {
             DeployError::InvalidName(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_name", message),
             DeployError::InvalidWasm(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_wasm", message),
+            DeployError::InvalidLimits(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_limits", message),
             DeployError::InvalidRetries(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_retries", message),
             DeployError::InvalidSchedule(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_schedule", message),
             DeployError::MissingMetadata => Self::new(StatusCode::BAD_REQUEST, "missing_metadata", message),

@@ -23,7 +23,11 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = header
             .to_str()
             .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|value| {
+                // The scheme name is case-insensitive (RFC 9110).
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            })
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| unauthorized("invalid_token", "the Authorization header must be `Bearer <token>`"))?;

@@ -34,6 +34,8 @@ struct DeployBody {
     metadata: DeclaredMetadata,
     /// Retry policy: `{"max": 0..=10, "on_limits": bool}`.
     retries: Option<crate::store::RetryPolicy>,
+    /// Run limits within the server's maxima: `{"timeout_ms", "memory_bytes", "output_bytes"}`.
+    limits: Option<crate::store::ScriptLimits>,
 }
 
 async fn deploy(
@@ -44,7 +46,7 @@ async fn deploy(
     let component = base64::engine::general_purpose::STANDARD.decode(body.component.trim()).map_err(|err| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_base64", format!("`component` must be standard base64: {err}"))
     })?;
-    let request = DeployRequest { name: body.name, component, declared: body.metadata, retries: body.retries };
+    let request = DeployRequest { name: body.name, component, declared: body.metadata, retries: body.retries, limits: body.limits };
     let version = state.deploy.deploy(&user.id, request).await?;
     Ok((StatusCode::CREATED, Json(json!({
         "script_id": version.script_id,

@@ -37,8 +37,9 @@ impl Executor {
     /// Runs `run` to its end. Never fails: whatever goes wrong is the run's
     /// outcome.
     pub async fn execute(&self, run: &RunRow) -> RunFinish {
+        let limits = self.limits_for(&run.script_id).await;
         match self.prepare(run).await {
-            Ok((guest, invocation, egress)) => match self.sandbox.run(&guest, &invocation, &self.limits, &egress).await {
+            Ok((guest, invocation, egress)) => match self.sandbox.run(&guest, &invocation, &limits, &egress).await {
                 Ok(outcome) => {
                     let (status, exit_code, error) = match &outcome.termination {
                         Termination::Exited { code: 0 } => (run_status::SUCCEEDED, Some(0), None),
@@ -69,13 +70,31 @@ impl Executor {
                         stderr_truncated: outcome.stderr.truncated,
                         stdout: outcome.stdout.bytes,
                         stderr: outcome.stderr.bytes,
-                        output_cap: i64::try_from(self.limits.max_output_bytes).unwrap_or(i64::MAX),
+                        output_cap: i64::try_from(limits.max_output_bytes).unwrap_or(i64::MAX),
                     }
                 }
                 Err(err) => self.failed(format!("roost could not start the script: {err}")),
             },
             Err(message) => self.failed(message),
         }
+    }
+
+    /// The server's defaults, with what the script set at deploy on top.
+    async fn limits_for(&self, script_id: &str) -> RunLimits {
+        let mut limits = self.limits.clone();
+        if let Ok(Some(settings)) = self.store.script_settings(script_id).await {
+            let own = settings.limits;
+            if let Some(ms) = own.timeout_ms.and_then(|v| u64::try_from(v).ok()) {
+                limits.timeout = std::time::Duration::from_millis(ms);
+            }
+            if let Some(bytes) = own.memory_bytes.and_then(|v| u64::try_from(v).ok()) {
+                limits.max_memory_bytes = bytes;
+            }
+            if let Some(bytes) = own.output_bytes.and_then(|v| usize::try_from(v).ok()) {
+                limits.max_output_bytes = bytes;
+            }
+        }
+        limits
     }
 
     fn failed(&self, error: String) -> RunFinish {

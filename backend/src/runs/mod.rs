@@ -131,21 +131,26 @@ impl Runner {
     async fn run_one(&self, worker_id: &str, run: RunRow) {
         let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
         tracing::info!(parent: &span, worker = worker_id, attempt = run.attempt, "run started");
-        let heartbeat = {
-            let store = self.store.clone();
-            let (run_id, worker) = (run.id.clone(), worker_id.to_string());
-            let every = self.config.heartbeat;
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if let Err(err) = store.heartbeat_run(&run_id, &worker).await {
-                        tracing::warn!(run_id = %run_id, error = %err, "heartbeat failed");
+        // Run the script, heart-beating meanwhile. A heartbeat that finds the
+        // run no longer ours (cancelled) drops the execution, which stops the
+        // guest at its next epoch check.
+        let execution = self.executor.execute(&run);
+        tokio::pin!(execution);
+        let mut beat = tokio::time::interval(self.config.heartbeat);
+        beat.tick().await;
+        let finish = loop {
+            tokio::select! {
+                finish = &mut execution => break finish,
+                _ = beat.tick() => match self.store.heartbeat_run(&run.id, worker_id).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(parent: &span, "run cancelled while running; the script was stopped");
+                        return;
                     }
-                }
-            })
+                    Err(err) => tracing::warn!(parent: &span, error = %err, "heartbeat failed"),
+                },
+            }
         };
-        let finish = self.executor.execute(&run).await;
-        heartbeat.abort();
         let retry = self.retry_plan(&run, &finish.status).await;
         match self.store.finish_run(&run.id, &finish, retry.as_ref()).await {
             Ok(true) => tracing::info!(
@@ -164,8 +169,8 @@ impl Runner {
     /// backoff from `retry_base`, with jitter so retries of many runs that
     /// failed together do not return together.
     async fn retry_plan(&self, run: &RunRow, status: &str) -> Option<RetryPlan> {
-        let policy = match self.store.retry_policy(&run.script_id).await {
-            Ok(Some(policy)) => policy,
+        let policy = match self.store.script_settings(&run.script_id).await {
+            Ok(Some(settings)) => settings.retries,
             _ => return None,
         };
         let retryable = status == run_status::FAILED

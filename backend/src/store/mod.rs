@@ -93,14 +93,15 @@ pub trait Store: Send + Sync + 'static {
     /// run for two workers, never a retry before its backoff, never a run of
     /// a script that already has `per_script_limit` runs running.
     async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> StoreResult<Option<RunRow>>;
-    /// Records that `worker_id` still works on the run.
-    async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<()>;
+    /// Records that `worker_id` still works on the run; false when the run
+    /// is no longer this worker's to run (cancelled, or re-queued).
+    async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
     /// Records how a running run ended and, in the same transaction, queues
     /// its retry if one is planned; false if it was no longer running
     /// (cancelled meanwhile), in which case no retry is queued.
     async fn finish_run(&self, run_id: &str, finish: &RunFinish, retry: Option<&RetryPlan>) -> StoreResult<bool>;
-    /// A script's retry policy.
-    async fn retry_policy(&self, script_id: &str) -> StoreResult<Option<RetryPolicy>>;
+    /// A script's retry policy and limits.
+    async fn script_settings(&self, script_id: &str) -> StoreResult<Option<ScriptSettings>>;
     /// Cancels a queued or running run of the user; false if it had ended.
     async fn cancel_run(&self, user_id: &str, run_id: &str) -> StoreResult<bool>;
     /// Puts runs whose worker stopped heart-beating before `stale_before` back on the queue.

@@ -147,6 +147,30 @@ pub struct NewScriptVersion {
     pub triggers: Vec<TriggerRow>,
     /// Retry policy to set on the script (None keeps the current one).
     pub retries: Option<RetryPolicy>,
+    /// Run limits to set on the script (None keeps the current ones).
+    pub limits: Option<ScriptLimits>,
+}
+
+/// Run limits a script asks for at deploy; unset ones use the server's
+/// defaults. Checked against the server's maxima before they are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptLimits {
+    /// Wall-clock limit in milliseconds.
+    pub timeout_ms: Option<i64>,
+    /// Linear-memory limit in bytes.
+    pub memory_bytes: Option<i64>,
+    /// Output cap per stream in bytes.
+    pub output_bytes: Option<i64>,
+}
+
+/// A script's run settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ScriptSettings {
+    /// Retry policy.
+    pub retries: RetryPolicy,
+    /// Limits.
+    pub limits: ScriptLimits,
 }
 
 /// How failed runs of a script are retried.

@@ -19,6 +19,7 @@ impl PostgresStore {
 // Several nodes claim concurrently: SKIP LOCKED hands each a different run.
 super::sql::sql_store!(
     PostgresStore,
+    begin = "BEGIN",
     claim_sql = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
                  WHERE id = (SELECT id FROM runs q WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $2) \
                  AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $3 \

@@ -25,7 +25,12 @@ pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, ha
      duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before";
 
 macro_rules! sql_store {
-    ($store:ty, claim_sql = $claim_sql:expr) => {
+    ($store:ty, begin = $begin:expr, claim_sql = $claim_sql:expr) => {
+        impl $store {
+            /// How write transactions start.
+            const BEGIN: &'static str = $begin;
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn create_user(&self, name: &str, token_hash: &str) -> $crate::store::StoreResult<$crate::store::User> {
@@ -34,7 +39,7 @@ macro_rules! sql_store {
                     name: name.to_string(),
                     created_at: $crate::store::now_millis(),
                 };
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 sqlx::query("INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)")
                     .bind(&user.id)
                     .bind(&user.name)
@@ -116,7 +121,7 @@ macro_rules! sql_store {
             }
 
             async fn put_credentials(&self, rows: &[$crate::store::CredentialRow]) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 for row in rows {
                     sqlx::query(
                         "INSERT INTO credentials (user_id, integration_id, cred_key, key_id, nonce, ciphertext, \
@@ -175,7 +180,7 @@ macro_rules! sql_store {
             }
 
             async fn reencrypt_credentials(&self, rows: &[$crate::store::CredentialRow]) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 for row in rows {
                     sqlx::query(
                         "UPDATE credentials SET key_id = $1, nonce = $2, ciphertext = $3 \
@@ -197,7 +202,7 @@ macro_rules! sql_store {
             async fn create_script_version(&self, new: &$crate::store::NewScriptVersion) -> $crate::store::StoreResult<$crate::store::ScriptVersion> {
                 use sqlx::Row;
                 let now = $crate::store::now_millis();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let existing = sqlx::query("SELECT id FROM scripts WHERE user_id = $1 AND name = $2")
                     .bind(&new.user_id)
                     .bind(&new.name)
@@ -247,6 +252,15 @@ macro_rules! sql_store {
                     .bind(&script_id)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(limits) = &new.limits {
+                    sqlx::query("UPDATE scripts SET timeout_ms = $1, memory_bytes = $2, output_bytes = $3 WHERE id = $4")
+                        .bind(limits.timeout_ms)
+                        .bind(limits.memory_bytes)
+                        .bind(limits.output_bytes)
+                        .bind(&script_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if let Some(retries) = &new.retries {
                     sqlx::query("UPDATE scripts SET max_retries = $1, retry_on_limits = $2 WHERE id = $3")
                         .bind(retries.max)
@@ -306,7 +320,7 @@ macro_rules! sql_store {
 
             async fn set_current_version(&self, user_id: &str, script_id: &str, version: i64) -> $crate::store::StoreResult<Option<$crate::store::Script>> {
                 use sqlx::Row;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let row = sqlx::query(
                     "SELECT v.metadata FROM script_versions v JOIN scripts s ON s.id = v.script_id \
                      WHERE s.user_id = $1 AND s.id = $2 AND v.version = $3",
@@ -333,7 +347,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_script(&self, user_id: &str, script_id: &str) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let done = sqlx::query("DELETE FROM scripts WHERE user_id = $1 AND id = $2")
                     .bind(user_id)
                     .bind(script_id)
@@ -462,14 +476,14 @@ macro_rules! sql_store {
                 }
             }
 
-            async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> $crate::store::StoreResult<()> {
-                sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'")
+            async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'")
                     .bind($crate::store::now_millis())
                     .bind(run_id)
                     .bind(worker_id)
                     .execute(&self.pool)
                     .await?;
-                Ok(())
+                Ok(done.rows_affected() > 0)
             }
 
             async fn finish_run(
@@ -478,7 +492,7 @@ macro_rules! sql_store {
                 finish: &$crate::store::RunFinish,
                 retry: Option<&$crate::store::RetryPlan>,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let done = sqlx::query(
                     "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, stdout = $5, stderr = $6, \
                      stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
@@ -520,16 +534,25 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
-            async fn retry_policy(&self, script_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RetryPolicy>> {
+            async fn script_settings(&self, script_id: &str) -> $crate::store::StoreResult<Option<$crate::store::ScriptSettings>> {
                 use sqlx::Row;
-                let row = sqlx::query("SELECT max_retries, retry_on_limits FROM scripts WHERE id = $1")
-                    .bind(script_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let row = sqlx::query(
+                    "SELECT max_retries, retry_on_limits, timeout_ms, memory_bytes, output_bytes FROM scripts WHERE id = $1",
+                )
+                .bind(script_id)
+                .fetch_optional(&self.pool)
+                .await?;
                 Ok(match row {
-                    Some(row) => Some($crate::store::RetryPolicy {
-                        max: row.try_get("max_retries")?,
-                        on_limits: row.try_get::<i64, _>("retry_on_limits")? != 0,
+                    Some(row) => Some($crate::store::ScriptSettings {
+                        retries: $crate::store::RetryPolicy {
+                            max: row.try_get("max_retries")?,
+                            on_limits: row.try_get::<i64, _>("retry_on_limits")? != 0,
+                        },
+                        limits: $crate::store::ScriptLimits {
+                            timeout_ms: row.try_get("timeout_ms")?,
+                            memory_bytes: row.try_get("memory_bytes")?,
+                            output_bytes: row.try_get("output_bytes")?,
+                        },
                     }),
                     None => None,
                 })
@@ -596,7 +619,7 @@ macro_rules! sql_store {
                 };
                 let lookup = "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";
                 let now = $crate::store::now_millis();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 if let Some(row) = sqlx::query(lookup).bind(&event.user_id).bind(&event.event_id).fetch_optional(&mut *tx).await? {
                     return seen(row.try_get("run_ids")?);
                 }
@@ -678,7 +701,7 @@ macro_rules! sql_store {
             async fn record_tick(&self, script_id: &str, handler: &str, tick_at: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
                 use sqlx::Row;
                 let now = $crate::store::now_millis();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let schedule = sqlx::query(
                     "SELECT s.user_id, s.current_version, t.spec, COALESCE(c.paused, 0) AS paused, \
                      COALESCE(c.overlap, 'skip') AS overlap FROM triggers t JOIN scripts s ON s.id = t.script_id \

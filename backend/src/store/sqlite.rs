@@ -25,8 +25,12 @@ impl SqliteStore {
 }
 
 // SQLite serialises writers, so a plain conditional UPDATE claims atomically.
+// Write transactions take the write lock up front (IMMEDIATE): a deferred
+// transaction that reads and then writes can fail with SQLITE_BUSY at once,
+// without waiting, when another writer got in between.
 super::sql::sql_store!(
     SqliteStore,
+    begin = "BEGIN IMMEDIATE",
     claim_sql = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
                  WHERE id = (SELECT id FROM runs q WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $2) \
                  AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $3 \
