@@ -40,6 +40,8 @@ pub struct FileConfig {
     pub run_timeout_ms: Option<u64>,
     /// Seconds without a heartbeat after which a running run is re-queued.
     pub run_stale_secs: Option<u64>,
+    /// `requeue` or `fail` the runs of a dead worker.
+    pub orphan_runs: Option<String>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,

@@ -218,3 +218,26 @@ async fn queued_and_running_runs_survive_a_killed_server() {
     assert!(text(&runs.stdout).contains(&long), "{}", text(&runs.stdout));
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn a_restart_during_a_schedule_does_not_double_a_tick() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout).trim().to_string();
+    let env = [("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())];
+    let ticker = roost_tests::example_path("ticker").display().to_string();
+    assert!(roost(data.path(), &["deploy", &ticker], &env).status.success());
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    server.kill_hard();
+    let server = Server::start(data.path());
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
+    let runs = api(reqwest::Method::GET, &format!("{}/v1/runs?limit=200", server.url), &token).await;
+    let mut ticks: Vec<i64> = runs["runs"].as_array().unwrap().iter().map(|r| r["payload"]["tick_at"].as_i64().unwrap()).collect();
+    ticks.sort();
+    let count = ticks.len();
+    ticks.dedup();
+    assert_eq!(ticks.len(), count, "a tick ran twice across the restart: {ticks:?}");
+    assert!(count >= 3, "ticks before and after the restart: {ticks:?}");
+    assert!(ticks.iter().all(|t| t % 2000 == 0), "{ticks:?}");
+    assert!(server.stop().success());
+}

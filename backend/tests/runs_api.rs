@@ -138,7 +138,7 @@ async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
     assert!(app.store.claim_run("other-worker", 4).await.unwrap().is_none(), "a running run is never claimed twice");
 
     // Once its heartbeat is stale, the reaper's query puts it back on the queue.
-    let requeued = app.store.requeue_stale_runs(roost::store::now_millis() + 1).await.unwrap();
+    let requeued = app.store.requeue_stale_runs(roost::store::now_millis() + 1, true).await.unwrap();
     assert_eq!(requeued, 1);
     let again = app.store.claim_run("live-worker", 4).await.unwrap().unwrap();
     assert_eq!((again.id.as_str(), again.worker_id.as_deref()), (run_id.as_str(), Some("live-worker")));
@@ -304,3 +304,18 @@ async fn cancelling_a_running_run_stops_the_script(backend: Backend) {
     assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.1["run"]["status"], "cancelled");
 }
 on_both_stores!(cancelling_a_running_run_stops_the_script);
+
+async fn orphaned_runs_can_be_failed_instead(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| config.runner.workers = 0).await;
+    let token = app.user("ada").await;
+    let script = deploy(&app, &token, "hello", "hello").await;
+    let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
+    let run_id = queued["run_id"].as_str().unwrap().to_string();
+    app.store.claim_run("dead-worker", 4).await.unwrap().unwrap();
+    assert_eq!(app.store.requeue_stale_runs(roost::store::now_millis() + 1, false).await.unwrap(), 1);
+    let (_, run) = app.get(&token, &format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["run"]["status"], "failed");
+    assert!(run["run"]["error"].as_str().unwrap().contains("worker"));
+    assert!(app.store.claim_run("live-worker", 4).await.unwrap().is_none(), "a failed orphan is not run again");
+}
+on_both_stores!(orphaned_runs_can_be_failed_instead);

@@ -31,6 +31,9 @@ pub(super) struct ServeArgs {
     /// A running run whose worker has not reported for this long is re-queued.
     #[arg(long, env = "ROOST_RUN_STALE_SECS")]
     run_stale_secs: Option<u64>,
+    /// What happens to a run whose worker died: `requeue` (default) or `fail`.
+    #[arg(long, env = "ROOST_ORPHAN_RUNS", value_parser = ["requeue", "fail"])]
+    orphan_runs: Option<String>,
     /// TOML config file (default: roost.toml in the data directory, if present).
     #[arg(long, env = "ROOST_CONFIG")]
     config: Option<PathBuf>,
@@ -54,6 +57,13 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     config.integrations_dir = args.integrations_dir.or(file.integrations_dir);
     if let Some(workers) = args.workers.or(file.workers) {
         config.runner.workers = workers;
+    }
+    if let Some(policy) = args.orphan_runs.or(file.orphan_runs) {
+        config.runner.requeue_orphans = match policy.as_str() {
+            "requeue" => true,
+            "fail" => false,
+            other => anyhow::bail!("orphan_runs is `requeue` or `fail`, not `{other}`"),
+        };
     }
     if let Some(ms) = args.run_timeout_ms.or(file.run_timeout_ms) {
         config.run_limits.timeout = std::time::Duration::from_millis(ms);

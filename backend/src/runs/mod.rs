@@ -32,6 +32,8 @@ pub struct RunnerConfig {
     pub per_script_concurrency: i64,
     /// Finished runs older than this are deleted.
     pub retention: Duration,
+    /// A run whose worker died is re-queued (true) or marked failed (false).
+    pub requeue_orphans: bool,
 }
 
 impl Default for RunnerConfig {
@@ -45,6 +47,7 @@ impl Default for RunnerConfig {
             retry_base: Duration::from_secs(2),
             per_script_concurrency: 4,
             retention: Duration::from_secs(30 * 24 * 3600),
+            requeue_orphans: true,
         }
     }
 }
@@ -193,10 +196,11 @@ impl Runner {
     async fn reap(&self, mut stop: watch::Receiver<bool>) {
         loop {
             let stale_before = now_millis() - i64::try_from(self.config.stale_after.as_millis()).unwrap_or(i64::MAX);
-            match self.store.requeue_stale_runs(stale_before).await {
+            match self.store.requeue_stale_runs(stale_before, self.config.requeue_orphans).await {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::warn!(count = n, "re-queued runs whose worker stopped heart-beating");
+                    let what = if self.config.requeue_orphans { "re-queued" } else { "failed" };
+                    tracing::warn!(count = n, "{what} runs whose worker stopped heart-beating");
                     self.wake.notify_waiters();
                 }
                 Err(err) => tracing::error!(error = %err, "re-queuing stale runs failed"),

@@ -104,8 +104,9 @@ pub trait Store: Send + Sync + 'static {
     async fn script_settings(&self, script_id: &str) -> StoreResult<Option<ScriptSettings>>;
     /// Cancels a queued or running run of the user; false if it had ended.
     async fn cancel_run(&self, user_id: &str, run_id: &str) -> StoreResult<bool>;
-    /// Puts runs whose worker stopped heart-beating before `stale_before` back on the queue.
-    async fn requeue_stale_runs(&self, stale_before: i64) -> StoreResult<u64>;
+    /// Runs whose worker stopped heart-beating before `stale_before`: put
+    /// back on the queue (`requeue`), or marked failed.
+    async fn requeue_stale_runs(&self, stale_before: i64, requeue: bool) -> StoreResult<u64>;
     /// One run of the user.
     async fn get_run(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunRow>>;
     /// The user's runs, newest first.

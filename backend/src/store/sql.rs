@@ -571,15 +571,19 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn requeue_stale_runs(&self, stale_before: i64) -> $crate::store::StoreResult<u64> {
-                let done = sqlx::query(
+            async fn requeue_stale_runs(&self, stale_before: i64, requeue: bool) -> $crate::store::StoreResult<u64> {
+                let sql = if requeue {
                     "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, started_at = NULL \
-                     WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1)",
-                )
-                .bind(stale_before)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected())
+                     WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1)"
+                } else {
+                    "UPDATE runs SET status = 'failed', finished_at = $2, error = 'the worker running it stopped (node lost)' \
+                     WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1)"
+                };
+                let mut query = sqlx::query(sql).bind(stale_before);
+                if !requeue {
+                    query = query.bind($crate::store::now_millis());
+                }
+                Ok(query.execute(&self.pool).await?.rows_affected())
             }
 
             async fn get_run(&self, user_id: &str, run_id: &str) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
