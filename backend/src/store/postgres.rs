@@ -16,13 +16,15 @@ impl PostgresStore {
     }
 }
 
-// Several nodes claim concurrently: SKIP LOCKED hands each a different run.
+// Several nodes claim concurrently: SKIP LOCKED hands each a different
+// candidate, and a transaction-scoped advisory lock per script makes the
+// concurrency-cap check and the claim one step.
 super::sql::sql_store!(
     PostgresStore,
     begin = "BEGIN",
-    claim_sql = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
-                 WHERE id = (SELECT id FROM runs q WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $2) \
-                 AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $3 \
-                 ORDER BY queued_at, id LIMIT 1 \
-                 FOR UPDATE SKIP LOCKED) RETURNING {columns}"
+    claim_sql = "SELECT id, script_id FROM runs q WHERE status = 'queued' \
+                 AND (not_before IS NULL OR not_before <= $1) \
+                 AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
+                 ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+    script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))")
 );

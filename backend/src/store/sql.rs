@@ -25,7 +25,7 @@ pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, ha
      duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before";
 
 macro_rules! sql_store {
-    ($store:ty, begin = $begin:expr, claim_sql = $claim_sql:expr) => {
+    ($store:ty, begin = $begin:expr, claim_sql = $claim_sql:expr, script_lock_sql = $script_lock_sql:expr) => {
         impl $store {
             /// How write transactions start.
             const BEGIN: &'static str = $begin;
@@ -463,17 +463,39 @@ macro_rules! sql_store {
             }
 
             async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
-                let sql = format!($claim_sql, columns = $crate::store::sql::RUN_COLUMNS);
-                let row = sqlx::query(&sql)
-                    .bind(worker_id)
-                    .bind($crate::store::now_millis())
-                    .bind(per_script_limit)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                match row {
-                    Some(row) => Ok(Some($crate::store::sql::run_from_row(&row)?)),
-                    None => Ok(None),
+                use sqlx::Row;
+                let now = $crate::store::now_millis();
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
+                let Some(candidate) = sqlx::query($claim_sql).bind(now).bind(per_script_limit).fetch_optional(&mut *tx).await? else {
+                    return Ok(None);
+                };
+                let run_id: String = candidate.try_get("id")?;
+                let script_id: String = candidate.try_get("script_id")?;
+                // Claims of one script's runs take turns, so two workers cannot
+                // both see room under the concurrency cap and both start one.
+                if let Some(lock) = $script_lock_sql {
+                    sqlx::query(lock).bind(&script_id).execute(&mut *tx).await?;
                 }
+                let running: i64 = sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE script_id = $1 AND status = 'running'")
+                    .bind(&script_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                if running >= per_script_limit {
+                    return Ok(None);
+                }
+                let sql = format!(
+                    "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
+                     WHERE id = $3 AND status = 'queued' RETURNING {}",
+                    $crate::store::sql::RUN_COLUMNS
+                );
+                let row = sqlx::query(&sql).bind(worker_id).bind(now).bind(&run_id).fetch_optional(&mut *tx).await?;
+                let run = match row {
+                    Some(row) => $crate::store::sql::run_from_row(&row)?,
+                    None => return Ok(None),
+                };
+                tx.commit().await?;
+                Ok(Some(run))
             }
 
             async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> $crate::store::StoreResult<bool> {

@@ -24,16 +24,16 @@ impl SqliteStore {
     }
 }
 
-// SQLite serialises writers, so a plain conditional UPDATE claims atomically.
 // Write transactions take the write lock up front (IMMEDIATE): a deferred
 // transaction that reads and then writes can fail with SQLITE_BUSY at once,
-// without waiting, when another writer got in between.
+// without waiting, when another writer got in between. That lock also
+// serialises claims, so no per-script lock is needed.
 super::sql::sql_store!(
     SqliteStore,
     begin = "BEGIN IMMEDIATE",
-    claim_sql = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
-                 WHERE id = (SELECT id FROM runs q WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $2) \
-                 AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $3 \
-                 ORDER BY queued_at, id LIMIT 1) \
-                 AND status = 'queued' RETURNING {columns}"
+    claim_sql = "SELECT id, script_id FROM runs q WHERE status = 'queued' \
+                 AND (not_before IS NULL OR not_before <= $1) \
+                 AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
+                 ORDER BY queued_at, id LIMIT 1",
+    script_lock_sql = None::<&str>
 );
