@@ -47,7 +47,9 @@ fn main() {
     ] {
         build.env_remove(var);
     }
-    let status = build.status().expect("running cargo to build the example guests");
+    let status = build
+        .status()
+        .expect("running cargo to build the example guests");
     if !status.success() {
         panic!(
             "building the example guests failed; is the wasm target installed? \
@@ -55,11 +57,16 @@ fn main() {
         );
     }
     let wasm_dir = guest_target.join("wasm32-wasip2").join("release");
-    println!("cargo:rustc-env=ROOST_EXAMPLES_WASM_DIR={}", wasm_dir.display());
+    println!(
+        "cargo:rustc-env=ROOST_EXAMPLES_WASM_DIR={}",
+        wasm_dir.display()
+    );
 }
 
 fn watch(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();

@@ -18,7 +18,10 @@ const LATENCY_EVENTS: usize = 300;
 const POSTERS: usize = 8;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(bench());
 }
 
@@ -33,9 +36,13 @@ async fn bench() {
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until(std::future::pending()));
     let token = new_token();
-    store.create_user("bench", &hash_token(&token)).await.unwrap();
+    store
+        .create_user("bench", &hash_token(&token))
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
-    let component = base64::engine::general_purpose::STANDARD.encode(roost_tests::example("event-echo"));
+    let component =
+        base64::engine::general_purpose::STANDARD.encode(roost_tests::example("event-echo"));
     let deployed: Value = client
         .post(format!("{base}/v1/scripts/deploy"))
         .bearer_auth(&token)
@@ -62,7 +69,10 @@ async fn bench() {
                 .json()
                 .await
                 .unwrap();
-            reply["run_ids"][0].as_str().unwrap_or_else(|| panic!("{reply}")).to_string()
+            reply["run_ids"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{reply}"))
+                .to_string()
         }
     };
     let (c, b, t) = (client.clone(), base.clone(), token.clone());
@@ -70,7 +80,15 @@ async fn bench() {
         let (client, base, token) = (c.clone(), b.clone(), t.clone());
         async move {
             loop {
-                let run: Value = client.get(format!("{base}/v1/runs/{id}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+                let run: Value = client
+                    .get(format!("{base}/v1/runs/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
                 if run["run"]["finished_at"].is_i64() {
                     assert_eq!(run["run"]["status"], "succeeded", "{run}");
                     return run["run"].clone();
@@ -125,10 +143,23 @@ async fn bench() {
     let pct = |v: &[i64], p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
 
     println!("events to runs on SQLite, {workers} workers, event-echo");
-    println!("sustained: {THROUGHPUT_EVENTS} events from {POSTERS} clients in {total_secs:.2} s = {rate:.0} runs/s (ingest alone {:.0} events/s)", THROUGHPUT_EVENTS as f64 / ingest_secs);
+    println!(
+        "sustained: {THROUGHPUT_EVENTS} events from {POSTERS} clients in {total_secs:.2} s = {rate:.0} runs/s (ingest alone {:.0} events/s)",
+        THROUGHPUT_EVENTS as f64 / ingest_secs
+    );
     println!("{:<22} {:>8} {:>8}", "latency (ms)", "p50", "p99");
-    println!("{:<22} {:>8} {:>8}", "event -> run start", pct(&to_start, 50), pct(&to_start, 99));
-    println!("{:<22} {:>8} {:>8}", "event -> run end", pct(&to_end, 50), pct(&to_end, 99));
+    println!(
+        "{:<22} {:>8} {:>8}",
+        "event -> run start",
+        pct(&to_start, 50),
+        pct(&to_start, 99)
+    );
+    println!(
+        "{:<22} {:>8} {:>8}",
+        "event -> run end",
+        pct(&to_end, 50),
+        pct(&to_end, 99)
+    );
 
     let report = json!({
         "benchmark": "events_to_runs",
@@ -139,8 +170,14 @@ async fn bench() {
         "event_to_start_ms": { "p50": pct(&to_start, 50), "p99": pct(&to_start, 99) },
         "event_to_end_ms": { "p50": pct(&to_end, 50), "p99": pct(&to_end, 99) },
     });
-    let out = std::env::var_os("ROOST_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "target/roost-bench".into());
+    let out = std::env::var_os("ROOST_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "target/roost-bench".into());
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("events_to_runs.json"), serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+    std::fs::write(
+        out.join("events_to_runs.json"),
+        serde_json::to_vec_pretty(&report).unwrap(),
+    )
+    .unwrap();
     println!("written to {}", out.join("events_to_runs.json").display());
 }

@@ -13,9 +13,9 @@ use crate::data_dir::DataDir;
 use crate::deploy::DeployService;
 use crate::http::{AppState, router};
 use crate::oauth::OAuth;
+use crate::registry::Registry;
 use crate::runs::{Executor, Runner};
 use crate::setup_link::SetupLinks;
-use crate::registry::Registry;
 use crate::store;
 
 /// A server bound to its port, ready to serve.
@@ -35,22 +35,36 @@ impl Application {
     pub async fn build(config: ServerConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let store = store::connect(&config.database_url).await.context("opening the database")?;
+        let store = store::connect(&config.database_url)
+            .await
+            .context("opening the database")?;
         let registry = Registry::load(config.integrations_dir.as_deref())?;
         registry.persist(store.as_ref()).await?;
-        let keys = MasterKeys::load(config.master_key.as_deref(), config.master_key_old.as_deref(), &config.key_file())?;
+        let keys = MasterKeys::load(
+            config.master_key.as_deref(),
+            config.master_key_old.as_deref(),
+            &config.key_file(),
+        )?;
         let credentials = CredentialService::new(store.clone(), keys);
         let data_dir = DataDir::new(&config.data_dir);
-        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(data_dir.compile_cache()), ..SandboxConfig::default() })?;
+        let sandbox = Sandbox::new(SandboxConfig {
+            cache_dir: Some(data_dir.compile_cache()),
+            ..SandboxConfig::default()
+        })?;
 
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let base_url = config
             .base_url
             .clone()
             .unwrap_or_else(|| format!("http://{}:{port}", config.listen.ip()));
         let registry = Arc::new(registry);
-        let links = SetupLinks::new(credentials.keys().derive_secret("setup-links"), config.setup_link_ttl_secs);
+        let links = SetupLinks::new(
+            credentials.keys().derive_secret("setup-links"),
+            config.setup_link_ttl_secs,
+        );
         let oauth = Arc::new(OAuth::new(
             credentials.clone(),
             config.oauth_clients.clone(),
@@ -59,7 +73,13 @@ impl Application {
             links.clone(),
         ));
         let sandbox = Arc::new(sandbox);
-        let executor = Arc::new(Executor::new(store.clone(), registry.clone(), oauth.clone(), sandbox.clone(), config.run_limits.clone()));
+        let executor = Arc::new(Executor::new(
+            store.clone(),
+            registry.clone(),
+            oauth.clone(),
+            sandbox.clone(),
+            config.run_limits.clone(),
+        ));
         let runner = Arc::new(Runner::new(store.clone(), executor, config.runner.clone()));
         let deploy = Arc::new(DeployService {
             store: store.clone(),
@@ -71,7 +91,16 @@ impl Application {
             max_limits: config.max_run_limits.clone(),
         });
         let store_handle = store.clone();
-        let state = AppState { store, registry: registry.clone(), credentials, deploy, oauth: oauth.clone(), links, runner: runner.clone(), slack_signing_secret: config.slack_signing_secret.clone() };
+        let state = AppState {
+            store,
+            registry: registry.clone(),
+            credentials,
+            deploy,
+            oauth: oauth.clone(),
+            links,
+            runner: runner.clone(),
+            slack_signing_secret: config.slack_signing_secret.clone(),
+        };
         let router = router(state, config.max_body_bytes);
         tracing::info!(
             address = %listener.local_addr()?,
@@ -79,7 +108,16 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "roost server ready"
         );
-        Ok(Self { store: store_handle, runner, oauth, registry, listener, router, port, base_url })
+        Ok(Self {
+            store: store_handle,
+            runner,
+            oauth,
+            registry,
+            listener,
+            router,
+            port,
+            base_url,
+        })
     }
 
     /// The OAuth service (runs get their environment through it).
@@ -109,11 +147,19 @@ impl Application {
 
     /// Serves the API and runs the workers until `shutdown` resolves, then
     /// finishes in-flight requests and the runs in hand.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = self.runner.start(stopped.clone());
-        workers.push(crate::schedules::Scheduler::new(self.store.clone(), self.runner.clone()).start(stopped));
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        workers.push(
+            crate::schedules::Scheduler::new(self.store.clone(), self.runner.clone())
+                .start(stopped),
+        );
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         let _ = stop.send(true);
         for worker in workers {
             let _ = worker.await;

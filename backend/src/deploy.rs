@@ -120,12 +120,19 @@ pub struct DeployService {
 
 impl DeployService {
     /// Runs the deploy flow for `user_id`.
-    pub async fn deploy(&self, user_id: &str, request: DeployRequest) -> Result<ScriptVersion, DeployError> {
+    pub async fn deploy(
+        &self,
+        user_id: &str,
+        request: DeployRequest,
+    ) -> Result<ScriptVersion, DeployError> {
         check_name(&request.name)?;
         if let Some(retries) = &request.retries
             && !(0..=10).contains(&retries.max)
         {
-            return Err(DeployError::InvalidRetries(format!("retries.max must be 0 to 10, not {}", retries.max)));
+            return Err(DeployError::InvalidRetries(format!(
+                "retries.max must be 0 to 10, not {}",
+                retries.max
+            )));
         }
         if let Some(limits) = &request.limits {
             check_limits(limits, &self.max_limits)?;
@@ -134,23 +141,34 @@ impl DeployService {
 
         for handler in &metadata.handlers {
             if let roost_sandbox::Trigger::Schedule { cron, timezone } = &handler.trigger {
-                crate::schedules::Schedule::parse(cron, timezone.as_deref())
-                    .map_err(|reason| DeployError::InvalidSchedule(format!("handler `{}`: {reason}", handler.name)))?;
+                crate::schedules::Schedule::parse(cron, timezone.as_deref()).map_err(|reason| {
+                    DeployError::InvalidSchedule(format!("handler `{}`: {reason}", handler.name))
+                })?;
             }
         }
         let unknown = self.registry.unknown(&metadata.integrations);
         if !unknown.is_empty() {
-            return Err(DeployError::UnknownIntegrations { unknown, known: self.registry.ids() });
+            return Err(DeployError::UnknownIntegrations {
+                unknown,
+                known: self.registry.ids(),
+            });
         }
-        let definitions: Vec<_> =
-            metadata.integrations.iter().filter_map(|id| self.registry.get(id).cloned()).collect();
+        let definitions: Vec<_> = metadata
+            .integrations
+            .iter()
+            .filter_map(|id| self.registry.get(id).cloned())
+            .collect();
         let missing = self.credentials.missing(user_id, &definitions).await?;
         if !missing.is_empty() {
             let links = missing
                 .iter()
                 .map(|d| SetupLink {
                     integration: d.integration_id.clone(),
-                    setup_url: self.links.sign(&d.setup_url(&self.base_url, user_id), &d.integration_id, user_id),
+                    setup_url: self.links.sign(
+                        &d.setup_url(&self.base_url, user_id),
+                        &d.integration_id,
+                        user_id,
+                    ),
                 })
                 .collect();
             return Err(DeployError::MissingCredentials(links));
@@ -184,17 +202,34 @@ impl DeployService {
     }
 }
 
-fn check_limits(limits: &crate::store::ScriptLimits, max: &roost_sandbox::RunLimits) -> Result<(), DeployError> {
+fn check_limits(
+    limits: &crate::store::ScriptLimits,
+    max: &roost_sandbox::RunLimits,
+) -> Result<(), DeployError> {
     let ceilings = [
-        ("timeout_ms", limits.timeout_ms, i64::try_from(max.timeout.as_millis()).unwrap_or(i64::MAX)),
-        ("memory_bytes", limits.memory_bytes, i64::try_from(max.max_memory_bytes).unwrap_or(i64::MAX)),
-        ("output_bytes", limits.output_bytes, i64::try_from(max.max_output_bytes).unwrap_or(i64::MAX)),
+        (
+            "timeout_ms",
+            limits.timeout_ms,
+            i64::try_from(max.timeout.as_millis()).unwrap_or(i64::MAX),
+        ),
+        (
+            "memory_bytes",
+            limits.memory_bytes,
+            i64::try_from(max.max_memory_bytes).unwrap_or(i64::MAX),
+        ),
+        (
+            "output_bytes",
+            limits.output_bytes,
+            i64::try_from(max.max_output_bytes).unwrap_or(i64::MAX),
+        ),
     ];
     for (name, value, ceiling) in ceilings {
         if let Some(value) = value
             && !(1..=ceiling).contains(&value)
         {
-            return Err(DeployError::InvalidLimits(format!("limits.{name} must be between 1 and {ceiling} on this server, not {value}")));
+            return Err(DeployError::InvalidLimits(format!(
+                "limits.{name} must be between 1 and {ceiling} on this server, not {value}"
+            )));
         }
     }
     Ok(())
@@ -203,13 +238,24 @@ fn check_limits(limits: &crate::store::ScriptLimits, max: &roost_sandbox::RunLim
 fn check_name(name: &str) -> Result<(), DeployError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok { Ok(()) } else { Err(DeployError::InvalidName(format!("`{name}`: use 1-64 of [A-Za-z0-9._-]"))) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(DeployError::InvalidName(format!(
+            "`{name}`: use 1-64 of [A-Za-z0-9._-]"
+        )))
+    }
 }
 
 /// The script's metadata: what the component embeds, checked against what
 /// the body states (which is all there is for a component without any).
-fn resolve_metadata(component: &[u8], declared: &DeclaredMetadata) -> Result<ScriptMetadata, DeployError> {
+fn resolve_metadata(
+    component: &[u8],
+    declared: &DeclaredMetadata,
+) -> Result<ScriptMetadata, DeployError> {
     if let Some(list) = &declared.integrations {
         let mut seen = BTreeSet::new();
         for id in list {
@@ -219,7 +265,9 @@ fn resolve_metadata(component: &[u8], declared: &DeclaredMetadata) -> Result<Scr
         }
     }
     let embedded = metadata::read(component).map_err(|err| match err {
-        SandboxError::Metadata(reason) => DeployError::InvalidWasm(format!("malformed roost metadata: {reason}")),
+        SandboxError::Metadata(reason) => {
+            DeployError::InvalidWasm(format!("malformed roost metadata: {reason}"))
+        }
         other => DeployError::InvalidWasm(other.to_string()),
     })?;
     let declared_integrations = declared.integrations.as_ref().map(|list| {
@@ -253,7 +301,11 @@ fn resolve_metadata(component: &[u8], declared: &DeclaredMetadata) -> Result<Scr
             Ok(embedded)
         }
         None => match (declared_integrations, declared_triggers) {
-            (Some(integrations), Some(handlers)) => Ok(ScriptMetadata { sdk_version: None, handlers, integrations }),
+            (Some(integrations), Some(handlers)) => Ok(ScriptMetadata {
+                sdk_version: None,
+                handlers,
+                integrations,
+            }),
             _ => Err(DeployError::MissingMetadata),
         },
     }

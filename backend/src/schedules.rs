@@ -33,7 +33,11 @@ impl Schedule {
     /// optional year) and an optional IANA timezone.
     pub fn parse(expression: &str, timezone: Option<&str>) -> Result<Self, String> {
         let fields = expression.split_whitespace().count();
-        let six_field = if fields == 5 { format!("0 {expression}") } else { expression.trim().to_string() };
+        let six_field = if fields == 5 {
+            format!("0 {expression}")
+        } else {
+            expression.trim().to_string()
+        };
         let cron = CronParser::builder()
             .seconds(Seconds::Required)
             .dom_and_dow(true)
@@ -41,18 +45,28 @@ impl Schedule {
             .parse(&six_field)
             .map_err(|e| format!("`{expression}` is not a valid cron expression: {e}"))?;
         let tz = match timezone {
-            Some(name) => Tz::from_str(name).map_err(|_| format!("`{name}` is not an IANA timezone"))?,
+            Some(name) => {
+                Tz::from_str(name).map_err(|_| format!("`{name}` is not an IANA timezone"))?
+            }
             None => Tz::UTC,
         };
-        Ok(Self { cron, six_field, tz })
+        Ok(Self {
+            cron,
+            six_field,
+            tz,
+        })
     }
 
     /// The latest scheduled time at or before `now_ms` (Unix ms).
     pub fn latest_at_or_before(&self, now_ms: i64) -> Option<i64> {
         // Whole seconds: cron has no finer resolution, and the search keeps
         // whatever fraction it is given.
-        let now = chrono::DateTime::from_timestamp(now_ms.div_euclid(1000), 0)?.with_timezone(&self.tz);
-        self.cron.find_previous_occurrence(&now, true).ok().map(|t| t.timestamp_millis())
+        let now =
+            chrono::DateTime::from_timestamp(now_ms.div_euclid(1000), 0)?.with_timezone(&self.tz);
+        self.cron
+            .find_previous_occurrence(&now, true)
+            .ok()
+            .map(|t| t.timestamp_millis())
     }
 }
 
@@ -71,7 +85,11 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler queuing through `runner`.
     pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>) -> Arc<Self> {
-        Arc::new(Self { store, runner, jobs: tokio::sync::Mutex::default() })
+        Arc::new(Self {
+            store,
+            runner,
+            jobs: tokio::sync::Mutex::default(),
+        })
     }
 
     /// Runs the catch-up pass, then keeps the jobs in sync until `stop`.
@@ -104,11 +122,25 @@ impl Scheduler {
     /// Missed ticks: a `run_once` schedule whose latest occurrence was not
     /// handled (the cluster was down) gets that one tick now.
     async fn catch_up(&self) {
-        let Ok(schedules) = self.store.schedules().await else { return };
-        for row in schedules.iter().filter(|r| r.catch_up == "run_once" && !r.paused) {
-            let Ok(schedule) = Schedule::parse(&row.cron, row.timezone.as_deref()) else { continue };
-            let Some(latest) = schedule.latest_at_or_before(now_millis()) else { continue };
-            if latest > row.last_tick_at.unwrap_or(row.created_at).max(row.created_at) {
+        let Ok(schedules) = self.store.schedules().await else {
+            return;
+        };
+        for row in schedules
+            .iter()
+            .filter(|r| r.catch_up == "run_once" && !r.paused)
+        {
+            let Ok(schedule) = Schedule::parse(&row.cron, row.timezone.as_deref()) else {
+                continue;
+            };
+            let Some(latest) = schedule.latest_at_or_before(now_millis()) else {
+                continue;
+            };
+            if latest
+                > row
+                    .last_tick_at
+                    .unwrap_or(row.created_at)
+                    .max(row.created_at)
+            {
                 tracing::info!(script = %row.script_id, handler = %row.handler, tick_at = latest, "catching up a missed tick");
                 self.tick(&row.script_id, &row.handler, latest).await;
             }
@@ -123,12 +155,18 @@ impl Scheduler {
                 return;
             }
         };
-        let desired: HashMap<JobKey, &ScheduleRow> =
-            rows.iter().map(|row| ((row.script_id.clone(), row.handler.clone()), row)).collect();
+        let desired: HashMap<JobKey, &ScheduleRow> = rows
+            .iter()
+            .map(|row| ((row.script_id.clone(), row.handler.clone()), row))
+            .collect();
         let mut jobs = self.jobs.lock().await;
         let stale: Vec<JobKey> = jobs
             .iter()
-            .filter(|(key, (_, cron, tz))| desired.get(*key).is_none_or(|row| row.cron != *cron || row.timezone != *tz))
+            .filter(|(key, (_, cron, tz))| {
+                desired
+                    .get(*key)
+                    .is_none_or(|row| row.cron != *cron || row.timezone != *tz)
+            })
             .map(|(key, _)| key.clone())
             .collect();
         for key in stale {
@@ -145,9 +183,13 @@ impl Scheduler {
                     Ok(id) => {
                         jobs.insert(key, (id, row.cron.clone(), row.timezone.clone()));
                     }
-                    Err(err) => tracing::error!(script = %row.script_id, error = %err, "adding a cron job failed"),
+                    Err(err) => {
+                        tracing::error!(script = %row.script_id, error = %err, "adding a cron job failed")
+                    }
                 },
-                Err(err) => tracing::warn!(script = %row.script_id, handler = %row.handler, error = %err, "schedule skipped"),
+                Err(err) => {
+                    tracing::warn!(script = %row.script_id, handler = %row.handler, error = %err, "schedule skipped")
+                }
             }
         }
     }
@@ -158,7 +200,12 @@ impl Scheduler {
         let (script_id, handler) = (row.script_id.clone(), row.handler.clone());
         let fire = schedule.clone();
         Job::new_async_tz(schedule.six_field.as_str(), schedule.tz, move |_, _| {
-            let (this, script_id, handler, fire) = (this.clone(), script_id.clone(), handler.clone(), fire.clone());
+            let (this, script_id, handler, fire) = (
+                this.clone(),
+                script_id.clone(),
+                handler.clone(),
+                fire.clone(),
+            );
             Box::pin(async move {
                 // The tick's scheduled time, not the moment this code runs:
                 // nodes with slightly different clocks agree on it.
@@ -176,8 +223,15 @@ impl Scheduler {
                 tracing::info!(run_id = %run.id, script = script_id, handler, tick_at, lag_ms = now_millis() - tick_at, "cron tick queued a run");
                 self.runner.wake();
             }
-            Ok(None) => tracing::debug!(script = script_id, handler, tick_at, "tick already handled, paused or overlapping"),
-            Err(err) => tracing::error!(script = script_id, handler, error = %err, "recording a tick failed"),
+            Ok(None) => tracing::debug!(
+                script = script_id,
+                handler,
+                tick_at,
+                "tick already handled, paused or overlapping"
+            ),
+            Err(err) => {
+                tracing::error!(script = script_id, handler, error = %err, "recording a tick failed")
+            }
         }
     }
 }
@@ -192,7 +246,11 @@ mod tests {
         assert!(Schedule::parse("*/2 * * * * *", Some("Europe/Berlin")).is_ok());
         assert!(Schedule::parse("0 0 12 * * * 2030", None).is_ok());
         assert!(Schedule::parse("every day", None).is_err());
-        assert!(Schedule::parse("* * * * *", Some("Mars/Olympus")).unwrap_err().contains("IANA"));
+        assert!(
+            Schedule::parse("* * * * *", Some("Mars/Olympus"))
+                .unwrap_err()
+                .contains("IANA")
+        );
     }
 
     #[test]
@@ -200,9 +258,15 @@ mod tests {
         let schedule = Schedule::parse("*/2 * * * * *", None).unwrap();
         let now = 1_700_000_001_500; // an odd second plus 500 ms
         assert_eq!(schedule.latest_at_or_before(now), Some(1_700_000_000_000));
-        assert_eq!(schedule.latest_at_or_before(1_700_000_000_000), Some(1_700_000_000_000));
+        assert_eq!(
+            schedule.latest_at_or_before(1_700_000_000_000),
+            Some(1_700_000_000_000)
+        );
         let berlin = Schedule::parse("0 0 9 * * *", Some("Europe/Berlin")).unwrap();
         // 2023-11-14T22:13:20Z: the latest 09:00 in Berlin (UTC+1) was 08:00 UTC that day.
-        assert_eq!(berlin.latest_at_or_before(1_700_000_000_000), Some(1_699_948_800_000));
+        assert_eq!(
+            berlin.latest_at_or_before(1_700_000_000_000),
+            Some(1_699_948_800_000)
+        );
     }
 }

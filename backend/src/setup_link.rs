@@ -42,15 +42,27 @@ impl SetupLinks {
     /// Appends expiry and signature to a setup URL rendered from the template.
     pub fn sign(&self, url: &str, integration: &str, user_id: &str) -> String {
         let expires = now_secs() + self.ttl_secs;
-        let sig = hex::encode(self.signature(integration, user_id, expires).finalize().into_bytes());
+        let sig = hex::encode(
+            self.signature(integration, user_id, expires)
+                .finalize()
+                .into_bytes(),
+        );
         let separator = if url.contains('?') { '&' } else { '?' };
         format!("{url}{separator}expires={expires}&sig={sig}")
     }
 
     /// Checks a link's parameters; constant-time on the signature.
-    pub fn verify(&self, integration: &str, user_id: &str, expires: i64, sig: &str) -> Result<(), LinkError> {
+    pub fn verify(
+        &self,
+        integration: &str,
+        user_id: &str,
+        expires: i64,
+        sig: &str,
+    ) -> Result<(), LinkError> {
         let sig = hex::decode(sig).map_err(|_| LinkError::Invalid)?;
-        self.signature(integration, user_id, expires).verify_slice(&sig).map_err(|_| LinkError::Invalid)?;
+        self.signature(integration, user_id, expires)
+            .verify_slice(&sig)
+            .map_err(|_| LinkError::Invalid)?;
         if expires < now_secs() {
             return Err(LinkError::Expired);
         }
@@ -68,21 +80,46 @@ mod tests {
 
     fn params(url: &str) -> (i64, String) {
         let query = url.split_once('?').unwrap().1;
-        let get = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap().to_string();
+        let get = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap()
+                .to_string()
+        };
         (get("expires").parse().unwrap(), get("sig"))
     }
 
     #[test]
     fn signed_links_verify_only_for_their_user_and_integration() {
         let links = SetupLinks::new([1; 32], 60);
-        let url = links.sign("http://x/integrations/gmail/setup?user=usr_a", "gmail", "usr_a");
+        let url = links.sign(
+            "http://x/integrations/gmail/setup?user=usr_a",
+            "gmail",
+            "usr_a",
+        );
         let (expires, sig) = params(&url);
         assert_eq!(links.verify("gmail", "usr_a", expires, &sig), Ok(()));
-        assert_eq!(links.verify("gmail", "usr_b", expires, &sig), Err(LinkError::Invalid));
-        assert_eq!(links.verify("slack", "usr_a", expires, &sig), Err(LinkError::Invalid));
-        assert_eq!(links.verify("gmail", "usr_a", expires + 1, &sig), Err(LinkError::Invalid));
-        assert_eq!(links.verify("gmail", "usr_a", expires, "zz"), Err(LinkError::Invalid));
-        assert_eq!(SetupLinks::new([2; 32], 60).verify("gmail", "usr_a", expires, &sig), Err(LinkError::Invalid));
+        assert_eq!(
+            links.verify("gmail", "usr_b", expires, &sig),
+            Err(LinkError::Invalid)
+        );
+        assert_eq!(
+            links.verify("slack", "usr_a", expires, &sig),
+            Err(LinkError::Invalid)
+        );
+        assert_eq!(
+            links.verify("gmail", "usr_a", expires + 1, &sig),
+            Err(LinkError::Invalid)
+        );
+        assert_eq!(
+            links.verify("gmail", "usr_a", expires, "zz"),
+            Err(LinkError::Invalid)
+        );
+        assert_eq!(
+            SetupLinks::new([2; 32], 60).verify("gmail", "usr_a", expires, &sig),
+            Err(LinkError::Invalid)
+        );
     }
 
     #[test]
@@ -90,6 +127,9 @@ mod tests {
         let links = SetupLinks::new([1; 32], -10);
         let url = links.sign("http://x/s?user=u", "gmail", "u");
         let (expires, sig) = params(&url);
-        assert_eq!(links.verify("gmail", "u", expires, &sig), Err(LinkError::Expired));
+        assert_eq!(
+            links.verify("gmail", "u", expires, &sig),
+            Err(LinkError::Expired)
+        );
     }
 }

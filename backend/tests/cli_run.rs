@@ -21,7 +21,14 @@ fn example(name: &str) -> String {
 fn run_prints_guest_output_and_a_one_line_outcome() {
     let data = tempfile::tempdir().unwrap();
     let out = roost(
-        &["run", &example("hello"), "--env", "GREETING=hi there", "--payload", r#"{"name":"roost"}"#],
+        &[
+            "run",
+            &example("hello"),
+            "--env",
+            "GREETING=hi there",
+            "--payload",
+            r#"{"name":"roost"}"#,
+        ],
         data.path(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -29,22 +36,48 @@ fn run_prints_guest_output_and_a_one_line_outcome() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("env GREETING=hi there\n"), "{stdout}");
     assert!(stdout.contains(r#"payload {"name":"roost"}"#), "{stdout}");
-    assert!(!stdout.contains("host-secret-value"), "the guest saw roost's environment");
-    assert!(!stdout.contains("env PATH="), "the guest saw roost's environment");
-    assert!(stderr.lines().last().unwrap().starts_with("roost: exited with status 0 after"), "{stderr}");
+    assert!(
+        !stdout.contains("host-secret-value"),
+        "the guest saw roost's environment"
+    );
+    assert!(
+        !stdout.contains("env PATH="),
+        "the guest saw roost's environment"
+    );
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("roost: exited with status 0 after"),
+        "{stderr}"
+    );
     // The compiled artifact landed in the data directory's cache.
-    assert!(data.path().join("cache/compiled").read_dir().unwrap().next().is_some());
+    assert!(
+        data.path()
+            .join("cache/compiled")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some()
+    );
 }
 
 #[test]
 fn run_exits_124_on_a_limit_and_names_it() {
     let data = tempfile::tempdir().unwrap();
-    let out = roost(&["run", &example("infinite-loop"), "--timeout-ms", "200"], data.path());
+    let out = roost(
+        &["run", &example("infinite-loop"), "--timeout-ms", "200"],
+        data.path(),
+    );
     assert_eq!(out.status.code(), Some(124));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("wall_time limit exceeded"), "{stderr}");
 
-    let out = roost(&["run", &example("memory-hog"), "--memory-mib", "16"], data.path());
+    let out = roost(
+        &["run", &example("memory-hog"), "--memory-mib", "16"],
+        data.path(),
+    );
     assert_eq!(out.status.code(), Some(124));
     assert!(String::from_utf8_lossy(&out.stderr).contains("memory limit exceeded"));
 }
@@ -55,7 +88,10 @@ fn run_passes_the_guest_exit_status_through() {
     let out = roost(&["run", &example("forbidden-egress")], data.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(10), "{stderr}");
-    assert!(stderr.contains("outbound request to forbidden.example.com denied"), "{stderr}");
+    assert!(
+        stderr.contains("outbound request to forbidden.example.com denied"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -74,7 +110,11 @@ fn run_rejects_non_wasm_with_a_clear_error() {
 fn inspect_prints_metadata_as_json() {
     let data = tempfile::tempdir().unwrap();
     let out = roost(&["inspect", &example("heartbeat")], data.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(meta["handlers"][0]["name"], "beat");
     assert_eq!(meta["handlers"][0]["trigger"]["kind"], "schedule");

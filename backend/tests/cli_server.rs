@@ -29,7 +29,10 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let url = loop {
-            let line = lines.next().expect("roost serve exited before listening").unwrap();
+            let line = lines
+                .next()
+                .expect("roost serve exited before listening")
+                .unwrap();
             if let Some(url) = line.strip_prefix("roost: listening on ") {
                 break url.split_whitespace().next().unwrap().to_string();
             }
@@ -40,12 +43,18 @@ impl Server {
     }
 
     fn kill_hard(mut self) {
-        Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let _ = self.child.wait();
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         self.child.wait().unwrap()
     }
 }
@@ -60,7 +69,10 @@ impl Drop for Server {
 
 fn roost(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roost"));
-    command.args(args).env("ROOST_DATA_DIR", data_dir).env_remove("ROOST_MASTER_KEY");
+    command
+        .args(args)
+        .env("ROOST_DATA_DIR", data_dir)
+        .env_remove("ROOST_MASTER_KEY");
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -75,7 +87,10 @@ fn text(bytes: &[u8]) -> String {
 fn quickstart_through_the_binary() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    assert!(data.path().join("master.key").exists(), "first start creates the key file");
+    assert!(
+        data.path().join("master.key").exists(),
+        "first start creates the key file"
+    );
 
     let created = roost(data.path(), &["user", "create", "ada"], &[]);
     assert!(created.status.success(), "{}", text(&created.stderr));
@@ -85,31 +100,59 @@ fn quickstart_through_the_binary() {
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again.stderr).contains("already exists"));
 
-    let env = [("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())];
+    let env = [
+        ("ROOST_SERVER", server.url.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
     let hello = roost_tests::example_path("hello").display().to_string();
     let deployed = roost(data.path(), &["deploy", &hello], &env);
     assert!(deployed.status.success(), "{}", text(&deployed.stderr));
     assert!(text(&deployed.stdout).starts_with("deployed `hello`: script scr_"));
 
-    let welcome = roost_tests::example_path("welcome-email").display().to_string();
+    let welcome = roost_tests::example_path("welcome-email")
+        .display()
+        .to_string();
     let refused = roost(data.path(), &["deploy", &welcome], &env);
     assert_eq!(refused.status.code(), Some(1));
     let stdout = text(&refused.stdout);
-    assert!(stdout.starts_with(&format!("connect sendgrid: {}/integrations/sendgrid/setup?user=usr_", server.url)), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "connect sendgrid: {}/integrations/sendgrid/setup?user=usr_",
+            server.url
+        )),
+        "{stdout}"
+    );
 
     let docs = roost(data.path(), &["integrations", "docs", "gmail"], &env);
     assert!(text(&docs.stdout).contains("`GMAIL_ACCESS_TOKEN`"));
     let list = roost(data.path(), &["integrations", "list"], &env);
     assert!(text(&list.stdout).contains("| `slack` |"));
 
-    let wrong = roost(data.path(), &["deploy", &hello], &[("ROOST_SERVER", &server.url), ("ROOST_TOKEN", "roost_wrong")]);
+    let wrong = roost(
+        data.path(),
+        &["deploy", &hello],
+        &[
+            ("ROOST_SERVER", &server.url),
+            ("ROOST_TOKEN", "roost_wrong"),
+        ],
+    );
     assert_eq!(wrong.status.code(), Some(1));
     assert!(text(&wrong.stderr).contains("401"));
 
     // Store a credential so the rotation below has something to re-encrypt.
     let status = Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{}/v1/credentials/sendgrid", server.url)])
-        .args(["-H", &format!("Authorization: Bearer {token}"), "-H", "content-type: application/json"])
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            &format!("{}/v1/credentials/sendgrid", server.url),
+        ])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "content-type: application/json",
+        ])
         .args(["-d", r#"{"values":{"api_key":"SG.rotate-me"}}"#])
         .stdout(Stdio::null())
         .status();
@@ -122,7 +165,11 @@ fn quickstart_through_the_binary() {
     let rotated = roost(data.path(), &["keys", "rotate"], &[]);
     assert!(rotated.status.success(), "{}", text(&rotated.stderr));
     if stored {
-        assert!(text(&rotated.stderr).contains("re-encrypted 1 credential(s)"), "{}", text(&rotated.stderr));
+        assert!(
+            text(&rotated.stderr).contains("re-encrypted 1 credential(s)"),
+            "{}",
+            text(&rotated.stderr)
+        );
     }
     let after = std::fs::read_to_string(data.path().join("master.key")).unwrap();
     assert_ne!(before, after);
@@ -137,51 +184,117 @@ fn quickstart_through_the_binary() {
 fn config_file_settings_apply_and_flags_win() {
     let data = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(data.path()).unwrap();
-    std::fs::write(data.path().join("roost.toml"), "max_body_bytes = 2048\nbase_url = \"https://roost.example.com\"\n").unwrap();
+    std::fs::write(
+        data.path().join("roost.toml"),
+        "max_body_bytes = 2048\nbase_url = \"https://roost.example.com\"\n",
+    )
+    .unwrap();
     let server = Server::start(data.path());
-    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout).trim().to_string();
-    let env = [("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())];
+    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
+        .trim()
+        .to_string();
+    let env = [
+        ("ROOST_SERVER", server.url.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
 
     let hello = roost_tests::example_path("hello").display().to_string();
     let refused = roost(data.path(), &["deploy", &hello], &env);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
-    assert!(text(&refused.stderr).contains("413"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("413"),
+        "{}",
+        text(&refused.stderr)
+    );
     assert!(server.stop().success());
 
     let bad = data.path().join("bad.toml");
     std::fs::write(&bad, "listen = 12\n").unwrap();
-    let failed = roost(data.path(), &["serve", "--config", bad.to_str().unwrap()], &[]);
+    let failed = roost(
+        data.path(),
+        &["serve", "--config", bad.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(failed.status.code(), Some(2));
-    assert!(text(&failed.stderr).contains("bad.toml"), "{}", text(&failed.stderr));
+    assert!(
+        text(&failed.stderr).contains("bad.toml"),
+        "{}",
+        text(&failed.stderr)
+    );
 }
 
 async fn api(method: reqwest::Method, url: &str, token: &str) -> serde_json::Value {
-    let response = reqwest::Client::new().request(method, url).bearer_auth(token).send().await.unwrap();
-    assert!(response.status().is_success(), "{url}: {}", response.status());
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
     response.json().await.unwrap()
 }
 
 async fn run_status(server: &str, token: &str, run: &str) -> String {
-    api(reqwest::Method::GET, &format!("{server}/v1/runs/{run}"), token).await["run"]["status"].as_str().unwrap().to_string()
+    api(
+        reqwest::Method::GET,
+        &format!("{server}/v1/runs/{run}"),
+        token,
+    )
+    .await["run"]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
 async fn queued_and_running_runs_survive_a_killed_server() {
     let data = tempfile::tempdir().unwrap();
-    let flags = ["--workers", "1", "--run-timeout-ms", "1500", "--run-stale-secs", "1"];
+    let flags = [
+        "--workers",
+        "1",
+        "--run-timeout-ms",
+        "1500",
+        "--run-stale-secs",
+        "1",
+    ];
     let server = Server::start_with(data.path(), &flags);
-    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout).trim().to_string();
-    let env = [("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())];
+    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
+        .trim()
+        .to_string();
+    let env = [
+        ("ROOST_SERVER", server.url.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
     let script_of = |example: &str| {
-        let out = roost(data.path(), &["deploy", &roost_tests::example_path(example).display().to_string()], &env);
-        text(&out.stdout).split_whitespace().nth(3).unwrap().to_string()
+        let out = roost(
+            data.path(),
+            &[
+                "deploy",
+                &roost_tests::example_path(example).display().to_string(),
+            ],
+            &env,
+        );
+        text(&out.stdout)
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .to_string()
     };
     let (sleeper, hello) = (script_of("sleeper"), script_of("hello"));
 
     let start = |script: String| {
         let url = format!("{}/v1/scripts/{script}/run", server.url);
         let token = token.clone();
-        async move { api(reqwest::Method::POST, &url, &token).await["run_id"].as_str().unwrap().to_string() }
+        async move {
+            api(reqwest::Method::POST, &url, &token).await["run_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
     };
     let long = start(sleeper).await;
     for _ in 0..100 {
@@ -208,13 +321,44 @@ async fn queued_and_running_runs_survive_a_killed_server() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(statuses, ["timed_out", "succeeded", "succeeded"], "after the restart");
-    let listed = api(reqwest::Method::GET, &format!("{}/v1/runs", server.url), &token).await;
-    assert_eq!(listed["runs"].as_array().unwrap().len(), 3, "no run was duplicated");
+    assert_eq!(
+        statuses,
+        ["timed_out", "succeeded", "succeeded"],
+        "after the restart"
+    );
+    let listed = api(
+        reqwest::Method::GET,
+        &format!("{}/v1/runs", server.url),
+        &token,
+    )
+    .await;
+    assert_eq!(
+        listed["runs"].as_array().unwrap().len(),
+        3,
+        "no run was duplicated"
+    );
 
-    let logs = roost(data.path(), &["logs", &queued[0]], &[("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())]);
-    assert!(text(&logs.stdout).contains("hello from roost"), "{}", text(&logs.stdout));
-    let runs = roost(data.path(), &["runs", "--status", "timed_out"], &[("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())]);
+    let logs = roost(
+        data.path(),
+        &["logs", &queued[0]],
+        &[
+            ("ROOST_SERVER", server.url.as_str()),
+            ("ROOST_TOKEN", token.as_str()),
+        ],
+    );
+    assert!(
+        text(&logs.stdout).contains("hello from roost"),
+        "{}",
+        text(&logs.stdout)
+    );
+    let runs = roost(
+        data.path(),
+        &["runs", "--status", "timed_out"],
+        &[
+            ("ROOST_SERVER", server.url.as_str()),
+            ("ROOST_TOKEN", token.as_str()),
+        ],
+    );
     assert!(text(&runs.stdout).contains(&long), "{}", text(&runs.stdout));
     assert!(server.stop().success());
 }
@@ -223,12 +367,26 @@ async fn queued_and_running_runs_survive_a_killed_server() {
 async fn a_restart_during_a_schedule_does_not_double_a_tick() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout).trim().to_string();
-    let env = [("ROOST_SERVER", server.url.as_str()), ("ROOST_TOKEN", token.as_str())];
+    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
+        .trim()
+        .to_string();
+    let env = [
+        ("ROOST_SERVER", server.url.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
     let ticker = roost_tests::example_path("ticker").display().to_string();
-    assert!(roost(data.path(), &["deploy", &ticker], &env).status.success());
+    assert!(
+        roost(data.path(), &["deploy", &ticker], &env)
+            .status
+            .success()
+    );
     let count = |url: String, token: String| async move {
-        let runs = api(reqwest::Method::GET, &format!("{url}/v1/runs?limit=200"), &token).await;
+        let runs = api(
+            reqwest::Method::GET,
+            &format!("{url}/v1/runs?limit=200"),
+            &token,
+        )
+        .await;
         runs["runs"].as_array().unwrap().len()
     };
     // Wait for a tick, then kill the node in the middle of the schedule.
@@ -248,13 +406,30 @@ async fn a_restart_during_a_schedule_does_not_double_a_tick() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let runs = api(reqwest::Method::GET, &format!("{}/v1/runs?limit=200", server.url), &token).await;
-    let mut ticks: Vec<i64> = runs["runs"].as_array().unwrap().iter().map(|r| r["payload"]["tick_at"].as_i64().unwrap()).collect();
+    let runs = api(
+        reqwest::Method::GET,
+        &format!("{}/v1/runs?limit=200", server.url),
+        &token,
+    )
+    .await;
+    let mut ticks: Vec<i64> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["payload"]["tick_at"].as_i64().unwrap())
+        .collect();
     ticks.sort();
     let count = ticks.len();
     ticks.dedup();
-    assert_eq!(ticks.len(), count, "a tick ran twice across the restart: {ticks:?}");
-    assert!(count >= before + 2, "ticks before and after the restart: {ticks:?}");
+    assert_eq!(
+        ticks.len(),
+        count,
+        "a tick ran twice across the restart: {ticks:?}"
+    );
+    assert!(
+        count >= before + 2,
+        "ticks before and after the restart: {ticks:?}"
+    );
     assert!(ticks.iter().all(|t| t % 2000 == 0), "{ticks:?}");
     assert!(server.stop().success());
 }

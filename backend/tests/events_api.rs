@@ -29,29 +29,59 @@ async fn an_event_reaches_exactly_the_subscribed_handlers(backend: Backend) {
     for name in ["echo-a", "echo-b"] {
         assert_eq!(app.deploy(&ada, name, &echo).await.0, 201);
     }
-    assert_eq!(app.deploy(&ada, "hello", &roost_tests::example("hello")).await.0, 201);
+    assert_eq!(
+        app.deploy(&ada, "hello", &roost_tests::example("hello"))
+            .await
+            .0,
+        201
+    );
     assert_eq!(app.deploy(&bob, "echo", &echo).await.0, 201);
 
     let (status, accepted) = app
-        .send(Method::POST, &ada, "/v1/events/order.created", json!({ "id": "evt-1", "source": "shop", "payload": { "order": 7 } }))
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/order.created",
+            json!({ "id": "evt-1", "source": "shop", "payload": { "order": 7 } }),
+        )
         .await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["duplicate"], false);
-    let run_ids: Vec<String> = accepted["run_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-    assert_eq!(run_ids.len(), 2, "one run per subscribed script of Ada's; none of Bob's, none for hello");
+    let run_ids: Vec<String> = accepted["run_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        run_ids.len(),
+        2,
+        "one run per subscribed script of Ada's; none of Bob's, none for hello"
+    );
 
     for id in &run_ids {
         let run = finished(&app, &ada, id).await;
         assert_eq!(run["status"], "succeeded", "{run}");
         assert_eq!(run["handler"], "on_created");
-        assert_eq!((run["trigger_kind"].as_str(), run["trigger_spec"].as_str()), (Some("event"), Some("order.created")));
+        assert_eq!(
+            (run["trigger_kind"].as_str(), run["trigger_spec"].as_str()),
+            (Some("event"), Some("order.created"))
+        );
         let (_, logs) = app.get_text(&ada, &format!("/v1/runs/{id}/logs")).await;
-        assert!(logs.contains("on_created got order.created: {\"order\":7}"), "{logs}");
+        assert!(
+            logs.contains("on_created got order.created: {\"order\":7}"),
+            "{logs}"
+        );
     }
 
     // The same event id again: acknowledged, nothing new runs.
     let (status, again) = app
-        .send(Method::POST, &ada, "/v1/events/order.created", json!({ "id": "evt-1", "payload": { "order": 7 } }))
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/order.created",
+            json!({ "id": "evt-1", "payload": { "order": 7 } }),
+        )
         .await;
     assert_eq!(status, 202);
     assert_eq!(again["duplicate"], true);
@@ -62,14 +92,31 @@ async fn an_event_reaches_exactly_the_subscribed_handlers(backend: Backend) {
     assert_eq!(bobs["runs"], json!([]));
 
     // Bob may use the same event id: ids are per user.
-    let (_, his) = app.send(Method::POST, &bob, "/v1/events/order.paid", json!({ "id": "evt-1", "payload": null })).await;
+    let (_, his) = app
+        .send(
+            Method::POST,
+            &bob,
+            "/v1/events/order.paid",
+            json!({ "id": "evt-1", "payload": null }),
+        )
+        .await;
     assert_eq!(his["duplicate"], false);
     let run = finished(&app, &bob, his["run_ids"][0].as_str().unwrap()).await;
     assert_eq!(run["handler"], "on_paid");
 
     // An event nobody subscribes to is accepted and runs nothing.
-    let (status, none) = app.send(Method::POST, &ada, "/v1/events/order.refunded", json!({ "payload": {} })).await;
-    assert_eq!((status, none["run_ids"].as_array().unwrap().len()), (202, 0));
+    let (status, none) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/order.refunded",
+            json!({ "payload": {} }),
+        )
+        .await;
+    assert_eq!(
+        (status, none["run_ids"].as_array().unwrap().len()),
+        (202, 0)
+    );
     assert!(none["event_id"].as_str().unwrap().starts_with("evt_"));
 }
 on_both_stores!(an_event_reaches_exactly_the_subscribed_handlers);
@@ -77,13 +124,49 @@ on_both_stores!(an_event_reaches_exactly_the_subscribed_handlers);
 async fn bad_events_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.user("ada").await;
-    let (status, body) = app.send(Method::POST, &ada, "/v1/events/order.created", json!({ "type": "order.paid", "payload": 1 })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("event_type_mismatch")));
-    let (status, body) = app.send(Method::POST, &ada, "/v1/events/bad%20type", json!({ "payload": 1 })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_event_type")));
-    let (status, body) = app.send(Method::POST, &ada, "/v1/events/x", json!({ "payload": 1, "extra": true })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_body")));
-    let response = app.client.post(format!("{}/v1/events/x", app.base)).json(&json!({ "payload": 1 })).send().await.unwrap();
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/order.created",
+            json!({ "type": "order.paid", "payload": 1 }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("event_type_mismatch"))
+    );
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/bad%20type",
+            json!({ "payload": 1 }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_event_type"))
+    );
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/x",
+            json!({ "payload": 1, "extra": true }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_body"))
+    );
+    let response = app
+        .client
+        .post(format!("{}/v1/events/x", app.base))
+        .json(&json!({ "payload": 1 }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
 }
 on_both_stores!(bad_events_are_refused);
@@ -91,17 +174,36 @@ on_both_stores!(bad_events_are_refused);
 async fn concurrent_events_are_all_accepted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.user("ada").await;
-    assert_eq!(app.deploy(&ada, "echo", &roost_tests::example("event-echo")).await.0, 201);
+    assert_eq!(
+        app.deploy(&ada, "echo", &roost_tests::example("event-echo"))
+            .await
+            .0,
+        201
+    );
     let mut posts = Vec::new();
     for n in 0..40 {
-        let (client, url, token) = (app.client.clone(), format!("{}/v1/events/order.created", app.base), ada.clone());
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}/v1/events/order.created", app.base),
+            ada.clone(),
+        );
         posts.push(tokio::spawn(async move {
-            let response = client.post(url).bearer_auth(token).json(&json!({ "payload": { "n": n } })).send().await.unwrap();
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "payload": { "n": n } }))
+                .send()
+                .await
+                .unwrap();
             response.status().as_u16()
         }));
     }
     for post in posts {
-        assert_eq!(post.await.unwrap(), 202, "concurrent writers must wait for each other, not fail");
+        assert_eq!(
+            post.await.unwrap(),
+            202,
+            "concurrent writers must wait for each other, not fail"
+        );
     }
     let (_, runs) = app.get(&ada, "/v1/runs?limit=100").await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 40);

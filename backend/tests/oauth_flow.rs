@@ -37,9 +37,21 @@ impl Provider {
             .spawn()
             .expect("starting node (is Node.js installed?)");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let ports: Vec<u16> = line.trim().strip_prefix("ready ").expect("the OAuth server did not start").split(' ').map(|p| p.parse().unwrap()).collect();
-        Self { child, port: ports[0], stats_port: ports[1] }
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ports: Vec<u16> = line
+            .trim()
+            .strip_prefix("ready ")
+            .expect("the OAuth server did not start")
+            .split(' ')
+            .map(|p| p.parse().unwrap())
+            .collect();
+        Self {
+            child,
+            port: ports[0],
+            stats_port: ports[1],
+        }
     }
 
     fn client(&self, client_id: &str) -> OAuthClientConfig {
@@ -52,7 +64,12 @@ impl Provider {
     }
 
     async fn refreshes(&self) -> u64 {
-        let stats: Value = reqwest::get(format!("http://127.0.0.1:{}/", self.stats_port)).await.unwrap().json().await.unwrap();
+        let stats: Value = reqwest::get(format!("http://127.0.0.1:{}/", self.stats_port))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         stats["refreshes"].as_u64().unwrap()
     }
 }
@@ -66,7 +83,11 @@ impl Drop for Provider {
 
 async fn app_with(provider: &Provider, gmail_client: &str, refresh_window: Duration) -> TestApp {
     let gmail = provider.client(gmail_client);
-    let slack = provider.client(if gmail_client.contains("revoking") { "slack-revoking-client" } else { "slack-client" });
+    let slack = provider.client(if gmail_client.contains("revoking") {
+        "slack-revoking-client"
+    } else {
+        "slack-client"
+    });
     TestApp::spawn_with(Backend::Sqlite, move |config| {
         config.oauth_clients.insert("gmail".into(), gmail);
         config.oauth_clients.insert("slack".into(), slack);
@@ -85,7 +106,10 @@ async fn setup_url(app: &TestApp, token: &str, integration: &str) -> String {
         }))
         .await;
     assert_eq!(status, 409, "{body}");
-    body["error"]["details"]["missing"][0]["setup_url"].as_str().unwrap().to_string()
+    body["error"]["details"]["missing"][0]["setup_url"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 async fn redeploy_status(app: &TestApp, token: &str, integration: &str) -> u16 {
@@ -99,13 +123,19 @@ async fn redeploy_status(app: &TestApp, token: &str, integration: &str) -> u16 {
 }
 
 fn location(response: &reqwest::Response) -> String {
-    assert!(response.status().is_redirection(), "expected a redirect, got {}", response.status());
+    assert!(
+        response.status().is_redirection(),
+        "expected a redirect, got {}",
+        response.status()
+    );
     response.headers()["location"].to_str().unwrap().to_string()
 }
 
 fn query_param(url: &str, name: &str) -> Option<String> {
     let url = reqwest::Url::parse(url).unwrap();
-    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Follows a setup URL like a browser up to our callback; returns the
@@ -128,14 +158,36 @@ async fn happy_path_stores_a_decryptable_token_and_redeploys() {
     let setup = setup_url(&app, &token, "gmail").await;
 
     let to_provider = location(&app.client.get(&setup).send().await.unwrap());
-    assert!(to_provider.starts_with(&format!("http://127.0.0.1:{}/authorize?", provider.port)), "{to_provider}");
-    assert_eq!(query_param(&to_provider, "code_challenge_method").as_deref(), Some("S256"));
+    assert!(
+        to_provider.starts_with(&format!("http://127.0.0.1:{}/authorize?", provider.port)),
+        "{to_provider}"
+    );
+    assert_eq!(
+        query_param(&to_provider, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
     assert!(query_param(&to_provider, "code_challenge").is_some());
-    assert_eq!(query_param(&to_provider, "access_type").as_deref(), Some("offline"));
-    assert_eq!(query_param(&to_provider, "prompt").as_deref(), Some("consent"));
-    assert_eq!(query_param(&to_provider, "client_id").as_deref(), Some("gmail-client"));
-    assert!(query_param(&to_provider, "scope").unwrap().contains("https://www.googleapis.com/auth/gmail.send"));
-    assert_eq!(query_param(&to_provider, "redirect_uri"), Some(format!("{}/oauth/callback", app.base)));
+    assert_eq!(
+        query_param(&to_provider, "access_type").as_deref(),
+        Some("offline")
+    );
+    assert_eq!(
+        query_param(&to_provider, "prompt").as_deref(),
+        Some("consent")
+    );
+    assert_eq!(
+        query_param(&to_provider, "client_id").as_deref(),
+        Some("gmail-client")
+    );
+    assert!(
+        query_param(&to_provider, "scope")
+            .unwrap()
+            .contains("https://www.googleapis.com/auth/gmail.send")
+    );
+    assert_eq!(
+        query_param(&to_provider, "redirect_uri"),
+        Some(format!("{}/oauth/callback", app.base))
+    );
 
     let callback = location(&app.client.get(&to_provider).send().await.unwrap());
     let (status, page) = visit(&app, &callback).await;
@@ -143,11 +195,21 @@ async fn happy_path_stores_a_decryptable_token_and_redeploys() {
     assert!(page.contains("Gmail connected") && page.contains("Deploy your script again"));
 
     let user_id = app.user_id(&token).await;
-    let env = app.oauth.env_for_run(&user_id, &app.registry, &["gmail".into()]).await.unwrap();
-    assert!(env["GMAIL_ACCESS_TOKEN"].len() > 20, "an access token from the provider");
+    let env = app
+        .oauth
+        .env_for_run(&user_id, &app.registry, &["gmail".into()])
+        .await
+        .unwrap();
+    assert!(
+        env["GMAIL_ACCESS_TOKEN"].len() > 20,
+        "an access token from the provider"
+    );
     assert!(!env["GMAIL_REFRESH_TOKEN"].is_empty());
     let (_, connected) = app.get(&token, "/v1/credentials").await;
-    assert_eq!(connected["credentials"][0]["keys"], json!(["access_token", "refresh_token"]));
+    assert_eq!(
+        connected["credentials"][0]["keys"],
+        json!(["access_token", "refresh_token"])
+    );
     assert_eq!(connected["credentials"][0]["status"], "connected");
     assert!(!connected.to_string().contains(&env["GMAIL_ACCESS_TOKEN"]));
     assert_eq!(redeploy_status(&app, &token, "gmail").await, 201);
@@ -166,14 +228,23 @@ async fn expired_mismatched_and_declined_authorizations_store_nothing() {
     let setup = setup_url(&app, &token, "gmail").await;
 
     // Unknown state.
-    let (status, page) = visit(&app, &format!("{}/oauth/callback?state=forged&code=abc", app.base)).await;
+    let (status, page) = visit(
+        &app,
+        &format!("{}/oauth/callback?state=forged&code=abc", app.base),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(page.contains("unknown"), "{page}");
 
     // Expired state: age the pending authorization past its lifetime.
     let callback = authorize(&app, &setup).await;
-    let pool = sqlx::SqlitePool::connect(&roost::config::sqlite_url(app.dir.path())).await.unwrap();
-    sqlx::query("UPDATE oauth_states SET expires_at = 0").execute(&pool).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&roost::config::sqlite_url(app.dir.path()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE oauth_states SET expires_at = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
     let (status, page) = visit(&app, &callback).await;
     assert_eq!(status, 400);
     assert!(page.contains("expired"), "{page}");
@@ -181,7 +252,14 @@ async fn expired_mismatched_and_declined_authorizations_store_nothing() {
     // The person declines at the provider.
     let callback = authorize(&app, &setup).await;
     let state = query_param(&callback, "state").unwrap();
-    let (status, page) = visit(&app, &format!("{}/oauth/callback?error=access_denied&state={state}", app.base)).await;
+    let (status, page) = visit(
+        &app,
+        &format!(
+            "{}/oauth/callback?error=access_denied&state={state}",
+            app.base
+        ),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(page.contains("declined"), "{page}");
     let (status, _) = visit(&app, &callback).await;
@@ -204,7 +282,11 @@ async fn a_code_bound_to_another_pkce_challenge_is_refused() {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == "code_challenge" { "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_string() } else { v.into_owned() };
+            let v = if k == "code_challenge" {
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_string()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -227,7 +309,11 @@ async fn tokens_near_expiry_are_refreshed_once_for_concurrent_runs() {
     let callback = authorize(&app, &setup_url(&app, &token, "gmail").await).await;
     assert_eq!(visit(&app, &callback).await.0, 200);
     let user_id = app.user_id(&token).await;
-    let before = app.oauth.env_for_run(&user_id, &app.registry, &[]).await.unwrap();
+    let before = app
+        .oauth
+        .env_for_run(&user_id, &app.registry, &[])
+        .await
+        .unwrap();
     assert!(before.is_empty());
     assert_eq!(provider.refreshes().await, 0);
 
@@ -237,10 +323,17 @@ async fn tokens_near_expiry_are_refreshed_once_for_concurrent_runs() {
         app.oauth.env_for_run(&user_id, &app.registry, &ids),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(provider.refreshes().await, 1, "two concurrent runs share one refresh");
+    assert_eq!(
+        provider.refreshes().await,
+        1,
+        "two concurrent runs share one refresh"
+    );
     assert_eq!(a["GMAIL_ACCESS_TOKEN"], b["GMAIL_ACCESS_TOKEN"]);
     assert_eq!(a["GMAIL_REFRESH_TOKEN"], b["GMAIL_REFRESH_TOKEN"]);
-    assert!(!a["GMAIL_REFRESH_TOKEN"].is_empty(), "the old refresh token is kept");
+    assert!(
+        !a["GMAIL_REFRESH_TOKEN"].is_empty(),
+        "the old refresh token is kept"
+    );
 }
 
 #[tokio::test]
@@ -251,7 +344,10 @@ async fn tokens_far_from_expiry_are_not_refreshed() {
     let callback = authorize(&app, &setup_url(&app, &token, "gmail").await).await;
     assert_eq!(visit(&app, &callback).await.0, 200);
     let user_id = app.user_id(&token).await;
-    app.oauth.env_for_run(&user_id, &app.registry, &["gmail".into()]).await.unwrap();
+    app.oauth
+        .env_for_run(&user_id, &app.registry, &["gmail".into()])
+        .await
+        .unwrap();
     assert_eq!(provider.refreshes().await, 0);
 }
 
@@ -259,30 +355,58 @@ async fn tokens_far_from_expiry_are_not_refreshed() {
 async fn invalid_grant_marks_the_credential_reconnect_needed() {
     let provider = Provider::start();
     // Slack's tokens live 12 hours: a 14-hour window makes both providers refresh.
-    let app = app_with(&provider, "gmail-revoking-client", Duration::from_secs(14 * 3600)).await;
+    let app = app_with(
+        &provider,
+        "gmail-revoking-client",
+        Duration::from_secs(14 * 3600),
+    )
+    .await;
     let token = app.user("ada").await;
     let callback = authorize(&app, &setup_url(&app, &token, "gmail").await).await;
     assert_eq!(visit(&app, &callback).await.0, 200);
     let user_id = app.user_id(&token).await;
 
-    let err = app.oauth.env_for_run(&user_id, &app.registry, &["gmail".into()]).await.unwrap_err();
-    let OAuthError::ReconnectNeeded { integration, setup_url: reconnect } = &err else { panic!("{err}") };
+    let err = app
+        .oauth
+        .env_for_run(&user_id, &app.registry, &["gmail".into()])
+        .await
+        .unwrap_err();
+    let OAuthError::ReconnectNeeded {
+        integration,
+        setup_url: reconnect,
+    } = &err
+    else {
+        panic!("{err}")
+    };
     assert_eq!(integration, "gmail");
     assert!(reconnect.contains("/integrations/gmail/setup?user=") && reconnect.contains("&sig="));
     assert!(err.to_string().contains("connected again"));
 
     let (_, connected) = app.get(&token, "/v1/credentials").await;
     assert_eq!(connected["credentials"][0]["status"], "reconnect_needed");
-    assert_eq!(redeploy_status(&app, &token, "gmail").await, 409, "deploy asks to reconnect");
+    assert_eq!(
+        redeploy_status(&app, &token, "gmail").await,
+        409,
+        "deploy asks to reconnect"
+    );
     // Later runs fail the same way without asking the provider again.
     let refreshes = provider.refreshes().await;
-    assert!(app.oauth.env_for_run(&user_id, &app.registry, &["gmail".into()]).await.is_err());
+    assert!(
+        app.oauth
+            .env_for_run(&user_id, &app.registry, &["gmail".into()])
+            .await
+            .is_err()
+    );
     assert_eq!(provider.refreshes().await, refreshes);
 
     // Slack says the same thing its own way (HTTP 200, `ok: false`).
     let callback = authorize(&app, &setup_url(&app, &token, "slack").await).await;
     assert_eq!(visit(&app, &callback).await.0, 200);
-    let err = app.oauth.env_for_run(&user_id, &app.registry, &["slack".into()]).await.unwrap_err();
+    let err = app
+        .oauth
+        .env_for_run(&user_id, &app.registry, &["slack".into()])
+        .await
+        .unwrap_err();
     assert!(matches!(err, OAuthError::ReconnectNeeded { .. }), "{err}");
 }
 
@@ -295,10 +419,18 @@ async fn slack_token_responses_are_understood() {
     let (status, page) = visit(&app, &callback).await;
     assert_eq!(status, 200, "{page}");
     let user_id = app.user_id(&token).await;
-    let env = app.oauth.env_for_run(&user_id, &app.registry, &["slack".into()]).await.unwrap();
+    let env = app
+        .oauth
+        .env_for_run(&user_id, &app.registry, &["slack".into()])
+        .await
+        .unwrap();
     assert!(env["SLACK_ACCESS_TOKEN"].starts_with("xoxb-"), "{env:?}");
     assert!(env["SLACK_REFRESH_TOKEN"].starts_with("xoxe-1-"));
-    assert_eq!(provider.refreshes().await, 1, "expires_in was read: the 12-hour token is inside the 14-hour window");
+    assert_eq!(
+        provider.refreshes().await,
+        1,
+        "expires_in was read: the 12-hour token is inside the 14-hour window"
+    );
 }
 
 #[tokio::test]
@@ -318,11 +450,19 @@ async fn forged_links_are_refused_and_the_api_key_form_works() {
     let unsigned = setup.split("&expires=").next().unwrap().to_string();
     assert_eq!(visit(&app, &unsigned).await.0, 400);
     // A link for one integration does not open another.
-    assert_eq!(visit(&app, &setup.replace("/sendgrid/", "/openai/")).await.0, 403);
+    assert_eq!(
+        visit(&app, &setup.replace("/sendgrid/", "/openai/"))
+            .await
+            .0,
+        403
+    );
 
     let (status, form) = visit(&app, &setup).await;
     assert_eq!(status, 200);
-    assert!(form.contains("name=\"cred_api_key\"") && form.contains("SENDGRID_API_KEY"), "{form}");
+    assert!(
+        form.contains("name=\"cred_api_key\"") && form.contains("SENDGRID_API_KEY"),
+        "{form}"
+    );
 
     let post = |user: &str, value: &str| {
         let params = [
@@ -331,7 +471,10 @@ async fn forged_links_are_refused_and_the_api_key_form_works() {
             ("sig", query_param(&setup, "sig").unwrap()),
             ("cred_api_key", value.to_string()),
         ];
-        app.client.post(setup.split('?').next().unwrap()).form(&params).send()
+        app.client
+            .post(setup.split('?').next().unwrap())
+            .form(&params)
+            .send()
     };
     let response = post(&bob_id, "SG.forged").await.unwrap();
     assert_eq!(response.status(), 403);
@@ -340,8 +483,18 @@ async fn forged_links_are_refused_and_the_api_key_form_works() {
 
     let response = post(&ada_id, "SG.from-the-form").await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.text().await.unwrap().contains("SendGrid connected"));
-    let env = app.oauth.env_for_run(&ada_id, &app.registry, &["sendgrid".into()]).await.unwrap();
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("SendGrid connected")
+    );
+    let env = app
+        .oauth
+        .env_for_run(&ada_id, &app.registry, &["sendgrid".into()])
+        .await
+        .unwrap();
     assert_eq!(env["SENDGRID_API_KEY"], "SG.from-the-form");
     assert_eq!(redeploy_status(&app, &ada, "sendgrid").await, 201);
 }

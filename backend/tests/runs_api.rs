@@ -11,13 +11,22 @@ use serde_json::{Value, json};
 use support::{Backend, TestApp};
 
 async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String {
-    let (status, body) = app.deploy(token, name, &roost_tests::example(example)).await;
+    let (status, body) = app
+        .deploy(token, name, &roost_tests::example(example))
+        .await;
     assert_eq!(status, 201, "{body}");
     body["script_id"].as_str().unwrap().to_string()
 }
 
 async fn run_and_wait(app: &TestApp, token: &str, script: &str, body: Value) -> Value {
-    let (status, run) = app.send(Method::POST, token, &format!("/v1/scripts/{script}/run?wait=true"), body).await;
+    let (status, run) = app
+        .send(
+            Method::POST,
+            token,
+            &format!("/v1/scripts/{script}/run?wait=true"),
+            body,
+        )
+        .await;
     assert_eq!(status, 200, "{run}");
     run
 }
@@ -26,23 +35,64 @@ async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend
     let app = TestApp::spawn(backend).await;
     let ada = app.user("ada").await;
     let bob = app.user("bob").await;
-    for (integration, key, value) in [("sendgrid", "api_key", "SG.ada"), ("openai", "api_key", "sk-ada")] {
-        let (status, _) = app.send(Method::PUT, &ada, &format!("/v1/credentials/{integration}"), json!({ "values": { key: value } })).await;
+    for (integration, key, value) in [
+        ("sendgrid", "api_key", "SG.ada"),
+        ("openai", "api_key", "sk-ada"),
+    ] {
+        let (status, _) = app
+            .send(
+                Method::PUT,
+                &ada,
+                &format!("/v1/credentials/{integration}"),
+                json!({ "values": { key: value } }),
+            )
+            .await;
         assert_eq!(status, 200);
     }
     // Ada also has shopify connected, which this script does not declare;
     // Bob has his own sendgrid key.
-    app.send(Method::PUT, &ada, "/v1/credentials/shopify", json!({ "values": { "access_token": "shpat_ada", "shop_domain": "ada.myshopify.com" } })).await;
-    app.send(Method::PUT, &bob, "/v1/credentials/sendgrid", json!({ "values": { "api_key": "SG.bob" } })).await;
+    app.send(
+        Method::PUT,
+        &ada,
+        "/v1/credentials/shopify",
+        json!({ "values": { "access_token": "shpat_ada", "shop_domain": "ada.myshopify.com" } }),
+    )
+    .await;
+    app.send(
+        Method::PUT,
+        &bob,
+        "/v1/credentials/sendgrid",
+        json!({ "values": { "api_key": "SG.bob" } }),
+    )
+    .await;
 
     let script = deploy(&app, &ada, "report", "env-report").await;
     let run = run_and_wait(&app, &ada, &script, json!({ "payload": { "n": 1 } })).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let stdout = run["stdout"].as_str().unwrap();
-    let keys: Vec<&str> = stdout.lines().map(|l| l.split('=').next().unwrap()).collect();
-    assert_eq!(keys, ["OPENAI_API_KEY", "ROOST_RUN_ID", "ROOST_SCRIPT_ID", "ROOST_SCRIPT_VERSION", "ROOST_TRIGGER", "SENDGRID_API_KEY"], "{stdout}");
-    assert!(stdout.contains("SENDGRID_API_KEY=SG.ada\n") && stdout.contains("OPENAI_API_KEY=sk-ada\n"));
-    assert!(stdout.contains(&format!("ROOST_RUN_ID={}\n", run["run_id"].as_str().unwrap())));
+    let keys: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split('=').next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "OPENAI_API_KEY",
+            "ROOST_RUN_ID",
+            "ROOST_SCRIPT_ID",
+            "ROOST_SCRIPT_VERSION",
+            "ROOST_TRIGGER",
+            "SENDGRID_API_KEY"
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("SENDGRID_API_KEY=SG.ada\n") && stdout.contains("OPENAI_API_KEY=sk-ada\n")
+    );
+    assert!(stdout.contains(&format!(
+        "ROOST_RUN_ID={}\n",
+        run["run_id"].as_str().unwrap()
+    )));
     assert!(!stdout.contains("shpat_ada") && !stdout.contains("SG.bob"));
     assert_eq!(run["stderr"], "payload: {\"n\":1}\n");
     assert_eq!(run["run"]["exit_code"], 0);
@@ -58,7 +108,12 @@ async fn limits_become_run_statuses_and_history_pages(backend: Backend) {
     })
     .await;
     let token = app.user("ada").await;
-    let cases = [("infinite-loop", "timed_out"), ("memory-hog", "limit_exceeded"), ("output-flood", "limit_exceeded"), ("heartbeat", "failed")];
+    let cases = [
+        ("infinite-loop", "timed_out"),
+        ("memory-hog", "limit_exceeded"),
+        ("output-flood", "limit_exceeded"),
+        ("heartbeat", "failed"),
+    ];
     let mut ids = Vec::new();
     for (example, expected) in cases {
         // No retries here: this test counts runs.
@@ -69,34 +124,61 @@ async fn limits_become_run_statuses_and_history_pages(backend: Backend) {
         let script = deployed["script_id"].as_str().unwrap().to_string();
         let run = run_and_wait(&app, &token, &script, json!({})).await;
         assert_eq!(run["status"], expected, "{example}: {run}");
-        assert!(run["run"]["error"].as_str().is_some(), "{example}: the error says why");
+        assert!(
+            run["run"]["error"].as_str().is_some(),
+            "{example}: the error says why"
+        );
         ids.push(run["run_id"].as_str().unwrap().to_string());
     }
     // heartbeat has two handlers: naming neither fails with the SDK's exit status.
     let (_, heartbeat) = app.get(&token, &format!("/v1/runs/{}", ids[3])).await;
     assert_eq!(heartbeat["run"]["exit_code"], 2);
 
-    let (_, flood) = app.get_text(&token, &format!("/v1/runs/{}/logs", ids[2])).await;
-    assert!(flood.starts_with("--- stdout ---\nflood line 0:"), "{flood}");
+    let (_, flood) = app
+        .get_text(&token, &format!("/v1/runs/{}/logs", ids[2]))
+        .await;
+    assert!(
+        flood.starts_with("--- stdout ---\nflood line 0:"),
+        "{flood}"
+    );
     assert!(flood.contains("[roost: output truncated at 4096 bytes]"));
 
     let (_, page) = app.get(&token, "/v1/runs?limit=2").await;
-    let first: Vec<&str> = page["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let first: Vec<&str> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(first.len(), 2);
     let next = page["next_before"].as_i64().unwrap();
-    let (_, rest) = app.get(&token, &format!("/v1/runs?limit=10&before={next}")).await;
-    assert_eq!(rest["runs"].as_array().unwrap().len() + 2, 4, "pages cover every run once");
+    let (_, rest) = app
+        .get(&token, &format!("/v1/runs?limit=10&before={next}"))
+        .await;
+    assert_eq!(
+        rest["runs"].as_array().unwrap().len() + 2,
+        4,
+        "pages cover every run once"
+    );
     let (_, timed_out) = app.get(&token, "/v1/runs?status=timed_out").await;
     assert_eq!(timed_out["runs"].as_array().unwrap().len(), 1);
     let (status, body) = app.get(&token, "/v1/runs?status=bogus").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_status")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_status"))
+    );
 
     // Another user sees none of it.
     let bob = app.user("bob").await;
     let (_, bobs) = app.get(&bob, "/v1/runs").await;
     assert_eq!(bobs["runs"], json!([]));
     assert_eq!(app.get(&bob, &format!("/v1/runs/{}", ids[0])).await.0, 404);
-    assert_eq!(app.get_text(&bob, &format!("/v1/runs/{}/logs", ids[0])).await.0, 404);
+    assert_eq!(
+        app.get_text(&bob, &format!("/v1/runs/{}/logs", ids[0]))
+            .await
+            .0,
+        404
+    );
 }
 on_both_stores!(limits_become_run_statuses_and_history_pages);
 
@@ -105,19 +187,74 @@ async fn runs_can_be_cancelled_and_deleting_a_script_cancels_its_queue(backend: 
     let app = TestApp::spawn_with(backend, |config| config.runner.workers = 0).await;
     let token = app.user("ada").await;
     let script = deploy(&app, &token, "hello", "hello").await;
-    let (status, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
+    let (status, queued) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/run"),
+            json!(null),
+        )
+        .await;
     assert_eq!((status, queued["status"].as_str()), (202, Some("queued")));
     let run_id = queued["run_id"].as_str().unwrap();
-    let (status, cancelled) = app.send(Method::POST, &token, &format!("/v1/runs/{run_id}/cancel"), json!(null)).await;
-    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")));
-    let (status, body) = app.send(Method::POST, &token, &format!("/v1/runs/{run_id}/cancel"), json!(null)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("run_finished")));
+    let (status, cancelled) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/runs/{run_id}/cancel"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/runs/{run_id}/cancel"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("run_finished"))
+    );
 
-    let (_, second) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!({ "handler": "hello" })).await;
-    let (status, body) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!({ "handler": "nope" })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_handler")));
-    app.send(Method::DELETE, &token, &format!("/v1/scripts/{script}"), json!(null)).await;
-    let (_, run) = app.get(&token, &format!("/v1/runs/{}", second["run_id"].as_str().unwrap())).await;
+    let (_, second) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/run"),
+            json!({ "handler": "hello" }),
+        )
+        .await;
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/run"),
+            json!({ "handler": "nope" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unknown_handler"))
+    );
+    app.send(
+        Method::DELETE,
+        &token,
+        &format!("/v1/scripts/{script}"),
+        json!(null),
+    )
+    .await;
+    let (_, run) = app
+        .get(
+            &token,
+            &format!("/v1/runs/{}", second["run_id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(run["run"]["status"], "cancelled");
     assert_eq!(run["run"]["error"], "the script was deleted");
 }
@@ -130,20 +267,57 @@ async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
     .await;
     let token = app.user("ada").await;
     let script = deploy(&app, &token, "hello", "hello").await;
-    let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
+    let (_, queued) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/run"),
+            json!(null),
+        )
+        .await;
     let run_id = queued["run_id"].as_str().unwrap().to_string();
     // A worker claims it and dies without a heartbeat.
-    let claimed = app.store.claim_run("dead-worker", 4).await.unwrap().unwrap();
+    let claimed = app
+        .store
+        .claim_run("dead-worker", 4)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, run_id);
-    assert!(app.store.claim_run("other-worker", 4).await.unwrap().is_none(), "a running run is never claimed twice");
+    assert!(
+        app.store
+            .claim_run("other-worker", 4)
+            .await
+            .unwrap()
+            .is_none(),
+        "a running run is never claimed twice"
+    );
 
     // Once its heartbeat is stale, the reaper's query puts it back on the queue.
-    let requeued = app.store.requeue_stale_runs(roost::store::now_millis() + 1, true).await.unwrap();
+    let requeued = app
+        .store
+        .requeue_stale_runs(roost::store::now_millis() + 1, true)
+        .await
+        .unwrap();
     assert_eq!(requeued, 1);
-    let again = app.store.claim_run("live-worker", 4).await.unwrap().unwrap();
-    assert_eq!((again.id.as_str(), again.worker_id.as_deref()), (run_id.as_str(), Some("live-worker")));
+    let again = app
+        .store
+        .claim_run("live-worker", 4)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.id.as_str(), again.worker_id.as_deref()),
+        (run_id.as_str(), Some("live-worker"))
+    );
     // The dead worker's late heartbeat does not take the run back.
-    assert!(!app.store.heartbeat_run(&run_id, "dead-worker").await.unwrap(), "the dead worker is told the run is not its any more");
+    assert!(
+        !app.store
+            .heartbeat_run(&run_id, "dead-worker")
+            .await
+            .unwrap(),
+        "the dead worker is told the run is not its any more"
+    );
     let (_, run) = app.get(&token, &format!("/v1/runs/{run_id}")).await;
     assert_eq!(run["run"]["worker_id"], "live-worker");
 }
@@ -168,7 +342,9 @@ async fn failed_runs_are_retried_with_backoff_and_linked(backend: Backend) {
 
     let mut attempts = Vec::new();
     for _ in 0..200 {
-        let (_, runs) = app.get(&token, &format!("/v1/runs?script_id={script}")).await;
+        let (_, runs) = app
+            .get(&token, &format!("/v1/runs?script_id={script}"))
+            .await;
         attempts = runs["runs"].as_array().unwrap().clone();
         if attempts.len() == 3 && attempts.iter().all(|r| r["status"] == "failed") {
             break;
@@ -176,30 +352,57 @@ async fn failed_runs_are_retried_with_backoff_and_linked(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     attempts.sort_by_key(|r| r["attempt"].as_i64().unwrap());
-    let numbers: Vec<i64> = attempts.iter().map(|r| r["attempt"].as_i64().unwrap()).collect();
-    assert_eq!(numbers, [1, 2, 3], "the first run and two retries, then no more: {attempts:?}");
+    let numbers: Vec<i64> = attempts
+        .iter()
+        .map(|r| r["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        [1, 2, 3],
+        "the first run and two retries, then no more: {attempts:?}"
+    );
     for retry in &attempts[1..] {
-        assert_eq!(retry["first_run_id"], first_id.as_str(), "every attempt links to the first");
+        assert_eq!(
+            retry["first_run_id"],
+            first_id.as_str(),
+            "every attempt links to the first"
+        );
         assert_eq!(retry["status"], "failed");
     }
     // Backoff: each retry waited at least half its base delay (jitter is 0.5-1.5x).
-    let gap = |a: &Value, b: &Value| b["started_at"].as_i64().unwrap() - a["finished_at"].as_i64().unwrap();
+    let gap = |a: &Value, b: &Value| {
+        b["started_at"].as_i64().unwrap() - a["finished_at"].as_i64().unwrap()
+    };
     assert!(gap(&attempts[0], &attempts[1]) >= 100, "{attempts:?}");
-    assert!(gap(&attempts[1], &attempts[2]) >= 200, "the second retry waits about twice as long: {attempts:?}");
+    assert!(
+        gap(&attempts[1], &attempts[2]) >= 200,
+        "the second retry waits about twice as long: {attempts:?}"
+    );
 
     // A timeout is not retried unless the policy says so.
-    let (_, looping) = app.deploy(&token, "loop", &roost_tests::example("infinite-loop")).await;
+    let (_, looping) = app
+        .deploy(&token, "loop", &roost_tests::example("infinite-loop"))
+        .await;
     let looping = looping["script_id"].as_str().unwrap();
     let run = run_and_wait(&app, &token, looping, json!({})).await;
     assert_eq!(run["status"], "timed_out");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let (_, runs) = app.get(&token, &format!("/v1/runs?script_id={looping}")).await;
-    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "timed_out is not retried by default");
+    let (_, runs) = app
+        .get(&token, &format!("/v1/runs?script_id={looping}"))
+        .await;
+    assert_eq!(
+        runs["runs"].as_array().unwrap().len(),
+        1,
+        "timed_out is not retried by default"
+    );
 
     let (status, body) = app
         .deploy_with(&token, json!({ "name": "x", "component": support::b64(&roost_tests::example("hello")), "retries": { "max": 99 } }))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_retries")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_retries"))
+    );
 }
 on_both_stores!(failed_runs_are_retried_with_backoff_and_linked);
 
@@ -217,7 +420,14 @@ async fn a_script_never_runs_more_than_its_concurrency_limit(backend: Backend) {
     let script = deployed["script_id"].as_str().unwrap().to_string();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
+        let (_, queued) = app
+            .send(
+                Method::POST,
+                &token,
+                &format!("/v1/scripts/{script}/run"),
+                json!(null),
+            )
+            .await;
         ids.push(queued["run_id"].as_str().unwrap().to_string());
     }
     let mut spans = Vec::new();
@@ -230,10 +440,16 @@ async fn a_script_never_runs_more_than_its_concurrency_limit(backend: Backend) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(finished["status"], "timed_out");
-        spans.push((finished["started_at"].as_i64().unwrap(), finished["finished_at"].as_i64().unwrap()));
+        spans.push((
+            finished["started_at"].as_i64().unwrap(),
+            finished["finished_at"].as_i64().unwrap(),
+        ));
     }
     spans.sort();
-    assert!(spans.windows(2).all(|w| w[1].0 >= w[0].1), "runs of one script never overlapped: {spans:?}");
+    assert!(
+        spans.windows(2).all(|w| w[1].0 >= w[0].1),
+        "runs of one script never overlapped: {spans:?}"
+    );
 }
 on_both_stores!(a_script_never_runs_more_than_its_concurrency_limit);
 
@@ -249,7 +465,11 @@ async fn finished_runs_past_retention_are_deleted(backend: Backend) {
     let id = run["run_id"].as_str().unwrap();
     assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.0, 404, "deleted after the retention period");
+    assert_eq!(
+        app.get(&token, &format!("/v1/runs/{id}")).await.0,
+        404,
+        "deleted after the retention period"
+    );
 }
 on_both_stores!(finished_runs_past_retention_are_deleted);
 
@@ -262,15 +482,31 @@ async fn scripts_set_their_own_limits_within_the_server_maxima(backend: Backend)
     let token = app.user("ada").await;
     let component = support::b64(&roost_tests::example("infinite-loop"));
     let (status, body) = app
-        .deploy_with(&token, json!({ "name": "loop", "component": component, "limits": { "timeout_ms": 120000 } }))
+        .deploy_with(
+            &token,
+            json!({ "name": "loop", "component": component, "limits": { "timeout_ms": 120000 } }),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_limits")), "above the server maximum");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_limits")),
+        "above the server maximum"
+    );
     let (status, deployed) = app
         .deploy_with(&token, json!({ "name": "loop", "component": component, "limits": { "timeout_ms": 250, "output_bytes": 1000 }, "retries": { "max": 0 } }))
         .await;
     assert_eq!(status, 201, "{deployed}");
-    let run = run_and_wait(&app, &token, deployed["script_id"].as_str().unwrap(), json!(null)).await;
-    assert_eq!(run["status"], "timed_out", "the script's own 250 ms, not the server's 30 s");
+    let run = run_and_wait(
+        &app,
+        &token,
+        deployed["script_id"].as_str().unwrap(),
+        json!(null),
+    )
+    .await;
+    assert_eq!(
+        run["status"], "timed_out",
+        "the script's own 250 ms, not the server's 30 s"
+    );
     assert!(run["run"]["duration_ms"].as_i64().unwrap() < 5_000);
     assert_eq!(run["run"]["output_cap"], 1000);
 }
@@ -286,7 +522,14 @@ async fn cancelling_a_running_run_stops_the_script(backend: Backend) {
     let token = app.user("ada").await;
     let sleeper = deploy(&app, &token, "sleeper", "sleeper").await;
     let hello = deploy(&app, &token, "hello", "hello").await;
-    let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{sleeper}/run"), json!(null)).await;
+    let (_, queued) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{sleeper}/run"),
+            json!(null),
+        )
+        .await;
     let id = queued["run_id"].as_str().unwrap().to_string();
     for _ in 0..200 {
         if app.get(&token, &format!("/v1/runs/{id}")).await.1["run"]["status"] == "running" {
@@ -294,14 +537,27 @@ async fn cancelling_a_running_run_stops_the_script(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, _) = app.send(Method::POST, &token, &format!("/v1/runs/{id}/cancel"), json!(null)).await;
+    let (status, _) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/runs/{id}/cancel"),
+            json!(null),
+        )
+        .await;
     assert_eq!(status, 200);
     // The only worker is free again well before the sleeper's minute is up.
     let started = std::time::Instant::now();
     let run = run_and_wait(&app, &token, &hello, json!(null)).await;
     assert_eq!(run["status"], "succeeded");
-    assert!(started.elapsed() < Duration::from_secs(10), "the cancelled script was stopped");
-    assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.1["run"]["status"], "cancelled");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the cancelled script was stopped"
+    );
+    assert_eq!(
+        app.get(&token, &format!("/v1/runs/{id}")).await.1["run"]["status"],
+        "cancelled"
+    );
 }
 on_both_stores!(cancelling_a_running_run_stops_the_script);
 
@@ -309,13 +565,37 @@ async fn orphaned_runs_can_be_failed_instead(backend: Backend) {
     let app = TestApp::spawn_with(backend, |config| config.runner.workers = 0).await;
     let token = app.user("ada").await;
     let script = deploy(&app, &token, "hello", "hello").await;
-    let (_, queued) = app.send(Method::POST, &token, &format!("/v1/scripts/{script}/run"), json!(null)).await;
+    let (_, queued) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/run"),
+            json!(null),
+        )
+        .await;
     let run_id = queued["run_id"].as_str().unwrap().to_string();
-    app.store.claim_run("dead-worker", 4).await.unwrap().unwrap();
-    assert_eq!(app.store.requeue_stale_runs(roost::store::now_millis() + 1, false).await.unwrap(), 1);
+    app.store
+        .claim_run("dead-worker", 4)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        app.store
+            .requeue_stale_runs(roost::store::now_millis() + 1, false)
+            .await
+            .unwrap(),
+        1
+    );
     let (_, run) = app.get(&token, &format!("/v1/runs/{run_id}")).await;
     assert_eq!(run["run"]["status"], "failed");
     assert!(run["run"]["error"].as_str().unwrap().contains("worker"));
-    assert!(app.store.claim_run("live-worker", 4).await.unwrap().is_none(), "a failed orphan is not run again");
+    assert!(
+        app.store
+            .claim_run("live-worker", 4)
+            .await
+            .unwrap()
+            .is_none(),
+        "a failed orphan is not run again"
+    );
 }
 on_both_stores!(orphaned_runs_can_be_failed_instead);

@@ -11,8 +11,15 @@ use serde_json::{Value, json};
 use support::{Backend, TestApp};
 
 async fn tick_times(app: &TestApp, token: &str, script: &str) -> Vec<i64> {
-    let (_, runs) = app.get(token, &format!("/v1/runs?script_id={script}&limit=200")).await;
-    let mut ticks: Vec<i64> = runs["runs"].as_array().unwrap().iter().map(|r| r["payload"]["tick_at"].as_i64().unwrap()).collect();
+    let (_, runs) = app
+        .get(token, &format!("/v1/runs?script_id={script}&limit=200"))
+        .await;
+    let mut ticks: Vec<i64> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["payload"]["tick_at"].as_i64().unwrap())
+        .collect();
     ticks.sort();
     ticks
 }
@@ -21,48 +28,105 @@ async fn a_seconds_schedule_fires_once_per_tick_on_two_nodes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.another_node().await;
     let token = app.user("ada").await;
-    let (status, deployed) = app.deploy(&token, "ticker", &roost_tests::example("ticker")).await;
+    let (status, deployed) = app
+        .deploy(&token, "ticker", &roost_tests::example("ticker"))
+        .await;
     assert_eq!(status, 201, "{deployed}");
     let script = deployed["script_id"].as_str().unwrap().to_string();
-    let (_, listed) = app.get(&token, &format!("/v1/scripts/{script}/schedules")).await;
+    let (_, listed) = app
+        .get(&token, &format!("/v1/scripts/{script}/schedules"))
+        .await;
     assert_eq!(listed["schedules"][0]["cron"], "*/2 * * * * *");
     assert_eq!(listed["schedules"][0]["overlap"], "skip");
 
     tokio::time::sleep(Duration::from_millis(7500)).await;
-    let (status, paused) =
-        app.send(Method::PATCH, &token, &format!("/v1/scripts/{script}/schedules/tick"), json!({ "paused": true })).await;
-    assert_eq!((status, paused["schedule"]["paused"].as_bool()), (200, Some(true)), "{paused}");
+    let (status, paused) = app
+        .send(
+            Method::PATCH,
+            &token,
+            &format!("/v1/scripts/{script}/schedules/tick"),
+            json!({ "paused": true }),
+        )
+        .await;
+    assert_eq!(
+        (status, paused["schedule"]["paused"].as_bool()),
+        (200, Some(true)),
+        "{paused}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ticks = tick_times(&app, &token, &script).await;
     assert!(ticks.len() >= 2, "at least two ticks in 7.5 s: {ticks:?}");
-    assert!(ticks.len() <= 4, "no more than the schedule allows in 7.5 s: {ticks:?}");
-    assert!(ticks.iter().all(|t| t % 2000 == 0), "ticks sit on the schedule: {ticks:?}");
-    assert!(ticks.windows(2).all(|w| w[1] - w[0] == 2000), "one run per tick, none doubled or lost: {ticks:?}");
+    assert!(
+        ticks.len() <= 4,
+        "no more than the schedule allows in 7.5 s: {ticks:?}"
+    );
+    assert!(
+        ticks.iter().all(|t| t % 2000 == 0),
+        "ticks sit on the schedule: {ticks:?}"
+    );
+    assert!(
+        ticks.windows(2).all(|w| w[1] - w[0] == 2000),
+        "one run per tick, none doubled or lost: {ticks:?}"
+    );
 
     // Paused: nothing more fires.
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    assert_eq!(tick_times(&app, &token, &script).await, ticks, "a paused schedule does not fire");
+    assert_eq!(
+        tick_times(&app, &token, &script).await,
+        ticks,
+        "a paused schedule does not fire"
+    );
 
     // Resumed: it fires again.
-    app.send(Method::PATCH, &token, &format!("/v1/scripts/{script}/schedules/tick"), json!({ "paused": false })).await;
+    app.send(
+        Method::PATCH,
+        &token,
+        &format!("/v1/scripts/{script}/schedules/tick"),
+        json!({ "paused": false }),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    assert!(tick_times(&app, &token, &script).await.len() > ticks.len(), "a resumed schedule fires");
+    assert!(
+        tick_times(&app, &token, &script).await.len() > ticks.len(),
+        "a resumed schedule fires"
+    );
 
     // Every run finished and saw its tick.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, runs) = app.get(&token, &format!("/v1/runs?script_id={script}&limit=200")).await;
+    let (_, runs) = app
+        .get(&token, &format!("/v1/runs?script_id={script}&limit=200"))
+        .await;
     for run in runs["runs"].as_array().unwrap() {
         if run["status"] == "running" || run["status"] == "queued" {
             continue;
         }
         assert_eq!(run["status"], "succeeded", "{run}");
-        assert_eq!((run["trigger_kind"].as_str(), run["trigger_spec"].as_str()), (Some("schedule"), Some("*/2 * * * * *")));
+        assert_eq!(
+            (run["trigger_kind"].as_str(), run["trigger_spec"].as_str()),
+            (Some("schedule"), Some("*/2 * * * * *"))
+        );
     }
 
-    let (status, body) =
-        app.send(Method::PATCH, &token, &format!("/v1/scripts/{script}/schedules/tick"), json!({ "catch_up": "always" })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_policy")));
-    let (status, _) = app.send(Method::PATCH, &token, &format!("/v1/scripts/{script}/schedules/nope"), json!({})).await;
+    let (status, body) = app
+        .send(
+            Method::PATCH,
+            &token,
+            &format!("/v1/scripts/{script}/schedules/tick"),
+            json!({ "catch_up": "always" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_policy"))
+    );
+    let (status, _) = app
+        .send(
+            Method::PATCH,
+            &token,
+            &format!("/v1/scripts/{script}/schedules/nope"),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, 404);
 }
 on_both_stores!(a_seconds_schedule_fires_once_per_tick_on_two_nodes);
@@ -81,11 +145,21 @@ async fn missed_ticks_follow_the_catch_up_policy() {
         scripts.push(deployed["script_id"].as_str().unwrap().to_string());
     }
     let (status, _) = app
-        .send(Method::PATCH, &token, &format!("/v1/scripts/{}/schedules/beat", scripts[0]), json!({ "catch_up": "run_once" }))
+        .send(
+            Method::PATCH,
+            &token,
+            &format!("/v1/scripts/{}/schedules/beat", scripts[0]),
+            json!({ "catch_up": "run_once" }),
+        )
         .await;
     assert_eq!(status, 200);
-    let pool = sqlx::SqlitePool::connect(&roost::config::sqlite_url(app.dir.path())).await.unwrap();
-    sqlx::query("UPDATE scripts SET created_at = created_at - 3600000").execute(&pool).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&roost::config::sqlite_url(app.dir.path()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE scripts SET created_at = created_at - 3600000")
+        .execute(&pool)
+        .await
+        .unwrap();
 
     for _ in 0..2 {
         app.another_node().await;
@@ -95,23 +169,35 @@ async fn missed_ticks_follow_the_catch_up_policy() {
         let app = &app;
         let token = token.clone();
         async move {
-            let (_, runs) = app.get(&token, &format!("/v1/runs?script_id={script}")).await;
+            let (_, runs) = app
+                .get(&token, &format!("/v1/runs?script_id={script}"))
+                .await;
             runs["runs"].as_array().unwrap().clone()
         }
     };
     let caught: Vec<Value> = runs(scripts[0].clone()).await;
-    assert_eq!(caught.len(), 1, "one catch-up run however many nodes start: {caught:?}");
+    assert_eq!(
+        caught.len(),
+        1,
+        "one catch-up run however many nodes start: {caught:?}"
+    );
     let tick = caught[0]["payload"]["tick_at"].as_i64().unwrap();
     assert_eq!(tick % 300_000, 0, "the latest 5-minute tick");
     assert!(roost::store::now_millis() - tick < 300_000);
-    assert!(runs(scripts[1].clone()).await.is_empty(), "skip: missed ticks are not run");
+    assert!(
+        runs(scripts[1].clone()).await.is_empty(),
+        "skip: missed ticks are not run"
+    );
 }
 
 #[tokio::test]
 async fn invalid_schedules_are_refused_at_deploy() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
-    for (cron, tz) in [("61 * * * * *", None), ("*/2 * * * * *", Some("Mars/Olympus"))] {
+    for (cron, tz) in [
+        ("61 * * * * *", None),
+        ("*/2 * * * * *", Some("Mars/Olympus")),
+    ] {
         let mut trigger = json!({ "kind": "schedule", "cron": cron });
         if let Some(tz) = tz {
             trigger["timezone"] = tz.into();
@@ -123,6 +209,10 @@ async fn invalid_schedules_are_refused_at_deploy() {
                 "metadata": { "integrations": [], "triggers": [{ "name": "run", "trigger": trigger }] },
             }))
             .await;
-        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_schedule")), "{body}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_schedule")),
+            "{body}"
+        );
     }
 }

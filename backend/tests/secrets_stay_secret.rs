@@ -40,26 +40,47 @@ async fn tokens_and_credentials_never_reach_logs_or_responses() {
     let secret = "SG.top-secret-credential-0123456789";
     let mut responses = String::new();
 
-    let (status, body) = app.deploy(&token, "welcome", &roost_tests::example("welcome-email")).await;
+    let (status, body) = app
+        .deploy(&token, "welcome", &roost_tests::example("welcome-email"))
+        .await;
     assert_eq!(status, 409);
     responses.push_str(&body.to_string());
-    let (status, body) = app.send(Method::PUT, &token, "/v1/credentials/sendgrid", json!({ "values": { "api_key": secret } })).await;
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &token,
+            "/v1/credentials/sendgrid",
+            json!({ "values": { "api_key": secret } }),
+        )
+        .await;
     assert_eq!(status, 200);
     responses.push_str(&body.to_string());
     // A refused write must not echo the value either.
-    let (status, body) = app.send(Method::PUT, &token, "/v1/credentials/sendgrid", json!({ "values": { "api_kee": secret } })).await;
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &token,
+            "/v1/credentials/sendgrid",
+            json!({ "values": { "api_kee": secret } }),
+        )
+        .await;
     assert_eq!(status, 400);
     responses.push_str(&body.to_string());
     let (_, body) = app.get(&token, "/v1/credentials").await;
     responses.push_str(&body.to_string());
-    let (status, body) = app.deploy(&token, "welcome", &roost_tests::example("welcome-email")).await;
+    let (status, body) = app
+        .deploy(&token, "welcome", &roost_tests::example("welcome-email"))
+        .await;
     assert_eq!(status, 201);
     responses.push_str(&body.to_string());
     let (_, body) = app.get(&format!("{token}x"), "/v1/scripts").await;
     responses.push_str(&body.to_string());
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("credentials stored"), "the flow was logged at all:\n{logs}");
+    assert!(
+        logs.contains("credentials stored"),
+        "the flow was logged at all:\n{logs}"
+    );
     for needle in [secret, &token, &token["roost_".len()..]] {
         assert!(!logs.contains(needle), "a secret reached the logs");
         assert!(!responses.contains(needle), "a secret reached a response");

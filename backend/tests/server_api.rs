@@ -10,16 +10,30 @@ use support::{Backend, TestApp, b64, bare_module};
 
 async fn every_v1_route_needs_a_valid_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let health = app.client.get(format!("{}/health", app.base)).send().await.unwrap();
+    let health = app
+        .client
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 
     for path in ["/v1/scripts", "/v1/integrations", "/v1/credentials"] {
-        let response = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401, "{path}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "missing_token", "{path}");
         let (status, body) = app.get("roost_not-a-real-token", path).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_token")), "{path}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("invalid_token")),
+            "{path}"
+        );
     }
     let response = app
         .client
@@ -36,14 +50,18 @@ on_both_stores!(every_v1_route_needs_a_valid_token);
 async fn deploy_versions_rollback_and_delete(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.user("ada").await;
-    let (status, first) = app.deploy(&token, "beat", &roost_tests::example("heartbeat")).await;
+    let (status, first) = app
+        .deploy(&token, "beat", &roost_tests::example("heartbeat"))
+        .await;
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["version"], 1);
     let id = first["script_id"].as_str().unwrap().to_string();
     assert_eq!(first["content_hash"].as_str().unwrap().len(), 64);
     assert_eq!(first["metadata"]["handlers"][0]["name"], "beat");
 
-    let (status, second) = app.deploy(&token, "beat", &roost_tests::example("hello")).await;
+    let (status, second) = app
+        .deploy(&token, "beat", &roost_tests::example("hello"))
+        .await;
     assert_eq!((status, second["version"].as_i64()), (201, Some(2)));
     assert_eq!(second["script_id"], id.as_str());
 
@@ -52,28 +70,75 @@ async fn deploy_versions_rollback_and_delete(backend: Backend) {
     assert_eq!(listed["scripts"][0]["current_version"], 2);
 
     let (_, script) = app.get(&token, &format!("/v1/scripts/{id}")).await;
-    assert_eq!(script["triggers"], json!([{ "handler": "hello", "kind": "manual", "spec": "", "timezone": null }]));
+    assert_eq!(
+        script["triggers"],
+        json!([{ "handler": "hello", "kind": "manual", "spec": "", "timezone": null }])
+    );
 
     let (_, versions) = app.get(&token, &format!("/v1/scripts/{id}/versions")).await;
-    let numbers: Vec<i64> = versions["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    let numbers: Vec<i64> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
     assert_eq!(numbers, [2, 1]);
 
-    let (status, rolled) = app.send(Method::POST, &token, &format!("/v1/scripts/{id}/rollback"), json!({ "version": 1 })).await;
-    assert_eq!((status, rolled["script"]["current_version"].as_i64()), (200, Some(1)));
+    let (status, rolled) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{id}/rollback"),
+            json!({ "version": 1 }),
+        )
+        .await;
+    assert_eq!(
+        (status, rolled["script"]["current_version"].as_i64()),
+        (200, Some(1))
+    );
     let (_, script) = app.get(&token, &format!("/v1/scripts/{id}")).await;
-    let handlers: Vec<&str> = script["triggers"].as_array().unwrap().iter().map(|t| t["handler"].as_str().unwrap()).collect();
-    assert_eq!(handlers, ["beat", "status"], "rollback restores that version's triggers");
+    let handlers: Vec<&str> = script["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["handler"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        handlers,
+        ["beat", "status"],
+        "rollback restores that version's triggers"
+    );
     assert_eq!(script["triggers"][0]["kind"], "schedule");
     assert_eq!(script["triggers"][0]["spec"], "0 */5 * * * *");
 
-    let (status, body) = app.send(Method::POST, &token, &format!("/v1/scripts/{id}/rollback"), json!({ "version": 9 })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{id}/rollback"),
+            json!({ "version": 9 }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 
-    let (status, _) = app.send(Method::DELETE, &token, &format!("/v1/scripts/{id}"), json!(null)).await;
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &token,
+            &format!("/v1/scripts/{id}"),
+            json!(null),
+        )
+        .await;
     assert_eq!(status, 204);
     let (status, _) = app.get(&token, &format!("/v1/scripts/{id}")).await;
     assert_eq!(status, 404);
-    assert!(app.store.triggers(&id).await.unwrap().is_empty(), "triggers go with the script");
+    assert!(
+        app.store.triggers(&id).await.unwrap().is_empty(),
+        "triggers go with the script"
+    );
 }
 on_both_stores!(deploy_versions_rollback_and_delete);
 
@@ -88,25 +153,63 @@ async fn missing_credentials_answer_with_setup_urls_until_connected(backend: Bac
     assert_eq!(missing.len(), 1);
     assert_eq!(missing[0]["integration"], "sendgrid");
     let setup_url = missing[0]["setup_url"].as_str().unwrap();
-    assert!(setup_url.starts_with(&format!("{}/integrations/sendgrid/setup?user=usr_", app.base)), "{setup_url}");
+    assert!(
+        setup_url.starts_with(&format!(
+            "{}/integrations/sendgrid/setup?user=usr_",
+            app.base
+        )),
+        "{setup_url}"
+    );
     let (_, listed) = app.get(&token, "/v1/scripts").await;
-    assert_eq!(listed["scripts"], json!([]), "a refused deploy stores nothing");
+    assert_eq!(
+        listed["scripts"],
+        json!([]),
+        "a refused deploy stores nothing"
+    );
 
     // An OAuth credential cannot be pasted; a wrong key is named.
     let (status, body) = app
-        .send(Method::PUT, &token, "/v1/credentials/sendgrid", json!({ "values": { "token": "x" } }))
+        .send(
+            Method::PUT,
+            &token,
+            "/v1/credentials/sendgrid",
+            json!({ "values": { "token": "x" } }),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_credential")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("api_key"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_credential"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("api_key")
+    );
     let (status, body) = app
-        .send(Method::PUT, &token, "/v1/credentials/gmail", json!({ "values": { "access_token": "ya29.x" } }))
+        .send(
+            Method::PUT,
+            &token,
+            "/v1/credentials/gmail",
+            json!({ "values": { "access_token": "ya29.x" } }),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("setup URL"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("setup URL")
+    );
 
     let secret = "SG.very-secret-api-key-value";
     let (status, stored) = app
-        .send(Method::PUT, &token, "/v1/credentials/sendgrid", json!({ "values": { "api_key": secret } }))
+        .send(
+            Method::PUT,
+            &token,
+            "/v1/credentials/sendgrid",
+            json!({ "values": { "api_key": secret } }),
+        )
         .await;
     assert_eq!(status, 200, "{stored}");
     assert!(!stored.to_string().contains(secret));
@@ -119,7 +222,14 @@ async fn missing_credentials_answer_with_setup_urls_until_connected(backend: Bac
     assert_eq!(status, 201, "{deployed}");
     assert_eq!(deployed["metadata"]["integrations"], json!(["sendgrid"]));
 
-    let (status, _) = app.send(Method::DELETE, &token, "/v1/credentials/sendgrid", json!(null)).await;
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &token,
+            "/v1/credentials/sendgrid",
+            json!(null),
+        )
+        .await;
     assert_eq!(status, 204);
     let (status, _) = app.deploy(&token, "welcome", &component).await;
     assert_eq!(status, 409, "disconnected again");
@@ -131,46 +241,78 @@ async fn unknown_and_duplicate_integrations_are_refused(backend: Backend) {
     let token = app.user("ada").await;
     let triggers = json!([{ "name": "run", "trigger": { "kind": "manual" } }]);
     let (status, body) = app
-        .deploy_with(&token, json!({
-            "name": "bare",
-            "component": b64(&bare_module()),
-            "metadata": { "integrations": ["sendgrid", "nope"], "triggers": triggers },
-        }))
+        .deploy_with(
+            &token,
+            json!({
+                "name": "bare",
+                "component": b64(&bare_module()),
+                "metadata": { "integrations": ["sendgrid", "nope"], "triggers": triggers },
+            }),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_integration")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unknown_integration")),
+        "{body}"
+    );
     assert_eq!(body["error"]["details"]["unknown"], json!(["nope"]));
-    assert!(body["error"]["details"]["known"].as_array().unwrap().contains(&json!("gmail")));
+    assert!(
+        body["error"]["details"]["known"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("gmail"))
+    );
 
     let (status, body) = app
-        .deploy_with(&token, json!({
-            "name": "bare",
-            "component": b64(&bare_module()),
-            "metadata": { "integrations": ["cron", "cron"], "triggers": triggers },
-        }))
+        .deploy_with(
+            &token,
+            json!({
+                "name": "bare",
+                "component": b64(&bare_module()),
+                "metadata": { "integrations": ["cron", "cron"], "triggers": triggers },
+            }),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("duplicate_integration")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("duplicate_integration")),
+        "{body}"
+    );
 
     // A component without metadata needs it stated; with it, it deploys.
     let (status, body) = app.deploy(&token, "bare", &bare_module()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing_metadata")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_metadata"))
+    );
     let (status, body) = app
-        .deploy_with(&token, json!({
-            "name": "bare",
-            "component": b64(&bare_module()),
-            "metadata": { "integrations": ["cron"], "triggers": triggers },
-        }))
+        .deploy_with(
+            &token,
+            json!({
+                "name": "bare",
+                "component": b64(&bare_module()),
+                "metadata": { "integrations": ["cron"], "triggers": triggers },
+            }),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
 
     // A body that contradicts what the component embeds is refused.
     let (status, body) = app
-        .deploy_with(&token, json!({
-            "name": "welcome",
-            "component": b64(&roost_tests::example("welcome-email")),
-            "metadata": { "integrations": ["openai"] },
-        }))
+        .deploy_with(
+            &token,
+            json!({
+                "name": "welcome",
+                "component": b64(&roost_tests::example("welcome-email")),
+                "metadata": { "integrations": ["openai"] },
+            }),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("metadata_mismatch")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("metadata_mismatch")),
+        "{body}"
+    );
 }
 on_both_stores!(unknown_and_duplicate_integrations_are_refused);
 
@@ -179,7 +321,12 @@ async fn bad_input_gets_a_precise_error_and_stores_nothing(backend: Backend) {
     let token = app.user("ada").await;
     let url = format!("{}/v1/scripts/deploy", app.base);
     let raw = |body: &'static str| {
-        app.client.post(&url).bearer_auth(&token).header("content-type", "application/json").body(body).send()
+        app.client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
     };
 
     let response = raw("{\"name\": \"x\", ").await.unwrap();
@@ -191,34 +338,75 @@ async fn bad_input_gets_a_precise_error_and_stores_nothing(backend: Backend) {
     assert_eq!(response.status(), 422);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_body");
-    assert!(body["error"]["message"].as_str().unwrap().contains("name"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("name"),
+        "{body}"
+    );
 
-    let response = app.client.post(&url).bearer_auth(&token).body("{}").send().await.unwrap();
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 415);
 
-    let (status, body) = app.deploy_with(&token, json!({ "name": "x", "component": "not base64!!" })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_base64")));
+    let (status, body) = app
+        .deploy_with(&token, json!({ "name": "x", "component": "not base64!!" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_base64"))
+    );
 
     let (status, body) = app.deploy(&token, "x", b"#!/bin/sh\necho hi\n").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_wasm")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("wasm32-wasip2 component"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_wasm"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wasm32-wasip2 component")
+    );
 
     let hello = roost_tests::example("hello");
     let (status, body) = app.deploy(&token, "x", &hello[..4000]).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_wasm")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_wasm")),
+        "{body}"
+    );
 
     let (status, body) = app.deploy(&token, "../etc", &hello[..4000]).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_name")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_name"))
+    );
 
     // hello is about 270 KiB, four times the configured body cap.
     let (status, body) = app.deploy(&token, "x", &hello).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("body_too_large")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{body}"
+    );
 
     let (_, listed) = app.get(&token, "/v1/scripts").await;
-    assert_eq!(listed["scripts"], json!([]), "no failed deploy left anything behind");
+    assert_eq!(
+        listed["scripts"],
+        json!([]),
+        "no failed deploy left anything behind"
+    );
 
     let (status, body) = app.get(&token, "/v1/no-such-route").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 }
 on_both_stores!(bad_input_gets_a_precise_error_and_stores_nothing);
 
@@ -226,23 +414,61 @@ async fn users_never_see_each_others_things(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.user("ada").await;
     let bob = app.user("bob").await;
-    let (_, deployed) = app.deploy(&ada, "hello", &roost_tests::example("hello")).await;
+    let (_, deployed) = app
+        .deploy(&ada, "hello", &roost_tests::example("hello"))
+        .await;
     let id = deployed["script_id"].as_str().unwrap();
-    app.send(Method::PUT, &ada, "/v1/credentials/openai", json!({ "values": { "api_key": "sk-ada" } })).await;
+    app.send(
+        Method::PUT,
+        &ada,
+        "/v1/credentials/openai",
+        json!({ "values": { "api_key": "sk-ada" } }),
+    )
+    .await;
 
     let (_, listed) = app.get(&bob, "/v1/scripts").await;
     assert_eq!(listed["scripts"], json!([]));
-    for path in [format!("/v1/scripts/{id}"), format!("/v1/scripts/{id}/versions")] {
+    for path in [
+        format!("/v1/scripts/{id}"),
+        format!("/v1/scripts/{id}/versions"),
+    ] {
         assert_eq!(app.get(&bob, &path).await.0, 404, "{path}");
     }
-    assert_eq!(app.send(Method::POST, &bob, &format!("/v1/scripts/{id}/rollback"), json!({ "version": 1 })).await.0, 404);
-    assert_eq!(app.send(Method::DELETE, &bob, &format!("/v1/scripts/{id}"), json!(null)).await.0, 404);
+    assert_eq!(
+        app.send(
+            Method::POST,
+            &bob,
+            &format!("/v1/scripts/{id}/rollback"),
+            json!({ "version": 1 })
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.send(
+            Method::DELETE,
+            &bob,
+            &format!("/v1/scripts/{id}"),
+            json!(null)
+        )
+        .await
+        .0,
+        404
+    );
     let (_, credentials) = app.get(&bob, "/v1/credentials").await;
     assert_eq!(credentials["credentials"], json!([]));
-    assert_eq!(app.send(Method::DELETE, &bob, "/v1/credentials/openai", json!(null)).await.0, 404);
+    assert_eq!(
+        app.send(Method::DELETE, &bob, "/v1/credentials/openai", json!(null))
+            .await
+            .0,
+        404
+    );
 
     // Bob deploying a script of the same name gets his own script.
-    let (status, his) = app.deploy(&bob, "hello", &roost_tests::example("hello")).await;
+    let (status, his) = app
+        .deploy(&bob, "hello", &roost_tests::example("hello"))
+        .await;
     assert_eq!((status, his["version"].as_i64()), (201, Some(1)));
     assert_ne!(his["script_id"], deployed["script_id"]);
     let (_, still) = app.get(&ada, &format!("/v1/scripts/{id}")).await;
@@ -256,8 +482,26 @@ async fn registry_and_docs(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.user("ada").await;
     let (_, list) = app.get(&token, "/v1/integrations").await;
-    let ids: Vec<&str> = list["integrations"].as_array().unwrap().iter().map(|i| i["integrationId"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["cron", "github", "gmail", "messaging", "notion", "openai", "sendgrid", "shopify", "slack"]);
+    let ids: Vec<&str> = list["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["integrationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "cron",
+            "github",
+            "gmail",
+            "messaging",
+            "notion",
+            "openai",
+            "sendgrid",
+            "shopify",
+            "slack"
+        ]
+    );
 
     let (status, gmail) = app.get(&token, "/v1/integrations/gmail").await;
     assert_eq!(status, 200);
@@ -272,14 +516,21 @@ async fn registry_and_docs(backend: Backend) {
     assert!(docs.contains("### `send_message`"));
     assert!(docs.contains("roost_sdk::uses_integrations!(\"gmail\")"));
 
-    let (_, both) = app.get_text(&token, "/v1/integrations/docs?names=slack,sendgrid").await;
+    let (_, both) = app
+        .get_text(&token, "/v1/integrations/docs?names=slack,sendgrid")
+        .await;
     assert!(both.contains("`SLACK_ACCESS_TOKEN`") && both.contains("`SENDGRID_API_KEY`"));
     let (_, index) = app.get_text(&token, "/v1/integrations/docs").await;
     assert!(index.contains("| `shopify` |"));
 
     let (status, body) = app.get(&token, "/v1/integrations/nope/docs").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_integration")));
-    let (status, _) = app.get(&token, "/v1/integrations/docs?names=gmail,nope").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_integration"))
+    );
+    let (status, _) = app
+        .get(&token, "/v1/integrations/docs?names=gmail,nope")
+        .await;
     assert_eq!(status, 404);
 
     let stored = app.store.integration_definitions().await.unwrap();

@@ -20,16 +20,28 @@ fn version_of(user_id: &str, name: &str, triggers: Vec<TriggerRow>) -> NewScript
 }
 
 fn manual(handler: &str) -> TriggerRow {
-    TriggerRow { handler: handler.into(), kind: "manual".into(), spec: String::new(), timezone: None }
+    TriggerRow {
+        handler: handler.into(),
+        kind: "manual".into(),
+        spec: String::new(),
+        timezone: None,
+    }
 }
 
 async fn users_are_unique_and_found_by_token_hash(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
     let ada = store.create_user("ada", "hash-1").await.unwrap();
-    assert!(matches!(store.create_user("ada", "hash-2").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_user("ada", "hash-2").await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.user_by_token_hash("hash-1").await.unwrap(), Some(ada));
-    assert_eq!(store.user_by_token_hash("hash-2").await.unwrap(), None, "the failed create left no token");
+    assert_eq!(
+        store.user_by_token_hash("hash-2").await.unwrap(),
+        None,
+        "the failed create left no token"
+    );
 }
 on_both_stores!(users_are_unique_and_found_by_token_hash);
 
@@ -37,12 +49,22 @@ async fn versions_number_up_and_triggers_follow_the_current_one(backend: Backend
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
     let user = store.create_user("ada", "h").await.unwrap();
-    let v1 = store.create_script_version(&version_of(&user.id, "s", vec![manual("a")])).await.unwrap();
-    let v2 = store.create_script_version(&version_of(&user.id, "s", vec![manual("b")])).await.unwrap();
+    let v1 = store
+        .create_script_version(&version_of(&user.id, "s", vec![manual("a")]))
+        .await
+        .unwrap();
+    let v2 = store
+        .create_script_version(&version_of(&user.id, "s", vec![manual("b")]))
+        .await
+        .unwrap();
     assert_eq!((v1.version, v2.version), (1, 2));
     assert_eq!(v1.script_id, v2.script_id);
     assert_eq!(store.triggers(&v1.script_id).await.unwrap(), [manual("b")]);
-    let script = store.get_script(&user.id, &v1.script_id).await.unwrap().unwrap();
+    let script = store
+        .get_script(&user.id, &v1.script_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(script.current_version, 2);
 }
 on_both_stores!(versions_number_up_and_triggers_follow_the_current_one);
@@ -58,12 +80,28 @@ async fn a_failure_in_the_middle_of_a_deploy_leaves_nothing(backend: Backend) {
     assert!(store.list_scripts(&user.id).await.unwrap().is_empty());
 
     // And for an existing script, the failed version leaves the old one current.
-    let v1 = store.create_script_version(&version_of(&user.id, "s", vec![manual("a")])).await.unwrap();
-    assert!(store.create_script_version(&version_of(&user.id, "s", vec![manual("x"), manual("x")])).await.is_err());
+    let v1 = store
+        .create_script_version(&version_of(&user.id, "s", vec![manual("a")]))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .create_script_version(&version_of(&user.id, "s", vec![manual("x"), manual("x")]))
+            .await
+            .is_err()
+    );
     let versions = store.list_versions(&user.id, &v1.script_id).await.unwrap();
     assert_eq!(versions.len(), 1);
     assert_eq!(store.triggers(&v1.script_id).await.unwrap(), [manual("a")]);
-    assert_eq!(store.get_script(&user.id, &v1.script_id).await.unwrap().unwrap().current_version, 1);
+    assert_eq!(
+        store
+            .get_script(&user.id, &v1.script_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_version,
+        1
+    );
 }
 on_both_stores!(a_failure_in_the_middle_of_a_deploy_leaves_nothing);
 
@@ -85,13 +123,33 @@ async fn credential_rows_upsert_and_stay_per_user(backend: Backend) {
         expires_at: Some(5),
     };
     store.put_credentials(&[row(&ada.id, 1)]).await.unwrap();
-    store.put_credentials(&[row(&ada.id, 2), row(&bob.id, 3)]).await.unwrap();
+    store
+        .put_credentials(&[row(&ada.id, 2), row(&bob.id, 3)])
+        .await
+        .unwrap();
     let adas = store.credentials(&ada.id, None).await.unwrap();
     assert_eq!(adas.len(), 1);
     assert_eq!(adas[0].nonce, vec![2; 12]);
-    assert_eq!(store.credentials(&ada.id, Some("gmail")).await.unwrap().len(), 0);
-    assert_eq!(store.delete_credentials(&ada.id, "openai").await.unwrap(), 1);
-    assert_eq!(store.credentials(&bob.id, Some("openai")).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .credentials(&ada.id, Some("gmail"))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        store.delete_credentials(&ada.id, "openai").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .credentials(&bob.id, Some("openai"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(store.all_credentials().await.unwrap().len(), 1);
 }
 on_both_stores!(credential_rows_upsert_and_stay_per_user);

@@ -17,7 +17,13 @@ fn sign(ts: &str, body: &str, secret: &str) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn post(app: &TestApp, user_id: &str, body: &str, ts: &str, signature: &str) -> (u16, serde_json::Value) {
+async fn post(
+    app: &TestApp,
+    user_id: &str,
+    body: &str,
+    ts: &str,
+    signature: &str,
+) -> (u16, serde_json::Value) {
     let response = app
         .client
         .post(format!("{}/webhooks/slack/{user_id}", app.base))
@@ -29,11 +35,17 @@ async fn post(app: &TestApp, user_id: &str, body: &str, ts: &str, signature: &st
         .await
         .unwrap();
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }
 
 async fn slack_events_are_verified_and_run_once(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |config| config.slack_signing_secret = Some(SECRET.into())).await;
+    let app = TestApp::spawn_with(backend, |config| {
+        config.slack_signing_secret = Some(SECRET.into())
+    })
+    .await;
     let token = app.user("ada").await;
     let user_id = app.user_id(&token).await;
     let (status, _) = app
@@ -47,8 +59,21 @@ async fn slack_events_are_verified_and_run_once(backend: Backend) {
     let now = (roost::store::now_millis() / 1000).to_string();
 
     let challenge = r#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
-    let (status, body) = post(&app, &user_id, challenge, &now, &sign(&now, challenge, SECRET)).await;
-    assert_eq!((status, body["challenge"].as_str()), (200, Some("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")));
+    let (status, body) = post(
+        &app,
+        &user_id,
+        challenge,
+        &now,
+        &sign(&now, challenge, SECRET),
+    )
+    .await;
+    assert_eq!(
+        (status, body["challenge"].as_str()),
+        (
+            200,
+            Some("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
+        )
+    );
 
     let event = r#"{"type":"event_callback","team_id":"T1","event_id":"Ev123","event":{"type":"message","channel":"C1","text":"hi"}}"#;
     let (status, body) = post(&app, &user_id, event, &now, &sign(&now, event, SECRET)).await;
@@ -56,7 +81,10 @@ async fn slack_events_are_verified_and_run_once(backend: Backend) {
     assert_eq!(body["run_ids"].as_array().unwrap().len(), 1);
     // Slack retries deliveries: the same event id runs once.
     let (_, again) = post(&app, &user_id, event, &now, &sign(&now, event, SECRET)).await;
-    assert_eq!((again["duplicate"].as_bool(), &again["run_ids"]), (Some(true), &body["run_ids"]));
+    assert_eq!(
+        (again["duplicate"].as_bool(), &again["run_ids"]),
+        (Some(true), &body["run_ids"])
+    );
 
     let other = r#"{"type":"event_callback","event_id":"Ev124","event":{"type":"message","text":"forged"}}"#;
     let stale = (roost::store::now_millis() / 1000 - 600).to_string();
@@ -67,7 +95,11 @@ async fn slack_events_are_verified_and_run_once(backend: Backend) {
         (now.clone(), String::new()),
     ] {
         let (status, body) = post(&app, &user_id, other, &ts, &signature).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_signature")), "{body}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("invalid_signature")),
+            "{body}"
+        );
     }
     let (_, runs) = app.get(&token, "/v1/runs").await;
     let runs = runs["runs"].as_array().unwrap();
@@ -81,5 +113,8 @@ on_both_stores!(slack_events_are_verified_and_run_once);
 async fn without_a_signing_secret_the_webhook_is_off() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (status, body) = post(&app, "usr_x", "{}", "0", "v0=00").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("not_configured")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("not_configured"))
+    );
 }

@@ -60,7 +60,15 @@ impl Sandbox {
         .map_err(engine_err)?;
 
         let ticker = Some(Ticker::start(engine.clone(), config.epoch_tick));
-        Ok(Self { engine, config, component_linker, module_linker, cache, pooling, ticker })
+        Ok(Self {
+            engine,
+            config,
+            component_linker,
+            module_linker,
+            cache,
+            pooling,
+            ticker,
+        })
     }
 
     /// Whether the pooling allocator is in use (false after a fallback).
@@ -90,14 +98,17 @@ impl Sandbox {
         let pre = match kind {
             GuestKind::Component => {
                 let component = Component::new(&self.engine, bytes).map_err(invalid)?;
-                let instance_pre =
-                    self.component_linker.instantiate_pre(&component).map_err(invalid)?;
-                let command = CommandPre::new(instance_pre).map_err(|err| SandboxError::InvalidGuest {
-                    reason: format!(
-                        "the component does not export `wasi:cli/run` (build it as a \
+                let instance_pre = self
+                    .component_linker
+                    .instantiate_pre(&component)
+                    .map_err(invalid)?;
+                let command =
+                    CommandPre::new(instance_pre).map_err(|err| SandboxError::InvalidGuest {
+                        reason: format!(
+                            "the component does not export `wasi:cli/run` (build it as a \
                          wasm32-wasip2 binary with a `main`): {err:#}"
-                    ),
-                })?;
+                        ),
+                    })?;
                 GuestPre::Component(command)
             }
             GuestKind::Module => {
@@ -109,11 +120,18 @@ impl Sandbox {
                             .into(),
                     });
                 }
-                let instance_pre = self.module_linker.instantiate_pre(&module).map_err(invalid)?;
+                let instance_pre = self
+                    .module_linker
+                    .instantiate_pre(&module)
+                    .map_err(invalid)?;
                 GuestPre::Module(instance_pre)
             }
         };
-        Ok(LoadedGuest { hash, kind, pre: Arc::new(pre) })
+        Ok(LoadedGuest {
+            hash,
+            kind,
+            pre: Arc::new(pre),
+        })
     }
 }
 
@@ -154,7 +172,10 @@ fn build_engine(
 }
 
 fn open_cache(dir: &std::path::Path) -> Result<Cache, SandboxError> {
-    let cache_err = |reason: String| SandboxError::Cache { path: dir.to_path_buf(), reason };
+    let cache_err = |reason: String| SandboxError::Cache {
+        path: dir.to_path_buf(),
+        reason,
+    };
     std::fs::create_dir_all(dir).map_err(|err| cache_err(err.to_string()))?;
     // wasmtime wants an absolute path; users pass relative ones (`roost-data`).
     let dir = std::path::absolute(dir).map_err(|err| cache_err(err.to_string()))?;
@@ -168,7 +189,9 @@ fn engine_err(err: wasmtime::Error) -> SandboxError {
 }
 
 fn invalid(err: wasmtime::Error) -> SandboxError {
-    SandboxError::InvalidGuest { reason: format!("{err:#}") }
+    SandboxError::InvalidGuest {
+        reason: format!("{err:#}"),
+    }
 }
 
 /// Advances the engine's epoch at a fixed period so that running guests

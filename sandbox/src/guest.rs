@@ -33,7 +33,9 @@ impl GuestKind {
                     .into(),
             })
         } else {
-            Err(SandboxError::NotWasm { found: describe_prefix(bytes) })
+            Err(SandboxError::NotWasm {
+                found: describe_prefix(bytes),
+            })
         }
     }
 }
@@ -74,6 +76,9 @@ impl LoadedGuest {
 
 impl std::fmt::Debug for LoadedGuest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedGuest").field("hash", &self.hash).field("kind", &self.kind).finish()
+        f.debug_struct("LoadedGuest")
+            .field("hash", &self.hash)
+            .field("kind", &self.kind)
+            .finish()
     }
 }

@@ -84,7 +84,11 @@ pub fn parse_records(content: &[u8]) -> Result<ScriptMetadata, SandboxError> {
         .map_err(|_| SandboxError::Metadata("the section is not UTF-8".into()))?;
     let mut meta = ScriptMetadata::default();
     let mut integrations = BTreeSet::new();
-    for line in text.split('\n').map(str::trim).filter(|line| !line.is_empty()) {
+    for line in text
+        .split('\n')
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
         let record: Record = serde_json::from_str(line)
             .map_err(|err| SandboxError::Metadata(format!("bad record {line:?}: {err}")))?;
         match record {
@@ -95,7 +99,10 @@ pub fn parse_records(content: &[u8]) -> Result<ScriptMetadata, SandboxError> {
                         "handler `{handler}` is declared twice"
                     )));
                 }
-                meta.handlers.push(HandlerMeta { name: handler, trigger });
+                meta.handlers.push(HandlerMeta {
+                    name: handler,
+                    trigger,
+                });
             }
             Record::Integration { integration } => {
                 integrations.insert(integration);
@@ -123,7 +130,13 @@ mod tests {
         let meta = parse_records(content.as_bytes()).unwrap();
         assert_eq!(meta.sdk_version.as_deref(), Some("0.1.0"));
         assert_eq!(meta.integrations, ["gmail", "slack"]);
-        assert_eq!(meta.handlers[0].trigger, Trigger::Schedule { cron: "0 * * * * *".into(), timezone: None });
+        assert_eq!(
+            meta.handlers[0].trigger,
+            Trigger::Schedule {
+                cron: "0 * * * * *".into(),
+                timezone: None
+            }
+        );
     }
 
     #[test]

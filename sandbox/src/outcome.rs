@@ -75,7 +75,10 @@ impl CapturedOutput {
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
             }
-            text.push_str(&format!("[roost: output truncated at {} bytes]\n", self.cap));
+            text.push_str(&format!(
+                "[roost: output truncated at {} bytes]\n",
+                self.cap
+            ));
         }
         text
     }

@@ -35,12 +35,18 @@ pub(crate) struct CappedOutput {
 
 impl CappedOutput {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { cap, buffer: Arc::default() }
+        Self {
+            cap,
+            buffer: Arc::default(),
+        }
     }
 
     /// Appends what fits; returns false when something had to be dropped.
     fn append(&self, data: &[u8]) -> bool {
-        let mut buffer = self.buffer.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut buffer = self
+            .buffer
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let room = self.cap.saturating_sub(buffer.bytes.len());
         let take = room.min(data.len());
         buffer.bytes.extend_from_slice(&data[..take]);
@@ -51,12 +57,22 @@ impl CappedOutput {
     }
 
     pub(crate) fn overflowed(&self) -> bool {
-        self.buffer.lock().unwrap_or_else(|poison| poison.into_inner()).truncated
+        self.buffer
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .truncated
     }
 
     pub(crate) fn snapshot(&self) -> CapturedOutput {
-        let buffer = self.buffer.lock().unwrap_or_else(|poison| poison.into_inner());
-        CapturedOutput { bytes: buffer.bytes.clone(), truncated: buffer.truncated, cap: self.cap }
+        let buffer = self
+            .buffer
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        CapturedOutput {
+            bytes: buffer.bytes.clone(),
+            truncated: buffer.truncated,
+            cap: self.cap,
+        }
     }
 }
 
@@ -102,7 +118,11 @@ impl Pollable for CappedOutput {
 
 // Used by the wasip1 path, which writes through `AsyncWrite`.
 impl AsyncWrite for CappedOutput {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if self.append(buf) {
             Poll::Ready(Ok(buf.len()))
         } else {

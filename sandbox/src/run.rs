@@ -30,13 +30,20 @@ pub(crate) struct ComponentState {
 
 impl WasiView for ComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for ComponentState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
     }
 }
 
@@ -132,7 +139,10 @@ impl Sandbox {
                     memory_hit: limiter.hit.clone(),
                     denied: Arc::default(),
                 };
-                let state = ModuleState { wasi: wasi.build_p1(), limiter };
+                let state = ModuleState {
+                    wasi: wasi.build_p1(),
+                    limiter,
+                };
                 let mut store = Store::new(&self.engine, state);
                 store.limiter(|state| &mut state.limiter);
                 self.arm_store(&mut store, limits, deadline);
@@ -161,7 +171,11 @@ impl Sandbox {
                 termination => termination,
             },
         };
-        let denied_requests = probes.denied.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let denied_requests = probes
+            .denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Ok(RunOutcome {
             termination,
             stdout: probes.stdout.snapshot(),
@@ -176,7 +190,12 @@ impl Sandbox {
     /// yields to the async executor on every tick (so one busy guest cannot
     /// starve other tasks) and interrupts the guest once the wall-clock
     /// deadline has passed.
-    fn arm_store<T: Send + 'static>(&self, store: &mut Store<T>, limits: &RunLimits, deadline: Instant) {
+    fn arm_store<T: Send + 'static>(
+        &self,
+        store: &mut Store<T>,
+        limits: &RunLimits,
+        deadline: Instant,
+    ) {
         if self.config.fuel_metering {
             store
                 .set_fuel(limits.fuel.unwrap_or(u64::MAX))
@@ -221,7 +240,10 @@ fn classify(
     if probes.stdout.overflowed() || probes.stderr.overflowed() {
         return Termination::LimitExceeded {
             limit: Limit::Output,
-            detail: format!("output limit of {} bytes per stream", limits.max_output_bytes),
+            detail: format!(
+                "output limit of {} bytes per stream",
+                limits.max_output_bytes
+            ),
         };
     }
     if probes.memory_hit.load(Ordering::Relaxed) {
@@ -240,7 +262,11 @@ fn classify(
             limit: Limit::Stack,
             detail: "WebAssembly call stack exhausted".into(),
         },
-        Some(trap) => Termination::Trapped { message: trap.to_string() },
-        None => Termination::Trapped { message: format!("{err:#}") },
+        Some(trap) => Termination::Trapped {
+            message: trap.to_string(),
+        },
+        None => Termination::Trapped {
+            message: format!("{err:#}"),
+        },
     }
 }

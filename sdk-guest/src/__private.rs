@@ -35,7 +35,10 @@ pub fn dispatch(handlers: &[HandlerDef]) {
             crate::exit(EXIT_BAD_INVOCATION);
         }
     };
-    let requested = invocation.handler.clone().or_else(|| std::env::args().nth(1));
+    let requested = invocation
+        .handler
+        .clone()
+        .or_else(|| std::env::args().nth(1));
     let chosen = match &requested {
         Some(name) => handlers.iter().find(|h| h.name == name),
         None if handlers.len() == 1 => handlers.first(),
@@ -44,8 +47,14 @@ pub fn dispatch(handlers: &[HandlerDef]) {
     let Some(handler) = chosen else {
         let names: Vec<&str> = handlers.iter().map(|h| h.name).collect();
         match requested {
-            Some(name) => eprintln!("roost: no handler named `{name}`; this script has: {}", names.join(", ")),
-            None => eprintln!("roost: this script has several handlers, name one of: {}", names.join(", ")),
+            Some(name) => eprintln!(
+                "roost: no handler named `{name}`; this script has: {}",
+                names.join(", ")
+            ),
+            None => eprintln!(
+                "roost: this script has several handlers, name one of: {}",
+                names.join(", ")
+            ),
         }
         crate::exit(EXIT_NO_SUCH_HANDLER);
     };

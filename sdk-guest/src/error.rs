@@ -13,13 +13,19 @@ pub type Result<T = (), E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error carrying only a message.
     pub fn msg(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), source: None }
+        Self {
+            message: message.to_string(),
+            source: None,
+        }
     }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
     fn from(err: E) -> Self {
-        Self { message: err.to_string(), source: Some(Box::new(err)) }
+        Self {
+            message: err.to_string(),
+            source: Some(Box::new(err)),
+        }
     }
 }
 

@@ -75,17 +75,33 @@ pub fn get(url: &str) -> Result<Response, HttpError> {
 /// The response's outcome takes precedence over a failure to write the
 /// request body: when roost refuses a request, the body write fails too, and
 /// the refusal is the error worth reporting.
-pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, HttpError> {
+pub fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, HttpError> {
     let target = Target::parse(url)?;
-    let fields: Vec<(String, Vec<u8>)> =
-        headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())).collect();
-    let fields = Fields::from_list(&fields).map_err(|e| HttpError::Invalid(format!("header: {e:?}")))?;
+    let fields: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .collect();
+    let fields =
+        Fields::from_list(&fields).map_err(|e| HttpError::Invalid(format!("header: {e:?}")))?;
     let request = OutgoingRequest::new(fields);
     let invalid = |what: &str| HttpError::Invalid(what.to_string());
-    request.set_method(&parse_method(method)).map_err(|()| invalid("method"))?;
-    request.set_scheme(Some(&target.scheme)).map_err(|()| invalid("scheme"))?;
-    request.set_authority(Some(&target.authority)).map_err(|()| invalid("authority"))?;
-    request.set_path_with_query(Some(&target.path)).map_err(|()| invalid("path"))?;
+    request
+        .set_method(&parse_method(method))
+        .map_err(|()| invalid("method"))?;
+    request
+        .set_scheme(Some(&target.scheme))
+        .map_err(|()| invalid("scheme"))?;
+    request
+        .set_authority(Some(&target.authority))
+        .map_err(|()| invalid("authority"))?;
+    request
+        .set_path_with_query(Some(&target.path))
+        .map_err(|()| invalid("path"))?;
     let outgoing = request.body().map_err(|()| invalid("body"))?;
 
     let pending = outgoing_handler::handle(request, None)?;
@@ -100,8 +116,12 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     write_result?;
 
     let status = response.status();
-    let incoming = response.consume().map_err(|()| HttpError::Transport("body already taken".into()))?;
-    let stream = incoming.stream().map_err(|()| HttpError::Transport("body stream already taken".into()))?;
+    let incoming = response
+        .consume()
+        .map_err(|()| HttpError::Transport("body already taken".into()))?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| HttpError::Transport("body stream already taken".into()))?;
     let mut bytes = Vec::new();
     loop {
         match stream.blocking_read(READ_CHUNK) {
@@ -112,12 +132,17 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
             }
         }
     }
-    Ok(Response { status, body: bytes })
+    Ok(Response {
+        status,
+        body: bytes,
+    })
 }
 
 fn write_body(outgoing: OutgoingBody, body: &[u8]) -> Result<(), HttpError> {
     {
-        let stream = outgoing.write().map_err(|()| HttpError::Invalid("body stream".into()))?;
+        let stream = outgoing
+            .write()
+            .map_err(|()| HttpError::Invalid("body stream".into()))?;
         for chunk in body.chunks(WRITE_CHUNK) {
             stream
                 .blocking_write_and_flush(chunk)
@@ -163,7 +188,17 @@ impl Target {
         if authority.is_empty() {
             return Err(HttpError::Invalid(format!("`{url}` has no host")));
         }
-        let path = if path.is_empty() { "/".to_string() } else if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
-        Ok(Self { scheme, authority: authority.to_string(), path })
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        Ok(Self {
+            scheme,
+            authority: authority.to_string(),
+            path,
+        })
     }
 }

@@ -52,15 +52,25 @@ impl Invocation {
     /// Parses an envelope.
     pub fn parse(input: &[u8]) -> Result<Self, Error> {
         if input.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self { handler: None, trigger: Trigger::Manual, payload: serde_json::Value::Null });
+            return Ok(Self {
+                handler: None,
+                trigger: Trigger::Manual,
+                payload: serde_json::Value::Null,
+            });
         }
-        serde_json::from_slice(input)
-            .map_err(|err| Error::msg(format!("roost sent an invocation this SDK cannot read: {err}")))
+        serde_json::from_slice(input).map_err(|err| {
+            Error::msg(format!(
+                "roost sent an invocation this SDK cannot read: {err}"
+            ))
+        })
     }
 
     /// The payload decoded into your own type.
     pub fn payload_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        T::deserialize(&self.payload)
-            .map_err(|err| Error::msg(format!("the payload does not have the expected shape: {err}")))
+        T::deserialize(&self.payload).map_err(|err| {
+            Error::msg(format!(
+                "the payload does not have the expected shape: {err}"
+            ))
+        })
     }
 }

@@ -28,11 +28,11 @@
 //! The attributes emit `#[unsafe(link_section)]` statics into your crate, so
 //! a script crate cannot use `#![forbid(unsafe_code)]`.
 
+#[doc(hidden)]
+pub mod __private;
 mod error;
 mod exit;
 mod invocation;
-#[doc(hidden)]
-pub mod __private;
 
 #[cfg(target_arch = "wasm32")]
 pub mod http;

@@ -24,19 +24,30 @@ struct Bare {
 
 impl WasiView for Bare {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let wasm = roost_tests::example("hello");
-    let invocation = Invocation { payload: serde_json::json!({ "bench": true }), ..Invocation::default() };
+    let invocation = Invocation {
+        payload: serde_json::json!({ "bench": true }),
+        ..Invocation::default()
+    };
     let envelope = invocation.envelope();
 
     // Bare wasmtime: pooling, async, nothing else.
     let mut config = Config::new();
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingAllocationConfig::default()));
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+        PoolingAllocationConfig::default(),
+    ));
     let engine = Engine::new(&config).unwrap();
     let mut linker = Linker::<Bare>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
@@ -48,9 +59,20 @@ fn main() {
             .stdout(MemoryOutputPipe::new(1 << 20))
             .stderr(MemoryOutputPipe::new(1 << 20))
             .build();
-        let mut store = Store::new(&engine, Bare { wasi, table: ResourceTable::new() });
+        let mut store = Store::new(
+            &engine,
+            Bare {
+                wasi,
+                table: ResourceTable::new(),
+            },
+        );
         let command = pre.instantiate_async(&mut store).await.unwrap();
-        command.wasi_cli_run().call_run(&mut store).await.unwrap().unwrap();
+        command
+            .wasi_cli_run()
+            .call_run(&mut store)
+            .await
+            .unwrap()
+            .unwrap();
     }));
 
     // roost's sandbox: the same component with every limit armed.
@@ -59,16 +81,30 @@ fn main() {
     let limits = RunLimits::default();
     let policy = EgressPolicy::deny_all();
     let roost = runtime.block_on(measure(|| async {
-        let outcome = sandbox.run(&guest, &invocation, &limits, &policy).await.unwrap();
+        let outcome = sandbox
+            .run(&guest, &invocation, &limits, &policy)
+            .await
+            .unwrap();
         assert!(outcome.succeeded());
     }));
 
     let ratio = roost.median.as_secs_f64() / bare.median.as_secs_f64();
-    println!("sandbox overhead: instantiate + run of `hello`, {ITERATIONS} runs after {WARMUP} warm-up");
+    println!(
+        "sandbox overhead: instantiate + run of `hello`, {ITERATIONS} runs after {WARMUP} warm-up"
+    );
     println!("{:<16} {:>12} {:>12}", "", "median", "p99");
-    println!("{:<16} {:>12.1?} {:>12.1?}", "bare wasmtime", bare.median, bare.p99);
-    println!("{:<16} {:>12.1?} {:>12.1?}", "roost sandbox", roost.median, roost.p99);
-    println!("ratio (median): {ratio:.2}x  (pooling in roost: {})", sandbox.uses_pooling());
+    println!(
+        "{:<16} {:>12.1?} {:>12.1?}",
+        "bare wasmtime", bare.median, bare.p99
+    );
+    println!(
+        "{:<16} {:>12.1?} {:>12.1?}",
+        "roost sandbox", roost.median, roost.p99
+    );
+    println!(
+        "ratio (median): {ratio:.2}x  (pooling in roost: {})",
+        sandbox.uses_pooling()
+    );
 
     let report = serde_json::json!({
         "benchmark": "sandbox_overhead",
@@ -107,7 +143,10 @@ where
         samples.push(start.elapsed());
     }
     samples.sort();
-    Stats { median: samples[samples.len() / 2], p99: samples[samples.len() * 99 / 100] }
+    Stats {
+        median: samples[samples.len() / 2],
+        p99: samples[samples.len() * 99 / 100],
+    }
 }
 
 fn micros(d: Duration) -> f64 {

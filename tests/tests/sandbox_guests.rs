@@ -11,19 +11,38 @@ use support::sandbox;
 
 #[test]
 fn metadata_is_read_from_a_built_example_without_running_it() {
-    let meta = metadata::read(&roost_tests::example("heartbeat")).unwrap().expect("heartbeat has metadata");
+    let meta = metadata::read(&roost_tests::example("heartbeat"))
+        .unwrap()
+        .expect("heartbeat has metadata");
     assert_eq!(meta.sdk_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
     assert_eq!(
         meta.handlers,
         [
-            HandlerMeta { name: "beat".into(), trigger: Trigger::Schedule { cron: "0 */5 * * * *".into(), timezone: None } },
-            HandlerMeta { name: "status".into(), trigger: Trigger::Manual },
+            HandlerMeta {
+                name: "beat".into(),
+                trigger: Trigger::Schedule {
+                    cron: "0 */5 * * * *".into(),
+                    timezone: None
+                }
+            },
+            HandlerMeta {
+                name: "status".into(),
+                trigger: Trigger::Manual
+            },
         ]
     );
     assert!(meta.integrations.is_empty());
 
-    let hello = metadata::read(&roost_tests::example("hello")).unwrap().unwrap();
-    assert_eq!(hello.handlers, [HandlerMeta { name: "hello".into(), trigger: Trigger::Manual }]);
+    let hello = metadata::read(&roost_tests::example("hello"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        hello.handlers,
+        [HandlerMeta {
+            name: "hello".into(),
+            trigger: Trigger::Manual
+        }]
+    );
 }
 
 #[test]
@@ -37,8 +56,15 @@ fn non_wasm_is_rejected_with_what_was_expected() {
     let sandbox = sandbox();
     let err = sandbox.load(b"#!/bin/sh\necho hi\n").unwrap_err();
     assert!(matches!(err, SandboxError::NotWasm { .. }), "{err:?}");
-    assert!(err.to_string().contains("expected a wasm32-wasip2 component"), "{err}");
-    assert!(matches!(sandbox.load(b"").unwrap_err(), SandboxError::NotWasm { .. }));
+    assert!(
+        err.to_string()
+            .contains("expected a wasm32-wasip2 component"),
+        "{err}"
+    );
+    assert!(matches!(
+        sandbox.load(b"").unwrap_err(),
+        SandboxError::NotWasm { .. }
+    ));
 }
 
 #[test]
@@ -80,7 +106,12 @@ async fn wasip1_module_runs_with_captured_stdout() {
     let guest = sandbox.load(&module).unwrap();
     assert_eq!(guest.kind(), GuestKind::Module);
     let outcome = sandbox
-        .run(&guest, &Invocation::default(), &RunLimits::default(), &EgressPolicy::deny_all())
+        .run(
+            &guest,
+            &Invocation::default(),
+            &RunLimits::default(),
+            &EgressPolicy::deny_all(),
+        )
         .await
         .unwrap();
     assert!(outcome.succeeded(), "{outcome:?}");
@@ -90,7 +121,10 @@ async fn wasip1_module_runs_with_captured_stdout() {
 #[test]
 fn compiled_artifacts_are_reused_across_restarts() {
     let cache = tempfile::tempdir().unwrap();
-    let config = SandboxConfig { cache_dir: Some(cache.path().to_path_buf()), ..SandboxConfig::default() };
+    let config = SandboxConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..SandboxConfig::default()
+    };
     let hello = roost_tests::example("hello");
 
     let first = Sandbox::new(config.clone()).unwrap();
@@ -101,11 +135,19 @@ fn compiled_artifacts_are_reused_across_restarts() {
     // A new engine with the same configuration, as after a restart.
     let second = Sandbox::new(config.clone()).unwrap();
     let guest = second.load(&hello).unwrap();
-    assert_eq!((second.cache_misses(), second.cache_hits()), (0, 1), "the restart recompiled");
+    assert_eq!(
+        (second.cache_misses(), second.cache_hits()),
+        (0, 1),
+        "the restart recompiled"
+    );
     assert_eq!(guest.content_hash().len(), 64);
 
     // A different engine configuration must not reuse those artifacts.
-    let fuel = Sandbox::new(SandboxConfig { fuel_metering: true, ..config }).unwrap();
+    let fuel = Sandbox::new(SandboxConfig {
+        fuel_metering: true,
+        ..config
+    })
+    .unwrap();
     fuel.load(&hello).unwrap();
     assert_eq!((fuel.cache_misses(), fuel.cache_hits()), (1, 0));
 }
@@ -117,7 +159,11 @@ fn wat_module(text: &str) -> Vec<u8> {
 #[tokio::test]
 async fn runs_without_the_pooling_allocator() {
     use roost_sandbox::PoolingMode;
-    let sandbox = Sandbox::new(SandboxConfig { pooling: PoolingMode::Disabled, ..SandboxConfig::default() }).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        pooling: PoolingMode::Disabled,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
     assert!(!sandbox.uses_pooling());
     assert_runs_hello(&sandbox).await;
 }
@@ -131,10 +177,20 @@ async fn pool_too_large_for_the_address_space_falls_back_cleanly() {
         max_memory_bytes: 4 << 30,
         ..SandboxConfig::default()
     };
-    let required = Sandbox::new(SandboxConfig { pooling: PoolingMode::Required, ..huge.clone() });
-    assert!(matches!(required, Err(SandboxError::Engine(_))), "the pool should not fit");
+    let required = Sandbox::new(SandboxConfig {
+        pooling: PoolingMode::Required,
+        ..huge.clone()
+    });
+    assert!(
+        matches!(required, Err(SandboxError::Engine(_))),
+        "the pool should not fit"
+    );
 
-    let sandbox = Sandbox::new(SandboxConfig { pooling: PoolingMode::Auto, ..huge }).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        pooling: PoolingMode::Auto,
+        ..huge
+    })
+    .unwrap();
     assert!(!sandbox.uses_pooling());
     assert_runs_hello(&sandbox).await;
 }
@@ -142,7 +198,12 @@ async fn pool_too_large_for_the_address_space_falls_back_cleanly() {
 async fn assert_runs_hello(sandbox: &Sandbox) {
     let guest = sandbox.load(&roost_tests::example("hello")).unwrap();
     let outcome = sandbox
-        .run(&guest, &Invocation::default(), &RunLimits::default(), &EgressPolicy::deny_all())
+        .run(
+            &guest,
+            &Invocation::default(),
+            &RunLimits::default(),
+            &EgressPolicy::deny_all(),
+        )
         .await
         .unwrap();
     assert!(outcome.succeeded(), "{outcome:?}");

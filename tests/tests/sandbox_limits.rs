@@ -21,10 +21,18 @@ fn limits() -> RunLimits {
 async fn assert_healthy(sandbox: &Sandbox) {
     let hello = load(sandbox, "hello");
     let outcome = sandbox
-        .run(&hello, &invocation(&[], json!(null)), &limits(), &EgressPolicy::deny_all())
+        .run(
+            &hello,
+            &invocation(&[], json!(null)),
+            &limits(),
+            &EgressPolicy::deny_all(),
+        )
         .await
         .unwrap();
-    assert!(outcome.succeeded(), "hello after a hostile guest: {outcome:?}");
+    assert!(
+        outcome.succeeded(),
+        "hello after a hostile guest: {outcome:?}"
+    );
     assert!(outcome.stdout.to_text().contains("hello from roost"));
 }
 
@@ -32,12 +40,26 @@ async fn assert_healthy(sandbox: &Sandbox) {
 async fn infinite_loop_is_stopped_at_the_wall_clock_limit() {
     let sandbox = sandbox();
     let guest = load(&sandbox, "infinite-loop");
-    let limits = RunLimits { timeout: Duration::from_millis(300), ..limits() };
-    let outcome =
-        sandbox.run(&guest, &invocation(&[], json!(null)), &limits, &EgressPolicy::deny_all()).await.unwrap();
+    let limits = RunLimits {
+        timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let outcome = sandbox
+        .run(
+            &guest,
+            &invocation(&[], json!(null)),
+            &limits,
+            &EgressPolicy::deny_all(),
+        )
+        .await
+        .unwrap();
     assert_eq!(outcome.limit(), Some(Limit::WallTime), "{outcome:?}");
     assert!(outcome.duration >= Duration::from_millis(300));
-    assert!(outcome.duration < Duration::from_secs(5), "stopped late: {:?}", outcome.duration);
+    assert!(
+        outcome.duration < Duration::from_secs(5),
+        "stopped late: {:?}",
+        outcome.duration
+    );
     assert_healthy(&sandbox).await;
 }
 
@@ -45,11 +67,25 @@ async fn infinite_loop_is_stopped_at_the_wall_clock_limit() {
 async fn guest_blocked_in_a_host_call_is_stopped_by_the_outer_timeout() {
     let sandbox = sandbox();
     let guest = load(&sandbox, "sleeper");
-    let limits = RunLimits { timeout: Duration::from_millis(300), ..limits() };
-    let outcome =
-        sandbox.run(&guest, &invocation(&[], json!(null)), &limits, &EgressPolicy::deny_all()).await.unwrap();
+    let limits = RunLimits {
+        timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let outcome = sandbox
+        .run(
+            &guest,
+            &invocation(&[], json!(null)),
+            &limits,
+            &EgressPolicy::deny_all(),
+        )
+        .await
+        .unwrap();
     assert_eq!(outcome.limit(), Some(Limit::WallTime), "{outcome:?}");
-    assert!(outcome.duration < Duration::from_secs(5), "stopped late: {:?}", outcome.duration);
+    assert!(
+        outcome.duration < Duration::from_secs(5),
+        "stopped late: {:?}",
+        outcome.duration
+    );
     assert!(!outcome.stdout.to_text().contains("woke up"));
     assert_healthy(&sandbox).await;
 }
@@ -58,9 +94,19 @@ async fn guest_blocked_in_a_host_call_is_stopped_by_the_outer_timeout() {
 async fn memory_hog_hits_the_memory_limit() {
     let sandbox = sandbox();
     let guest = load(&sandbox, "memory-hog");
-    let limits = RunLimits { max_memory_bytes: 32 * 1024 * 1024, ..limits() };
-    let outcome =
-        sandbox.run(&guest, &invocation(&[], json!(null)), &limits, &EgressPolicy::deny_all()).await.unwrap();
+    let limits = RunLimits {
+        max_memory_bytes: 32 * 1024 * 1024,
+        ..limits()
+    };
+    let outcome = sandbox
+        .run(
+            &guest,
+            &invocation(&[], json!(null)),
+            &limits,
+            &EgressPolicy::deny_all(),
+        )
+        .await
+        .unwrap();
     assert_eq!(outcome.limit(), Some(Limit::Memory), "{outcome:?}");
     assert_healthy(&sandbox).await;
 }
@@ -69,13 +115,28 @@ async fn memory_hog_hits_the_memory_limit() {
 async fn output_flood_is_cut_at_the_cap_and_marked() {
     let sandbox = sandbox();
     let guest = load(&sandbox, "output-flood");
-    let limits = RunLimits { max_output_bytes: 16 * 1024, ..limits() };
-    let outcome =
-        sandbox.run(&guest, &invocation(&[], json!(null)), &limits, &EgressPolicy::deny_all()).await.unwrap();
+    let limits = RunLimits {
+        max_output_bytes: 16 * 1024,
+        ..limits()
+    };
+    let outcome = sandbox
+        .run(
+            &guest,
+            &invocation(&[], json!(null)),
+            &limits,
+            &EgressPolicy::deny_all(),
+        )
+        .await
+        .unwrap();
     assert_eq!(outcome.limit(), Some(Limit::Output), "{outcome:?}");
     assert_eq!(outcome.stdout.bytes.len(), 16 * 1024);
     assert!(outcome.stdout.truncated);
-    assert!(outcome.stdout.to_text().ends_with("[roost: output truncated at 16384 bytes]\n"));
+    assert!(
+        outcome
+            .stdout
+            .to_text()
+            .ends_with("[roost: output truncated at 16384 bytes]\n")
+    );
     assert!(outcome.stdout.to_text().starts_with("flood line 0:"));
     assert_healthy(&sandbox).await;
 }
@@ -85,7 +146,12 @@ async fn small_output_is_not_marked_truncated() {
     let sandbox = sandbox();
     let guest = load(&sandbox, "hello");
     let outcome = sandbox
-        .run(&guest, &invocation(&[], json!(null)), &limits(), &EgressPolicy::deny_all())
+        .run(
+            &guest,
+            &invocation(&[], json!(null)),
+            &limits(),
+            &EgressPolicy::deny_all(),
+        )
         .await
         .unwrap();
     assert!(outcome.succeeded());
@@ -98,7 +164,12 @@ async fn deep_recursion_exhausts_the_stack() {
     let sandbox = sandbox();
     let guest = load(&sandbox, "deep-recursion");
     let outcome = sandbox
-        .run(&guest, &invocation(&[], json!(null)), &limits(), &EgressPolicy::deny_all())
+        .run(
+            &guest,
+            &invocation(&[], json!(null)),
+            &limits(),
+            &EgressPolicy::deny_all(),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.limit(), Some(Limit::Stack), "{outcome:?}");
@@ -107,11 +178,25 @@ async fn deep_recursion_exhausts_the_stack() {
 
 #[tokio::test]
 async fn fuel_budget_stops_a_busy_guest() {
-    let sandbox = Sandbox::new(SandboxConfig { fuel_metering: true, ..SandboxConfig::default() }).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        fuel_metering: true,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
     let guest = load(&sandbox, "infinite-loop");
-    let limits = RunLimits { fuel: Some(5_000_000), ..limits() };
-    let outcome =
-        sandbox.run(&guest, &invocation(&[], json!(null)), &limits, &EgressPolicy::deny_all()).await.unwrap();
+    let limits = RunLimits {
+        fuel: Some(5_000_000),
+        ..limits()
+    };
+    let outcome = sandbox
+        .run(
+            &guest,
+            &invocation(&[], json!(null)),
+            &limits,
+            &EgressPolicy::deny_all(),
+        )
+        .await
+        .unwrap();
     assert_eq!(outcome.limit(), Some(Limit::Fuel), "{outcome:?}");
     assert_eq!(outcome.fuel_consumed, Some(5_000_000));
     assert_healthy(&sandbox).await;
@@ -119,7 +204,12 @@ async fn fuel_budget_stops_a_busy_guest() {
     // The same engine gives an unmetered run all the fuel it needs.
     let hello = load(&sandbox, "hello");
     let outcome = sandbox
-        .run(&hello, &invocation(&[], json!(null)), &RunLimits::default(), &EgressPolicy::deny_all())
+        .run(
+            &hello,
+            &invocation(&[], json!(null)),
+            &RunLimits::default(),
+            &EgressPolicy::deny_all(),
+        )
         .await
         .unwrap();
     assert!(outcome.succeeded());
@@ -129,9 +219,17 @@ async fn fuel_budget_stops_a_busy_guest() {
 async fn fuel_budget_without_metering_is_refused() {
     let sandbox = sandbox();
     let guest = load(&sandbox, "hello");
-    let limits = RunLimits { fuel: Some(1), ..limits() };
+    let limits = RunLimits {
+        fuel: Some(1),
+        ..limits()
+    };
     let err = sandbox
-        .run(&guest, &invocation(&[], json!(null)), &limits, &EgressPolicy::deny_all())
+        .run(
+            &guest,
+            &invocation(&[], json!(null)),
+            &limits,
+            &EgressPolicy::deny_all(),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("fuel_metering"), "{err}");
@@ -144,9 +242,16 @@ async fn unknown_handler_exits_2_listing_the_handlers() {
     let guest = load(&sandbox, "heartbeat");
     let mut inv = invocation(&[], json!(null));
     inv.handler = Some("nope".into());
-    let outcome = sandbox.run(&guest, &inv, &limits(), &EgressPolicy::deny_all()).await.unwrap();
+    let outcome = sandbox
+        .run(&guest, &inv, &limits(), &EgressPolicy::deny_all())
+        .await
+        .unwrap();
     assert_eq!(outcome.termination, Termination::Exited { code: 2 });
-    assert!(outcome.stderr.to_text().contains("beat, status"), "{}", outcome.stderr.to_text());
+    assert!(
+        outcome.stderr.to_text().contains("beat, status"),
+        "{}",
+        outcome.stderr.to_text()
+    );
 }
 
 #[tokio::test]
@@ -160,7 +265,12 @@ async fn concurrent_runs_are_isolated() {
         tasks.push(tokio::spawn(async move {
             let value = format!("value-{i}");
             let outcome = sandbox
-                .run(&guest, &invocation(&[("RUN", &value)], json!({ "i": i })), &limits(), &EgressPolicy::deny_all())
+                .run(
+                    &guest,
+                    &invocation(&[("RUN", &value)], json!({ "i": i })),
+                    &limits(),
+                    &EgressPolicy::deny_all(),
+                )
                 .await
                 .unwrap();
             (i, outcome)

@@ -46,13 +46,20 @@ pub(super) fn user(command: UserCommand, data_dir: &Path) -> anyhow::Result<Exit
     if name.trim().is_empty() || name.len() > 64 {
         anyhow::bail!("a user name is 1 to 64 characters");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         std::fs::create_dir_all(data_dir)?;
-        let store = store::connect(&database_url(db, data_dir)).await.context("opening the database")?;
+        let store = store::connect(&database_url(db, data_dir))
+            .await
+            .context("opening the database")?;
         let token = new_token();
         let user = store.create_user(&name, &hash_token(&token)).await?;
-        eprintln!("roost: created user `{}` ({}). Its API token, shown only now:", user.name, user.id);
+        eprintln!(
+            "roost: created user `{}` ({}). Its API token, shown only now:",
+            user.name, user.id
+        );
         println!("{token}");
         anyhow::Ok(())
     })?;
@@ -61,7 +68,9 @@ pub(super) fn user(command: UserCommand, data_dir: &Path) -> anyhow::Result<Exit
 
 pub(super) fn keys(command: KeysCommand, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let KeysCommand::Rotate { db } = command;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let config = ServerConfig::for_data_dir(data_dir);
         let store = store::connect(&database_url(db, data_dir)).await.context("opening the database")?;

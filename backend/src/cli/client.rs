@@ -45,19 +45,29 @@ pub(super) enum IntegrationsCommand {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
+    let bytes = std::fs::read(&args.component)
+        .with_context(|| format!("reading {}", args.component.display()))?;
     let name = match args.name {
         Some(name) => name,
-        None => args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).context("the file has no name")?,
+        None => args
+            .component
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .context("the file has no name")?,
     };
     let body = json!({ "name": name, "component": base64::engine::general_purpose::STANDARD.encode(&bytes) });
     runtime()?.block_on(async {
         let response = reqwest::Client::new()
-            .post(format!("{}/v1/scripts/deploy", args.server.server.trim_end_matches('/')))
+            .post(format!(
+                "{}/v1/scripts/deploy",
+                args.server.server.trim_end_matches('/')
+            ))
             .bearer_auth(&args.server.token)
             .json(&body)
             .send()
@@ -66,14 +76,25 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         let status = response.status();
         let reply: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
-            println!("deployed `{name}`: script {} version {}", reply["script_id"].as_str().unwrap_or("?"), reply["version"]);
+            println!(
+                "deployed `{name}`: script {} version {}",
+                reply["script_id"].as_str().unwrap_or("?"),
+                reply["version"]
+            );
             return Ok(ExitCode::SUCCESS);
         }
         let error = &reply["error"];
-        eprintln!("roost: deploy refused ({status}): {}", error["message"].as_str().unwrap_or("no details"));
+        eprintln!(
+            "roost: deploy refused ({status}): {}",
+            error["message"].as_str().unwrap_or("no details")
+        );
         if let Some(missing) = error["details"]["missing"].as_array() {
             for link in missing {
-                println!("connect {}: {}", link["integration"].as_str().unwrap_or("?"), link["setup_url"].as_str().unwrap_or("?"));
+                println!(
+                    "connect {}: {}",
+                    link["integration"].as_str().unwrap_or("?"),
+                    link["setup_url"].as_str().unwrap_or("?")
+                );
             }
         }
         if let Some(known) = error["details"]["known"].as_array() {
@@ -87,7 +108,9 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
 pub(super) fn integrations(command: IntegrationsCommand) -> anyhow::Result<ExitCode> {
     let (server, path) = match command {
         IntegrationsCommand::List { server } => (server, "/v1/integrations/docs".to_string()),
-        IntegrationsCommand::Docs { names, server } => (server, format!("/v1/integrations/docs?names={names}")),
+        IntegrationsCommand::Docs { names, server } => {
+            (server, format!("/v1/integrations/docs?names={names}"))
+        }
     };
     runtime()?.block_on(print_text(&server, &path))
 }
@@ -153,7 +176,10 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
         let body: Value = serde_json::from_str(&text)?;
-        println!("{:<30} {:<30} {:>3} {:<15} {:>9}  error", "run", "script", "v", "status", "ms");
+        println!(
+            "{:<30} {:<30} {:>3} {:<15} {:>9}  error",
+            "run", "script", "v", "status", "ms"
+        );
         for run in body["runs"].as_array().into_iter().flatten() {
             println!(
                 "{:<30} {:<30} {:>3} {:<15} {:>9}  {}",
@@ -161,7 +187,10 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                 run["script_id"].as_str().unwrap_or("?"),
                 run["script_version"],
                 run["status"].as_str().unwrap_or("?"),
-                run["duration_ms"].as_i64().map(|ms| ms.to_string()).unwrap_or_default(),
+                run["duration_ms"]
+                    .as_i64()
+                    .map(|ms| ms.to_string())
+                    .unwrap_or_default(),
                 run["error"].as_str().unwrap_or(""),
             );
         }
@@ -170,5 +199,8 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(print_text(&args.server, &format!("/v1/runs/{}/logs", args.run_id)))
+    runtime()?.block_on(print_text(
+        &args.server,
+        &format!("/v1/runs/{}/logs", args.run_id),
+    ))
 }

@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use crate::data_dir::DEFAULT_DATA_DIR;
 
 #[derive(Debug, Parser)]
-#[command(name = "roost", version, about = "Deploy small scripts and run them safely")]
+#[command(
+    name = "roost",
+    version,
+    about = "Deploy small scripts and run them safely"
+)]
 struct Cli {
     /// Where roost keeps its state (compiled-artifact cache, database, keys).
     #[arg(long, global = true, env = "ROOST_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
@@ -76,7 +80,11 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info,wasmtime_cache=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info,wasmtime_cache=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -63,7 +63,9 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
         fuel_metering: args.fuel.is_some(),
         ..SandboxConfig::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let outcome = runtime.block_on(async {
         let sandbox = Sandbox::new(config)?;
         let guest = sandbox
@@ -77,7 +79,10 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
                 None => Trigger::Manual,
             }),
             payload: args.payload.clone().unwrap_or(serde_json::Value::Null),
-            program_name: args.component.file_stem().map(|s| s.to_string_lossy().into_owned()),
+            program_name: args
+                .component
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned()),
         };
         let limits = RunLimits {
             timeout: Duration::from_millis(args.timeout_ms),
@@ -98,7 +103,10 @@ fn report(outcome: &RunOutcome) -> anyhow::Result<ExitCode> {
     std::io::stdout().write_all(outcome.stdout.to_text().as_bytes())?;
     std::io::stderr().write_all(outcome.stderr.to_text().as_bytes())?;
     for denied in &outcome.denied_requests {
-        eprintln!("roost: outbound request to {} denied: {}", denied.host, denied.reason);
+        eprintln!(
+            "roost: outbound request to {} denied: {}",
+            denied.host, denied.reason
+        );
     }
     eprintln!("roost: {}", outcome.summary());
     Ok(match &outcome.termination {

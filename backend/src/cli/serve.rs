@@ -51,9 +51,15 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(listen) = args.listen.or(file.listen) {
         config.listen = listen;
     }
-    config.database_url = args.database_url.or(file.database_url).unwrap_or_else(|| sqlite_url(data_dir));
+    config.database_url = args
+        .database_url
+        .or(file.database_url)
+        .unwrap_or_else(|| sqlite_url(data_dir));
     config.base_url = args.base_url.or(file.base_url);
-    config.max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    config.max_body_bytes = args
+        .max_body_bytes
+        .or(file.max_body_bytes)
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
     config.integrations_dir = args.integrations_dir.or(file.integrations_dir);
     if let Some(workers) = args.workers.or(file.workers) {
         config.runner.workers = workers;
@@ -70,30 +76,49 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     }
     if let Some(secs) = args.run_stale_secs.or(file.run_stale_secs) {
         config.runner.stale_after = std::time::Duration::from_secs(secs.max(1));
-        config.runner.heartbeat = (config.runner.stale_after / 4).max(std::time::Duration::from_millis(200));
+        config.runner.heartbeat =
+            (config.runner.stale_after / 4).max(std::time::Duration::from_millis(200));
     }
-    if let Some(secs) = std::env::var("ROOST_REFRESH_WINDOW_SECS").ok().and_then(|v| v.parse().ok()).or(file.refresh_window_secs) {
+    if let Some(secs) = std::env::var("ROOST_REFRESH_WINDOW_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .or(file.refresh_window_secs)
+    {
         config.refresh_window = std::time::Duration::from_secs(secs);
     }
     // Client ids for every OAuth integration the server may know: the
     // built-in ones and those in an extra definitions directory.
     let registry = crate::registry::Registry::load(config.integrations_dir.as_deref())?;
-    config.oauth_clients = crate::oauth::from_env(registry.ids().into_iter(), file.oauth, |name| std::env::var(name).ok());
-    config.slack_signing_secret = std::env::var("ROOST_SLACK_SIGNING_SECRET").ok().filter(|v| !v.is_empty());
-    config.master_key = std::env::var("ROOST_MASTER_KEY").ok().filter(|v| !v.is_empty());
-    config.master_key_old = std::env::var("ROOST_MASTER_KEY_OLD").ok().filter(|v| !v.is_empty());
+    config.oauth_clients = crate::oauth::from_env(registry.ids().into_iter(), file.oauth, |name| {
+        std::env::var(name).ok()
+    });
+    config.slack_signing_secret = std::env::var("ROOST_SLACK_SIGNING_SECRET")
+        .ok()
+        .filter(|v| !v.is_empty());
+    config.master_key = std::env::var("ROOST_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    config.master_key_old = std::env::var("ROOST_MASTER_KEY_OLD")
+        .ok()
+        .filter(|v| !v.is_empty());
     Ok(config)
 }
 
 pub(super) fn execute(args: ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let config = resolve(args, data_dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let app = Application::build(config).await?;
         // Register the handlers before announcing the address, so a signal
         // sent right after start-up is a clean stop, not a kill.
         let shutdown = shutdown_signal()?;
-        eprintln!("roost: listening on http://{} (setup links use {}; Ctrl-C to stop)", app.local_addr()?, app.base_url());
+        eprintln!(
+            "roost: listening on http://{} (setup links use {}; Ctrl-C to stop)",
+            app.local_addr()?,
+            app.base_url()
+        );
         app.run_until(shutdown).await
     })?;
     eprintln!("roost: stopped");
@@ -105,7 +130,10 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static
     #[cfg(unix)]
     let (mut interrupt, mut terminate) = {
         use tokio::signal::unix::{SignalKind, signal};
-        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
     };
     Ok(async move {
         #[cfg(unix)]

@@ -6,8 +6,8 @@
 use aes_gcm::aead::{Aead, AeadCore, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 
-use super::keys::MasterKeys;
 use super::CredentialError;
+use super::keys::MasterKeys;
 use crate::store::{CredentialRow, now_millis};
 
 /// Where a value sits: the row's identity, part of the associated data.
@@ -21,17 +21,32 @@ pub(crate) struct Slot<'a> {
 }
 
 fn associated_data(slot: &Slot<'_>, key_id: &str) -> Vec<u8> {
-    format!("v1|{}|{}|{}|{}", slot.user_id, slot.integration_id, slot.cred_key, key_id).into_bytes()
+    format!(
+        "v1|{}|{}|{}|{}",
+        slot.user_id, slot.integration_id, slot.cred_key, key_id
+    )
+    .into_bytes()
 }
 
 /// Encrypts `plaintext` for `slot` under the current master key.
-pub(crate) fn seal(keys: &MasterKeys, slot: &Slot<'_>, plaintext: &str, placement: Option<String>) -> CredentialRow {
+pub(crate) fn seal(
+    keys: &MasterKeys,
+    slot: &Slot<'_>,
+    plaintext: &str,
+    placement: Option<String>,
+) -> CredentialRow {
     let key_id = keys.current_id().to_string();
     let cipher = Aes256Gcm::new(keys.current_key());
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let aad = associated_data(slot, &key_id);
     let ciphertext = cipher
-        .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: &aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext.as_bytes(),
+                aad: &aad,
+            },
+        )
         .expect("AES-GCM encryption of a short value cannot fail");
     CredentialRow {
         user_id: slot.user_id.into(),
@@ -59,18 +74,35 @@ pub(crate) fn open(keys: &MasterKeys, row: &CredentialRow) -> Result<String, Cre
     if row.nonce.len() != 12 {
         return Err(undecryptable());
     }
-    let slot = Slot { user_id: &row.user_id, integration_id: &row.integration_id, cred_key: &row.cred_key };
+    let slot = Slot {
+        user_id: &row.user_id,
+        integration_id: &row.integration_id,
+        cred_key: &row.cred_key,
+    };
     let aad = associated_data(&slot, &row.key_id);
     let plaintext = Aes256Gcm::new(key)
-        .decrypt(Nonce::from_slice(&row.nonce), Payload { msg: &row.ciphertext, aad: &aad })
+        .decrypt(
+            Nonce::from_slice(&row.nonce),
+            Payload {
+                msg: &row.ciphertext,
+                aad: &aad,
+            },
+        )
         .map_err(|_| undecryptable())?;
     String::from_utf8(plaintext).map_err(|_| undecryptable())
 }
 
 /// Re-encrypts a row under the current key (rotation).
-pub(super) fn reseal(keys: &MasterKeys, row: &CredentialRow) -> Result<CredentialRow, CredentialError> {
+pub(super) fn reseal(
+    keys: &MasterKeys,
+    row: &CredentialRow,
+) -> Result<CredentialRow, CredentialError> {
     let plaintext = open(keys, row)?;
-    let slot = Slot { user_id: &row.user_id, integration_id: &row.integration_id, cred_key: &row.cred_key };
+    let slot = Slot {
+        user_id: &row.user_id,
+        integration_id: &row.integration_id,
+        cred_key: &row.cred_key,
+    };
     let mut fresh = seal(keys, &slot, &plaintext, row.placement.clone());
     fresh.status = row.status.clone();
     fresh.updated_at = row.updated_at;

@@ -44,23 +44,40 @@ struct KeyFile {
 impl MasterKeys {
     /// Loads the keys from the environment or the key file, creating the
     /// file when neither exists.
-    pub fn load(env_key: Option<&str>, env_old: Option<&str>, key_file: &Path) -> Result<Self, CredentialError> {
+    pub fn load(
+        env_key: Option<&str>,
+        env_old: Option<&str>,
+        key_file: &Path,
+    ) -> Result<Self, CredentialError> {
         if let Some(encoded) = env_key {
             let key = decode_key(encoded, "ROOST_MASTER_KEY")?;
             let current = key_id_of(&key);
             let mut keys = BTreeMap::from([(current.clone(), key)]);
-            for old in env_old.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            for old in env_old
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 let key = decode_key(old, "ROOST_MASTER_KEY_OLD")?;
                 keys.insert(key_id_of(&key), key);
             }
-            return Ok(Self { current, keys, file: None });
+            return Ok(Self {
+                current,
+                keys,
+                file: None,
+            });
         }
         if key_file.exists() {
             return Self::read_file(key_file);
         }
         let key = Aes256Gcm::generate_key(OsRng);
         let current = key_id_of(&key);
-        let keys = Self { current: current.clone(), keys: BTreeMap::from([(current, key)]), file: Some(key_file.into()) };
+        let keys = Self {
+            current: current.clone(),
+            keys: BTreeMap::from([(current, key)]),
+            file: Some(key_file.into()),
+        };
         keys.write_file()?;
         tracing::warn!(
             path = %key_file.display(),
@@ -72,11 +89,15 @@ impl MasterKeys {
     fn read_file(path: &Path) -> Result<Self, CredentialError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CredentialError::KeySource(format!("reading {}: {e}", path.display())))?;
-        let file: KeyFile = serde_json::from_str(&text)
-            .map_err(|e| CredentialError::KeySource(format!("{} is not a roost key file: {e}", path.display())))?;
+        let file: KeyFile = serde_json::from_str(&text).map_err(|e| {
+            CredentialError::KeySource(format!("{} is not a roost key file: {e}", path.display()))
+        })?;
         let mut keys = BTreeMap::new();
         for (id, encoded) in &file.keys {
-            keys.insert(id.clone(), decode_key(encoded, &format!("key `{id}` in {}", path.display()))?);
+            keys.insert(
+                id.clone(),
+                decode_key(encoded, &format!("key `{id}` in {}", path.display()))?,
+            );
         }
         if !keys.contains_key(&file.current) {
             return Err(CredentialError::KeySource(format!(
@@ -85,14 +106,24 @@ impl MasterKeys {
                 file.current
             )));
         }
-        Ok(Self { current: file.current, keys, file: Some(path.into()) })
+        Ok(Self {
+            current: file.current,
+            keys,
+            file: Some(path.into()),
+        })
     }
 
     fn write_file(&self) -> Result<(), CredentialError> {
-        let Some(path) = &self.file else { return Ok(()) };
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
         let file = KeyFile {
             current: self.current.clone(),
-            keys: self.keys.iter().map(|(id, key)| (id.clone(), B64.encode(key))).collect(),
+            keys: self
+                .keys
+                .iter()
+                .map(|(id, key)| (id.clone(), B64.encode(key)))
+                .collect(),
         };
         let text = serde_json::to_string_pretty(&file).expect("key file serialises");
         write_private(path, text.as_bytes())
@@ -116,7 +147,8 @@ impl MasterKeys {
     /// the current master key so there is no second secret to manage.
     pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
         use hmac::Mac;
-        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(self.current_key()).expect("HMAC takes any key length");
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(self.current_key())
+            .expect("HMAC takes any key length");
         mac.update(b"roost-derived-secret|");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
@@ -153,7 +185,12 @@ impl MasterKeys {
     /// Forgets every key but the current one and saves the file. Called once
     /// no row is encrypted with the old keys any more.
     pub fn retire_old(&mut self) -> Result<Vec<String>, CredentialError> {
-        let old: Vec<String> = self.keys.keys().filter(|id| **id != self.current).cloned().collect();
+        let old: Vec<String> = self
+            .keys
+            .keys()
+            .filter(|id| **id != self.current)
+            .cloned()
+            .collect();
         if self.file.is_some() {
             self.keys.retain(|id, _| *id == self.current);
             self.write_file()?;

@@ -25,7 +25,9 @@ pub enum CredentialError {
     #[error("master key: {0}")]
     KeySource(String),
     /// A stored value does not decrypt (tampered, moved, or unknown key).
-    #[error("the stored `{key}` credential of `{integration}` cannot be decrypted; reconnect the integration")]
+    #[error(
+        "the stored `{key}` credential of `{integration}` cannot be decrypted; reconnect the integration"
+    )]
     Undecryptable {
         /// Integration.
         integration: String,
@@ -66,7 +68,10 @@ pub struct CredentialService {
 impl CredentialService {
     /// A service over `store` with `keys`.
     pub fn new(store: Arc<dyn Store>, keys: MasterKeys) -> Self {
-        Self { store, keys: Arc::new(keys) }
+        Self {
+            store,
+            keys: Arc::new(keys),
+        }
     }
 
     /// The master keys (for sealing OAuth tokens and deriving secrets).
@@ -94,7 +99,11 @@ impl CredentialService {
         let mut rows = Vec::new();
         for (key, value) in values {
             let Some(spec) = definition.credentials.iter().find(|spec| spec.key == *key) else {
-                let known: Vec<&str> = definition.credentials.iter().map(|s| s.key.as_str()).collect();
+                let known: Vec<&str> = definition
+                    .credentials
+                    .iter()
+                    .map(|s| s.key.as_str())
+                    .collect();
                 return invalid(format!(
                     "`{key}` is not a credential of `{}`; expected one of: {}",
                     definition.integration_id,
@@ -108,14 +117,28 @@ impl CredentialService {
                 ));
             }
             if value.trim().is_empty() || value.len() > MAX_VALUE_BYTES || value.contains('\0') {
-                return invalid(format!("`{key}` must be non-empty text of at most {MAX_VALUE_BYTES} bytes"));
+                return invalid(format!(
+                    "`{key}` must be non-empty text of at most {MAX_VALUE_BYTES} bytes"
+                ));
             }
-            let placement = spec.placement.as_ref().map(|p| serde_json::to_string(p).expect("placement serialises"));
-            let slot = Slot { user_id, integration_id: &definition.integration_id, cred_key: key };
+            let placement = spec
+                .placement
+                .as_ref()
+                .map(|p| serde_json::to_string(p).expect("placement serialises"));
+            let slot = Slot {
+                user_id,
+                integration_id: &definition.integration_id,
+                cred_key: key,
+            };
             rows.push(cipher::seal(&self.keys, &slot, value, placement));
         }
-        let stored: BTreeSet<String> =
-            self.store.credentials(user_id, Some(&definition.integration_id)).await?.into_iter().map(|r| r.cred_key).collect();
+        let stored: BTreeSet<String> = self
+            .store
+            .credentials(user_id, Some(&definition.integration_id))
+            .await?
+            .into_iter()
+            .map(|r| r.cred_key)
+            .collect();
         let missing: Vec<&str> = definition
             .required_keys()
             .filter(|spec| spec.kind != CredentialType::Oauth2)
@@ -123,7 +146,11 @@ impl CredentialService {
             .filter(|key| !values.contains_key(*key) && !stored.contains(*key))
             .collect();
         if !missing.is_empty() {
-            return invalid(format!("`{}` also needs: {}", definition.integration_id, missing.join(", ")));
+            return invalid(format!(
+                "`{}` also needs: {}",
+                definition.integration_id,
+                missing.join(", ")
+            ));
         }
         self.store.put_credentials(&rows).await?;
         tracing::info!(user = user_id, integration = %definition.integration_id, keys = rows.len(), "credentials stored");
@@ -131,15 +158,20 @@ impl CredentialService {
     }
 
     /// Which integrations a user has connected.
-    pub async fn connected(&self, user_id: &str) -> Result<Vec<ConnectedIntegration>, CredentialError> {
+    pub async fn connected(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<ConnectedIntegration>, CredentialError> {
         let mut by_integration: BTreeMap<String, ConnectedIntegration> = BTreeMap::new();
         for row in self.store.credentials(user_id, None).await? {
-            let entry = by_integration.entry(row.integration_id.clone()).or_insert_with(|| ConnectedIntegration {
-                integration: row.integration_id.clone(),
-                keys: Vec::new(),
-                status: "connected".into(),
-                updated_at: 0,
-            });
+            let entry = by_integration
+                .entry(row.integration_id.clone())
+                .or_insert_with(|| ConnectedIntegration {
+                    integration: row.integration_id.clone(),
+                    keys: Vec::new(),
+                    status: "connected".into(),
+                    updated_at: 0,
+                });
             entry.keys.push(row.cred_key);
             entry.updated_at = entry.updated_at.max(row.updated_at);
             if row.status != "connected" {
@@ -171,7 +203,10 @@ impl CredentialService {
             .collect();
         Ok(definitions
             .iter()
-            .filter(|d| d.required_keys().any(|spec| !stored.contains(&(d.integration_id.clone(), spec.key.clone()))))
+            .filter(|d| {
+                d.required_keys()
+                    .any(|spec| !stored.contains(&(d.integration_id.clone(), spec.key.clone())))
+            })
             .cloned()
             .collect())
     }
@@ -214,7 +249,11 @@ impl CredentialService {
                 }
             }
         }
-        if missing.is_empty() { Ok(env) } else { Err(CredentialError::Missing(missing)) }
+        if missing.is_empty() {
+            Ok(env)
+        } else {
+            Err(CredentialError::Missing(missing))
+        }
     }
 }
 
@@ -222,7 +261,10 @@ impl CredentialService {
 /// Returns how many rows were rewritten. All or nothing.
 pub async fn reencrypt_all(store: &dyn Store, keys: &MasterKeys) -> Result<usize, CredentialError> {
     let rows = store.all_credentials().await?;
-    let fresh: Vec<_> = rows.iter().map(|row| cipher::reseal(keys, row)).collect::<Result<_, _>>()?;
+    let fresh: Vec<_> = rows
+        .iter()
+        .map(|row| cipher::reseal(keys, row))
+        .collect::<Result<_, _>>()?;
     store.reencrypt_credentials(&fresh).await?;
     Ok(fresh.len())
 }

@@ -10,8 +10,23 @@ async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, MasterKeys, String) {
     (dir, store, keys, user.id)
 }
 
-fn seal_for(keys: &MasterKeys, user: &str, integration: &str, key: &str, value: &str) -> crate::store::CredentialRow {
-    cipher::seal(keys, &Slot { user_id: user, integration_id: integration, cred_key: key }, value, None)
+fn seal_for(
+    keys: &MasterKeys,
+    user: &str,
+    integration: &str,
+    key: &str,
+    value: &str,
+) -> crate::store::CredentialRow {
+    cipher::seal(
+        keys,
+        &Slot {
+            user_id: user,
+            integration_id: integration,
+            cred_key: key,
+        },
+        value,
+        None,
+    )
 }
 
 #[tokio::test]
@@ -36,8 +51,14 @@ async fn values_round_trip_into_the_spec_env_vars() {
     assert_eq!(env["SLACK_ACCESS_TOKEN"], "xoxb-1");
     assert_eq!(env.len(), 3);
 
-    let err = service.get_env_for_execution(&user, &registry, &["sendgrid".into()]).await.unwrap_err();
-    assert!(matches!(err, CredentialError::Missing(ref m) if m == &["sendgrid.api_key"]), "{err}");
+    let err = service
+        .get_env_for_execution(&user, &registry, &["sendgrid".into()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CredentialError::Missing(ref m) if m == &["sendgrid.api_key"]),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -88,7 +109,10 @@ async fn a_different_master_key_cannot_decrypt() {
 #[tokio::test]
 async fn rotation_reencrypts_every_row_and_retires_the_old_key() {
     let (dir, store, mut keys, user) = setup().await;
-    store.put_credentials(&[seal_for(&keys, &user, "sendgrid", "api_key", "SG.value")]).await.unwrap();
+    store
+        .put_credentials(&[seal_for(&keys, &user, "sendgrid", "api_key", "SG.value")])
+        .await
+        .unwrap();
     let old_id = keys.current_id().to_string();
 
     let new_id = keys.add_new_current().unwrap();
@@ -114,7 +138,10 @@ fn the_key_file_is_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("master.key");
     MasterKeys::load(None, None, &path).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]

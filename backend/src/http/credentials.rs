@@ -34,15 +34,29 @@ async fn store(
     ApiJson(body): ApiJson<PutCredentials>,
 ) -> Result<impl IntoResponse, ApiError> {
     let definition = state.registry.get(&integration).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_integration", format!("no integration `{integration}`"))
-            .with_details(json!({ "known": state.registry.ids() }))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_integration",
+            format!("no integration `{integration}`"),
+        )
+        .with_details(json!({ "known": state.registry.ids() }))
     })?;
-    state.credentials.put(&user.id, definition, &body.values).await?;
-    Ok(Json(json!({ "integration": integration, "keys": body.values.keys().collect::<Vec<_>>(), "status": "connected" })))
+    state
+        .credentials
+        .put(&user.id, definition, &body.values)
+        .await?;
+    Ok(Json(
+        json!({ "integration": integration, "keys": body.values.keys().collect::<Vec<_>>(), "status": "connected" }),
+    ))
 }
 
-async fn list(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({ "credentials": state.credentials.connected(&user.id).await? })))
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        json!({ "credentials": state.credentials.connected(&user.id).await? }),
+    ))
 }
 
 async fn remove(
@@ -53,6 +67,8 @@ async fn remove(
     if state.credentials.delete(&user.id, &integration).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(&format!("credentials for `{integration}`")))
+        Err(ApiError::not_found(&format!(
+            "credentials for `{integration}`"
+        )))
     }
 }

@@ -23,7 +23,12 @@ pub struct ApiError {
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// Attaches details.
@@ -34,12 +39,20 @@ impl ApiError {
 
     /// 404 for a resource of the user's that does not exist.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     fn internal(err: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
     }
 }
 
@@ -56,9 +69,11 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(what) => {
-                Self::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists; retry or pick another"))
-            }
+            StoreError::Conflict(what) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{what} already exists; retry or pick another"),
+            ),
             other => Self::internal(&other),
         }
     }
@@ -67,7 +82,9 @@ impl From<StoreError> for ApiError {
 impl From<CredentialError> for ApiError {
     fn from(err: CredentialError) -> Self {
         match err {
-            CredentialError::Invalid(message) => Self::new(StatusCode::BAD_REQUEST, "invalid_credential", message),
+            CredentialError::Invalid(message) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_credential", message)
+            }
             CredentialError::Store(store) => store.into(),
             other => Self::internal(&other),
         }
@@ -78,15 +95,31 @@ impl From<DeployError> for ApiError {
     fn from(err: DeployError) -> Self {
         let message = err.to_string();
         match err {
-            DeployError::InvalidName(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_name", message),
-            DeployError::InvalidWasm(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_wasm", message),
-            DeployError::InvalidLimits(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_limits", message),
-            DeployError::InvalidRetries(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_retries", message),
-            DeployError::InvalidSchedule(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_schedule", message),
-            DeployError::MissingMetadata => Self::new(StatusCode::BAD_REQUEST, "missing_metadata", message),
-            DeployError::MetadataMismatch(_) => Self::new(StatusCode::BAD_REQUEST, "metadata_mismatch", message),
-            DeployError::DuplicateIntegration(id) => Self::new(StatusCode::BAD_REQUEST, "duplicate_integration", message)
-                .with_details(json!({ "integration": id })),
+            DeployError::InvalidName(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_name", message)
+            }
+            DeployError::InvalidWasm(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_wasm", message)
+            }
+            DeployError::InvalidLimits(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_limits", message)
+            }
+            DeployError::InvalidRetries(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_retries", message)
+            }
+            DeployError::InvalidSchedule(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_schedule", message)
+            }
+            DeployError::MissingMetadata => {
+                Self::new(StatusCode::BAD_REQUEST, "missing_metadata", message)
+            }
+            DeployError::MetadataMismatch(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "metadata_mismatch", message)
+            }
+            DeployError::DuplicateIntegration(id) => {
+                Self::new(StatusCode::BAD_REQUEST, "duplicate_integration", message)
+                    .with_details(json!({ "integration": id }))
+            }
             DeployError::UnknownIntegrations { unknown, known } => {
                 Self::new(StatusCode::BAD_REQUEST, "unknown_integration", message)
                     .with_details(json!({ "unknown": unknown, "known": known }))

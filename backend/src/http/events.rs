@@ -41,7 +41,9 @@ struct Envelope {
 fn valid_type(event_type: &str) -> bool {
     !event_type.is_empty()
         && event_type.len() <= 128
-        && event_type.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+        && event_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
 }
 
 async fn ingest(
@@ -51,7 +53,11 @@ async fn ingest(
     ApiJson(envelope): ApiJson<Envelope>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !valid_type(&event_type) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_event_type", "event types are 1-128 of [A-Za-z0-9._:-]"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_event_type",
+            "event types are 1-128 of [A-Za-z0-9._:-]",
+        ));
     }
     if let Some(stated) = &envelope.event_type
         && *stated != event_type
@@ -64,18 +70,33 @@ async fn ingest(
     }
     let event_id = match envelope.id {
         Some(id) if id.is_empty() || id.len() > 200 => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_event_id", "an event id is 1-200 characters"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_event_id",
+                "an event id is 1-200 characters",
+            ));
         }
         Some(id) => id,
         None => format!("evt_{}", hex::encode(rand::random::<[u8; 12]>())),
     };
     let outcome = state
         .store
-        .ingest_event(&NewEvent { user_id: user.id, event_id: event_id.clone(), event_type: event_type.clone(), source: envelope.source, payload: envelope.payload })
+        .ingest_event(&NewEvent {
+            user_id: user.id,
+            event_id: event_id.clone(),
+            event_type: event_type.clone(),
+            source: envelope.source,
+            payload: envelope.payload,
+        })
         .await?;
     if !outcome.duplicate && !outcome.run_ids.is_empty() {
         state.runner.wake();
     }
     tracing::info!(event_id = %event_id, event_type = %event_type, runs = outcome.run_ids.len(), duplicate = outcome.duplicate, "event received");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "event_id": event_id, "duplicate": outcome.duplicate, "run_ids": outcome.run_ids }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({ "event_id": event_id, "duplicate": outcome.duplicate, "run_ids": outcome.run_ids }),
+        ),
+    ))
 }

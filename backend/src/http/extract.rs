@@ -16,9 +16,13 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |code, message: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, message);
+        let unauthorized =
+            |code, message: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, message);
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            return Err(unauthorized("missing_token", "send `Authorization: Bearer <token>` (create one with `roost user create`)"));
+            return Err(unauthorized(
+                "missing_token",
+                "send `Authorization: Bearer <token>` (create one with `roost user create`)",
+            ));
         };
         let token = header
             .to_str()
@@ -30,7 +34,12 @@ impl FromRequestParts<AppState> for AuthUser {
             })
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| unauthorized("invalid_token", "the Authorization header must be `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                unauthorized(
+                    "invalid_token",
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?;
         match state.store.user_by_token_hash(&hash_token(token)).await? {
             Some(user) => Ok(Self(user)),
             None => Err(unauthorized("invalid_token", "the token is not valid")),
@@ -56,10 +65,18 @@ where
                     JsonRejection::JsonDataError(_) => "invalid_body",
                     JsonRejection::JsonSyntaxError(_) => "malformed_json",
                     JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-                    JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+                    JsonRejection::BytesRejection(_)
+                        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                    {
+                        "body_too_large"
+                    }
                     _ => "invalid_body",
                 };
-                Err(ApiError::new(rejection.status(), code, rejection.body_text()))
+                Err(ApiError::new(
+                    rejection.status(),
+                    code,
+                    rejection.body_text(),
+                ))
             }
         }
     }

@@ -38,13 +38,27 @@ async fn list(State(state): State<AppState>, _user: AuthUser) -> impl IntoRespon
     Json(json!({ "integrations": items }))
 }
 
-async fn one(State(state): State<AppState>, _user: AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let definition = state.registry.get(&id).ok_or_else(|| unknown(&state, &id))?;
+async fn one(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let definition = state
+        .registry
+        .get(&id)
+        .ok_or_else(|| unknown(&state, &id))?;
     Ok(Json(definition.as_ref().clone()))
 }
 
-async fn docs_for_one(State(state): State<AppState>, _user: AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let definition = state.registry.get(&id).ok_or_else(|| unknown(&state, &id))?;
+async fn docs_for_one(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let definition = state
+        .registry
+        .get(&id)
+        .ok_or_else(|| unknown(&state, &id))?;
     Ok(markdown(render_docs(definition)))
 }
 
@@ -53,9 +67,15 @@ struct Names {
     names: Option<String>,
 }
 
-async fn docs_for_many(State(state): State<AppState>, _user: AuthUser, Query(query): Query<Names>) -> Result<impl IntoResponse, ApiError> {
+async fn docs_for_many(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Query(query): Query<Names>,
+) -> Result<impl IntoResponse, ApiError> {
     let Some(names) = query.names.filter(|n| !n.trim().is_empty()) else {
-        return Ok(markdown(render_index(state.registry.all().map(|d| d.as_ref()))));
+        return Ok(markdown(render_index(
+            state.registry.all().map(|d| d.as_ref()),
+        )));
     };
     let mut out = Vec::new();
     for id in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -66,10 +86,17 @@ async fn docs_for_many(State(state): State<AppState>, _user: AuthUser, Query(que
 }
 
 fn unknown(state: &AppState, id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "unknown_integration", format!("no integration `{id}`"))
-        .with_details(json!({ "known": state.registry.ids() }))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_integration",
+        format!("no integration `{id}`"),
+    )
+    .with_details(json!({ "known": state.registry.ids() }))
 }
 
 fn markdown(text: String) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], text)
+    (
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        text,
+    )
 }

@@ -22,9 +22,9 @@ pub use error::ApiError;
 use crate::credentials::CredentialService;
 use crate::deploy::DeployService;
 use crate::oauth::OAuth;
+use crate::registry::Registry;
 use crate::runs::Runner;
 use crate::setup_link::SetupLinks;
-use crate::registry::Registry;
 use crate::store::Store;
 
 /// What every handler can reach.

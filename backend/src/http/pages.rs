@@ -38,7 +38,10 @@ pub(super) fn page(status: StatusCode, title: &str, body_html: &str) -> Response
     let headers = response.headers_mut();
     headers.insert("cache-control", "no-store".parse().expect("valid header"));
     headers.insert("x-frame-options", "DENY".parse().expect("valid header"));
-    headers.insert("referrer-policy", "no-referrer".parse().expect("valid header"));
+    headers.insert(
+        "referrer-policy",
+        "no-referrer".parse().expect("valid header"),
+    );
     response
 }
 

@@ -54,17 +54,33 @@ async fn start(
         RunBody::default()
     } else {
         serde_json::from_slice(&raw).map_err(|err| {
-            let code = if err.is_data() { "invalid_body" } else { "malformed_json" };
-            ApiError::new(StatusCode::BAD_REQUEST, code, format!("the run request is not valid: {err}"))
+            let code = if err.is_data() {
+                "invalid_body"
+            } else {
+                "malformed_json"
+            };
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code,
+                format!("the run request is not valid: {err}"),
+            )
         })?
     };
-    let script = state.store.get_script(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("script"))?;
+    let script = state
+        .store
+        .get_script(&user.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("script"))?;
     if let Some(handler) = &body.handler {
         let triggers = state.store.triggers(&script.id).await?;
         if !triggers.is_empty() && !triggers.iter().any(|t| &t.handler == handler) {
             let known: Vec<&str> = triggers.iter().map(|t| t.handler.as_str()).collect();
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "unknown_handler", format!("the script has no handler `{handler}`"))
-                .with_details(json!({ "handlers": known })));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_handler",
+                format!("the script has no handler `{handler}`"),
+            )
+            .with_details(json!({ "handlers": known })));
         }
     }
     let run = state
@@ -80,19 +96,33 @@ async fn start(
         })
         .await?;
     if !query.wait {
-        return Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run.id, "status": run.status }))));
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "run_id": run.id, "status": run.status })),
+        ));
     }
     let timeout = Duration::from_secs(query.timeout.unwrap_or(60).min(600));
     let run = state.runner.wait(&user.id, &run.id, timeout).await?;
-    let logs = state.store.run_logs(&user.id, &run.id).await?.unwrap_or_default();
-    let status = if crate::runs::is_terminal(&run.status) { StatusCode::OK } else { StatusCode::ACCEPTED };
-    Ok((status, Json(json!({
-        "run_id": run.id,
-        "status": run.status,
-        "run": run,
-        "stdout": String::from_utf8_lossy(&logs.stdout),
-        "stderr": String::from_utf8_lossy(&logs.stderr),
-    }))))
+    let logs = state
+        .store
+        .run_logs(&user.id, &run.id)
+        .await?
+        .unwrap_or_default();
+    let status = if crate::runs::is_terminal(&run.status) {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "run_id": run.id,
+            "status": run.status,
+            "run": run,
+            "stdout": String::from_utf8_lossy(&logs.stdout),
+            "stderr": String::from_utf8_lossy(&logs.stderr),
+        })),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -105,7 +135,11 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, Query(query): Query<ListQuery>) -> Result<impl IntoResponse, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Query(query): Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     const STATUSES: [&str; 7] = [
         run_status::QUEUED,
         run_status::RUNNING,
@@ -118,43 +152,100 @@ async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, Query(que
     if let Some(status) = &query.status
         && !STATUSES.contains(&status.as_str())
     {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_status", format!("unknown status `{status}`"))
-            .with_details(json!({ "statuses": STATUSES })));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_status",
+            format!("unknown status `{status}`"),
+        )
+        .with_details(json!({ "statuses": STATUSES })));
     }
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let filter = RunFilter { script_id: query.script_id, status: query.status, before: query.before, since: query.since, limit };
+    let filter = RunFilter {
+        script_id: query.script_id,
+        status: query.status,
+        before: query.before,
+        since: query.since,
+        limit,
+    };
     let runs = state.store.list_runs(&user.id, &filter).await?;
     // The next page: runs queued before the last one shown.
-    let next_before = if runs.len() as i64 == limit { runs.last().map(|r| r.queued_at) } else { None };
+    let next_before = if runs.len() as i64 == limit {
+        runs.last().map(|r| r.queued_at)
+    } else {
+        None
+    };
     Ok(Json(json!({ "runs": runs, "next_before": next_before })))
 }
 
-async fn one(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let run = state.store.get_run(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("run"))?;
+async fn one(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = state
+        .store
+        .get_run(&user.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run"))?;
     Ok(Json(json!({ "run": run })))
 }
 
-async fn logs(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let run = state.store.get_run(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("run"))?;
-    let logs = state.store.run_logs(&user.id, &id).await?.unwrap_or_default();
+async fn logs(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = state
+        .store
+        .get_run(&user.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run"))?;
+    let logs = state
+        .store
+        .run_logs(&user.id, &id)
+        .await?
+        .unwrap_or_default();
     let mut text = String::new();
-    for (name, bytes, truncated) in [("stdout", &logs.stdout, run.stdout_truncated), ("stderr", &logs.stderr, run.stderr_truncated)] {
-        text.push_str(&format!("--- {name} ---\n{}", String::from_utf8_lossy(bytes)));
+    for (name, bytes, truncated) in [
+        ("stdout", &logs.stdout, run.stdout_truncated),
+        ("stderr", &logs.stderr, run.stderr_truncated),
+    ] {
+        text.push_str(&format!(
+            "--- {name} ---\n{}",
+            String::from_utf8_lossy(bytes)
+        ));
         if !text.ends_with('\n') {
             text.push('\n');
         }
         if truncated {
-            text.push_str(&format!("[roost: output truncated at {} bytes]\n", run.output_cap.unwrap_or_default()));
+            text.push_str(&format!(
+                "[roost: output truncated at {} bytes]\n",
+                run.output_cap.unwrap_or_default()
+            ));
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
 
-async fn cancel(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let run = state.store.get_run(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("run"))?;
+async fn cancel(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = state
+        .store
+        .get_run(&user.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run"))?;
     if state.store.cancel_run(&user.id, &id).await? {
-        Ok(Json(json!({ "run_id": id, "status": run_status::CANCELLED })))
+        Ok(Json(
+            json!({ "run_id": id, "status": run_status::CANCELLED }),
+        ))
     } else {
-        Err(ApiError::new(StatusCode::CONFLICT, "run_finished", format!("the run already ended ({})", run.status)))
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "run_finished",
+            format!("the run already ended ({})", run.status),
+        ))
     }
 }

@@ -21,7 +21,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/scripts/{id}/versions", get(versions))
         .route("/v1/scripts/{id}/rollback", post(rollback))
         .route("/v1/scripts/{id}/schedules", get(schedules))
-        .route("/v1/scripts/{id}/schedules/{handler}", axum::routing::patch(update_schedule))
+        .route(
+            "/v1/scripts/{id}/schedules/{handler}",
+            axum::routing::patch(update_schedule),
+        )
 }
 
 #[derive(Deserialize)]
@@ -43,35 +46,69 @@ async fn deploy(
     AuthUser(user): AuthUser,
     ApiJson(body): ApiJson<DeployBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let component = base64::engine::general_purpose::STANDARD.decode(body.component.trim()).map_err(|err| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_base64", format!("`component` must be standard base64: {err}"))
-    })?;
-    let request = DeployRequest { name: body.name, component, declared: body.metadata, retries: body.retries, limits: body.limits };
+    let component = base64::engine::general_purpose::STANDARD
+        .decode(body.component.trim())
+        .map_err(|err| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_base64",
+                format!("`component` must be standard base64: {err}"),
+            )
+        })?;
+    let request = DeployRequest {
+        name: body.name,
+        component,
+        declared: body.metadata,
+        retries: body.retries,
+        limits: body.limits,
+    };
     let version = state.deploy.deploy(&user.id, request).await?;
-    Ok((StatusCode::CREATED, Json(json!({
-        "script_id": version.script_id,
-        "version": version.version,
-        "content_hash": version.content_hash,
-        "created_at": version.created_at,
-        "metadata": version.metadata,
-    }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "script_id": version.script_id,
+            "version": version.version,
+            "content_hash": version.content_hash,
+            "created_at": version.created_at,
+            "metadata": version.metadata,
+        })),
+    ))
 }
 
-async fn list(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({ "scripts": state.store.list_scripts(&user.id).await? })))
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        json!({ "scripts": state.store.list_scripts(&user.id).await? }),
+    ))
 }
 
-async fn one(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let script = state.store.get_script(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("script"))?;
+async fn one(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let script = state
+        .store
+        .get_script(&user.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("script"))?;
     let triggers = state.store.triggers(&script.id).await?;
     Ok(Json(json!({ "script": script, "triggers": triggers })))
 }
 
-async fn versions(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn versions(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     if state.store.get_script(&user.id, &id).await?.is_none() {
         return Err(ApiError::not_found("script"));
     }
-    Ok(Json(json!({ "versions": state.store.list_versions(&user.id, &id).await? })))
+    Ok(Json(
+        json!({ "versions": state.store.list_versions(&user.id, &id).await? }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -94,7 +131,11 @@ async fn rollback(
     Ok(Json(json!({ "script": script })))
 }
 
-async fn remove(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     if state.store.delete_script(&user.id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -102,11 +143,21 @@ async fn remove(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id
     }
 }
 
-async fn schedules(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn schedules(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     if state.store.get_script(&user.id, &id).await?.is_none() {
         return Err(ApiError::not_found("script"));
     }
-    let schedules: Vec<_> = state.store.schedules().await?.into_iter().filter(|s| s.script_id == id && s.user_id == user.id).collect();
+    let schedules: Vec<_> = state
+        .store
+        .schedules()
+        .await?
+        .into_iter()
+        .filter(|s| s.script_id == id && s.user_id == user.id)
+        .collect();
     Ok(Json(json!({ "schedules": schedules })))
 }
 
@@ -123,7 +174,11 @@ async fn update_schedule(
         if let Some(value) = value
             && !allowed.contains(&value.as_str())
         {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_policy", format!("`{field}` is one of {allowed:?}, not `{value}`")));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_policy",
+                format!("`{field}` is one of {allowed:?}, not `{value}`"),
+            ));
         }
     }
     let schedule = state

@@ -32,19 +32,37 @@ struct LinkParams {
 impl LinkParams {
     fn check(&self, state: &AppState, integration: &str) -> Result<String, Box<Response>> {
         let (Some(user), Some(expires), Some(sig)) = (&self.user, self.expires, &self.sig) else {
-            return Err(Box::new(error_page(StatusCode::BAD_REQUEST, "Invalid setup link", "The link is incomplete; deploy the script again to get a fresh one.")));
+            return Err(Box::new(error_page(
+                StatusCode::BAD_REQUEST,
+                "Invalid setup link",
+                "The link is incomplete; deploy the script again to get a fresh one.",
+            )));
         };
         state
             .links
             .verify(integration, user, expires, sig)
-            .map_err(|err| Box::new(error_page(StatusCode::FORBIDDEN, "Setup link refused", &err.to_string())))?;
+            .map_err(|err| {
+                Box::new(error_page(
+                    StatusCode::FORBIDDEN,
+                    "Setup link refused",
+                    &err.to_string(),
+                ))
+            })?;
         Ok(user.clone())
     }
 }
 
-async fn start(State(state): State<AppState>, Path(id): Path<String>, Query(params): Query<LinkParams>) -> Response {
+async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<LinkParams>,
+) -> Response {
     let Some(definition) = state.registry.get(&id).cloned() else {
-        return error_page(StatusCode::NOT_FOUND, "Unknown integration", &format!("roost has no integration `{id}`."));
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "Unknown integration",
+            &format!("roost has no integration `{id}`."),
+        );
     };
     let user = match params.check(&state, &id) {
         Ok(user) => user,
@@ -55,15 +73,27 @@ async fn start(State(state): State<AppState>, Path(id): Path<String>, Query(para
             Ok(url) => Redirect::to(&url).into_response(),
             Err(err) => oauth_error_page(&err),
         },
-        AuthType::None => page(StatusCode::OK, &definition.name, "<p>Nothing to connect: this integration needs no credentials.</p>"),
+        AuthType::None => page(
+            StatusCode::OK,
+            &definition.name,
+            "<p>Nothing to connect: this integration needs no credentials.</p>",
+        ),
         AuthType::Apikey | AuthType::Custom => form_page(&definition, &params),
     }
 }
 
 fn form_page(definition: &crate::registry::IntegrationDefinition, params: &LinkParams) -> Response {
     let mut fields = String::new();
-    for spec in definition.credentials.iter().filter(|s| s.kind != CredentialType::Oauth2) {
-        let kind = if matches!(spec.kind, CredentialType::Custom) { "text" } else { "password" };
+    for spec in definition
+        .credentials
+        .iter()
+        .filter(|s| s.kind != CredentialType::Oauth2)
+    {
+        let kind = if matches!(spec.kind, CredentialType::Custom) {
+            "text"
+        } else {
+            "password"
+        };
         fields.push_str(&format!(
             "<label for=\"{key}\">{label}</label><input id=\"{key}\" name=\"cred_{key}\" type=\"{kind}\" autocomplete=\"off\"{required}>\
              <div class=\"hint\">{desc} (injected as <code>{env}</code>)</div>",
@@ -74,7 +104,12 @@ fn form_page(definition: &crate::registry::IntegrationDefinition, params: &LinkP
             env = escape(&spec.env_var),
         ));
     }
-    let hidden = |name: &str, value: &str| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(value));
+    let hidden = |name: &str, value: &str| {
+        format!(
+            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+            escape(value)
+        )
+    };
     let body = format!(
         "<p>Connect {name} to roost. {description}</p><form method=\"post\">{user}{expires}{sig}{fields}\
          <button type=\"submit\">Connect</button></form><p class=\"hint\">Docs: {docs}</p>",
@@ -85,7 +120,11 @@ fn form_page(definition: &crate::registry::IntegrationDefinition, params: &LinkP
         sig = hidden("sig", params.sig.as_deref().unwrap_or("")),
         docs = escape(&definition.docs_url),
     );
-    page(StatusCode::OK, &format!("Connect {}", definition.name), &body)
+    page(
+        StatusCode::OK,
+        &format!("Connect {}", definition.name),
+        &body,
+    )
 }
 
 async fn submit_form(
@@ -94,7 +133,11 @@ async fn submit_form(
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
     let Some(definition) = state.registry.get(&id).cloned() else {
-        return error_page(StatusCode::NOT_FOUND, "Unknown integration", &format!("roost has no integration `{id}`."));
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "Unknown integration",
+            &format!("roost has no integration `{id}`."),
+        );
     };
     let params = LinkParams {
         user: form.get("user").cloned(),
@@ -112,12 +155,18 @@ async fn submit_form(
         .collect();
     match state.credentials.put(&user, &definition, &values).await {
         Ok(()) => connected_page(&definition.name),
-        Err(crate::credentials::CredentialError::Invalid(message)) => {
-            error_page(StatusCode::BAD_REQUEST, "Not saved", &format!("{message}. Go back and try again."))
-        }
+        Err(crate::credentials::CredentialError::Invalid(message)) => error_page(
+            StatusCode::BAD_REQUEST,
+            "Not saved",
+            &format!("{message}. Go back and try again."),
+        ),
         Err(err) => {
             tracing::error!(error = %err, "storing credentials from the setup form");
-            error_page(StatusCode::SERVICE_UNAVAILABLE, "Not saved", "roost could not store the credential right now; try again shortly.")
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not saved",
+                "roost could not store the credential right now; try again shortly.",
+            )
         }
     }
 }
@@ -137,20 +186,37 @@ async fn callback(State(state): State<AppState>, Query(params): Query<CallbackPa
             let _ = state.store.take_oauth_state(s).await;
         }
         let message = match error.as_str() {
-            "access_denied" => "You declined access, so nothing was connected. Open the setup link again to retry.".to_string(),
+            "access_denied" => {
+                "You declined access, so nothing was connected. Open the setup link again to retry."
+                    .to_string()
+            }
             other => format!(
                 "The provider answered `{other}`{}. Nothing was connected; open the setup link again to retry.",
-                params.error_description.map(|d| format!(": {d}")).unwrap_or_default()
+                params
+                    .error_description
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
             ),
         };
         return error_page(StatusCode::BAD_REQUEST, "Not connected", &message);
     }
     let (Some(oauth_state), Some(code)) = (params.state, params.code) else {
-        return error_page(StatusCode::BAD_REQUEST, "Not connected", "The callback is missing its `state` or `code`.");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Not connected",
+            "The callback is missing its `state` or `code`.",
+        );
     };
-    match state.oauth.callback(&state.registry, &oauth_state, &code).await {
+    match state
+        .oauth
+        .callback(&state.registry, &oauth_state, &code)
+        .await
+    {
         Ok((_, integration)) => {
-            let name = state.registry.get(&integration).map_or(integration.clone(), |d| d.name.clone());
+            let name = state
+                .registry
+                .get(&integration)
+                .map_or(integration.clone(), |d| d.name.clone());
             connected_page(&name)
         }
         Err(err) => oauth_error_page(&err),
@@ -170,15 +236,20 @@ fn connected_page(name: &str) -> Response {
 
 fn oauth_error_page(err: &OAuthError) -> Response {
     let status = match err {
-        OAuthError::UnknownState | OAuthError::ExpiredState | OAuthError::Provider { .. } | OAuthError::NotOAuth(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        OAuthError::UnknownState
+        | OAuthError::ExpiredState
+        | OAuthError::Provider { .. }
+        | OAuthError::NotOAuth(_) => StatusCode::BAD_REQUEST,
         OAuthError::NotConfigured(..) | OAuthError::Config(_) => StatusCode::SERVICE_UNAVAILABLE,
         OAuthError::Token(_) => StatusCode::BAD_GATEWAY,
         OAuthError::ReconnectNeeded { .. } => StatusCode::CONFLICT,
         OAuthError::Store(_) | OAuthError::Credential(_) => {
             tracing::error!(error = %err, "OAuth step failed");
-            return error_page(StatusCode::SERVICE_UNAVAILABLE, "Not connected", "roost could not finish the connection right now; try again shortly.");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not connected",
+                "roost could not finish the connection right now; try again shortly.",
+            );
         }
     };
     error_page(status, "Not connected", &err.to_string())

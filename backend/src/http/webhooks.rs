@@ -27,38 +27,81 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// Checks a Slack request signature. Pure, so it can be tested on its own.
-pub(crate) fn verify_slack(secret: &str, timestamp: &str, signature: &str, body: &[u8], now_secs: i64) -> Result<(), &'static str> {
+pub(crate) fn verify_slack(
+    secret: &str,
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), &'static str> {
     let ts: i64 = timestamp.parse().map_err(|_| "bad timestamp")?;
     if (now_secs - ts).abs() > MAX_SKEW_SECS {
         return Err("stale timestamp");
     }
-    let expected = signature.strip_prefix("v0=").ok_or("bad signature version")?;
+    let expected = signature
+        .strip_prefix("v0=")
+        .ok_or("bad signature version")?;
     let expected = hex::decode(expected).map_err(|_| "bad signature encoding")?;
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).map_err(|_| "bad secret")?;
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).map_err(|_| "bad secret")?;
     mac.update(b"v0:");
     mac.update(timestamp.as_bytes());
     mac.update(b":");
     mac.update(body);
-    mac.verify_slice(&expected).map_err(|_| "signature mismatch")
+    mac.verify_slice(&expected)
+        .map_err(|_| "signature mismatch")
 }
 
-async fn slack(State(state): State<AppState>, Path(user_id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+async fn slack(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let Some(secret) = state.slack_signing_secret.as_deref() else {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", "set ROOST_SLACK_SIGNING_SECRET to receive Slack events"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "set ROOST_SLACK_SIGNING_SECRET to receive Slack events",
+        ));
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if let Err(reason) = verify_slack(secret, header("x-slack-request-timestamp"), header("x-slack-signature"), &body, now_millis() / 1000) {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    if let Err(reason) = verify_slack(
+        secret,
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+        &body,
+        now_millis() / 1000,
+    ) {
         tracing::warn!(reason, "refused a Slack webhook");
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", format!("the Slack signature does not verify: {reason}")));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            format!("the Slack signature does not verify: {reason}"),
+        ));
     }
-    let envelope: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the Slack payload is not JSON: {e}")))?;
+    let envelope: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the Slack payload is not JSON: {e}"),
+        )
+    })?;
     match envelope["type"].as_str() {
         Some("url_verification") => Ok(Json(json!({ "challenge": envelope["challenge"] }))),
         Some("event_callback") => {
             let kind = envelope["event"]["type"].as_str().unwrap_or("unknown");
             let event_id = envelope["event_id"].as_str().ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "an event_callback needs an event_id")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "an event_callback needs an event_id",
+                )
             })?;
             if state.store.get_user(&user_id).await?.is_none() {
                 return Err(ApiError::not_found("user"));
@@ -69,16 +112,25 @@ async fn slack(State(state): State<AppState>, Path(user_id): Path<String>, heade
                     user_id,
                     event_id: format!("slack:{event_id}"),
                     event_type: format!("slack.{kind}"),
-                    source: Some(format!("slack:{}", envelope["team_id"].as_str().unwrap_or("?"))),
+                    source: Some(format!(
+                        "slack:{}",
+                        envelope["team_id"].as_str().unwrap_or("?")
+                    )),
                     payload: envelope["event"].clone(),
                 })
                 .await?;
             if !outcome.duplicate {
                 state.runner.wake();
             }
-            Ok(Json(json!({ "ok": true, "duplicate": outcome.duplicate, "run_ids": outcome.run_ids })))
+            Ok(Json(
+                json!({ "ok": true, "duplicate": outcome.duplicate, "run_ids": outcome.run_ids }),
+            ))
         }
-        other => Err(ApiError::new(StatusCode::BAD_REQUEST, "unsupported_event", format!("unsupported Slack request type {other:?}"))),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_event",
+            format!("unsupported Slack request type {other:?}"),
+        )),
     }
 }
 
@@ -97,11 +149,29 @@ mod tests {
     fn good_bad_and_stale_signatures() {
         let body = br#"{"type":"event_callback"}"#;
         let good = sign("s3cret", "1700000000", body);
-        assert_eq!(verify_slack("s3cret", "1700000000", &good, body, 1_700_000_100), Ok(()));
-        assert_eq!(verify_slack("other", "1700000000", &good, body, 1_700_000_100), Err("signature mismatch"));
-        assert_eq!(verify_slack("s3cret", "1700000000", &good, b"{}", 1_700_000_100), Err("signature mismatch"));
-        assert_eq!(verify_slack("s3cret", "1700000000", &good, body, 1_700_000_301), Err("stale timestamp"));
-        assert_eq!(verify_slack("s3cret", "1700000000", "v1=00", body, 1_700_000_000), Err("bad signature version"));
-        assert_eq!(verify_slack("s3cret", "soon", &good, body, 1_700_000_000), Err("bad timestamp"));
+        assert_eq!(
+            verify_slack("s3cret", "1700000000", &good, body, 1_700_000_100),
+            Ok(())
+        );
+        assert_eq!(
+            verify_slack("other", "1700000000", &good, body, 1_700_000_100),
+            Err("signature mismatch")
+        );
+        assert_eq!(
+            verify_slack("s3cret", "1700000000", &good, b"{}", 1_700_000_100),
+            Err("signature mismatch")
+        );
+        assert_eq!(
+            verify_slack("s3cret", "1700000000", &good, body, 1_700_000_301),
+            Err("stale timestamp")
+        );
+        assert_eq!(
+            verify_slack("s3cret", "1700000000", "v1=00", body, 1_700_000_000),
+            Err("bad signature version")
+        );
+        assert_eq!(
+            verify_slack("s3cret", "soon", &good, body, 1_700_000_000),
+            Err("bad timestamp")
+        );
     }
 }

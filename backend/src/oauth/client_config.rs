@@ -44,7 +44,8 @@ pub fn from_env(
         let get = |name: &str| env(&format!("{prefix}{name}")).filter(|v| !v.is_empty());
         let client_id = get("CLIENT_ID");
         let existing = file.remove(&id);
-        let Some(client_id) = client_id.or_else(|| existing.as_ref().map(|c| c.client_id.clone())) else {
+        let Some(client_id) = client_id.or_else(|| existing.as_ref().map(|c| c.client_id.clone()))
+        else {
             continue;
         };
         let base = existing.unwrap_or_default();
@@ -69,7 +70,11 @@ mod tests {
     fn environment_wins_over_the_file_field_by_field() {
         let file = BTreeMap::from([(
             "gmail".to_string(),
-            OAuthClientConfig { client_id: "file-id".into(), client_secret: Some("file-secret".into()), ..Default::default() },
+            OAuthClientConfig {
+                client_id: "file-id".into(),
+                client_secret: Some("file-secret".into()),
+                ..Default::default()
+            },
         )]);
         let env = |name: &str| match name {
             "ROOST_OAUTH_GMAIL_CLIENT_SECRET" => Some("env-secret".to_string()),
@@ -77,11 +82,21 @@ mod tests {
             "ROOST_OAUTH_SLACK_TOKEN_URL" => Some("http://127.0.0.1:9/token".to_string()),
             _ => None,
         };
-        let clients = from_env(["gmail", "slack", "github"].map(String::from).into_iter(), file, env);
+        let clients = from_env(
+            ["gmail", "slack", "github"].map(String::from).into_iter(),
+            file,
+            env,
+        );
         assert_eq!(clients["gmail"].client_id, "file-id");
-        assert_eq!(clients["gmail"].client_secret.as_deref(), Some("env-secret"));
+        assert_eq!(
+            clients["gmail"].client_secret.as_deref(),
+            Some("env-secret")
+        );
         assert_eq!(clients["slack"].client_id, "slack-id");
-        assert_eq!(clients["slack"].token_url.as_deref(), Some("http://127.0.0.1:9/token"));
+        assert_eq!(
+            clients["slack"].token_url.as_deref(),
+            Some("http://127.0.0.1:9/token")
+        );
         assert!(!clients.contains_key("github"), "no client id, no client");
         assert!(!format!("{:?}", clients["gmail"]).contains("env-secret"));
     }

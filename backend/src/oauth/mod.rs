@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
 
 pub use client_config::{OAuthClientConfig, from_env};
@@ -33,7 +33,9 @@ pub const RECONNECT_NEEDED: &str = "reconnect_needed";
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     /// No client id configured for this integration.
-    #[error("`{0}` has no OAuth client configured on this server (set ROOST_OAUTH_{1}_CLIENT_ID and _CLIENT_SECRET)")]
+    #[error(
+        "`{0}` has no OAuth client configured on this server (set ROOST_OAUTH_{1}_CLIENT_ID and _CLIENT_SECRET)"
+    )]
     NotConfigured(String, String),
     /// The integration does not use OAuth.
     #[error("`{0}` does not use OAuth")]
@@ -56,7 +58,9 @@ pub enum OAuthError {
     #[error("the token request failed: {0}")]
     Token(String),
     /// The refresh token was refused: the user must connect again.
-    #[error("`{integration}` must be connected again: the provider no longer accepts its refresh token; open {setup_url}")]
+    #[error(
+        "`{integration}` must be connected again: the provider no longer accepts its refresh token; open {setup_url}"
+    )]
     ReconnectNeeded {
         /// Integration.
         integration: String,
@@ -118,22 +122,39 @@ impl OAuth {
     fn client(
         &self,
         definition: &IntegrationDefinition,
-    ) -> Result<BasicClient<oauth2::EndpointSet, oauth2::EndpointNotSet, oauth2::EndpointNotSet, oauth2::EndpointNotSet, oauth2::EndpointSet>, OAuthError> {
+    ) -> Result<
+        BasicClient<
+            oauth2::EndpointSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointSet,
+        >,
+        OAuthError,
+    > {
         let id = &definition.integration_id;
         let oauth = match (definition.auth_type, &definition.oauth2_config) {
             (AuthType::Oauth2, Some(oauth)) => oauth,
             _ => return Err(OAuthError::NotOAuth(id.clone())),
         };
-        let config = self
-            .clients
-            .get(id)
-            .ok_or_else(|| OAuthError::NotConfigured(id.clone(), id.to_ascii_uppercase().replace('-', "_")))?;
-        let auth_url = config.authorization_url.clone().unwrap_or_else(|| oauth.authorization_url.clone());
-        let token_url = config.token_url.clone().unwrap_or_else(|| oauth.token_url.clone());
+        let config = self.clients.get(id).ok_or_else(|| {
+            OAuthError::NotConfigured(id.clone(), id.to_ascii_uppercase().replace('-', "_"))
+        })?;
+        let auth_url = config
+            .authorization_url
+            .clone()
+            .unwrap_or_else(|| oauth.authorization_url.clone());
+        let token_url = config
+            .token_url
+            .clone()
+            .unwrap_or_else(|| oauth.token_url.clone());
         let mut client = BasicClient::new(ClientId::new(config.client_id.clone()))
             .set_auth_uri(AuthUrl::new(auth_url).map_err(|e| OAuthError::Config(e.to_string()))?)
             .set_token_uri(TokenUrl::new(token_url).map_err(|e| OAuthError::Config(e.to_string()))?)
-            .set_redirect_uri(RedirectUrl::new(self.redirect_uri.clone()).map_err(|e| OAuthError::Config(e.to_string()))?);
+            .set_redirect_uri(
+                RedirectUrl::new(self.redirect_uri.clone())
+                    .map_err(|e| OAuthError::Config(e.to_string()))?,
+            );
         if let Some(secret) = &config.client_secret {
             client = client.set_client_secret(ClientSecret::new(secret.clone()));
         }
@@ -142,9 +163,16 @@ impl OAuth {
 
     /// Starts an authorization for `user_id`: returns the provider URL to
     /// redirect the browser to.
-    pub async fn start(&self, user_id: &str, definition: &IntegrationDefinition) -> Result<String, OAuthError> {
+    pub async fn start(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+    ) -> Result<String, OAuthError> {
         let client = self.client(definition)?;
-        let oauth = definition.oauth2_config.as_ref().expect("checked by client()");
+        let oauth = definition
+            .oauth2_config
+            .as_ref()
+            .expect("checked by client()");
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .authorize_url(CsrfToken::new_random)
@@ -156,7 +184,11 @@ impl OAuth {
         let (url, state) = request.url();
         let sealed = cipher::seal(
             self.credentials.keys(),
-            &Slot { user_id, integration_id: &definition.integration_id, cred_key: VERIFIER_SLOT },
+            &Slot {
+                user_id,
+                integration_id: &definition.integration_id,
+                cred_key: VERIFIER_SLOT,
+            },
             verifier.secret(),
             None,
         );
@@ -182,12 +214,24 @@ impl OAuth {
     /// Finishes an authorization: the state must be known, unused and fresh;
     /// the code is exchanged with the PKCE verifier and the tokens stored.
     /// Returns the user and integration connected.
-    pub async fn callback(&self, registry: &Registry, state: &str, code: &str) -> Result<(String, String), OAuthError> {
-        let row = self.credentials.store().take_oauth_state(state).await?.ok_or(OAuthError::UnknownState)?;
+    pub async fn callback(
+        &self,
+        registry: &Registry,
+        state: &str,
+        code: &str,
+    ) -> Result<(String, String), OAuthError> {
+        let row = self
+            .credentials
+            .store()
+            .take_oauth_state(state)
+            .await?
+            .ok_or(OAuthError::UnknownState)?;
         if row.expires_at < now_millis() {
             return Err(OAuthError::ExpiredState);
         }
-        let definition = registry.get(&row.integration_id).ok_or(OAuthError::UnknownState)?;
+        let definition = registry
+            .get(&row.integration_id)
+            .ok_or(OAuthError::UnknownState)?;
         let verifier = cipher::open(
             self.credentials.keys(),
             &CredentialRow {
@@ -211,7 +255,8 @@ impl OAuth {
             .request_async(&http)
             .await
             .map_err(token_error)?;
-        self.store_tokens(&row.user_id, definition, &token, None).await?;
+        self.store_tokens(&row.user_id, definition, &token, None)
+            .await?;
         tracing::info!(user = %row.user_id, integration = %row.integration_id, "OAuth integration connected");
         Ok((row.user_id, row.integration_id))
     }
@@ -223,16 +268,41 @@ impl OAuth {
         token: &oauth2::basic::BasicTokenResponse,
         placement: Option<String>,
     ) -> Result<(), OAuthError> {
-        let spec = oauth_spec(definition).ok_or_else(|| OAuthError::NotOAuth(definition.integration_id.clone()))?;
+        let spec = oauth_spec(definition)
+            .ok_or_else(|| OAuthError::NotOAuth(definition.integration_id.clone()))?;
         let keys = self.credentials.keys();
         let integration_id = definition.integration_id.as_str();
-        let placement = placement.or_else(|| spec.placement.as_ref().map(|p| serde_json::to_string(p).expect("placement serialises")));
-        let mut access = cipher::seal(keys, &Slot { user_id, integration_id, cred_key: &spec.key }, token.access_token().secret(), placement);
-        access.expires_at = token.expires_in().map(|ttl| now_millis() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let placement = placement.or_else(|| {
+            spec.placement
+                .as_ref()
+                .map(|p| serde_json::to_string(p).expect("placement serialises"))
+        });
+        let mut access = cipher::seal(
+            keys,
+            &Slot {
+                user_id,
+                integration_id,
+                cred_key: &spec.key,
+            },
+            token.access_token().secret(),
+            placement,
+        );
+        access.expires_at = token
+            .expires_in()
+            .map(|ttl| now_millis() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         let mut rows = vec![access];
         // A provider that sends no new refresh token keeps the old one valid.
         if let (Some(key), Some(refresh)) = (&spec.refresh_key, token.refresh_token()) {
-            rows.push(cipher::seal(keys, &Slot { user_id, integration_id, cred_key: key }, refresh.secret(), None));
+            rows.push(cipher::seal(
+                keys,
+                &Slot {
+                    user_id,
+                    integration_id,
+                    cred_key: key,
+                },
+                refresh.secret(),
+                None,
+            ));
         }
         self.credentials.store().put_credentials(&rows).await?;
         Ok(())
@@ -241,17 +311,32 @@ impl OAuth {
     /// Refreshes the access token of `user_id`'s `definition` if it expires
     /// within the refresh window. Concurrent callers for the same credential
     /// wait for one refresh instead of each sending their own.
-    pub async fn refresh_if_needed(&self, user_id: &str, definition: &IntegrationDefinition) -> Result<(), OAuthError> {
-        let Some(spec) = oauth_spec(definition) else { return Ok(()) };
+    pub async fn refresh_if_needed(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+    ) -> Result<(), OAuthError> {
+        let Some(spec) = oauth_spec(definition) else {
+            return Ok(());
+        };
         let seen_before = self.access_expiry(user_id, definition, &spec.key).await?;
         let lock = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            inflight.entry((user_id.to_string(), definition.integration_id.clone())).or_default().clone()
+            inflight
+                .entry((user_id.to_string(), definition.integration_id.clone()))
+                .or_default()
+                .clone()
         };
         let _guard = lock.lock().await;
         // Read after taking the lock: a refresh that just finished is seen here.
-        let rows = self.credentials.store().credentials(user_id, Some(&definition.integration_id)).await?;
-        let Some(access) = rows.iter().find(|row| row.cred_key == spec.key) else { return Ok(()) };
+        let rows = self
+            .credentials
+            .store()
+            .credentials(user_id, Some(&definition.integration_id))
+            .await?;
+        let Some(access) = rows.iter().find(|row| row.cred_key == spec.key) else {
+            return Ok(());
+        };
         if access.status == RECONNECT_NEEDED {
             return Err(self.reconnect(user_id, definition));
         }
@@ -263,21 +348,34 @@ impl OAuth {
             Some(expires_at) if expires_at - now_millis() <= window => {}
             _ => return Ok(()),
         }
-        let Some(refresh_row) = spec.refresh_key.as_ref().and_then(|key| rows.iter().find(|row| row.cred_key == *key)) else {
+        let Some(refresh_row) = spec
+            .refresh_key
+            .as_ref()
+            .and_then(|key| rows.iter().find(|row| row.cred_key == *key))
+        else {
             return Ok(()); // Nothing to refresh with; the run gets the token as it is.
         };
         let refresh = cipher::open(self.credentials.keys(), refresh_row)?;
         let client = self.client(definition)?;
         let http = self.http_client();
-        let result = client.exchange_refresh_token(&RefreshToken::new(refresh)).request_async(&http).await;
+        let result = client
+            .exchange_refresh_token(&RefreshToken::new(refresh))
+            .request_async(&http)
+            .await;
         match result {
             Ok(token) => {
-                self.store_tokens(user_id, definition, &token, access.placement.clone()).await?;
+                self.store_tokens(user_id, definition, &token, access.placement.clone())
+                    .await?;
                 tracing::info!(user = user_id, integration = %definition.integration_id, "access token refreshed");
                 Ok(())
             }
-            Err(RequestTokenError::ServerResponse(response)) if *response.error() == BasicErrorResponseType::InvalidGrant => {
-                self.credentials.store().set_credential_status(user_id, &definition.integration_id, RECONNECT_NEEDED).await?;
+            Err(RequestTokenError::ServerResponse(response))
+                if *response.error() == BasicErrorResponseType::InvalidGrant =>
+            {
+                self.credentials
+                    .store()
+                    .set_credential_status(user_id, &definition.integration_id, RECONNECT_NEEDED)
+                    .await?;
                 tracing::warn!(user = user_id, integration = %definition.integration_id, "refresh token refused; reconnect needed");
                 Err(self.reconnect(user_id, definition))
             }
@@ -285,14 +383,32 @@ impl OAuth {
         }
     }
 
-    async fn access_expiry(&self, user_id: &str, definition: &IntegrationDefinition, key: &str) -> Result<Option<i64>, OAuthError> {
-        let rows = self.credentials.store().credentials(user_id, Some(&definition.integration_id)).await?;
-        Ok(rows.into_iter().find(|row| row.cred_key == key).and_then(|row| row.expires_at))
+    async fn access_expiry(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+        key: &str,
+    ) -> Result<Option<i64>, OAuthError> {
+        let rows = self
+            .credentials
+            .store()
+            .credentials(user_id, Some(&definition.integration_id))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .find(|row| row.cred_key == key)
+            .and_then(|row| row.expires_at))
     }
 
     /// A token-request client for the `oauth2` crate. Its futures own a
     /// handle on the pooled client, so they are `Send` for any caller.
-    fn http_client(&self) -> impl Fn(oauth2::HttpRequest) -> std::pin::Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, http_client::TransportError>> + Send>> + use<> {
+    fn http_client(
+        &self,
+    ) -> impl Fn(
+        oauth2::HttpRequest,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<oauth2::HttpResponse, http_client::TransportError>> + Send>,
+    > + use<> {
         let client = self.http.clone();
         move |request| {
             let client = client.clone();
@@ -321,23 +437,33 @@ impl OAuth {
                 self.refresh_if_needed(user_id, definition).await?;
             }
         }
-        Ok(self.credentials.get_env_for_execution(user_id, registry, integrations).await?)
+        Ok(self
+            .credentials
+            .get_env_for_execution(user_id, registry, integrations)
+            .await?)
     }
 }
 
 /// The credential an OAuth flow produces.
 fn oauth_spec(definition: &IntegrationDefinition) -> Option<&crate::registry::CredentialSpec> {
-    definition.credentials.iter().find(|spec| spec.kind == CredentialType::Oauth2)
+    definition
+        .credentials
+        .iter()
+        .find(|spec| spec.kind == CredentialType::Oauth2)
 }
 
-fn token_error<E: std::error::Error>(err: RequestTokenError<E, oauth2::basic::BasicErrorResponse>) -> OAuthError {
+fn token_error<E: std::error::Error>(
+    err: RequestTokenError<E, oauth2::basic::BasicErrorResponse>,
+) -> OAuthError {
     match err {
         RequestTokenError::ServerResponse(response) => OAuthError::Provider {
             error: response.error().to_string(),
             description: response.error_description().cloned(),
         },
         RequestTokenError::Request(e) => OAuthError::Token(e.to_string()),
-        RequestTokenError::Parse(e, _) => OAuthError::Token(format!("unreadable token response: {e}")),
+        RequestTokenError::Parse(e, _) => {
+            OAuthError::Token(format!("unreadable token response: {e}"))
+        }
         RequestTokenError::Other(e) => OAuthError::Token(e),
     }
 }

@@ -193,12 +193,20 @@ impl IntegrationDefinition {
     /// Checks everything serde cannot: identifiers, versions, the
     /// consistency of auth type, credentials and OAuth config, schemas.
     pub fn validate(&self) -> Result<(), DefinitionProblem> {
-        let problem = |field: &str, reason: String| Err(DefinitionProblem { field: field.into(), reason });
+        let problem = |field: &str, reason: String| {
+            Err(DefinitionProblem {
+                field: field.into(),
+                reason,
+            })
+        };
         if !is_identifier(&self.integration_id) {
             return problem("integrationId", "must match [a-z][a-z0-9_-]*".into());
         }
         if !is_semver(&self.version) {
-            return problem("version", format!("`{}` is not a semantic version (x.y.z)", self.version));
+            return problem(
+                "version",
+                format!("`{}` is not a semantic version (x.y.z)", self.version),
+            );
         }
         for (field, value) in [("name", &self.name), ("description", &self.description)] {
             if value.trim().is_empty() {
@@ -206,15 +214,25 @@ impl IntegrationDefinition {
             }
         }
         match (self.auth_type, &self.oauth2_config) {
-            (AuthType::Oauth2, None) => return problem("oauth2Config", "required when authType is oauth2".into()),
+            (AuthType::Oauth2, None) => {
+                return problem("oauth2Config", "required when authType is oauth2".into());
+            }
             (AuthType::Oauth2, Some(oauth)) => {
-                for (field, url) in [("oauth2Config.authorizationUrl", &oauth.authorization_url), ("oauth2Config.tokenUrl", &oauth.token_url)] {
+                for (field, url) in [
+                    ("oauth2Config.authorizationUrl", &oauth.authorization_url),
+                    ("oauth2Config.tokenUrl", &oauth.token_url),
+                ] {
                     if !url.starts_with("https://") {
                         return problem(field, format!("`{url}` must be an https URL"));
                     }
                 }
             }
-            (_, Some(_)) => return problem("oauth2Config", "only allowed when authType is oauth2".into()),
+            (_, Some(_)) => {
+                return problem(
+                    "oauth2Config",
+                    "only allowed when authType is oauth2".into(),
+                );
+            }
             _ => {}
         }
         if self.auth_type == AuthType::None {
@@ -223,7 +241,10 @@ impl IntegrationDefinition {
             }
         } else {
             if self.credentials.is_empty() {
-                return problem("credentials", "an integration with auth needs at least one credential".into());
+                return problem(
+                    "credentials",
+                    "an integration with auth needs at least one credential".into(),
+                );
             }
             if !self.setup_url_template.contains("{user_id}") {
                 return problem("setupUrlTemplate", "must contain {user_id}".into());
@@ -233,41 +254,78 @@ impl IntegrationDefinition {
         for (i, spec) in self.credentials.iter().enumerate() {
             let at = |name: &str| format!("credentials[{i}].{name}");
             if !is_identifier(&spec.key) || !keys.insert(spec.key.as_str()) {
-                return problem(&at("key"), format!("`{}` must be a unique lower-case identifier", spec.key));
+                return problem(
+                    &at("key"),
+                    format!("`{}` must be a unique lower-case identifier", spec.key),
+                );
             }
             if !is_env_var(&spec.env_var) {
-                return problem(&at("envVar"), format!("`{}` must match [A-Z][A-Z0-9_]*", spec.env_var));
+                return problem(
+                    &at("envVar"),
+                    format!("`{}` must match [A-Z][A-Z0-9_]*", spec.env_var),
+                );
             }
             match (&spec.refresh_key, &spec.refresh_env_var) {
                 (Some(_), None) | (None, Some(_)) => {
-                    return problem(&at("refreshKey"), "refreshKey and refreshEnvVar go together".into());
+                    return problem(
+                        &at("refreshKey"),
+                        "refreshKey and refreshEnvVar go together".into(),
+                    );
                 }
                 (Some(_), Some(env)) if !is_env_var(env) => {
-                    return problem(&at("refreshEnvVar"), format!("`{env}` must match [A-Z][A-Z0-9_]*"));
+                    return problem(
+                        &at("refreshEnvVar"),
+                        format!("`{env}` must match [A-Z][A-Z0-9_]*"),
+                    );
                 }
                 _ => {}
             }
             if spec.kind == CredentialType::Oauth2 && self.auth_type != AuthType::Oauth2 {
-                return problem(&at("type"), "oauth2 credentials need authType oauth2".into());
+                return problem(
+                    &at("type"),
+                    "oauth2 credentials need authType oauth2".into(),
+                );
             }
         }
         for (i, host) in self.outbound_hosts.iter().enumerate() {
             let bare = host.strip_prefix("*.").unwrap_or(host);
-            if bare.is_empty() || !bare.split('.').all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
-                return problem(&format!("outboundHosts[{i}]"), format!("`{host}` is not a host name"));
+            if bare.is_empty()
+                || !bare.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+            {
+                return problem(
+                    &format!("outboundHosts[{i}]"),
+                    format!("`{host}` is not a host name"),
+                );
             }
         }
         if !is_object_schema(&self.config_schema) {
-            return problem("configSchema", "must be a JSON Schema object with \"type\": \"object\"".into());
+            return problem(
+                "configSchema",
+                "must be a JSON Schema object with \"type\": \"object\"".into(),
+            );
         }
         let mut ids = BTreeSet::new();
         for (i, method) in self.methods.iter().enumerate() {
             if !is_identifier(&method.id) || !ids.insert(method.id.as_str()) {
-                return problem(&format!("methods[{i}].id"), format!("`{}` must be a unique identifier", method.id));
+                return problem(
+                    &format!("methods[{i}].id"),
+                    format!("`{}` must be a unique identifier", method.id),
+                );
             }
-            for (name, schema) in [("inputSchema", &method.input_schema), ("outputSchema", &method.output_schema)] {
+            for (name, schema) in [
+                ("inputSchema", &method.input_schema),
+                ("outputSchema", &method.output_schema),
+            ] {
                 if !is_object_schema(schema) {
-                    return problem(&format!("methods[{i}].{name}"), "must be a JSON Schema object with \"type\": \"object\"".into());
+                    return problem(
+                        &format!("methods[{i}].{name}"),
+                        "must be a JSON Schema object with \"type\": \"object\"".into(),
+                    );
                 }
             }
         }
@@ -281,7 +339,9 @@ impl IntegrationDefinition {
 
     /// The setup URL for a user.
     pub fn setup_url(&self, base_url: &str, user_id: &str) -> String {
-        self.setup_url_template.replace("{base_url}", base_url.trim_end_matches('/')).replace("{user_id}", user_id)
+        self.setup_url_template
+            .replace("{base_url}", base_url.trim_end_matches('/'))
+            .replace("{user_id}", user_id)
     }
 }
 
@@ -293,13 +353,17 @@ fn is_identifier(s: &str) -> bool {
 
 fn is_env_var(s: &str) -> bool {
     let mut bytes = s.bytes();
-    matches!(bytes.next(), Some(b'A'..=b'Z')) && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    matches!(bytes.next(), Some(b'A'..=b'Z'))
+        && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn is_semver(s: &str) -> bool {
     let core = s.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_object_schema(schema: &serde_json::Value) -> bool {

@@ -16,13 +16,31 @@ use crate::store::{DefinitionRow, Store, StoreError, now_millis};
 /// The definitions roost ships, compiled into the binary.
 const BUILT_IN: &[(&str, &str)] = &[
     ("cron.json", include_str!("../../integrations/cron.json")),
-    ("github.json", include_str!("../../integrations/github.json")),
+    (
+        "github.json",
+        include_str!("../../integrations/github.json"),
+    ),
     ("gmail.json", include_str!("../../integrations/gmail.json")),
-    ("messaging.json", include_str!("../../integrations/messaging.json")),
-    ("notion.json", include_str!("../../integrations/notion.json")),
-    ("openai.json", include_str!("../../integrations/openai.json")),
-    ("sendgrid.json", include_str!("../../integrations/sendgrid.json")),
-    ("shopify.json", include_str!("../../integrations/shopify.json")),
+    (
+        "messaging.json",
+        include_str!("../../integrations/messaging.json"),
+    ),
+    (
+        "notion.json",
+        include_str!("../../integrations/notion.json"),
+    ),
+    (
+        "openai.json",
+        include_str!("../../integrations/openai.json"),
+    ),
+    (
+        "sendgrid.json",
+        include_str!("../../integrations/sendgrid.json"),
+    ),
+    (
+        "shopify.json",
+        include_str!("../../integrations/shopify.json"),
+    ),
     ("slack.json", include_str!("../../integrations/slack.json")),
 ];
 
@@ -62,10 +80,15 @@ impl Registry {
     /// Loads the built-in definitions plus every `*.json` in `extra_dir`
     /// (which may replace a built-in one of the same id), validated.
     pub fn load(extra_dir: Option<&Path>) -> Result<Self, RegistryError> {
-        let mut sources: Vec<(String, String)> =
-            BUILT_IN.iter().map(|(name, text)| (format!("built-in {name}"), text.to_string())).collect();
+        let mut sources: Vec<(String, String)> = BUILT_IN
+            .iter()
+            .map(|(name, text)| (format!("built-in {name}"), text.to_string()))
+            .collect();
         if let Some(dir) = extra_dir {
-            let io = |reason: String| RegistryError::Io { path: dir.to_path_buf(), reason };
+            let io = |reason: String| RegistryError::Io {
+                path: dir.to_path_buf(),
+                reason,
+            };
             let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|e| io(e.to_string()))?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -73,14 +96,17 @@ impl Registry {
                 .collect();
             paths.sort();
             for path in paths {
-                let text = std::fs::read_to_string(&path).map_err(|e| io(format!("{}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| io(format!("{}: {e}", path.display())))?;
                 sources.push((path.display().to_string(), text));
             }
         }
         let mut registry = Self::default();
         for (file, text) in sources {
             let definition = parse(&file, &text)?;
-            registry.definitions.insert(definition.integration_id.clone(), Arc::new(definition));
+            registry
+                .definitions
+                .insert(definition.integration_id.clone(), Arc::new(definition));
         }
         registry.check_env_vars_unique()?;
         Ok(registry)
@@ -111,7 +137,8 @@ impl Registry {
                 .upsert_integration_definition(&DefinitionRow {
                     integration_id: definition.integration_id.clone(),
                     version: definition.version.clone(),
-                    definition: serde_json::to_string(definition.as_ref()).expect("definitions serialise"),
+                    definition: serde_json::to_string(definition.as_ref())
+                        .expect("definitions serialise"),
                     updated_at: now_millis(),
                 })
                 .await?;
@@ -136,21 +163,30 @@ impl Registry {
 
     /// The ids in `wanted` that are not in the registry.
     pub fn unknown<'a>(&self, wanted: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-        wanted.into_iter().filter(|id| !self.definitions.contains_key(*id)).cloned().collect::<BTreeSet<_>>().into_iter().collect()
+        wanted
+            .into_iter()
+            .filter(|id| !self.definitions.contains_key(*id))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 }
 
 fn parse(file: &str, text: &str) -> Result<IntegrationDefinition, RegistryError> {
-    let definition: IntegrationDefinition = serde_json::from_str(text).map_err(|err| RegistryError::Invalid {
-        file: file.to_string(),
-        field: "(document)".into(),
-        reason: err.to_string(),
-    })?;
-    definition.validate().map_err(|problem| RegistryError::Invalid {
-        file: file.to_string(),
-        field: problem.field,
-        reason: problem.reason,
-    })?;
+    let definition: IntegrationDefinition =
+        serde_json::from_str(text).map_err(|err| RegistryError::Invalid {
+            file: file.to_string(),
+            field: "(document)".into(),
+            reason: err.to_string(),
+        })?;
+    definition
+        .validate()
+        .map_err(|problem| RegistryError::Invalid {
+            file: file.to_string(),
+            field: problem.field,
+            reason: problem.reason,
+        })?;
     Ok(definition)
 }
 
@@ -161,12 +197,25 @@ mod tests {
     #[test]
     fn built_in_definitions_load() {
         let registry = Registry::load(None).unwrap();
-        for id in ["gmail", "slack", "cron", "messaging", "shopify", "sendgrid", "openai", "notion", "github"] {
+        for id in [
+            "gmail",
+            "slack",
+            "cron",
+            "messaging",
+            "shopify",
+            "sendgrid",
+            "openai",
+            "notion",
+            "github",
+        ] {
             assert!(registry.get(id).is_some(), "{id} missing");
         }
         let gmail = registry.get("gmail").unwrap();
         assert_eq!(gmail.credentials[0].env_var, "GMAIL_ACCESS_TOKEN");
-        assert_eq!(gmail.credentials[0].refresh_env_var.as_deref(), Some("GMAIL_REFRESH_TOKEN"));
+        assert_eq!(
+            gmail.credentials[0].refresh_env_var.as_deref(),
+            Some("GMAIL_REFRESH_TOKEN")
+        );
     }
 
     #[test]
@@ -183,7 +232,10 @@ mod tests {
 
         std::fs::write(dir.path().join("my-gmail.json"), "{\"integrationId\": 3}").unwrap();
         let err = Registry::load(Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("my-gmail.json") && err.contains("(document)"), "{err}");
+        assert!(
+            err.contains("my-gmail.json") && err.contains("(document)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -193,6 +245,9 @@ mod tests {
         copy["integrationId"] = "gmail2".into();
         std::fs::write(dir.path().join("gmail2.json"), copy.to_string()).unwrap();
         let err = Registry::load(Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("GMAIL_ACCESS_TOKEN") && err.contains("already used"), "{err}");
+        assert!(
+            err.contains("GMAIL_ACCESS_TOKEN") && err.contains("already used"),
+            "{err}"
+        );
     }
 }

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use roost_sandbox::metadata::ScriptMetadata;
-use roost_sandbox::{EgressPolicy, Invocation, Limit, LoadedGuest, RunLimits, Sandbox, Termination, Trigger};
+use roost_sandbox::{
+    EgressPolicy, Invocation, Limit, LoadedGuest, RunLimits, Sandbox, Termination, Trigger,
+};
 
 use crate::oauth::OAuth;
 use crate::registry::Registry;
@@ -25,8 +27,21 @@ pub struct Executor {
 
 impl Executor {
     /// An executor with default `limits` for every run.
-    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, oauth: Arc<OAuth>, sandbox: Arc<Sandbox>, limits: RunLimits) -> Self {
-        Self { store, registry, oauth, sandbox, limits, guests: Mutex::default() }
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        oauth: Arc<OAuth>,
+        sandbox: Arc<Sandbox>,
+        limits: RunLimits,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            oauth,
+            sandbox,
+            limits,
+            guests: Mutex::default(),
+        }
     }
 
     /// The output cap of runs, per stream.
@@ -39,32 +54,56 @@ impl Executor {
     pub async fn execute(&self, run: &RunRow) -> RunFinish {
         let limits = self.limits_for(&run.script_id).await;
         match self.prepare(run).await {
-            Ok((guest, invocation, egress)) => match self.sandbox.run(&guest, &invocation, &limits, &egress).await {
+            Ok((guest, invocation, egress)) => match self
+                .sandbox
+                .run(&guest, &invocation, &limits, &egress)
+                .await
+            {
                 Ok(outcome) => {
                     let (status, exit_code, error) = match &outcome.termination {
                         Termination::Exited { code: 0 } => (run_status::SUCCEEDED, Some(0), None),
-                        Termination::Exited { code } => {
-                            (run_status::FAILED, Some(i64::from(*code)), Some(format!("the script exited with status {code}")))
-                        }
-                        Termination::Trapped { message } => (run_status::FAILED, None, Some(format!("the script trapped: {message}"))),
-                        Termination::LimitExceeded { limit: Limit::WallTime, detail } => {
-                            (run_status::TIMED_OUT, None, Some(format!("stopped: {detail}")))
-                        }
-                        Termination::LimitExceeded { limit, detail } => {
-                            (run_status::LIMIT_EXCEEDED, None, Some(format!("stopped: {} limit exceeded ({detail})", limit.as_str())))
-                        }
+                        Termination::Exited { code } => (
+                            run_status::FAILED,
+                            Some(i64::from(*code)),
+                            Some(format!("the script exited with status {code}")),
+                        ),
+                        Termination::Trapped { message } => (
+                            run_status::FAILED,
+                            None,
+                            Some(format!("the script trapped: {message}")),
+                        ),
+                        Termination::LimitExceeded {
+                            limit: Limit::WallTime,
+                            detail,
+                        } => (
+                            run_status::TIMED_OUT,
+                            None,
+                            Some(format!("stopped: {detail}")),
+                        ),
+                        Termination::LimitExceeded { limit, detail } => (
+                            run_status::LIMIT_EXCEEDED,
+                            None,
+                            Some(format!(
+                                "stopped: {} limit exceeded ({detail})",
+                                limit.as_str()
+                            )),
+                        ),
                     };
                     let mut error = error;
                     if !outcome.denied_requests.is_empty() {
-                        let denied: Vec<String> =
-                            outcome.denied_requests.iter().map(|d| format!("{} ({})", d.host, d.reason)).collect();
+                        let denied: Vec<String> = outcome
+                            .denied_requests
+                            .iter()
+                            .map(|d| format!("{} ({})", d.host, d.reason))
+                            .collect();
                         let note = format!("outbound requests denied: {}", denied.join("; "));
                         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
                     }
                     RunFinish {
                         status: status.into(),
                         exit_code,
-                        duration_ms: i64::try_from(outcome.duration.as_millis()).unwrap_or(i64::MAX),
+                        duration_ms: i64::try_from(outcome.duration.as_millis())
+                            .unwrap_or(i64::MAX),
                         error,
                         stdout_truncated: outcome.stdout.truncated,
                         stderr_truncated: outcome.stderr.truncated,
@@ -111,7 +150,10 @@ impl Executor {
         }
     }
 
-    async fn prepare(&self, run: &RunRow) -> Result<(LoadedGuest, Invocation, EgressPolicy), String> {
+    async fn prepare(
+        &self,
+        run: &RunRow,
+    ) -> Result<(LoadedGuest, Invocation, EgressPolicy), String> {
         let (guest, metadata) = self.guest(&run.script_id, run.script_version).await?;
         let mut env = self
             .oauth
@@ -120,7 +162,10 @@ impl Executor {
             .map_err(|err| err.to_string())?;
         env.insert("ROOST_RUN_ID".into(), run.id.clone());
         env.insert("ROOST_SCRIPT_ID".into(), run.script_id.clone());
-        env.insert("ROOST_SCRIPT_VERSION".into(), run.script_version.to_string());
+        env.insert(
+            "ROOST_SCRIPT_VERSION".into(),
+            run.script_version.to_string(),
+        );
         env.insert("ROOST_TRIGGER".into(), run.trigger_kind.clone());
         let hosts: Vec<String> = metadata
             .integrations
@@ -129,8 +174,13 @@ impl Executor {
             .flat_map(|definition| definition.outbound_hosts.iter().cloned())
             .collect();
         let trigger = match run.trigger_kind.as_str() {
-            "schedule" => Trigger::Schedule { cron: run.trigger_spec.clone(), timezone: None },
-            "event" => Trigger::Event { name: run.trigger_spec.clone() },
+            "schedule" => Trigger::Schedule {
+                cron: run.trigger_spec.clone(),
+                timezone: None,
+            },
+            "event" => Trigger::Event {
+                name: run.trigger_spec.clone(),
+            },
             _ => Trigger::Manual,
         };
         let invocation = Invocation {
@@ -143,17 +193,26 @@ impl Executor {
         Ok((guest, invocation, EgressPolicy::allow_hosts(hosts)))
     }
 
-    async fn guest(&self, script_id: &str, version: i64) -> Result<(LoadedGuest, ScriptMetadata), String> {
+    async fn guest(
+        &self,
+        script_id: &str,
+        version: i64,
+    ) -> Result<(LoadedGuest, ScriptMetadata), String> {
         let (component, metadata) = self
             .store
             .version_component(script_id, version)
             .await
             .map_err(|e| format!("loading the script: {e}"))?
             .ok_or_else(|| "the script version no longer exists".to_string())?;
-        let metadata: ScriptMetadata =
-            serde_json::from_value(metadata).map_err(|e| format!("the stored script metadata is unreadable: {e}"))?;
+        let metadata: ScriptMetadata = serde_json::from_value(metadata)
+            .map_err(|e| format!("the stored script metadata is unreadable: {e}"))?;
         let key = (script_id.to_string(), version);
-        if let Some(guest) = self.guests.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(guest) = self
+            .guests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok((guest.clone(), metadata));
         }
         // Compiled artifacts come from the on-disk cache after the first
@@ -163,7 +222,10 @@ impl Executor {
             .await
             .map_err(|e| format!("compiling the script: {e}"))?
             .map_err(|e| format!("compiling the script: {e}"))?;
-        self.guests.lock().unwrap_or_else(|p| p.into_inner()).insert(key, guest.clone());
+        self.guests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, guest.clone());
         Ok((guest, metadata))
     }
 }

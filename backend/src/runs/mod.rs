@@ -11,7 +11,9 @@ use tokio::sync::{Notify, watch};
 
 pub use execute::Executor;
 
-use crate::store::{NewRun, RetryPlan, RunRow, Store, StoreError, StoreResult, now_millis, run_status};
+use crate::store::{
+    NewRun, RetryPlan, RunRow, Store, StoreError, StoreResult, now_millis, run_status,
+};
 
 /// Worker-pool settings.
 #[derive(Debug, Clone)]
@@ -65,7 +67,13 @@ impl Runner {
     /// A runner over `store`.
     pub fn new(store: Arc<dyn Store>, executor: Arc<Executor>, config: RunnerConfig) -> Self {
         let node_id = format!("node_{}", hex::encode(rand::random::<[u8; 6]>()));
-        Self { store, executor, config, wake: Arc::new(Notify::new()), node_id }
+        Self {
+            store,
+            executor,
+            config,
+            wake: Arc::new(Notify::new()),
+            node_id,
+        }
     }
 
     /// Queues a run and wakes a worker.
@@ -83,10 +91,19 @@ impl Runner {
     }
 
     /// Waits until the run has ended or `timeout` passes; returns its latest state.
-    pub async fn wait(&self, user_id: &str, run_id: &str, timeout: Duration) -> StoreResult<RunRow> {
+    pub async fn wait(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        timeout: Duration,
+    ) -> StoreResult<RunRow> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let run = self.store.get_run(user_id, run_id).await?.ok_or_else(|| StoreError::Corrupt("run vanished".into()))?;
+            let run = self
+                .store
+                .get_run(user_id, run_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("run vanished".into()))?;
             if is_terminal(&run.status) || tokio::time::Instant::now() >= deadline {
                 return Ok(run);
             }
@@ -96,13 +113,18 @@ impl Runner {
 
     /// Starts the workers and the reaper; they stop when `stop` turns true,
     /// after finishing the run in hand.
-    pub fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn start(
+        self: &Arc<Self>,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut handles = Vec::new();
         // Zero workers makes a node that serves the API and queues runs only.
         for n in 0..self.config.workers {
             let runner = self.clone();
             let stop = stop.clone();
-            handles.push(tokio::spawn(async move { runner.work(format!("{}-w{n}", runner.node_id), stop).await }));
+            handles.push(tokio::spawn(async move {
+                runner.work(format!("{}-w{n}", runner.node_id), stop).await
+            }));
         }
         let runner = self.clone();
         handles.push(tokio::spawn(async move { runner.reap(stop).await }));
@@ -114,7 +136,11 @@ impl Runner {
             if *stop.borrow() {
                 return;
             }
-            match self.store.claim_run(&worker_id, self.config.per_script_concurrency).await {
+            match self
+                .store
+                .claim_run(&worker_id, self.config.per_script_concurrency)
+                .await
+            {
                 Ok(Some(run)) => self.run_one(&worker_id, run).await,
                 Ok(None) => {
                     tokio::select! {
@@ -155,7 +181,11 @@ impl Runner {
             }
         };
         let retry = self.retry_plan(&run, &finish.status).await;
-        match self.store.finish_run(&run.id, &finish, retry.as_ref()).await {
+        match self
+            .store
+            .finish_run(&run.id, &finish, retry.as_ref())
+            .await
+        {
             Ok(true) => tracing::info!(
                 parent: &span,
                 status = %finish.status,
@@ -163,8 +193,12 @@ impl Runner {
                 error = finish.error.as_deref().unwrap_or(""),
                 "run finished"
             ),
-            Ok(false) => tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped"),
-            Err(err) => tracing::error!(parent: &span, error = %err, "recording the run's outcome failed"),
+            Ok(false) => {
+                tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped")
+            }
+            Err(err) => {
+                tracing::error!(parent: &span, error = %err, "recording the run's outcome failed")
+            }
         }
     }
 
@@ -177,12 +211,17 @@ impl Runner {
             _ => return None,
         };
         let retryable = status == run_status::FAILED
-            || (policy.on_limits && (status == run_status::TIMED_OUT || status == run_status::LIMIT_EXCEEDED));
+            || (policy.on_limits
+                && (status == run_status::TIMED_OUT || status == run_status::LIMIT_EXCEEDED));
         if !retryable || run.attempt > policy.max {
             return None;
         }
         let exponent = u32::try_from(run.attempt - 1).unwrap_or(u32::MAX).min(16);
-        let backoff = self.config.retry_base.saturating_mul(1 << exponent).min(Duration::from_secs(600));
+        let backoff = self
+            .config
+            .retry_base
+            .saturating_mul(1 << exponent)
+            .min(Duration::from_secs(600));
         let jitter = 0.5 + rand::random::<f64>();
         let delay_ms = (backoff.as_millis() as f64 * jitter) as i64;
         tracing::info!(run_id = %run.id, attempt = run.attempt + 1, delay_ms, "run failed; retry queued");
@@ -195,21 +234,32 @@ impl Runner {
 
     async fn reap(&self, mut stop: watch::Receiver<bool>) {
         loop {
-            let stale_before = now_millis() - i64::try_from(self.config.stale_after.as_millis()).unwrap_or(i64::MAX);
-            match self.store.requeue_stale_runs(stale_before, self.config.requeue_orphans).await {
+            let stale_before = now_millis()
+                - i64::try_from(self.config.stale_after.as_millis()).unwrap_or(i64::MAX);
+            match self
+                .store
+                .requeue_stale_runs(stale_before, self.config.requeue_orphans)
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => {
-                    let what = if self.config.requeue_orphans { "re-queued" } else { "failed" };
+                    let what = if self.config.requeue_orphans {
+                        "re-queued"
+                    } else {
+                        "failed"
+                    };
                     tracing::warn!(count = n, "{what} runs whose worker stopped heart-beating");
                     self.wake.notify_waiters();
                 }
                 Err(err) => tracing::error!(error = %err, "re-queuing stale runs failed"),
             }
-            let forget_before = now_millis() - i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
+            let forget_before = now_millis()
+                - i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
             if let Err(err) = self.store.purge_events(forget_before).await {
                 tracing::error!(error = %err, "purging old events failed");
             }
-            let retain_after = now_millis() - i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+            let retain_after =
+                now_millis() - i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
             match self.store.delete_old_runs(retain_after).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(count = n, "deleted runs past the retention period"),

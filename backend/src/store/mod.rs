@@ -54,7 +54,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes several credential rows of one user atomically (insert or replace).
     async fn put_credentials(&self, rows: &[CredentialRow]) -> StoreResult<()>;
     /// A user's credential rows, optionally for one integration only.
-    async fn credentials(&self, user_id: &str, integration: Option<&str>) -> StoreResult<Vec<CredentialRow>>;
+    async fn credentials(
+        &self,
+        user_id: &str,
+        integration: Option<&str>,
+    ) -> StoreResult<Vec<CredentialRow>>;
     /// Deletes a user's credentials for an integration; returns how many rows went.
     async fn delete_credentials(&self, user_id: &str, integration: &str) -> StoreResult<u64>;
     /// Every credential row (for key rotation).
@@ -71,13 +75,27 @@ pub trait Store: Send + Sync + 'static {
     /// One script of a user.
     async fn get_script(&self, user_id: &str, script_id: &str) -> StoreResult<Option<Script>>;
     /// A script's versions, newest first (without component bytes).
-    async fn list_versions(&self, user_id: &str, script_id: &str) -> StoreResult<Vec<ScriptVersion>>;
+    async fn list_versions(
+        &self,
+        user_id: &str,
+        script_id: &str,
+    ) -> StoreResult<Vec<ScriptVersion>>;
     /// Makes an existing version current again and restores its triggers.
-    async fn set_current_version(&self, user_id: &str, script_id: &str, version: i64) -> StoreResult<Option<Script>>;
+    async fn set_current_version(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        version: i64,
+    ) -> StoreResult<Option<Script>>;
     /// Deletes a script with its versions and triggers.
     async fn delete_script(&self, user_id: &str, script_id: &str) -> StoreResult<bool>;
     /// Marks all of a user's credentials for an integration (`reconnect_needed`…).
-    async fn set_credential_status(&self, user_id: &str, integration: &str, status: &str) -> StoreResult<()>;
+    async fn set_credential_status(
+        &self,
+        user_id: &str,
+        integration: &str,
+        status: &str,
+    ) -> StoreResult<()>;
     /// Records a pending OAuth authorization (and sweeps expired ones).
     async fn put_oauth_state(&self, row: &OAuthStateRow) -> StoreResult<()>;
     /// Removes and returns a pending authorization: a state works once.
@@ -85,21 +103,34 @@ pub trait Store: Send + Sync + 'static {
     /// Triggers of a script's current version.
     async fn triggers(&self, script_id: &str) -> StoreResult<Vec<TriggerRow>>;
     /// A version's component bytes and metadata.
-    async fn version_component(&self, script_id: &str, version: i64) -> StoreResult<Option<(Vec<u8>, serde_json::Value)>>;
+    async fn version_component(
+        &self,
+        script_id: &str,
+        version: i64,
+    ) -> StoreResult<Option<(Vec<u8>, serde_json::Value)>>;
 
     /// Puts a run on the queue.
     async fn enqueue_run(&self, run: &NewRun) -> StoreResult<RunRow>;
     /// Claims the oldest claimable queued run for `worker_id`: never the same
     /// run for two workers, never a retry before its backoff, never a run of
     /// a script that already has `per_script_limit` runs running.
-    async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> StoreResult<Option<RunRow>>;
+    async fn claim_run(
+        &self,
+        worker_id: &str,
+        per_script_limit: i64,
+    ) -> StoreResult<Option<RunRow>>;
     /// Records that `worker_id` still works on the run; false when the run
     /// is no longer this worker's to run (cancelled, or re-queued).
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
     /// Records how a running run ended and, in the same transaction, queues
     /// its retry if one is planned; false if it was no longer running
     /// (cancelled meanwhile), in which case no retry is queued.
-    async fn finish_run(&self, run_id: &str, finish: &RunFinish, retry: Option<&RetryPlan>) -> StoreResult<bool>;
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        finish: &RunFinish,
+        retry: Option<&RetryPlan>,
+    ) -> StoreResult<bool>;
     /// A script's retry policy and limits.
     async fn script_settings(&self, script_id: &str) -> StoreResult<Option<ScriptSettings>>;
     /// Cancels a queued or running run of the user; false if it had ended.
@@ -121,9 +152,20 @@ pub trait Store: Send + Sync + 'static {
     /// Handles one tick of a schedule: at most one run per (script, handler,
     /// tick) ever, none while paused, none while the previous one is
     /// unfinished if the overlap policy says skip. Returns the run queued.
-    async fn record_tick(&self, script_id: &str, handler: &str, tick_at: i64) -> StoreResult<Option<RunRow>>;
+    async fn record_tick(
+        &self,
+        script_id: &str,
+        handler: &str,
+        tick_at: i64,
+    ) -> StoreResult<Option<RunRow>>;
     /// Changes a schedule's policies; None if the user has no such schedule.
-    async fn update_schedule(&self, user_id: &str, script_id: &str, handler: &str, patch: &SchedulePatch) -> StoreResult<Option<ScheduleRow>>;
+    async fn update_schedule(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        handler: &str,
+        patch: &SchedulePatch,
+    ) -> StoreResult<Option<ScheduleRow>>;
     /// Deletes finished runs (and handled ticks) older than `before`; returns the runs deleted.
     async fn delete_old_runs(&self, before: i64) -> StoreResult<u64>;
     /// A run's captured output.
@@ -134,14 +176,20 @@ pub trait Store: Send + Sync + 'static {
 /// and applies its migrations.
 pub async fn connect(database_url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(PostgresStore::connect(database_url).await?))
+        Ok(std::sync::Arc::new(
+            PostgresStore::connect(database_url).await?,
+        ))
     } else {
-        Ok(std::sync::Arc::new(SqliteStore::connect(database_url).await?))
+        Ok(std::sync::Arc::new(
+            SqliteStore::connect(database_url).await?,
+        ))
     }
 }
 
 /// Milliseconds since the Unix epoch, the time format of every table.
 pub fn now_millis() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }

@@ -204,10 +204,17 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
         .map(|handler| {
             let (kind, spec, timezone) = match &handler.trigger {
                 Trigger::Manual => ("manual", String::new(), None),
-                Trigger::Schedule { cron, timezone } => ("schedule", cron.clone(), timezone.clone()),
+                Trigger::Schedule { cron, timezone } => {
+                    ("schedule", cron.clone(), timezone.clone())
+                }
                 Trigger::Event { name } => ("event", name.clone(), None),
             };
-            TriggerRow { handler: handler.name.clone(), kind: kind.into(), spec, timezone }
+            TriggerRow {
+                handler: handler.name.clone(),
+                kind: kind.into(),
+                spec,
+                timezone,
+            }
         })
         .collect()
 }

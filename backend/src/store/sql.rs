@@ -14,7 +14,9 @@ pub(super) fn new_id(prefix: &str) -> String {
 /// Maps unique-constraint violations to `StoreError::Conflict`.
 pub(super) fn conflict(err: sqlx::Error, what: &str) -> super::StoreError {
     match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => super::StoreError::Conflict(what.to_string()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            super::StoreError::Conflict(what.to_string())
+        }
         _ => super::StoreError::Database(err),
     }
 }
@@ -886,7 +888,9 @@ macro_rules! replace_triggers {
 pub(super) use {replace_triggers, sql_store};
 
 /// Row decoders, generic over the database.
-pub(super) fn credential_from_row<R: sqlx::Row>(row: &R) -> Result<super::CredentialRow, sqlx::Error>
+pub(super) fn credential_from_row<R: sqlx::Row>(
+    row: &R,
+) -> Result<super::CredentialRow, sqlx::Error>
 where
     for<'r> &'r str: sqlx::ColumnIndex<R>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -926,7 +930,8 @@ where
         handler: row.try_get("handler")?,
         trigger_kind: row.try_get("trigger_kind")?,
         trigger_spec: row.try_get("trigger_spec")?,
-        payload: serde_json::from_str(&payload).map_err(|e| super::StoreError::Corrupt(format!("run payload: {e}")))?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| super::StoreError::Corrupt(format!("run payload: {e}")))?,
         status: row.try_get("status")?,
         attempt: row.try_get("attempt")?,
         first_run_id: row.try_get("first_run_id")?,

@@ -40,7 +40,9 @@ pub enum Backend {
 }
 
 pub fn postgres_base_url() -> Option<String> {
-    std::env::var("ROOST_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("ROOST_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A fresh, empty database for one test.
@@ -50,12 +52,25 @@ pub async fn database_url(backend: Backend, dir: &std::path::Path) -> String {
         Backend::Postgres => {
             use sqlx::Connection;
             let base = postgres_base_url().expect("ROOST_TEST_POSTGRES_URL");
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-            let name = format!("roost_test_{now}_{}", hex::encode(rand::random::<[u8; 6]>()));
-            let mut admin = sqlx::PgConnection::connect(&base).await.expect("connecting to PostgreSQL");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let name = format!(
+                "roost_test_{now}_{}",
+                hex::encode(rand::random::<[u8; 6]>())
+            );
+            let mut admin = sqlx::PgConnection::connect(&base)
+                .await
+                .expect("connecting to PostgreSQL");
             drop_stale_databases(&mut admin, now).await;
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-            let (prefix, _) = base.rsplit_once('/').expect("a database URL ends in /dbname");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let (prefix, _) = base
+                .rsplit_once('/')
+                .expect("a database URL ends in /dbname");
             format!("{prefix}/{name}")
         }
     }
@@ -64,20 +79,27 @@ pub async fn database_url(backend: Backend, dir: &std::path::Path) -> String {
 /// Test databases are not dropped by the test that made them (it may still
 /// be serving); each new one sweeps those more than an hour old instead.
 async fn drop_stale_databases(admin: &mut sqlx::PgConnection, now: u64) {
-    let names: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'roost_test_%'")
-        .fetch_all(&mut *admin)
-        .await
-        .unwrap_or_default();
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'roost_test_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
     for (name,) in names {
-        let created: Option<u64> = name.strip_prefix("roost_test_").and_then(|rest| rest.split('_').next()?.parse().ok());
+        let created: Option<u64> = name
+            .strip_prefix("roost_test_")
+            .and_then(|rest| rest.split('_').next()?.parse().ok());
         if created.is_none_or(|at| at + 3600 < now) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *admin)
+                .await;
         }
     }
 }
 
 pub async fn open_store(backend: Backend, dir: &std::path::Path) -> Arc<dyn Store> {
-    roost::store::connect(&database_url(backend, dir).await).await.unwrap()
+    roost::store::connect(&database_url(backend, dir).await)
+        .await
+        .unwrap()
 }
 
 pub struct TestApp {
@@ -102,18 +124,33 @@ impl TestApp {
         config.database_url = database_url(backend, dir.path()).await;
         tweak(&mut config);
         let store = roost::store::connect(&config.database_url).await.unwrap();
-        let app = Application::build(config.clone()).await.expect("building the app");
+        let app = Application::build(config.clone())
+            .await
+            .expect("building the app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let (oauth, registry) = (app.oauth(), app.registry());
         tokio::spawn(app.run_until(std::future::pending()));
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { base, oauth, registry, client, store, config, dir }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            base,
+            oauth,
+            registry,
+            client,
+            store,
+            config,
+            dir,
+        }
     }
 
     /// Starts another node on the same database and data directory (the
     /// scale-out shape); returns its base URL. It runs until the test ends.
     pub async fn another_node(&self) -> String {
-        let app = Application::build(self.config.clone()).await.expect("building the second node");
+        let app = Application::build(self.config.clone())
+            .await
+            .expect("building the second node");
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until(std::future::pending()));
         base
@@ -121,27 +158,53 @@ impl TestApp {
 
     /// The id of the user owning `token`.
     pub async fn user_id(&self, token: &str) -> String {
-        self.store.user_by_token_hash(&hash_token(token)).await.unwrap().unwrap().id
+        self.store
+            .user_by_token_hash(&hash_token(token))
+            .await
+            .unwrap()
+            .unwrap()
+            .id
     }
 
     /// Creates a user and returns its token.
     pub async fn user(&self, name: &str) -> String {
         let token = new_token();
-        self.store.create_user(name, &hash_token(&token)).await.unwrap();
+        self.store
+            .create_user(name, &hash_token(&token))
+            .await
+            .unwrap();
         token
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         decode(response).await
     }
 
     pub async fn get_text(&self, token: &str, path: &str) -> (u16, String) {
-        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
-    pub async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Value) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let response = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -154,11 +217,13 @@ impl TestApp {
     }
 
     pub async fn deploy(&self, token: &str, name: &str, component: &[u8]) -> (u16, Value) {
-        self.deploy_with(token, json!({ "name": name, "component": b64(component) })).await
+        self.deploy_with(token, json!({ "name": name, "component": b64(component) }))
+            .await
     }
 
     pub async fn deploy_with(&self, token: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, token, "/v1/scripts/deploy", body).await
+        self.send(reqwest::Method::POST, token, "/v1/scripts/deploy", body)
+            .await
     }
 }
 
@@ -169,7 +234,11 @@ pub fn b64(bytes: &[u8]) -> String {
 async fn decode(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, value)
 }
 

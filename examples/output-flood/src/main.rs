@@ -7,7 +7,12 @@ fn flood() {
     let mut out = std::io::stdout().lock();
     let mut line: u64 = 0;
     loop {
-        if writeln!(out, "flood line {line}: the quick brown fox jumps over the lazy dog").is_err() {
+        if writeln!(
+            out,
+            "flood line {line}: the quick brown fox jumps over the lazy dog"
+        )
+        .is_err()
+        {
             // The host refused the write; keep trying so only the host can end the run.
             continue;
         }

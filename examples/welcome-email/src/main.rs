@@ -26,11 +26,18 @@ fn welcome(invocation: &Invocation) -> roost_sdk::Result {
     let response = roost_sdk::http::send(
         "POST",
         SENDGRID_SEND,
-        &[("authorization", &authorization), ("content-type", "application/json")],
+        &[
+            ("authorization", &authorization),
+            ("content-type", "application/json"),
+        ],
         body.to_string().as_bytes(),
     )?;
     if response.status >= 300 {
-        return Err(Error::msg(format!("SendGrid answered {}: {}", response.status, response.text())));
+        return Err(Error::msg(format!(
+            "SendGrid answered {}: {}",
+            response.status,
+            response.text()
+        )));
     }
     println!("welcome email to {email} accepted ({})", response.status);
     Ok(())

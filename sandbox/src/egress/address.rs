@@ -52,14 +52,37 @@ mod tests {
     #[test]
     fn classifies_addresses() {
         for restricted in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "255.255.255.255", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1", "64:ff9b::a00:1", "::",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "::",
         ] {
-            assert!(is_restricted(restricted.parse().unwrap()), "{restricted} must be restricted");
+            assert!(
+                is_restricted(restricted.parse().unwrap()),
+                "{restricted} must be restricted"
+            );
         }
-        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
-            assert!(!is_restricted(public.parse().unwrap()), "{public} must be public");
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(
+                !is_restricted(public.parse().unwrap()),
+                "{public} must be public"
+            );
         }
     }
 }

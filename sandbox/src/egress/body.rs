@@ -17,7 +17,11 @@ pub(super) struct BetweenBytesTimeout {
 
 impl BetweenBytesTimeout {
     pub(super) fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
-        Self { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+        Self {
+            inner,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        }
     }
 }
 

@@ -15,7 +15,10 @@ pub(crate) struct EgressHooks {
 
 impl EgressHooks {
     pub(crate) fn new(policy: Arc<EgressPolicy>) -> Self {
-        Self { policy, denied: Arc::default() }
+        Self {
+            policy,
+            denied: Arc::default(),
+        }
     }
 
     /// Handle on the list of refused requests, readable after the run.
@@ -41,7 +44,10 @@ impl WasiHttpHooks for EgressHooks {
                 Err(SendError::Refused(refusal)) => {
                     let record = refusal.record();
                     tracing::warn!(host = %record.host, reason = %record.reason, "outbound request denied");
-                    denied.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+                    denied
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(record);
                     Err(refusal.error())
                 }
                 Err(SendError::Failed(err)) => Err(err),

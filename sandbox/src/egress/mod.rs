@@ -66,7 +66,10 @@ impl EgressPolicy {
         S: Into<String>,
     {
         Self {
-            allowed_hosts: hosts.into_iter().map(|h| h.into().to_ascii_lowercase()).collect(),
+            allowed_hosts: hosts
+                .into_iter()
+                .map(|h| h.into().to_ascii_lowercase())
+                .collect(),
             ..Self::default()
         }
     }
@@ -92,14 +95,16 @@ impl EgressPolicy {
     /// Whether a request to `host` passes the host check.
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.allowed_hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
-            Some(suffix) => {
-                host.len() > suffix.len() + 1
-                    && host.ends_with(suffix)
-                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-            }
-            None => *pattern == host,
-        })
+        self.allowed_hosts
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(suffix) => {
+                    host.len() > suffix.len() + 1
+                        && host.ends_with(suffix)
+                        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                }
+                None => *pattern == host,
+            })
     }
 
     /// Whether connecting to `ip` is allowed after resolution.

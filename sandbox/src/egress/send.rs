@@ -14,7 +14,10 @@ use super::{DeniedRequest, EgressPolicy};
 /// The outcome of the policy check, before any packet leaves the host.
 pub(super) enum Refusal {
     HostNotAllowed(String),
-    AddressNotAllowed { host: String, addresses: Vec<IpAddr> },
+    AddressNotAllowed {
+        host: String,
+        addresses: Vec<IpAddr>,
+    },
 }
 
 impl Refusal {
@@ -29,7 +32,11 @@ impl Refusal {
                 reason: format!(
                     "resolves only to private, loopback or link-local addresses ({}) that the \
                      egress policy does not allow",
-                    addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    addresses
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             },
         }
@@ -76,20 +83,33 @@ pub(super) async fn send(
     let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
     let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
     // `Uri::host` keeps IPv6 brackets; the checks want the bare address.
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     if !policy.host_allowed(&bare_host) {
         return Err(SendError::Refused(Refusal::HostNotAllowed(bare_host)));
     }
 
-    let connect_timeout = clamp(options.and_then(|o| o.connect_timeout), policy.timeouts.connect);
-    let first_byte_timeout =
-        clamp(options.and_then(|o| o.first_byte_timeout), policy.timeouts.first_byte);
-    let between_bytes_timeout =
-        clamp(options.and_then(|o| o.between_bytes_timeout), policy.timeouts.between_bytes);
+    let connect_timeout = clamp(
+        options.and_then(|o| o.connect_timeout),
+        policy.timeouts.connect,
+    );
+    let first_byte_timeout = clamp(
+        options.and_then(|o| o.first_byte_timeout),
+        policy.timeouts.first_byte,
+    );
+    let between_bytes_timeout = clamp(
+        options.and_then(|o| o.between_bytes_timeout),
+        policy.timeouts.between_bytes,
+    );
 
     let addresses = resolve(&bare_host, port, connect_timeout).await?;
-    let permitted: Vec<SocketAddr> =
-        addresses.iter().copied().filter(|addr| policy.ip_allowed(addr.ip())).collect();
+    let permitted: Vec<SocketAddr> = addresses
+        .iter()
+        .copied()
+        .filter(|addr| policy.ip_allowed(addr.ip()))
+        .collect();
     if permitted.is_empty() {
         return Err(SendError::Refused(Refusal::AddressNotAllowed {
             host: bare_host,
@@ -126,7 +146,11 @@ pub(super) async fn send(
 
     // On the wire the request line carries only the path; the host travels
     // in the Host header that wasmtime-wasi-http already set.
-    let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
     *request.uri_mut() = http::Uri::builder()
         .path_and_query(path)
         .build()
@@ -135,7 +159,8 @@ pub(super) async fn send(
     let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
         .await
         .map_err(|_| Error::ConnectionReadTimeout)??;
-    Ok(response.map(|incoming| BetweenBytesTimeout::new(incoming, between_bytes_timeout).boxed_unsync()))
+    Ok(response
+        .map(|incoming| BetweenBytesTimeout::new(incoming, between_bytes_timeout).boxed_unsync()))
 }
 
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
@@ -147,10 +172,17 @@ async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketA
     }
     match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
         Err(_) => Err(Error::DnsTimeout),
-        Ok(Err(err)) => Err(Error::DnsError { rcode: Some(err.to_string()), info_code: None }),
+        Ok(Err(err)) => Err(Error::DnsError {
+            rcode: Some(err.to_string()),
+            info_code: None,
+        }),
         Ok(Ok(addrs)) => {
             let addrs: Vec<SocketAddr> = addrs.collect();
-            if addrs.is_empty() { Err(Error::DestinationNotFound) } else { Ok(addrs) }
+            if addrs.is_empty() {
+                Err(Error::DestinationNotFound)
+            } else {
+                Ok(addrs)
+            }
         }
     }
 }
@@ -173,7 +205,9 @@ async fn connect_any(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStrea
 fn tls_connector() -> tokio_rustls::TlsConnector {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -59,7 +59,11 @@ pub fn on_event(args: TokenStream, item: TokenStream) -> TokenStream {
         return compile_error(name.span(), "the event type must not be empty");
     }
     let trigger = serde_json::json!({ "kind": "event", "name": name.value() });
-    expand_handler(item, trigger, quote!(::roost_sdk::TriggerDef::Event { name: #name }))
+    expand_handler(
+        item,
+        trigger,
+        quote!(::roost_sdk::TriggerDef::Event { name: #name }),
+    )
 }
 
 /// A handler that only runs when started by hand (`roost run`, the API).
@@ -80,7 +84,9 @@ pub fn main(input: TokenStream) -> TokenStream {
     if handlers.is_empty() {
         return compile_error(Span::call_site(), "main! needs at least one handler");
     }
-    let defs = handlers.iter().map(|h| format_ident!("__roost_handler_{}", h, span = h.span()));
+    let defs = handlers
+        .iter()
+        .map(|h| format_ident!("__roost_handler_{}", h, span = h.span()));
     let sdk = serde_json::json!({ "sdk": env!("CARGO_PKG_VERSION") });
     let record = metadata_record(&sdk);
     quote! {
@@ -101,7 +107,9 @@ pub fn uses_integrations(input: TokenStream) -> TokenStream {
     for name in &names {
         let id = name.value();
         let valid = !id.is_empty()
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !valid {
             return compile_error(
                 name.span(),
@@ -135,7 +143,11 @@ impl Parse for ScheduleArgs {
     }
 }
 
-fn expand_handler(item: TokenStream, trigger: serde_json::Value, trigger_def: TokenStream2) -> TokenStream {
+fn expand_handler(
+    item: TokenStream,
+    trigger: serde_json::Value,
+    trigger_def: TokenStream2,
+) -> TokenStream {
     let function = parse_macro_input!(item as ItemFn);
     let name = &function.sig.ident;
     let def = format_ident!("__roost_handler_{}", name);
@@ -149,7 +161,8 @@ fn expand_handler(item: TokenStream, trigger: serde_json::Value, trigger_def: To
             );
         }
     };
-    let record = metadata_record(&serde_json::json!({ "handler": name.to_string(), "trigger": trigger }));
+    let record =
+        metadata_record(&serde_json::json!({ "handler": name.to_string(), "trigger": trigger }));
     let name_str = name.to_string();
     quote! {
         #function

@@ -13,12 +13,17 @@ pub(crate) fn sandbox() -> Sandbox {
 }
 
 pub(crate) fn load(sandbox: &Sandbox, example: &str) -> LoadedGuest {
-    sandbox.load(&roost_tests::example(example)).unwrap_or_else(|err| panic!("loading {example}: {err}"))
+    sandbox
+        .load(&roost_tests::example(example))
+        .unwrap_or_else(|err| panic!("loading {example}: {err}"))
 }
 
 pub(crate) fn invocation(env: &[(&str, &str)], payload: serde_json::Value) -> Invocation {
     Invocation {
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
         payload,
         ..Invocation::default()
     }
@@ -49,7 +54,8 @@ impl PongServer {
                             Ok(n) => request.extend_from_slice(&buf[..n]),
                         }
                     }
-                    let response = "HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong";
+                    let response =
+                        "HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong";
                     let _ = socket.write_all(response.as_bytes()).await;
                     let _ = socket.shutdown().await;
                 });
