@@ -122,7 +122,7 @@ impl Scheduler {
     /// Missed ticks: a `run_once` schedule whose latest occurrence was not
     /// handled (the cluster was down) gets that one tick now.
     async fn catch_up(&self) {
-        let Ok(schedules) = self.store.schedules().await else {
+        let Ok(schedules) = self.store.schedules(None).await else {
             return;
         };
         for row in schedules
@@ -148,7 +148,7 @@ impl Scheduler {
     }
 
     async fn sync(self: &Arc<Self>, scheduler: &JobScheduler) {
-        let rows = match self.store.schedules().await {
+        let rows = match self.store.schedules(None).await {
             Ok(rows) => rows,
             Err(err) => {
                 tracing::error!(error = %err, "reading schedules failed");

@@ -153,10 +153,10 @@ async fn schedules(
     }
     let schedules: Vec<_> = state
         .store
-        .schedules()
+        .schedules(Some(&user.id))
         .await?
         .into_iter()
-        .filter(|s| s.script_id == id && s.user_id == user.id)
+        .filter(|s| s.script_id == id)
         .collect();
     Ok(Json(json!({ "schedules": schedules })))
 }

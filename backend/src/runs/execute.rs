@@ -13,7 +13,7 @@ use roost_sandbox::{
 
 use crate::oauth::OAuth;
 use crate::registry::Registry;
-use crate::store::{RunFinish, RunRow, Store, run_status};
+use crate::store::{RunFinish, RunRow, ScriptSettings, Store, run_status};
 
 /// Runs claimed runs. Compiled guests are kept per script version.
 pub struct Executor {
@@ -22,7 +22,7 @@ pub struct Executor {
     oauth: Arc<OAuth>,
     sandbox: Arc<Sandbox>,
     limits: RunLimits,
-    guests: Mutex<HashMap<(String, i64), LoadedGuest>>,
+    guests: Mutex<HashMap<(String, i64), (LoadedGuest, ScriptMetadata)>>,
 }
 
 impl Executor {
@@ -51,8 +51,9 @@ impl Executor {
 
     /// Runs `run` to its end. Never fails: whatever goes wrong is the run's
     /// outcome.
-    pub async fn execute(&self, run: &RunRow) -> RunFinish {
-        let limits = self.limits_for(&run.script_id).await;
+    /// `settings` are the script's own (fetched once per run by the caller).
+    pub async fn execute(&self, run: &RunRow, settings: Option<&ScriptSettings>) -> RunFinish {
+        let limits = self.limits_for(settings);
         match self.prepare(run).await {
             Ok((guest, invocation, egress)) => match self
                 .sandbox
@@ -119,9 +120,9 @@ impl Executor {
     }
 
     /// The server's defaults, with what the script set at deploy on top.
-    async fn limits_for(&self, script_id: &str) -> RunLimits {
+    fn limits_for(&self, settings: Option<&ScriptSettings>) -> RunLimits {
         let mut limits = self.limits.clone();
-        if let Ok(Some(settings)) = self.store.script_settings(script_id).await {
+        if let Some(settings) = settings {
             let own = settings.limits;
             if let Some(ms) = own.timeout_ms.and_then(|v| u64::try_from(v).ok()) {
                 limits.timeout = std::time::Duration::from_millis(ms);
@@ -198,6 +199,17 @@ impl Executor {
         script_id: &str,
         version: i64,
     ) -> Result<(LoadedGuest, ScriptMetadata), String> {
+        // Versions are immutable: once loaded, a version is served from
+        // memory without reading its component from the database again.
+        let key = (script_id.to_string(), version);
+        if let Some(cached) = self
+            .guests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(cached.clone());
+        }
         let (component, metadata) = self
             .store
             .version_component(script_id, version)
@@ -206,15 +218,6 @@ impl Executor {
             .ok_or_else(|| "the script version no longer exists".to_string())?;
         let metadata: ScriptMetadata = serde_json::from_value(metadata)
             .map_err(|e| format!("the stored script metadata is unreadable: {e}"))?;
-        let key = (script_id.to_string(), version);
-        if let Some(guest) = self
-            .guests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok((guest.clone(), metadata));
-        }
         // Compiled artifacts come from the on-disk cache after the first
         // time; loading is still CPU work, so off the async workers.
         let sandbox = self.sandbox.clone();
@@ -222,10 +225,11 @@ impl Executor {
             .await
             .map_err(|e| format!("compiling the script: {e}"))?
             .map_err(|e| format!("compiling the script: {e}"))?;
+        let loaded = (guest, metadata);
         self.guests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, guest.clone());
-        Ok((guest, metadata))
+            .insert(key, loaded.clone());
+        Ok(loaded)
     }
 }

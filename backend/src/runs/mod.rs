@@ -12,7 +12,8 @@ use tokio::sync::{Notify, watch};
 pub use execute::Executor;
 
 use crate::store::{
-    NewRun, RetryPlan, RunRow, Store, StoreError, StoreResult, now_millis, run_status,
+    NewRun, RetryPlan, RunRow, ScriptSettings, Store, StoreError, StoreResult, now_millis,
+    run_status,
 };
 
 /// Worker-pool settings.
@@ -163,7 +164,14 @@ impl Runner {
         // Run the script, heart-beating meanwhile. A heartbeat that finds the
         // run no longer ours (cancelled) drops the execution, which stops the
         // guest at its next epoch check.
-        let execution = self.executor.execute(&run);
+        // One read of the script's limits and retry policy serves the whole run.
+        let settings = self
+            .store
+            .script_settings(&run.script_id)
+            .await
+            .ok()
+            .flatten();
+        let execution = self.executor.execute(&run, settings.as_ref());
         tokio::pin!(execution);
         let mut beat = tokio::time::interval(self.config.heartbeat);
         beat.tick().await;
@@ -180,7 +188,7 @@ impl Runner {
                 },
             }
         };
-        let retry = self.retry_plan(&run, &finish.status).await;
+        let retry = self.retry_plan(&run, &finish.status, settings.as_ref());
         match self
             .store
             .finish_run(&run.id, &finish, retry.as_ref())
@@ -205,11 +213,13 @@ impl Runner {
     /// Whether a finished run gets another attempt, and when: exponential
     /// backoff from `retry_base`, with jitter so retries of many runs that
     /// failed together do not return together.
-    async fn retry_plan(&self, run: &RunRow, status: &str) -> Option<RetryPlan> {
-        let policy = match self.store.script_settings(&run.script_id).await {
-            Ok(Some(settings)) => settings.retries,
-            _ => return None,
-        };
+    fn retry_plan(
+        &self,
+        run: &RunRow,
+        status: &str,
+        settings: Option<&ScriptSettings>,
+    ) -> Option<RetryPlan> {
+        let policy = settings?.retries;
         let retryable = status == run_status::FAILED
             || (policy.on_limits
                 && (status == run_status::TIMED_OUT || status == run_status::LIMIT_EXCEEDED));

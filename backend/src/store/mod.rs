@@ -147,8 +147,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest>;
     /// Forgets events received before `before` (end of the idempotency window).
     async fn purge_events(&self, before: i64) -> StoreResult<u64>;
-    /// Every schedule of every script's current version.
-    async fn schedules(&self) -> StoreResult<Vec<ScheduleRow>>;
+    /// The schedules of scripts' current versions: one user's, or everyone's.
+    async fn schedules(&self, user_id: Option<&str>) -> StoreResult<Vec<ScheduleRow>>;
     /// Handles one tick of a schedule: at most one run per (script, handler,
     /// tick) ever, none while paused, none while the previous one is
     /// unfinished if the overlap policy says skip. Returns the run queued.

@@ -721,8 +721,8 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
-            async fn schedules(&self) -> $crate::store::StoreResult<Vec<$crate::store::ScheduleRow>> {
-                let rows = sqlx::query($crate::store::sql::SCHEDULES_SQL).bind("").fetch_all(&self.pool).await?;
+            async fn schedules(&self, user_id: Option<&str>) -> $crate::store::StoreResult<Vec<$crate::store::ScheduleRow>> {
+                let rows = sqlx::query($crate::store::sql::SCHEDULES_SQL).bind(user_id.unwrap_or("")).fetch_all(&self.pool).await?;
                 rows.iter().map(|row| Ok($crate::store::sql::schedule_from_row(row)?)).collect()
             }
 
