@@ -13,7 +13,7 @@ use crate::data_dir::DataDir;
 use crate::deploy::DeployService;
 use crate::http::{AppState, router};
 use crate::oauth::OAuth;
-use crate::registry::Registry;
+use crate::registry::{Registry, RunProfiles};
 use crate::runs::{Executor, Runner};
 use crate::setup_link::SetupLinks;
 use crate::store;
@@ -40,6 +40,7 @@ impl Application {
             .context("opening the database")?;
         let registry = Registry::load(config.integrations_dir.as_deref())?;
         registry.persist(store.as_ref()).await?;
+        let profiles = RunProfiles::build(&registry, &config.integration_config)?;
         let keys = MasterKeys::load(
             config.master_key.as_deref(),
             config.master_key_old.as_deref(),
@@ -76,6 +77,7 @@ impl Application {
         let executor = Arc::new(Executor::new(
             store.clone(),
             registry.clone(),
+            Arc::new(profiles),
             oauth.clone(),
             sandbox.clone(),
             config.run_limits.clone(),

@@ -45,6 +45,10 @@ pub struct FileConfig {
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,
+    /// Settings per integration, checked against its `configSchema`
+    /// (`[integration_config.gmail] baseUrl = "https://proxy.example"`).
+    #[serde(default)]
+    pub integration_config: BTreeMap<String, toml::Table>,
 }
 
 impl FileConfig {
@@ -89,6 +93,8 @@ pub struct ServerConfig {
     pub max_run_limits: roost_sandbox::RunLimits,
     /// Signing secret of roost's Slack app (Events API webhooks).
     pub slack_signing_secret: Option<String>,
+    /// Settings per integration id (base URL overrides and the like).
+    pub integration_config: crate::registry::IntegrationConfig,
 }
 
 impl ServerConfig {
@@ -116,6 +122,7 @@ impl ServerConfig {
                 fuel: None,
             },
             slack_signing_secret: None,
+            integration_config: crate::registry::IntegrationConfig::new(),
         }
     }
 

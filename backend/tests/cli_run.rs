@@ -121,3 +121,50 @@ fn inspect_prints_metadata_as_json() {
     assert_eq!(meta["handlers"][0]["trigger"]["cron"], "0 */5 * * * *");
     assert_eq!(meta["handlers"][1]["trigger"]["kind"], "manual");
 }
+
+#[test]
+fn an_integration_without_its_credential_fails_with_a_typed_error() {
+    let data = tempfile::tempdir().unwrap();
+    // order-alert uses slack; run outside roost's server, nothing injects
+    // SLACK_ACCESS_TOKEN.
+    let out = roost(
+        &[
+            "run",
+            &example("order-alert"),
+            "--payload",
+            r##"{"name":"#1001","total_price":"25.00"}"##,
+        ],
+        data.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "roost: handler `alert` failed: slack: credential missing: SLACK_ACCESS_TOKEN is not set"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_local_run_prints_outbox_messages() {
+    let data = tempfile::tempdir().unwrap();
+    let out = roost(
+        &[
+            "run",
+            &example("notify"),
+            "--payload",
+            r#"{"subject":"Backup","body":"backup finished"}"#,
+        ],
+        data.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("stored message local-1"), "{stdout}");
+    assert!(
+        stderr.contains("roost: outbox message local-1 [Backup]: backup finished"),
+        "{stderr}"
+    );
+}

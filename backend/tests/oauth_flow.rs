@@ -7,79 +7,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use roost::oauth::{OAuthClientConfig, OAuthError};
-use serde_json::{Value, json};
+use roost::oauth::OAuthError;
+use serde_json::json;
+use support::oauth_provider::Provider;
 use support::{Backend, TestApp, b64, bare_module};
-
-/// The OAuth server process; stopped when dropped.
-struct Provider {
-    child: Child,
-    port: u16,
-    stats_port: u16,
-}
-
-impl Provider {
-    fn start() -> Self {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oauth-mock");
-        assert!(
-            dir.join("node_modules/oauth2-mock-server").exists(),
-            "the OAuth test server is not installed: run `npm ci --prefix tests/oauth-mock` (the README test command does)"
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join("server.js"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting node (is Node.js installed?)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ports: Vec<u16> = line
-            .trim()
-            .strip_prefix("ready ")
-            .expect("the OAuth server did not start")
-            .split(' ')
-            .map(|p| p.parse().unwrap())
-            .collect();
-        Self {
-            child,
-            port: ports[0],
-            stats_port: ports[1],
-        }
-    }
-
-    fn client(&self, client_id: &str) -> OAuthClientConfig {
-        OAuthClientConfig {
-            client_id: client_id.into(),
-            client_secret: Some("test-secret".into()),
-            authorization_url: Some(format!("http://127.0.0.1:{}/authorize", self.port)),
-            token_url: Some(format!("http://127.0.0.1:{}/token", self.port)),
-        }
-    }
-
-    async fn refreshes(&self) -> u64 {
-        let stats: Value = reqwest::get(format!("http://127.0.0.1:{}/", self.stats_port))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        stats["refreshes"].as_u64().unwrap()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn app_with(provider: &Provider, gmail_client: &str, refresh_window: Duration) -> TestApp {
     let gmail = provider.client(gmail_client);

@@ -78,6 +78,8 @@ async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend
         keys,
         [
             "OPENAI_API_KEY",
+            "ROOST_INTEGRATION_OPENAI",
+            "ROOST_INTEGRATION_SENDGRID",
             "ROOST_RUN_ID",
             "ROOST_SCRIPT_ID",
             "ROOST_SCRIPT_VERSION",
@@ -94,6 +96,17 @@ async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend
         run["run_id"].as_str().unwrap()
     )));
     assert!(!stdout.contains("shpat_ada") && !stdout.contains("SG.bob"));
+    // Each integration's description for the SDK: base URL and where the
+    // credential goes, never the credential itself.
+    let descriptor = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ROOST_INTEGRATION_SENDGRID="))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(descriptor).unwrap(),
+        json!({ "baseUrl": "https://api.sendgrid.com", "auth": {
+            "envVar": "SENDGRID_API_KEY", "in": "header", "name": "Authorization", "prefix": "Bearer " } })
+    );
     assert_eq!(run["stderr"], "payload: {\"n\":1}\n");
     assert_eq!(run["run"]["exit_code"], 0);
     assert_eq!(run["run"]["trigger_kind"], "manual");

@@ -32,7 +32,10 @@ mod output;
 mod run;
 
 pub use config::{PoolingMode, SandboxConfig};
-pub use egress::{DeniedRequest, EgressPolicy, EgressTimeouts};
+pub use egress::{
+    DeniedRequest, EgressPolicy, EgressTimeouts, HostFuture, HostRequest, HostResponse,
+    HostService, INTERNAL_HOST, MAX_INTERNAL_BODY,
+};
 pub use engine::Sandbox;
 pub use error::SandboxError;
 pub use guest::{GuestKind, LoadedGuest};

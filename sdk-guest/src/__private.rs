@@ -66,3 +66,31 @@ pub fn dispatch(handlers: &[HandlerDef]) {
         }
     }
 }
+
+/// The bytes of a metadata record, sized by the caller's array type.
+pub const fn record_bytes<const N: usize>(record: &str) -> [u8; N] {
+    let bytes = record.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// Records `{"integration":"<id>"}` in the component's `roost-metadata`
+/// section, from the script's own crate: a static in the SDK would be
+/// dropped by the linker (or kept for every integration under LTO), while
+/// one emitted where `init!` is written is kept exactly when it is written.
+#[macro_export]
+macro_rules! __declare_integration {
+    ($integration:literal) => {
+        const _: () = {
+            const RECORD: &str = concat!("{\"integration\":\"", $integration, "\"}\n");
+            #[used]
+            #[unsafe(link_section = "roost-metadata")]
+            static DECLARATION: [u8; RECORD.len()] = $crate::__private::record_bytes(RECORD);
+        };
+    };
+}

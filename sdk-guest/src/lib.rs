@@ -25,20 +25,30 @@
 //! At run time roost writes one [`Invocation`] to the script's stdin and
 //! `main!` calls the handler it names.
 //!
-//! The attributes emit `#[unsafe(link_section)]` statics into your crate, so
+//! Integrations come as clients that declare themselves: `let gmail =
+//! roost_sdk::gmail::init!();` records `gmail` in the component's metadata
+//! (so deploy asks the user to connect Gmail before the script can run) and
+//! returns a client that reads its token from the run's env on first use.
+//! [`gmail`], [`slack`] and [`messaging`] are typed; [`http::init!`] gives a
+//! plain client for any other integration roost knows.
+//!
+//! The attributes and `init!` macros emit `#[unsafe(link_section)]` statics into your crate, so
 //! a script crate cannot use `#![forbid(unsafe_code)]`.
 
 #[doc(hidden)]
 pub mod __private;
 mod error;
 mod exit;
-mod invocation;
-
-#[cfg(target_arch = "wasm32")]
+pub mod gmail;
 pub mod http;
+pub mod integration;
+mod invocation;
+pub mod messaging;
+pub mod slack;
 
 pub use error::{Error, Result};
 pub use exit::exit;
+pub use integration::{ErrorKind, IntegrationError};
 pub use invocation::{Invocation, Trigger};
 pub use roost_sdk_macros::{handler, main, on_event, on_schedule, uses_integrations};
 

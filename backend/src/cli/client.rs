@@ -143,6 +143,18 @@ pub(super) struct RunsArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(super) struct MessagesArgs {
+    /// Only messages left by this script.
+    #[arg(long)]
+    script: Option<String>,
+    /// How many.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, clap::Args)]
 pub(super) struct LogsArgs {
     /// The run id (from `roost runs`).
     run_id: String,
@@ -193,6 +205,40 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default(),
                 run["error"].as_str().unwrap_or(""),
             );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(super) fn messages(args: MessagesArgs) -> anyhow::Result<ExitCode> {
+    let mut query = format!("/v1/messages?limit={}", args.limit);
+    if let Some(script) = &args.script {
+        query.push_str(&format!("&script_id={script}"));
+    }
+    runtime()?.block_on(async {
+        let (status, text) = get(&args.server, &query).await?;
+        if !status.is_success() {
+            eprintln!("roost: {status}: {text}");
+            return Ok(ExitCode::from(1));
+        }
+        let body: Value = serde_json::from_str(&text)?;
+        for message in body["messages"].as_array().into_iter().flatten() {
+            let label = |key: &str| message[key].as_str().map(str::to_string);
+            let mut head = vec![format!(
+                "{} from {} (run {})",
+                message["id"].as_str().unwrap_or("?"),
+                message["script_id"].as_str().unwrap_or("?"),
+                message["run_id"].as_str().unwrap_or("?")
+            )];
+            head.extend(label("channel").map(|c| format!("channel {c}")));
+            head.extend(label("to").map(|t| format!("to {t}")));
+            println!("{}", head.join(", "));
+            if let Some(subject) = label("subject") {
+                println!("  subject: {subject}");
+            }
+            for line in message["body"].as_str().unwrap_or("").lines() {
+                println!("  {line}");
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

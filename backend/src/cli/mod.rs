@@ -53,6 +53,8 @@ enum Command {
     Runs(client::RunsArgs),
     /// Print a run's captured output.
     Logs(client::LogsArgs),
+    /// List the messages scripts left in your outbox, newest first.
+    Messages(client::MessagesArgs),
 }
 
 /// Entry point of the binary.
@@ -69,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Integrations(command) => client::integrations(command),
         Command::Runs(args) => client::runs(args),
         Command::Logs(args) => client::logs(args),
+        Command::Messages(args) => client::messages(args),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use roost_sandbox::{
-    EgressPolicy, Invocation, RunLimits, RunOutcome, Sandbox, SandboxConfig, Termination, Trigger,
+    EgressPolicy, HostFuture, HostRequest, HostResponse, HostService, Invocation, RunLimits,
+    RunOutcome, Sandbox, SandboxConfig, Termination, Trigger,
 };
 
 use crate::data_dir::DataDir;
@@ -94,9 +95,49 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
         for ip in &args.allow_ips {
             egress = egress.allow_restricted_ip(*ip);
         }
+        let egress = egress.with_host_service(std::sync::Arc::new(LocalOutbox::default()));
         anyhow::Ok(sandbox.run(&guest, &invocation, &limits, &egress).await?)
     })?;
     report(&outcome)
+}
+
+/// The `messaging` outbox of a local run: there is no server to keep the
+/// messages, so roost prints them on its own stderr as they arrive.
+#[derive(Default)]
+struct LocalOutbox {
+    sent: std::sync::atomic::AtomicU32,
+}
+
+impl HostService for LocalOutbox {
+    fn handle(&self, request: HostRequest) -> HostFuture {
+        let answer = if request.method == "POST" && request.path == "/v1/messages" {
+            match serde_json::from_slice::<serde_json::Value>(&request.body) {
+                Ok(message) if message["body"].is_string() => {
+                    let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let id = format!("local-{n}");
+                    let subject = message["subject"]
+                        .as_str()
+                        .map(|s| format!(" [{s}]"))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "roost: outbox message {id}{subject}: {}",
+                        message["body"].as_str().unwrap_or_default()
+                    );
+                    HostResponse::json(201, &serde_json::json!({ "id": id }))
+                }
+                _ => HostResponse::json(
+                    400,
+                    &serde_json::json!({ "error": { "code": "invalid_input", "message": "a message needs a string `body`" } }),
+                ),
+            }
+        } else {
+            HostResponse::json(
+                404,
+                &serde_json::json!({ "error": { "code": "not_found", "message": "`roost run` serves only the messaging outbox" } }),
+            )
+        };
+        Box::pin(async move { answer })
+    }
 }
 
 fn report(outcome: &RunOutcome) -> anyhow::Result<ExitCode> {

@@ -92,6 +92,18 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     config.oauth_clients = crate::oauth::from_env(registry.ids().into_iter(), file.oauth, |name| {
         std::env::var(name).ok()
     });
+    config.integration_config = file
+        .integration_config
+        .into_iter()
+        .map(|(id, table)| {
+            let settings = serde_json::to_value(table)
+                .map_err(|e| anyhow::anyhow!("integration_config.{id}: {e}"))?;
+            match settings {
+                serde_json::Value::Object(map) => Ok((id, map)),
+                _ => anyhow::bail!("integration_config.{id} must be a table"),
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
     config.slack_signing_secret = std::env::var("ROOST_SLACK_SIGNING_SECRET")
         .ok()
         .filter(|v| !v.is_empty());

@@ -1,6 +1,6 @@
 //! `/v1/integrations`: the registry, as JSON and as markdown docs.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::AuthUser;
+use super::extract::{ApiQuery, AuthUser};
 use super::{ApiError, AppState};
 use crate::registry::{render_docs, render_index};
 
@@ -70,7 +70,7 @@ struct Names {
 async fn docs_for_many(
     State(state): State<AppState>,
     _user: AuthUser,
-    Query(query): Query<Names>,
+    ApiQuery(query): ApiQuery<Names>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Some(names) = query.names.filter(|n| !n.trim().is_empty()) else {
         return Ok(markdown(render_index(

@@ -5,6 +5,7 @@ mod error;
 mod events;
 mod extract;
 mod integrations;
+mod messages;
 mod pages;
 mod runs;
 mod scripts;
@@ -58,6 +59,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(runs::router())
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(messages::router())
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::AuthUser;
+use super::extract::{ApiQuery, AuthUser};
 use super::{ApiError, AppState};
 use crate::store::{NewRun, RunFilter, run_status};
 
@@ -46,7 +46,7 @@ async fn start(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-    Query(query): Query<WaitQuery>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
     raw: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     // The body is optional: no body is a run of the only handler with no payload.
@@ -138,7 +138,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     const STATUSES: [&str; 7] = [
         run_status::QUEUED,

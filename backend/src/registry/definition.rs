@@ -262,7 +262,10 @@ impl IntegrationDefinition {
             if !is_env_var(&spec.env_var) {
                 return problem(
                     &at("envVar"),
-                    format!("`{}` must match [A-Z][A-Z0-9_]*", spec.env_var),
+                    format!(
+                        "`{}` must match [A-Z][A-Z0-9_]* and not start with ROOST_",
+                        spec.env_var
+                    ),
                 );
             }
             match (&spec.refresh_key, &spec.refresh_env_var) {
@@ -275,7 +278,7 @@ impl IntegrationDefinition {
                 (Some(_), Some(env)) if !is_env_var(env) => {
                     return problem(
                         &at("refreshEnvVar"),
-                        format!("`{env}` must match [A-Z][A-Z0-9_]*"),
+                        format!("`{env}` must match [A-Z][A-Z0-9_]* and not start with ROOST_"),
                     );
                 }
                 _ => {}
@@ -351,10 +354,13 @@ fn is_identifier(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// `ROOST_*` names are roost's own (run ids, integration descriptors), so a
+/// definition cannot claim one.
 fn is_env_var(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b'A'..=b'Z'))
         && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && !s.starts_with("ROOST_")
 }
 
 fn is_semver(s: &str) -> bool {

@@ -3,6 +3,7 @@
 
 mod definition;
 mod docs;
+mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 pub use definition::*;
 pub use docs::{render_docs, render_index};
+pub use settings::{IntegrationConfig, RunProfile, RunProfiles, descriptor_var};
 
 use crate::store::{DefinitionRow, Store, StoreError, now_millis};
 

@@ -11,14 +11,16 @@ use roost_sandbox::{
     EgressPolicy, Invocation, Limit, LoadedGuest, RunLimits, Sandbox, Termination, Trigger,
 };
 
+use super::host_services::RunServices;
 use crate::oauth::OAuth;
-use crate::registry::Registry;
+use crate::registry::{Registry, RunProfiles};
 use crate::store::{RunFinish, RunRow, ScriptSettings, Store, run_status};
 
 /// Runs claimed runs. Compiled guests are kept per script version.
 pub struct Executor {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    profiles: Arc<RunProfiles>,
     oauth: Arc<OAuth>,
     sandbox: Arc<Sandbox>,
     limits: RunLimits,
@@ -30,6 +32,7 @@ impl Executor {
     pub fn new(
         store: Arc<dyn Store>,
         registry: Arc<Registry>,
+        profiles: Arc<RunProfiles>,
         oauth: Arc<OAuth>,
         sandbox: Arc<Sandbox>,
         limits: RunLimits,
@@ -37,6 +40,7 @@ impl Executor {
         Self {
             store,
             registry,
+            profiles,
             oauth,
             sandbox,
             limits,
@@ -168,12 +172,26 @@ impl Executor {
             run.script_version.to_string(),
         );
         env.insert("ROOST_TRIGGER".into(), run.trigger_kind.clone());
-        let hosts: Vec<String> = metadata
+        // Each declared integration: its descriptor for the SDK, its hosts
+        // (and the operator's private base URL, if any) for the egress policy.
+        let profiles: Vec<_> = metadata
             .integrations
             .iter()
-            .filter_map(|id| self.registry.get(id))
-            .flat_map(|definition| definition.outbound_hosts.iter().cloned())
+            .filter_map(|id| self.profiles.get(id))
             .collect();
+        let mut egress =
+            EgressPolicy::allow_hosts(profiles.iter().flat_map(|p| p.hosts.iter().cloned()));
+        for profile in &profiles {
+            env.insert(profile.descriptor_var.clone(), profile.descriptor.clone());
+            for ip in &profile.restricted_ips {
+                egress = egress.allow_restricted_ip(*ip);
+            }
+        }
+        let egress = egress.with_host_service(Arc::new(RunServices::new(
+            self.store.clone(),
+            run,
+            &metadata.integrations,
+        )));
         let trigger = match run.trigger_kind.as_str() {
             "schedule" => Trigger::Schedule {
                 cron: run.trigger_spec.clone(),
@@ -191,7 +209,7 @@ impl Executor {
             payload: run.payload.clone(),
             program_name: Some(run.script_id.clone()),
         };
-        Ok((guest, invocation, EgressPolicy::allow_hosts(hosts)))
+        Ok((guest, invocation, egress))
     }
 
     async fn guest(

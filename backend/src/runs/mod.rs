@@ -3,6 +3,7 @@
 //! dead worker back on the queue.
 
 mod execute;
+mod host_services;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 pub use execute::Executor;
+pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
 
 use crate::store::{
     NewRun, RetryPlan, RunRow, ScriptSettings, Store, StoreError, StoreResult, now_millis,

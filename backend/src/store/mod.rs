@@ -14,6 +14,7 @@ use async_trait::async_trait;
 
 pub use models::*;
 pub use postgres::PostgresStore;
+pub use sql::new_id;
 pub use sqlite::SqliteStore;
 
 /// Errors of the storage layer.
@@ -170,6 +171,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_old_runs(&self, before: i64) -> StoreResult<u64>;
     /// A run's captured output.
     async fn run_logs(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunLogs>>;
+    /// Stores an outbox message.
+    async fn insert_message(&self, message: &MessageRow) -> StoreResult<()>;
+    /// A user's outbox, newest first.
+    async fn list_messages(
+        &self,
+        user_id: &str,
+        filter: &MessageFilter,
+    ) -> StoreResult<Vec<MessageRow>>;
 }
 
 /// Opens the store named by a database URL (`sqlite://…` or `postgres://…`)

@@ -257,7 +257,7 @@ pub struct NewRun {
 }
 
 /// One run, queued, running or finished.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunRow {
     /// Run id.
     pub id: String,
@@ -413,4 +413,40 @@ pub struct SchedulePatch {
     pub catch_up: Option<String>,
     /// `skip` or `allow`.
     pub overlap: Option<String>,
+}
+
+/// A message in a user's outbox (the `messaging` integration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageRow {
+    /// Message id.
+    pub id: String,
+    /// Owner.
+    #[serde(skip)]
+    pub user_id: String,
+    /// Script that sent it.
+    pub script_id: String,
+    /// Run that sent it.
+    pub run_id: String,
+    /// Free-form channel label.
+    pub channel: Option<String>,
+    /// Recipient label.
+    #[serde(rename = "to")]
+    pub recipient: Option<String>,
+    /// Subject line.
+    pub subject: Option<String>,
+    /// The message.
+    pub body: String,
+    /// When it was stored (Unix ms).
+    pub created_at: i64,
+}
+
+/// Filters of `GET /v1/messages`.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    /// Only this script's messages.
+    pub script_id: Option<String>,
+    /// Only messages stored before this time (Unix ms), for paging.
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: i64,
 }

@@ -5,7 +5,7 @@
 use rand::RngCore;
 
 /// A random identifier with a readable prefix (`usr_…`, `scr_…`).
-pub(super) fn new_id(prefix: &str) -> String {
+pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!("{prefix}_{}", hex::encode(bytes))
@@ -845,6 +845,55 @@ macro_rules! sql_store {
                     stdout: row.try_get::<Option<Vec<u8>>, _>("stdout")?.unwrap_or_default(),
                     stderr: row.try_get::<Option<Vec<u8>>, _>("stderr")?.unwrap_or_default(),
                 }))
+            }
+
+            async fn insert_message(&self, message: &$crate::store::MessageRow) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO messages (id, user_id, script_id, run_id, channel, recipient, subject, body, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&message.id)
+                .bind(&message.user_id)
+                .bind(&message.script_id)
+                .bind(&message.run_id)
+                .bind(&message.channel)
+                .bind(&message.recipient)
+                .bind(&message.subject)
+                .bind(&message.body)
+                .bind(message.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_messages(&self, user_id: &str, filter: &$crate::store::MessageFilter) -> $crate::store::StoreResult<Vec<$crate::store::MessageRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, user_id, script_id, run_id, channel, recipient, subject, body, created_at FROM messages \
+                     WHERE user_id = $1 AND ($2 IS NULL OR script_id = $2) AND ($3 IS NULL OR created_at < $3) \
+                     ORDER BY created_at DESC, id DESC LIMIT $4",
+                )
+                .bind(user_id)
+                .bind(&filter.script_id)
+                .bind(filter.before)
+                .bind(filter.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::store::MessageRow {
+                            id: row.try_get("id")?,
+                            user_id: row.try_get("user_id")?,
+                            script_id: row.try_get("script_id")?,
+                            run_id: row.try_get("run_id")?,
+                            channel: row.try_get("channel")?,
+                            recipient: row.try_get("recipient")?,
+                            subject: row.try_get("subject")?,
+                            body: row.try_get("body")?,
+                            created_at: row.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn triggers(&self, script_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::TriggerRow>> {

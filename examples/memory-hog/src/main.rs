@@ -6,7 +6,7 @@ fn hog() {
     loop {
         let chunk = vec![0xA5u8; 1024 * 1024];
         hoard.push(std::hint::black_box(chunk));
-        if hoard.len() % 64 == 0 {
+        if hoard.len().is_multiple_of(64) {
             eprintln!("memory-hog: holding {} MiB", hoard.len());
         }
     }

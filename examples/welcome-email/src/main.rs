@@ -1,17 +1,16 @@
 //! On `user.signed_up`, sends a welcome email through SendGrid. Needs the
 //! `sendgrid` integration: roost refuses to deploy it until the user has
 //! stored a SendGrid API key, then injects it as `SENDGRID_API_KEY`.
+//!
+//! SendGrid has no typed client in the SDK; `http::init!` declares the
+//! integration and gives a client that adds the key where sendgrid's
+//! definition puts it (`Authorization: Bearer …`) to paths under its base URL.
 
 use roost_sdk::{Error, Invocation, on_event};
 
-roost_sdk::uses_integrations!("sendgrid");
-
-const SENDGRID_SEND: &str = "https://api.sendgrid.com/v3/mail/send";
-
 #[on_event("user.signed_up")]
 fn welcome(invocation: &Invocation) -> roost_sdk::Result {
-    let api_key = std::env::var("SENDGRID_API_KEY")
-        .map_err(|_| Error::msg("SENDGRID_API_KEY is not set: connect the sendgrid integration"))?;
+    let sendgrid = roost_sdk::http::init!("sendgrid");
     let email = invocation.payload["email"]
         .as_str()
         .ok_or_else(|| Error::msg("the payload needs an `email` field"))?;
@@ -22,23 +21,7 @@ fn welcome(invocation: &Invocation) -> roost_sdk::Result {
         "subject": "Welcome!",
         "content": [{ "type": "text/plain", "value": format!("Hi {name}, welcome aboard.") }],
     });
-    let authorization = format!("Bearer {api_key}");
-    let response = roost_sdk::http::send(
-        "POST",
-        SENDGRID_SEND,
-        &[
-            ("authorization", &authorization),
-            ("content-type", "application/json"),
-        ],
-        body.to_string().as_bytes(),
-    )?;
-    if response.status >= 300 {
-        return Err(Error::msg(format!(
-            "SendGrid answered {}: {}",
-            response.status,
-            response.text()
-        )));
-    }
+    let response = sendgrid.post_json("/v3/mail/send", &body)?;
     println!("welcome email to {email} accepted ({})", response.status);
     Ok(())
 }

@@ -3,7 +3,8 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::send::{SendError, send};
+use super::internal::{is_internal, serve};
+use super::send::{Refusal, SendError, send};
 use super::{DeniedRequest, EgressPolicy};
 
 /// The `wasi:http` hooks of one run: every outbound request of the guest
@@ -39,7 +40,29 @@ impl WasiHttpHooks for EgressHooks {
         let policy = self.policy.clone();
         let denied = self.denied.clone();
         Box::new(async move {
-            match send(&policy, request, options).await {
+            let internal = request.uri().host().is_some_and(is_internal);
+            let (parts, body) = request.into_parts();
+            let mut body = Some(body);
+            let result = match (internal, policy.host_service()) {
+                (true, Some(service)) => serve(service.as_ref(), parts, &mut body)
+                    .await
+                    .map_err(SendError::Failed),
+                (true, None) => Err(SendError::Refused(Refusal::HostNotAllowed(
+                    super::INTERNAL_HOST.to_string(),
+                ))),
+                (false, _) => send(&policy, parts, &mut body, options).await,
+            };
+            // A request that failed before its body went anywhere: the guest
+            // writes the body while it waits for the response, and if nobody
+            // read it the write would fail first, so the guest (wstd sends
+            // both at once) would see "connection reset" instead of the real
+            // error. Reading the body to nowhere lets the refusal through.
+            if result.is_err()
+                && let Some(body) = body.take()
+            {
+                tokio::spawn(discard(body));
+            }
+            match result {
                 Ok(response) => Ok((response, Box::new(async { Ok(()) }) as IoFuture)),
                 Err(SendError::Refused(refusal)) => {
                     let record = refusal.record();
@@ -54,4 +77,11 @@ impl WasiHttpHooks for EgressHooks {
             }
         })
     }
+}
+
+/// Reads a body to its end (or its first error) and drops the data. It ends
+/// at the latest when the guest's side is dropped with its store.
+async fn discard(mut body: WasiBody) {
+    use http_body_util::BodyExt;
+    while let Some(Ok(_)) = body.frame().await {}
 }

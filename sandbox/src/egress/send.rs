@@ -73,12 +73,17 @@ fn clamp(asked: Option<Duration>, ceiling: Duration) -> Duration {
 }
 
 /// Sends one request on behalf of a guest, enforcing the policy.
+///
+/// The body is taken out of `body` only once the request goes out; when the
+/// request fails before that, the caller still holds it (see
+/// [`super::hooks`] for why that matters).
 pub(super) async fn send(
     policy: &EgressPolicy,
-    mut request: http::Request<WasiBody>,
+    parts: http::request::Parts,
+    body: &mut Option<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<http::Response<WasiBody>, SendError> {
-    let uri = request.uri();
+    let uri = &parts.uri;
     let use_tls = uri.scheme() == Some(&Scheme::HTTPS);
     let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
     let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
@@ -87,7 +92,7 @@ pub(super) async fn send(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    if !policy.host_allowed(&bare_host) {
+    if !policy.allows(&bare_host, Some(port)) {
         return Err(SendError::Refused(Refusal::HostNotAllowed(bare_host)));
     }
 
@@ -146,11 +151,15 @@ pub(super) async fn send(
 
     // On the wire the request line carries only the path; the host travels
     // in the Host header that wasmtime-wasi-http already set.
-    let path = request
-        .uri()
+    let path = parts
+        .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
+    let body = body.take().ok_or(Error::InternalError(Some(
+        "the request body was already sent".into(),
+    )))?;
+    let mut request = http::Request::from_parts(parts, body);
     *request.uri_mut() = http::Uri::builder()
         .path_and_query(path)
         .build()

@@ -1,0 +1,50 @@
+//! `GET /v1/messages`: the user's outbox, where scripts using the
+//! `messaging` integration leave messages. Newest first, paged by time.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{ApiQuery, AuthUser};
+use super::{ApiError, AppState};
+use crate::store::MessageFilter;
+
+/// Most messages one page returns.
+const MAX_PAGE: i64 = 200;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/v1/messages", get(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    script_id: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let filter = MessageFilter {
+        script_id: query.script_id,
+        before: query.before,
+        limit,
+    };
+    let messages = state.store.list_messages(&user.id, &filter).await?;
+    let next_before = if messages.len() as i64 == limit {
+        messages.last().map(|m| m.created_at)
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({ "messages": messages, "next_before": next_before }),
+    ))
+}

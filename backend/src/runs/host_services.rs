@@ -1,0 +1,232 @@
+//! roost's side of `http://roost.internal` for one run: services a script
+//! calls on the host, without a network, a token or the server's address.
+//! The service is built per run, so it knows whose run it serves from the
+//! run itself, never from what the guest sends.
+//!
+//! Today that is the `messaging` outbox: `POST /v1/messages`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use roost_sandbox::{HostFuture, HostRequest, HostResponse, HostService};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::store::{MessageRow, RunRow, Store, new_id, now_millis};
+
+/// Most messages one run may leave.
+pub const MAX_MESSAGES_PER_RUN: u32 = 100;
+/// Largest message body, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Longest channel, recipient or subject, in characters.
+const MAX_LABEL_CHARS: usize = 256;
+
+/// The host services of one run.
+pub(crate) struct RunServices {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    user_id: String,
+    script_id: String,
+    run_id: String,
+    integrations: Vec<String>,
+    messages_sent: AtomicU32,
+}
+
+impl RunServices {
+    /// Services for `run`, whose script declared `integrations`.
+    pub(crate) fn new(store: Arc<dyn Store>, run: &RunRow, integrations: &[String]) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                user_id: run.user_id.clone(),
+                script_id: run.script_id.clone(),
+                run_id: run.id.clone(),
+                integrations: integrations.to_vec(),
+                messages_sent: AtomicU32::new(0),
+            }),
+        }
+    }
+}
+
+impl HostService for RunServices {
+    fn handle(&self, request: HostRequest) -> HostFuture {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let path = request.path.split('?').next().unwrap_or("");
+            match (request.method.as_str(), path) {
+                ("POST", "/v1/messages") => inner.send_message(&request.body).await,
+                _ => error(
+                    404,
+                    "not_found",
+                    format!("roost has no service at {} {path}", request.method),
+                ),
+            }
+        })
+    }
+}
+
+/// Input of `messaging.send_message`, as its definition's inputSchema has it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendMessage {
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    body: String,
+}
+
+impl Inner {
+    async fn send_message(&self, body: &[u8]) -> HostResponse {
+        if !self.integrations.iter().any(|id| id == "messaging") {
+            return error(
+                403,
+                "integration_not_declared",
+                "this script does not declare the `messaging` integration; call \
+                 roost_sdk::messaging::init!() and deploy again"
+                    .into(),
+            );
+        }
+        let input: SendMessage = match serde_json::from_slice(body) {
+            Ok(input) => input,
+            Err(e) => return error(400, "invalid_input", format!("the message: {e}")),
+        };
+        if input.body.is_empty() {
+            return error(400, "invalid_input", "`body` is empty".into());
+        }
+        if input.body.len() > MAX_MESSAGE_BYTES {
+            return error(
+                413,
+                "body_too_large",
+                format!("`body` takes at most {MAX_MESSAGE_BYTES} bytes"),
+            );
+        }
+        for (field, value) in [
+            ("channel", &input.channel),
+            ("to", &input.to),
+            ("subject", &input.subject),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.chars().count() > MAX_LABEL_CHARS)
+            {
+                return error(
+                    400,
+                    "invalid_input",
+                    format!("`{field}` takes at most {MAX_LABEL_CHARS} characters"),
+                );
+            }
+        }
+        if self.messages_sent.fetch_add(1, Ordering::Relaxed) >= MAX_MESSAGES_PER_RUN {
+            return error(
+                429,
+                "too_many_messages",
+                format!("a run may leave at most {MAX_MESSAGES_PER_RUN} messages"),
+            );
+        }
+        let message = MessageRow {
+            id: new_id("msg"),
+            user_id: self.user_id.clone(),
+            script_id: self.script_id.clone(),
+            run_id: self.run_id.clone(),
+            channel: input.channel,
+            recipient: input.to,
+            subject: input.subject,
+            body: input.body,
+            created_at: now_millis(),
+        };
+        match self.store.insert_message(&message).await {
+            Ok(()) => {
+                tracing::info!(run_id = %self.run_id, message_id = %message.id, "outbox message stored");
+                HostResponse::json(201, &json!({ "id": message.id }))
+            }
+            Err(err) => {
+                tracing::error!(run_id = %self.run_id, error = %err, "storing an outbox message failed");
+                error(
+                    503,
+                    "unavailable",
+                    "roost could not store the message; try again".into(),
+                )
+            }
+        }
+    }
+}
+
+fn error(status: u16, code: &str, message: String) -> HostResponse {
+    HostResponse::json(
+        status,
+        &json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MessageFilter;
+
+    fn post(body: &str) -> HostRequest {
+        HostRequest {
+            method: "POST".into(),
+            path: "/v1/messages".into(),
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_outbox_refuses_what_it_must_and_stores_nothing_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::connect(&crate::config::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        let user = store.create_user("ada", "hash").await.unwrap();
+        let run = RunRow {
+            id: "run_1".into(),
+            user_id: user.id.clone(),
+            script_id: "scr_1".into(),
+            ..RunRow::default()
+        };
+        let stored = || async {
+            let filter = MessageFilter {
+                limit: 1000,
+                ..MessageFilter::default()
+            };
+            store.list_messages(&user.id, &filter).await.unwrap().len()
+        };
+
+        let undeclared = RunServices::new(store.clone(), &run, &["slack".into()]);
+        let answer = undeclared.handle(post(r#"{"body":"hi"}"#)).await;
+        assert_eq!(answer.status, 403);
+        assert!(String::from_utf8_lossy(&answer.body).contains("integration_not_declared"));
+
+        let services = RunServices::new(store.clone(), &run, &["messaging".into()]);
+        for (body, status) in [
+            (r#"{"body":"hi","colour":"red"}"#, 400),
+            (r#"{"body":""}"#, 400),
+            (r#"{"subject":"no body"}"#, 400),
+            ("not json", 400),
+        ] {
+            assert_eq!(services.handle(post(body)).await.status, status, "{body}");
+        }
+        let elsewhere = HostRequest {
+            method: "GET".into(),
+            path: "/v1/credentials".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        assert_eq!(services.handle(elsewhere).await.status, 404);
+        assert_eq!(stored().await, 0);
+
+        for _ in 0..MAX_MESSAGES_PER_RUN {
+            assert_eq!(services.handle(post(r#"{"body":"hi"}"#)).await.status, 201);
+        }
+        let answer = services.handle(post(r#"{"body":"one too many"}"#)).await;
+        assert_eq!(answer.status, 429);
+        assert_eq!(stored().await, MAX_MESSAGES_PER_RUN as usize);
+    }
+}

@@ -1,0 +1,335 @@
+//! The guest SDK's integration clients against a real roost server: the
+//! gmail and slack definitions point (through the server's integration
+//! config) at local stand-ins for the Google and Slack APIs, connections go
+//! through the real OAuth flow, and the example scripts run in the sandbox.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::oauth_provider::{Provider, connect};
+use support::stand_in::StandIn;
+use support::{Backend, TestApp};
+
+/// A server whose gmail and slack APIs are the stand-ins, with OAuth
+/// applications at the mock provider.
+async fn app_with_stand_ins(provider: &Provider, google: &StandIn, slack: &StandIn) -> TestApp {
+    let (gmail_client, slack_client) = (
+        provider.client("gmail-client"),
+        provider.client("slack-client"),
+    );
+    let (google_base, slack_base) = (google.base.clone(), slack.base.clone());
+    TestApp::spawn_with(Backend::Sqlite, move |config| {
+        config.oauth_clients.insert("gmail".into(), gmail_client);
+        config.oauth_clients.insert("slack".into(), slack_client);
+        for (id, base) in [("gmail", google_base), ("slack", slack_base)] {
+            let settings = json!({ "baseUrl": base });
+            config
+                .integration_config
+                .insert(id.into(), settings.as_object().unwrap().clone());
+        }
+    })
+    .await
+}
+
+/// Deploys `example`: the first attempt is refused with a setup URL per
+/// missing integration; each is connected through the OAuth flow, then the
+/// deploy succeeds. Returns the script id.
+async fn deploy_connecting(app: &TestApp, token: &str, example: &str) -> String {
+    let component = roost_tests::example(example);
+    let (status, refused) = app.deploy(token, example, &component).await;
+    assert_eq!(status, 409, "{refused}");
+    for missing in refused["error"]["details"]["missing"].as_array().unwrap() {
+        connect(app, missing["setup_url"].as_str().unwrap()).await;
+    }
+    let (status, deployed) = app.deploy(token, example, &component).await;
+    assert_eq!(status, 201, "{deployed}");
+    deployed["script_id"].as_str().unwrap().to_string()
+}
+
+/// The access token roost holds for `integration`, as a run would get it.
+async fn access_token(app: &TestApp, token: &str, integration: &str, var: &str) -> String {
+    let user = app.user_id(token).await;
+    let env = app
+        .oauth
+        .env_for_run(&user, &app.registry, &[integration.to_string()])
+        .await
+        .unwrap();
+    env[var].clone()
+}
+
+async fn run_and_wait(app: &TestApp, token: &str, script: &str, body: Value) -> Value {
+    let (status, run) = app
+        .send(
+            Method::POST,
+            token,
+            &format!("/v1/scripts/{script}/run?wait=true"),
+            body,
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    run
+}
+
+async fn finished(app: &TestApp, token: &str, run_id: &str) -> Value {
+    for _ in 0..400 {
+        let (_, run) = app.get(token, &format!("/v1/runs/{run_id}")).await;
+        let status = run["run"]["status"].as_str().unwrap().to_string();
+        if status != "queued" && status != "running" {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("run {run_id} did not finish");
+}
+
+#[tokio::test]
+async fn gmail_digest_reads_the_inbox_and_posts_the_digest_to_slack() {
+    let provider = Provider::start();
+    let (google, slack) = (StandIn::google().await, StandIn::slack().await);
+    let app = app_with_stand_ins(&provider, &google, &slack).await;
+    let ada = app.user("ada").await;
+    let script = deploy_connecting(&app, &ada, "gmail-digest").await;
+    google.expect_token(&access_token(&app, &ada, "gmail", "GMAIL_ACCESS_TOKEN").await);
+    slack.expect_token(&access_token(&app, &ada, "slack", "SLACK_ACCESS_TOKEN").await);
+
+    let run = run_and_wait(&app, &ada, &script, json!({ "handler": "digest" })).await;
+    assert_eq!(run["run"]["status"], "succeeded", "{run}");
+    assert!(
+        run["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("posted a digest of 2 message(s) to C0INBOX"),
+        "{run}"
+    );
+
+    // Gmail: one search for unread mail, then each message's headers.
+    let gmail_calls = google.requests();
+    assert_eq!(gmail_calls.len(), 3, "{gmail_calls:?}");
+    let list = &gmail_calls[0];
+    assert_eq!(
+        (list.method.as_str(), list.path.as_str()),
+        ("GET", "/gmail/v1/users/me/messages")
+    );
+    assert_eq!(list.param("q").as_deref(), Some("is:unread"));
+    assert_eq!(list.param("maxResults").as_deref(), Some("20"));
+    for (call, id) in gmail_calls[1..].iter().zip(["m1", "m2"]) {
+        assert_eq!(call.path, format!("/gmail/v1/users/me/messages/{id}"));
+        assert_eq!(call.param("format").as_deref(), Some("metadata"));
+    }
+
+    // Slack: exactly one message, built from Gmail's messages.
+    let slack_calls = slack.requests();
+    assert_eq!(slack_calls.len(), 1, "{slack_calls:?}");
+    let post = &slack_calls[0];
+    assert_eq!(
+        (post.method.as_str(), post.path.as_str()),
+        ("POST", "/api/chat.postMessage")
+    );
+    assert!(
+        post.content_type
+            .as_deref()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let message = post.json();
+    assert_eq!(message["channel"], "#inbox");
+    let text = message["text"].as_str().unwrap();
+    assert!(text.starts_with("2 unread message(s):"), "{text}");
+    assert!(
+        text.contains("*Quarterly report* from Ada Lovelace <ada@example.com>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("*Lunch on Friday?* from Bob <bob@example.com>"),
+        "{text}"
+    );
+    // Every call carried the token of the right integration.
+    assert!(gmail_calls.iter().chain(&slack_calls).all(|call| {
+        call.authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Bearer "))
+    }));
+}
+
+#[tokio::test]
+async fn order_alert_turns_a_shopify_event_into_a_slack_message() {
+    let provider = Provider::start();
+    let (google, slack) = (StandIn::google().await, StandIn::slack().await);
+    let app = app_with_stand_ins(&provider, &google, &slack).await;
+    let ada = app.user("ada").await;
+    deploy_connecting(&app, &ada, "order-alert").await;
+    slack.expect_token(&access_token(&app, &ada, "slack", "SLACK_ACCESS_TOKEN").await);
+
+    let (status, accepted) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/shopify.orders.create",
+            json!({ "id": "order-1001", "payload": {
+                "id": 820982911946154508u64, "name": "#1001", "total_price": "25.00",
+                "currency": "EUR", "email": "grace@example.com"
+            } }),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let run_id = accepted["run_ids"][0].as_str().unwrap();
+    let run = finished(&app, &ada, run_id).await;
+    assert_eq!(run["run"]["status"], "succeeded", "{run}");
+    let posts = slack.requests();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].json()["channel"], "#orders");
+    assert_eq!(
+        posts[0].json()["text"],
+        "New order #1001: 25.00 EUR from grace@example.com"
+    );
+    assert!(
+        google.requests().is_empty(),
+        "order-alert never calls Gmail"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_is_a_typed_failure_of_the_run() {
+    let provider = Provider::start();
+    let (google, slack) = (StandIn::google().await, StandIn::slack().await);
+    let app = app_with_stand_ins(&provider, &google, &slack).await;
+    let ada = app.user("ada").await;
+    let script = deploy_connecting(&app, &ada, "gmail-digest").await;
+    // The APIs now want other tokens (as after the user revoked access).
+    google.expect_token("a-token-roost-does-not-have");
+
+    let run = run_and_wait(&app, &ada, &script, json!({ "handler": "digest" })).await;
+    assert_eq!(run["run"]["status"], "failed", "{run}");
+    let stderr = run["stderr"].as_str().unwrap();
+    assert!(
+        stderr.contains(
+            "gmail: the credential was refused (401): Request had invalid authentication credentials.; reconnect gmail"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        slack.requests().is_empty(),
+        "nothing posted after the failure"
+    );
+}
+
+#[tokio::test]
+async fn a_script_reaching_beyond_its_integrations_is_denied_and_the_run_says_so() {
+    let provider = Provider::start();
+    let (google, slack) = (StandIn::google().await, StandIn::slack().await);
+    let app = app_with_stand_ins(&provider, &google, &slack).await;
+    let ada = app.user("ada").await;
+    // forbidden-egress declares no integration: neither a public host nor
+    // the stand-in the server's own config opened for gmail is reachable.
+    let (status, deployed) = app
+        .deploy(&ada, "grabby", &roost_tests::example("forbidden-egress"))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let script = deployed["script_id"].as_str().unwrap();
+    for (url, host) in [
+        ("https://example.com/", "example.com".to_string()),
+        (
+            &format!("{}/gmail/v1/users/me/messages", google.base) as &str,
+            "127.0.0.1".to_string(),
+        ),
+    ] {
+        let run = run_and_wait(&app, &ada, script, json!({ "payload": { "url": url } })).await;
+        assert_eq!(run["run"]["status"], "failed", "{run}");
+        assert_eq!(
+            run["run"]["exit_code"], 10,
+            "the SDK reported HttpError::Denied"
+        );
+        let error = run["run"]["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!(
+                "outbound requests denied: {host} (host is not in the run's egress policy)"
+            )),
+            "{error}"
+        );
+    }
+    assert!(
+        google.requests().is_empty(),
+        "the stand-in was never reached"
+    );
+}
+
+async fn notify_leaves_messages_in_the_senders_outbox(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.user("ada").await;
+    let bob = app.user("bob").await;
+    let (status, deployed) = app
+        .deploy(&ada, "notify", &roost_tests::example("notify"))
+        .await;
+    assert_eq!(status, 201, "messaging has nothing to connect: {deployed}");
+    assert_eq!(
+        deployed["metadata"]["integrations"],
+        json!(["messaging"]),
+        "{deployed}"
+    );
+    let script = deployed["script_id"].as_str().unwrap();
+
+    let run = run_and_wait(
+        &app,
+        &ada,
+        script,
+        json!({ "payload": { "subject": "Backup", "body": "backup finished: 3 files", "channel": "ops" } }),
+    )
+    .await;
+    assert_eq!(run["run"]["status"], "succeeded", "{run}");
+    let run_id = run["run"]["id"].as_str().unwrap();
+
+    let (status, outbox) = app.get(&ada, "/v1/messages").await;
+    assert_eq!(status, 200);
+    let messages = outbox["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{outbox}");
+    let message = &messages[0];
+    assert_eq!(message["body"], "backup finished: 3 files");
+    assert_eq!(message["subject"], "Backup");
+    assert_eq!(message["channel"], "ops");
+    assert_eq!(message["to"], Value::Null);
+    assert_eq!(message["script_id"], script);
+    assert_eq!(message["run_id"], run_id);
+    assert!(run["stdout"].as_str().unwrap().contains(&format!(
+        "stored message {}",
+        message["id"].as_str().unwrap()
+    )));
+
+    // A body over the limit is refused by roost, as a typed error in the
+    // script, and nothing is stored.
+    let huge = "x".repeat(roost::runs::MAX_MESSAGE_BYTES + 1);
+    let run = run_and_wait(&app, &ada, script, json!({ "payload": { "body": huge } })).await;
+    assert_eq!(run["run"]["status"], "failed", "{run}");
+    assert!(
+        run["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("messaging: refused (413): `body` takes at most 65536 bytes"),
+        "{run}"
+    );
+    let (_, outbox) = app.get(&ada, "/v1/messages").await;
+    assert_eq!(outbox["messages"].as_array().unwrap().len(), 1);
+
+    // Paging and filters; Bob sees nothing of Ada's.
+    let (_, filtered) = app
+        .get(&ada, "/v1/messages?script_id=scr_other&limit=5")
+        .await;
+    assert_eq!(filtered["messages"], json!([]));
+    let (status, bad) = app.get(&ada, "/v1/messages?limit=many").await;
+    assert_eq!(status, 400);
+    assert_eq!(bad["error"]["code"], "invalid_query", "{bad}");
+    let (_, theirs) = app.get(&bob, "/v1/messages").await;
+    assert_eq!(theirs["messages"], json!([]));
+    let (status, _) = app
+        .client
+        .get(format!("{}/v1/messages", app.base))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 401);
+}
+on_both_stores!(notify_leaves_messages_in_the_senders_outbox);

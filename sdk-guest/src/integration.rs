@@ -1,0 +1,497 @@
+//! What the integration clients share: the typed error, and the connection
+//! each client opens lazily from the variables roost injects into a run.
+//!
+//! For every integration a script declares, roost sets the credential's env
+//! var (`GMAIL_ACCESS_TOKEN`, …) and `ROOST_INTEGRATION_<ID>`, a JSON object
+//! with the integration's base URL and where its credential goes:
+//!
+//! ```text
+//! ROOST_INTEGRATION_SLACK={"baseUrl":"https://slack.com",
+//!   "auth":{"envVar":"SLACK_ACCESS_TOKEN","in":"header","name":"Authorization","prefix":"Bearer "}}
+//! ```
+//!
+//! The base URL follows the integration's config on the server, which is how
+//! tests and proxies point a client somewhere else.
+
+use std::cell::OnceCell;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::http::{self, HttpError, Response};
+
+/// A failed call to an integration, naming the integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationError {
+    integration: String,
+    kind: ErrorKind,
+}
+
+/// What went wrong in an integration call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The credential's env var is not set: the integration is not connected
+    /// (or the script runs outside roost).
+    MissingCredential {
+        /// The variable roost would have set.
+        env_var: String,
+    },
+    /// `ROOST_INTEGRATION_<ID>` is missing or unreadable.
+    Config(String),
+    /// The call's input cannot be sent as given (nothing was sent).
+    InvalidInput(String),
+    /// 401: the provider refused the credential.
+    Unauthorized {
+        /// The provider's explanation.
+        message: String,
+    },
+    /// 403: the credential lacks a permission or scope.
+    Forbidden {
+        /// The provider's explanation.
+        message: String,
+    },
+    /// 429: too many requests.
+    RateLimited {
+        /// How long the provider asked to wait (`Retry-After`), when it said.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx: the provider failed.
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// Any other refusal: a 4xx, or a provider-level error inside a 200
+    /// (Slack's `ok: false`).
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The provider's error code, when it has one (`channel_not_found`).
+        code: Option<String>,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// No response: refused by roost's egress policy, or a network failure.
+    Http(HttpError),
+    /// The response did not have the documented shape.
+    Decode(String),
+}
+
+impl IntegrationError {
+    /// An error of `integration`.
+    pub fn new(integration: impl Into<String>, kind: ErrorKind) -> Self {
+        Self {
+            integration: integration.into(),
+            kind,
+        }
+    }
+
+    /// The integration id (`gmail`).
+    pub fn integration(&self) -> &str {
+        &self.integration
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The wait a 429 asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.kind {
+            ErrorKind::RateLimited { retry_after } => retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for IntegrationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = &self.integration;
+        match &self.kind {
+            ErrorKind::MissingCredential { env_var } => write!(
+                f,
+                "{id}: credential missing: {env_var} is not set (roost sets it once the user \
+                 has connected {id}; outside roost, set it yourself)"
+            ),
+            ErrorKind::Config(why) => write!(f, "{id}: integration settings: {why}"),
+            ErrorKind::InvalidInput(why) => write!(f, "{id}: invalid input: {why}"),
+            ErrorKind::Unauthorized { message } => write!(
+                f,
+                "{id}: the credential was refused (401): {message}; reconnect {id}"
+            ),
+            ErrorKind::Forbidden { message } => write!(
+                f,
+                "{id}: not permitted (403): {message}; the connection may lack a scope"
+            ),
+            ErrorKind::RateLimited {
+                retry_after: Some(wait),
+            } => write!(
+                f,
+                "{id}: rate limited (429); retry after {} s",
+                wait.as_secs()
+            ),
+            ErrorKind::RateLimited { retry_after: None } => write!(f, "{id}: rate limited (429)"),
+            ErrorKind::Server { status, message } => {
+                write!(f, "{id}: the provider failed ({status}): {message}")
+            }
+            ErrorKind::Api {
+                status,
+                code: Some(code),
+                message,
+            } => write!(f, "{id}: {code} ({status}): {message}"),
+            ErrorKind::Api {
+                status,
+                code: None,
+                message,
+            } => write!(f, "{id}: refused ({status}): {message}"),
+            ErrorKind::Http(err) => write!(f, "{id}: {err}"),
+            ErrorKind::Decode(why) => write!(f, "{id}: unexpected response: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for IntegrationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Http(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+/// Where a request carries the credential.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct Placement {
+    /// `header` or `query`.
+    #[serde(rename = "in")]
+    pub(crate) location: String,
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) prefix: Option<String>,
+}
+
+/// `ROOST_INTEGRATION_<ID>`, as roost writes it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    auth: Option<AuthDescriptor>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthDescriptor {
+    env_var: String,
+    #[serde(flatten)]
+    placement: Placement,
+}
+
+/// What a typed client assumes when roost has not said otherwise (a run
+/// outside roost, or an older server).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults {
+    pub(crate) integration: &'static str,
+    pub(crate) base_url: Option<&'static str>,
+    /// Env var of a bearer token, when the integration has one.
+    pub(crate) bearer_env: Option<&'static str>,
+}
+
+/// An integration's base URL and credential, read from the env once.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    integration: &'static str,
+    base_url: String,
+    auth: Option<(Placement, String)>,
+}
+
+/// The name of the variable describing `integration`.
+pub(crate) fn descriptor_var(integration: &str) -> String {
+    let id: String = integration
+        .chars()
+        .map(|c| match c {
+            'a'..='z' => c.to_ascii_uppercase(),
+            'A'..='Z' | '0'..='9' => c,
+            _ => '_',
+        })
+        .collect();
+    format!("ROOST_INTEGRATION_{id}")
+}
+
+impl Connection {
+    fn from_env(defaults: Defaults) -> Result<Self, IntegrationError> {
+        let integration = defaults.integration;
+        let fail = |kind| IntegrationError::new(integration, kind);
+        let var = descriptor_var(integration);
+        let descriptor = match std::env::var(&var) {
+            Ok(json) => serde_json::from_str::<Descriptor>(&json)
+                .map_err(|e| fail(ErrorKind::Config(format!("{var} is not valid: {e}"))))?,
+            Err(_) => Descriptor {
+                base_url: None,
+                auth: None,
+            },
+        };
+        let base_url = descriptor
+            .base_url
+            .or_else(|| defaults.base_url.map(str::to_string))
+            .ok_or_else(|| {
+                fail(ErrorKind::Config(format!(
+                    "{var} is not set, so the API's base URL is unknown (roost sets it for \
+                     integrations the script declares)"
+                )))
+            })?;
+        let auth = descriptor.auth.or_else(|| {
+            defaults.bearer_env.map(|env_var| AuthDescriptor {
+                env_var: env_var.to_string(),
+                placement: Placement {
+                    location: "header".into(),
+                    name: "Authorization".into(),
+                    prefix: Some("Bearer ".into()),
+                },
+            })
+        });
+        let auth = match auth {
+            None => None,
+            Some(auth) => match std::env::var(&auth.env_var) {
+                Ok(value) if !value.trim().is_empty() => Some((auth.placement, value)),
+                _ => {
+                    return Err(fail(ErrorKind::MissingCredential {
+                        env_var: auth.env_var,
+                    }));
+                }
+            },
+        };
+        Ok(Self {
+            integration,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            auth,
+        })
+    }
+
+    /// Sends `method path` (path and query, starting with `/`) with the
+    /// credential in place, and turns error statuses into typed errors.
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, IntegrationError> {
+        let mut url = format!("{}{path}", self.base_url);
+        let mut all: Vec<(&str, &str)> = vec![("accept", "application/json")];
+        all.extend_from_slice(headers);
+        let header_value;
+        if let Some((placement, value)) = &self.auth {
+            let with_prefix = format!("{}{value}", placement.prefix.as_deref().unwrap_or(""));
+            if placement.location == "query" {
+                let pair = http::Query::new().push(&placement.name, with_prefix);
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(pair.as_str());
+            } else {
+                header_value = with_prefix;
+                all.push((placement.name.as_str(), header_value.as_str()));
+            }
+        }
+        let response = http::send(method, &url, &all, body)
+            .map_err(|err| IntegrationError::new(self.integration, ErrorKind::Http(err)))?;
+        check_status(self.integration, response)
+    }
+
+    /// Sends a JSON body (or none) and decodes a JSON answer.
+    pub(crate) fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T, IntegrationError> {
+        let response = match body {
+            Some(body) => {
+                let bytes = serde_json::to_vec(body).map_err(|e| {
+                    IntegrationError::new(self.integration, ErrorKind::InvalidInput(e.to_string()))
+                })?;
+                self.send(
+                    method,
+                    path,
+                    &[("content-type", "application/json; charset=utf-8")],
+                    &bytes,
+                )?
+            }
+            None => self.send(method, path, &[], &[])?,
+        };
+        decode(self.integration, &response)
+    }
+}
+
+/// Decodes a JSON body into `T`, as a typed error when it does not fit.
+pub(crate) fn decode<T: DeserializeOwned>(
+    integration: &str,
+    response: &Response,
+) -> Result<T, IntegrationError> {
+    response
+        .json()
+        .map_err(|e| IntegrationError::new(integration, ErrorKind::Decode(e.to_string())))
+}
+
+/// 2xx passes; everything else becomes the matching [`ErrorKind`].
+fn check_status(integration: &str, response: Response) -> Result<Response, IntegrationError> {
+    let status = response.status;
+    if (200..300).contains(&status) {
+        return Ok(response);
+    }
+    let message = error_message(&response);
+    let kind = match status {
+        401 => ErrorKind::Unauthorized { message },
+        403 => ErrorKind::Forbidden { message },
+        429 => ErrorKind::RateLimited {
+            retry_after: response
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+        },
+        500..=599 => ErrorKind::Server { status, message },
+        _ => ErrorKind::Api {
+            status,
+            code: None,
+            message,
+        },
+    };
+    Err(IntegrationError::new(integration, kind))
+}
+
+/// The provider's explanation: Google's `error.message`, Slack's `error`,
+/// a `message` field, or the start of the body.
+fn error_message(response: &Response) -> String {
+    if let Ok(json) = response.json::<serde_json::Value>() {
+        let found = json["error"]["message"]
+            .as_str()
+            .or_else(|| json["error"].as_str())
+            .or_else(|| json["message"].as_str());
+        if let Some(message) = found {
+            return message.to_string();
+        }
+    }
+    let text = response.text();
+    let text = text.trim();
+    if text.is_empty() {
+        return "no details".to_string();
+    }
+    text.chars().take(300).collect()
+}
+
+/// A connection opened on first use, so building a client never fails and a
+/// script that never calls an integration never needs its credential.
+#[derive(Debug)]
+pub(crate) struct LazyConnection {
+    defaults: Defaults,
+    cell: OnceCell<Connection>,
+}
+
+impl LazyConnection {
+    pub(crate) const fn new(defaults: Defaults) -> Self {
+        Self {
+            defaults,
+            cell: OnceCell::new(),
+        }
+    }
+
+    /// The connection, reading the env the first time.
+    pub(crate) fn get(&self) -> Result<&Connection, IntegrationError> {
+        if let Some(connection) = self.cell.get() {
+            return Ok(connection);
+        }
+        let connection = Connection::from_env(self.defaults)?;
+        Ok(self.cell.get_or_init(|| connection))
+    }
+
+    pub(crate) fn integration(&self) -> &'static str {
+        self.defaults.integration
+    }
+}
+
+/// A method of an integration with the JSON Schemas of its input and output,
+/// as the SDK's types produce them.
+#[cfg(feature = "schema")]
+#[derive(Debug, Clone)]
+pub struct MethodSchema {
+    /// The method id in the integration's definition.
+    pub id: &'static str,
+    /// Schema of the input type.
+    pub input: schemars::Schema,
+    /// Schema of the output type.
+    pub output: schemars::Schema,
+}
+
+#[cfg(feature = "schema")]
+impl MethodSchema {
+    pub(crate) fn of<I: schemars::JsonSchema, O: schemars::JsonSchema>(id: &'static str) -> Self {
+        Self {
+            id,
+            input: schemars::schema_for!(I),
+            output: schemars::schema_for!(O),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_names() {
+        assert_eq!(descriptor_var("gmail"), "ROOST_INTEGRATION_GMAIL");
+        assert_eq!(descriptor_var("my-api.v2"), "ROOST_INTEGRATION_MY_API_V2");
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn statuses_become_typed_errors() {
+        let err = check_status("gmail", response(429, &[("retry-after", "7")], "")).unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+        let err = check_status(
+            "gmail",
+            response(
+                401,
+                &[],
+                r#"{"error":{"code":401,"message":"Invalid Credentials"}}"#,
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Unauthorized {
+                message: "Invalid Credentials".into()
+            }
+        );
+        assert!(err.to_string().contains("reconnect gmail"));
+        let err = check_status("slack", response(503, &[], "upstream down")).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Server { status: 503, .. }));
+        let err = check_status("slack", response(403, &[], "")).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Forbidden { .. }));
+        let err = check_status("x", response(404, &[], r#"{"message":"nope"}"#)).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Api {
+                status: 404,
+                code: None,
+                message: "nope".into()
+            }
+        );
+        assert!(check_status("x", response(204, &[], "")).is_ok());
+    }
+}
