@@ -257,6 +257,78 @@ async fn a_script_reaching_beyond_its_integrations_is_denied_and_the_run_says_so
     );
 }
 
+#[tokio::test]
+async fn the_http_client_adds_an_api_key_where_the_definition_places_it() {
+    let sendgrid = StandIn::sendgrid().await;
+    let base = sendgrid.base.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |config| {
+        let settings = json!({ "baseUrl": base });
+        config
+            .integration_config
+            .insert("sendgrid".into(), settings.as_object().unwrap().clone());
+    })
+    .await;
+    let ada = app.user("ada").await;
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            &ada,
+            "/v1/credentials/sendgrid",
+            json!({ "values": { "api_key": "SG.ada-key" } }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, deployed) = app
+        .deploy(&ada, "welcome", &roost_tests::example("welcome-email"))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    sendgrid.expect_token("SG.ada-key");
+
+    let (_, accepted) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/user.signed_up",
+            json!({ "payload": { "email": "grace@example.com", "name": "Grace" } }),
+        )
+        .await;
+    let run = finished(&app, &ada, accepted["run_ids"][0].as_str().unwrap()).await;
+    assert_eq!(run["run"]["status"], "succeeded", "{run}");
+    let calls = sendgrid.requests();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].path, "/v3/mail/send");
+    assert_eq!(calls[0].authorization.as_deref(), Some("Bearer SG.ada-key"));
+    let mail = calls[0].json();
+    assert_eq!(
+        mail["personalizations"][0]["to"][0]["email"],
+        "grace@example.com"
+    );
+    assert_eq!(mail["content"][0]["value"], "Hi Grace, welcome aboard.");
+
+    // A refused key is a typed error naming the integration.
+    sendgrid.expect_token("SG.another-key");
+    let (_, accepted) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/user.signed_up",
+            json!({ "payload": { "email": "alan@example.com" } }),
+        )
+        .await;
+    let run = finished(&app, &ada, accepted["run_ids"][0].as_str().unwrap()).await;
+    assert_eq!(run["run"]["status"], "failed", "{run}");
+    let (_, logs) = app
+        .get_text(
+            &ada,
+            &format!("/v1/runs/{}/logs", run["run"]["id"].as_str().unwrap()),
+        )
+        .await;
+    assert!(
+        logs.contains("sendgrid: the credential was refused (401): The provided authorization grant is invalid, expired, or revoked; reconnect sendgrid"),
+        "{logs}"
+    );
+}
+
 async fn notify_leaves_messages_in_the_senders_outbox(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.user("ada").await;

@@ -365,12 +365,14 @@ fn check_status(integration: &str, response: Response) -> Result<Response, Integ
 }
 
 /// The provider's explanation: Google's `error.message`, Slack's `error`,
-/// a `message` field, or the start of the body.
+/// SendGrid's `errors[0].message`, a `message` field, or the start of the
+/// body.
 fn error_message(response: &Response) -> String {
     if let Ok(json) = response.json::<serde_json::Value>() {
         let found = json["error"]["message"]
             .as_str()
             .or_else(|| json["error"].as_str())
+            .or_else(|| json["errors"][0]["message"].as_str())
             .or_else(|| json["message"].as_str());
         if let Some(message) = found {
             return message.to_string();

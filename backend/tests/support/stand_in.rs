@@ -44,6 +44,7 @@ impl Recorded {
 enum Provider {
     Google,
     Slack,
+    SendGrid,
 }
 
 #[derive(Clone)]
@@ -68,6 +69,11 @@ impl StandIn {
     /// The Slack Web API.
     pub async fn slack() -> Self {
         Self::start(Provider::Slack).await
+    }
+
+    /// SendGrid's v3 Mail Send.
+    pub async fn sendgrid() -> Self {
+        Self::start(Provider::SendGrid).await
     }
 
     async fn start(provider: Provider) -> Self {
@@ -125,6 +131,7 @@ async fn answer(
     match shared.provider {
         Provider::Google => google(&recorded, authorized),
         Provider::Slack => slack(&recorded, authorized),
+        Provider::SendGrid => sendgrid(&recorded, authorized),
     }
 }
 
@@ -215,5 +222,22 @@ fn slack(request: &Recorded, authorized: bool) -> Response {
         }))
         .into_response(),
         _ => axum::Json(json!({ "ok": false, "error": "unknown_method" })).into_response(),
+    }
+}
+
+fn sendgrid(request: &Recorded, authorized: bool) -> Response {
+    if !authorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "errors": [{ "message": "The provided authorization grant is invalid, expired, or revoked" }] })),
+        )
+            .into_response();
+    }
+    match (request.method.as_str(), request.path.as_str()) {
+        // 202 Accepted, empty body, the message id in a header.
+        ("POST", "/v3/mail/send") => {
+            (StatusCode::ACCEPTED, [("x-message-id", "msg-1")]).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
