@@ -11,6 +11,7 @@ use crate::config::ServerConfig;
 use crate::credentials::{CredentialService, MasterKeys};
 use crate::data_dir::DataDir;
 use crate::deploy::DeployService;
+use crate::events::{EventService, JetStreamBus};
 use crate::http::{AppState, router};
 use crate::oauth::OAuth;
 use crate::registry::{Registry, RunProfiles};
@@ -22,6 +23,7 @@ use crate::store;
 pub struct Application {
     store: Arc<dyn store::Store>,
     runner: Arc<Runner>,
+    bus: Option<Arc<JetStreamBus>>,
     oauth: Arc<OAuth>,
     registry: Arc<Registry>,
     listener: TcpListener,
@@ -82,7 +84,17 @@ impl Application {
             sandbox.clone(),
             config.run_limits.clone(),
         ));
-        let runner = Arc::new(Runner::new(store.clone(), executor, config.runner.clone()));
+        let runner = Arc::new(Runner::new(
+            store.clone(),
+            executor,
+            config.runner.clone(),
+            Arc::new(crate::metrics::Metrics::default()),
+        ));
+        let bus = match &config.nats {
+            Some(nats) => Some(Arc::new(JetStreamBus::connect(nats.clone()).await?)),
+            None => None,
+        };
+        let events = EventService::new(store.clone(), runner.clone(), bus.clone());
         let deploy = Arc::new(DeployService {
             store: store.clone(),
             registry: registry.clone(),
@@ -101,6 +113,7 @@ impl Application {
             oauth: oauth.clone(),
             links,
             runner: runner.clone(),
+            events,
             slack_signing_secret: config.slack_signing_secret.clone(),
         };
         let router = router(state, config.max_body_bytes);
@@ -113,6 +126,7 @@ impl Application {
         Ok(Self {
             store: store_handle,
             runner,
+            bus,
             oauth,
             registry,
             listener,
@@ -155,6 +169,25 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = self.runner.start(stopped.clone());
+        if let Some(bus) = &self.bus {
+            workers.push(bus.start_consumer(
+                self.store.clone(),
+                self.runner.clone(),
+                stopped.clone(),
+            ));
+        }
+        let now = crate::store::now_millis();
+        workers.push(crate::cluster::report(
+            self.store.clone(),
+            crate::store::NodeRow {
+                id: self.runner.node_id().to_string(),
+                address: self.local_addr()?.to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                started_at: now,
+                heartbeat_at: now,
+            },
+            stopped.clone(),
+        ));
         workers.push(
             crate::schedules::Scheduler::new(self.store.clone(), self.runner.clone())
                 .start(stopped),

@@ -42,6 +42,12 @@ pub struct FileConfig {
     pub run_stale_secs: Option<u64>,
     /// `requeue` or `fail` the runs of a dead worker.
     pub orphan_runs: Option<String>,
+    /// NATS server of the cluster's event stream.
+    pub nats_url: Option<String>,
+    /// JetStream stream name.
+    pub nats_stream: Option<String>,
+    /// First token of the event subjects.
+    pub nats_subject_prefix: Option<String>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,
@@ -95,6 +101,8 @@ pub struct ServerConfig {
     pub slack_signing_secret: Option<String>,
     /// Settings per integration id (base URL overrides and the like).
     pub integration_config: crate::registry::IntegrationConfig,
+    /// The cluster's event stream; `None` on a single node.
+    pub nats: Option<crate::events::NatsConfig>,
 }
 
 impl ServerConfig {
@@ -123,6 +131,7 @@ impl ServerConfig {
             },
             slack_signing_secret: None,
             integration_config: crate::registry::IntegrationConfig::new(),
+            nats: None,
         }
     }
 

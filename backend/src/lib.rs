@@ -7,11 +7,14 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod data_dir;
 pub mod deploy;
+pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod oauth;
 pub mod registry;
 pub mod runs;

@@ -17,6 +17,9 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use crate::runs::Runner;
 use crate::store::{ScheduleRow, Store, now_millis};
 
+/// Most ticks a late job fills in at once.
+const MAX_FILLED_TICKS: usize = 60;
+
 /// How often each node re-reads the schedules (deploys on other nodes).
 const SYNC_EVERY: Duration = Duration::from_secs(2);
 
@@ -55,6 +58,27 @@ impl Schedule {
             six_field,
             tz,
         })
+    }
+
+    /// Scheduled times after `after_ms` up to and including `until_ms`, at
+    /// most `cap` of them, oldest first.
+    pub fn occurrences_between(&self, after_ms: i64, until_ms: i64, cap: usize) -> Vec<i64> {
+        let mut found = Vec::new();
+        let Some(mut at) = chrono::DateTime::from_timestamp(after_ms.div_euclid(1000), 0)
+            .map(|t| t.with_timezone(&self.tz))
+        else {
+            return found;
+        };
+        while found.len() < cap {
+            match self.cron.find_next_occurrence(&at, false) {
+                Ok(next) if next.timestamp_millis() <= until_ms => {
+                    found.push(next.timestamp_millis());
+                    at = next;
+                }
+                _ => break,
+            }
+        }
+        found
     }
 
     /// The latest scheduled time at or before `now_ms` (Unix ms).
@@ -199,17 +223,37 @@ impl Scheduler {
         let this = self.clone();
         let (script_id, handler) = (row.script_id.clone(), row.handler.clone());
         let fire = schedule.clone();
+        // The last tick this job handled: a job that fires late (a busy
+        // node) also records the ticks it slid past, so a schedule has no
+        // gap as long as one node is up. Other nodes' ticks are deduplicated
+        // by the (script, handler, tick) key.
+        let last = Arc::new(std::sync::Mutex::new(None::<i64>));
         Job::new_async_tz(schedule.six_field.as_str(), schedule.tz, move |_, _| {
-            let (this, script_id, handler, fire) = (
+            let (this, script_id, handler, fire, last) = (
                 this.clone(),
                 script_id.clone(),
                 handler.clone(),
                 fire.clone(),
+                last.clone(),
             );
             Box::pin(async move {
                 // The tick's scheduled time, not the moment this code runs:
                 // nodes with slightly different clocks agree on it.
-                if let Some(tick_at) = fire.latest_at_or_before(now_millis() + 500) {
+                let Some(tick_at) = fire.latest_at_or_before(now_millis() + 500) else {
+                    return;
+                };
+                let previous = last
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .replace(tick_at);
+                let ticks = match previous {
+                    Some(previous) if previous < tick_at => {
+                        fire.occurrences_between(previous, tick_at, MAX_FILLED_TICKS)
+                    }
+                    Some(_) => Vec::new(),
+                    None => vec![tick_at],
+                };
+                for tick_at in ticks {
                     this.tick(&script_id, &handler, tick_at).await;
                 }
             })
@@ -239,6 +283,21 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn occurrences_between_fill_the_gap() {
+        let every_second = Schedule::parse("* * * * * *", None).unwrap();
+        assert_eq!(
+            every_second.occurrences_between(10_000, 13_000, 60),
+            vec![11_000, 12_000, 13_000]
+        );
+        assert_eq!(every_second.occurrences_between(10_000, 13_000, 2).len(), 2);
+        assert!(
+            every_second
+                .occurrences_between(13_000, 13_000, 60)
+                .is_empty()
+        );
+    }
 
     #[test]
     fn parses_five_six_and_seven_fields_and_timezones() {

@@ -153,3 +153,94 @@ async fn credential_rows_upsert_and_stay_per_user(backend: Backend) {
     assert_eq!(store.all_credentials().await.unwrap().len(), 1);
 }
 on_both_stores!(credential_rows_upsert_and_stay_per_user);
+
+async fn a_worker_that_lost_its_run_cannot_finish_it(backend: Backend) {
+    use roost::store::{NewRun, RunFinish, now_millis};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let user = store.create_user("ada", "h").await.unwrap();
+    let v1 = store
+        .create_script_version(&version_of(&user.id, "s", vec![manual("a")]))
+        .await
+        .unwrap();
+    let run = store
+        .enqueue_run(&NewRun {
+            user_id: user.id.clone(),
+            script_id: v1.script_id.clone(),
+            script_version: 1,
+            handler: None,
+            trigger_kind: "manual".into(),
+            trigger_spec: String::new(),
+            payload: json!(null),
+        })
+        .await
+        .unwrap();
+    let finish = |status: &str| RunFinish {
+        status: status.into(),
+        exit_code: Some(0),
+        duration_ms: 1,
+        error: None,
+        stdout: b"out".to_vec(),
+        stderr: Vec::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        output_cap: 1024,
+    };
+    // Node A claims it, goes silent; the reaper re-queues it; node B claims it.
+    let claimed = store.claim_run("node_a-w0", 10).await.unwrap().unwrap();
+    assert_eq!(claimed.id, run.id);
+    assert_eq!(
+        store
+            .requeue_stale_runs(now_millis() + 1, true)
+            .await
+            .unwrap(),
+        1
+    );
+    store.claim_run("node_b-w0", 10).await.unwrap().unwrap();
+    // A comes back: its heartbeat and its outcome are refused.
+    assert!(!store.heartbeat_run(&run.id, "node_a-w0").await.unwrap());
+    assert!(
+        !store
+            .finish_run(&run.id, "node_a-w0", &finish("failed"), None)
+            .await
+            .unwrap()
+    );
+    assert!(store.heartbeat_run(&run.id, "node_b-w0").await.unwrap());
+    assert!(
+        store
+            .finish_run(&run.id, "node_b-w0", &finish("succeeded"), None)
+            .await
+            .unwrap()
+    );
+    let done = store.get_run(&user.id, &run.id).await.unwrap().unwrap();
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(done.worker_id.as_deref(), Some("node_b-w0"));
+}
+on_both_stores!(a_worker_that_lost_its_run_cannot_finish_it);
+
+async fn nodes_report_and_are_forgotten(backend: Backend) {
+    use roost::store::NodeRow;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let node = |id: &str, at: i64| NodeRow {
+        id: id.into(),
+        address: "127.0.0.1:1".into(),
+        version: "0.1.0".into(),
+        started_at: 1,
+        heartbeat_at: at,
+    };
+    store.node_heartbeat(&node("node_a", 100)).await.unwrap();
+    store.node_heartbeat(&node("node_b", 200)).await.unwrap();
+    store.node_heartbeat(&node("node_a", 300)).await.unwrap();
+    let nodes = store.nodes().await.unwrap();
+    assert_eq!(
+        nodes
+            .iter()
+            .map(|n| (n.id.as_str(), n.heartbeat_at))
+            .collect::<Vec<_>>(),
+        [("node_a", 300), ("node_b", 200)]
+    );
+    assert_eq!(store.forget_nodes(250).await.unwrap(), 1);
+    assert_eq!(store.nodes().await.unwrap().len(), 1);
+}
+on_both_stores!(nodes_report_and_are_forgotten);

@@ -34,6 +34,16 @@ pub(super) struct ServeArgs {
     /// What happens to a run whose worker died: `requeue` (default) or `fail`.
     #[arg(long, env = "ROOST_ORPHAN_RUNS", value_parser = ["requeue", "fail"])]
     orphan_runs: Option<String>,
+    /// NATS server with JetStream (`nats://host:4222`): makes this node part of
+    /// a cluster whose events travel over a JetStream stream.
+    #[arg(long, env = "ROOST_NATS_URL")]
+    nats_url: Option<String>,
+    /// JetStream stream of the cluster's events (default ROOST_EVENTS).
+    #[arg(long, env = "ROOST_NATS_STREAM")]
+    nats_stream: Option<String>,
+    /// First token of the event subjects (default `roost`: `roost.events.<user>.<type>`).
+    #[arg(long, env = "ROOST_NATS_SUBJECT_PREFIX")]
+    nats_subject_prefix: Option<String>,
     /// TOML config file (default: roost.toml in the data directory, if present).
     #[arg(long, env = "ROOST_CONFIG")]
     config: Option<PathBuf>,
@@ -92,6 +102,17 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     config.oauth_clients = crate::oauth::from_env(registry.ids().into_iter(), file.oauth, |name| {
         std::env::var(name).ok()
     });
+    if let Some(url) = args.nats_url.or(file.nats_url) {
+        let mut nats = crate::events::NatsConfig::new(url);
+        if let Some(stream) = args.nats_stream.or(file.nats_stream) {
+            nats.stream = stream;
+        }
+        if let Some(prefix) = args.nats_subject_prefix.or(file.nats_subject_prefix) {
+            nats.subject_prefix = prefix;
+        }
+        nats.validate().map_err(|e| anyhow::anyhow!(e))?;
+        config.nats = Some(nats);
+    }
     config.integration_config = file
         .integration_config
         .into_iter()

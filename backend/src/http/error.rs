@@ -79,6 +79,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::events::EventError> for ApiError {
+    fn from(err: crate::events::EventError) -> Self {
+        use crate::events::EventError;
+        let message = err.to_string();
+        match err {
+            EventError::Store(store) => store.into(),
+            EventError::TooLarge(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+            }
+            EventError::Bus(_) => {
+                tracing::error!(error = %message, "publishing an event failed");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "event_bus_unavailable",
+                    "the cluster's event stream did not take the event; retry with the same event id",
+                )
+            }
+        }
+    }
+}
+
 impl From<CredentialError> for ApiError {
     fn from(err: CredentialError) -> Self {
         match err {

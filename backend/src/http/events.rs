@@ -1,5 +1,6 @@
 //! `POST /v1/events/{type}`: an event runs every one of the user's scripts
-//! with an `#[on_event]` handler for its type.
+//! with an `#[on_event]` handler for its type. `GET /v1/events/{id}`: what
+//! an event started.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,10 +12,11 @@ use serde_json::json;
 
 use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
+use crate::events::{Submitted, valid_type};
 use crate::store::NewEvent;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/events/{event_type}", post(ingest))
+    Router::new().route("/v1/events/{event}", post(ingest).get(one))
 }
 
 /// The envelope, after IONFLUX's platform events: an id for idempotency, the
@@ -38,14 +40,6 @@ struct Envelope {
     payload: serde_json::Value,
 }
 
-fn valid_type(event_type: &str) -> bool {
-    !event_type.is_empty()
-        && event_type.len() <= 128
-        && event_type
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
-}
-
 async fn ingest(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -56,7 +50,7 @@ async fn ingest(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_event_type",
-            "event types are 1-128 of [A-Za-z0-9._:-]",
+            "event types are 1-128 of [A-Za-z0-9._:-], with no empty dot-separated part",
         ));
     }
     if let Some(stated) = &envelope.event_type
@@ -79,24 +73,42 @@ async fn ingest(
         Some(id) => id,
         None => format!("evt_{}", hex::encode(rand::random::<[u8; 12]>())),
     };
-    let outcome = state
+    let event = NewEvent {
+        user_id: user.id,
+        event_id: event_id.clone(),
+        event_type,
+        source: envelope.source,
+        payload: envelope.payload,
+    };
+    let body = match state.events.submit(&event).await? {
+        Submitted::Ingested { duplicate, run_ids } => {
+            json!({ "event_id": event_id, "duplicate": duplicate, "run_ids": run_ids })
+        }
+        // On a cluster the runs are made by whichever node consumes it.
+        Submitted::Published {
+            duplicate,
+            sequence,
+        } => json!({
+            "event_id": event_id, "duplicate": duplicate, "run_ids": null,
+            "stream_sequence": sequence,
+        }),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(event_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let event = state
         .store
-        .ingest_event(&NewEvent {
-            user_id: user.id,
-            event_id: event_id.clone(),
-            event_type: event_type.clone(),
-            source: envelope.source,
-            payload: envelope.payload,
-        })
-        .await?;
-    if !outcome.duplicate && !outcome.run_ids.is_empty() {
-        state.runner.wake();
-    }
-    tracing::info!(event_id = %event_id, event_type = %event_type, runs = outcome.run_ids.len(), duplicate = outcome.duplicate, "event received");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            json!({ "event_id": event_id, "duplicate": outcome.duplicate, "run_ids": outcome.run_ids }),
-        ),
-    ))
+        .get_event(&user.id, &event_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "event (not yet turned into runs, or older than the idempotency window)",
+            )
+        })?;
+    Ok(Json(event))
 }

@@ -1,5 +1,6 @@
 //! The HTTP API: one router per resource, merged here, sharing one state.
 
+mod cluster;
 mod credentials;
 mod error;
 mod events;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub links: SetupLinks,
     /// The run queue.
     pub runner: Arc<Runner>,
+    /// Where events go (the store, or the cluster's stream).
+    pub events: crate::events::EventService,
     /// Signing secret of roost's Slack app, for the Events API webhook.
     pub slack_signing_secret: Option<String>,
 }
@@ -60,6 +63,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(events::router())
         .merge(webhooks::router())
         .merge(messages::router())
+        .merge(cluster::router())
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

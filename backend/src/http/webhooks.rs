@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::{ApiError, AppState};
+use crate::events::Submitted;
 use crate::store::{NewEvent, now_millis};
 
 /// Slack's replay window.
@@ -106,9 +107,9 @@ async fn slack(
             if state.store.get_user(&user_id).await?.is_none() {
                 return Err(ApiError::not_found("user"));
             }
-            let outcome = state
-                .store
-                .ingest_event(&NewEvent {
+            let submitted = state
+                .events
+                .submit(&NewEvent {
                     user_id,
                     event_id: format!("slack:{event_id}"),
                     event_type: format!("slack.{kind}"),
@@ -119,12 +120,14 @@ async fn slack(
                     payload: envelope["event"].clone(),
                 })
                 .await?;
-            if !outcome.duplicate {
-                state.runner.wake();
-            }
-            Ok(Json(
-                json!({ "ok": true, "duplicate": outcome.duplicate, "run_ids": outcome.run_ids }),
-            ))
+            Ok(Json(match submitted {
+                Submitted::Ingested { duplicate, run_ids } => {
+                    json!({ "ok": true, "duplicate": duplicate, "run_ids": run_ids })
+                }
+                Submitted::Published { duplicate, .. } => {
+                    json!({ "ok": true, "duplicate": duplicate, "run_ids": null })
+                }
+            }))
         }
         other => Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 pub use execute::Executor;
 pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
 
+use crate::metrics::Metrics;
 use crate::store::{
     NewRun, RetryPlan, RunRow, ScriptSettings, Store, StoreError, StoreResult, now_millis,
     run_status,
@@ -64,11 +65,17 @@ pub struct Runner {
     config: RunnerConfig,
     wake: Arc<Notify>,
     node_id: String,
+    metrics: Arc<Metrics>,
 }
 
 impl Runner {
     /// A runner over `store`.
-    pub fn new(store: Arc<dyn Store>, executor: Arc<Executor>, config: RunnerConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        executor: Arc<Executor>,
+        config: RunnerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let node_id = format!("node_{}", hex::encode(rand::random::<[u8; 6]>()));
         Self {
             store,
@@ -76,7 +83,18 @@ impl Runner {
             config,
             wake: Arc::new(Notify::new()),
             node_id,
+            metrics,
         }
+    }
+
+    /// This node's id; its workers are `<node id>-w<n>`.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// This node's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Queues a run and wakes a worker.
@@ -161,6 +179,21 @@ impl Runner {
     }
 
     async fn run_one(&self, worker_id: &str, run: RunRow) {
+        let ready_at = run.not_before.unwrap_or(run.queued_at).max(run.queued_at);
+        let started_at = run.started_at.unwrap_or_else(now_millis);
+        self.metrics
+            .trigger_lag
+            .observe((started_at - ready_at) as f64 / 1000.0);
+        self.metrics
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.run_claimed(worker_id, run).await;
+        self.metrics
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn run_claimed(&self, worker_id: &str, run: RunRow) {
         let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
         tracing::info!(parent: &span, worker = worker_id, attempt = run.attempt, "run started");
         // Run the script, heart-beating meanwhile. A heartbeat that finds the
@@ -177,23 +210,39 @@ impl Runner {
         tokio::pin!(execution);
         let mut beat = tokio::time::interval(self.config.heartbeat);
         beat.tick().await;
+        // A node that cannot record heartbeats (database unreachable) will
+        // see its run re-queued by another node's reaper once the heartbeat
+        // is stale. It stops the script a beat before that, so a run never
+        // executes on two nodes at once.
+        let give_up_after = self
+            .config
+            .stale_after
+            .saturating_sub(self.config.heartbeat);
+        let mut last_beat = tokio::time::Instant::now();
         let finish = loop {
             tokio::select! {
                 finish = &mut execution => break finish,
                 _ = beat.tick() => match self.store.heartbeat_run(&run.id, worker_id).await {
-                    Ok(true) => {}
+                    Ok(true) => last_beat = tokio::time::Instant::now(),
                     Ok(false) => {
-                        tracing::info!(parent: &span, "run cancelled while running; the script was stopped");
+                        tracing::info!(parent: &span, "run cancelled or taken over while running; the script was stopped");
+                        return;
+                    }
+                    Err(err) if last_beat.elapsed() >= give_up_after => {
+                        tracing::error!(parent: &span, error = %err, "heartbeats failing for too long; stopping the script so another node can run it");
                         return;
                     }
                     Err(err) => tracing::warn!(parent: &span, error = %err, "heartbeat failed"),
                 },
             }
         };
+        self.metrics
+            .run_duration
+            .observe(finish.duration_ms as f64 / 1000.0);
         let retry = self.retry_plan(&run, &finish.status, settings.as_ref());
         match self
             .store
-            .finish_run(&run.id, &finish, retry.as_ref())
+            .finish_run(&run.id, worker_id, &finish, retry.as_ref())
             .await
         {
             Ok(true) => tracing::info!(

@@ -124,11 +124,13 @@ pub trait Store: Send + Sync + 'static {
     /// is no longer this worker's to run (cancelled, or re-queued).
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
     /// Records how a running run ended and, in the same transaction, queues
-    /// its retry if one is planned; false if it was no longer running
-    /// (cancelled meanwhile), in which case no retry is queued.
+    /// its retry if one is planned; false if it was no longer running under
+    /// `worker_id` (cancelled, or re-queued after its heartbeat went stale
+    /// and claimed by another worker), in which case nothing changes.
     async fn finish_run(
         &self,
         run_id: &str,
+        worker_id: &str,
         finish: &RunFinish,
         retry: Option<&RetryPlan>,
     ) -> StoreResult<bool>;
@@ -171,6 +173,16 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_old_runs(&self, before: i64) -> StoreResult<u64>;
     /// A run's captured output.
     async fn run_logs(&self, user_id: &str, run_id: &str) -> StoreResult<Option<RunLogs>>;
+    /// Records that node `row.id` is alive (insert or update).
+    async fn node_heartbeat(&self, row: &NodeRow) -> StoreResult<()>;
+    /// Every node that ever reported, latest heartbeat first.
+    async fn nodes(&self) -> StoreResult<Vec<NodeRow>>;
+    /// Forgets nodes silent since before `before` (Unix ms).
+    async fn forget_nodes(&self, before: i64) -> StoreResult<u64>;
+    /// Run counts for the operator view and metrics.
+    async fn run_stats(&self, now: i64) -> StoreResult<RunStats>;
+    /// One of the user's received events.
+    async fn get_event(&self, user_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
     /// Stores an outbox message.
     async fn insert_message(&self, message: &MessageRow) -> StoreResult<()>;
     /// A user's outbox, newest first.

@@ -450,3 +450,44 @@ pub struct MessageFilter {
     /// Page size.
     pub limit: i64,
 }
+
+/// A node of the cluster, as it last reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeRow {
+    /// Node id (`node_…`); its workers are `<id>-w<n>`.
+    pub id: String,
+    /// Address its API listens on.
+    pub address: String,
+    /// roost version it runs.
+    pub version: String,
+    /// When it started (Unix ms).
+    pub started_at: i64,
+    /// Its last heartbeat (Unix ms).
+    pub heartbeat_at: i64,
+}
+
+/// A received event and the runs it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    /// Event id.
+    pub event_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Who sent it.
+    pub source: Option<String>,
+    /// When roost turned it into runs (Unix ms).
+    pub received_at: i64,
+    /// The runs it started.
+    pub run_ids: Vec<String>,
+}
+
+/// Cluster-wide run figures for the operator view and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Runs per status.
+    pub by_status: Vec<(String, i64)>,
+    /// Queued runs whose time has come.
+    pub ready: i64,
+    /// Running runs per worker id.
+    pub running_by_worker: Vec<(String, i64)>,
+}

@@ -513,6 +513,7 @@ macro_rules! sql_store {
             async fn finish_run(
                 &self,
                 run_id: &str,
+                worker_id: &str,
                 finish: &$crate::store::RunFinish,
                 retry: Option<&$crate::store::RetryPlan>,
             ) -> $crate::store::StoreResult<bool> {
@@ -520,7 +521,7 @@ macro_rules! sql_store {
                 let done = sqlx::query(
                     "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, stdout = $5, stderr = $6, \
                      stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
-                     WHERE id = $11 AND status = 'running'",
+                     WHERE id = $11 AND status = 'running' AND worker_id = $12",
                 )
                 .bind(&finish.status)
                 .bind(finish.exit_code)
@@ -533,6 +534,7 @@ macro_rules! sql_store {
                 .bind(finish.output_cap)
                 .bind($crate::store::now_millis())
                 .bind(run_id)
+                .bind(worker_id)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -844,6 +846,91 @@ macro_rules! sql_store {
                 Ok(Some($crate::store::RunLogs {
                     stdout: row.try_get::<Option<Vec<u8>>, _>("stdout")?.unwrap_or_default(),
                     stderr: row.try_get::<Option<Vec<u8>>, _>("stderr")?.unwrap_or_default(),
+                }))
+            }
+
+            async fn node_heartbeat(&self, row: &$crate::store::NodeRow) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO nodes (id, address, version, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, address = excluded.address",
+                )
+                .bind(&row.id)
+                .bind(&row.address)
+                .bind(&row.version)
+                .bind(row.started_at)
+                .bind(row.heartbeat_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn nodes(&self) -> $crate::store::StoreResult<Vec<$crate::store::NodeRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT id, address, version, started_at, heartbeat_at FROM nodes ORDER BY heartbeat_at DESC, id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::store::NodeRow {
+                            id: row.try_get("id")?,
+                            address: row.try_get("address")?,
+                            version: row.try_get("version")?,
+                            started_at: row.try_get("started_at")?,
+                            heartbeat_at: row.try_get("heartbeat_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn forget_nodes(&self, before: i64) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM nodes WHERE heartbeat_at < $1").bind(before).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn run_stats(&self, now: i64) -> $crate::store::StoreResult<$crate::store::RunStats> {
+                use sqlx::Row;
+                let by_status = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status ORDER BY status")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.try_get::<String, _>("status")?, row.try_get::<i64, _>("n")?)))
+                    .collect::<$crate::store::StoreResult<Vec<_>>>()?;
+                let ready: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $1)",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+                let running_by_worker = sqlx::query(
+                    "SELECT worker_id, COUNT(*) AS n FROM runs WHERE status = 'running' AND worker_id IS NOT NULL GROUP BY worker_id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get::<String, _>("worker_id")?, row.try_get::<i64, _>("n")?)))
+                .collect::<$crate::store::StoreResult<Vec<_>>>()?;
+                Ok($crate::store::RunStats { by_status, ready, running_by_worker })
+            }
+
+            async fn get_event(&self, user_id: &str, event_id: &str) -> $crate::store::StoreResult<Option<$crate::store::EventRow>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT event_id, event_type, source, received_at, run_ids FROM events WHERE user_id = $1 AND event_id = $2",
+                )
+                .bind(user_id)
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let run_ids: String = row.try_get("run_ids")?;
+                Ok(Some($crate::store::EventRow {
+                    event_id: row.try_get("event_id")?,
+                    event_type: row.try_get("event_type")?,
+                    source: row.try_get("source")?,
+                    received_at: row.try_get("received_at")?,
+                    run_ids: serde_json::from_str(&run_ids)
+                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("event run ids: {e}")))?,
                 }))
             }
 

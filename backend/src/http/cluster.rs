@@ -1,0 +1,50 @@
+//! The operator's view: `GET /v1/cluster` (nodes, their heartbeats and the
+//! runs they hold) and `GET /metrics` (Prometheus text, no auth, as
+//! scrapers expect; it carries counts only).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::extract::AuthUser;
+use super::{ApiError, AppState};
+use crate::store::now_millis;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/cluster", get(cluster))
+        .route("/metrics", get(metrics))
+}
+
+async fn cluster(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    let view = crate::cluster::view(state.store.as_ref()).await?;
+    Ok(Json(serde_json::json!({
+        "this_node": state.runner.node_id(),
+        "nodes": view.nodes,
+        "queue_depth": view.queue_depth,
+        "event_bus": state.events.bus().map(|bus| serde_json::json!({
+            "stream": bus.config().stream,
+            "subjects": format!("{}.events.>", bus.config().subject_prefix),
+        })),
+    })))
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let stats = state.store.run_stats(now_millis()).await?;
+    let text = state
+        .runner
+        .metrics()
+        .render(state.runner.node_id(), &stats);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
+}
