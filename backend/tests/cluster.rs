@@ -481,3 +481,71 @@ async fn a_node_started_later_picks_up_work() {
         .await;
     assert!(by_late >= 1, "the late node ran none of the queued runs");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_another_system_publishes_runs_the_subscribers() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let nodes: Vec<Node> = (0..2).map(|i| cluster.start(&format!("n{i}"), 1)).collect();
+    cluster.deploy(&nodes[0], "event-echo").await;
+    let user_id: String = {
+        use sqlx::Row;
+        cluster.query("SELECT id FROM users").await[0].get("id")
+    };
+    // A plain NATS client, knowing nothing of roost but the subject scheme:
+    // the body is the payload; the message id makes a retry harmless.
+    let client = async_nats::connect(cluster.nats_url.as_str())
+        .await
+        .unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let subject = format!("{}.events.{user_id}.order.paid", cluster.prefix);
+    for _ in 0..2 {
+        jetstream
+            .send_publish(
+                subject.clone(),
+                async_nats::jetstream::message::PublishMessage::build()
+                    .payload(r#"{"order":42,"by":"billing"}"#.into())
+                    .message_id("billing-42"),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // And a message for nobody: dropped, not retried forever.
+    jetstream
+        .send_publish(
+            format!("{}.events.usr_nobody.order.paid", cluster.prefix),
+            async_nats::jetstream::message::PublishMessage::build().payload("{}".into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    cluster
+        .wait_for_count(
+            "SELECT COUNT(*) FROM runs WHERE trigger_kind = 'event' AND status = 'succeeded'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    use sqlx::Row;
+    let rows = cluster
+        .query("SELECT trigger_spec, payload, stderr, stdout FROM runs")
+        .await;
+    assert_eq!(rows.len(), 1, "one run for the message, none for its retry");
+    assert_eq!(rows[0].get::<String, _>("trigger_spec"), "order.paid");
+    let payload: Value = serde_json::from_str(&rows[0].get::<String, _>("payload")).unwrap();
+    assert_eq!(payload, json!({ "order": 42, "by": "billing" }));
+    let (status, event) = cluster
+        .call(
+            reqwest::Method::GET,
+            format!("{}/v1/events/billing-42", nodes[1].url),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(event["source"], "nats");
+}
