@@ -66,6 +66,9 @@ pub struct Runner {
     wake: Arc<Notify>,
     node_id: String,
     metrics: Arc<Metrics>,
+    /// Ids of runs this node just finished, so a waiting request answers at
+    /// once instead of at its next poll.
+    finished: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Runner {
@@ -84,6 +87,7 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             node_id,
             metrics,
+            finished: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
@@ -119,6 +123,8 @@ impl Runner {
         timeout: Duration,
     ) -> StoreResult<RunRow> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribed before the first look, so a finish in between is seen.
+        let mut finished = self.finished.subscribe();
         loop {
             let run = self
                 .store
@@ -128,7 +134,19 @@ impl Runner {
             if is_terminal(&run.status) || tokio::time::Instant::now() >= deadline {
                 return Ok(run);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Runs finished on this node announce themselves; runs finished
+            // on another node of a cluster are seen by polling.
+            let poll = tokio::time::sleep(Duration::from_millis(20));
+            tokio::pin!(poll);
+            loop {
+                tokio::select! {
+                    id = finished.recv() => match id {
+                        Ok(id) if id != run_id => continue,
+                        _ => break,
+                    },
+                    _ = &mut poll => break,
+                }
+            }
         }
     }
 
@@ -245,13 +263,16 @@ impl Runner {
             .finish_run(&run.id, worker_id, &finish, retry.as_ref())
             .await
         {
-            Ok(true) => tracing::info!(
-                parent: &span,
-                status = %finish.status,
-                duration_ms = finish.duration_ms,
-                error = finish.error.as_deref().unwrap_or(""),
-                "run finished"
-            ),
+            Ok(true) => {
+                let _ = self.finished.send(run.id.clone());
+                tracing::info!(
+                    parent: &span,
+                    status = %finish.status,
+                    duration_ms = finish.duration_ms,
+                    error = finish.error.as_deref().unwrap_or(""),
+                    "run finished"
+                )
+            }
             Ok(false) => {
                 tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped")
             }
