@@ -172,7 +172,9 @@ async fn bench() {
     });
     let out = std::env::var_os("ROOST_BENCH_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "target/roost-bench".into());
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
+        });
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
         out.join("events_to_runs.json"),

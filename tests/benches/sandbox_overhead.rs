@@ -116,7 +116,9 @@ fn main() {
     });
     let dir = std::env::var_os("ROOST_BENCH_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from("target/roost-bench"));
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
+        });
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("sandbox_overhead.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
