@@ -1,4 +1,5 @@
-//! Event-triggered runs end to end on a real server (SQLite): sustained runs
+//! Event-triggered runs end to end on a real server (SQLite, and PostgreSQL
+//! when ROOST_TEST_POSTGRES_URL is set): sustained runs
 //! per second, and latency from `POST /v1/events/{type}` to the run's start
 //! and end, for `event-echo`, with the worker pool sized to the cores.
 //!
@@ -26,9 +27,46 @@ fn main() {
 }
 
 async fn bench() {
+    let mut reports = vec![bench_store("SQLite", None).await];
+    match std::env::var("ROOST_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(base) => {
+            use sqlx::Connection;
+            let name = format!("roost_bench_{}", hex::encode(rand::random::<[u8; 6]>()));
+            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+            println!();
+            reports.push(bench_store("PostgreSQL", Some(url)).await);
+        }
+        None => println!("PostgreSQL skipped: set ROOST_TEST_POSTGRES_URL to measure it too"),
+    }
+    let out = std::env::var_os("ROOST_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
+        });
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("events_to_runs.json"),
+        serde_json::to_vec_pretty(&reports).unwrap(),
+    )
+    .unwrap();
+    println!("written to {}", out.join("events_to_runs.json").display());
+}
+
+async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::for_data_dir(dir.path());
     config.listen = "127.0.0.1:0".parse().unwrap();
+    if let Some(url) = database {
+        config.database_url = url;
+    }
     config.runner.poll = Duration::from_millis(20);
     let workers = config.runner.workers;
     let store = roost::store::connect(&config.database_url).await.unwrap();
@@ -142,7 +180,7 @@ async fn bench() {
     to_end.sort();
     let pct = |v: &[i64], p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
 
-    println!("events to runs on SQLite, {workers} workers, event-echo");
+    println!("events to runs on {store_name}, {workers} workers, event-echo");
     println!(
         "sustained: {THROUGHPUT_EVENTS} events from {POSTERS} clients in {total_secs:.2} s = {rate:.0} runs/s (ingest alone {:.0} events/s)",
         THROUGHPUT_EVENTS as f64 / ingest_secs
@@ -161,25 +199,13 @@ async fn bench() {
         pct(&to_end, 99)
     );
 
-    let report = json!({
+    json!({
         "benchmark": "events_to_runs",
-        "store": "sqlite",
+        "store": store_name,
         "workers": workers,
         "sustained_runs_per_second": rate,
         "ingest_events_per_second": THROUGHPUT_EVENTS as f64 / ingest_secs,
         "event_to_start_ms": { "p50": pct(&to_start, 50), "p99": pct(&to_start, 99) },
         "event_to_end_ms": { "p50": pct(&to_end, 50), "p99": pct(&to_end, 99) },
-    });
-    let out = std::env::var_os("ROOST_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
-        });
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("events_to_runs.json"),
-        serde_json::to_vec_pretty(&report).unwrap(),
-    )
-    .unwrap();
-    println!("written to {}", out.join("events_to_runs.json").display());
+    })
 }
