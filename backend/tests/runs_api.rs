@@ -88,8 +88,12 @@ async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend
         ],
         "{stdout}"
     );
+    // The values reached the script, and are masked in what it printed.
+    let masked = roost::runs::masking::MARKER;
     assert!(
-        stdout.contains("SENDGRID_API_KEY=SG.ada\n") && stdout.contains("OPENAI_API_KEY=sk-ada\n")
+        stdout.contains(&format!("SENDGRID_API_KEY={masked}\n"))
+            && stdout.contains(&format!("OPENAI_API_KEY={masked}\n")),
+        "{stdout}"
     );
     assert!(stdout.contains(&format!(
         "ROOST_RUN_ID={}\n",

@@ -86,3 +86,70 @@ async fn tokens_and_credentials_never_reach_logs_or_responses() {
         assert!(!responses.contains(needle), "a secret reached a response");
     }
 }
+
+async fn a_script_cannot_leak_its_credential_through_its_output(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.user("ada").await;
+    let secret = "SG.leaky-secret-value-98765";
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            &token,
+            "/v1/credentials/sendgrid",
+            json!({ "values": { "api_key": secret } }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, deployed) = app
+        .deploy(&token, "leaky", &roost_tests::example("leaky"))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let script = deployed["script_id"].as_str().unwrap();
+    let (status, run) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/run?wait=true"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(
+        run["status"], "failed",
+        "the script fails on purpose: {run}"
+    );
+    let run_id = run["run_id"].as_str().unwrap();
+
+    let marker = roost::runs::masking::MARKER;
+    let (_, logs) = app
+        .get_text(&token, &format!("/v1/runs/{run_id}/logs"))
+        .await;
+    let (_, one) = app.get(&token, &format!("/v1/runs/{run_id}")).await;
+    let (_, outbox) = app.get(&token, "/v1/messages").await;
+    for (what, text) in [
+        ("logs", logs.clone()),
+        ("the wait response", run.to_string()),
+        ("the run", one.to_string()),
+        ("the outbox", outbox.to_string()),
+    ] {
+        assert!(!text.contains(secret), "{what} leaked the key: {text}");
+    }
+    assert!(logs.contains(&format!("the key is {marker}")), "{logs}");
+    // Written in two flushed halves, masked as one.
+    assert!(
+        run["stderr"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{marker}\n")),
+        "{run}"
+    );
+    assert!(
+        run["stderr"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("failing on purpose with {marker}")),
+        "{run}"
+    );
+    assert_eq!(outbox["messages"][0]["body"], format!("psst: {marker}"));
+}
+on_both_stores!(a_script_cannot_leak_its_credential_through_its_output);

@@ -12,6 +12,7 @@ use roost_sandbox::{
 };
 
 use super::host_services::RunServices;
+use super::masking::Masker;
 use crate::oauth::OAuth;
 use crate::registry::{Registry, RunProfiles};
 use crate::store::{RunFinish, RunRow, ScriptSettings, Store, run_status};
@@ -59,7 +60,7 @@ impl Executor {
     pub async fn execute(&self, run: &RunRow, settings: Option<&ScriptSettings>) -> RunFinish {
         let limits = self.limits_for(settings);
         match self.prepare(run).await {
-            Ok((guest, invocation, egress)) => match self
+            Ok((guest, invocation, egress, masker)) => match self
                 .sandbox
                 .run(&guest, &invocation, &limits, &egress)
                 .await
@@ -104,20 +105,23 @@ impl Executor {
                         let note = format!("outbound requests denied: {}", denied.join("; "));
                         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
                     }
+                    // Nothing the run produced is stored with a credential
+                    // value in it.
                     RunFinish {
                         status: status.into(),
                         exit_code,
                         duration_ms: i64::try_from(outcome.duration.as_millis())
                             .unwrap_or(i64::MAX),
-                        error,
+                        error: error.map(|e| masker.mask_str(&e)),
                         stdout_truncated: outcome.stdout.truncated,
                         stderr_truncated: outcome.stderr.truncated,
-                        stdout: outcome.stdout.bytes,
-                        stderr: outcome.stderr.bytes,
+                        stdout: masker.mask(&outcome.stdout.bytes, outcome.stdout.truncated),
+                        stderr: masker.mask(&outcome.stderr.bytes, outcome.stderr.truncated),
                         output_cap: i64::try_from(limits.max_output_bytes).unwrap_or(i64::MAX),
                     }
                 }
-                Err(err) => self.failed(format!("roost could not start the script: {err}")),
+                Err(err) => self
+                    .failed(masker.mask_str(&format!("roost could not start the script: {err}"))),
             },
             Err(message) => self.failed(message),
         }
@@ -158,13 +162,15 @@ impl Executor {
     async fn prepare(
         &self,
         run: &RunRow,
-    ) -> Result<(LoadedGuest, Invocation, EgressPolicy), String> {
+    ) -> Result<(LoadedGuest, Invocation, EgressPolicy, Masker), String> {
         let (guest, metadata) = self.guest(&run.script_id, run.script_version).await?;
         let mut env = self
             .oauth
             .env_for_run(&run.user_id, &self.registry, &metadata.integrations)
             .await
             .map_err(|err| err.to_string())?;
+        // Everything in the env so far is a credential value.
+        let masker = Masker::new(env.values().map(String::as_str));
         env.insert("ROOST_RUN_ID".into(), run.id.clone());
         env.insert("ROOST_SCRIPT_ID".into(), run.script_id.clone());
         env.insert(
@@ -191,6 +197,7 @@ impl Executor {
             self.store.clone(),
             run,
             &metadata.integrations,
+            masker.clone(),
         )));
         let trigger = match run.trigger_kind.as_str() {
             "schedule" => Trigger::Schedule {
@@ -209,7 +216,7 @@ impl Executor {
             payload: run.payload.clone(),
             program_name: Some(run.script_id.clone()),
         };
-        Ok((guest, invocation, egress))
+        Ok((guest, invocation, egress, masker))
     }
 
     async fn guest(

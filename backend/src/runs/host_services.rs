@@ -12,6 +12,7 @@ use roost_sandbox::{HostFuture, HostRequest, HostResponse, HostService};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::masking::Masker;
 use crate::store::{MessageRow, RunRow, Store, new_id, now_millis};
 
 /// Most messages one run may leave.
@@ -33,11 +34,18 @@ struct Inner {
     run_id: String,
     integrations: Vec<String>,
     messages_sent: AtomicU32,
+    masker: Masker,
 }
 
 impl RunServices {
-    /// Services for `run`, whose script declared `integrations`.
-    pub(crate) fn new(store: Arc<dyn Store>, run: &RunRow, integrations: &[String]) -> Self {
+    /// Services for `run`, whose script declared `integrations`; `masker`
+    /// holds the run's credential values.
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        run: &RunRow,
+        integrations: &[String],
+        masker: Masker,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -46,6 +54,7 @@ impl RunServices {
                 run_id: run.id.clone(),
                 integrations: integrations.to_vec(),
                 messages_sent: AtomicU32::new(0),
+                masker,
             }),
         }
     }
@@ -134,10 +143,10 @@ impl Inner {
             user_id: self.user_id.clone(),
             script_id: self.script_id.clone(),
             run_id: self.run_id.clone(),
-            channel: input.channel,
-            recipient: input.to,
-            subject: input.subject,
-            body: input.body,
+            channel: input.channel.map(|v| self.masker.mask_str(&v)),
+            recipient: input.to.map(|v| self.masker.mask_str(&v)),
+            subject: input.subject.map(|v| self.masker.mask_str(&v)),
+            body: self.masker.mask_str(&input.body),
             created_at: now_millis(),
         };
         match self.store.insert_message(&message).await {
@@ -199,12 +208,18 @@ mod tests {
             store.list_messages(&user.id, &filter).await.unwrap().len()
         };
 
-        let undeclared = RunServices::new(store.clone(), &run, &["slack".into()]);
+        let undeclared =
+            RunServices::new(store.clone(), &run, &["slack".into()], Masker::default());
         let answer = undeclared.handle(post(r#"{"body":"hi"}"#)).await;
         assert_eq!(answer.status, 403);
         assert!(String::from_utf8_lossy(&answer.body).contains("integration_not_declared"));
 
-        let services = RunServices::new(store.clone(), &run, &["messaging".into()]);
+        let services = RunServices::new(
+            store.clone(),
+            &run,
+            &["messaging".into()],
+            Masker::default(),
+        );
         for (body, status) in [
             (r#"{"body":"hi","colour":"red"}"#, 400),
             (r#"{"body":""}"#, 400),

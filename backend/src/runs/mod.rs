@@ -4,6 +4,7 @@
 
 mod execute;
 mod host_services;
+pub mod masking;
 
 use std::sync::Arc;
 use std::time::Duration;
