@@ -5,6 +5,7 @@
 //! runs). The wasmtime side lives in `roost-sandbox`.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod cluster;

@@ -153,3 +153,98 @@ async fn a_script_cannot_leak_its_credential_through_its_output(backend: Backend
     assert_eq!(outbox["messages"][0]["body"], format!("psst: {marker}"));
 }
 on_both_stores!(a_script_cannot_leak_its_credential_through_its_output);
+
+async fn the_audit_trail_shows_a_users_own_credential_reads_and_changes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.user("ada").await;
+    let bob = app.user("bob").await;
+    for (integration, value) in [
+        ("sendgrid", "SG.ada-audit-key"),
+        ("openai", "sk-ada-audit-key"),
+    ] {
+        let (status, _) = app
+            .send(
+                Method::PUT,
+                &ada,
+                &format!("/v1/credentials/{integration}"),
+                json!({ "values": { "api_key": value } }),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    app.send(
+        Method::PUT,
+        &bob,
+        "/v1/credentials/sendgrid",
+        json!({ "values": { "api_key": "SG.bob-audit-key" } }),
+    )
+    .await;
+    let (_, deployed) = app
+        .deploy(&ada, "report", &roost_tests::example("env-report"))
+        .await;
+    let script = deployed["script_id"].as_str().unwrap();
+    let (_, run) = app
+        .send(
+            Method::POST,
+            &ada,
+            &format!("/v1/scripts/{script}/run?wait=true"),
+            json!({}),
+        )
+        .await;
+    let run_id = run["run_id"].as_str().unwrap();
+    let (status, _) = app
+        .send(Method::DELETE, &ada, "/v1/credentials/openai", json!(null))
+        .await;
+    assert_eq!(status, 204);
+
+    let (status, audit) = app.get(&ada, "/v1/audit").await;
+    assert_eq!(status, 200, "{audit}");
+    let entries: Vec<(String, String, Option<String>)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["integration"].as_str().unwrap().to_string(),
+                e["run_id"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    let has = |action: &str, integration: &str, run: Option<&str>| {
+        entries
+            .iter()
+            .any(|(a, i, r)| a == action && i == integration && r.as_deref() == run)
+    };
+    assert!(has("credential.stored", "sendgrid", None), "{audit}");
+    assert!(has("credential.stored", "openai", None), "{audit}");
+    assert!(
+        has("credential.read_for_run", "sendgrid", Some(run_id)),
+        "{audit}"
+    );
+    assert!(
+        has("credential.read_for_run", "openai", Some(run_id)),
+        "{audit}"
+    );
+    assert!(has("credential.deleted", "openai", None), "{audit}");
+    assert_eq!(entries.len(), 5, "{audit}");
+    let text = audit.to_string();
+    assert!(!text.contains("SG.ada-audit-key") && !text.contains("sk-ada-audit-key"));
+    assert!(!text.contains("bob"), "{audit}");
+
+    // Bob sees his own store, nothing of Ada's.
+    let (_, theirs) = app.get(&bob, "/v1/audit").await;
+    let theirs = theirs["entries"].as_array().unwrap();
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["action"], "credential.stored");
+    assert_eq!(theirs[0]["run_id"], serde_json::Value::Null);
+    let (status, _) = app
+        .client
+        .get(format!("{}/v1/audit", app.base))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 401);
+}
+on_both_stores!(the_audit_trail_shows_a_users_own_credential_reads_and_changes);

@@ -154,6 +154,18 @@ impl CredentialService {
         }
         self.store.put_credentials(&rows).await?;
         tracing::info!(user = user_id, integration = %definition.integration_id, keys = rows.len(), "credentials stored");
+        let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+        crate::audit::record(
+            self.store.as_ref(),
+            &[crate::audit::entry(
+                user_id,
+                crate::audit::action::STORED,
+                Some(&definition.integration_id),
+                None,
+                Some(format!("keys: {}", keys.join(", "))),
+            )],
+        )
+        .await;
         Ok(())
     }
 
@@ -183,7 +195,21 @@ impl CredentialService {
 
     /// Removes a user's credentials for an integration.
     pub async fn delete(&self, user_id: &str, integration: &str) -> Result<bool, CredentialError> {
-        Ok(self.store.delete_credentials(user_id, integration).await? > 0)
+        let deleted = self.store.delete_credentials(user_id, integration).await? > 0;
+        if deleted {
+            crate::audit::record(
+                self.store.as_ref(),
+                &[crate::audit::entry(
+                    user_id,
+                    crate::audit::action::DELETED,
+                    Some(integration),
+                    None,
+                    None,
+                )],
+            )
+            .await;
+        }
+        Ok(deleted)
     }
 
     /// The integrations (of `definitions`) whose required credentials the
@@ -266,6 +292,22 @@ pub async fn reencrypt_all(store: &dyn Store, keys: &MasterKeys) -> Result<usize
         .map(|row| cipher::reseal(keys, row))
         .collect::<Result<_, _>>()?;
     store.reencrypt_credentials(&fresh).await?;
+    let entries: Vec<_> = fresh
+        .iter()
+        .map(|row| {
+            crate::audit::entry(
+                &row.user_id,
+                crate::audit::action::KEY_ROTATED,
+                Some(&row.integration_id),
+                None,
+                Some(format!(
+                    "`{}` re-encrypted under key {}",
+                    row.cred_key, row.key_id
+                )),
+            )
+        })
+        .collect();
+    crate::audit::record(store, &entries).await;
     Ok(fresh.len())
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP API: one router per resource, merged here, sharing one state.
 
+mod audit;
 mod cluster;
 mod credentials;
 mod error;
@@ -64,6 +65,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(webhooks::router())
         .merge(messages::router())
         .merge(cluster::router())
+        .merge(audit::router())
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -257,6 +257,17 @@ impl OAuth {
             .map_err(token_error)?;
         self.store_tokens(&row.user_id, definition, &token, None)
             .await?;
+        crate::audit::record(
+            self.credentials.store().as_ref(),
+            &[crate::audit::entry(
+                &row.user_id,
+                crate::audit::action::CONNECTED,
+                Some(&row.integration_id),
+                None,
+                None,
+            )],
+        )
+        .await;
         tracing::info!(user = %row.user_id, integration = %row.integration_id, "OAuth integration connected");
         Ok((row.user_id, row.integration_id))
     }
@@ -367,6 +378,17 @@ impl OAuth {
                 self.store_tokens(user_id, definition, &token, access.placement.clone())
                     .await?;
                 tracing::info!(user = user_id, integration = %definition.integration_id, "access token refreshed");
+                crate::audit::record(
+                    self.credentials.store().as_ref(),
+                    &[crate::audit::entry(
+                        user_id,
+                        crate::audit::action::REFRESHED,
+                        Some(&definition.integration_id),
+                        None,
+                        None,
+                    )],
+                )
+                .await;
                 Ok(())
             }
             Err(RequestTokenError::ServerResponse(response))

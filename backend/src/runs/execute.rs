@@ -171,6 +171,7 @@ impl Executor {
             .map_err(|err| err.to_string())?;
         // Everything in the env so far is a credential value.
         let masker = Masker::new(env.values().map(String::as_str));
+        self.audit_reads(run, &metadata.integrations, &env).await;
         env.insert("ROOST_RUN_ID".into(), run.id.clone());
         env.insert("ROOST_SCRIPT_ID".into(), run.script_id.clone());
         env.insert(
@@ -217,6 +218,39 @@ impl Executor {
             program_name: Some(run.script_id.clone()),
         };
         Ok((guest, invocation, egress, masker))
+    }
+
+    /// One audit entry per integration whose credentials this run got.
+    async fn audit_reads(
+        &self,
+        run: &RunRow,
+        integrations: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+    ) {
+        let entries: Vec<_> = integrations
+            .iter()
+            .filter_map(|id| {
+                let definition = self.registry.get(id)?;
+                let vars: Vec<&str> = definition
+                    .credentials
+                    .iter()
+                    .flat_map(|spec| [Some(&spec.env_var), spec.refresh_env_var.as_ref()])
+                    .flatten()
+                    .filter(|var| env.contains_key(*var))
+                    .map(String::as_str)
+                    .collect();
+                (!vars.is_empty()).then(|| {
+                    crate::audit::entry(
+                        &run.user_id,
+                        crate::audit::action::READ_FOR_RUN,
+                        Some(id),
+                        Some(&run.id),
+                        Some(format!("as {}", vars.join(", "))),
+                    )
+                })
+            })
+            .collect();
+        crate::audit::record(self.store.as_ref(), &entries).await;
     }
 
     async fn guest(

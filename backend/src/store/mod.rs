@@ -183,6 +183,15 @@ pub trait Store: Send + Sync + 'static {
     async fn run_stats(&self, now: i64) -> StoreResult<RunStats>;
     /// One of the user's received events.
     async fn get_event(&self, user_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
+    /// Appends audit entries.
+    async fn insert_audit(&self, entries: &[AuditRow]) -> StoreResult<()>;
+    /// A user's audit trail, newest first, before `before` (Unix ms).
+    async fn list_audit(
+        &self,
+        user_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>>;
     /// Stores an outbox message.
     async fn insert_message(&self, message: &MessageRow) -> StoreResult<()>;
     /// A user's outbox, newest first.

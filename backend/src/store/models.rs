@@ -491,3 +491,23 @@ pub struct RunStats {
     /// Running runs per worker id.
     pub running_by_worker: Vec<(String, i64)>,
 }
+
+/// An audit entry about a user's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRow {
+    /// Entry id.
+    pub id: String,
+    /// Whose credential.
+    #[serde(skip)]
+    pub user_id: String,
+    /// What happened (`credential.read_for_run`, …).
+    pub action: String,
+    /// Which integration.
+    pub integration: Option<String>,
+    /// The run that read it.
+    pub run_id: Option<String>,
+    /// More, never a value (which keys, the new key id).
+    pub detail: Option<String>,
+    /// When (Unix ms).
+    pub at: i64,
+}

@@ -934,6 +934,52 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn insert_audit(&self, entries: &[$crate::store::AuditRow]) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
+                for entry in entries {
+                    sqlx::query(
+                        "INSERT INTO audit (id, user_id, action, integration, run_id, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&entry.id)
+                    .bind(&entry.user_id)
+                    .bind(&entry.action)
+                    .bind(&entry.integration)
+                    .bind(&entry.run_id)
+                    .bind(&entry.detail)
+                    .bind(entry.at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> $crate::store::StoreResult<Vec<$crate::store::AuditRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, user_id, action, integration, run_id, detail, at FROM audit \
+                     WHERE user_id = $1 AND ($2 IS NULL OR at < $2) ORDER BY at DESC, id DESC LIMIT $3",
+                )
+                .bind(user_id)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::store::AuditRow {
+                            id: row.try_get("id")?,
+                            user_id: row.try_get("user_id")?,
+                            action: row.try_get("action")?,
+                            integration: row.try_get("integration")?,
+                            run_id: row.try_get("run_id")?,
+                            detail: row.try_get("detail")?,
+                            at: row.try_get("at")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn insert_message(&self, message: &$crate::store::MessageRow) -> $crate::store::StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO messages (id, user_id, script_id, run_id, channel, recipient, subject, body, created_at) \
