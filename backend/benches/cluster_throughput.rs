@@ -60,6 +60,13 @@ async fn fresh_database(base: &str) -> String {
 }
 
 fn start(dir: &std::path::Path, name: &str, database: &str, nats: &str, tag: &str) -> Node {
+    // Measuring throughput, not the per-token rate limit.
+    std::fs::create_dir_all(dir.join(name)).unwrap();
+    std::fs::write(
+        dir.join(name).join("roost.toml"),
+        "api_requests_per_sec = 1000000.0\napi_burst = 1000000\nevents_per_minute = 100000000\n",
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_roost"))
         .args([
             "serve",

@@ -64,6 +64,10 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::for_data_dir(dir.path());
     config.listen = "127.0.0.1:0".parse().unwrap();
+    // Measuring roost, not its per-token rate limit.
+    config.abuse.api_requests_per_sec = 1e9;
+    config.abuse.api_burst = u32::MAX;
+    config.abuse.events_per_minute = u32::MAX;
     if let Some(url) = database {
         config.database_url = url;
     }

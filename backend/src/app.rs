@@ -103,6 +103,7 @@ impl Application {
             base_url: base_url.clone(),
             links: links.clone(),
             max_limits: config.max_run_limits.clone(),
+            abuse: config.abuse.clone(),
         });
         let store_handle = store.clone();
         let state = AppState {
@@ -114,6 +115,7 @@ impl Application {
             links,
             runner: runner.clone(),
             events,
+            guards: Arc::new(crate::abuse::Guards::new(config.abuse.clone())),
             slack_signing_secret: config.slack_signing_secret.clone(),
         };
         let router = router(state, config.max_body_bytes);

@@ -48,6 +48,20 @@ pub struct FileConfig {
     pub nats_stream: Option<String>,
     /// First token of the event subjects.
     pub nats_subject_prefix: Option<String>,
+    /// API requests per second per token.
+    pub api_requests_per_sec: Option<f64>,
+    /// API requests a token may send at once.
+    pub api_burst: Option<u32>,
+    /// Events per minute per user.
+    pub events_per_minute: Option<u32>,
+    /// Scripts per user.
+    pub max_scripts_per_user: Option<usize>,
+    /// Largest component, in bytes.
+    pub max_component_bytes: Option<usize>,
+    /// Queued runs per user.
+    pub max_queued_runs_per_user: Option<i64>,
+    /// Longest compile at deploy, in seconds.
+    pub compile_timeout_secs: Option<u64>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,
@@ -103,6 +117,8 @@ pub struct ServerConfig {
     pub integration_config: crate::registry::IntegrationConfig,
     /// The cluster's event stream; `None` on a single node.
     pub nats: Option<crate::events::NatsConfig>,
+    /// Rate limits and per-user caps.
+    pub abuse: crate::abuse::AbuseLimits,
 }
 
 impl ServerConfig {
@@ -132,6 +148,7 @@ impl ServerConfig {
             slack_signing_secret: None,
             integration_config: crate::registry::IntegrationConfig::new(),
             nats: None,
+            abuse: crate::abuse::AbuseLimits::default(),
         }
     }
 

@@ -78,6 +78,15 @@ pub enum DeployError {
     /// A schedule's cron expression or timezone is invalid.
     #[error("invalid schedule: {0}")]
     InvalidSchedule(String),
+    /// The user has as many scripts as they may.
+    #[error("{0}")]
+    Quota(String),
+    /// The component is larger than deploys accept.
+    #[error("the component is {0} bytes; deploys accept at most {1}")]
+    ComponentTooLarge(usize, usize),
+    /// Compiling took longer than deploys allow.
+    #[error("compiling the component took longer than {0:?}; it was not deployed")]
+    CompileTimeout(std::time::Duration),
     /// An integration is named twice.
     #[error("integration `{0}` is listed twice")]
     DuplicateIntegration(String),
@@ -116,6 +125,8 @@ pub struct DeployService {
     pub links: crate::setup_link::SetupLinks,
     /// The most a script may ask for at deploy.
     pub max_limits: roost_sandbox::RunLimits,
+    /// Per-user caps and the compile time limit.
+    pub abuse: crate::abuse::AbuseLimits,
 }
 
 impl DeployService {
@@ -126,6 +137,21 @@ impl DeployService {
         request: DeployRequest,
     ) -> Result<ScriptVersion, DeployError> {
         check_name(&request.name)?;
+        if request.component.len() > self.abuse.max_component_bytes {
+            return Err(DeployError::ComponentTooLarge(
+                request.component.len(),
+                self.abuse.max_component_bytes,
+            ));
+        }
+        let scripts = self.store.list_scripts(user_id).await?;
+        if scripts.len() >= self.abuse.max_scripts_per_user
+            && !scripts.iter().any(|s| s.name == request.name)
+        {
+            return Err(DeployError::Quota(format!(
+                "you have {} scripts, the most this server allows; delete one first",
+                scripts.len()
+            )));
+        }
         if let Some(retries) = &request.retries
             && !(0..=10).contains(&retries.max)
         {
@@ -178,12 +204,20 @@ impl DeployService {
         // caches the artifact so the first run does not compile again.
         let sandbox = self.sandbox.clone();
         let component = request.component;
-        let (component, loaded) = tokio::task::spawn_blocking(move || {
+        // A component built to take forever to compile is refused after the
+        // limit. (The compiling thread cannot be interrupted; it finishes in
+        // the background and its artifact is never used.)
+        let compile = tokio::task::spawn_blocking(move || {
             let loaded = sandbox.load(&component);
             (component, loaded)
-        })
-        .await
-        .map_err(|e| DeployError::InvalidWasm(format!("compilation did not finish: {e}")))?;
+        });
+        let (component, loaded) = tokio::time::timeout(self.abuse.compile_timeout, compile)
+            .await
+            .map_err(|_| {
+                tracing::warn!(user = user_id, limit = ?self.abuse.compile_timeout, "deploy stopped: compiling took too long");
+                DeployError::CompileTimeout(self.abuse.compile_timeout)
+            })?
+            .map_err(|e| DeployError::InvalidWasm(format!("compilation did not finish: {e}")))?;
         loaded.map_err(|err| DeployError::InvalidWasm(err.to_string()))?;
 
         let new = NewScriptVersion {

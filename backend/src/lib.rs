@@ -4,6 +4,7 @@
 //! and the domain (integration registry, credentials, deploy, triggers,
 //! runs). The wasmtime side lives in `roost-sandbox`.
 
+pub mod abuse;
 pub mod app;
 pub mod audit;
 pub mod auth;

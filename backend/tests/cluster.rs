@@ -88,6 +88,13 @@ impl Cluster {
     /// Starts a node with `workers` workers; returns once it listens.
     fn start(&self, name: &str, workers: usize) -> Node {
         let data_dir = self.dir.path().join(name);
+        // The tests post faster than the default per-token rate allows.
+        std::fs::create_dir_all(&data_dir).unwrap();
+        std::fs::write(
+            data_dir.join("roost.toml"),
+            "api_requests_per_sec = 100000.0\napi_burst = 100000\n",
+        )
+        .unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_roost"))
             .args(["serve", "--listen", "127.0.0.1:0"])

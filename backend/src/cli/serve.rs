@@ -113,6 +113,28 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
         nats.validate().map_err(|e| anyhow::anyhow!(e))?;
         config.nats = Some(nats);
     }
+    let abuse = &mut config.abuse;
+    if let Some(v) = file.api_requests_per_sec {
+        abuse.api_requests_per_sec = v;
+    }
+    if let Some(v) = file.api_burst {
+        abuse.api_burst = v;
+    }
+    if let Some(v) = file.events_per_minute {
+        abuse.events_per_minute = v;
+    }
+    if let Some(v) = file.max_scripts_per_user {
+        abuse.max_scripts_per_user = v;
+    }
+    if let Some(v) = file.max_component_bytes {
+        abuse.max_component_bytes = v;
+    }
+    if let Some(v) = file.max_queued_runs_per_user {
+        abuse.max_queued_runs_per_user = v;
+    }
+    if let Some(v) = file.compile_timeout_secs {
+        abuse.compile_timeout = std::time::Duration::from_secs(v.max(1));
+    }
     config.integration_config = file
         .integration_config
         .into_iter()

@@ -18,6 +18,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Option<Value>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -28,7 +29,20 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn too_many(
+        code: &'static str,
+        message: impl Into<String>,
+        wait: std::time::Duration,
+    ) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        error.retry_after = Some(secs.max(1));
+        error.with_details(json!({ "retry_after_secs": secs.max(1) }))
     }
 
     /// Attaches details.
@@ -62,7 +76,14 @@ impl IntoResponse for ApiError {
         if let Some(details) = self.details {
             error["details"] = details;
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 
@@ -127,6 +148,15 @@ impl From<DeployError> for ApiError {
             }
             DeployError::InvalidRetries(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_retries", message)
+            }
+            DeployError::Quota(_) => Self::new(StatusCode::FORBIDDEN, "quota_exceeded", message),
+            DeployError::ComponentTooLarge(..) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "component_too_large",
+                message,
+            ),
+            DeployError::CompileTimeout(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "compile_timeout", message)
             }
             DeployError::InvalidSchedule(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_schedule", message)

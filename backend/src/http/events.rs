@@ -73,6 +73,18 @@ async fn ingest(
         Some(id) => id,
         None => format!("evt_{}", hex::encode(rand::random::<[u8; 12]>())),
     };
+    if let Err(wait) = state.guards.events.check(&user.id) {
+        return Err(ApiError::too_many(
+            "event_rate_limited",
+            format!(
+                "more than {} events a minute; retry in {} s",
+                state.guards.limits.events_per_minute,
+                wait.as_secs().max(1)
+            ),
+            wait,
+        ));
+    }
+    crate::abuse::check_queue(state.store.as_ref(), &state.guards.limits, &user.id).await?;
     let event = NewEvent {
         user_id: user.id,
         event_id: event_id.clone(),

@@ -40,8 +40,23 @@ impl FromRequestParts<AppState> for AuthUser {
                     "the Authorization header must be `Bearer <token>`",
                 )
             })?;
-        match state.store.user_by_token_hash(&hash_token(token)).await? {
-            Some(user) => Ok(Self(user)),
+        let token_hash = hash_token(token);
+        match state.store.user_by_token_hash(&token_hash).await? {
+            Some(user) => {
+                // Per token, after authentication: a stranger's bad tokens
+                // cannot use up a user's allowance.
+                if let Err(wait) = state.guards.api.check(&token_hash) {
+                    return Err(ApiError::too_many(
+                        "rate_limited",
+                        format!(
+                            "too many requests with this token; retry in {} s",
+                            wait.as_secs().max(1)
+                        ),
+                        wait,
+                    ));
+                }
+                Ok(Self(user))
+            }
             None => Err(unauthorized("invalid_token", "the token is not valid")),
         }
     }

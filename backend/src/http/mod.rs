@@ -49,6 +49,8 @@ pub struct AppState {
     pub runner: Arc<Runner>,
     /// Where events go (the store, or the cluster's stream).
     pub events: crate::events::EventService,
+    /// Rate limits and caps.
+    pub guards: Arc<crate::abuse::Guards>,
     /// Signing secret of roost's Slack app, for the Events API webhook.
     pub slack_signing_secret: Option<String>,
 }

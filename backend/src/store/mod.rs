@@ -183,6 +183,8 @@ pub trait Store: Send + Sync + 'static {
     async fn run_stats(&self, now: i64) -> StoreResult<RunStats>;
     /// One of the user's received events.
     async fn get_event(&self, user_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
+    /// How many of the user's runs are queued.
+    async fn queued_runs(&self, user_id: &str) -> StoreResult<i64>;
     /// Appends audit entries.
     async fn insert_audit(&self, entries: &[AuditRow]) -> StoreResult<()>;
     /// A user's audit trail, newest first, before `before` (Unix ms).

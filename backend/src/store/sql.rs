@@ -934,6 +934,15 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn queued_runs(&self, user_id: &str) -> $crate::store::StoreResult<i64> {
+                use sqlx::Row;
+                Ok(sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE user_id = $1 AND status = 'queued'")
+                    .bind(user_id)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?)
+            }
+
             async fn insert_audit(&self, entries: &[$crate::store::AuditRow]) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 for entry in entries {

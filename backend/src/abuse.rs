@@ -1,0 +1,152 @@
+//! Limits that keep one user (or one leaked token) from exhausting a node:
+//! a request rate per API token, an event rate per user, and caps on
+//! deployed scripts, component size, queued runs and compile time. Every
+//! one is configurable and answers with a precise error (429 with
+//! `Retry-After` for rates).
+//!
+//! Rates are counted per node, in memory: a cluster of N nodes behind a
+//! balancer admits up to N times the rate. Caps are read from the database,
+//! so they hold cluster-wide.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The configurable limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbuseLimits {
+    /// API requests per second per token (sustained).
+    pub api_requests_per_sec: f64,
+    /// API requests a token may send in a burst.
+    pub api_burst: u32,
+    /// Events per minute per user.
+    pub events_per_minute: u32,
+    /// Scripts one user may have deployed.
+    pub max_scripts_per_user: usize,
+    /// Largest component a deploy may carry, in bytes.
+    pub max_component_bytes: usize,
+    /// Runs one user may have queued at once.
+    pub max_queued_runs_per_user: i64,
+    /// Longest a deploy may spend compiling.
+    pub compile_timeout: Duration,
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        Self {
+            api_requests_per_sec: 200.0,
+            api_burst: 1_000,
+            events_per_minute: 60_000,
+            max_scripts_per_user: 200,
+            max_component_bytes: 10 * 1024 * 1024,
+            max_queued_runs_per_user: 10_000,
+            compile_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Token buckets by key: `rate` tokens per second, at most `burst` saved.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Buckets untouched for this long are full again and can be forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+impl RateLimiter {
+    /// `rate` per second, bursts of `burst`.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        Self {
+            rate: rate.max(f64::MIN_POSITIVE),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one token for `key`; when there is none, how long until there is.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 10_000 {
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < FORGET_AFTER);
+        }
+        let (tokens, at) = buckets.entry(key.to_string()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
+        }
+    }
+}
+
+/// The limiters of one node.
+#[derive(Debug)]
+pub struct Guards {
+    /// The configured limits.
+    pub limits: AbuseLimits,
+    /// API requests per token.
+    pub api: RateLimiter,
+    /// Events per user.
+    pub events: RateLimiter,
+}
+
+impl Guards {
+    /// Limiters for `limits`.
+    pub fn new(limits: AbuseLimits) -> Self {
+        Self {
+            api: RateLimiter::new(limits.api_requests_per_sec, limits.api_burst),
+            events: RateLimiter::new(
+                f64::from(limits.events_per_minute) / 60.0,
+                limits.events_per_minute,
+            ),
+            limits,
+        }
+    }
+}
+
+/// Refuses a new run (manual or from an event) while the user already has
+/// as many queued as the cap allows.
+pub async fn check_queue(
+    store: &dyn crate::store::Store,
+    limits: &AbuseLimits,
+    user_id: &str,
+) -> Result<(), crate::http::ApiError> {
+    let queued = store.queued_runs(user_id).await?;
+    if queued >= limits.max_queued_runs_per_user {
+        return Err(crate::http::ApiError::too_many(
+            "queue_full",
+            format!(
+                "you have {queued} runs waiting, the most this server queues; retry when some have run"
+            ),
+            Duration::from_secs(1),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_refills_at_the_rate() {
+        let limiter = RateLimiter::new(10.0, 3);
+        for _ in 0..3 {
+            assert!(limiter.check("a").is_ok());
+        }
+        let wait = limiter.check("a").unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        assert!(limiter.check("b").is_ok(), "keys have their own buckets");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(limiter.check("a").is_ok());
+    }
+}

@@ -1,0 +1,119 @@
+//! Abuse limits, each driven past its edge: the API rate per token, events
+//! per minute, scripts per user, component size, queued runs, compile time.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use support::{Backend, TestApp};
+
+#[tokio::test]
+async fn a_token_over_its_request_rate_gets_429_with_retry_after() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.api_requests_per_sec = 1.0;
+        config.abuse.api_burst = 3;
+    })
+    .await;
+    let ada = app.user("ada").await;
+    let bob = app.user("bob").await;
+    for _ in 0..3 {
+        assert_eq!(app.get(&ada, "/v1/scripts").await.0, 200);
+    }
+    let response = app
+        .client
+        .get(format!("{}/v1/scripts", app.base))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    // Another token is not affected, and the allowance comes back.
+    assert_eq!(app.get(&bob, "/v1/scripts").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.get(&ada, "/v1/scripts").await.0, 200);
+}
+
+#[tokio::test]
+async fn events_scripts_components_and_queues_have_caps() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.events_per_minute = 2;
+        config.abuse.max_scripts_per_user = 1;
+        config.abuse.max_queued_runs_per_user = 2;
+        config.abuse.max_component_bytes = 400 * 1024;
+        // No workers: runs stay queued.
+        config.runner.workers = 0;
+    })
+    .await;
+    let ada = app.user("ada").await;
+
+    let (status, body) = app
+        .deploy(&ada, "big", &roost_tests::example("gmail-digest"))
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "component_too_large");
+
+    let (status, deployed) = app
+        .deploy(&ada, "echo", &roost_tests::example("event-echo"))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let (status, body) = app
+        .deploy(&ada, "hello", &roost_tests::example("hello"))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    // A new version of an existing script is not a new script.
+    let (status, _) = app
+        .deploy(&ada, "echo", &roost_tests::example("event-echo"))
+        .await;
+    assert_eq!(status, 201);
+
+    for n in 0..2 {
+        let (status, body) = app
+            .send(
+                Method::POST,
+                &ada,
+                "/v1/events/order.created",
+                json!({ "payload": { "n": n } }),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // Two runs queued: the queue is full for manual runs too.
+    let script = deployed["script_id"].as_str().unwrap();
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &ada,
+            &format!("/v1/scripts/{script}/run"),
+            json!({ "handler": "on_created" }),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "queue_full");
+    let (status, body) = app
+        .send(Method::POST, &ada, "/v1/events/order.created", json!({}))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "event_rate_limited");
+}
+
+#[tokio::test]
+async fn a_deploy_that_compiles_too_long_is_stopped_and_stores_nothing() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.compile_timeout = Duration::from_millis(1);
+    })
+    .await;
+    let ada = app.user("ada").await;
+    let (status, body) = app
+        .deploy(&ada, "digest", &roost_tests::example("notify"))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "compile_timeout");
+    let (_, scripts) = app.get(&ada, "/v1/scripts").await;
+    assert_eq!(scripts["scripts"], json!([]));
+}
