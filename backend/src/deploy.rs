@@ -269,7 +269,7 @@ fn check_limits(
     Ok(())
 }
 
-fn check_name(name: &str) -> Result<(), DeployError> {
+pub(crate) fn check_name(name: &str) -> Result<(), DeployError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -286,7 +286,7 @@ fn check_name(name: &str) -> Result<(), DeployError> {
 
 /// The script's metadata: what the component embeds, checked against what
 /// the body states (which is all there is for a component without any).
-fn resolve_metadata(
+pub(crate) fn resolve_metadata(
     component: &[u8],
     declared: &DeclaredMetadata,
 ) -> Result<ScriptMetadata, DeployError> {

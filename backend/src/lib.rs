@@ -15,6 +15,8 @@ pub mod credentials;
 pub mod data_dir;
 pub mod deploy;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod oauth;

@@ -23,7 +23,7 @@ pub(super) fn router() -> Router<AppState> {
 /// type, when and where it happened, and the payload handlers receive.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Envelope {
+pub(crate) struct Envelope {
     /// Idempotency key; generated when absent.
     id: Option<String>,
     /// Must match the path when given.
@@ -46,6 +46,43 @@ async fn ingest(
     Path(event_type): Path<String>,
     ApiJson(envelope): ApiJson<Envelope>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let event = event_from(user.id.clone(), event_type, envelope)?;
+    if let Err(wait) = state.guards.events.check(&user.id) {
+        return Err(ApiError::too_many(
+            "event_rate_limited",
+            format!(
+                "more than {} events a minute; retry in {} s",
+                state.guards.limits.events_per_minute,
+                wait.as_secs().max(1)
+            ),
+            wait,
+        ));
+    }
+    crate::abuse::check_queue(state.store.as_ref(), &state.guards.limits, &user.id).await?;
+    let event_id = event.event_id.clone();
+    let body = match state.events.submit(&event).await? {
+        Submitted::Ingested { duplicate, run_ids } => {
+            json!({ "event_id": event_id, "duplicate": duplicate, "run_ids": run_ids })
+        }
+        // On a cluster the runs are made by whichever node consumes it.
+        Submitted::Published {
+            duplicate,
+            sequence,
+        } => json!({
+            "event_id": event_id, "duplicate": duplicate, "run_ids": null,
+            "stream_sequence": sequence,
+        }),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// The event an envelope posted to `/v1/events/{event_type}` describes, or
+/// why it is refused. Pure (the fuzz target `event_envelope` drives it).
+pub(crate) fn event_from(
+    user_id: String,
+    event_type: String,
+    envelope: Envelope,
+) -> Result<NewEvent, ApiError> {
     if !valid_type(&event_type) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -73,39 +110,13 @@ async fn ingest(
         Some(id) => id,
         None => format!("evt_{}", hex::encode(rand::random::<[u8; 12]>())),
     };
-    if let Err(wait) = state.guards.events.check(&user.id) {
-        return Err(ApiError::too_many(
-            "event_rate_limited",
-            format!(
-                "more than {} events a minute; retry in {} s",
-                state.guards.limits.events_per_minute,
-                wait.as_secs().max(1)
-            ),
-            wait,
-        ));
-    }
-    crate::abuse::check_queue(state.store.as_ref(), &state.guards.limits, &user.id).await?;
-    let event = NewEvent {
-        user_id: user.id,
-        event_id: event_id.clone(),
+    Ok(NewEvent {
+        user_id,
+        event_id,
         event_type,
         source: envelope.source,
         payload: envelope.payload,
-    };
-    let body = match state.events.submit(&event).await? {
-        Submitted::Ingested { duplicate, run_ids } => {
-            json!({ "event_id": event_id, "duplicate": duplicate, "run_ids": run_ids })
-        }
-        // On a cluster the runs are made by whichever node consumes it.
-        Submitted::Published {
-            duplicate,
-            sequence,
-        } => json!({
-            "event_id": event_id, "duplicate": duplicate, "run_ids": null,
-            "stream_sequence": sequence,
-        }),
-    };
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    })
 }
 
 async fn one(

@@ -4,15 +4,15 @@ mod audit;
 mod cluster;
 mod credentials;
 mod error;
-mod events;
+pub(crate) mod events;
 mod extract;
 mod integrations;
 mod messages;
 mod pages;
 mod runs;
-mod scripts;
+pub(crate) mod scripts;
 mod setup;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 

@@ -29,12 +29,12 @@ pub(super) fn router() -> Router<AppState> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeployBody {
-    name: String,
+pub(crate) struct DeployBody {
+    pub(crate) name: String,
     /// The component, base64 (standard alphabet).
-    component: String,
+    pub(crate) component: String,
     #[serde(default)]
-    metadata: DeclaredMetadata,
+    pub(crate) metadata: DeclaredMetadata,
     /// Retry policy: `{"max": 0..=10, "on_limits": bool}`.
     retries: Option<crate::store::RetryPolicy>,
     /// Run limits within the server's maxima: `{"timeout_ms", "memory_bytes", "output_bytes"}`.

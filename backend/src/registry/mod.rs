@@ -175,7 +175,7 @@ impl Registry {
     }
 }
 
-fn parse(file: &str, text: &str) -> Result<IntegrationDefinition, RegistryError> {
+pub(crate) fn parse(file: &str, text: &str) -> Result<IntegrationDefinition, RegistryError> {
     let definition: IntegrationDefinition =
         serde_json::from_str(text).map_err(|err| RegistryError::Invalid {
             file: file.to_string(),
