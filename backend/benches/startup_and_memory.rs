@@ -108,6 +108,8 @@ async fn bench() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
+    // 1,000 scripts is past the default per-user cap.
+    std::fs::write(data.join("roost.toml"), "max_scripts_per_user = 100000\n").unwrap();
     let database = roost::config::sqlite_url(&data);
     let store = roost::store::connect(&database).await.unwrap();
     let token = new_token();
