@@ -151,6 +151,10 @@ async fn happy_path_stores_a_decryptable_token_and_redeploys() {
     let (status, page) = visit(&app, &callback).await;
     assert_eq!(status, 400);
     assert!(page.contains("already used"), "{page}");
+    // And the setup link is spent: it cannot start another connection
+    // (someone else's Google account) into Ada's roost account.
+    let (status, page) = visit(&app, &setup).await;
+    assert_eq!(status, 410, "{page}");
 }
 
 #[tokio::test]
@@ -430,6 +434,20 @@ async fn forged_links_are_refused_and_the_api_key_form_works() {
         .unwrap();
     assert_eq!(env["SENDGRID_API_KEY"], "SG.from-the-form");
     assert_eq!(redeploy_status(&app, &ada, "sendgrid").await, 201);
+
+    // The link is spent: replaying it (to open the form, or to post another
+    // key into Ada's account) is refused and changes nothing.
+    let (status, page) = visit(&app, &setup).await;
+    assert_eq!(status, 410, "{page}");
+    assert!(page.contains("already used"), "{page}");
+    let response = post(&ada_id, "SG.replayed").await.unwrap();
+    assert_eq!(response.status(), 410);
+    let env = app
+        .oauth
+        .env_for_run(&ada_id, &app.registry, &["sendgrid".into()])
+        .await
+        .unwrap();
+    assert_eq!(env["SENDGRID_API_KEY"], "SG.from-the-form");
 }
 
 #[tokio::test]

@@ -30,7 +30,9 @@ struct LinkParams {
 }
 
 impl LinkParams {
-    fn check(&self, state: &AppState, integration: &str) -> Result<String, Box<Response>> {
+    /// The user the link is for, if it is complete, signed, unexpired and
+    /// not yet spent.
+    async fn check(&self, state: &AppState, integration: &str) -> Result<String, Box<Response>> {
         let (Some(user), Some(expires), Some(sig)) = (&self.user, self.expires, &self.sig) else {
             return Err(Box::new(error_page(
                 StatusCode::BAD_REQUEST,
@@ -48,7 +50,23 @@ impl LinkParams {
                     &err.to_string(),
                 ))
             })?;
-        Ok(user.clone())
+        match state.store.setup_link_used(sig).await {
+            Ok(false) => Ok(user.clone()),
+            Ok(true) => Err(Box::new(error_page(
+                StatusCode::GONE,
+                "Setup link already used",
+                "A credential was already stored through this link, so it no longer works. \
+                 Deploy the script again for a fresh link.",
+            ))),
+            Err(err) => {
+                tracing::error!(error = %err, "checking a setup link");
+                Err(Box::new(error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Try again",
+                    "roost could not check this link right now; try again shortly.",
+                )))
+            }
+        }
     }
 }
 
@@ -64,12 +82,16 @@ async fn start(
             &format!("roost has no integration `{id}`."),
         );
     };
-    let user = match params.check(&state, &id) {
+    let user = match params.check(&state, &id).await {
         Ok(user) => user,
         Err(page) => return *page,
     };
     match definition.auth_type {
-        AuthType::Oauth2 => match state.oauth.start(&user, &definition).await {
+        AuthType::Oauth2 => match state
+            .oauth
+            .start(&user, &definition, params.sig.as_deref())
+            .await
+        {
             Ok(url) => Redirect::to(&url).into_response(),
             Err(err) => oauth_error_page(&err),
         },
@@ -144,7 +166,7 @@ async fn submit_form(
         expires: form.get("expires").and_then(|e| e.parse().ok()),
         sig: form.get("sig").cloned(),
     };
-    let user = match params.check(&state, &id) {
+    let user = match params.check(&state, &id).await {
         Ok(user) => user,
         Err(page) => return *page,
     };
@@ -154,7 +176,14 @@ async fn submit_form(
         .filter(|(_, value)| !value.is_empty())
         .collect();
     match state.credentials.put(&user, &definition, &values).await {
-        Ok(()) => connected_page(&definition.name),
+        Ok(()) => {
+            let sig = params.sig.as_deref().unwrap_or_default();
+            let keep_until = params.expires.unwrap_or_default() * 1000 + 3_600_000;
+            if let Err(err) = state.store.use_setup_link(sig, keep_until).await {
+                tracing::error!(error = %err, "marking a setup link used");
+            }
+            connected_page(&definition.name)
+        }
         Err(crate::credentials::CredentialError::Invalid(message)) => error_page(
             StatusCode::BAD_REQUEST,
             "Not saved",

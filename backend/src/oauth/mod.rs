@@ -163,10 +163,13 @@ impl OAuth {
 
     /// Starts an authorization for `user_id`: returns the provider URL to
     /// redirect the browser to.
+    /// `link_sig` is the signature of the setup link this started from: the
+    /// link is spent when the connection completes.
     pub async fn start(
         &self,
         user_id: &str,
         definition: &IntegrationDefinition,
+        link_sig: Option<&str>,
     ) -> Result<String, OAuthError> {
         let client = self.client(definition)?;
         let oauth = definition
@@ -205,6 +208,7 @@ impl OAuth {
                 redirect_uri: self.redirect_uri.clone(),
                 expires_at: now + STATE_TTL_MS,
                 created_at: now,
+                link_sig: link_sig.map(str::to_string),
             })
             .await?;
         tracing::info!(user = user_id, integration = %definition.integration_id, "OAuth authorization started");
@@ -257,6 +261,14 @@ impl OAuth {
             .map_err(token_error)?;
         self.store_tokens(&row.user_id, definition, &token, None)
             .await?;
+        if let Some(sig) = &row.link_sig {
+            // Links live a day at most; the mark only has to outlive that.
+            let keep_until = now_millis() + 2 * 24 * 3600 * 1000;
+            self.credentials
+                .store()
+                .use_setup_link(sig, keep_until)
+                .await?;
+        }
         crate::audit::record(
             self.credentials.store().as_ref(),
             &[crate::audit::entry(

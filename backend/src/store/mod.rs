@@ -183,6 +183,11 @@ pub trait Store: Send + Sync + 'static {
     async fn run_stats(&self, now: i64) -> StoreResult<RunStats>;
     /// One of the user's received events.
     async fn get_event(&self, user_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
+    /// Whether a credential was already stored through the setup link
+    /// with this signature.
+    async fn setup_link_used(&self, sig: &str) -> StoreResult<bool>;
+    /// Records that a credential was stored through this setup link.
+    async fn use_setup_link(&self, sig: &str, expires_at: i64) -> StoreResult<()>;
     /// How many of the user's runs are queued.
     async fn queued_runs(&self, user_id: &str) -> StoreResult<i64>;
     /// Appends audit entries.

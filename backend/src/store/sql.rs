@@ -388,7 +388,7 @@ macro_rules! sql_store {
                     .await?;
                 sqlx::query(
                     "INSERT INTO oauth_states (state, user_id, integration_id, key_id, nonce, ciphertext, \
-                     redirect_uri, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     redirect_uri, expires_at, created_at, link_sig) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(&row.state)
                 .bind(&row.user_id)
@@ -399,6 +399,7 @@ macro_rules! sql_store {
                 .bind(&row.redirect_uri)
                 .bind(row.expires_at)
                 .bind(row.created_at)
+                .bind(&row.link_sig)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -408,7 +409,7 @@ macro_rules! sql_store {
                 use sqlx::Row;
                 let row = sqlx::query(
                     "DELETE FROM oauth_states WHERE state = $1 RETURNING state, user_id, integration_id, key_id, \
-                     nonce, ciphertext, redirect_uri, expires_at, created_at",
+                     nonce, ciphertext, redirect_uri, expires_at, created_at, link_sig",
                 )
                 .bind(state)
                 .fetch_optional(&self.pool)
@@ -424,6 +425,7 @@ macro_rules! sql_store {
                         redirect_uri: row.try_get("redirect_uri")?,
                         expires_at: row.try_get("expires_at")?,
                         created_at: row.try_get("created_at")?,
+                        link_sig: row.try_get("link_sig")?,
                     }),
                     None => None,
                 })
@@ -941,6 +943,27 @@ macro_rules! sql_store {
                     .fetch_one(&self.pool)
                     .await?
                     .try_get("n")?)
+            }
+
+            async fn setup_link_used(&self, sig: &str) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query("SELECT sig FROM used_setup_links WHERE sig = $1")
+                    .bind(sig)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .is_some())
+            }
+
+            async fn use_setup_link(&self, sig: &str, expires_at: i64) -> $crate::store::StoreResult<()> {
+                sqlx::query("DELETE FROM used_setup_links WHERE expires_at < $1")
+                    .bind($crate::store::now_millis())
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query("INSERT INTO used_setup_links (sig, expires_at) VALUES ($1, $2) ON CONFLICT (sig) DO NOTHING")
+                    .bind(sig)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn insert_audit(&self, entries: &[$crate::store::AuditRow]) -> $crate::store::StoreResult<()> {
