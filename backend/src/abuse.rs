@@ -110,26 +110,6 @@ impl Guards {
     }
 }
 
-/// Refuses a new run (manual or from an event) while the user already has
-/// as many queued as the cap allows.
-pub async fn check_queue(
-    store: &dyn crate::store::Store,
-    limits: &AbuseLimits,
-    user_id: &str,
-) -> Result<(), crate::http::ApiError> {
-    let queued = store.queued_runs(user_id).await?;
-    if queued >= limits.max_queued_runs_per_user {
-        return Err(crate::http::ApiError::too_many(
-            "queue_full",
-            format!(
-                "you have {queued} runs waiting, the most this server queues; retry when some have run"
-            ),
-            Duration::from_secs(1),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,8 +77,11 @@ pub fn slack_signature(data: &[u8]) {
     }
 }
 
+/// A fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, for the regression tests.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("metadata", metadata),
     ("deploy_body", deploy_body),
     ("definition", definition),

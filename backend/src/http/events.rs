@@ -58,7 +58,7 @@ async fn ingest(
             wait,
         ));
     }
-    crate::abuse::check_queue(state.store.as_ref(), &state.guards.limits, &user.id).await?;
+    super::check_queue(&state, &user.id).await?;
     let event_id = event.event_id.clone();
     let body = match state.events.submit(&event).await? {
         Submitted::Ingested { duplicate, run_ids } => {

@@ -55,6 +55,22 @@ pub struct AppState {
     pub slack_signing_secret: Option<String>,
 }
 
+/// Refuses a new run (manual or from an event) while the user already has
+/// as many queued as the server allows.
+pub(crate) async fn check_queue(state: &AppState, user_id: &str) -> Result<(), ApiError> {
+    let queued = state.store.queued_runs(user_id).await?;
+    if queued >= state.guards.limits.max_queued_runs_per_user {
+        return Err(ApiError::too_many(
+            "queue_full",
+            format!(
+                "you have {queued} runs waiting, the most this server queues; retry when some have run"
+            ),
+            std::time::Duration::from_secs(1),
+        ));
+    }
+    Ok(())
+}
+
 /// The whole API.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()

@@ -83,7 +83,7 @@ async fn start(
             .with_details(json!({ "handlers": known })));
         }
     }
-    crate::abuse::check_queue(state.store.as_ref(), &state.guards.limits, &user.id).await?;
+    super::check_queue(&state, &user.id).await?;
     let run = state
         .runner
         .enqueue(&NewRun {
