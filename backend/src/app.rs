@@ -50,10 +50,7 @@ impl Application {
         )?;
         let credentials = CredentialService::new(store.clone(), keys);
         let data_dir = DataDir::new(&config.data_dir);
-        let sandbox = Sandbox::new(SandboxConfig {
-            cache_dir: Some(data_dir.compile_cache()),
-            ..SandboxConfig::default()
-        })?;
+        let sandbox = Sandbox::new(sandbox_config(data_dir.compile_cache()))?;
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -104,6 +101,13 @@ impl Application {
             links: links.clone(),
             max_limits: config.max_run_limits.clone(),
             abuse: config.abuse.clone(),
+            compiler: config
+                .compiler
+                .clone()
+                .map(|program| crate::deploy::Compiler {
+                    program,
+                    cache_dir: data_dir.compile_cache(),
+                }),
         });
         let store_handle = store.clone();
         let state = AppState {
@@ -202,6 +206,15 @@ impl Application {
             let _ = worker.await;
         }
         Ok(())
+    }
+}
+
+/// The engine settings of a server with its artifact cache at `cache_dir`
+/// (shared with `roost compile`, so the server finds what it compiled).
+pub fn sandbox_config(cache_dir: std::path::PathBuf) -> SandboxConfig {
+    SandboxConfig {
+        cache_dir: Some(cache_dir),
+        ..SandboxConfig::default()
     }
 }
 

@@ -60,8 +60,8 @@ pub struct FileConfig {
     pub max_component_bytes: Option<usize>,
     /// Queued runs per user.
     pub max_queued_runs_per_user: Option<i64>,
-    /// Longest compile at deploy, in seconds.
-    pub compile_timeout_secs: Option<u64>,
+    /// Longest compile at deploy, in milliseconds.
+    pub compile_timeout_ms: Option<u64>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,
@@ -119,6 +119,10 @@ pub struct ServerConfig {
     pub nats: Option<crate::events::NatsConfig>,
     /// Rate limits and per-user caps.
     pub abuse: crate::abuse::AbuseLimits,
+    /// The `roost` executable deploys compile in (`roost compile`), so a
+    /// compilation over the time limit can be killed. `None` compiles in
+    /// process (the limit then only stops the deploy).
+    pub compiler: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -149,6 +153,7 @@ impl ServerConfig {
             integration_config: crate::registry::IntegrationConfig::new(),
             nats: None,
             abuse: crate::abuse::AbuseLimits::default(),
+            compiler: None,
         }
     }
 

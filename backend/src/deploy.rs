@@ -127,6 +127,57 @@ pub struct DeployService {
     pub max_limits: roost_sandbox::RunLimits,
     /// Per-user caps and the compile time limit.
     pub abuse: crate::abuse::AbuseLimits,
+    /// Compile in a child process, killed at the time limit.
+    pub compiler: Option<Compiler>,
+}
+
+/// A `roost compile` child process compiling into the server's cache.
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    /// The `roost` executable.
+    pub program: std::path::PathBuf,
+    /// The server's artifact cache.
+    pub cache_dir: std::path::PathBuf,
+}
+
+impl Compiler {
+    /// Compiles `component` into the cache, killing the child at `limit`.
+    async fn compile(
+        &self,
+        component: &[u8],
+        limit: std::time::Duration,
+    ) -> Result<(), DeployError> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(&self.program)
+            .arg("compile")
+            .arg("--cache-dir")
+            .arg(&self.cache_dir)
+            .env_clear()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| DeployError::InvalidWasm(format!("starting the compiler: {e}")))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let input = component.to_vec();
+        let feed = tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+        let outcome = tokio::time::timeout(limit, child.wait_with_output()).await;
+        feed.abort();
+        match outcome {
+            // Dropping the timed-out future kills the child (kill_on_drop).
+            Err(_) => Err(DeployError::CompileTimeout(limit)),
+            Ok(Err(e)) => Err(DeployError::InvalidWasm(format!(
+                "running the compiler: {e}"
+            ))),
+            Ok(Ok(output)) if output.status.success() => Ok(()),
+            Ok(Ok(output)) => Err(DeployError::InvalidWasm(
+                String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            )),
+        }
+    }
 }
 
 impl DeployService {
@@ -205,8 +256,20 @@ impl DeployService {
         let sandbox = self.sandbox.clone();
         let component = request.component;
         // A component built to take forever to compile is refused after the
-        // limit. (The compiling thread cannot be interrupted; it finishes in
-        // the background and its artifact is never used.)
+        // limit. With a compiler process (`roost serve`), the child is
+        // killed and the load below hits the cache it filled. In process,
+        // the compiling thread cannot be interrupted: it finishes in the
+        // background and its artifact is never used.
+        if let Some(compiler) = &self.compiler {
+            compiler
+                .compile(&component, self.abuse.compile_timeout)
+                .await
+                .inspect_err(|err| {
+                    if matches!(err, DeployError::CompileTimeout(_)) {
+                        tracing::warn!(user = user_id, limit = ?self.abuse.compile_timeout, "deploy stopped: compiling took too long; the compiler was killed");
+                    }
+                })?;
+        }
         let compile = tokio::task::spawn_blocking(move || {
             let loaded = sandbox.load(&component);
             (component, loaded)

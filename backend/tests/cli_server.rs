@@ -433,3 +433,57 @@ async fn a_restart_during_a_schedule_does_not_double_a_tick() {
     assert!(ticks.iter().all(|t| t % 2000 == 0), "{ticks:?}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn a_deploy_over_the_compile_limit_is_killed_and_stores_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("roost.toml"), "compile_timeout_ms = 1\n").unwrap();
+    let server = Server::start(data.path());
+    let created = roost(data.path(), &["user", "create", "ada"], &[]);
+    let token = text(&created.stdout).trim().to_string();
+    let env = [
+        ("ROOST_SERVER", server.url.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
+    let digest = roost_tests::example_path("notify").display().to_string();
+    let refused = roost(data.path(), &["deploy", &digest], &env);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("422") && stderr.contains("compiling the component took longer than 1ms"),
+        "{stderr}"
+    );
+    // The compiler child is gone (killed, not left running), and nothing
+    // was stored or cached.
+    let children = Command::new("pgrep")
+        .args(["-P", &server.child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        text(&children.stdout).trim().is_empty(),
+        "a compiler is still running"
+    );
+    let listed = roost(data.path(), &["runs"], &env);
+    assert!(listed.status.success());
+    let cache = data.path().join("cache/compiled");
+    let cached = std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(cached, 0, "no artifact was written");
+    drop(server);
+
+    // With the default limit the same deploy goes through the compiler
+    // process and leaves its artifact in the cache.
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let created = roost(data.path(), &["user", "create", "ada"], &[]);
+    let token = text(&created.stdout).trim().to_string();
+    let env = [
+        ("ROOST_SERVER", server.url.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
+    let deployed = roost(data.path(), &["deploy", &digest], &env);
+    assert!(deployed.status.success(), "{}", text(&deployed.stderr));
+    let cached = std::fs::read_dir(data.path().join("cache/compiled"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(cached > 0, "the compiler filled the server's cache");
+}

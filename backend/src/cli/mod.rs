@@ -3,6 +3,7 @@
 
 mod admin;
 mod client;
+mod compile;
 mod inspect;
 mod run;
 mod serve;
@@ -38,6 +39,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Start the server (SQLite in the data directory unless --database-url).
     Serve(serve::ServeArgs),
+    /// Compile a component from stdin into an artifact cache (the server
+    /// runs this for deploys).
+    #[command(hide = true)]
+    Compile(compile::CompileArgs),
     /// Manage users.
     #[command(subcommand)]
     User(admin::UserCommand),
@@ -65,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args, &cli.data_dir),
         Command::Inspect(args) => inspect::execute(args),
         Command::Serve(args) => serve::execute(args, &cli.data_dir),
+        Command::Compile(args) => compile::execute(args),
         Command::User(command) => admin::user(command, &cli.data_dir),
         Command::Keys(command) => admin::keys(command, &cli.data_dir),
         Command::Deploy(args) => client::deploy(args),

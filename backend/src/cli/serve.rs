@@ -132,9 +132,11 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(v) = file.max_queued_runs_per_user {
         abuse.max_queued_runs_per_user = v;
     }
-    if let Some(v) = file.compile_timeout_secs {
-        abuse.compile_timeout = std::time::Duration::from_secs(v.max(1));
+    if let Some(v) = file.compile_timeout_ms {
+        abuse.compile_timeout = std::time::Duration::from_millis(v.max(1));
     }
+    // Deploys compile in a child `roost compile`, which can be killed.
+    config.compiler = std::env::current_exe().ok();
     config.integration_config = file
         .integration_config
         .into_iter()
