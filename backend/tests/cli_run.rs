@@ -168,3 +168,51 @@ fn a_local_run_prints_outbox_messages() {
         "{stderr}"
     );
 }
+
+#[test]
+fn integration_check_validates_a_definition_as_startup_would() {
+    let data = tempfile::tempdir().unwrap();
+    let builtin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/sendgrid.json");
+    let mut definition: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(builtin).unwrap()).unwrap();
+    definition["integrationId"] = "mailer".into();
+    definition["name"] = "Mailer".into();
+    definition["credentials"][0]["envVar"] = "MAILER_API_KEY".into();
+    let good = data.path().join("mailer.json");
+    std::fs::write(&good, definition.to_string()).unwrap();
+    let out = roost(
+        &["integration", "check", good.to_str().unwrap()],
+        data.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("ok: `mailer` (Mailer), 1 method(s)")
+            && stdout.contains("MAILER_API_KEY"),
+        "{stdout}"
+    );
+
+    // An env var another integration already uses, and a reserved one.
+    for (var, needle) in [
+        ("SENDGRID_API_KEY", "`SENDGRID_API_KEY` is claimed by both"),
+        ("ROOST_KEY", "not start with ROOST_"),
+    ] {
+        definition["credentials"][0]["envVar"] = var.into();
+        let bad = data.path().join("bad.json");
+        std::fs::write(&bad, definition.to_string()).unwrap();
+        let out = roost(
+            &["integration", "check", bad.to_str().unwrap()],
+            data.path(),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+    let out = roost(&["integration", "check", "/nonexistent.json"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+}

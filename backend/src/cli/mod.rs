@@ -5,6 +5,7 @@ mod admin;
 mod client;
 mod compile;
 mod inspect;
+mod integration;
 mod run;
 mod serve;
 
@@ -54,6 +55,9 @@ enum Command {
     /// Browse the server's integrations.
     #[command(subcommand)]
     Integrations(client::IntegrationsCommand),
+    /// Work on an integration definition locally.
+    #[command(subcommand)]
+    Integration(integration::IntegrationCommand),
     /// List runs on the server, newest first.
     Runs(client::RunsArgs),
     /// Print a run's captured output.
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Keys(command) => admin::keys(command, &cli.data_dir),
         Command::Deploy(args) => client::deploy(args),
         Command::Integrations(command) => client::integrations(command),
+        Command::Integration(command) => integration::execute(command),
         Command::Runs(args) => client::runs(args),
         Command::Logs(args) => client::logs(args),
         Command::Messages(args) => client::messages(args),

@@ -103,6 +103,29 @@ impl Registry {
                 sources.push((path.display().to_string(), text));
             }
         }
+        Self::from_sources(sources)
+    }
+
+    /// Checks one definition file as startup would: parsed, validated, and
+    /// consistent with the built-in definitions (it may replace one of the
+    /// same id). Returns the definition.
+    pub fn check_file(path: &Path) -> Result<Arc<IntegrationDefinition>, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let file = path.display().to_string();
+        let id = parse(&file, &text)?.integration_id;
+        let mut sources: Vec<(String, String)> = BUILT_IN
+            .iter()
+            .map(|(name, text)| (format!("built-in {name}"), text.to_string()))
+            .collect();
+        sources.push((file, text));
+        let registry = Self::from_sources(sources)?;
+        Ok(registry.get(&id).expect("just loaded").clone())
+    }
+
+    fn from_sources(sources: Vec<(String, String)>) -> Result<Self, RegistryError> {
         let mut registry = Self::default();
         for (file, text) in sources {
             let definition = parse(&file, &text)?;
@@ -123,7 +146,10 @@ impl Registry {
                         return Err(RegistryError::Invalid {
                             file: definition.integration_id.clone(),
                             field: "credentials.envVar".into(),
-                            reason: format!("`{env}` is already used by integration `{other}`"),
+                            reason: format!(
+                                "`{env}` is claimed by both `{other}` and `{}`",
+                                definition.integration_id
+                            ),
                         });
                     }
                 }
@@ -248,7 +274,7 @@ mod tests {
         std::fs::write(dir.path().join("gmail2.json"), copy.to_string()).unwrap();
         let err = Registry::load(Some(dir.path())).unwrap_err().to_string();
         assert!(
-            err.contains("GMAIL_ACCESS_TOKEN") && err.contains("already used"),
+            err.contains("GMAIL_ACCESS_TOKEN") && err.contains("claimed by both"),
             "{err}"
         );
     }
