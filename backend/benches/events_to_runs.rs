@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 const THROUGHPUT_EVENTS: usize = 1_000;
 const LATENCY_EVENTS: usize = 300;
+const PACED_EVENTS: usize = 1_000;
 const POSTERS: usize = 8;
 
 fn main() {
@@ -184,6 +185,30 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     to_end.sort();
     let pct = |v: &[i64], p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
 
+    // Latency under load: events at half the sustained rate, open loop (each
+    // leaves on schedule whatever the earlier ones are doing).
+    let paced_rate = rate / 2.0;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / paced_rate));
+    let mut sends = Vec::with_capacity(PACED_EVENTS);
+    for n in 0..PACED_EVENTS {
+        ticker.tick().await;
+        let post = post.clone();
+        sends.push(tokio::spawn(async move {
+            let sent = roost::store::now_millis();
+            (sent, post(n).await)
+        }));
+    }
+    let mut paced_start = Vec::with_capacity(PACED_EVENTS);
+    let mut paced_end = Vec::with_capacity(PACED_EVENTS);
+    for send in sends {
+        let (sent, id) = send.await.unwrap();
+        let run = finished(id).await;
+        paced_start.push(run["started_at"].as_i64().unwrap() - sent);
+        paced_end.push(run["finished_at"].as_i64().unwrap() - sent);
+    }
+    paced_start.sort();
+    paced_end.sort();
+
     println!("events to runs on {store_name}, {workers} workers, event-echo");
     println!(
         "sustained: {THROUGHPUT_EVENTS} events from {POSTERS} clients in {total_secs:.2} s = {rate:.0} runs/s (ingest alone {:.0} events/s)",
@@ -202,6 +227,21 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         pct(&to_end, 50),
         pct(&to_end, 99)
     );
+    println!(
+        "at half the sustained rate ({paced_rate:.0} events/s, {PACED_EVENTS} events, open loop):"
+    );
+    println!(
+        "{:<22} {:>8} {:>8}",
+        "event -> run start",
+        pct(&paced_start, 50),
+        pct(&paced_start, 99)
+    );
+    println!(
+        "{:<22} {:>8} {:>8}",
+        "event -> run end",
+        pct(&paced_end, 50),
+        pct(&paced_end, 99)
+    );
 
     json!({
         "benchmark": "events_to_runs",
@@ -211,5 +251,10 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         "ingest_events_per_second": THROUGHPUT_EVENTS as f64 / ingest_secs,
         "event_to_start_ms": { "p50": pct(&to_start, 50), "p99": pct(&to_start, 99) },
         "event_to_end_ms": { "p50": pct(&to_end, 50), "p99": pct(&to_end, 99) },
+        "at_half_rate": {
+            "events_per_second": paced_rate,
+            "event_to_start_ms": { "p50": pct(&paced_start, 50), "p99": pct(&paced_start, 99) },
+            "event_to_end_ms": { "p50": pct(&paced_end, 50), "p99": pct(&paced_end, 99) },
+        },
     })
 }
