@@ -10,7 +10,6 @@
 //! `$ROOST_BENCH_DIR`). All nodes share this machine's cores, so more nodes
 //! measure coordination cost, not added capacity.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,8 @@ use futures_util::StreamExt;
 use roost::auth::{hash_token, new_token};
 use serde_json::{Value, json};
 use sqlx::Connection;
+
+mod support;
 
 const EVENTS: usize = 2_000;
 const POSTERS: usize = 32;
@@ -48,25 +49,8 @@ fn env_or(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-async fn fresh_database(base: &str) -> String {
-    let name = format!("roost_bench_{}", hex::encode(rand::random::<[u8; 6]>()));
-    let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
-}
-
 fn start(dir: &std::path::Path, name: &str, database: &str, nats: &str, tag: &str) -> Node {
-    // Measuring throughput, not the per-token rate limit.
-    std::fs::create_dir_all(dir.join(name)).unwrap();
-    std::fs::write(
-        dir.join(name).join("roost.toml"),
-        "api_requests_per_sec = 1000000.0\napi_burst = 1000000\nevents_per_minute = 100000000\n",
-    )
-    .unwrap();
+    support::lift_limits_for_serve(&dir.join(name));
     let mut child = Command::new(env!("CARGO_BIN_EXE_roost"))
         .args([
             "serve",
@@ -88,14 +72,7 @@ fn start(dir: &std::path::Path, name: &str, database: &str, nats: &str, tag: &st
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("the node exited").unwrap();
-        if let Some(url) = line.strip_prefix("roost: listening on ") {
-            break url.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let url = support::serve::listening_url(&mut child, None);
     Node(child, url)
 }
 
@@ -116,7 +93,7 @@ async fn bench() {
     );
     for nodes_wanted in 1..=3 {
         let dir = tempfile::tempdir().unwrap();
-        let database = fresh_database(&postgres).await;
+        let database = support::fresh_postgres(&postgres).await;
         let tag = hex::encode(rand::random::<[u8; 4]>());
         let store = roost::store::connect(&database).await.unwrap();
         let token = new_token();
@@ -192,25 +169,11 @@ async fn bench() {
         rows.push(row);
         drop(nodes);
     }
-    let out = std::env::var_os("ROOST_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
-        });
-    std::fs::create_dir_all(&out).unwrap();
     let report = json!({
         "machine": format!("{} cores", std::thread::available_parallelism().map_or(0, |n| n.get())),
         "workers_per_node": WORKERS_PER_NODE,
         "posters": POSTERS,
         "results": rows,
     });
-    std::fs::write(
-        out.join("cluster_throughput.json"),
-        serde_json::to_vec_pretty(&report).unwrap(),
-    )
-    .unwrap();
-    println!(
-        "written to {}",
-        out.join("cluster_throughput.json").display()
-    );
+    support::write_report("cluster_throughput", &report);
 }

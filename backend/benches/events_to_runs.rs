@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use roost::app::Application;
 use roost::auth::{hash_token, new_token};
-use roost::config::ServerConfig;
 use serde_json::{Value, json};
+
+mod support;
 
 const THROUGHPUT_EVENTS: usize = 1_000;
 const LATENCY_EVENTS: usize = 300;
@@ -29,49 +30,20 @@ fn main() {
 
 async fn bench() {
     let mut reports = vec![bench_store("SQLite", None).await];
-    match std::env::var("ROOST_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
+    match support::postgres_url() {
         Some(base) => {
-            use sqlx::Connection;
-            let name = format!("roost_bench_{}", hex::encode(rand::random::<[u8; 6]>()));
-            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+            let url = support::fresh_postgres(&base).await;
             println!();
             reports.push(bench_store("PostgreSQL", Some(url)).await);
         }
         None => println!("PostgreSQL skipped: set ROOST_TEST_POSTGRES_URL to measure it too"),
     }
-    let out = std::env::var_os("ROOST_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
-        });
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("events_to_runs.json"),
-        serde_json::to_vec_pretty(&reports).unwrap(),
-    )
-    .unwrap();
-    println!("written to {}", out.join("events_to_runs.json").display());
+    support::write_report("events_to_runs", &json!(reports));
 }
 
 async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::for_data_dir(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    // Measuring roost, not its per-token rate limit.
-    config.abuse.api_requests_per_sec = 1e9;
-    config.abuse.api_burst = u32::MAX;
-    config.abuse.events_per_minute = u32::MAX;
-    if let Some(url) = database {
-        config.database_url = url;
-    }
+    let mut config = support::server_config(dir.path(), database);
     config.runner.poll = Duration::from_millis(20);
     let workers = config.runner.workers;
     let store = roost::store::connect(&config.database_url).await.unwrap();

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use roost::app::Application;
 use roost::auth::{hash_token, new_token};
-use roost::config::ServerConfig;
 use serde_json::{Value, json};
+
+mod support;
 
 const MANUAL_RUNS: usize = 300;
 const CRON_SECONDS: u64 = 20;
@@ -32,24 +33,10 @@ fn pct(sorted: &[f64], p: usize) -> f64 {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
-async fn postgres_database(base: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("roost_bench_{}", hex::encode(rand::random::<[u8; 6]>()));
-    let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
-}
-
 async fn bench() {
     let mut stores = vec![("sqlite", None)];
-    if let Some(url) = std::env::var("ROOST_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        stores.push(("postgres", Some(postgres_database(&url).await)));
+    if let Some(url) = support::postgres_url() {
+        stores.push(("postgres", Some(support::fresh_postgres(&url).await)));
     } else {
         println!("PostgreSQL skipped: set ROOST_TEST_POSTGRES_URL to measure it too");
     }
@@ -60,15 +47,7 @@ async fn bench() {
     let mut rows = Vec::new();
     for (name, database) in stores {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig::for_data_dir(dir.path());
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        // Measuring roost, not its per-token rate limit.
-        config.abuse.api_requests_per_sec = 1e9;
-        config.abuse.api_burst = u32::MAX;
-        config.abuse.events_per_minute = u32::MAX;
-        if let Some(url) = database {
-            config.database_url = url;
-        }
+        let config = support::server_config(dir.path(), database);
         let store = roost::store::connect(&config.database_url).await.unwrap();
         let app = Application::build(config).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -164,20 +143,9 @@ async fn bench() {
             "cron_tick_to_start_ms": { "p50": pct(&lag, 50), "p99": pct(&lag, 99), "ticks": lag.len() },
         }));
     }
-    let out = std::env::var_os("ROOST_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
-        });
-    std::fs::create_dir_all(&out).unwrap();
     let report = json!({
         "machine": format!("{} cores", std::thread::available_parallelism().map_or(0, |n| n.get())),
         "results": rows,
     });
-    std::fs::write(
-        out.join("latency.json"),
-        serde_json::to_vec_pretty(&report).unwrap(),
-    )
-    .unwrap();
-    println!("written to {}", out.join("latency.json").display());
+    support::write_report("latency", &report);
 }

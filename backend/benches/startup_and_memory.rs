@@ -11,7 +11,6 @@
 //! writes `startup_and_memory.json` into `target/roost-bench/` (or
 //! `$ROOST_BENCH_DIR`). Linux only (memory is read from /proc).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,8 @@ use roost::auth::{hash_token, new_token};
 use roost::store::{NewScriptVersion, TriggerRow};
 use roost_sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
+
+mod support;
 
 const SCRIPTS: usize = 1_000;
 const CONCURRENT_RUNS: usize = 8;
@@ -109,7 +110,7 @@ async fn bench() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     // 1,000 scripts is past the default per-user cap.
-    std::fs::write(data.join("roost.toml"), "max_scripts_per_user = 100000\n").unwrap();
+    support::lift_limits_for_serve(&data);
     let database = roost::config::sqlite_url(&data);
     let store = roost::store::connect(&database).await.unwrap();
     let token = new_token();
@@ -162,14 +163,7 @@ async fn bench() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("the server exited").unwrap();
-        if let Some(url) = line.strip_prefix("roost: listening on ") {
-            break url.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let url = support::serve::listening_url(&mut child, None);
     let server = Server(child);
     let client = reqwest::Client::new();
     while client.get(format!("{url}/health")).send().await.is_err() {
@@ -248,21 +242,7 @@ async fn bench() {
         "rss_kib_with_runs": running_kib,
         "per_concurrent_run_kib": per_run_kib,
     });
-    let out = std::env::var_os("ROOST_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
-        });
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("startup_and_memory.json"),
-        serde_json::to_vec_pretty(&report).unwrap(),
-    )
-    .unwrap();
-    println!(
-        "written to {}",
-        out.join("startup_and_memory.json").display()
-    );
+    support::write_report("startup_and_memory", &report);
 }
 
 fn base64_of(bytes: &[u8]) -> String {

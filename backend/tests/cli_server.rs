@@ -2,7 +2,8 @@
 //! create`, `roost deploy`, `roost integrations`, `roost keys rotate`, and a
 //! config file.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
@@ -26,19 +27,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting roost serve");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("roost serve exited before listening")
-                .unwrap();
-            if let Some(url) = line.strip_prefix("roost: listening on ") {
-                break url.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let url = support::serve::listening_url(&mut child, None);
         Self { child, url }
     }
 

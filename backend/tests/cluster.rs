@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -111,25 +110,7 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting roost serve");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("node {name} exited before listening"))
-                .unwrap();
-            if let Some(url) = line.strip_prefix("roost: listening on ") {
-                break url.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep the log (for a failing test) and never block the node on a
-        // full pipe.
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let mut log = log;
-            for line in lines.map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-            }
-        });
+        let url = support::serve::listening_url(&mut child, Some(log));
         Node { child, url }
     }
 

@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::{EventError, Submitted, ingest, valid_type};
+use crate::app::redact_url;
 use crate::runs::Runner;
 use crate::store::{NewEvent, Store};
 
@@ -100,7 +101,10 @@ impl JetStreamBus {
             .name("roost")
             .connect(config.url.as_str())
             .await
-            .map_err(|e| EventError::Bus(format!("connecting to {}: {e}", config.url)))?;
+            .map_err(|e| {
+                // A NATS URL may carry a user and password.
+                EventError::Bus(format!("connecting to {}: {e}", redact_url(&config.url)))
+            })?;
         let context = jetstream::new(client.clone());
         let stream = context
             .get_or_create_stream(stream::Config {
@@ -113,7 +117,7 @@ impl JetStreamBus {
             })
             .await
             .map_err(|e| EventError::Bus(format!("creating stream {}: {e}", config.stream)))?;
-        tracing::info!(url = %config.url, stream = %config.stream, subjects = %format!("{}.events.>", config.subject_prefix), "joined the cluster's event stream");
+        tracing::info!(url = %redact_url(&config.url), stream = %config.stream, subjects = %format!("{}.events.>", config.subject_prefix), "joined the cluster's event stream");
         Ok(Self {
             config,
             client,

@@ -34,11 +34,7 @@ async fn list(
         .store
         .list_audit(&user.id, query.before, limit)
         .await?;
-    let next_before = if entries.len() as i64 == limit {
-        entries.last().map(|e| e.at)
-    } else {
-        None
-    };
+    let next_before = super::next_before(&entries, limit, |x| x.at);
     Ok(Json(
         json!({ "entries": entries, "next_before": next_before }),
     ))

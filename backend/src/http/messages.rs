@@ -39,11 +39,7 @@ async fn list(
         limit,
     };
     let messages = state.store.list_messages(&user.id, &filter).await?;
-    let next_before = if messages.len() as i64 == limit {
-        messages.last().map(|m| m.created_at)
-    } else {
-        None
-    };
+    let next_before = super::next_before(&messages, limit, |x| x.created_at);
     Ok(Json(
         json!({ "messages": messages, "next_before": next_before }),
     ))

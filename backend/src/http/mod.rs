@@ -55,6 +55,16 @@ pub struct AppState {
     pub slack_signing_secret: Option<String>,
 }
 
+/// The `before` cursor of the next page: the last item's time when the page
+/// is full, none when it is the last.
+pub(crate) fn next_before<T>(page: &[T], limit: i64, time: impl Fn(&T) -> i64) -> Option<i64> {
+    if page.len() as i64 == limit {
+        page.last().map(time)
+    } else {
+        None
+    }
+}
+
 /// Refuses a new run (manual or from an event) while the user already has
 /// as many queued as the server allows.
 pub(crate) async fn check_queue(state: &AppState, user_id: &str) -> Result<(), ApiError> {

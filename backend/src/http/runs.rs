@@ -170,11 +170,7 @@ async fn list(
     };
     let runs = state.store.list_runs(&user.id, &filter).await?;
     // The next page: runs queued before the last one shown.
-    let next_before = if runs.len() as i64 == limit {
-        runs.last().map(|r| r.queued_at)
-    } else {
-        None
-    };
+    let next_before = super::next_before(&runs, limit, |x| x.queued_at);
     Ok(Json(json!({ "runs": runs, "next_before": next_before })))
 }
 
