@@ -8,6 +8,7 @@ use roost_sandbox::{Sandbox, SandboxConfig};
 use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
+use crate::connectors::{Connectors, TransportPolicy};
 use crate::credentials::{CredentialService, MasterKeys};
 use crate::data_dir::DataDir;
 use crate::deploy::DeployService;
@@ -73,6 +74,10 @@ impl Application {
             links.clone(),
         ));
         let sandbox = Arc::new(sandbox);
+        let connectors = Arc::new(
+            Connectors::new(&registry, &profiles, TransportPolicy::default())
+                .map_err(|e| anyhow::anyhow!("building integration connectors: {e}"))?,
+        );
         let executor = Arc::new(Executor::new(
             store.clone(),
             registry.clone(),
@@ -80,6 +85,7 @@ impl Application {
             oauth.clone(),
             sandbox.clone(),
             config.run_limits.clone(),
+            connectors.clone(),
         ));
         let runner = Arc::new(Runner::new(
             store.clone(),

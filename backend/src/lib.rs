@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod connectors;
 pub mod credentials;
 pub mod data_dir;
 pub mod deploy;

@@ -79,6 +79,18 @@ pub enum ErrorKind {
     Http(HttpError),
     /// The response did not have the documented shape.
     Decode(String),
+    /// The user has not connected the integration, or must reconnect it;
+    /// the message has the setup link. (Host-mediated calls.)
+    NotConnected(String),
+    /// roost refused a host-mediated call before sending it: the method
+    /// does not exist or cannot run on the host, the integration is not
+    /// declared or not configured, or the run made too many calls.
+    Refused {
+        /// roost's error code (`unknown_method`, `integration_not_declared`…).
+        code: String,
+        /// What to do about it.
+        message: String,
+    },
 }
 
 impl IntegrationError {
@@ -151,6 +163,8 @@ impl fmt::Display for IntegrationError {
             } => write!(f, "{id}: refused ({status}): {message}"),
             ErrorKind::Http(err) => write!(f, "{id}: {err}"),
             ErrorKind::Decode(why) => write!(f, "{id}: unexpected response: {why}"),
+            ErrorKind::NotConnected(why) => write!(f, "{id}: not connected: {why}"),
+            ErrorKind::Refused { code, message } => write!(f, "{id}: {code}: {message}"),
         }
     }
 }
@@ -181,6 +195,9 @@ pub(crate) struct Placement {
 struct Descriptor {
     #[serde(default)]
     base_url: Option<String>,
+    /// The integration's credentials stay on the host.
+    #[serde(default)]
+    host_only: bool,
     #[serde(default)]
     auth: Option<AuthDescriptor>,
 }
@@ -234,9 +251,16 @@ impl Connection {
                 .map_err(|e| fail(ErrorKind::Config(format!("{var} is not valid: {e}"))))?,
             Err(_) => Descriptor {
                 base_url: None,
+                host_only: false,
                 auth: None,
             },
         };
+        if descriptor.host_only {
+            return Err(fail(ErrorKind::Config(format!(
+                "{integration}'s credentials stay on the host (credentialDelivery: host), so \
+                 scripts cannot call it directly; use roost_sdk::integrations::call"
+            ))));
+        }
         let base_url = descriptor
             .base_url
             .or_else(|| defaults.base_url.map(str::to_string))

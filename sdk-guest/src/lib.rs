@@ -42,6 +42,7 @@ mod exit;
 pub mod gmail;
 pub mod http;
 pub mod integration;
+pub mod integrations;
 mod invocation;
 pub mod messaging;
 pub mod slack;

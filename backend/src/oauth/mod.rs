@@ -2,6 +2,7 @@
 //! before runs, shared by concurrent runs (single flight).
 
 mod client_config;
+mod host_credentials;
 mod http_client;
 
 use std::collections::{BTreeMap, HashMap};
@@ -343,13 +344,7 @@ impl OAuth {
             return Ok(());
         };
         let seen_before = self.access_expiry(user_id, definition, &spec.key).await?;
-        let lock = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            inflight
-                .entry((user_id.to_string(), definition.integration_id.clone()))
-                .or_default()
-                .clone()
-        };
+        let lock = self.refresh_lock(user_id, definition);
         let _guard = lock.lock().await;
         // Read after taking the lock: a refresh that just finished is seen here.
         let rows = self
@@ -378,6 +373,20 @@ impl OAuth {
         else {
             return Ok(()); // Nothing to refresh with; the run gets the token as it is.
         };
+        self.exchange_refresh(user_id, definition, access, refresh_row)
+            .await
+    }
+
+    /// Trades `refresh_row`'s refresh token for a new access token and
+    /// stores it. A refused refresh token marks the integration
+    /// reconnect-needed. Callers hold the integration's refresh lock.
+    async fn exchange_refresh(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+        access: &CredentialRow,
+        refresh_row: &CredentialRow,
+    ) -> Result<(), OAuthError> {
         let refresh = cipher::open(self.credentials.keys(), refresh_row)?;
         let client = self.client(definition)?;
         let http = self.http_client();
@@ -415,6 +424,19 @@ impl OAuth {
             }
             Err(other) => Err(token_error(other)),
         }
+    }
+
+    /// The lock that makes refreshes of one user's integration single-flight.
+    fn refresh_lock(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+    ) -> Arc<tokio::sync::Mutex<()>> {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        inflight
+            .entry((user_id.to_string(), definition.integration_id.clone()))
+            .or_default()
+            .clone()
     }
 
     async fn access_expiry(

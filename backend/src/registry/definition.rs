@@ -118,13 +118,93 @@ pub struct RateLimits {
     pub burst: u32,
 }
 
-/// The provider request a method maps to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The provider request a method maps to: the declarative mapping a
+/// connector executes, so most integrations need no Rust code.
+///
+/// Input fields named in the path template fill it; then `query` fields
+/// (by default every remaining field of a GET or DELETE) go to the query
+/// string; whatever remains is the JSON body of a POST, PUT or PATCH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MethodHttp {
     /// HTTP method.
     pub method: String,
-    /// Path template (`/v1/items/{id}`).
+    /// Path template (`/v1/items/{id}`); each `{name}` is a required input field.
     pub path: String,
+    /// Input fields sent as query parameters (arrays repeat the parameter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<Vec<String>>,
+    /// Wraps the JSON body in an object under this key (`{"webhook": …}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_key: Option<String>,
+    /// Constant fields added to the JSON body (before `bodyKey` wraps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_defaults: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Extra request headers; `{config.<key>}` is replaced by the server's
+    /// setting of that key (`Notion-Version: {config.notionVersion}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// JSON Pointer of the method's output inside the response (`/order`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract: Option<String>,
+    /// Wraps the (extracted) response under this key, for APIs that answer a
+    /// bare array (`{"issues": […]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_as: Option<String>,
+    /// A boolean field that is `false` when the provider refused the call
+    /// inside a 2xx answer (Slack's `ok`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok_field: Option<String>,
+    /// The field holding the provider's error code when `okField` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_field: Option<String>,
+    /// Whether sending the request twice is harmless, so a 500, 502 or 504
+    /// may be retried. Defaults to true for GET, PUT and DELETE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
+}
+
+impl MethodHttp {
+    /// The `{name}` placeholders of the path template, in order.
+    pub fn path_params(&self) -> Vec<&str> {
+        placeholders(&self.path)
+    }
+
+    /// Whether a repeat of the request is harmless.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
+            .unwrap_or(matches!(self.method.as_str(), "GET" | "PUT" | "DELETE"))
+    }
+
+    /// Whether the method sends a JSON body.
+    pub fn has_body(&self) -> bool {
+        matches!(self.method.as_str(), "POST" | "PUT" | "PATCH")
+    }
+}
+
+/// `{name}` placeholders in a template.
+pub fn placeholders(template: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        found.push(&after[..close]);
+        rest = &after[close + 1..];
+    }
+    found
+}
+
+/// Whether a run's script sees an integration's credentials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialDelivery {
+    /// As env vars in the sandbox (the Wren model), and for host calls.
+    #[default]
+    Env,
+    /// Only roost holds them: host-mediated calls work, the env vars are
+    /// absent and the egress policy leaves the provider's hosts closed.
+    Host,
 }
 
 /// One method of an integration.
@@ -165,6 +245,9 @@ pub struct IntegrationDefinition {
     pub oauth2_config: Option<OAuth2Config>,
     /// Credentials and their env vars.
     pub credentials: Vec<CredentialSpec>,
+    /// Env vars plus host calls (default), or host calls only.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub credential_delivery: CredentialDelivery,
     /// Setup page URL with `{base_url}` and `{user_id}` placeholders.
     pub setup_url_template: String,
     /// Provider documentation.
@@ -330,6 +413,94 @@ impl IntegrationDefinition {
                         "must be a JSON Schema object with \"type\": \"object\"".into(),
                     );
                 }
+                if let Err(reason) = jsonschema::validator_for(schema) {
+                    return problem(
+                        &format!("methods[{i}].{name}"),
+                        format!("is not a valid JSON Schema: {reason}"),
+                    );
+                }
+            }
+            if let Some(http) = &method.http
+                && let Err((field, reason)) = self.check_mapping(method, http)
+            {
+                return problem(&format!("methods[{i}].http.{field}"), reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// A method's mapping refers only to what exists: path placeholders are
+    /// required input fields, query fields are input fields, header
+    /// templates name settings of the configSchema.
+    fn check_mapping(&self, method: &MethodDef, http: &MethodHttp) -> Result<(), (String, String)> {
+        let fail = |field: &str, reason: String| Err((field.to_string(), reason));
+        if !matches!(
+            http.method.as_str(),
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+        ) {
+            return fail(
+                "method",
+                format!(
+                    "`{}` is not one of GET, POST, PUT, PATCH, DELETE",
+                    http.method
+                ),
+            );
+        }
+        if !http.path.starts_with('/') {
+            return fail("path", format!("`{}` must start with /", http.path));
+        }
+        let properties = method.input_schema["properties"].as_object();
+        let has_property = |name: &str| properties.is_some_and(|p| p.contains_key(name));
+        let required: BTreeSet<&str> = method.input_schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for name in http.path_params() {
+            if !has_property(name) || !required.contains(name) {
+                return fail(
+                    "path",
+                    format!("`{{{name}}}` must be a required property of the inputSchema"),
+                );
+            }
+        }
+        for name in http.query.iter().flatten() {
+            if !has_property(name) {
+                return fail(
+                    "query",
+                    format!("`{name}` is not a property of the inputSchema"),
+                );
+            }
+        }
+        if (http.body_key.is_some() || http.body_defaults.is_some()) && !http.has_body() {
+            return fail("bodyKey", format!("a {} request has no body", http.method));
+        }
+        if let Some(pointer) = &http.extract
+            && !(pointer.is_empty() || pointer.starts_with('/'))
+        {
+            return fail("extract", format!("`{pointer}` is not a JSON Pointer"));
+        }
+        if http.error_field.is_some() && http.ok_field.is_none() {
+            return fail("errorField", "goes with okField".into());
+        }
+        let settings = self.config_schema["properties"].as_object();
+        for (name, template) in &http.headers {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return fail("headers", format!("`{name}` is not a header name"));
+            }
+            for placeholder in placeholders(template) {
+                let known = placeholder
+                    .strip_prefix("config.")
+                    .is_some_and(|key| settings.is_some_and(|p| p.contains_key(key)));
+                if !known {
+                    return fail(
+                        &format!("headers.{name}"),
+                        format!(
+                            "`{{{placeholder}}}` is not `{{config.<a configSchema property>}}`"
+                        ),
+                    );
+                }
             }
         }
         Ok(())
@@ -346,6 +517,10 @@ impl IntegrationDefinition {
             .replace("{base_url}", base_url.trim_end_matches('/'))
             .replace("{user_id}", user_id)
     }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn is_identifier(s: &str) -> bool {

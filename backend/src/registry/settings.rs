@@ -13,7 +13,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value, json};
 
-use super::{IntegrationDefinition, PlacementLocation, Registry, RegistryError};
+use super::{
+    CredentialDelivery, IntegrationDefinition, PlacementLocation, Registry, RegistryError,
+};
 
 /// Per-integration settings as written in the config, by integration id.
 pub type IntegrationConfig = BTreeMap<String, Map<String, Value>>;
@@ -29,6 +31,9 @@ pub struct RunProfile {
     pub hosts: Vec<String>,
     /// Loopback or private addresses the operator's base URL points at.
     pub restricted_ips: Vec<IpAddr>,
+    /// The effective settings (schema defaults with the operator's values
+    /// on top), for host-side calls.
+    pub settings: Map<String, Value>,
 }
 
 /// Run profiles of every integration in the registry.
@@ -179,6 +184,20 @@ fn profile(
     settings: &Map<String, Value>,
 ) -> Result<RunProfile, RegistryError> {
     let id = &definition.integration_id;
+    if definition.credential_delivery == CredentialDelivery::Host {
+        // Only roost talks to the provider: no hosts for the sandbox, and a
+        // descriptor that tells the SDK why its own client cannot work.
+        if let Some(base) = settings.get("baseUrl").and_then(Value::as_str) {
+            http_url(base).map_err(|reason| invalid(id, "baseUrl", reason))?;
+        }
+        return Ok(RunProfile {
+            descriptor_var: descriptor_var(id),
+            descriptor: json!({ "hostOnly": true }).to_string(),
+            hosts: Vec::new(),
+            restricted_ips: Vec::new(),
+            settings: settings.clone(),
+        });
+    }
     let mut hosts = definition.outbound_hosts.clone();
     let mut restricted_ips = Vec::new();
     let mut descriptor = Map::new();
@@ -239,6 +258,7 @@ fn profile(
         descriptor: Value::Object(descriptor).to_string(),
         hosts,
         restricted_ips,
+        settings: settings.clone(),
     })
 }
 

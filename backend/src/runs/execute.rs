@@ -11,10 +11,11 @@ use roost_sandbox::{
     EgressPolicy, Invocation, Limit, LoadedGuest, RunLimits, Sandbox, Termination, Trigger,
 };
 
-use super::host_services::RunServices;
+use super::host_services::{RunServices, ServiceDeps};
 use super::masking::Masker;
+use crate::connectors::Connectors;
 use crate::oauth::OAuth;
-use crate::registry::{Registry, RunProfiles};
+use crate::registry::{CredentialDelivery, Registry, RunProfiles};
 use crate::store::{RunFinish, RunRow, ScriptSettings, Store, run_status};
 
 /// Runs claimed runs. Compiled guests are kept per script version.
@@ -25,6 +26,7 @@ pub struct Executor {
     oauth: Arc<OAuth>,
     sandbox: Arc<Sandbox>,
     limits: RunLimits,
+    connectors: Arc<Connectors>,
     guests: Mutex<HashMap<(String, i64), (LoadedGuest, ScriptMetadata)>>,
 }
 
@@ -37,6 +39,7 @@ impl Executor {
         oauth: Arc<OAuth>,
         sandbox: Arc<Sandbox>,
         limits: RunLimits,
+        connectors: Arc<Connectors>,
     ) -> Self {
         Self {
             store,
@@ -45,6 +48,7 @@ impl Executor {
             oauth,
             sandbox,
             limits,
+            connectors,
             guests: Mutex::default(),
         }
     }
@@ -171,6 +175,22 @@ impl Executor {
             .map_err(|err| err.to_string())?;
         // Everything in the env so far is a credential value.
         let masker = Masker::new(env.values().map(String::as_str));
+        // Host-only integrations keep their credentials out of the sandbox;
+        // the masker still knows them, should a provider echo one.
+        for definition in metadata
+            .integrations
+            .iter()
+            .filter_map(|id| self.registry.get(id))
+        {
+            if definition.credential_delivery == CredentialDelivery::Host {
+                for spec in &definition.credentials {
+                    env.remove(&spec.env_var);
+                    if let Some(var) = &spec.refresh_env_var {
+                        env.remove(var);
+                    }
+                }
+            }
+        }
         self.audit_reads(run, &metadata.integrations, &env).await;
         env.insert("ROOST_RUN_ID".into(), run.id.clone());
         env.insert("ROOST_SCRIPT_ID".into(), run.script_id.clone());
@@ -194,8 +214,13 @@ impl Executor {
                 egress = egress.allow_restricted_ip(*ip);
             }
         }
+        let deps = ServiceDeps {
+            store: self.store.clone(),
+            connectors: self.connectors.clone(),
+            credentials: self.oauth.clone(),
+        };
         let egress = egress.with_host_service(Arc::new(RunServices::new(
-            self.store.clone(),
+            deps,
             run,
             &metadata.integrations,
             masker.clone(),

@@ -3,7 +3,10 @@
 //! The service is built per run, so it knows whose run it serves from the
 //! run itself, never from what the guest sends.
 //!
-//! Today that is the `messaging` outbox: `POST /v1/messages`.
+//! - `POST /v1/messages`: the `messaging` outbox.
+//! - `POST /v1/integrations/{id}/{method}`: a host-mediated integration
+//!   call (`integrations::call` in the SDK), executed by the connectors
+//!   with the user's credential added on the host (see `host_calls.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::masking::Masker;
+use crate::connectors::{Connectors, CredentialSource};
 use crate::store::{MessageRow, RunRow, Store, new_id, now_millis};
 
 /// Most messages one run may leave.
@@ -27,33 +31,44 @@ pub(crate) struct RunServices {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
-    user_id: String,
+/// What every run's services share: storage, the connectors and where
+/// credentials come from.
+#[derive(Clone)]
+pub(crate) struct ServiceDeps {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) connectors: Arc<Connectors>,
+    pub(crate) credentials: Arc<dyn CredentialSource>,
+}
+
+pub(super) struct Inner {
+    pub(super) deps: ServiceDeps,
+    pub(super) user_id: String,
     script_id: String,
-    run_id: String,
-    integrations: Vec<String>,
+    pub(super) run_id: String,
+    pub(super) integrations: Vec<String>,
     messages_sent: AtomicU32,
-    masker: Masker,
+    pub(super) calls_made: AtomicU32,
+    pub(super) masker: Masker,
 }
 
 impl RunServices {
     /// Services for `run`, whose script declared `integrations`; `masker`
     /// holds the run's credential values.
     pub(crate) fn new(
-        store: Arc<dyn Store>,
+        deps: ServiceDeps,
         run: &RunRow,
         integrations: &[String],
         masker: Masker,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
+                deps,
                 user_id: run.user_id.clone(),
                 script_id: run.script_id.clone(),
                 run_id: run.id.clone(),
                 integrations: integrations.to_vec(),
                 messages_sent: AtomicU32::new(0),
+                calls_made: AtomicU32::new(0),
                 masker,
             }),
         }
@@ -67,6 +82,24 @@ impl HostService for RunServices {
             let path = request.path.split('?').next().unwrap_or("");
             match (request.method.as_str(), path) {
                 ("POST", "/v1/messages") => inner.send_message(&request.body).await,
+                ("POST", _) if path.starts_with("/v1/integrations/") => {
+                    let rest = &path["/v1/integrations/".len()..];
+                    match rest.split_once('/') {
+                        Some(("messaging", "send_message")) => {
+                            inner.send_message(&request.body).await
+                        }
+                        Some((integration, method)) if !method.contains('/') => {
+                            inner
+                                .call_integration(integration, method, &request.body)
+                                .await
+                        }
+                        _ => error(
+                            404,
+                            "not_found",
+                            "integration calls go to /v1/integrations/{id}/{method}".into(),
+                        ),
+                    }
+                }
                 _ => error(
                     404,
                     "not_found",
@@ -149,7 +182,7 @@ impl Inner {
             body: self.masker.mask_str(&input.body),
             created_at: now_millis(),
         };
-        match self.store.insert_message(&message).await {
+        match self.deps.store.insert_message(&message).await {
             Ok(()) => {
                 tracing::info!(run_id = %self.run_id, message_id = %message.id, "outbox message stored");
                 HostResponse::json(201, &json!({ "id": message.id }))
@@ -166,7 +199,7 @@ impl Inner {
     }
 }
 
-fn error(status: u16, code: &str, message: String) -> HostResponse {
+pub(super) fn error(status: u16, code: &str, message: String) -> HostResponse {
     HostResponse::json(
         status,
         &json!({ "error": { "code": code, "message": message } }),
@@ -176,7 +209,43 @@ fn error(status: u16, code: &str, message: String) -> HostResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::{CallError, HostCredential, TransportPolicy};
+    use crate::registry::{IntegrationDefinition, Registry, RunProfiles};
     use crate::store::MessageFilter;
+
+    /// A user with nothing connected.
+    struct NoCredentials;
+
+    #[async_trait::async_trait]
+    impl CredentialSource for NoCredentials {
+        async fn credential(
+            &self,
+            _: &str,
+            _: &IntegrationDefinition,
+        ) -> Result<Option<HostCredential>, CallError> {
+            Ok(None)
+        }
+        async fn refresh_rejected(
+            &self,
+            _: &str,
+            _: &IntegrationDefinition,
+            _: &HostCredential,
+        ) -> Result<bool, CallError> {
+            Ok(false)
+        }
+    }
+
+    fn deps(store: Arc<dyn Store>) -> ServiceDeps {
+        let registry = Registry::load(None).unwrap();
+        let profiles = RunProfiles::build(&registry, &Default::default()).unwrap();
+        ServiceDeps {
+            store,
+            connectors: Arc::new(
+                Connectors::new(&registry, &profiles, TransportPolicy::default()).unwrap(),
+            ),
+            credentials: Arc::new(NoCredentials),
+        }
+    }
 
     fn post(body: &str) -> HostRequest {
         HostRequest {
@@ -208,14 +277,18 @@ mod tests {
             store.list_messages(&user.id, &filter).await.unwrap().len()
         };
 
-        let undeclared =
-            RunServices::new(store.clone(), &run, &["slack".into()], Masker::default());
+        let undeclared = RunServices::new(
+            deps(store.clone()),
+            &run,
+            &["slack".into()],
+            Masker::default(),
+        );
         let answer = undeclared.handle(post(r#"{"body":"hi"}"#)).await;
         assert_eq!(answer.status, 403);
         assert!(String::from_utf8_lossy(&answer.body).contains("integration_not_declared"));
 
         let services = RunServices::new(
-            store.clone(),
+            deps(store.clone()),
             &run,
             &["messaging".into()],
             Masker::default(),

@@ -3,6 +3,7 @@
 //! dead worker back on the queue.
 
 mod execute;
+mod host_calls;
 mod host_services;
 pub mod masking;
 

@@ -199,6 +199,10 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRow>>;
+    /// Records a host-mediated integration call of a run.
+    async fn insert_method_call(&self, call: &MethodCallRow) -> StoreResult<()>;
+    /// The recorded calls of a run, oldest first.
+    async fn method_calls(&self, run_id: &str) -> StoreResult<Vec<MethodCallRow>>;
     /// Stores an outbox message.
     async fn insert_message(&self, message: &MessageRow) -> StoreResult<()>;
     /// A user's outbox, newest first.

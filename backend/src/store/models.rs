@@ -417,6 +417,37 @@ pub struct SchedulePatch {
     pub overlap: Option<String>,
 }
 
+/// One host-mediated integration call of a run. Holds no input, output or
+/// credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MethodCallRow {
+    /// Call id.
+    pub id: String,
+    /// The run that made it.
+    #[serde(skip)]
+    pub run_id: String,
+    /// Integration id.
+    pub integration: String,
+    /// Method id.
+    pub method: String,
+    /// `ok`, or the error code (`invalid_input`, `provider_error`…).
+    pub status: String,
+    /// The provider's last HTTP status, when a request was sent.
+    pub http_status: Option<i64>,
+    /// Wall time of the call, retries and rate-limit waits included.
+    pub duration_ms: i64,
+    /// Requests sent (0 when refused before sending).
+    pub attempts: i64,
+    /// Requests beyond the first.
+    pub retries: i64,
+    /// Whether a 401 led to a token refresh.
+    pub refreshed: bool,
+    /// What went wrong, credential values masked.
+    pub error: Option<String>,
+    /// When the call ended (Unix ms).
+    pub created_at: i64,
+}
+
 /// A message in a user's outbox (the `messaging` integration).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageRow {

@@ -1012,6 +1012,57 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn insert_method_call(&self, call: &$crate::store::MethodCallRow) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO method_calls (id, run_id, integration, method, status, http_status, duration_ms, attempts, refreshed, error, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&call.id)
+                .bind(&call.run_id)
+                .bind(&call.integration)
+                .bind(&call.method)
+                .bind(&call.status)
+                .bind(call.http_status)
+                .bind(call.duration_ms)
+                .bind(call.attempts)
+                .bind(call.refreshed)
+                .bind(&call.error)
+                .bind(call.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn method_calls(&self, run_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::MethodCallRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, run_id, integration, method, status, http_status, duration_ms, attempts, refreshed, error, created_at \
+                     FROM method_calls WHERE run_id = $1 ORDER BY created_at, id",
+                )
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let attempts: i64 = row.try_get("attempts")?;
+                        Ok($crate::store::MethodCallRow {
+                            id: row.try_get("id")?,
+                            run_id: row.try_get("run_id")?,
+                            integration: row.try_get("integration")?,
+                            method: row.try_get("method")?,
+                            status: row.try_get("status")?,
+                            http_status: row.try_get("http_status")?,
+                            duration_ms: row.try_get("duration_ms")?,
+                            attempts,
+                            retries: (attempts - 1).max(0),
+                            refreshed: row.try_get("refreshed")?,
+                            error: row.try_get("error")?,
+                            created_at: row.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn insert_message(&self, message: &$crate::store::MessageRow) -> $crate::store::StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO messages (id, user_id, script_id, run_id, channel, recipient, subject, body, created_at) \
