@@ -2,6 +2,7 @@
 //! output (before it reaches the script), with the failing field named.
 
 use jsonschema::Validator;
+use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
 /// A compiled inputSchema or outputSchema.
@@ -50,8 +51,23 @@ impl Schema {
         } else {
             error.masked().to_string()
         };
+        // A missing or unexpected property is named as the field itself.
+        let mut field = dotted(&error.instance_path().to_string());
+        let named = match error.kind() {
+            ValidationErrorKind::Required { property } => property.as_str().map(String::from),
+            ValidationErrorKind::AdditionalProperties { unexpected } if unexpected.len() == 1 => {
+                unexpected.first().cloned()
+            }
+            _ => None,
+        };
+        if let Some(name) = named {
+            if !field.is_empty() {
+                field.push('.');
+            }
+            field.push_str(&name);
+        }
         Err(SchemaViolation {
-            field: dotted(&error.instance_path().to_string()),
+            field,
             reason: shorten(&reason),
         })
     }
@@ -112,12 +128,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(item.field, "labelIds[1]");
         let missing = schema.check(&json!({}), true).unwrap_err();
-        assert_eq!(missing.field, "");
+        assert_eq!(missing.field, "maxResults");
         assert!(missing.reason.contains("maxResults"), "{missing}");
         let extra = schema
             .check(&json!({ "maxResults": 1, "colour": "red" }), true)
             .unwrap_err();
         assert!(extra.reason.contains("colour"), "{extra}");
+        assert_eq!(extra.field, "colour");
     }
 
     #[test]

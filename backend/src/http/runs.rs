@@ -114,12 +114,14 @@ async fn start(
     } else {
         StatusCode::ACCEPTED
     };
+    let method_calls = state.store.method_calls(&run.id).await?;
     Ok((
         status,
         Json(json!({
             "run_id": run.id,
             "status": run.status,
             "run": run,
+            "method_calls": method_calls,
             "stdout": String::from_utf8_lossy(&logs.stdout),
             "stderr": String::from_utf8_lossy(&logs.stderr),
         })),
@@ -184,7 +186,9 @@ async fn one(
         .get_run(&user.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
-    Ok(Json(json!({ "run": run })))
+    // The run is the user's (checked above), so its calls are too.
+    let method_calls = state.store.method_calls(&run.id).await?;
+    Ok(Json(json!({ "run": run, "method_calls": method_calls })))
 }
 
 async fn logs(

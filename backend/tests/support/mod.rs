@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod oauth_provider;
+pub mod scripted;
 pub mod serve;
 pub mod stand_in;
 
