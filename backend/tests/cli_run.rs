@@ -215,4 +215,52 @@ fn integration_check_validates_a_definition_as_startup_would() {
     }
     let out = roost(&["integration", "check", "/nonexistent.json"], data.path());
     assert_eq!(out.status.code(), Some(1));
+
+    // A mapping that refers to what the method does not have.
+    definition["credentials"][0]["envVar"] = "MAILER_API_KEY".into();
+    for (change, needle) in [
+        (
+            serde_json::json!({ "method": "POST", "path": "/v3/mail/{mailbox}" }),
+            "`methods[0].http.path`: `{mailbox}` must be a required property",
+        ),
+        (
+            serde_json::json!({ "method": "GET", "path": "/v3/mail", "query": ["colour"] }),
+            "`methods[0].http.query`: `colour` is not a property",
+        ),
+        (
+            serde_json::json!({ "method": "POST", "path": "/v3/mail", "headers": { "X-Version": "{config.version}" } }),
+            "`methods[0].http.headers.X-Version`",
+        ),
+        (
+            serde_json::json!({ "method": "FETCH", "path": "/v3/mail" }),
+            "is not one of GET",
+        ),
+    ] {
+        definition["methods"][0]["http"] = change;
+        let bad = data.path().join("bad.json");
+        std::fs::write(&bad, definition.to_string()).unwrap();
+        let out = roost(
+            &["integration", "check", bad.to_str().unwrap()],
+            data.path(),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle), "{needle} not in {stderr}");
+    }
+    definition["methods"][0]["http"] =
+        serde_json::json!({ "method": "POST", "path": "/v3/mail/send" });
+    definition["methods"][0]["inputSchema"]["properties"]["to"] =
+        serde_json::json!({ "type": "strin" });
+    let bad = data.path().join("bad.json");
+    std::fs::write(&bad, definition.to_string()).unwrap();
+    let out = roost(
+        &["integration", "check", bad.to_str().unwrap()],
+        data.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`methods[0].inputSchema`: is not a valid JSON Schema"),
+        "{stderr}"
+    );
 }

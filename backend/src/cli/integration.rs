@@ -1,10 +1,12 @@
 //! `roost integration check FILE`: validates an integration definition as
-//! `roost serve` would at startup, without a server.
+//! `roost serve` would at startup, without a server. `roost integration
+//! new NAME`: scaffolds a new one (see `scaffold.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::registry::Registry;
+use super::scaffold::{ScaffoldAuth, ScaffoldRequest, scaffold};
+use crate::registry::{CredentialDelivery, Registry};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum IntegrationCommand {
@@ -14,10 +16,61 @@ pub(super) enum IntegrationCommand {
         /// The definition (`*.json`).
         file: PathBuf,
     },
+    /// Scaffold a new integration: a definition, a typed SDK client and a
+    /// test, which build and pass as generated.
+    New {
+        /// Integration id (`acme-crm`).
+        name: String,
+        /// How it authenticates.
+        #[arg(long, value_enum)]
+        auth: ScaffoldAuth,
+        /// Keep credentials on the host (`credentialDelivery: host`):
+        /// scripts reach the API only through host-mediated calls.
+        #[arg(long)]
+        host_only: bool,
+        /// Folder to create `<NAME>/` in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The roost SDK (`sdk-guest`) the client depends on; defaults to
+        /// the one next to this binary's sources.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
 }
 
 pub(super) fn execute(command: IntegrationCommand) -> anyhow::Result<ExitCode> {
     match command {
+        IntegrationCommand::New {
+            name,
+            auth,
+            host_only,
+            dir,
+            sdk_path,
+        } => {
+            let root = scaffold(&ScaffoldRequest {
+                id: name.clone(),
+                auth,
+                host_only,
+                dir,
+                sdk_path,
+            })?;
+            println!("created {}:", root.display());
+            for file in [
+                format!("{name}.json"),
+                "Cargo.toml".into(),
+                "src/lib.rs".into(),
+                "tests/definition.rs".into(),
+            ] {
+                println!("  {file}");
+            }
+            println!(
+                "next: point {name}.json at the real API, `roost integration check {}`, \
+                 `cargo test --manifest-path {}`, then serve it with --integrations-dir",
+                root.join(format!("{name}.json")).display(),
+                root.join("Cargo.toml").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         IntegrationCommand::Check { file } => match Registry::check_file(&file) {
             Ok(definition) => {
                 let vars: Vec<&str> = definition
@@ -26,18 +79,27 @@ pub(super) fn execute(command: IntegrationCommand) -> anyhow::Result<ExitCode> {
                     .flat_map(|spec| std::iter::once(&spec.env_var).chain(&spec.refresh_env_var))
                     .map(String::as_str)
                     .collect();
+                let delivery = if definition.credential_delivery == CredentialDelivery::Host {
+                    "credentials stay on the host (host-mediated calls only)".to_string()
+                } else if vars.is_empty() {
+                    "runs get no credential variables".to_string()
+                } else {
+                    format!("runs get {}", vars.join(", "))
+                };
                 println!(
-                    "ok: `{}` ({}), {} method(s), auth {:?}; runs get {}",
+                    "ok: `{}` ({}), {} method(s), auth {:?}; {delivery}",
                     definition.integration_id,
                     definition.name,
                     definition.methods.len(),
                     definition.auth_type,
-                    if vars.is_empty() {
-                        "no credential variables".to_string()
-                    } else {
-                        vars.join(", ")
-                    }
                 );
+                for method in &definition.methods {
+                    let how = match &method.http {
+                        Some(http) => format!("{} {}", http.method, http.path),
+                        None => "no http mapping: not callable from the host unless roost has code for it".into(),
+                    };
+                    println!("  {}: {how}", method.id);
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(err) => {

@@ -7,6 +7,7 @@ mod compile;
 mod inspect;
 mod integration;
 mod run;
+mod scaffold;
 mod serve;
 
 use std::path::PathBuf;
