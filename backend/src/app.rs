@@ -127,6 +127,7 @@ impl Application {
             events,
             guards: Arc::new(crate::abuse::Guards::new(config.abuse.clone())),
             slack_signing_secret: config.slack_signing_secret.clone(),
+            connectors,
         };
         let router = router(state, config.max_body_bytes);
         tracing::info!(

@@ -523,6 +523,36 @@ async fn registry_and_docs(backend: Backend) {
     let (_, index) = app.get_text(&token, "/v1/integrations/docs").await;
     assert!(index.contains("| `shopify` |"));
 
+    // The connector view: operations with schemas, hints and how they run.
+    let (status, ops) = app.get(&token, "/v1/integrations/gmail/operations").await;
+    assert_eq!(status, 200, "{ops}");
+    assert_eq!(ops["auth"]["type"], "oauth2");
+    assert_eq!(
+        ops["auth"]["credentials"][0]["placement"]["name"],
+        "Authorization"
+    );
+    let by_id = |id: &str| {
+        ops["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_id("list_messages")["executor"], "mapping");
+    assert_eq!(by_id("send_message")["executor"], "code");
+    assert_eq!(
+        by_id("send_message")["rateLimits"]["requestsPerSecond"],
+        5.0
+    );
+    assert_eq!(
+        by_id("send_message")["inputSchema"]["required"],
+        json!(["to", "subject", "body"])
+    );
+    let (status, _) = app.get(&token, "/v1/integrations/nope/operations").await;
+    assert_eq!(status, 404);
+
     let (status, body) = app.get(&token, "/v1/integrations/nope/docs").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),

@@ -244,3 +244,70 @@ async fn nodes_report_and_are_forgotten(backend: Backend) {
     assert_eq!(store.nodes().await.unwrap().len(), 1);
 }
 on_both_stores!(nodes_report_and_are_forgotten);
+
+async fn method_calls_are_kept_with_their_run_and_go_with_it(backend: Backend) {
+    use roost::store::{MethodCallRow, NewRun, now_millis};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let user = store.create_user("ada", "h").await.unwrap();
+    let v1 = store
+        .create_script_version(&version_of(&user.id, "s", vec![manual("a")]))
+        .await
+        .unwrap();
+    let run = store
+        .enqueue_run(&NewRun {
+            user_id: user.id.clone(),
+            script_id: v1.script_id.clone(),
+            script_version: 1,
+            handler: None,
+            trigger_kind: "manual".into(),
+            trigger_spec: String::new(),
+            payload: json!(null),
+        })
+        .await
+        .unwrap();
+    let call = |id: &str, status: &str, attempts: i64, at: i64| MethodCallRow {
+        id: id.into(),
+        run_id: run.id.clone(),
+        integration: "acme".into(),
+        method: "get_widget".into(),
+        status: status.into(),
+        http_status: (attempts > 0).then_some(200),
+        duration_ms: 12,
+        attempts,
+        retries: (attempts - 1).max(0),
+        refreshed: attempts > 2,
+        error: (status != "ok").then(|| "`id`: wrong type".to_string()),
+        created_at: at,
+    };
+    let now = now_millis();
+    let (second, first) = (
+        call("call_2", "ok", 3, now + 1),
+        call("call_1", "invalid_input", 0, now),
+    );
+    store.insert_method_call(&second).await.unwrap();
+    store.insert_method_call(&first).await.unwrap();
+    assert_eq!(
+        store.method_calls(&run.id).await.unwrap(),
+        vec![first, second]
+    );
+    assert!(store.method_calls("run_other").await.unwrap().is_empty());
+
+    // A call for a run that does not exist is refused, not orphaned.
+    let mut orphan = call("call_3", "ok", 1, now);
+    orphan.run_id = "run_missing".into();
+    assert!(store.insert_method_call(&orphan).await.is_err());
+
+    // Purging old runs takes their calls with them.
+    assert_eq!(
+        store.delete_old_runs(now_millis() + 60_000).await.unwrap(),
+        0
+    );
+    store.cancel_run(&user.id, &run.id).await.unwrap();
+    assert_eq!(
+        store.delete_old_runs(now_millis() + 60_000).await.unwrap(),
+        1
+    );
+    assert!(store.method_calls(&run.id).await.unwrap().is_empty());
+}
+on_both_stores!(method_calls_are_kept_with_their_run_and_go_with_it);

@@ -130,6 +130,13 @@ impl HostService for LocalOutbox {
                     &serde_json::json!({ "error": { "code": "invalid_input", "message": "a message needs a string `body`" } }),
                 ),
             }
+        } else if request.path.starts_with("/v1/integrations/") {
+            // Host-mediated calls need the user's stored credentials, which
+            // only a server holds.
+            HostResponse::json(
+                501,
+                &serde_json::json!({ "error": { "code": "needs_server", "message": "host-side integration calls need a roost server with the user's credentials; deploy the script (or run it with `roost run` against env vars and the SDK's direct clients)" } }),
+            )
         } else {
             HostResponse::json(
                 404,

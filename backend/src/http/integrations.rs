@@ -18,6 +18,40 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/integrations/docs", get(docs_for_many))
         .route("/v1/integrations/{id}", get(one))
         .route("/v1/integrations/{id}/docs", get(docs_for_one))
+        .route("/v1/integrations/{id}/operations", get(operations))
+}
+
+/// The connector contract's view of an integration: its auth and its
+/// operations, each with schemas, rate-limit hints and how the host
+/// executes it (`mapping`, `code`, or `none`).
+async fn operations(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let definition = state
+        .registry
+        .get(&id)
+        .ok_or_else(|| unknown(&state, &id))?;
+    let operations = state
+        .connectors
+        .operations(&id)
+        .ok_or_else(|| unknown(&state, &id))?;
+    let credentials: Vec<_> = definition
+        .credentials
+        .iter()
+        .map(|spec| json!({ "key": spec.key, "type": spec.kind, "placement": spec.placement }))
+        .collect();
+    Ok(Json(json!({
+        "integrationId": definition.integration_id,
+        "auth": {
+            "type": definition.auth_type,
+            "scopes": definition.oauth2_config.as_ref().map(|o| &o.scopes),
+            "credentials": credentials,
+            "credentialDelivery": definition.credential_delivery,
+        },
+        "operations": operations,
+    })))
 }
 
 async fn list(State(state): State<AppState>, _user: AuthUser) -> impl IntoResponse {

@@ -53,6 +53,8 @@ pub struct AppState {
     pub guards: Arc<crate::abuse::Guards>,
     /// Signing secret of roost's Slack app, for the Events API webhook.
     pub slack_signing_secret: Option<String>,
+    /// Every integration's host-side methods.
+    pub connectors: Arc<crate::connectors::Connectors>,
 }
 
 /// The `before` cursor of the next page: the last item's time when the page
