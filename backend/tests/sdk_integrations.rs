@@ -16,12 +16,36 @@ use support::{Backend, TestApp};
 /// A server whose gmail and slack APIs are the stand-ins, with OAuth
 /// applications at the mock provider.
 async fn app_with_stand_ins(provider: &Provider, google: &StandIn, slack: &StandIn) -> TestApp {
+    app_with(provider, google, slack, false).await
+}
+
+/// The same, optionally with gmail and slack redefined as host-only
+/// (`credentialDelivery: host`).
+async fn app_with(
+    provider: &Provider,
+    google: &StandIn,
+    slack: &StandIn,
+    host_only: bool,
+) -> TestApp {
     let (gmail_client, slack_client) = (
         provider.client("gmail-client"),
         provider.client("slack-client"),
     );
     let (google_base, slack_base) = (google.base.clone(), slack.base.clone());
+    let definitions = host_only.then(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        for id in ["gmail", "slack"] {
+            let builtin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("integrations/{id}.json"));
+            let mut definition: Value =
+                serde_json::from_str(&std::fs::read_to_string(builtin).unwrap()).unwrap();
+            definition["credentialDelivery"] = json!("host");
+            std::fs::write(dir.join(format!("{id}.json")), definition.to_string()).unwrap();
+        }
+        dir
+    });
     TestApp::spawn_with(Backend::Sqlite, move |config| {
+        config.integrations_dir = definitions;
         config.oauth_clients.insert("gmail".into(), gmail_client);
         config.oauth_clients.insert("slack".into(), slack_client);
         for (id, base) in [("gmail", google_base), ("slack", slack_base)] {
@@ -87,9 +111,21 @@ async fn finished(app: &TestApp, token: &str, run_id: &str) -> Value {
 
 #[tokio::test]
 async fn gmail_digest_reads_the_inbox_and_posts_the_digest_to_slack() {
+    gmail_digest(false).await;
+}
+
+/// The same script, unchanged, when gmail and slack keep their tokens on
+/// the host: the typed clients call through roost, and the run records
+/// each call.
+#[tokio::test]
+async fn gmail_digest_works_the_same_with_host_only_credentials() {
+    gmail_digest(true).await;
+}
+
+async fn gmail_digest(host_only: bool) {
     let provider = Provider::start();
     let (google, slack) = (StandIn::google().await, StandIn::slack().await);
-    let app = app_with_stand_ins(&provider, &google, &slack).await;
+    let app = app_with(&provider, &google, &slack, host_only).await;
     let ada = app.user("ada").await;
     let script = deploy_connecting(&app, &ada, "gmail-digest").await;
     google.expect_token(&access_token(&app, &ada, "gmail", "GMAIL_ACCESS_TOKEN").await);
@@ -152,6 +188,38 @@ async fn gmail_digest_reads_the_inbox_and_posts_the_digest_to_slack() {
             .as_deref()
             .is_some_and(|a| a.starts_with("Bearer "))
     }));
+    // Host-mediated calls are on the run's record; direct ones are not.
+    let (_, shown) = app
+        .get(
+            &ada,
+            &format!("/v1/runs/{}", run["run_id"].as_str().unwrap()),
+        )
+        .await;
+    let recorded: Vec<(String, String)> = shown["method_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["method"].as_str().unwrap().into(),
+                c["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    if host_only {
+        let ok = |m: &str| (m.to_string(), "ok".to_string());
+        assert_eq!(
+            recorded,
+            [
+                ok("list_messages"),
+                ok("get_message"),
+                ok("get_message"),
+                ok("post_message")
+            ]
+        );
+    } else {
+        assert!(recorded.is_empty(), "{recorded:?}");
+    }
 }
 
 #[tokio::test]

@@ -288,6 +288,9 @@ impl Gmail {
 
     /// Lists message ids matching `input` (`list_messages`).
     pub fn list_messages(&self, input: &ListMessages) -> Result<MessageList, IntegrationError> {
+        if self.connection.host_only() {
+            return self.connection.on_host().call("list_messages", input);
+        }
         let query = Query::new()
             .push_opt("q", input.q.as_deref())
             .push_opt("maxResults", input.max_results)
@@ -306,6 +309,9 @@ impl Gmail {
         if input.id.is_empty() || input.id.contains(['/', '?', '#']) {
             return Err(invalid(format!("`{}` is not a message id", input.id)));
         }
+        if self.connection.host_only() {
+            return self.connection.on_host().call("get_message", input);
+        }
         let query = Query::new().push_opt("format", input.format.map(MessageFormat::as_str));
         self.connection.get()?.call(
             "GET",
@@ -318,6 +324,9 @@ impl Gmail {
     /// message and sends it base64url-encoded.
     pub fn send_message(&self, input: &SendMessage) -> Result<SentMessage, IntegrationError> {
         let raw = rfc2822(input)?;
+        if self.connection.host_only() {
+            return self.connection.on_host().call("send_message", input);
+        }
         let body = serde_json::json!({
             "raw": base64::engine::general_purpose::URL_SAFE.encode(raw),
         });

@@ -228,6 +228,24 @@ pub(crate) struct Connection {
     auth: Option<(Placement, String)>,
 }
 
+/// `ROOST_INTEGRATION_<ID>` as roost set it, or an empty descriptor.
+fn read_descriptor(integration: &str) -> Result<Descriptor, IntegrationError> {
+    let var = descriptor_var(integration);
+    match std::env::var(&var) {
+        Ok(json) => serde_json::from_str::<Descriptor>(&json).map_err(|e| {
+            IntegrationError::new(
+                integration,
+                ErrorKind::Config(format!("{var} is not valid: {e}")),
+            )
+        }),
+        Err(_) => Ok(Descriptor {
+            base_url: None,
+            host_only: false,
+            auth: None,
+        }),
+    }
+}
+
 /// The name of the variable describing `integration`.
 pub(crate) fn descriptor_var(integration: &str) -> String {
     let id: String = integration
@@ -246,15 +264,7 @@ impl Connection {
         let integration = defaults.integration;
         let fail = |kind| IntegrationError::new(integration, kind);
         let var = descriptor_var(integration);
-        let descriptor = match std::env::var(&var) {
-            Ok(json) => serde_json::from_str::<Descriptor>(&json)
-                .map_err(|e| fail(ErrorKind::Config(format!("{var} is not valid: {e}"))))?,
-            Err(_) => Descriptor {
-                base_url: None,
-                host_only: false,
-                auth: None,
-            },
-        };
+        let descriptor = read_descriptor(integration)?;
         if descriptor.host_only {
             return Err(fail(ErrorKind::Config(format!(
                 "{integration}'s credentials stay on the host (credentialDelivery: host), so \
@@ -437,6 +447,18 @@ impl LazyConnection {
 
     pub(crate) fn integration(&self) -> &'static str {
         self.defaults.integration
+    }
+
+    /// Whether the integration's credentials stay on the host, so typed
+    /// clients must call its methods through roost
+    /// ([`crate::integrations`]) instead of the provider.
+    pub(crate) fn host_only(&self) -> bool {
+        read_descriptor(self.defaults.integration).is_ok_and(|d| d.host_only)
+    }
+
+    /// The host-side handle of the same integration.
+    pub(crate) fn on_host(&self) -> crate::integrations::Integration {
+        crate::integrations::Integration::new(self.defaults.integration)
     }
 }
 

@@ -247,6 +247,9 @@ impl Slack {
 
     /// Posts a message (`post_message`, Slack's `chat.postMessage`).
     pub fn post_message(&self, input: &PostMessage) -> Result<PostedMessage, IntegrationError> {
+        if self.connection.host_only() {
+            return self.connection.on_host().call("post_message", input);
+        }
         self.post("/api/chat.postMessage", input)
     }
 
@@ -256,11 +259,17 @@ impl Slack {
         &self,
         input: &ReplyInThread,
     ) -> Result<PostedMessage, IntegrationError> {
+        if self.connection.host_only() {
+            return self.connection.on_host().call("reply_in_thread", input);
+        }
         self.post("/api/chat.postMessage", input)
     }
 
     /// Lists channels (`list_channels`, `conversations.list`).
     pub fn list_channels(&self, input: &ListChannels) -> Result<ChannelList, IntegrationError> {
+        if self.connection.host_only() {
+            return self.connection.on_host().call("list_channels", input);
+        }
         let query = Query::new()
             .push_opt("types", input.types.as_deref())
             .push_opt("exclude_archived", input.exclude_archived)
