@@ -409,6 +409,17 @@ async fn host_only_credentials_never_enter_the_sandbox_nor_does_the_provider_ope
     let seen = api.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].header("x-api-key").as_deref(), Some(KEY));
+    // The host's use of the key is an audited read of the run.
+    let (_, audit) = app.get(&ada, "/v1/audit").await;
+    let reads: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "credential.read_for_run")
+        .collect();
+    assert_eq!(reads.len(), 1, "{audit}");
+    assert_eq!(reads[0]["detail"], "for host-side calls");
+    assert_eq!(reads[0]["integration"], "acme");
 
     // The same integration with env delivery: the key is in the env and
     // the provider is reachable directly, so the check above can fail.

@@ -62,6 +62,9 @@ impl Inner {
                 "integration call failed"
             ),
         }
+        if report.attempts > 0 {
+            self.audit_credential_use(integration).await;
+        }
         // Calls to methods that do not exist are not worth a row; every
         // call that reached a real method is recorded.
         if !matches!(
@@ -94,6 +97,31 @@ impl Inner {
             Err(err) => {
                 HostResponse::json(err.status(), &error_body(&err, failure.unwrap_or_default()))
             }
+        }
+    }
+}
+
+impl Inner {
+    /// The first request a run sends with an integration's credential is
+    /// an audited read, as the env vars of a run are.
+    async fn audit_credential_use(&self, integration: &str) {
+        let first = self
+            .audited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(integration.to_string());
+        if first {
+            crate::audit::record(
+                self.deps.store.as_ref(),
+                &[crate::audit::entry(
+                    &self.user_id,
+                    crate::audit::action::READ_FOR_RUN,
+                    Some(integration),
+                    Some(&self.run_id),
+                    Some("for host-side calls".into()),
+                )],
+            )
+            .await;
         }
     }
 }
