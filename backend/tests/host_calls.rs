@@ -181,7 +181,10 @@ async fn inputs_and_outputs_are_checked_against_the_schemas_and_calls_are_record
         "{}",
         calls[2]
     );
-    assert_eq!(calls[3], r#"call create_widget: ok {"id":"w-1"}"#);
+    assert_eq!(
+        calls[3],
+        r#"call create_widget: ok {"id":"w-1"} (12 bytes)"#
+    );
     assert!(
         calls[4].contains("unknown_method") && calls[4].contains("create_widget, get_widget"),
         "{}",
@@ -254,7 +257,7 @@ async fn rate_limited_and_unavailable_answers_are_retried_until_they_succeed() {
     .await;
     assert_eq!(
         line(&stdout, "call get_widget"),
-        r#"call get_widget: ok {"id":"w-1","name":"gear"}"#
+        r#"call get_widget: ok {"id":"w-1","name":"gear"} (26 bytes)"#
     );
     let seen = api.seen();
     assert_eq!(seen.len(), 3);
@@ -409,6 +412,22 @@ async fn host_only_credentials_never_enter_the_sandbox_nor_does_the_provider_ope
     let seen = api.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].header("x-api-key").as_deref(), Some(KEY));
+    // A provider that echoes the key does not hand it to the script.
+    api.then(200, &[], json!({ "id": "w-1", "name": KEY }));
+    let (stdout, _) = run(
+        &app,
+        &ada,
+        &script,
+        json!({ "calls": [{ "method": "get_widget", "input": { "id": "w-1" } }] }),
+    )
+    .await;
+    let received = r#"{"id":"w-1","name":"[roost: masked credential]"}"#;
+    assert_eq!(
+        line(&stdout, "call get_widget"),
+        format!("call get_widget: ok {received} ({} bytes)", received.len()),
+    );
+    let seen = api.seen();
+    assert_eq!(seen.len(), 2);
     // The host's use of the key is an audited read of the run.
     let (_, audit) = app.get(&ada, "/v1/audit").await;
     let reads: Vec<&Value> = audit["entries"]
@@ -417,9 +436,13 @@ async fn host_only_credentials_never_enter_the_sandbox_nor_does_the_provider_ope
         .iter()
         .filter(|e| e["action"] == "credential.read_for_run")
         .collect();
-    assert_eq!(reads.len(), 1, "{audit}");
-    assert_eq!(reads[0]["detail"], "for host-side calls");
-    assert_eq!(reads[0]["integration"], "acme");
+    // One per run (two runs, each with one call), none per call.
+    assert_eq!(reads.len(), 2, "{audit}");
+    assert_ne!(reads[0]["run_id"], reads[1]["run_id"]);
+    for read in reads {
+        assert_eq!(read["detail"], "for host-side calls");
+        assert_eq!(read["integration"], "acme");
+    }
 
     // The same integration with env delivery: the key is in the env and
     // the provider is reachable directly, so the check above can fail.

@@ -93,7 +93,13 @@ impl Inner {
             }
         }
         match report.result {
-            Ok(output) => HostResponse::json(200, &output),
+            // A provider that echoes the credential (a "whoami" answer)
+            // must not hand a host-only token to the script.
+            Ok(output) => HostResponse {
+                status: 200,
+                content_type: "application/json".into(),
+                body: self.masker.mask_str(&output.to_string()).into_bytes(),
+            },
             Err(err) => {
                 HostResponse::json(err.status(), &error_body(&err, failure.unwrap_or_default()))
             }

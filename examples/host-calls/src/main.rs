@@ -30,7 +30,12 @@ fn calls(invocation: &Invocation) -> roost_sdk::Result {
         let method = call["method"].as_str().unwrap_or_default();
         let result: Result<serde_json::Value, _> = acme.call(method, &call["input"]);
         match result {
-            Ok(output) => println!("call {method}: ok {output}"),
+            // The length too: roost masks credentials in stdout, so only
+            // the length shows what the script itself received.
+            Ok(output) => println!(
+                "call {method}: ok {output} ({} bytes)",
+                output.to_string().len()
+            ),
             Err(err) => println!("call {method}: error {:?} | {err}", err.kind()),
         }
     }
