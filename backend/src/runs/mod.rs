@@ -6,6 +6,7 @@ mod execute;
 mod host_calls;
 mod host_services;
 pub mod masking;
+mod settings_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub struct Runner {
     wake: Arc<Notify>,
     node_id: String,
     metrics: Arc<Metrics>,
+    /// Scripts' settings by version.
+    settings: settings_cache::SettingsCache,
     /// Ids of runs this node just finished, so a waiting request answers at
     /// once instead of at its next poll.
     finished: tokio::sync::broadcast::Sender<String>,
@@ -89,6 +92,7 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             node_id,
             metrics,
+            settings: Default::default(),
             finished: tokio::sync::broadcast::channel(1024).0,
         }
     }
@@ -221,11 +225,9 @@ impl Runner {
         // guest at its next epoch check.
         // One read of the script's limits and retry policy serves the whole run.
         let settings = self
-            .store
-            .script_settings(&run.script_id)
-            .await
-            .ok()
-            .flatten();
+            .settings
+            .get(self.store.as_ref(), &run.script_id, run.script_version)
+            .await;
         let execution = self.executor.execute(&run, settings.as_ref());
         tokio::pin!(execution);
         let mut beat = tokio::time::interval(self.config.heartbeat);

@@ -29,5 +29,8 @@ super::sql::sql_store!(
                  AND (not_before IS NULL OR not_before <= $1) \
                  AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
                  ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-    script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))")
+    script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    // Under READ COMMITTED two claims could both count room under a
+    // script's cap; the advisory lock in a transaction serialises them.
+    claim_in_one_statement = false
 );

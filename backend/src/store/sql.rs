@@ -27,7 +27,8 @@ pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, ha
      duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before";
 
 macro_rules! sql_store {
-    ($store:ty, begin = $begin:expr, claim_sql = $claim_sql:expr, script_lock_sql = $script_lock_sql:expr) => {
+    ($store:ty, begin = $begin:expr, claim_sql = $claim_sql:expr, script_lock_sql = $script_lock_sql:expr,
+     claim_in_one_statement = $claim_in_one:expr) => {
         impl $store {
             /// How write transactions start.
             const BEGIN: &'static str = $begin;
@@ -469,6 +470,27 @@ macro_rules! sql_store {
             async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
                 use sqlx::Row;
                 let now = $crate::store::now_millis();
+                // Where one statement is atomic with respect to every other
+                // writer (SQLite: a write statement takes the write lock
+                // before it reads), the pick, the per-script cap and the
+                // update are one UPDATE: one round trip instead of five.
+                if $claim_in_one {
+                    // SQLite numbers `$n` parameters in order of first
+                    // appearance, so they appear here as $1, $2, $3.
+                    let sql = format!(
+                        "UPDATE runs SET started_at = $1, heartbeat_at = $1, worker_id = $2, status = 'running' \
+                         WHERE id = ({}) AND status = 'queued' RETURNING {}",
+                        $claim_sql.replacen("SELECT id, script_id", "SELECT id", 1).replace("$2", "$3"),
+                        $crate::store::sql::RUN_COLUMNS
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(now)
+                        .bind(worker_id)
+                        .bind(per_script_limit)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    return row.map(|row| $crate::store::sql::run_from_row(&row)).transpose();
+                }
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let Some(candidate) = sqlx::query($claim_sql).bind(now).bind(per_script_limit).fetch_optional(&mut *tx).await? else {
                     return Ok(None);
@@ -519,8 +541,7 @@ macro_rules! sql_store {
                 finish: &$crate::store::RunFinish,
                 retry: Option<&$crate::store::RetryPlan>,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
-                let done = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, stdout = $5, stderr = $6, \
                      stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
                      WHERE id = $11 AND status = 'running' AND worker_id = $12",
@@ -536,28 +557,30 @@ macro_rules! sql_store {
                 .bind(finish.output_cap)
                 .bind($crate::store::now_millis())
                 .bind(run_id)
-                .bind(worker_id)
-                .execute(&mut *tx)
-                .await?;
+                .bind(worker_id);
+                let Some(retry) = retry else {
+                    // One statement needs no transaction of its own.
+                    return Ok(update.execute(&self.pool).await?.rows_affected() > 0);
+                };
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
+                let done = update.execute(&mut *tx).await?;
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                if let Some(retry) = retry {
-                    sqlx::query(
-                        "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-                         status, attempt, first_run_id, queued_at, not_before) \
-                         SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-                         'queued', $2, $3, $4, $5 FROM runs WHERE id = $6",
-                    )
-                    .bind($crate::store::sql::new_id("run"))
-                    .bind(retry.attempt)
-                    .bind(&retry.first_run_id)
-                    .bind($crate::store::now_millis())
-                    .bind(retry.not_before)
-                    .bind(run_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                sqlx::query(
+                    "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+                     status, attempt, first_run_id, queued_at, not_before) \
+                     SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+                     'queued', $2, $3, $4, $5 FROM runs WHERE id = $6",
+                )
+                .bind($crate::store::sql::new_id("run"))
+                .bind(retry.attempt)
+                .bind(&retry.first_run_id)
+                .bind($crate::store::now_millis())
+                .bind(retry.not_before)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(true)
             }

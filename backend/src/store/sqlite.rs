@@ -40,5 +40,6 @@ super::sql::sql_store!(
                  AND (not_before IS NULL OR not_before <= $1) \
                  AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
                  ORDER BY queued_at, id LIMIT 1",
-    script_lock_sql = None::<&str>
+    script_lock_sql = None::<&str>,
+    claim_in_one_statement = true
 );
