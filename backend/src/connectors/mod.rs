@@ -15,6 +15,7 @@ mod code;
 mod credentials;
 mod error;
 mod mapping;
+mod outgoing;
 mod rate_limit;
 mod schema;
 mod transport;
@@ -31,14 +32,13 @@ pub use error::CallError;
 pub use mapping::{Declarative, OperationCode, ProviderRequest, ProviderResponse};
 pub use schema::SchemaViolation;
 pub use transport::TransportPolicy;
-use transport::retry_after;
 
 use crate::registry::{
-    AuthType, IntegrationDefinition, MethodDef, PlacementLocation, RateLimits, Registry,
-    RunProfiles,
+    AuthType, IntegrationDefinition, MethodDef, RateLimits, Registry, RunProfiles,
 };
+use outgoing::{outgoing, provider_error};
 use schema::Schema;
-use transport::{OutgoingRequest, RateKey, Transport};
+use transport::{RateKey, Transport};
 
 /// One method of a connector.
 pub struct Operation {
@@ -107,6 +107,14 @@ pub struct CallReport {
     pub duration: Duration,
     /// Part of it spent waiting for the rate limit.
     pub throttled: Duration,
+}
+
+/// What a call names, found and checked.
+struct Resolved<'a> {
+    connector: &'a Connector,
+    operation: &'a Operation,
+    code: &'a Arc<dyn OperationCode>,
+    input: Value,
 }
 
 /// Every connector of the registry, with the transport they share.
@@ -192,33 +200,10 @@ impl Connectors {
         )
     }
 
-    /// Executes one call and reports how it went. Never panics on guest
-    /// input; every refusal is a [`CallError`].
-    pub async fn call(
-        &self,
-        request: &CallRequest<'_>,
-        credentials: &dyn CredentialSource,
-    ) -> CallReport {
-        let started = Instant::now();
-        let mut report = CallReport {
-            result: Ok(Value::Null),
-            attempts: 0,
-            refreshed: false,
-            http_status: None,
-            duration: Duration::ZERO,
-            throttled: Duration::ZERO,
-        };
-        report.result = self.execute(request, credentials, &mut report).await;
-        report.duration = started.elapsed();
-        report
-    }
-
-    async fn execute(
-        &self,
-        request: &CallRequest<'_>,
-        credentials: &dyn CredentialSource,
-        report: &mut CallReport,
-    ) -> Result<Value, CallError> {
+    /// The connector, operation and code a call names, and its input
+    /// checked against the inputSchema: everything refused before a request
+    /// is built.
+    fn resolve(&self, request: &CallRequest<'_>) -> Result<Resolved<'_>, CallError> {
         let id = request.integration;
         let connector = self
             .by_id
@@ -258,6 +243,48 @@ impl Connectors {
             .input
             .check(&input, true)
             .map_err(CallError::InvalidInput)?;
+        Ok(Resolved {
+            connector,
+            operation,
+            code,
+            input,
+        })
+    }
+
+    /// Executes one call and reports how it went. Never panics on guest
+    /// input; every refusal is a [`CallError`].
+    pub async fn call(
+        &self,
+        request: &CallRequest<'_>,
+        credentials: &dyn CredentialSource,
+    ) -> CallReport {
+        let started = Instant::now();
+        let mut report = CallReport {
+            result: Ok(Value::Null),
+            attempts: 0,
+            refreshed: false,
+            http_status: None,
+            duration: Duration::ZERO,
+            throttled: Duration::ZERO,
+        };
+        report.result = self.execute(request, credentials, &mut report).await;
+        report.duration = started.elapsed();
+        report
+    }
+
+    async fn execute(
+        &self,
+        request: &CallRequest<'_>,
+        credentials: &dyn CredentialSource,
+        report: &mut CallReport,
+    ) -> Result<Value, CallError> {
+        let Resolved {
+            connector,
+            operation,
+            code,
+            input,
+        } = self.resolve(request)?;
+        let id = request.integration;
         let provider_request = code.request(&input, &connector.settings)?;
         let base = connector.settings.get("baseUrl").and_then(Value::as_str).ok_or_else(|| {
             CallError::NotConfigured(format!(
@@ -311,117 +338,5 @@ impl Connectors {
                 .map_err(CallError::InvalidOutput)?;
             return Ok(output);
         }
-    }
-}
-
-/// The full request: base URL, path, query, headers, JSON body, and the
-/// credential in the placement its definition names.
-fn outgoing(
-    base: &str,
-    request: &ProviderRequest,
-    credential: Option<&HostCredential>,
-) -> Result<OutgoingRequest, CallError> {
-    let mut url = reqwest::Url::parse(&format!("{}{}", base.trim_end_matches('/'), request.path))
-        .map_err(|e| {
-        CallError::NotConfigured(format!("the base URL does not form a URL: {e}"))
-    })?;
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::ACCEPT,
-        http::HeaderValue::from_static("application/json"),
-    );
-    for (name, value) in &request.headers {
-        let name = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|e| CallError::Internal(format!("header `{name}`: {e}")))?;
-        let value = http::HeaderValue::from_str(value)
-            .map_err(|e| CallError::Internal(format!("header `{name}`: {e}")))?;
-        headers.insert(name, value);
-    }
-    {
-        let mut pairs = url.query_pairs_mut();
-        for (name, value) in &request.query {
-            pairs.append_pair(name, value);
-        }
-        for (placement, value) in credential.iter().flat_map(|c| c.parts.iter()) {
-            if placement.location == PlacementLocation::Query {
-                let prefix = placement.prefix.as_deref().unwrap_or("");
-                pairs.append_pair(&placement.name, &format!("{prefix}{value}"));
-            }
-        }
-    }
-    if url.query() == Some("") {
-        url.set_query(None);
-    }
-    for (placement, value) in credential.iter().flat_map(|c| c.parts.iter()) {
-        if placement.location == PlacementLocation::Header {
-            let prefix = placement.prefix.as_deref().unwrap_or("");
-            let name = http::HeaderName::from_bytes(placement.name.as_bytes()).map_err(|e| {
-                CallError::Internal(format!("credential header `{}`: {e}", placement.name))
-            })?;
-            // The value itself stays out of the error.
-            let mut value =
-                http::HeaderValue::from_str(&format!("{prefix}{value}")).map_err(|_| {
-                    CallError::Internal(format!(
-                        "the stored credential for `{}` is not a valid header value",
-                        placement.name
-                    ))
-                })?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-    }
-    let body = match &request.body {
-        Some(body) => {
-            headers.insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json; charset=utf-8"),
-            );
-            Some(serde_json::to_vec(body).expect("JSON values serialise"))
-        }
-        None => None,
-    };
-    Ok(OutgoingRequest {
-        method: request.method.clone(),
-        url,
-        headers,
-        body,
-        idempotent: request.idempotent,
-    })
-}
-
-/// A non-2xx answer as a [`CallError::Provider`], with the provider's own
-/// explanation when its body has one.
-fn provider_error(response: &ProviderResponse) -> CallError {
-    let json: Option<Value> = serde_json::from_slice(&response.body).ok();
-    let found = json.as_ref().and_then(|json| {
-        json["error"]["message"]
-            .as_str()
-            .or_else(|| json["error_description"].as_str())
-            .or_else(|| json["error"].as_str())
-            .or_else(|| json["errors"][0]["message"].as_str())
-            .or_else(|| json["message"].as_str())
-            .map(str::to_string)
-    });
-    let code = json.as_ref().and_then(|json| {
-        json["error"]["status"]
-            .as_str()
-            .or_else(|| json["code"].as_str())
-            .or_else(|| json["error"].as_str())
-            .map(str::to_string)
-    });
-    let message = found.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(&response.body);
-        let text = text.trim();
-        if text.is_empty() {
-            "no details".to_string()
-        } else {
-            text.chars().take(300).collect()
-        }
-    });
-    CallError::Provider {
-        status: response.status,
-        code,
-        message,
-        retry_after: retry_after(&response.headers).map(|d| d.as_secs()),
     }
 }
