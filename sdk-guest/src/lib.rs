@@ -30,7 +30,11 @@
 //! (so deploy asks the user to connect Gmail before the script can run) and
 //! returns a client that reads its token from the run's env on first use.
 //! [`gmail`], [`slack`] and [`messaging`] are typed; [`http::init!`] gives a
-//! plain client for any other integration roost knows.
+//! plain client for any other integration roost knows; and
+//! [`integrations::call`] runs any method of any declared integration on the
+//! host, where roost checks it against the definition's schemas and adds the
+//! credential itself (the only way to reach integrations whose credentials
+//! are host-only).
 //!
 //! The attributes and `init!` macros emit `#[unsafe(link_section)]` statics into your crate, so
 //! a script crate cannot use `#![forbid(unsafe_code)]`.
