@@ -235,6 +235,10 @@ fn integration_check_validates_a_definition_as_startup_would() {
             serde_json::json!({ "method": "FETCH", "path": "/v3/mail" }),
             "is not one of GET",
         ),
+        (
+            serde_json::json!({ "method": "POST", "path": "/v3/mail/send", "rateLimits": { "requestsPerSecond": 1, "burst": 1 } }),
+            "unknown field `rateLimits`",
+        ),
     ] {
         definition["methods"][0]["http"] = change;
         let bad = data.path().join("bad.json");

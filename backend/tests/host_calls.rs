@@ -312,7 +312,10 @@ async fn rate_limited_and_unavailable_answers_are_retried_until_they_succeed() {
 async fn the_rate_limit_spaces_a_users_calls_as_the_definition_says() {
     let api = Scripted::start(json!({ "id": "w-1", "name": "gear" })).await;
     let limits = json!({ "requestsPerSecond": 5, "burst": 1 });
-    let app = server(&acme("env", Some(limits), false), &api, None).await;
+    let mut definition = acme("env", Some(limits), false);
+    // create_widget has a slower limit of its own, in its own bucket.
+    definition["methods"][1]["rateLimits"] = json!({ "requestsPerSecond": 2, "burst": 1 });
+    let app = server(&definition, &api, None).await;
     let (ada, script) = deployed(&app).await;
     let calls: Vec<Value> = (0..6)
         .map(|_| json!({ "method": "get_widget", "input": { "id": "w-1" } }))
@@ -329,6 +332,26 @@ async fn the_rate_limit_spaces_a_users_calls_as_the_definition_says() {
         );
     }
     assert!(seen[5].at - seen[0].at >= Duration::from_millis(950));
+
+    api.forget();
+    api.otherwise(200, json!({ "id": "w-2" }));
+    let calls: Vec<Value> = (0..3)
+        .map(|_| json!({ "method": "create_widget", "input": { "name": "gear" } }))
+        .collect();
+    let (stdout, _) = run(&app, &ada, &script, json!({ "calls": calls })).await;
+    assert_eq!(stdout.matches(": ok ").count(), 3, "{stdout}");
+    let seen = api.seen();
+    for pair in seen.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(480),
+            "calls 500 ms apart at 2/s, got {gap:?}"
+        );
+    }
+    let (_, operations) = app.get(&ada, "/v1/integrations/acme/operations").await;
+    let rate = |i: usize| operations["operations"][i]["rateLimits"]["requestsPerSecond"].as_f64();
+    // Operations are listed by id: create_widget, then get_widget.
+    assert_eq!((rate(0), rate(1)), (Some(2.0), Some(5.0)), "{operations}");
 }
 
 #[tokio::test]

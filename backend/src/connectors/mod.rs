@@ -58,6 +58,17 @@ pub struct Connector {
     operations: BTreeMap<String, Operation>,
 }
 
+impl Connector {
+    /// The limits a method's calls are spaced by: its own, or the
+    /// integration's.
+    fn rate_limits<'a>(&'a self, method: &'a MethodDef) -> Option<&'a RateLimits> {
+        method
+            .rate_limits
+            .as_ref()
+            .or(self.definition.rate_limits.as_ref())
+    }
+}
+
 /// The operations facet, as the API shows it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,7 +83,7 @@ pub struct OperationInfo<'a> {
     pub input_schema: &'a Value,
     /// Output schema.
     pub output_schema: &'a Value,
-    /// The integration's rate-limit hints.
+    /// Its rate-limit hints (its own, or the integration's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<&'a RateLimits>,
     /// `mapping`, `code` or `none` (not callable from the host).
@@ -193,7 +204,7 @@ impl Connectors {
                     description: &op.method.description,
                     input_schema: &op.method.input_schema,
                     output_schema: &op.method.output_schema,
-                    rate_limits: connector.definition.rate_limits.as_ref(),
+                    rate_limits: connector.rate_limits(&op.method),
                     executor: op.executor,
                 })
                 .collect(),
@@ -294,10 +305,15 @@ impl Connectors {
         let mut credential = credentials
             .credential(request.user_id, &connector.definition)
             .await?;
+        // A method with limits of its own counts in its own bucket.
+        let bucket = match &operation.method.rate_limits {
+            Some(_) => format!("{id}.{}", operation.method.id),
+            None => id.to_string(),
+        };
         let rate = RateKey {
             user: request.user_id,
-            integration: id,
-            limits: connector.definition.rate_limits.as_ref(),
+            integration: &bucket,
+            limits: connector.rate_limits(&operation.method),
         };
         loop {
             let outgoing = outgoing(base, &provider_request, credential.as_ref())?;

@@ -69,7 +69,8 @@ pub(super) struct OutgoingRequest {
 pub(super) struct RateKey<'a> {
     /// User id.
     pub user: &'a str,
-    /// Integration id.
+    /// The bucket: the integration id, or `<id>.<method>` for a method
+    /// with limits of its own.
     pub integration: &'a str,
     /// The definition's hints, when it has some.
     pub limits: Option<&'a RateLimits>,

@@ -224,6 +224,11 @@ pub struct MethodDef {
     /// Provider request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<MethodHttp>,
+    /// This method's own rate limit (a separate bucket per user), for
+    /// providers that limit methods apart (Slack's tiers); otherwise the
+    /// integration's applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// A whole integration definition.
@@ -386,6 +391,24 @@ impl IntegrationDefinition {
                 return problem(
                     &format!("outboundHosts[{i}]"),
                     format!("`{host}` is not a host name"),
+                );
+            }
+        }
+        let limits = std::iter::once(("rateLimits".to_string(), &self.rate_limits)).chain(
+            self.methods
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (format!("methods[{i}].rateLimits"), &m.rate_limits)),
+        );
+        for (field, limits) in limits {
+            if let Some(limits) = limits
+                && !(limits.requests_per_second > 0.0
+                    && limits.requests_per_second.is_finite()
+                    && limits.burst >= 1)
+            {
+                return problem(
+                    &field,
+                    "requestsPerSecond must be above 0 and burst at least 1".into(),
                 );
             }
         }
