@@ -155,7 +155,6 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     }
     to_start.sort();
     to_end.sort();
-    let pct = |v: &[i64], p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
 
     // Latency under load: events at half the sustained rate, open loop (each
     // leaves on schedule whatever the earlier ones are doing).
@@ -190,14 +189,14 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     println!(
         "{:<22} {:>8} {:>8}",
         "event -> run start",
-        pct(&to_start, 50),
-        pct(&to_start, 99)
+        support::pct(&to_start, 50),
+        support::pct(&to_start, 99)
     );
     println!(
         "{:<22} {:>8} {:>8}",
         "event -> run end",
-        pct(&to_end, 50),
-        pct(&to_end, 99)
+        support::pct(&to_end, 50),
+        support::pct(&to_end, 99)
     );
     println!(
         "at half the sustained rate ({paced_rate:.0} events/s, {PACED_EVENTS} events, open loop):"
@@ -205,14 +204,14 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     println!(
         "{:<22} {:>8} {:>8}",
         "event -> run start",
-        pct(&paced_start, 50),
-        pct(&paced_start, 99)
+        support::pct(&paced_start, 50),
+        support::pct(&paced_start, 99)
     );
     println!(
         "{:<22} {:>8} {:>8}",
         "event -> run end",
-        pct(&paced_end, 50),
-        pct(&paced_end, 99)
+        support::pct(&paced_end, 50),
+        support::pct(&paced_end, 99)
     );
 
     json!({
@@ -221,12 +220,12 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         "workers": workers,
         "sustained_runs_per_second": rate,
         "ingest_events_per_second": THROUGHPUT_EVENTS as f64 / ingest_secs,
-        "event_to_start_ms": { "p50": pct(&to_start, 50), "p99": pct(&to_start, 99) },
-        "event_to_end_ms": { "p50": pct(&to_end, 50), "p99": pct(&to_end, 99) },
+        "event_to_start_ms": { "p50": support::pct(&to_start, 50), "p99": support::pct(&to_start, 99) },
+        "event_to_end_ms": { "p50": support::pct(&to_end, 50), "p99": support::pct(&to_end, 99) },
         "at_half_rate": {
             "events_per_second": paced_rate,
-            "event_to_start_ms": { "p50": pct(&paced_start, 50), "p99": pct(&paced_start, 99) },
-            "event_to_end_ms": { "p50": pct(&paced_end, 50), "p99": pct(&paced_end, 99) },
+            "event_to_start_ms": { "p50": support::pct(&paced_start, 50), "p99": support::pct(&paced_start, 99) },
+            "event_to_end_ms": { "p50": support::pct(&paced_end, 50), "p99": support::pct(&paced_end, 99) },
         },
     })
 }

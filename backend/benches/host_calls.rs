@@ -77,10 +77,6 @@ fn definition() -> Value {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
 fn micros(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e7).round() / 10.0
 }
@@ -163,7 +159,7 @@ async fn main() {
             times.push(started.elapsed());
         }
         times.sort();
-        let (p50, p99) = (percentile(&times, 0.50), percentile(&times, 0.99));
+        let (p50, p99) = (support::pct(&times, 50), support::pct(&times, 99));
         println!(
             "{name:>15}: p50 {:>7.1} µs   p99 {:>7.1} µs   ({CALLS} calls)",
             micros(p50),

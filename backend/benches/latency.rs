@@ -29,10 +29,6 @@ fn main() {
     runtime.block_on(bench());
 }
 
-fn pct(sorted: &[f64], p: usize) -> f64 {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
-}
-
 async fn bench() {
     let mut stores = vec![("sqlite", None)];
     if let Some(url) = support::postgres_url() {
@@ -132,15 +128,15 @@ async fn bench() {
         println!(
             "{:<9} {:>16.2} {:>16.2} {:>16.1} {:>16.1}",
             name,
-            pct(&manual, 50),
-            pct(&manual, 99),
-            pct(&lag, 50),
-            pct(&lag, 99)
+            support::pct(&manual, 50),
+            support::pct(&manual, 99),
+            support::pct(&lag, 50),
+            support::pct(&lag, 99)
         );
         rows.push(json!({
             "store": name,
-            "manual_run_wait_ms": { "p50": pct(&manual, 50), "p99": pct(&manual, 99), "runs": manual.len() },
-            "cron_tick_to_start_ms": { "p50": pct(&lag, 50), "p99": pct(&lag, 99), "ticks": lag.len() },
+            "manual_run_wait_ms": { "p50": support::pct(&manual, 50), "p99": support::pct(&manual, 99), "runs": manual.len() },
+            "cron_tick_to_start_ms": { "p50": support::pct(&lag, 50), "p99": support::pct(&lag, 99), "ticks": lag.len() },
         }));
     }
     let report = json!({

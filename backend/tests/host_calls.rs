@@ -138,6 +138,11 @@ async fn run(app: &TestApp, token: &str, script: &str, payload: Value) -> (Strin
     (run["stdout"].as_str().unwrap().to_string(), shown)
 }
 
+/// A payload of one call.
+fn one_call(method: &str, input: Value) -> Value {
+    json!({ "calls": [{ "method": method, "input": input }] })
+}
+
 fn line<'a>(stdout: &'a str, prefix: &str) -> &'a str {
     stdout
         .lines()
@@ -252,7 +257,7 @@ async fn rate_limited_and_unavailable_answers_are_retried_until_they_succeed() {
         &app,
         &ada,
         &script,
-        json!({ "calls": [{ "method": "get_widget", "input": { "id": "w-1" } }] }),
+        one_call("get_widget", json!({ "id": "w-1" })),
     )
     .await;
     assert_eq!(
@@ -280,7 +285,7 @@ async fn rate_limited_and_unavailable_answers_are_retried_until_they_succeed() {
         &app,
         &ada,
         &script,
-        json!({ "calls": [{ "method": "create_widget", "input": { "name": "gear" } }] }),
+        one_call("create_widget", json!({ "name": "gear" })),
     )
     .await;
     assert!(
@@ -298,7 +303,7 @@ async fn rate_limited_and_unavailable_answers_are_retried_until_they_succeed() {
         &app,
         &ada,
         &script,
-        json!({ "calls": [{ "method": "get_widget", "input": { "id": "w-1" } }] }),
+        one_call("get_widget", json!({ "id": "w-1" })),
     )
     .await;
     assert!(
@@ -376,7 +381,7 @@ async fn a_refused_token_is_refreshed_once_and_the_call_sent_again() {
 
     api.then(401, &[], json!({ "error": { "message": "token revoked" } }));
     let before = provider.refreshes().await;
-    let input = json!({ "calls": [{ "method": "get_widget", "input": { "id": "w-1" } }] });
+    let input = one_call("get_widget", json!({ "id": "w-1" }));
     let (stdout, shown) = run(&app, &ada, &script, input.clone()).await;
     assert!(
         line(&stdout, "call get_widget").contains(": ok "),
@@ -441,7 +446,7 @@ async fn host_only_credentials_never_enter_the_sandbox_nor_does_the_provider_ope
         &app,
         &ada,
         &script,
-        json!({ "calls": [{ "method": "get_widget", "input": { "id": "w-1" } }] }),
+        one_call("get_widget", json!({ "id": "w-1" })),
     )
     .await;
     let received = r#"{"id":"w-1","name":"[roost: masked credential]"}"#;

@@ -19,6 +19,26 @@ fn version_of(user_id: &str, name: &str, triggers: Vec<TriggerRow>) -> NewScript
     }
 }
 
+/// A script of `user_id` with one manual run queued.
+async fn queued_run(store: &dyn roost::store::Store, user_id: &str) -> roost::store::RunRow {
+    let v1 = store
+        .create_script_version(&version_of(user_id, "s", vec![manual("a")]))
+        .await
+        .unwrap();
+    store
+        .enqueue_run(&roost::store::NewRun {
+            user_id: user_id.into(),
+            script_id: v1.script_id.clone(),
+            script_version: 1,
+            handler: None,
+            trigger_kind: "manual".into(),
+            trigger_spec: String::new(),
+            payload: json!(null),
+        })
+        .await
+        .unwrap()
+}
+
 fn manual(handler: &str) -> TriggerRow {
     TriggerRow {
         handler: handler.into(),
@@ -155,26 +175,11 @@ async fn credential_rows_upsert_and_stay_per_user(backend: Backend) {
 on_both_stores!(credential_rows_upsert_and_stay_per_user);
 
 async fn a_worker_that_lost_its_run_cannot_finish_it(backend: Backend) {
-    use roost::store::{NewRun, RunFinish, now_millis};
+    use roost::store::{RunFinish, now_millis};
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
     let user = store.create_user("ada", "h").await.unwrap();
-    let v1 = store
-        .create_script_version(&version_of(&user.id, "s", vec![manual("a")]))
-        .await
-        .unwrap();
-    let run = store
-        .enqueue_run(&NewRun {
-            user_id: user.id.clone(),
-            script_id: v1.script_id.clone(),
-            script_version: 1,
-            handler: None,
-            trigger_kind: "manual".into(),
-            trigger_spec: String::new(),
-            payload: json!(null),
-        })
-        .await
-        .unwrap();
+    let run = queued_run(store.as_ref(), &user.id).await;
     let finish = |status: &str| RunFinish {
         status: status.into(),
         exit_code: Some(0),
@@ -246,26 +251,11 @@ async fn nodes_report_and_are_forgotten(backend: Backend) {
 on_both_stores!(nodes_report_and_are_forgotten);
 
 async fn method_calls_are_kept_with_their_run_and_go_with_it(backend: Backend) {
-    use roost::store::{MethodCallRow, NewRun, now_millis};
+    use roost::store::{MethodCallRow, now_millis};
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
     let user = store.create_user("ada", "h").await.unwrap();
-    let v1 = store
-        .create_script_version(&version_of(&user.id, "s", vec![manual("a")]))
-        .await
-        .unwrap();
-    let run = store
-        .enqueue_run(&NewRun {
-            user_id: user.id.clone(),
-            script_id: v1.script_id.clone(),
-            script_version: 1,
-            handler: None,
-            trigger_kind: "manual".into(),
-            trigger_spec: String::new(),
-            payload: json!(null),
-        })
-        .await
-        .unwrap();
+    let run = queued_run(store.as_ref(), &user.id).await;
     let call = |id: &str, status: &str, attempts: i64, at: i64| MethodCallRow {
         id: id.into(),
         run_id: run.id.clone(),
@@ -275,7 +265,6 @@ async fn method_calls_are_kept_with_their_run_and_go_with_it(backend: Backend) {
         http_status: (attempts > 0).then_some(200),
         duration_ms: 12,
         attempts,
-        retries: (attempts - 1).max(0),
         refreshed: attempts > 2,
         error: (status != "ok").then(|| "`id`: wrong type".to_string()),
         created_at: at,

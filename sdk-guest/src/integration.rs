@@ -426,6 +426,7 @@ fn error_message(response: &Response) -> String {
 pub(crate) struct LazyConnection {
     defaults: Defaults,
     cell: OnceCell<Connection>,
+    host_only: OnceCell<bool>,
 }
 
 impl LazyConnection {
@@ -433,6 +434,7 @@ impl LazyConnection {
         Self {
             defaults,
             cell: OnceCell::new(),
+            host_only: OnceCell::new(),
         }
     }
 
@@ -452,8 +454,11 @@ impl LazyConnection {
     /// Whether the integration's credentials stay on the host, so typed
     /// clients must call its methods through roost
     /// ([`crate::integrations`]) instead of the provider.
+    /// Read once, like the connection: the env of a run does not change.
     pub(crate) fn host_only(&self) -> bool {
-        read_descriptor(self.defaults.integration).is_ok_and(|d| d.host_only)
+        *self
+            .host_only
+            .get_or_init(|| read_descriptor(self.defaults.integration).is_ok_and(|d| d.host_only))
     }
 
     /// The host-side handle of the same integration.

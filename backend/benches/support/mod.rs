@@ -65,3 +65,8 @@ pub fn write_report(name: &str, report: &serde_json::Value) {
     std::fs::write(&path, serde_json::to_vec_pretty(report).unwrap()).unwrap();
     println!("written to {}", path.display());
 }
+
+/// The `p`th percentile (0–100) of sorted samples.
+pub fn pct<T: Copy>(sorted: &[T], p: usize) -> T {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}

@@ -29,14 +29,9 @@ async fn operations(
     _user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let definition = state
-        .registry
-        .get(&id)
-        .ok_or_else(|| unknown(&state, &id))?;
-    let operations = state
-        .connectors
-        .operations(&id)
-        .ok_or_else(|| unknown(&state, &id))?;
+    let definition = known(&state, &id)?;
+    // The connectors are built from the same registry.
+    let operations = state.connectors.operations(&id).unwrap_or_default();
     let credentials: Vec<_> = definition
         .credentials
         .iter()
@@ -77,10 +72,7 @@ async fn one(
     _user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let definition = state
-        .registry
-        .get(&id)
-        .ok_or_else(|| unknown(&state, &id))?;
+    let definition = known(&state, &id)?;
     Ok(Json(definition.as_ref().clone()))
 }
 
@@ -89,10 +81,7 @@ async fn docs_for_one(
     _user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let definition = state
-        .registry
-        .get(&id)
-        .ok_or_else(|| unknown(&state, &id))?;
+    let definition = known(&state, &id)?;
     Ok(markdown(render_docs(definition)))
 }
 
@@ -117,6 +106,14 @@ async fn docs_for_many(
         out.push(render_docs(definition));
     }
     Ok(markdown(out.join("\n---\n\n")))
+}
+
+/// The definition of `id`, or a 404 that lists the known ones.
+fn known<'a>(
+    state: &'a AppState,
+    id: &str,
+) -> Result<&'a std::sync::Arc<crate::registry::IntegrationDefinition>, ApiError> {
+    state.registry.get(id).ok_or_else(|| unknown(state, id))
 }
 
 fn unknown(state: &AppState, id: &str) -> ApiError {

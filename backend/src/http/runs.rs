@@ -114,7 +114,7 @@ async fn start(
     } else {
         StatusCode::ACCEPTED
     };
-    let method_calls = state.store.method_calls(&run.id).await?;
+    let method_calls = method_calls(&state, &run.id).await?;
     Ok((
         status,
         Json(json!({
@@ -187,7 +187,7 @@ async fn one(
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
     // The run is the user's (checked above), so its calls are too.
-    let method_calls = state.store.method_calls(&run.id).await?;
+    let method_calls = method_calls(&state, &run.id).await?;
     Ok(Json(json!({ "run": run, "method_calls": method_calls })))
 }
 
@@ -249,4 +249,18 @@ async fn cancel(
             format!("the run already ended ({})", run.status),
         ))
     }
+}
+
+/// A run's host-mediated calls as the API shows them: each record with
+/// `retries`, the requests beyond the first.
+async fn method_calls(state: &AppState, run_id: &str) -> Result<Vec<serde_json::Value>, ApiError> {
+    let calls = state.store.method_calls(run_id).await?;
+    Ok(calls
+        .iter()
+        .map(|call| {
+            let mut shown = json!(call);
+            shown["retries"] = json!((call.attempts - 1).max(0));
+            shown
+        })
+        .collect())
 }

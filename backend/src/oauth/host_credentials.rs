@@ -8,6 +8,7 @@ use super::{OAuth, OAuthError, RECONNECT_NEEDED, oauth_spec};
 use crate::connectors::{CallError, CredentialSource, HostCredential};
 use crate::credentials::cipher;
 use crate::registry::IntegrationDefinition;
+use crate::store::{CredentialRow, now_millis};
 
 #[async_trait]
 impl CredentialSource for OAuth {
@@ -16,15 +17,15 @@ impl CredentialSource for OAuth {
         user_id: &str,
         definition: &IntegrationDefinition,
     ) -> Result<Option<HostCredential>, CallError> {
-        self.refresh_if_needed(user_id, definition)
-            .await
-            .map_err(|e| call_error(e, definition))?;
-        let rows = self
-            .credentials
-            .store()
-            .credentials(user_id, Some(&definition.integration_id))
-            .await
-            .map_err(|e| CallError::Internal(format!("reading credentials: {e}")))?;
+        // One read serves the common case; the refresh path (with its lock
+        // and re-reads) runs only for a token near expiry or refused.
+        let mut rows = self.rows(user_id, definition).await?;
+        if self.needs_refresh(definition, &rows) {
+            self.refresh_if_needed(user_id, definition)
+                .await
+                .map_err(|e| call_error(e, definition))?;
+            rows = self.rows(user_id, definition).await?;
+        }
         let mut parts = Vec::new();
         for spec in &definition.credentials {
             let Some(placement) = &spec.placement else {
@@ -70,12 +71,7 @@ impl CredentialSource for OAuth {
         };
         let lock = self.refresh_lock(user_id, definition);
         let _guard = lock.lock().await;
-        let rows = self
-            .credentials
-            .store()
-            .credentials(user_id, Some(&definition.integration_id))
-            .await
-            .map_err(|e| CallError::Internal(format!("reading credentials: {e}")))?;
+        let rows = self.rows(user_id, definition).await?;
         let Some(access) = rows.iter().find(|row| row.cred_key == spec.key) else {
             return Ok(false);
         };
@@ -98,6 +94,36 @@ impl CredentialSource for OAuth {
             .await
             .map_err(|e| call_error(e, definition))?;
         Ok(true)
+    }
+}
+
+impl OAuth {
+    async fn rows(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+    ) -> Result<Vec<CredentialRow>, CallError> {
+        self.credentials
+            .store()
+            .credentials(user_id, Some(&definition.integration_id))
+            .await
+            .map_err(|e| CallError::Internal(format!("reading credentials: {e}")))
+    }
+
+    /// Whether the OAuth token in `rows` is marked for reconnection or
+    /// expires within the refresh window (what `refresh_if_needed` acts on).
+    fn needs_refresh(&self, definition: &IntegrationDefinition, rows: &[CredentialRow]) -> bool {
+        let Some(spec) = oauth_spec(definition) else {
+            return false;
+        };
+        let Some(access) = rows.iter().find(|row| row.cred_key == spec.key) else {
+            return false;
+        };
+        let window = i64::try_from(self.refresh_window.as_millis()).unwrap_or(i64::MAX);
+        access.status == RECONNECT_NEEDED
+            || access
+                .expires_at
+                .is_some_and(|at| at - now_millis() <= window)
     }
 }
 

@@ -83,7 +83,6 @@ impl Inner {
                 http_status: report.http_status.map(i64::from),
                 duration_ms: i64::try_from(report.duration.as_millis()).unwrap_or(i64::MAX),
                 attempts: i64::from(report.attempts),
-                retries: i64::from(report.attempts.saturating_sub(1)),
                 refreshed: report.refreshed,
                 error: failure.clone(),
                 created_at: now_millis(),

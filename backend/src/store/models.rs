@@ -438,8 +438,6 @@ pub struct MethodCallRow {
     pub duration_ms: i64,
     /// Requests sent (0 when refused before sending).
     pub attempts: i64,
-    /// Requests beyond the first.
-    pub retries: i64,
     /// Whether a 401 led to a token refresh.
     pub refreshed: bool,
     /// What went wrong, credential values masked.

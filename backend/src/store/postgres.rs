@@ -25,7 +25,7 @@ impl PostgresStore {
 super::sql::sql_store!(
     PostgresStore,
     begin = "BEGIN",
-    claim_sql = "SELECT id, script_id FROM runs q WHERE status = 'queued' \
+    claim_candidates = "FROM runs q WHERE status = 'queued' \
                  AND (not_before IS NULL OR not_before <= $1) \
                  AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
                  ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",

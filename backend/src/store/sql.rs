@@ -27,7 +27,7 @@ pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, ha
      duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before";
 
 macro_rules! sql_store {
-    ($store:ty, begin = $begin:expr, claim_sql = $claim_sql:expr, script_lock_sql = $script_lock_sql:expr,
+    ($store:ty, begin = $begin:expr, claim_candidates = $claim_candidates:expr, script_lock_sql = $script_lock_sql:expr,
      claim_in_one_statement = $claim_in_one:expr) => {
         impl $store {
             /// How write transactions start.
@@ -475,24 +475,22 @@ macro_rules! sql_store {
                 // before it reads), the pick, the per-script cap and the
                 // update are one UPDATE: one round trip instead of five.
                 if $claim_in_one {
-                    // SQLite numbers `$n` parameters in order of first
-                    // appearance, so they appear here as $1, $2, $3.
                     let sql = format!(
-                        "UPDATE runs SET started_at = $1, heartbeat_at = $1, worker_id = $2, status = 'running' \
-                         WHERE id = ({}) AND status = 'queued' RETURNING {}",
-                        $claim_sql.replacen("SELECT id, script_id", "SELECT id", 1).replace("$2", "$3"),
+                        "UPDATE runs SET status = 'running', worker_id = $3, started_at = $1, heartbeat_at = $1 \
+                         WHERE id = (SELECT id {}) AND status = 'queued' RETURNING {}",
+                        $claim_candidates,
                         $crate::store::sql::RUN_COLUMNS
                     );
                     let row = sqlx::query(&sql)
                         .bind(now)
-                        .bind(worker_id)
                         .bind(per_script_limit)
+                        .bind(worker_id)
                         .fetch_optional(&self.pool)
                         .await?;
                     return row.map(|row| $crate::store::sql::run_from_row(&row)).transpose();
                 }
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
-                let Some(candidate) = sqlx::query($claim_sql).bind(now).bind(per_script_limit).fetch_optional(&mut *tx).await? else {
+                let Some(candidate) = sqlx::query(&format!("SELECT id, script_id {}", $claim_candidates)).bind(now).bind(per_script_limit).fetch_optional(&mut *tx).await? else {
                     return Ok(None);
                 };
                 let run_id: String = candidate.try_get("id")?;
@@ -1067,7 +1065,6 @@ macro_rules! sql_store {
                 .await?;
                 rows.iter()
                     .map(|row| {
-                        let attempts: i64 = row.try_get("attempts")?;
                         Ok($crate::store::MethodCallRow {
                             id: row.try_get("id")?,
                             run_id: row.try_get("run_id")?,
@@ -1076,8 +1073,7 @@ macro_rules! sql_store {
                             status: row.try_get("status")?,
                             http_status: row.try_get("http_status")?,
                             duration_ms: row.try_get("duration_ms")?,
-                            attempts,
-                            retries: (attempts - 1).max(0),
+                            attempts: row.try_get("attempts")?,
                             refreshed: row.try_get("refreshed")?,
                             error: row.try_get("error")?,
                             created_at: row.try_get("created_at")?,

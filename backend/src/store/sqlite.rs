@@ -31,12 +31,13 @@ impl SqliteStore {
 
 // Write transactions take the write lock up front (IMMEDIATE): a deferred
 // transaction that reads and then writes can fail with SQLITE_BUSY at once,
-// without waiting, when another writer got in between. That lock also
-// serialises claims, so no per-script lock is needed.
+// without waiting, when another writer got in between. A claim is a single
+// UPDATE, which takes the same lock before it reads, so no per-script lock
+// is needed.
 super::sql::sql_store!(
     SqliteStore,
     begin = "BEGIN IMMEDIATE",
-    claim_sql = "SELECT id, script_id FROM runs q WHERE status = 'queued' \
+    claim_candidates = "FROM runs q WHERE status = 'queued' \
                  AND (not_before IS NULL OR not_before <= $1) \
                  AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
                  ORDER BY queued_at, id LIMIT 1",
