@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 
 mod support;
 
-const THROUGHPUT_EVENTS: usize = 1_000;
+const THROUGHPUT_EVENTS: usize = 5_000;
 const LATENCY_EVENTS: usize = 300;
-const PACED_EVENTS: usize = 1_000;
-const POSTERS: usize = 8;
+const PACED_EVENTS: usize = 2_000;
+const POSTERS: usize = 32;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,7 +51,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until(std::future::pending()));
     let token = new_token();
-    store
+    let user = store
         .create_user("bench", &hash_token(&token))
         .await
         .unwrap();
@@ -136,13 +136,38 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         ids.extend(poster.await.unwrap());
     }
     let ingest_secs = started.elapsed().as_secs_f64();
-    let last = ids.last().cloned().unwrap();
-    for id in ids {
-        finished(id).await;
+    // Done when the user has nothing queued or running; polled on the store
+    // itself, so the check costs the server no HTTP work.
+    let pending = |status: &'static str| roost::store::RunFilter {
+        status: Some(status.into()),
+        limit: 1,
+        ..Default::default()
+    };
+    loop {
+        let queued = store.list_runs(&user.id, &pending("queued")).await.unwrap();
+        let running = store.list_runs(&user.id, &pending("running")).await.unwrap();
+        if queued.is_empty() && running.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    finished(last).await;
     let total_secs = started.elapsed().as_secs_f64();
     let rate = THROUGHPUT_EVENTS as f64 / total_secs;
+    // Every one of them ran, and ran well (checked once the clock stopped).
+    let last = finished(ids.last().cloned().unwrap()).await;
+    assert_eq!(last["status"], "succeeded", "{last}");
+    let stats = store.run_stats(roost::store::now_millis()).await.unwrap();
+    let succeeded = stats
+        .by_status
+        .iter()
+        .find(|(status, _)| status == "succeeded")
+        .map_or(0, |(_, n)| *n);
+    assert_eq!(
+        (succeeded, stats.by_status.len()),
+        (THROUGHPUT_EVENTS as i64 + 20, 1),
+        "{:?}",
+        stats.by_status
+    );
 
     // Latency at a modest rate, one event at a time.
     let mut to_start = Vec::new();

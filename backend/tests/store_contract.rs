@@ -300,3 +300,157 @@ async fn method_calls_are_kept_with_their_run_and_go_with_it(backend: Backend) {
     assert!(store.method_calls(&run.id).await.unwrap().is_empty());
 }
 on_both_stores!(method_calls_are_kept_with_their_run_and_go_with_it);
+
+fn on_event(handler: &str, event_type: &str) -> TriggerRow {
+    TriggerRow {
+        handler: handler.into(),
+        kind: "event".into(),
+        spec: event_type.into(),
+        timezone: None,
+    }
+}
+
+/// Events that arrive together (on SQLite: committed in one group) are
+/// each turned into runs once, per user and id, with their payload intact.
+async fn events_arriving_together_run_once_each(backend: Backend) {
+    use roost::store::NewEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let ada = store.create_user("ada", "h1").await.unwrap();
+    let bob = store.create_user("bob", "h2").await.unwrap();
+    let triggers = vec![on_event("a", "order.created"), on_event("b", "order.created")];
+    store
+        .create_script_version(&version_of(&ada.id, "two", triggers))
+        .await
+        .unwrap();
+    store
+        .create_script_version(&version_of(&bob.id, "one", vec![on_event("c", "order.paid")]))
+        .await
+        .unwrap();
+    // An id stored before the burst is a duplicate within it.
+    let event = |user: &str, id: String, event_type: &str, n: usize| NewEvent {
+        user_id: user.into(),
+        event_id: id,
+        event_type: event_type.into(),
+        source: (n % 2 == 0).then(|| "shop".into()),
+        payload: json!({ "n": n, "price": 1.5e-7, "name": "naïve \"quoted\"" }),
+    };
+    let earlier = store
+        .ingest_event(&event(&ada.id, "e0".into(), "order.created", 0))
+        .await
+        .unwrap();
+    assert_eq!((earlier.duplicate, earlier.run_ids.len()), (false, 2));
+
+    // 60 at once: ids e0..e9 for each user, each sent three times.
+    let mut sends = Vec::new();
+    for n in 0..60 {
+        let store = store.clone();
+        let (user, event_type) = if n % 2 == 0 {
+            (ada.id.clone(), "order.created")
+        } else {
+            (bob.id.clone(), "order.paid")
+        };
+        let new = event(&user, format!("e{}", n % 10), event_type, n % 10);
+        sends.push(tokio::spawn(async move { (new.clone(), store.ingest_event(&new).await.unwrap()) }));
+    }
+    let mut by_id: std::collections::BTreeMap<(String, String), Vec<roost::store::EventIngest>> =
+        Default::default();
+    for send in sends {
+        let (new, done) = send.await.unwrap();
+        by_id.entry((new.user_id, new.event_id)).or_default().push(done);
+    }
+    assert_eq!(by_id.len(), 10, "5 ids of Ada's and 5 of Bob's");
+    for ((user, id), outcomes) in &by_id {
+        let originals = outcomes.iter().filter(|o| !o.duplicate).count();
+        let expected_originals = usize::from(!(user == &ada.id && id == "e0"));
+        assert_eq!(originals, expected_originals, "{id} of {user}: {outcomes:?}");
+        let runs = if user == &ada.id { 2 } else { 1 };
+        for outcome in outcomes {
+            assert_eq!(outcome.run_ids.len(), runs, "{outcomes:?}");
+            assert_eq!(outcome.run_ids, outcomes[0].run_ids, "every repeat names the same runs");
+        }
+        if user == &ada.id && id == "e0" {
+            assert_eq!(outcomes[0].run_ids, earlier.run_ids);
+        }
+        let stored = store.get_event(user, id).await.unwrap().unwrap();
+        assert_eq!(stored.run_ids, outcomes[0].run_ids);
+        for run_id in &outcomes[0].run_ids {
+            let run = store.get_run(user, run_id).await.unwrap().unwrap();
+            let n: usize = id[1..].parse().unwrap();
+            assert_eq!(run.payload, event(user, id.clone(), "", n).payload, "payload kept exactly");
+            assert_eq!((run.status.as_str(), run.trigger_kind.as_str()), ("queued", "event"));
+        }
+    }
+    let filter = roost::store::RunFilter { limit: 100, ..Default::default() };
+    assert_eq!(store.list_runs(&ada.id, &filter).await.unwrap().len(), 5 * 2);
+    assert_eq!(store.list_runs(&bob.id, &filter).await.unwrap().len(), 5);
+}
+on_both_stores!(events_arriving_together_run_once_each);
+
+/// Claims that arrive together (on SQLite: one group) still hand each run
+/// to one worker and stop at the script's concurrency cap; a finish in the
+/// same group frees a slot for a claim after it.
+async fn claims_arriving_together_respect_the_cap(backend: Backend) {
+    use roost::store::RunFinish;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let user = store.create_user("ada", "h").await.unwrap();
+    let first = queued_run(store.as_ref(), &user.id).await;
+    for _ in 0..5 {
+        let again = roost::store::NewRun {
+            user_id: user.id.clone(),
+            script_id: first.script_id.clone(),
+            script_version: 1,
+            handler: None,
+            trigger_kind: "manual".into(),
+            trigger_spec: String::new(),
+            payload: json!({ "again": true }),
+        };
+        store.enqueue_run(&again).await.unwrap();
+    }
+    let claim_all = |count: usize| {
+        let store = store.clone();
+        async move {
+            let claims: Vec<_> = (0..count)
+                .map(|n| {
+                    let store = store.clone();
+                    tokio::spawn(async move { store.claim_run(&format!("w{n}"), 2).await.unwrap() })
+                })
+                .collect();
+            let mut won = Vec::new();
+            for claim in claims {
+                won.extend(claim.await.unwrap());
+            }
+            won
+        }
+    };
+    let won = claim_all(6).await;
+    assert_eq!(won.len(), 2, "the cap is 2: {won:?}");
+    assert_ne!(won[0].id, won[1].id);
+    let done = RunFinish {
+        status: "succeeded".into(),
+        exit_code: Some(0),
+        duration_ms: 1,
+        error: None,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        output_cap: 1024,
+    };
+    let finish = {
+        let (store, run) = (store.clone(), won[0].clone());
+        let done = done.clone();
+        tokio::spawn(async move {
+            store
+                .finish_run(&run.id, run.worker_id.as_deref().unwrap(), &done, None)
+                .await
+                .unwrap()
+        })
+    };
+    assert!(finish.await.unwrap());
+    let more = claim_all(4).await;
+    assert_eq!(more.len(), 1, "one slot was freed: {more:?}");
+    assert!(more.iter().all(|r| r.id != won[0].id && r.id != won[1].id));
+}
+on_both_stores!(claims_arriving_together_respect_the_cap);

@@ -177,7 +177,15 @@ impl Runner {
     }
 
     async fn work(&self, worker_id: String, mut stop: watch::Receiver<bool>) {
+        // The run to start next: claimed on its own, or handed back with
+        // the finish of the previous one (one trip to the store per run
+        // while the queue is busy).
+        let mut next: Option<RunRow> = None;
         loop {
+            if let Some(run) = next.take() {
+                next = self.run_one(&worker_id, run, &stop).await;
+                continue;
+            }
             if *stop.borrow() {
                 return;
             }
@@ -186,7 +194,7 @@ impl Runner {
                 .claim_run(&worker_id, self.config.per_script_concurrency)
                 .await
             {
-                Ok(Some(run)) => self.run_one(&worker_id, run).await,
+                Ok(Some(run)) => next = Some(run),
                 Ok(None) => {
                     tokio::select! {
                         _ = self.wake.notified() => {}
@@ -202,7 +210,14 @@ impl Runner {
         }
     }
 
-    async fn run_one(&self, worker_id: &str, run: RunRow) {
+    /// Runs a claimed run; returns the worker's next run, if the store
+    /// handed one back with the finish.
+    async fn run_one(
+        &self,
+        worker_id: &str,
+        run: RunRow,
+        stop: &watch::Receiver<bool>,
+    ) -> Option<RunRow> {
         let ready_at = run.not_before.unwrap_or(run.queued_at).max(run.queued_at);
         let started_at = run.started_at.unwrap_or_else(now_millis);
         self.metrics
@@ -211,13 +226,21 @@ impl Runner {
         self.metrics
             .running
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.run_claimed(worker_id, run).await;
+        // A stopping node takes no new run with its finish.
+        let claim_next = (!*stop.borrow()).then_some(self.config.per_script_concurrency);
+        let next = self.run_claimed(worker_id, run, claim_next).await;
         self.metrics
             .running
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        next
     }
 
-    async fn run_claimed(&self, worker_id: &str, run: RunRow) {
+    async fn run_claimed(
+        &self,
+        worker_id: &str,
+        run: RunRow,
+        claim_next: Option<i64>,
+    ) -> Option<RunRow> {
         let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
         tracing::info!(parent: &span, worker = worker_id, attempt = run.attempt, "run started");
         // Run the script, heart-beating meanwhile. A heartbeat that finds the
@@ -248,11 +271,11 @@ impl Runner {
                     Ok(true) => last_beat = tokio::time::Instant::now(),
                     Ok(false) => {
                         tracing::info!(parent: &span, "run cancelled or taken over while running; the script was stopped");
-                        return;
+                        return None;
                     }
                     Err(err) if last_beat.elapsed() >= give_up_after => {
                         tracing::error!(parent: &span, error = %err, "heartbeats failing for too long; stopping the script so another node can run it");
-                        return;
+                        return None;
                     }
                     Err(err) => tracing::warn!(parent: &span, error = %err, "heartbeat failed"),
                 },
@@ -262,28 +285,30 @@ impl Runner {
             .run_duration
             .observe(finish.duration_ms as f64 / 1000.0);
         let retry = self.retry_plan(&run, &finish.status, settings.as_ref());
-        match self
+        let (recorded, next) = match self
             .store
-            .finish_run(&run.id, worker_id, &finish, retry.as_ref())
+            .finish_and_claim(&run.id, worker_id, &finish, retry.as_ref(), claim_next)
             .await
         {
-            Ok(true) => {
-                let _ = self.finished.send(run.id.clone());
-                tracing::info!(
-                    parent: &span,
-                    status = %finish.status,
-                    duration_ms = finish.duration_ms,
-                    error = finish.error.as_deref().unwrap_or(""),
-                    "run finished"
-                )
-            }
-            Ok(false) => {
-                tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped")
-            }
+            Ok(done) => done,
             Err(err) => {
-                tracing::error!(parent: &span, error = %err, "recording the run's outcome failed")
+                tracing::error!(parent: &span, error = %err, "recording the run's outcome failed");
+                return None;
             }
+        };
+        if recorded {
+            let _ = self.finished.send(run.id.clone());
+            tracing::info!(
+                parent: &span,
+                status = %finish.status,
+                duration_ms = finish.duration_ms,
+                error = finish.error.as_deref().unwrap_or(""),
+                "run finished"
+            )
+        } else {
+            tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped")
         }
+        next
     }
 
     /// Whether a finished run gets another attempt, and when: exponential

@@ -5,6 +5,7 @@
 //! the statements use `$N` placeholders, which both engines accept, and
 //! portable types (text, 64-bit integers, blobs; times as Unix milliseconds).
 
+mod group_commit;
 mod models;
 mod postgres;
 mod sql;
@@ -134,6 +135,18 @@ pub trait Store: Send + Sync + 'static {
         finish: &RunFinish,
         retry: Option<&RetryPlan>,
     ) -> StoreResult<bool>;
+    /// `finish_run`, then, given `claim_next` (the per-script limit),
+    /// `claim_run` for the same worker: where the store can, the worker's
+    /// next run comes back from the same trip to the database. The finish
+    /// stands even if that claim fails; the claim then answers `None`.
+    async fn finish_and_claim(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        finish: &RunFinish,
+        retry: Option<&RetryPlan>,
+        claim_next: Option<i64>,
+    ) -> StoreResult<(bool, Option<RunRow>)>;
     /// A script's retry policy and limits.
     async fn script_settings(&self, script_id: &str) -> StoreResult<Option<ScriptSettings>>;
     /// Cancels a queued or running run of the user; false if it had ended.

@@ -17,6 +17,12 @@ impl PostgresStore {
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    // Every node writes concurrently through its own pool: PostgreSQL's row
+    // locks, not a single writer, keep the writes apart.
+    fn group_commit(&self) -> Option<&super::group_commit::GroupCommit> {
+        None
+    }
 }
 
 // Several nodes claim concurrently: SKIP LOCKED hands each a different
@@ -29,8 +35,7 @@ super::sql::sql_store!(
                  AND (not_before IS NULL OR not_before <= $1) \
                  AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
                  ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-    script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
     // Under READ COMMITTED two claims could both count room under a
     // script's cap; the advisory lock in a transaction serialises them.
-    claim_in_one_statement = false
+    script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))")
 );

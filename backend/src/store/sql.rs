@@ -26,9 +26,19 @@ pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, ha
      payload, status, attempt, first_run_id, worker_id, heartbeat_at, queued_at, started_at, finished_at, exit_code, \
      duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before";
 
+/// Records how a running run ended, if it is still `$12`'s.
+pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, \
+     stdout = $5, stderr = $6, stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
+     WHERE id = $11 AND status = 'running' AND worker_id = $12";
+
+/// Queues the next attempt of run `$6`.
+pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, \
+     trigger_spec, payload, status, attempt, first_run_id, queued_at, not_before) \
+     SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+     'queued', $2, $3, $4, $5 FROM runs WHERE id = $6";
+
 macro_rules! sql_store {
-    ($store:ty, begin = $begin:expr, claim_candidates = $claim_candidates:expr, script_lock_sql = $script_lock_sql:expr,
-     claim_in_one_statement = $claim_in_one:expr) => {
+    ($store:ty, begin = $begin:expr, claim_candidates = $claim_candidates:expr, script_lock_sql = $script_lock_sql:expr) => {
         impl $store {
             /// How write transactions start.
             const BEGIN: &'static str = $begin;
@@ -470,24 +480,8 @@ macro_rules! sql_store {
             async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
                 use sqlx::Row;
                 let now = $crate::store::now_millis();
-                // Where one statement is atomic with respect to every other
-                // writer (SQLite: a write statement takes the write lock
-                // before it reads), the pick, the per-script cap and the
-                // update are one UPDATE: one round trip instead of five.
-                if $claim_in_one {
-                    let sql = format!(
-                        "UPDATE runs SET status = 'running', worker_id = $3, started_at = $1, heartbeat_at = $1 \
-                         WHERE id = (SELECT id {}) AND status = 'queued' RETURNING {}",
-                        $claim_candidates,
-                        $crate::store::sql::RUN_COLUMNS
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(now)
-                        .bind(per_script_limit)
-                        .bind(worker_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    return row.map(|row| $crate::store::sql::run_from_row(&row)).transpose();
+                if let Some(writer) = self.group_commit() {
+                    return writer.claim_run(worker_id, per_script_limit).await;
                 }
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let Some(candidate) = sqlx::query(&format!("SELECT id, script_id {}", $claim_candidates)).bind(now).bind(per_script_limit).fetch_optional(&mut *tx).await? else {
@@ -539,23 +533,22 @@ macro_rules! sql_store {
                 finish: &$crate::store::RunFinish,
                 retry: Option<&$crate::store::RetryPlan>,
             ) -> $crate::store::StoreResult<bool> {
-                let update = sqlx::query(
-                    "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, stdout = $5, stderr = $6, \
-                     stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
-                     WHERE id = $11 AND status = 'running' AND worker_id = $12",
-                )
-                .bind(&finish.status)
-                .bind(finish.exit_code)
-                .bind(finish.duration_ms)
-                .bind(&finish.error)
-                .bind(&finish.stdout)
-                .bind(&finish.stderr)
-                .bind(i64::from(finish.stdout_truncated))
-                .bind(i64::from(finish.stderr_truncated))
-                .bind(finish.output_cap)
-                .bind($crate::store::now_millis())
-                .bind(run_id)
-                .bind(worker_id);
+                if let Some(writer) = self.group_commit() {
+                    return writer.finish_and_claim(run_id, worker_id, finish, retry, None).await.map(|(done, _)| done);
+                }
+                let update = sqlx::query($crate::store::sql::FINISH_RUN_SQL)
+                    .bind(&finish.status)
+                    .bind(finish.exit_code)
+                    .bind(finish.duration_ms)
+                    .bind(&finish.error)
+                    .bind(&finish.stdout)
+                    .bind(&finish.stderr)
+                    .bind(i64::from(finish.stdout_truncated))
+                    .bind(i64::from(finish.stderr_truncated))
+                    .bind(finish.output_cap)
+                    .bind($crate::store::now_millis())
+                    .bind(run_id)
+                    .bind(worker_id);
                 let Some(retry) = retry else {
                     // One statement needs no transaction of its own.
                     return Ok(update.execute(&self.pool).await?.rows_affected() > 0);
@@ -565,22 +558,39 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                sqlx::query(
-                    "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-                     status, attempt, first_run_id, queued_at, not_before) \
-                     SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-                     'queued', $2, $3, $4, $5 FROM runs WHERE id = $6",
-                )
-                .bind($crate::store::sql::new_id("run"))
-                .bind(retry.attempt)
-                .bind(&retry.first_run_id)
-                .bind($crate::store::now_millis())
-                .bind(retry.not_before)
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query($crate::store::sql::RETRY_RUN_SQL)
+                    .bind($crate::store::sql::new_id("run"))
+                    .bind(retry.attempt)
+                    .bind(&retry.first_run_id)
+                    .bind($crate::store::now_millis())
+                    .bind(retry.not_before)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn finish_and_claim(
+                &self,
+                run_id: &str,
+                worker_id: &str,
+                finish: &$crate::store::RunFinish,
+                retry: Option<&$crate::store::RetryPlan>,
+                claim_next: Option<i64>,
+            ) -> $crate::store::StoreResult<(bool, Option<$crate::store::RunRow>)> {
+                if let Some(writer) = self.group_commit() {
+                    return writer.finish_and_claim(run_id, worker_id, finish, retry, claim_next).await;
+                }
+                let done = self.finish_run(run_id, worker_id, finish, retry).await?;
+                let next = match claim_next {
+                    Some(limit) => self.claim_run(worker_id, limit).await.unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "claiming the next run after a finish failed");
+                        None
+                    }),
+                    None => None,
+                };
+                Ok((done, next))
             }
 
             async fn script_settings(&self, script_id: &str) -> $crate::store::StoreResult<Option<$crate::store::ScriptSettings>> {
@@ -670,6 +680,9 @@ macro_rules! sql_store {
                         .map_err(|e| $crate::store::StoreError::Corrupt(format!("event run ids: {e}")))?;
                     Ok($crate::store::EventIngest { duplicate: true, run_ids })
                 };
+                if let Some(writer) = self.group_commit() {
+                    return writer.ingest_event(event).await;
+                }
                 let lookup = "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";
                 let now = $crate::store::now_millis();
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;

@@ -1,14 +1,20 @@
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use super::StoreResult;
+use super::group_commit::GroupCommit;
 
 /// The embedded default: one SQLite file in the data directory.
 pub struct SqliteStore {
+    /// Reads, and the writes that are rare (deploys, credentials, ticks…).
     pool: SqlitePool,
+    /// Events, claims and finishes, committed in groups on a connection of
+    /// their own.
+    writer: GroupCommit,
 }
 
 impl SqliteStore {
@@ -20,27 +26,61 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(5));
+        // A SQLite connection is a file handle in this process: there is no
+        // server to lose, so no ping (a round trip to the connection's
+        // thread) before each use.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        // The writer's connection never closes for idleness or age: it is
+        // the one SQLite write path the hot loop uses.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            pool,
+            writer: GroupCommit::start(writer),
+        })
+    }
+
+    fn group_commit(&self) -> Option<&GroupCommit> {
+        Some(&self.writer)
     }
 }
 
+// Queued runs a claim may take: oldest first, none before its backoff, none
+// of a script already at its concurrency cap.
+const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
+     AND (not_before IS NULL OR not_before <= $1) \
+     AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
+     ORDER BY queued_at, id LIMIT 1";
+
+/// A claim in one statement. A write statement takes SQLite's write lock
+/// before it reads, so the pick, the per-script cap and the update are
+/// atomic without a transaction of their own.
+pub(super) static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE runs SET status = 'running', worker_id = $3, started_at = $1, heartbeat_at = $1 \
+         WHERE id = (SELECT id {CLAIM_CANDIDATES}) AND status = 'queued' RETURNING {}",
+        super::sql::RUN_COLUMNS
+    )
+});
+
 // Write transactions take the write lock up front (IMMEDIATE): a deferred
 // transaction that reads and then writes can fail with SQLITE_BUSY at once,
-// without waiting, when another writer got in between. A claim is a single
-// UPDATE, which takes the same lock before it reads, so no per-script lock
-// is needed.
+// without waiting, when another writer got in between. Claims go through
+// the group-commit writer (CLAIM_ONE), so no per-script lock is needed.
 super::sql::sql_store!(
     SqliteStore,
     begin = "BEGIN IMMEDIATE",
-    claim_candidates = "FROM runs q WHERE status = 'queued' \
-                 AND (not_before IS NULL OR not_before <= $1) \
-                 AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
-                 ORDER BY queued_at, id LIMIT 1",
-    script_lock_sql = None::<&str>,
-    claim_in_one_statement = true
+    claim_candidates = CLAIM_CANDIDATES,
+    script_lock_sql = None::<&str>
 );
