@@ -438,19 +438,29 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
         stderr_truncated: false,
         output_cap: 1024,
     };
-    let finish = {
-        let (store, run) = (store.clone(), won[0].clone());
-        let done = done.clone();
-        tokio::spawn(async move {
-            store
-                .finish_run(&run.id, run.worker_id.as_deref().unwrap(), &done, None)
-                .await
-                .unwrap()
-        })
-    };
-    assert!(finish.await.unwrap());
+    // A finish hands its worker the next run: the finished one's slot.
+    let worker = |run: &roost::store::RunRow| run.worker_id.clone().unwrap();
+    let (recorded, next) = store
+        .finish_and_claim(&won[0].id, &worker(&won[0]), &done, None, Some(2))
+        .await
+        .unwrap();
+    assert!(recorded);
+    let next = next.expect("the finished run's slot goes to the next run");
+    assert_eq!(next.worker_id, won[0].worker_id);
+    assert_eq!(next.status, "running");
+    // A finish by a worker that no longer has the run frees no slot, so at
+    // the cap it claims nothing either.
+    let (recorded, none) = store
+        .finish_and_claim(&won[1].id, "someone-else", &done, None, Some(2))
+        .await
+        .unwrap();
+    assert!(!recorded);
+    assert!(none.is_none(), "{none:?}");
+    assert!(store.finish_run(&won[1].id, &worker(&won[1]), &done, None).await.unwrap());
     let more = claim_all(4).await;
     assert_eq!(more.len(), 1, "one slot was freed: {more:?}");
-    assert!(more.iter().all(|r| r.id != won[0].id && r.id != won[1].id));
+    assert!(more.iter().all(|r| r.id != won[0].id && r.id != won[1].id && r.id != next.id));
+    let first_done = store.get_run(&user.id, &won[0].id).await.unwrap().unwrap();
+    assert_eq!(first_done.status, "succeeded");
 }
 on_both_stores!(claims_arriving_together_respect_the_cap);

@@ -26,13 +26,16 @@ use std::collections::HashMap;
 use serde_json::json;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Row, SqliteConnection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::sql::{FINISH_RUN_SQL, RETRY_RUN_SQL, new_id, run_from_row};
-use super::sqlite::CLAIM_ONE;
+use super::sqlite::{CLAIM_ONE, FINISH_AND_CLAIM};
 use super::{
     EventIngest, NewEvent, RetryPlan, RunFinish, RunRow, StoreError, StoreResult, now_millis,
 };
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// At most this many jobs per turn, so one transaction stays short.
 const MAX_BATCH: usize = 512;
@@ -68,10 +71,17 @@ enum Job {
 
 impl GroupCommit {
     /// Starts the writer on `writer`, a pool of one connection that nothing
-    /// else uses.
-    pub(super) fn start(writer: SqlitePool) -> Self {
+    /// else uses and that never checkpoints the WAL itself; `readers`
+    /// checkpoints it in the background instead, for as long as the writer
+    /// runs.
+    pub(super) fn start(writer: SqlitePool, readers: SqlitePool) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(writer, queue));
+        let (running, stopped) = watch::channel(());
+        tokio::spawn(async move {
+            write_loop(writer, queue).await;
+            drop(running);
+        });
+        tokio::spawn(checkpoint_loop(readers, stopped));
         Self { jobs }
     }
 
@@ -157,6 +167,36 @@ async fn write_loop(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Job>)
     }
 }
 
+/// Copies committed pages from the WAL back into the database file.
+/// SQLite would do it on the commit that crosses 1,000 WAL pages, and that
+/// commit (the writer's) would then wait milliseconds for the copy and its
+/// fsyncs, as would every caller in its turn. A passive checkpoint from
+/// another connection runs beside the writer and blocks nobody.
+async fn checkpoint_loop(readers: SqlitePool, mut writer_running: watch::Receiver<()>) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            _ = writer_running.changed() => return,
+        }
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&readers)
+            .await
+        {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("SQLite checkpoints work again");
+            }
+            Ok(_) => {}
+            Err(err) if !failing => {
+                failing = true;
+                tracing::warn!(error = %err, "checkpointing the SQLite WAL failed; it grows until a checkpoint succeeds");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// Writes one turn's jobs and answers each (a caller that stopped waiting
 /// gets nothing; what was committed stays committed, as for any dropped
 /// request).
@@ -167,42 +207,52 @@ async fn write_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
     for job in batch {
         match job {
             Job::Ingest { event, reply } => events.push((event, reply)),
-            Job::Finish { .. } => finishes.push(job),
-            Job::Claim { .. } => claims.push(job),
+            Job::Finish {
+                run_id,
+                worker_id,
+                finish,
+                retry,
+                claim_next,
+                reply,
+            } => finishes.push((run_id, worker_id, finish, retry, claim_next, reply)),
+            Job::Claim {
+                worker_id,
+                per_script_limit,
+                reply,
+            } => claims.push((worker_id, per_script_limit, reply)),
         }
     }
     if !events.is_empty() {
         ingest_batch(conn, events).await;
     }
-    let mut next_claims = Vec::new();
-    for job in finishes {
-        let Job::Finish { run_id, worker_id, finish, retry, claim_next, reply } = job else {
-            continue;
-        };
-        match finish_run(conn, &run_id, &worker_id, &finish, retry.as_ref()).await {
-            Ok(done) => match claim_next {
-                Some(limit) => next_claims.push((worker_id, limit, done, reply)),
-                None => drop(reply.send(Ok((done, None)))),
-            },
-            Err(err) => drop(reply.send(Err(err))),
+    let mut claims_after_finish = Vec::new();
+    for (run_id, worker_id, finish, retry, claim_next, reply) in finishes {
+        match (retry, claim_next) {
+            (None, Some(limit)) => {
+                let done = finish_then_claim(conn, &run_id, &worker_id, &finish, limit).await;
+                drop(reply.send(done));
+            }
+            (retry, claim_next) => {
+                match finish_run(conn, &run_id, &worker_id, &finish, retry.as_ref()).await {
+                    Ok(done) => match claim_next {
+                        Some(limit) => claims_after_finish.push((worker_id, limit, done, reply)),
+                        None => drop(reply.send(Ok((done, None)))),
+                    },
+                    Err(err) => drop(reply.send(Err(err))),
+                }
+            }
         }
     }
-    for job in claims {
-        let Job::Claim { worker_id, per_script_limit, reply } = job else {
-            continue;
-        };
+    for (worker_id, per_script_limit, reply) in claims {
         drop(reply.send(claim(conn, &worker_id, per_script_limit).await));
     }
-    for (worker_id, limit, done, reply) in next_claims {
+    for (worker_id, limit, done, reply) in claims_after_finish {
         // The finish is recorded whatever happens to the claim; a failed
         // claim leaves the worker to claim again in its own loop.
-        let next = match claim(conn, &worker_id, limit).await {
-            Ok(next) => next,
-            Err(err) => {
-                tracing::warn!(error = %err, "claiming the next run after a finish failed");
-                None
-            }
-        };
+        let next = claim(conn, &worker_id, limit).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "claiming the next run after a finish failed");
+            None
+        });
         drop(reply.send(Ok((done, next))));
     }
 }
@@ -267,15 +317,14 @@ async fn claim(
     row.map(|row| run_from_row(&row)).transpose()
 }
 
-async fn finish_run(
-    conn: &mut SqliteConnection,
-    run_id: &str,
-    worker_id: &str,
-    finish: &RunFinish,
-    retry: Option<&RetryPlan>,
-) -> StoreResult<bool> {
-    use sqlx::Connection;
-    let update = sqlx::query(FINISH_RUN_SQL)
+/// `sql` with a finish's parameters `$1`–`$12` bound (see `FINISH_RUN_SQL`).
+fn finish_query<'q>(
+    sql: &'q str,
+    run_id: &'q str,
+    worker_id: &'q str,
+    finish: &'q RunFinish,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    sqlx::query(sql)
         .bind(&finish.status)
         .bind(finish.exit_code)
         .bind(finish.duration_ms)
@@ -287,7 +336,43 @@ async fn finish_run(
         .bind(finish.output_cap)
         .bind(now_millis())
         .bind(run_id)
-        .bind(worker_id);
+        .bind(worker_id)
+}
+
+/// A finish without a retry and the worker's next claim, in one statement.
+async fn finish_then_claim(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    worker_id: &str,
+    finish: &RunFinish,
+    per_script_limit: i64,
+) -> StoreResult<(bool, Option<RunRow>)> {
+    let rows = finish_query(FINISH_AND_CLAIM.as_str(), run_id, worker_id, finish)
+        .bind(per_script_limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut finished = false;
+    let mut next = None;
+    for row in &rows {
+        let run = run_from_row(row)?;
+        if run.id == run_id {
+            finished = true;
+        } else {
+            next = Some(run);
+        }
+    }
+    Ok((finished, next))
+}
+
+async fn finish_run(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    worker_id: &str,
+    finish: &RunFinish,
+    retry: Option<&RetryPlan>,
+) -> StoreResult<bool> {
+    use sqlx::Connection;
+    let update = finish_query(FINISH_RUN_SQL, run_id, worker_id, finish);
     let Some(retry) = retry else {
         return Ok(update.execute(&mut *conn).await?.rows_affected() > 0);
     };

@@ -43,11 +43,11 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.pragma("wal_autocheckpoint", "0"))
             .await?;
         Ok(Self {
+            writer: GroupCommit::start(writer, pool.clone()),
             pool,
-            writer: GroupCommit::start(writer),
         })
     }
 
@@ -70,6 +70,41 @@ pub(super) static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE runs SET status = 'running', worker_id = $3, started_at = $1, heartbeat_at = $1 \
          WHERE id = (SELECT id {CLAIM_CANDIDATES}) AND status = 'queued' RETURNING {}",
+        super::sql::RUN_COLUMNS
+    )
+});
+
+/// A worker's finish and its next claim in one statement (one trip to the
+/// connection's thread instead of two). `$1`–`$12` are those of
+/// `FINISH_RUN_SQL` (`$10` is now); `$13` is the per-script limit. The cap
+/// does not count the run being finished here, since it stops running in
+/// this very statement. Returns the finished row (if it was still the
+/// worker's) and the claimed one (if any).
+pub(super) static FINISH_AND_CLAIM: LazyLock<String> = LazyLock::new(|| {
+    let finished = |column: &str, value: &str| {
+        format!("{column} = CASE WHEN id = $11 THEN {value} ELSE {column} END")
+    };
+    format!(
+        "UPDATE runs SET status = CASE WHEN id = $11 THEN $1 ELSE 'running' END, {}, {}, {}, {}, {}, {}, {}, {}, {}, \
+         worker_id = $12, \
+         started_at = CASE WHEN id = $11 THEN started_at ELSE $10 END, \
+         heartbeat_at = CASE WHEN id = $11 THEN heartbeat_at ELSE $10 END \
+         WHERE (id = $11 AND status = 'running' AND worker_id = $12) \
+         OR (id = (SELECT id FROM runs q WHERE status = 'queued' \
+             AND (not_before IS NULL OR not_before <= $10) \
+             AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running' \
+                  AND NOT (r.id = $11 AND r.worker_id = $12)) < $13 \
+             ORDER BY queued_at, id LIMIT 1) AND status = 'queued') \
+         RETURNING {}",
+        finished("exit_code", "$2"),
+        finished("duration_ms", "$3"),
+        finished("error", "$4"),
+        finished("stdout", "$5"),
+        finished("stderr", "$6"),
+        finished("stdout_truncated", "$7"),
+        finished("stderr_truncated", "$8"),
+        finished("output_cap", "$9"),
+        finished("finished_at", "$10"),
         super::sql::RUN_COLUMNS
     )
 });
