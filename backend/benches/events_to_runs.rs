@@ -145,7 +145,10 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     };
     loop {
         let queued = store.list_runs(&user.id, &pending("queued")).await.unwrap();
-        let running = store.list_runs(&user.id, &pending("running")).await.unwrap();
+        let running = store
+            .list_runs(&user.id, &pending("running"))
+            .await
+            .unwrap();
         if queued.is_empty() && running.is_empty() {
             break;
         }

@@ -26,17 +26,37 @@ async fn queued_run(store: &dyn roost::store::Store, user_id: &str) -> roost::st
         .await
         .unwrap();
     store
-        .enqueue_run(&roost::store::NewRun {
-            user_id: user_id.into(),
-            script_id: v1.script_id.clone(),
-            script_version: 1,
-            handler: None,
-            trigger_kind: "manual".into(),
-            trigger_spec: String::new(),
-            payload: json!(null),
-        })
+        .enqueue_run(&manual_run(user_id, &v1.script_id, json!(null)))
         .await
         .unwrap()
+}
+
+/// A manual run of version 1 of a script.
+fn manual_run(user_id: &str, script_id: &str, payload: serde_json::Value) -> roost::store::NewRun {
+    roost::store::NewRun {
+        user_id: user_id.into(),
+        script_id: script_id.into(),
+        script_version: 1,
+        handler: None,
+        trigger_kind: "manual".into(),
+        trigger_spec: String::new(),
+        payload,
+    }
+}
+
+/// How a run ended, as a worker reports it.
+fn outcome(status: &str) -> roost::store::RunFinish {
+    roost::store::RunFinish {
+        status: status.into(),
+        exit_code: Some(0),
+        duration_ms: 1,
+        error: None,
+        stdout: b"out".to_vec(),
+        stderr: Vec::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        output_cap: 1024,
+    }
 }
 
 fn manual(handler: &str) -> TriggerRow {
@@ -175,22 +195,12 @@ async fn credential_rows_upsert_and_stay_per_user(backend: Backend) {
 on_both_stores!(credential_rows_upsert_and_stay_per_user);
 
 async fn a_worker_that_lost_its_run_cannot_finish_it(backend: Backend) {
-    use roost::store::{RunFinish, now_millis};
+    use roost::store::now_millis;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
     let user = store.create_user("ada", "h").await.unwrap();
     let run = queued_run(store.as_ref(), &user.id).await;
-    let finish = |status: &str| RunFinish {
-        status: status.into(),
-        exit_code: Some(0),
-        duration_ms: 1,
-        error: None,
-        stdout: b"out".to_vec(),
-        stderr: Vec::new(),
-        stdout_truncated: false,
-        stderr_truncated: false,
-        output_cap: 1024,
-    };
+    let finish = outcome;
     // Node A claims it, goes silent; the reaper re-queues it; node B claims it.
     let claimed = store.claim_run("node_a-w0", 10).await.unwrap().unwrap();
     assert_eq!(claimed.id, run.id);
@@ -318,13 +328,20 @@ async fn events_arriving_together_run_once_each(backend: Backend) {
     let store = open_store(backend, dir.path()).await;
     let ada = store.create_user("ada", "h1").await.unwrap();
     let bob = store.create_user("bob", "h2").await.unwrap();
-    let triggers = vec![on_event("a", "order.created"), on_event("b", "order.created")];
+    let triggers = vec![
+        on_event("a", "order.created"),
+        on_event("b", "order.created"),
+    ];
     store
         .create_script_version(&version_of(&ada.id, "two", triggers))
         .await
         .unwrap();
     store
-        .create_script_version(&version_of(&bob.id, "one", vec![on_event("c", "order.paid")]))
+        .create_script_version(&version_of(
+            &bob.id,
+            "one",
+            vec![on_event("c", "order.paid")],
+        ))
         .await
         .unwrap();
     // An id stored before the burst is a duplicate within it.
@@ -351,23 +368,34 @@ async fn events_arriving_together_run_once_each(backend: Backend) {
             (bob.id.clone(), "order.paid")
         };
         let new = event(&user, format!("e{}", n % 10), event_type, n % 10);
-        sends.push(tokio::spawn(async move { (new.clone(), store.ingest_event(&new).await.unwrap()) }));
+        sends.push(tokio::spawn(async move {
+            (new.clone(), store.ingest_event(&new).await.unwrap())
+        }));
     }
     let mut by_id: std::collections::BTreeMap<(String, String), Vec<roost::store::EventIngest>> =
         Default::default();
     for send in sends {
         let (new, done) = send.await.unwrap();
-        by_id.entry((new.user_id, new.event_id)).or_default().push(done);
+        by_id
+            .entry((new.user_id, new.event_id))
+            .or_default()
+            .push(done);
     }
     assert_eq!(by_id.len(), 10, "5 ids of Ada's and 5 of Bob's");
     for ((user, id), outcomes) in &by_id {
         let originals = outcomes.iter().filter(|o| !o.duplicate).count();
         let expected_originals = usize::from(!(user == &ada.id && id == "e0"));
-        assert_eq!(originals, expected_originals, "{id} of {user}: {outcomes:?}");
+        assert_eq!(
+            originals, expected_originals,
+            "{id} of {user}: {outcomes:?}"
+        );
         let runs = if user == &ada.id { 2 } else { 1 };
         for outcome in outcomes {
             assert_eq!(outcome.run_ids.len(), runs, "{outcomes:?}");
-            assert_eq!(outcome.run_ids, outcomes[0].run_ids, "every repeat names the same runs");
+            assert_eq!(
+                outcome.run_ids, outcomes[0].run_ids,
+                "every repeat names the same runs"
+            );
         }
         if user == &ada.id && id == "e0" {
             assert_eq!(outcomes[0].run_ids, earlier.run_ids);
@@ -377,12 +405,25 @@ async fn events_arriving_together_run_once_each(backend: Backend) {
         for run_id in &outcomes[0].run_ids {
             let run = store.get_run(user, run_id).await.unwrap().unwrap();
             let n: usize = id[1..].parse().unwrap();
-            assert_eq!(run.payload, event(user, id.clone(), "", n).payload, "payload kept exactly");
-            assert_eq!((run.status.as_str(), run.trigger_kind.as_str()), ("queued", "event"));
+            assert_eq!(
+                run.payload,
+                event(user, id.clone(), "", n).payload,
+                "payload kept exactly"
+            );
+            assert_eq!(
+                (run.status.as_str(), run.trigger_kind.as_str()),
+                ("queued", "event")
+            );
         }
     }
-    let filter = roost::store::RunFilter { limit: 100, ..Default::default() };
-    assert_eq!(store.list_runs(&ada.id, &filter).await.unwrap().len(), 5 * 2);
+    let filter = roost::store::RunFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list_runs(&ada.id, &filter).await.unwrap().len(),
+        5 * 2
+    );
     assert_eq!(store.list_runs(&bob.id, &filter).await.unwrap().len(), 5);
 }
 on_both_stores!(events_arriving_together_run_once_each);
@@ -391,21 +432,12 @@ on_both_stores!(events_arriving_together_run_once_each);
 /// to one worker and stop at the script's concurrency cap; a finish in the
 /// same group frees a slot for a claim after it.
 async fn claims_arriving_together_respect_the_cap(backend: Backend) {
-    use roost::store::RunFinish;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
     let user = store.create_user("ada", "h").await.unwrap();
     let first = queued_run(store.as_ref(), &user.id).await;
     for _ in 0..5 {
-        let again = roost::store::NewRun {
-            user_id: user.id.clone(),
-            script_id: first.script_id.clone(),
-            script_version: 1,
-            handler: None,
-            trigger_kind: "manual".into(),
-            trigger_spec: String::new(),
-            payload: json!({ "again": true }),
-        };
+        let again = manual_run(&user.id, &first.script_id, json!({ "again": true }));
         store.enqueue_run(&again).await.unwrap();
     }
     let claim_all = |count: usize| {
@@ -427,17 +459,7 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
     let won = claim_all(6).await;
     assert_eq!(won.len(), 2, "the cap is 2: {won:?}");
     assert_ne!(won[0].id, won[1].id);
-    let done = RunFinish {
-        status: "succeeded".into(),
-        exit_code: Some(0),
-        duration_ms: 1,
-        error: None,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        stdout_truncated: false,
-        stderr_truncated: false,
-        output_cap: 1024,
-    };
+    let done = outcome("succeeded");
     // A finish hands its worker the next run: the finished one's slot.
     let worker = |run: &roost::store::RunRow| run.worker_id.clone().unwrap();
     let (recorded, next) = store
@@ -456,10 +478,18 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
         .unwrap();
     assert!(!recorded);
     assert!(none.is_none(), "{none:?}");
-    assert!(store.finish_run(&won[1].id, &worker(&won[1]), &done, None).await.unwrap());
+    assert!(
+        store
+            .finish_run(&won[1].id, &worker(&won[1]), &done, None)
+            .await
+            .unwrap()
+    );
     let more = claim_all(4).await;
     assert_eq!(more.len(), 1, "one slot was freed: {more:?}");
-    assert!(more.iter().all(|r| r.id != won[0].id && r.id != won[1].id && r.id != next.id));
+    assert!(
+        more.iter()
+            .all(|r| r.id != won[0].id && r.id != won[1].id && r.id != next.id)
+    );
     let first_done = store.get_run(&user.id, &won[0].id).await.unwrap().unwrap();
     assert_eq!(first_done.status, "succeeded");
 }

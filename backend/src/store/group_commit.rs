@@ -155,7 +155,10 @@ async fn write_loop(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Job>)
                     tracing::error!(error = %err, "the SQLite writer has no connection");
                     let message = err.to_string();
                     for job in batch {
-                        fail(job, StoreError::Corrupt(format!("no database connection: {message}")));
+                        fail(
+                            job,
+                            StoreError::Corrupt(format!("no database connection: {message}")),
+                        );
                     }
                     continue;
                 }
@@ -282,11 +285,13 @@ async fn ingest_batch(conn: &mut SqliteConnection, events: Vec<(NewEvent, Reply<
         Err(err) => {
             tracing::warn!(events = events.len(), error = %err, "a grouped event commit failed; committing its events one by one");
             for (event, reply) in events {
-                drop(reply.send(
-                    ingest_in_transaction(conn, &[&event])
-                        .await
-                        .map(|mut done| done.remove(0)),
-                ));
+                drop(
+                    reply.send(
+                        ingest_in_transaction(conn, &[&event])
+                            .await
+                            .map(|mut done| done.remove(0)),
+                    ),
+                );
             }
         }
     }
@@ -409,7 +414,9 @@ async fn ingest_events(
         repeat_of.push(first_of.get(&key).copied());
         first_of.entry(key).or_insert(i);
     }
-    let firsts: Vec<usize> = (0..events.len()).filter(|i| repeat_of[*i].is_none()).collect();
+    let firsts: Vec<usize> = (0..events.len())
+        .filter(|i| repeat_of[*i].is_none())
+        .collect();
 
     // Ids already stored.
     let keys = json!(
