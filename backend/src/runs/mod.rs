@@ -253,8 +253,13 @@ impl Runner {
             .await;
         let execution = self.executor.execute(&run, settings.as_ref());
         tokio::pin!(execution);
-        let mut beat = tokio::time::interval(self.config.heartbeat);
-        beat.tick().await;
+        // The first beat is one period from now. (An interval's immediate
+        // first tick still waits for the timer's next millisecond, which
+        // cost every run up to 1 ms.)
+        let mut beat = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.config.heartbeat,
+            self.config.heartbeat,
+        );
         // A node that cannot record heartbeats (database unreachable) will
         // see its run re-queued by another node's reaper once the heartbeat
         // is stale. It stops the script a beat before that, so a run never
