@@ -349,6 +349,14 @@ impl Runner {
     }
 
     async fn reap(&self, mut stop: watch::Receiver<bool>) {
+        // Purging scans whole tables while holding SQLite's write lock, and
+        // nothing is late if it happens once a minute instead of every few
+        // seconds: a run's retention is counted in days. A short retention
+        // or idempotency window (tests) is honoured at half its length.
+        let purge_every = Duration::from_secs(60)
+            .min(self.config.retention / 2)
+            .min(self.config.event_dedup_window / 2);
+        let mut last_purge: Option<tokio::time::Instant> = None;
         loop {
             let stale_before = now_millis()
                 - i64::try_from(self.config.stale_after.as_millis()).unwrap_or(i64::MAX);
@@ -369,6 +377,13 @@ impl Runner {
                 }
                 Err(err) => tracing::error!(error = %err, "re-queuing stale runs failed"),
             }
+            if last_purge.is_some_and(|at| at.elapsed() < purge_every) {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.heartbeat * 2) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+            last_purge = Some(tokio::time::Instant::now());
             let forget_before = now_millis()
                 - i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
             if let Err(err) = self.store.purge_events(forget_before).await {
