@@ -29,6 +29,13 @@ async function main() {
   await server.issuer.keys.generate('RS256');
   const stats = { refreshes: 0, codes: 0 };
 
+  // Real providers issue a distinct token every time. The mock's JWTs
+  // differ only by their issue second, so a refresh within the same second
+  // would hand back the very token it replaces; a unique id prevents that.
+  server.service.on('beforeTokenSigning', (token) => {
+    token.payload.jti = require('node:crypto').randomUUID();
+  });
+
   server.service.on('beforeResponse', (response, req) => {
     const grant = req.body.grant_type;
     const client = String(clientId(req) || '');

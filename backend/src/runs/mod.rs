@@ -226,9 +226,7 @@ impl Runner {
         self.metrics
             .running
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // A stopping node takes no new run with its finish.
-        let claim_next = (!*stop.borrow()).then_some(self.config.per_script_concurrency);
-        let next = self.run_claimed(worker_id, run, claim_next).await;
+        let next = self.run_claimed(worker_id, run, stop).await;
         self.metrics
             .running
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -239,7 +237,7 @@ impl Runner {
         &self,
         worker_id: &str,
         run: RunRow,
-        claim_next: Option<i64>,
+        stop: &watch::Receiver<bool>,
     ) -> Option<RunRow> {
         let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
         tracing::info!(parent: &span, worker = worker_id, attempt = run.attempt, "run started");
@@ -290,6 +288,9 @@ impl Runner {
             .run_duration
             .observe(finish.duration_ms as f64 / 1000.0);
         let retry = self.retry_plan(&run, &finish.status, settings.as_ref());
+        // A node told to stop while this run ran takes no new run with its
+        // finish.
+        let claim_next = (!*stop.borrow()).then_some(self.config.per_script_concurrency);
         let (recorded, next) = match self
             .store
             .finish_and_claim(&run.id, worker_id, &finish, retry.as_ref(), claim_next)
