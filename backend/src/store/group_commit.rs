@@ -133,7 +133,7 @@ impl GroupCommit {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Corrupt("the SQLite writer has stopped".into())
+    StoreError::Database(sqlx::Error::WorkerCrashed)
 }
 
 /// Takes turns until the last handle is dropped; after each turn, tells the
@@ -161,10 +161,10 @@ async fn write_loop(
                     tracing::error!(error = %err, "the SQLite writer has no connection");
                     let message = err.to_string();
                     for job in batch {
-                        fail(
-                            job,
-                            StoreError::Corrupt(format!("no database connection: {message}")),
-                        );
+                        let err = std::io::Error::other(format!(
+                            "the SQLite writer has no connection: {message}"
+                        ));
+                        fail(job, StoreError::Database(sqlx::Error::Io(err)));
                     }
                     continue;
                 }

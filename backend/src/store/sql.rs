@@ -478,11 +478,11 @@ macro_rules! sql_store {
             }
 
             async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
-                use sqlx::Row;
-                let now = $crate::store::now_millis();
                 if let Some(writer) = self.group_commit() {
                     return writer.claim_run(worker_id, per_script_limit).await;
                 }
+                use sqlx::Row;
+                let now = $crate::store::now_millis();
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let Some(candidate) = sqlx::query(&format!("SELECT id, script_id {}", $claim_candidates)).bind(now).bind(per_script_limit).fetch_optional(&mut *tx).await? else {
                     return Ok(None);
@@ -674,15 +674,15 @@ macro_rules! sql_store {
             }
 
             async fn ingest_event(&self, event: &$crate::store::NewEvent) -> $crate::store::StoreResult<$crate::store::EventIngest> {
+                if let Some(writer) = self.group_commit() {
+                    return writer.ingest_event(event).await;
+                }
                 use sqlx::Row;
                 let seen = |run_ids: String| -> $crate::store::StoreResult<$crate::store::EventIngest> {
                     let run_ids = serde_json::from_str(&run_ids)
                         .map_err(|e| $crate::store::StoreError::Corrupt(format!("event run ids: {e}")))?;
                     Ok($crate::store::EventIngest { duplicate: true, run_ids })
                 };
-                if let Some(writer) = self.group_commit() {
-                    return writer.ingest_event(event).await;
-                }
                 let lookup = "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";
                 let now = $crate::store::now_millis();
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;

@@ -56,12 +56,18 @@ impl SqliteStore {
     }
 }
 
-// Queued runs a claim may take: oldest first, none before its backoff, none
-// of a script already at its concurrency cap.
-const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
-     AND (not_before IS NULL OR not_before <= $1) \
-     AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
-     ORDER BY queued_at, id LIMIT 1";
+/// Queued runs a claim may take: oldest first, none before its backoff
+/// (`now`), none of a script already at its concurrency cap (`limit`).
+/// `not_counted` adds a condition to the running runs the cap counts.
+fn claim_candidates(now: &str, limit: &str, not_counted: &str) -> String {
+    format!(
+        "FROM runs q WHERE status = 'queued' AND (not_before IS NULL OR not_before <= {now}) \
+         AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running'{not_counted}) \
+         < {limit} ORDER BY queued_at, id LIMIT 1"
+    )
+}
+
+static CLAIM_CANDIDATES: LazyLock<String> = LazyLock::new(|| claim_candidates("$1", "$2", ""));
 
 /// A claim in one statement. A write statement takes SQLite's write lock
 /// before it reads, so the pick, the per-script cap and the update are
@@ -69,7 +75,8 @@ const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
 pub(super) static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE runs SET status = 'running', worker_id = $3, started_at = $1, heartbeat_at = $1 \
-         WHERE id = (SELECT id {CLAIM_CANDIDATES}) AND status = 'queued' RETURNING {}",
+         WHERE id = (SELECT id {}) AND status = 'queued' RETURNING {}",
+        *CLAIM_CANDIDATES,
         super::sql::RUN_COLUMNS
     )
 });
@@ -90,11 +97,7 @@ pub(super) static FINISH_AND_CLAIM: LazyLock<String> = LazyLock::new(|| {
          started_at = CASE WHEN id = $11 THEN started_at ELSE $10 END, \
          heartbeat_at = CASE WHEN id = $11 THEN heartbeat_at ELSE $10 END \
          WHERE (id = $11 AND status = 'running' AND worker_id = $12) \
-         OR (id = (SELECT id FROM runs q WHERE status = 'queued' \
-             AND (not_before IS NULL OR not_before <= $10) \
-             AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running' \
-                  AND NOT (r.id = $11 AND r.worker_id = $12)) < $13 \
-             ORDER BY queued_at, id LIMIT 1) AND status = 'queued') \
+         OR (id = (SELECT id {}) AND status = 'queued') \
          RETURNING {}",
         finished("exit_code", "$2"),
         finished("duration_ms", "$3"),
@@ -105,6 +108,7 @@ pub(super) static FINISH_AND_CLAIM: LazyLock<String> = LazyLock::new(|| {
         finished("stderr_truncated", "$8"),
         finished("output_cap", "$9"),
         finished("finished_at", "$10"),
+        claim_candidates("$10", "$13", " AND NOT (r.id = $11 AND r.worker_id = $12)"),
         super::sql::RUN_COLUMNS
     )
 });
@@ -116,6 +120,6 @@ pub(super) static FINISH_AND_CLAIM: LazyLock<String> = LazyLock::new(|| {
 super::sql::sql_store!(
     SqliteStore,
     begin = "BEGIN IMMEDIATE",
-    claim_candidates = CLAIM_CANDIDATES,
+    claim_candidates = CLAIM_CANDIDATES.as_str(),
     script_lock_sql = None::<&str>
 );
