@@ -494,3 +494,81 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
     assert_eq!(first_done.status, "succeeded");
 }
 on_both_stores!(claims_arriving_together_respect_the_cap);
+
+/// A write that fails among others arriving together (on SQLite: one
+/// writer turn) fails alone: the events around it are stored with their
+/// runs, a finish in the same turn is recorded, and the failed event left
+/// nothing behind.
+async fn a_failing_write_fails_alone(backend: Backend) {
+    use roost::store::NewEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let ada = store.create_user("ada", "h").await.unwrap();
+    let script_id = store
+        .create_script_version(&version_of(
+            &ada.id,
+            "listener",
+            vec![manual("m"), on_event("a", "order.created")],
+        ))
+        .await
+        .unwrap()
+        .script_id;
+    store
+        .enqueue_run(&manual_run(&ada.id, &script_id, json!(null)))
+        .await
+        .unwrap();
+    let claimed = store.claim_run("w0", 10).await.unwrap().unwrap();
+
+    // The event of a user that does not exist breaks the events table's
+    // foreign key; it is sent in the middle of the others.
+    let event = |user: &str, n: usize| NewEvent {
+        user_id: user.into(),
+        event_id: format!("e{n}"),
+        event_type: "order.created".into(),
+        source: None,
+        payload: json!({ "n": n }),
+    };
+    let mut sends = Vec::new();
+    for n in 0..31 {
+        let store = store.clone();
+        let user = if n == 15 { "usr_missing".to_string() } else { ada.id.clone() };
+        let new = event(&user, n);
+        sends.push(tokio::spawn(async move { store.ingest_event(&new).await }));
+    }
+    let finish = {
+        let store = store.clone();
+        let run_id = claimed.id.clone();
+        tokio::spawn(async move {
+            store
+                .finish_and_claim(&run_id, "w0", &outcome("succeeded"), None, Some(10))
+                .await
+        })
+    };
+    for (n, send) in sends.into_iter().enumerate() {
+        let done = send.await.unwrap();
+        if n == 15 {
+            assert!(done.is_err(), "the event of a missing user fails: {done:?}");
+            continue;
+        }
+        let done = done.unwrap_or_else(|err| panic!("event {n} failed with the bad one: {err}"));
+        assert_eq!((done.duplicate, done.run_ids.len()), (false, 1), "event {n}");
+        let stored = store.get_event(&ada.id, &format!("e{n}")).await.unwrap();
+        assert_eq!(stored.map(|e| e.run_ids), Some(done.run_ids));
+    }
+    let (recorded, next) = finish.await.unwrap().unwrap();
+    assert!(recorded, "the finish in the same turn is recorded");
+    let done = store.get_run(&ada.id, &claimed.id).await.unwrap().unwrap();
+    assert_eq!(done.status, "succeeded");
+    assert!(store.get_event("usr_missing", "e15").await.unwrap().is_none());
+    let filter = roost::store::RunFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let runs = store.list_runs(&ada.id, &filter).await.unwrap();
+    assert_eq!(runs.len(), 1 + 30, "the manual run and one run per stored event");
+    // The finish claimed the next run (an event's) for the same worker.
+    if let Some(next) = next {
+        assert_eq!(next.worker_id.as_deref(), Some("w0"));
+    }
+}
+on_both_stores!(a_failing_write_fails_alone);

@@ -1,34 +1,42 @@
-//! SQLite's hot write path: one writer connection that takes the events,
-//! claims and finishes of many concurrent callers in turns, and commits the
-//! events that arrived together in one transaction.
+//! SQLite's hot write path: one writer thread that owns a connection and
+//! takes the events, claims and finishes of many concurrent callers in
+//! turns, one transaction per turn.
 //!
-//! SQLite has a single write lock. When several pool connections want it,
-//! the losers sleep in SQLite's busy handler (1 ms, then 2, 5, 10 …) and a
-//! burst of events turns into a queue of sleepers. Here every hot write is a
-//! job on a channel instead; the writer takes whatever has arrived while it
-//! was busy:
-//! - events: one transaction of four statements for the whole batch
-//!   (duplicates, subscribers, runs, events), whatever its size, using
-//!   `json_each` over the batch;
-//! - then finishes, then claims: each one statement in autocommit (a
-//!   transaction would add two round trips to sqlx's connection thread and
-//!   buy nothing: each is atomic on its own), so a claim sees the runs
-//!   queued and the slots freed before it. A finish with a retry is a
-//!   transaction of its own.
+//! Why turns: SQLite has a single write lock. When several pool
+//! connections want it, the losers sleep in SQLite's busy handler (1 ms,
+//! then 2, 5, 10 …), and every commit writes the WAL on its own. Here every
+//! hot write is a job on a channel; the writer takes whatever has arrived
+//! while it was busy and commits it together. Nobody waits for a batch to
+//! fill: a lone job is written at once, and under load the turns grow by
+//! themselves. Each caller is answered once its turn is committed.
 //!
-//! Nobody waits for a batch to fill: a lone job is written at once, and
-//! under load the batches grow by themselves. Each caller gets its answer
-//! once its write is committed. If a batch of events fails, its events are
-//! retried one by one, so one bad event cannot fail the others.
+//! Why a thread and rusqlite rather than sqlx: sqlx runs each SQLite
+//! connection on a thread of its own and hands every statement, and every
+//! result row, across a channel. Each hand-off is two thread wake-ups, which
+//! cost 20–70 µs on these machines, where the statements themselves take a
+//! few. Profiles of event-triggered runs showed those hand-offs as the
+//! largest cost. Here the statements run on the thread that owns the
+//! connection (rusqlite, over the same libsqlite3 that sqlx links), so a
+//! turn costs one wake-up of the writer and one per caller answered,
+//! whatever it holds. Everything else in the SQLite store stays on sqlx.
+//!
+//! Within a turn, events come first, then finishes, then claims, so a claim
+//! sees the runs just queued and the slots just freed. A job that fails (an
+//! event for a user deleted meanwhile, say) fails alone: the turn is written
+//! again with each job in a savepoint, and only its caller gets the error.
 
-use std::collections::HashMap;
+use std::path::Path;
+use std::sync::LazyLock;
+use std::time::Duration;
 
-use serde_json::json;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use sqlx::sqlite::SqlitePool;
-use sqlx::{Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::sql::{FINISH_RUN_SQL, RETRY_RUN_SQL, new_id, run_from_row};
+use super::sql::{
+    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, INSERT_EVENT_RUN_SQL,
+    INSERT_EVENT_SQL, RETRY_RUN_SQL, RunColumns, new_id, run_from_row,
+};
 use super::sqlite::{CLAIM_ONE, FINISH_AND_CLAIM};
 use super::{
     EventIngest, NewEvent, RetryPlan, RunFinish, RunRow, StoreError, StoreResult, now_millis,
@@ -38,12 +46,12 @@ use super::{
 /// that each copy is small. Measured under load: every 250 ms, each copy
 /// and its fsyncs held up the writer's commits for 10-15 ms; every 50 ms,
 /// mostly under 5 ms; every 20 ms was no better.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 /// At most this many jobs per turn, so one transaction stays short.
 const MAX_BATCH: usize = 512;
 
-/// The handle the store writes through; the writer task stops when the
+/// The handle the store writes through; the writer thread stops when the
 /// last handle is dropped.
 pub(super) struct GroupCommit {
     jobs: mpsc::UnboundedSender<Job>,
@@ -51,15 +59,18 @@ pub(super) struct GroupCommit {
 
 type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
+/// A caller's write, its reply, and (once written) its outcome.
 enum Job {
     Ingest {
         event: NewEvent,
         reply: Reply<EventIngest>,
+        done: Option<StoreResult<EventIngest>>,
     },
     Claim {
         worker_id: String,
         per_script_limit: i64,
         reply: Reply<Option<RunRow>>,
+        done: Option<StoreResult<Option<RunRow>>>,
     },
     /// A finish, and then (with `claim_next`) a claim for the same worker.
     Finish {
@@ -69,26 +80,110 @@ enum Job {
         retry: Option<RetryPlan>,
         claim_next: Option<i64>,
         reply: Reply<(bool, Option<RunRow>)>,
+        done: Option<StoreResult<(bool, Option<RunRow>)>>,
     },
 }
 
+impl Job {
+    /// Events, then finishes, then claims.
+    fn turn_order(&self) -> u8 {
+        match self {
+            Job::Ingest { .. } => 0,
+            Job::Finish { .. } => 1,
+            Job::Claim { .. } => 2,
+        }
+    }
+
+    /// Writes the job in `tx` at the turn's clock `now` and keeps its
+    /// outcome; false if it failed.
+    fn write(&mut self, tx: &Connection, now: i64) -> bool {
+        match self {
+            Job::Ingest { event, done, .. } => {
+                let outcome = ingest(tx, event, now);
+                let ok = outcome.is_ok();
+                *done = Some(outcome);
+                ok
+            }
+            Job::Claim {
+                worker_id,
+                per_script_limit,
+                done,
+                ..
+            } => {
+                let outcome = claim(tx, worker_id, *per_script_limit, now);
+                let ok = outcome.is_ok();
+                *done = Some(outcome);
+                ok
+            }
+            Job::Finish {
+                run_id,
+                worker_id,
+                finish,
+                retry,
+                claim_next,
+                done,
+                ..
+            } => {
+                let run = (run_id.as_str(), worker_id.as_str());
+                let outcome = finish_run(tx, run, finish, retry.as_ref(), *claim_next, now);
+                let ok = outcome.is_ok();
+                *done = Some(outcome);
+                ok
+            }
+        }
+    }
+
+    /// Answers the caller once the turn is committed. (A caller that
+    /// stopped waiting gets nothing; what was committed stays committed,
+    /// as for any dropped request.)
+    fn answer(self) {
+        fn send<T>(reply: Reply<T>, done: Option<StoreResult<T>>) {
+            let done = done.unwrap_or_else(|| {
+                Err(StoreError::Corrupt("the writer answered a job it did not write".into()))
+            });
+            drop(reply.send(done));
+        }
+        match self {
+            Job::Ingest { reply, done, .. } => send(reply, done),
+            Job::Claim { reply, done, .. } => send(reply, done),
+            Job::Finish { reply, done, .. } => send(reply, done),
+        }
+    }
+
+    /// The turn was not committed: whatever the job did is gone, and its
+    /// caller gets `err`.
+    fn refuse(self, err: &rusqlite::Error) {
+        let err = || StoreError::Sqlite(clone_error(err));
+        match self {
+            Job::Ingest { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Claim { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Finish { reply, .. } => drop(reply.send(Err(err()))),
+        }
+    }
+}
+
 impl GroupCommit {
-    /// Starts the writer on `writer`, a pool of one connection that nothing
-    /// else uses and that never checkpoints the WAL itself; `readers`
-    /// checkpoints it in the background instead, for as long as the writer
-    /// runs.
-    pub(super) fn start(writer: SqlitePool, readers: SqlitePool) -> Self {
+    /// Opens the writer's own connection to the database file at `path`
+    /// (already migrated) and starts the writer thread on it. The writer
+    /// never checkpoints the WAL itself; `readers` checkpoints it in the
+    /// background instead, for as long as the writer runs.
+    pub(super) fn start(path: &Path, readers: SqlitePool) -> StoreResult<Self> {
+        let conn = open_writer(path)?;
         let (jobs, queue) = mpsc::unbounded_channel();
         let (wrote, written) = watch::channel(());
-        tokio::spawn(write_loop(writer, queue, wrote));
+        std::thread::Builder::new()
+            .name("roost-sqlite-writer".into())
+            .spawn(move || write_loop(conn, queue, wrote))
+            .map_err(|err| StoreError::Database(sqlx::Error::Io(err)))?;
         tokio::spawn(checkpoint_loop(readers, written));
-        Self { jobs }
+        Ok(Self { jobs })
     }
 
     pub(super) async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest> {
         self.submit(|reply| Job::Ingest {
             event: event.clone(),
             reply,
+            done: None,
         })
         .await
     }
@@ -102,6 +197,7 @@ impl GroupCommit {
             worker_id: worker_id.to_string(),
             per_script_limit,
             reply,
+            done: None,
         })
         .await
     }
@@ -121,6 +217,7 @@ impl GroupCommit {
             retry: retry.cloned(),
             claim_next,
             reply,
+            done: None,
         })
         .await
     }
@@ -136,17 +233,35 @@ fn stopped() -> StoreError {
     StoreError::Database(sqlx::Error::WorkerCrashed)
 }
 
+/// The writer's connection, with the settings of the store's pool and
+/// without automatic checkpoints.
+fn open_writer(path: &Path) -> StoreResult<Connection> {
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Err(StoreError::Database(sqlx::Error::Configuration(
+            "the SQLite store needs a database file: an in-memory database cannot be shared with its writer thread"
+                .into(),
+        )));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
 /// Takes turns until the last handle is dropped; after each turn, tells the
 /// checkpointer there is something to copy (dropping `wrote` stops it).
-async fn write_loop(
-    writer: SqlitePool,
+fn write_loop(
+    mut conn: Connection,
     mut queue: mpsc::UnboundedReceiver<Job>,
     wrote: watch::Sender<()>,
 ) {
-    // The connection is held for good: taking it from the pool for every
-    // turn would cost a round trip to its thread each time.
-    let mut conn = None;
-    while let Some(first) = queue.recv().await {
+    while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -154,26 +269,252 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        if conn.is_none() {
-            match writer.acquire().await {
-                Ok(acquired) => conn = Some(acquired),
-                Err(err) => {
-                    tracing::error!(error = %err, "the SQLite writer has no connection");
-                    let message = err.to_string();
-                    for job in batch {
-                        let err = std::io::Error::other(format!(
-                            "the SQLite writer has no connection: {message}"
-                        ));
-                        fail(job, StoreError::Database(sqlx::Error::Io(err)));
-                    }
-                    continue;
-                }
+        write_turn(&mut conn, batch);
+        wrote.send_replace(());
+    }
+}
+
+/// Writes one turn's jobs in one transaction and answers each once it is
+/// committed.
+///
+/// First without savepoints: a savepoint copies every page it touches to
+/// a sub-journal, which cost 10-20% of the throughput of event-triggered
+/// runs. If a job fails, the turn is rolled back and written again with
+/// each job in a savepoint of its own, so the failing job is rolled back
+/// alone and only its caller gets the error.
+fn write_turn(conn: &mut Connection, mut batch: Vec<Job>) {
+    batch.sort_by_key(Job::turn_order);
+    let written = match write_jobs(conn, &mut batch, false) {
+        Ok(false) => write_jobs(conn, &mut batch, true),
+        done => done,
+    };
+    match written {
+        Ok(_) => batch.into_iter().for_each(Job::answer),
+        Err(err) => {
+            tracing::error!(error = %err, jobs = batch.len(), "a SQLite write turn failed");
+            batch.into_iter().for_each(|job| job.refuse(&err));
+        }
+    }
+}
+
+/// Writes `jobs` in one transaction. With `isolate`, each job is in a
+/// savepoint and a failing one is rolled back alone; without, the first
+/// failure rolls back the whole transaction and returns false. Returns true
+/// once committed; an error if the transaction itself failed.
+fn write_jobs(conn: &mut Connection, jobs: &mut [Job], isolate: bool) -> rusqlite::Result<bool> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_millis();
+    for job in jobs.iter_mut() {
+        if !isolate {
+            if !job.write(&tx, now) {
+                // Dropping the transaction rolls it back.
+                return Ok(false);
+            }
+            continue;
+        }
+        let savepoint = tx.savepoint()?;
+        if job.write(&savepoint, now) {
+            savepoint.commit()?;
+        }
+        // Dropped unreleased, a savepoint rolls back.
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
+/// The SQL of the writer, with sqlx's `$N` placeholders written as SQLite's
+/// `?N`: rusqlite binds by position, and SQLite numbers `$N` parameters in
+/// the order they first appear, `?N` ones by their N.
+struct WriterSql {
+    event_lookup: String,
+    event_subscribers: String,
+    insert_event_run: String,
+    insert_event: String,
+    claim_one: String,
+    finish_and_claim: String,
+    finish_run: String,
+    retry_run: String,
+}
+
+static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
+    event_lookup: numbered(EVENT_LOOKUP_SQL),
+    event_subscribers: numbered(EVENT_SUBSCRIBERS_SQL),
+    insert_event_run: numbered(INSERT_EVENT_RUN_SQL),
+    insert_event: numbered(INSERT_EVENT_SQL),
+    claim_one: numbered(&CLAIM_ONE),
+    finish_and_claim: numbered(&FINISH_AND_CLAIM),
+    finish_run: numbered(FINISH_RUN_SQL),
+    retry_run: numbered(RETRY_RUN_SQL),
+});
+
+/// `sql` with every `$N` written `?N`. (None of the writer's statements
+/// has a `$` followed by a digit inside a string literal.)
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Turns an event into runs, once per event id: an id seen before (stored,
+/// or earlier in this turn) queues nothing and answers with the first
+/// event's runs.
+fn ingest(tx: &Connection, event: &NewEvent, now: i64) -> StoreResult<EventIngest> {
+    let stored: Option<String> = tx
+        .prepare_cached(&SQL.event_lookup)?
+        .query_row(params![event.user_id, event.event_id], |row| row.get(0))
+        .optional()?;
+    if let Some(run_ids) = stored {
+        let run_ids = serde_json::from_str(&run_ids)
+            .map_err(|e| StoreError::Corrupt(format!("event run ids: {e}")))?;
+        return Ok(EventIngest {
+            duplicate: true,
+            run_ids,
+        });
+    }
+    let subscribers = tx
+        .prepare_cached(&SQL.event_subscribers)?
+        .query_map(params![event.user_id, event.event_type], |row| {
+            Ok((
+                row.get::<_, String>("script_id")?,
+                row.get::<_, i64>("current_version")?,
+                row.get::<_, Option<String>>("handler")?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let payload = event.payload.to_string();
+    let mut insert_run = tx.prepare_cached(&SQL.insert_event_run)?;
+    let mut run_ids = Vec::with_capacity(subscribers.len());
+    for (script_id, version, handler) in subscribers {
+        let id = new_id("run");
+        insert_run.execute(params![
+            id,
+            event.user_id,
+            script_id,
+            version,
+            handler,
+            event.event_type,
+            payload,
+            now
+        ])?;
+        run_ids.push(id);
+    }
+    tx.prepare_cached(&SQL.insert_event)?.execute(params![
+        event.user_id,
+        event.event_id,
+        event.event_type,
+        event.source,
+        now,
+        serde_json::to_string(&run_ids).expect("ids serialise")
+    ])?;
+    Ok(EventIngest {
+        duplicate: false,
+        run_ids,
+    })
+}
+
+fn claim(
+    tx: &Connection,
+    worker_id: &str,
+    per_script_limit: i64,
+    now: i64,
+) -> StoreResult<Option<RunRow>> {
+    let mut claim = tx.prepare_cached(&SQL.claim_one)?;
+    let mut rows = claim.query(params![now, per_script_limit, worker_id])?;
+    rows.next()?.map(run_from_row).transpose()
+}
+
+/// Records how run `run.0` ended, if it is still worker `run.1`'s; queues
+/// its retry; claims the worker's next run. Without a retry, the finish
+/// and the claim are one statement.
+fn finish_run(
+    tx: &Connection,
+    (run_id, worker_id): (&str, &str),
+    finish: &RunFinish,
+    retry: Option<&RetryPlan>,
+    claim_next: Option<i64>,
+    now: i64,
+) -> StoreResult<(bool, Option<RunRow>)> {
+    let outcome = params![
+        finish.status,
+        finish.exit_code,
+        finish.duration_ms,
+        finish.error,
+        finish.stdout,
+        finish.stderr,
+        i64::from(finish.stdout_truncated),
+        i64::from(finish.stderr_truncated),
+        finish.output_cap,
+        now,
+        run_id,
+        worker_id,
+    ];
+    if let (None, Some(limit)) = (retry, claim_next) {
+        let mut statement = tx.prepare_cached(&SQL.finish_and_claim)?;
+        let mut binds = outcome.to_vec();
+        binds.push(&limit);
+        let mut rows = statement.query(binds.as_slice())?;
+        let (mut finished, mut next) = (false, None);
+        while let Some(row) = rows.next()? {
+            let run = run_from_row(row)?;
+            if run.id == run_id {
+                finished = true;
+            } else {
+                next = Some(run);
             }
         }
-        if let Some(conn) = conn.as_mut() {
-            write_batch(conn, batch).await;
-            wrote.send_replace(());
+        return Ok((finished, next));
+    }
+    let finished = tx.prepare_cached(&SQL.finish_run)?.execute(outcome)? > 0;
+    if let (true, Some(retry)) = (finished, retry) {
+        tx.prepare_cached(&SQL.retry_run)?.execute(params![
+            new_id("run"),
+            retry.attempt,
+            retry.first_run_id,
+            now,
+            retry.not_before,
+            run_id
+        ])?;
+    }
+    let next = match claim_next {
+        Some(limit) => claim(tx, worker_id, limit, now)?,
+        None => None,
+    };
+    Ok((finished, next))
+}
+
+impl RunColumns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.get(column)?)
+    }
+    fn maybe_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.get(column)?)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.get(column)?)
+    }
+    fn maybe_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.get(column)?)
+    }
+}
+
+/// rusqlite's errors are not `Clone`; a failed turn reports its error to
+/// every caller in it, as SQLite's code and message.
+fn clone_error(err: &rusqlite::Error) -> rusqlite::Error {
+    match err {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
         }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
 
@@ -204,362 +545,4 @@ async fn checkpoint_loop(readers: SqlitePool, mut written: watch::Receiver<()>) 
             Err(_) => {}
         }
     }
-}
-
-/// Writes one turn's jobs and answers each (a caller that stopped waiting
-/// gets nothing; what was committed stays committed, as for any dropped
-/// request).
-async fn write_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
-    let mut events = Vec::new();
-    let mut finishes = Vec::new();
-    let mut claims = Vec::new();
-    for job in batch {
-        match job {
-            Job::Ingest { event, reply } => events.push((event, reply)),
-            Job::Finish {
-                run_id,
-                worker_id,
-                finish,
-                retry,
-                claim_next,
-                reply,
-            } => finishes.push((run_id, worker_id, finish, retry, claim_next, reply)),
-            Job::Claim {
-                worker_id,
-                per_script_limit,
-                reply,
-            } => claims.push((worker_id, per_script_limit, reply)),
-        }
-    }
-    if !events.is_empty() {
-        ingest_batch(conn, events).await;
-    }
-    let mut claims_after_finish = Vec::new();
-    for (run_id, worker_id, finish, retry, claim_next, reply) in finishes {
-        match (retry, claim_next) {
-            (None, Some(limit)) => {
-                let done = finish_then_claim(conn, &run_id, &worker_id, &finish, limit).await;
-                drop(reply.send(done));
-            }
-            (retry, claim_next) => {
-                match finish_run(conn, &run_id, &worker_id, &finish, retry.as_ref()).await {
-                    Ok(done) => match claim_next {
-                        Some(limit) => claims_after_finish.push((worker_id, limit, done, reply)),
-                        None => drop(reply.send(Ok((done, None)))),
-                    },
-                    Err(err) => drop(reply.send(Err(err))),
-                }
-            }
-        }
-    }
-    for (worker_id, per_script_limit, reply) in claims {
-        drop(reply.send(claim(conn, &worker_id, per_script_limit).await));
-    }
-    for (worker_id, limit, done, reply) in claims_after_finish {
-        // The finish is recorded whatever happens to the claim; a failed
-        // claim leaves the worker to claim again in its own loop.
-        let next = claim(conn, &worker_id, limit).await.unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "claiming the next run after a finish failed");
-            None
-        });
-        drop(reply.send(Ok((done, next))));
-    }
-}
-
-fn fail(job: Job, err: StoreError) {
-    match job {
-        Job::Ingest { reply, .. } => drop(reply.send(Err(err))),
-        Job::Claim { reply, .. } => drop(reply.send(Err(err))),
-        Job::Finish { reply, .. } => drop(reply.send(Err(err))),
-    }
-}
-
-/// The events of one turn in one transaction; if it fails, each event in a
-/// transaction of its own, so only the bad one gets the error.
-async fn ingest_batch(conn: &mut SqliteConnection, events: Vec<(NewEvent, Reply<EventIngest>)>) {
-    let all: Vec<&NewEvent> = events.iter().map(|(event, _)| event).collect();
-    match ingest_in_transaction(conn, &all).await {
-        Ok(outcomes) => {
-            for ((_, reply), outcome) in events.into_iter().zip(outcomes) {
-                drop(reply.send(Ok(outcome)));
-            }
-        }
-        Err(err) if events.len() == 1 => {
-            let (_, reply) = events.into_iter().next().expect("one event");
-            drop(reply.send(Err(err)));
-        }
-        Err(err) => {
-            tracing::warn!(events = events.len(), error = %err, "a grouped event commit failed; committing its events one by one");
-            for (event, reply) in events {
-                drop(
-                    reply.send(
-                        ingest_in_transaction(conn, &[&event])
-                            .await
-                            .map(|mut done| done.remove(0)),
-                    ),
-                );
-            }
-        }
-    }
-}
-
-async fn ingest_in_transaction(
-    conn: &mut SqliteConnection,
-    events: &[&NewEvent],
-) -> StoreResult<Vec<EventIngest>> {
-    use sqlx::Connection;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let outcomes = ingest_events(&mut tx, events).await?;
-    tx.commit().await?;
-    Ok(outcomes)
-}
-
-async fn claim(
-    conn: &mut SqliteConnection,
-    worker_id: &str,
-    per_script_limit: i64,
-) -> StoreResult<Option<RunRow>> {
-    let row = sqlx::query(CLAIM_ONE.as_str())
-        .bind(now_millis())
-        .bind(per_script_limit)
-        .bind(worker_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|row| run_from_row(&row)).transpose()
-}
-
-/// `sql` with a finish's parameters `$1`–`$12` bound (see `FINISH_RUN_SQL`).
-fn finish_query<'q>(
-    sql: &'q str,
-    run_id: &'q str,
-    worker_id: &'q str,
-    finish: &'q RunFinish,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    sqlx::query(sql)
-        .bind(&finish.status)
-        .bind(finish.exit_code)
-        .bind(finish.duration_ms)
-        .bind(&finish.error)
-        .bind(&finish.stdout)
-        .bind(&finish.stderr)
-        .bind(i64::from(finish.stdout_truncated))
-        .bind(i64::from(finish.stderr_truncated))
-        .bind(finish.output_cap)
-        .bind(now_millis())
-        .bind(run_id)
-        .bind(worker_id)
-}
-
-/// A finish without a retry and the worker's next claim, in one statement.
-async fn finish_then_claim(
-    conn: &mut SqliteConnection,
-    run_id: &str,
-    worker_id: &str,
-    finish: &RunFinish,
-    per_script_limit: i64,
-) -> StoreResult<(bool, Option<RunRow>)> {
-    let rows = finish_query(FINISH_AND_CLAIM.as_str(), run_id, worker_id, finish)
-        .bind(per_script_limit)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut finished = false;
-    let mut next = None;
-    for row in &rows {
-        let run = run_from_row(row)?;
-        if run.id == run_id {
-            finished = true;
-        } else {
-            next = Some(run);
-        }
-    }
-    Ok((finished, next))
-}
-
-async fn finish_run(
-    conn: &mut SqliteConnection,
-    run_id: &str,
-    worker_id: &str,
-    finish: &RunFinish,
-    retry: Option<&RetryPlan>,
-) -> StoreResult<bool> {
-    use sqlx::Connection;
-    let update = finish_query(FINISH_RUN_SQL, run_id, worker_id, finish);
-    let Some(retry) = retry else {
-        return Ok(update.execute(&mut *conn).await?.rows_affected() > 0);
-    };
-    // The outcome and the next attempt go together or not at all.
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    if update.execute(&mut *tx).await?.rows_affected() == 0 {
-        return Ok(false);
-    }
-    sqlx::query(RETRY_RUN_SQL)
-        .bind(new_id("run"))
-        .bind(retry.attempt)
-        .bind(&retry.first_run_id)
-        .bind(now_millis())
-        .bind(retry.not_before)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// Turns a batch of events into runs, each event id once: an id seen
-/// before (stored, or earlier in this batch) queues nothing and answers
-/// with the first event's runs.
-async fn ingest_events(
-    tx: &mut SqliteConnection,
-    events: &[&NewEvent],
-) -> StoreResult<Vec<EventIngest>> {
-    // Within the batch, a repeated id refers to its first occurrence.
-    let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut repeat_of: Vec<Option<usize>> = Vec::with_capacity(events.len());
-    for (i, event) in events.iter().enumerate() {
-        let key = (event.user_id.as_str(), event.event_id.as_str());
-        repeat_of.push(first_of.get(&key).copied());
-        first_of.entry(key).or_insert(i);
-    }
-    let firsts: Vec<usize> = (0..events.len())
-        .filter(|i| repeat_of[*i].is_none())
-        .collect();
-
-    // Ids already stored.
-    let keys = json!(
-        firsts
-            .iter()
-            .map(|i| json!([events[*i].user_id, events[*i].event_id]))
-            .collect::<Vec<_>>()
-    );
-    let mut stored: HashMap<usize, Vec<String>> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT j.key AS i, e.run_ids FROM json_each($1) j JOIN events e \
-         ON e.user_id = json_extract(j.value, '$[0]') AND e.event_id = json_extract(j.value, '$[1]')",
-    )
-    .bind(keys.to_string())
-    .fetch_all(&mut *tx)
-    .await?
-    {
-        let at: i64 = row.try_get("i")?;
-        let run_ids: String = row.try_get("run_ids")?;
-        let run_ids = serde_json::from_str(&run_ids)
-            .map_err(|e| StoreError::Corrupt(format!("event run ids: {e}")))?;
-        stored.insert(firsts[at as usize], run_ids);
-    }
-    let new: Vec<usize> = firsts
-        .iter()
-        .copied()
-        .filter(|i| !stored.contains_key(i))
-        .collect();
-
-    // The handlers subscribed to each distinct (user, type) of the new events.
-    let mut pairs: Vec<(&str, &str)> = new
-        .iter()
-        .map(|i| (events[*i].user_id.as_str(), events[*i].event_type.as_str()))
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    let mut subscribers: HashMap<(&str, &str), Vec<(String, i64, String)>> = HashMap::new();
-    if !pairs.is_empty() {
-        let rows = sqlx::query(
-            "SELECT j.key AS i, s.id AS script_id, s.current_version, t.handler FROM json_each($1) j \
-             JOIN scripts s ON s.user_id = json_extract(j.value, '$[0]') \
-             JOIN triggers t ON t.script_id = s.id \
-             WHERE t.kind = 'event' AND t.spec = json_extract(j.value, '$[1]') \
-             ORDER BY j.key, s.id, t.handler",
-        )
-        .bind(json!(pairs.iter().map(|(u, t)| json!([u, t])).collect::<Vec<_>>()).to_string())
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            let at: i64 = row.try_get("i")?;
-            subscribers.entry(pairs[at as usize]).or_default().push((
-                row.try_get("script_id")?,
-                row.try_get("current_version")?,
-                row.try_get("handler")?,
-            ));
-        }
-    }
-
-    // One run per subscriber of each new event, then the events themselves.
-    let now = now_millis();
-    let mut runs = Vec::new();
-    let mut created: HashMap<usize, Vec<String>> = HashMap::new();
-    for i in &new {
-        let event = events[*i];
-        let key = (event.user_id.as_str(), event.event_type.as_str());
-        let payload = event.payload.to_string();
-        let ids = created.entry(*i).or_default();
-        for (script_id, version, handler) in subscribers.get(&key).into_iter().flatten() {
-            let id = new_id("run");
-            runs.push(json!([
-                id,
-                event.user_id,
-                script_id,
-                version,
-                handler,
-                event.event_type,
-                payload
-            ]));
-            ids.push(id);
-        }
-    }
-    if !runs.is_empty() {
-        sqlx::query(
-            "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
-             payload, status, attempt, queued_at) \
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-             json_extract(value, '$[3]'), json_extract(value, '$[4]'), 'event', json_extract(value, '$[5]'), \
-             json_extract(value, '$[6]'), 'queued', 1, $2 FROM json_each($1) ORDER BY key",
-        )
-        .bind(serde_json::Value::Array(runs).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !new.is_empty() {
-        let rows: Vec<_> = new
-            .iter()
-            .map(|i| {
-                let event = events[*i];
-                json!([
-                    event.user_id,
-                    event.event_id,
-                    event.event_type,
-                    event.source,
-                    serde_json::to_string(&created[i]).expect("ids serialise")
-                ])
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO events (user_id, event_id, event_type, source, received_at, run_ids) \
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-             json_extract(value, '$[3]'), $2, json_extract(value, '$[4]') FROM json_each($1) ORDER BY key",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-
-    Ok((0..events.len())
-        .map(|i| match (repeat_of[i], stored.get(&i)) {
-            (Some(first), _) => EventIngest {
-                duplicate: true,
-                run_ids: stored
-                    .get(&first)
-                    .or_else(|| created.get(&first))
-                    .cloned()
-                    .unwrap_or_default(),
-            },
-            (None, Some(run_ids)) => EventIngest {
-                duplicate: true,
-                run_ids: run_ids.clone(),
-            },
-            (None, None) => EventIngest {
-                duplicate: false,
-                run_ids: created.get(&i).cloned().unwrap_or_default(),
-            },
-        })
-        .collect())
 }

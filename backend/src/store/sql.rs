@@ -37,6 +37,26 @@ pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id
      SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
      'queued', $2, $3, $4, $5 FROM runs WHERE id = $6";
 
+/// The runs an event id already made (`$1` user, `$2` event id).
+pub(super) const EVENT_LOOKUP_SQL: &str =
+    "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";
+
+/// The handlers of user `$1`'s scripts subscribed to event type `$2`.
+pub(super) const EVENT_SUBSCRIBERS_SQL: &str = "SELECT s.id AS script_id, s.current_version, t.handler \
+     FROM triggers t JOIN scripts s ON s.id = t.script_id \
+     WHERE s.user_id = $1 AND t.kind = 'event' AND t.spec = $2 ORDER BY s.id, t.handler";
+
+/// A queued run for one subscriber of an event: `$1` id, `$2` user, `$3`
+/// script, `$4` version, `$5` handler, `$6` event type, `$7` payload, `$8` now.
+pub(super) const INSERT_EVENT_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at) \
+     VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8)";
+
+/// An event received: `$1` user, `$2` id, `$3` type, `$4` source, `$5` now,
+/// `$6` the JSON list of the runs it made.
+pub(super) const INSERT_EVENT_SQL: &str = "INSERT INTO events (user_id, event_id, event_type, source, received_at, run_ids) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
 macro_rules! sql_store {
     ($store:ty, begin = $begin:expr, claim_candidates = $claim_candidates:expr, script_lock_sql = $script_lock_sql:expr) => {
         impl $store {
@@ -683,16 +703,13 @@ macro_rules! sql_store {
                         .map_err(|e| $crate::store::StoreError::Corrupt(format!("event run ids: {e}")))?;
                     Ok($crate::store::EventIngest { duplicate: true, run_ids })
                 };
-                let lookup = "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";
+                let lookup = $crate::store::sql::EVENT_LOOKUP_SQL;
                 let now = $crate::store::now_millis();
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 if let Some(row) = sqlx::query(lookup).bind(&event.user_id).bind(&event.event_id).fetch_optional(&mut *tx).await? {
                     return seen(row.try_get("run_ids")?);
                 }
-                let subscribers = sqlx::query(
-                    "SELECT s.id AS script_id, s.current_version, t.handler FROM triggers t JOIN scripts s ON s.id = t.script_id \
-                     WHERE s.user_id = $1 AND t.kind = 'event' AND t.spec = $2 ORDER BY s.id, t.handler",
-                )
+                let subscribers = sqlx::query($crate::store::sql::EVENT_SUBSCRIBERS_SQL)
                 .bind(&event.user_id)
                 .bind(&event.event_type)
                 .fetch_all(&mut *tx)
@@ -700,10 +717,7 @@ macro_rules! sql_store {
                 let mut run_ids = Vec::new();
                 for row in &subscribers {
                     let id = $crate::store::sql::new_id("run");
-                    sqlx::query(
-                        "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
-                         payload, status, attempt, queued_at) VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8)",
-                    )
+                    sqlx::query($crate::store::sql::INSERT_EVENT_RUN_SQL)
                     .bind(&id)
                     .bind(&event.user_id)
                     .bind(row.try_get::<String, _>("script_id")?)
@@ -716,9 +730,7 @@ macro_rules! sql_store {
                     .await?;
                     run_ids.push(id);
                 }
-                let inserted = sqlx::query(
-                    "INSERT INTO events (user_id, event_id, event_type, source, received_at, run_ids) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
+                let inserted = sqlx::query($crate::store::sql::INSERT_EVENT_SQL)
                 .bind(&event.user_id)
                 .bind(&event.event_id)
                 .bind(&event.event_type)
@@ -1210,42 +1222,66 @@ where
     })
 }
 
-pub(super) fn run_from_row<R: sqlx::Row>(row: &R) -> super::StoreResult<super::RunRow>
-where
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let payload: String = row.try_get("payload")?;
+/// A run from a row holding `RUN_COLUMNS`.
+pub(super) fn run_from_row(row: &impl RunColumns) -> super::StoreResult<super::RunRow> {
+    let payload = row.text("payload")?;
     Ok(super::RunRow {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        script_id: row.try_get("script_id")?,
-        script_version: row.try_get("script_version")?,
-        handler: row.try_get("handler")?,
-        trigger_kind: row.try_get("trigger_kind")?,
-        trigger_spec: row.try_get("trigger_spec")?,
+        id: row.text("id")?,
+        user_id: row.text("user_id")?,
+        script_id: row.text("script_id")?,
+        script_version: row.int("script_version")?,
+        handler: row.maybe_text("handler")?,
+        trigger_kind: row.text("trigger_kind")?,
+        trigger_spec: row.text("trigger_spec")?,
         payload: serde_json::from_str(&payload)
             .map_err(|e| super::StoreError::Corrupt(format!("run payload: {e}")))?,
-        status: row.try_get("status")?,
-        attempt: row.try_get("attempt")?,
-        first_run_id: row.try_get("first_run_id")?,
-        worker_id: row.try_get("worker_id")?,
-        heartbeat_at: row.try_get("heartbeat_at")?,
-        queued_at: row.try_get("queued_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        exit_code: row.try_get("exit_code")?,
-        duration_ms: row.try_get("duration_ms")?,
-        error: row.try_get("error")?,
-        stdout_truncated: row.try_get::<i64, _>("stdout_truncated")? != 0,
-        stderr_truncated: row.try_get::<i64, _>("stderr_truncated")? != 0,
-        output_cap: row.try_get("output_cap")?,
-        not_before: row.try_get("not_before")?,
+        status: row.text("status")?,
+        attempt: row.int("attempt")?,
+        first_run_id: row.maybe_text("first_run_id")?,
+        worker_id: row.maybe_text("worker_id")?,
+        heartbeat_at: row.maybe_int("heartbeat_at")?,
+        queued_at: row.int("queued_at")?,
+        started_at: row.maybe_int("started_at")?,
+        finished_at: row.maybe_int("finished_at")?,
+        exit_code: row.maybe_int("exit_code")?,
+        duration_ms: row.maybe_int("duration_ms")?,
+        error: row.maybe_text("error")?,
+        stdout_truncated: row.int("stdout_truncated")? != 0,
+        stderr_truncated: row.int("stderr_truncated")? != 0,
+        output_cap: row.maybe_int("output_cap")?,
+        not_before: row.maybe_int("not_before")?,
     })
 }
+
+/// A result row's columns by name, whichever driver read it: sqlx's rows
+/// for both stores, and rusqlite's for SQLite's writer thread.
+pub(super) trait RunColumns {
+    fn text(&self, column: &str) -> super::StoreResult<String>;
+    fn maybe_text(&self, column: &str) -> super::StoreResult<Option<String>>;
+    fn int(&self, column: &str) -> super::StoreResult<i64>;
+    fn maybe_int(&self, column: &str) -> super::StoreResult<Option<i64>>;
+}
+
+macro_rules! sqlx_run_columns {
+    ($row:ty) => {
+        impl RunColumns for $row {
+            fn text(&self, column: &str) -> super::StoreResult<String> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn maybe_text(&self, column: &str) -> super::StoreResult<Option<String>> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn int(&self, column: &str) -> super::StoreResult<i64> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn maybe_int(&self, column: &str) -> super::StoreResult<Option<i64>> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+        }
+    };
+}
+sqlx_run_columns!(sqlx::sqlite::SqliteRow);
+sqlx_run_columns!(sqlx::postgres::PgRow);
 
 /// Schedules with their policies and last tick. `$1` is a user id to filter
 /// on, or the empty string for every user.

@@ -12,8 +12,7 @@ use super::group_commit::GroupCommit;
 pub struct SqliteStore {
     /// Reads, and the writes that are rare (deploys, credentials, ticks…).
     pool: SqlitePool,
-    /// Events, claims and finishes, committed in groups on a connection of
-    /// their own.
+    /// Events, claims and finishes, committed in turns by a writer thread.
     writer: GroupCommit,
 }
 
@@ -35,18 +34,10 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        // The writer's connection never closes for idleness or age: it is
-        // the one SQLite write path the hot loop uses.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
-            .connect_with(options.pragma("wal_autocheckpoint", "0"))
-            .await?;
+        // The hot writes go through a connection of their own, on a
+        // thread of their own (see group_commit.rs).
         Ok(Self {
-            writer: GroupCommit::start(writer, pool.clone()),
+            writer: GroupCommit::start(options.get_filename(), pool.clone())?,
             pool,
         })
     }
