@@ -36,7 +36,7 @@ pub use egress::{
     DeniedRequest, EgressPolicy, EgressTimeouts, HostFuture, HostRequest, HostResponse,
     HostService, INTERNAL_HOST, MAX_INTERNAL_BODY,
 };
-pub use engine::Sandbox;
+pub use engine::{Sandbox, reset_in_place};
 pub use error::SandboxError;
 pub use guest::{GuestKind, LoadedGuest};
 pub use invocation::{Invocation, Trigger};

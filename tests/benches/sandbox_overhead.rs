@@ -43,19 +43,83 @@ fn main() {
     };
     let envelope = invocation.envelope();
 
-    // Bare wasmtime: pooling, async, nothing else.
+    // Bare wasmtime: pooling, async, nothing else; once with wasmtime's
+    // default pool, once with the pool reset the way roost resets it.
+    let bare = runtime.block_on(measure_bare(&wasm, &envelope, PoolingAllocationConfig::default()));
+    let mut tuned = PoolingAllocationConfig::default();
+    roost_sandbox::reset_in_place(&mut tuned);
+    let bare_tuned = runtime.block_on(measure_bare(&wasm, &envelope, tuned));
+
+    // roost's sandbox: the same component with every limit armed.
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let guest = sandbox.load(&wasm).unwrap();
+    let limits = RunLimits::default();
+    let policy = EgressPolicy::deny_all();
+    let roost = runtime.block_on(measure(|| async {
+        let outcome = sandbox
+            .run(&guest, &invocation, &limits, &policy)
+            .await
+            .unwrap();
+        assert!(outcome.succeeded());
+    }));
+
+    let ratio = roost.median.as_secs_f64() / bare_tuned.median.as_secs_f64();
+    let ratio_default = roost.median.as_secs_f64() / bare.median.as_secs_f64();
+    println!(
+        "sandbox overhead: instantiate + run of `hello`, {ITERATIONS} runs after {WARMUP} warm-up"
+    );
+    println!("{:<16} {:>12} {:>12}", "", "median", "p99");
+    println!(
+        "{:<16} {:>12.1?} {:>12.1?}",
+        "bare wasmtime", bare.median, bare.p99
+    );
+    println!(
+        "{:<16} {:>12.1?} {:>12.1?}",
+        "bare, roost pool", bare_tuned.median, bare_tuned.p99
+    );
+    println!(
+        "{:<16} {:>12.1?} {:>12.1?}",
+        "roost sandbox", roost.median, roost.p99
+    );
+    println!(
+        "ratio (median) to bare wasmtime with roost's pool reset: {ratio:.2}x; \
+         to wasmtime's default pool: {ratio_default:.2}x  (pooling in roost: {})",
+        sandbox.uses_pooling()
+    );
+
+    let report = serde_json::json!({
+        "benchmark": "sandbox_overhead",
+        "iterations": ITERATIONS,
+        "bare_wasmtime": { "median_us": micros(bare.median), "p99_us": micros(bare.p99) },
+        "bare_wasmtime_roost_pool": { "median_us": micros(bare_tuned.median), "p99_us": micros(bare_tuned.p99) },
+        "roost_sandbox": { "median_us": micros(roost.median), "p99_us": micros(roost.p99) },
+        "ratio_median": ratio,
+        "ratio_median_default_pool": ratio_default,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    });
+    let dir = std::env::var_os("ROOST_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
+        });
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sandbox_overhead.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+    println!("written to {}", path.display());
+}
+
+/// Instantiate + run of `wasm` in bare wasmtime with the pool `pool`.
+async fn measure_bare(wasm: &[u8], envelope: &[u8], pool: PoolingAllocationConfig) -> Stats {
     let mut config = Config::new();
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(
-        PoolingAllocationConfig::default(),
-    ));
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config).unwrap();
     let mut linker = Linker::<Bare>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    let component = Component::new(&engine, &wasm).unwrap();
+    let component = Component::new(&engine, wasm).unwrap();
     let pre = CommandPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
-    let bare = runtime.block_on(measure(|| async {
+    measure(|| async {
         let wasi = WasiCtxBuilder::new()
-            .stdin(MemoryInputPipe::new(envelope.clone()))
+            .stdin(MemoryInputPipe::new(envelope.to_vec()))
             .stdout(MemoryOutputPipe::new(1 << 20))
             .stderr(MemoryOutputPipe::new(1 << 20))
             .build();
@@ -73,56 +137,8 @@ fn main() {
             .await
             .unwrap()
             .unwrap();
-    }));
-
-    // roost's sandbox: the same component with every limit armed.
-    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let guest = sandbox.load(&wasm).unwrap();
-    let limits = RunLimits::default();
-    let policy = EgressPolicy::deny_all();
-    let roost = runtime.block_on(measure(|| async {
-        let outcome = sandbox
-            .run(&guest, &invocation, &limits, &policy)
-            .await
-            .unwrap();
-        assert!(outcome.succeeded());
-    }));
-
-    let ratio = roost.median.as_secs_f64() / bare.median.as_secs_f64();
-    println!(
-        "sandbox overhead: instantiate + run of `hello`, {ITERATIONS} runs after {WARMUP} warm-up"
-    );
-    println!("{:<16} {:>12} {:>12}", "", "median", "p99");
-    println!(
-        "{:<16} {:>12.1?} {:>12.1?}",
-        "bare wasmtime", bare.median, bare.p99
-    );
-    println!(
-        "{:<16} {:>12.1?} {:>12.1?}",
-        "roost sandbox", roost.median, roost.p99
-    );
-    println!(
-        "ratio (median): {ratio:.2}x  (pooling in roost: {})",
-        sandbox.uses_pooling()
-    );
-
-    let report = serde_json::json!({
-        "benchmark": "sandbox_overhead",
-        "iterations": ITERATIONS,
-        "bare_wasmtime": { "median_us": micros(bare.median), "p99_us": micros(bare.p99) },
-        "roost_sandbox": { "median_us": micros(roost.median), "p99_us": micros(roost.p99) },
-        "ratio_median": ratio,
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-    });
-    let dir = std::env::var_os("ROOST_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/roost-bench")
-        });
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("sandbox_overhead.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
-    println!("written to {}", path.display());
+    })
+    .await
 }
 
 struct Stats {

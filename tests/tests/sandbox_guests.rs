@@ -208,3 +208,66 @@ async fn assert_runs_hello(sandbox: &Sandbox) {
         .unwrap();
     assert!(outcome.succeeded(), "{outcome:?}");
 }
+
+/// A guest that exits 1 if its memory holds anything a fresh instance's
+/// would not: the data segment changed, or a word set at 32 KiB, 1 MiB or
+/// 2.5 MiB (inside and past the part of a pooled memory kept resident
+/// between instances). Then it changes all of them, for the next run to
+/// find. `extra` is more module text (a data segment, to see the check
+/// fire).
+fn residue_probe(extra: &str) -> Vec<u8> {
+    wat_module(&format!(
+        r#"(module
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 48)
+            (data (i32.const 16) "\2a\00\00\00")
+            {extra}
+            (func $set (param $at i32) (result i32)
+                (i32.ne (i32.load (local.get $at)) (i32.const 0))
+                (i32.store (local.get $at) (i32.const 0x5ec2e7)))
+            (func (export "_start")
+                (local $dirty i32)
+                (local.set $dirty (i32.ne (i32.load (i32.const 16)) (i32.const 42)))
+                (i32.store (i32.const 16) (i32.const 7))
+                (local.set $dirty (i32.or (local.get $dirty) (call $set (i32.const 0x8000))))
+                (local.set $dirty (i32.or (local.get $dirty) (call $set (i32.const 0x100000))))
+                (local.set $dirty (i32.or (local.get $dirty) (call $set (i32.const 0x280000))))
+                (local.set $dirty (i32.or (local.get $dirty)
+                    (i32.ne (memory.size) (i32.const 48))))
+                (drop (memory.grow (i32.const 1)))
+                (call $exit (local.get $dirty))))"#
+    ))
+}
+
+#[tokio::test]
+async fn a_pooled_slot_holds_nothing_of_the_run_before() {
+    let sandbox = sandbox();
+    assert!(sandbox.uses_pooling(), "this test is about reused pool slots");
+    let run = |guest| {
+        let sandbox = &sandbox;
+        async move {
+            sandbox
+                .run(
+                    &guest,
+                    &Invocation::default(),
+                    &RunLimits::default(),
+                    &EgressPolicy::deny_all(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // The probe sees what it should: a word set before it starts.
+    let marked = sandbox
+        .load(&residue_probe(r#"(data (i32.const 0x100000) "\01")"#))
+        .unwrap();
+    let outcome = run(marked).await;
+    assert_eq!(outcome.termination, roost_sandbox::Termination::Exited { code: 1 });
+
+    // Run after run in the same slot, each finds a fresh memory.
+    let probe = sandbox.load(&residue_probe("")).unwrap();
+    for n in 0..5 {
+        let outcome = run(probe.clone()).await;
+        assert!(outcome.succeeded(), "run {n} found the last run's memory: {outcome:?}");
+    }
+}
