@@ -20,6 +20,10 @@ use crate::runs::{Executor, Runner};
 use crate::setup_link::SetupLinks;
 use crate::store;
 
+/// How long a node trusts a token it found valid without asking the
+/// database again (see `KnownTokens`).
+const KNOWN_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A server bound to its port, ready to serve.
 pub struct Application {
     store: Arc<dyn store::Store>,
@@ -128,6 +132,7 @@ impl Application {
             guards: Arc::new(crate::abuse::Guards::new(config.abuse.clone())),
             slack_signing_secret: config.slack_signing_secret.clone(),
             connectors,
+            known_tokens: Arc::new(crate::auth::KnownTokens::new(KNOWN_TOKEN_TTL)),
         };
         let router = router(state, config.max_body_bytes);
         tracing::info!(

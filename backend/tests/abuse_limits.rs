@@ -103,6 +103,57 @@ async fn events_scripts_components_and_queues_have_caps() {
 }
 
 #[tokio::test]
+async fn an_event_over_the_queue_cap_is_refused_and_queues_nothing() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.max_queued_runs_per_user = 2;
+        // No workers: runs stay queued.
+        config.runner.workers = 0;
+    })
+    .await;
+    let ada = app.user("ada").await;
+    let (status, deployed) = app
+        .deploy(&ada, "echo", &roost_tests::example("event-echo"))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    for n in 0..2 {
+        let (status, body) = app
+            .send(
+                Method::POST,
+                &ada,
+                "/v1/events/order.created",
+                json!({ "id": format!("e{n}"), "payload": { "n": n } }),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/order.created",
+            json!({ "id": "e2", "payload": {} }),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "queue_full");
+    assert_eq!(body["error"]["details"]["retry_after_secs"], 1);
+    let (status, _) = app.get(&ada, "/v1/events/e2").await;
+    assert_eq!(status, 404, "the refused event was not stored");
+    // A sender retrying an event that was accepted hears it was, full
+    // queue or not.
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &ada,
+            "/v1/events/order.created",
+            json!({ "id": "e1", "payload": {} }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["duplicate"], true);
+}
+
+#[tokio::test]
 async fn a_deploy_that_compiles_too_long_is_stopped_and_stores_nothing() {
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
         config.abuse.compile_timeout = Duration::from_millis(1);

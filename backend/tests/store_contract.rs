@@ -572,3 +572,168 @@ async fn a_failing_write_fails_alone(backend: Backend) {
     }
 }
 on_both_stores!(a_failing_write_fails_alone);
+
+/// The queue cap reads `queued_runs` on every event and manual run; it
+/// follows every way a run joins or leaves the queue, per user.
+async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
+    use roost::store::{NewEvent, RetryPlan, now_millis};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let ada = store.create_user("ada", "h1").await.unwrap();
+    let bob = store.create_user("bob", "h2").await.unwrap();
+    let script_id = store
+        .create_script_version(&version_of(
+            &ada.id,
+            "s",
+            vec![manual("m"), on_event("a", "order.created")],
+        ))
+        .await
+        .unwrap()
+        .script_id;
+    let depth = || async { store.queued_runs(&ada.id).await.unwrap() };
+    assert_eq!(depth().await, 0);
+
+    for _ in 0..3 {
+        store
+            .enqueue_run(&manual_run(&ada.id, &script_id, json!(null)))
+            .await
+            .unwrap();
+    }
+    let event = NewEvent {
+        user_id: ada.id.clone(),
+        event_id: "e1".into(),
+        event_type: "order.created".into(),
+        source: None,
+        payload: json!({}),
+    };
+    store.ingest_event(&event).await.unwrap();
+    store.ingest_event(&event).await.unwrap();
+    assert_eq!(depth().await, 4, "three manual runs and one event run; the repeat queues nothing");
+
+    let first = store.claim_run("w0", 10).await.unwrap().unwrap();
+    assert_eq!(depth().await, 3, "a claim takes a run off the queue");
+    let retry = RetryPlan {
+        attempt: 2,
+        first_run_id: first.id.clone(),
+        not_before: now_millis() + 3_600_000,
+    };
+    store
+        .finish_run(&first.id, "w0", &outcome("failed"), Some(&retry))
+        .await
+        .unwrap();
+    assert_eq!(depth().await, 4, "a retry is queued");
+
+    store.claim_run("w1", 10).await.unwrap().unwrap();
+    assert_eq!(depth().await, 3);
+    store.requeue_stale_runs(now_millis() + 1, true).await.unwrap();
+    assert_eq!(depth().await, 4, "a stale run is re-queued");
+    store.claim_run("w2", 10).await.unwrap().unwrap();
+    store.requeue_stale_runs(now_millis() + 1, false).await.unwrap();
+    assert_eq!(depth().await, 3, "a stale run marked failed stays off the queue");
+
+    let filter = roost::store::RunFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let retry_run = store
+        .list_runs(&ada.id, &filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|run| run.attempt == 2)
+        .unwrap();
+    assert!(store.cancel_run(&ada.id, &retry_run.id).await.unwrap());
+    assert_eq!(depth().await, 2, "a cancelled run leaves the queue");
+
+    let running = store.claim_run("w3", 10).await.unwrap().unwrap();
+    let (_, next) = store
+        .finish_and_claim(&running.id, "w3", &outcome("succeeded"), None, Some(10))
+        .await
+        .unwrap();
+    assert!(next.is_some());
+    assert_eq!(depth().await, 0, "the claim made with a finish takes the last run");
+    let purged = store.delete_old_runs(now_millis() + 1).await.unwrap();
+    assert!(purged > 0);
+    assert_eq!(depth().await, 0, "deleting finished runs changes nothing");
+
+    store
+        .enqueue_run(&manual_run(&ada.id, &script_id, json!(null)))
+        .await
+        .unwrap();
+    queued_run(store.as_ref(), &bob.id).await;
+    assert_eq!((depth().await, store.queued_runs(&bob.id).await.unwrap()), (1, 1));
+    assert!(store.delete_script(&ada.id, &script_id).await.unwrap());
+    assert_eq!(depth().await, 0, "deleting the script takes its runs off the queue");
+    assert_eq!(store.queued_runs(&bob.id).await.unwrap(), 1, "another user's run stays counted");
+}
+on_both_stores!(the_queue_depth_follows_every_change_of_a_run);
+
+/// Events arriving together for a user near the queue cap: none is queued
+/// past it on SQLite (the check and the ingest are one step there); every
+/// refused one left nothing behind.
+async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
+    use roost::store::NewEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let ada = store.create_user("ada", "h").await.unwrap();
+    store
+        .create_script_version(&version_of(
+            &ada.id,
+            "listener",
+            vec![on_event("a", "order.created")],
+        ))
+        .await
+        .unwrap();
+    let sends: Vec<_> = (0..40)
+        .map(|n| {
+            let store = store.clone();
+            let event = NewEvent {
+                user_id: ada.id.clone(),
+                event_id: format!("e{n}"),
+                event_type: "order.created".into(),
+                source: None,
+                payload: json!({ "n": n }),
+            };
+            tokio::spawn(async move { (n, store.ingest_event_within(&event, 10).await) })
+        })
+        .collect();
+    let mut accepted = 0;
+    for send in sends {
+        let (n, done) = send.await.unwrap();
+        match done {
+            Ok(done) => {
+                assert_eq!(done.run_ids.len(), 1);
+                accepted += 1;
+            }
+            Err(StoreError::QueueFull { queued }) => {
+                assert!(queued >= 10, "refused at {queued} queued");
+                let stored = store.get_event(&ada.id, &format!("e{n}")).await.unwrap();
+                assert!(stored.is_none(), "refused event e{n} was stored");
+            }
+            Err(other) => panic!("event e{n}: {other}"),
+        }
+    }
+    let queued = store.queued_runs(&ada.id).await.unwrap();
+    assert_eq!(queued, accepted, "one run per accepted event");
+    assert!(accepted >= 10, "the cap lets 10 in: {accepted}");
+    if matches!(backend, Backend::Sqlite) {
+        assert_eq!(accepted, 10, "none passes the cap");
+    }
+    // A repeat of an accepted event is a repeat, not a refusal.
+    let repeat = NewEvent {
+        user_id: ada.id.clone(),
+        event_id: store
+            .list_runs(&ada.id, &roost::store::RunFilter { limit: 1, ..Default::default() })
+            .await
+            .unwrap()[0]
+            .payload["n"]
+            .as_i64()
+            .map(|n| format!("e{n}"))
+            .unwrap(),
+        event_type: "order.created".into(),
+        source: None,
+        payload: json!({}),
+    };
+    assert!(store.ingest_event_within(&repeat, 10).await.unwrap().duplicate);
+}
+on_both_stores!(events_arriving_together_stop_at_the_queue_cap);

@@ -250,7 +250,7 @@ impl JetStreamBus {
                 return;
             }
         }
-        match ingest(store, runner, &event).await {
+        match ingest(store, runner, &event, None).await {
             Ok(_) => {
                 if let Err(err) = message.ack().await {
                     // Redelivery will find the event already ingested.

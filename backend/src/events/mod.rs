@@ -72,12 +72,28 @@ impl EventService {
         self.bus.as_ref()
     }
 
-    /// Accepts one event.
-    pub async fn submit(&self, event: &NewEvent) -> Result<Submitted, EventError> {
+    /// Accepts one event; with `max_queued`, only while the user has fewer
+    /// runs than that queued ([`StoreError::QueueFull`] otherwise).
+    pub async fn submit(
+        &self,
+        event: &NewEvent,
+        max_queued: Option<i64>,
+    ) -> Result<Submitted, EventError> {
         match &self.bus {
-            Some(bus) => bus.publish(event).await,
+            Some(bus) => {
+                // The runs are made later, by whichever node consumes the
+                // event: the cap is checked here, against the queue now.
+                if let Some(max_queued) = max_queued {
+                    let queued = self.store.queued_runs(&event.user_id).await?;
+                    if queued >= max_queued {
+                        return Err(StoreError::QueueFull { queued }.into());
+                    }
+                }
+                bus.publish(event).await
+            }
             None => {
-                let outcome = ingest(self.store.as_ref(), &self.runner, event).await?;
+                let outcome =
+                    ingest(self.store.as_ref(), &self.runner, event, max_queued).await?;
                 Ok(Submitted::Ingested {
                     duplicate: outcome.duplicate,
                     run_ids: outcome.run_ids,
@@ -93,8 +109,12 @@ pub(crate) async fn ingest(
     store: &dyn Store,
     runner: &Runner,
     event: &NewEvent,
+    max_queued: Option<i64>,
 ) -> Result<crate::store::EventIngest, StoreError> {
-    let outcome = store.ingest_event(event).await?;
+    let outcome = match max_queued {
+        Some(max_queued) => store.ingest_event_within(event, max_queued).await?,
+        None => store.ingest_event(event).await?,
+    };
     runner
         .metrics()
         .events_ingested

@@ -95,6 +95,13 @@ impl From<StoreError> for ApiError {
                 "conflict",
                 format!("{what} already exists; retry or pick another"),
             ),
+            StoreError::QueueFull { queued } => Self::too_many(
+                "queue_full",
+                format!(
+                    "you have {queued} runs waiting, the most this server queues; retry when some have run"
+                ),
+                std::time::Duration::from_secs(1),
+            ),
             other => Self::internal(&other),
         }
     }

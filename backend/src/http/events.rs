@@ -58,9 +58,9 @@ async fn ingest(
             wait,
         ));
     }
-    super::check_queue(&state, &user.id).await?;
     let event_id = event.event_id.clone();
-    let body = match state.events.submit(&event).await? {
+    let max_queued = state.guards.limits.max_queued_runs_per_user;
+    let body = match state.events.submit(&event, Some(max_queued)).await? {
         Submitted::Ingested { duplicate, run_ids } => {
             json!({ "event_id": event_id, "duplicate": duplicate, "run_ids": run_ids })
         }

@@ -55,6 +55,8 @@ pub struct AppState {
     pub slack_signing_secret: Option<String>,
     /// Every integration's host-side methods.
     pub connectors: Arc<crate::connectors::Connectors>,
+    /// Tokens found valid moments ago.
+    pub known_tokens: Arc<crate::auth::KnownTokens>,
 }
 
 /// The `before` cursor of the next page: the last item's time when the page
@@ -67,18 +69,12 @@ pub(crate) fn next_before<T>(page: &[T], limit: i64, time: impl Fn(&T) -> i64) -
     }
 }
 
-/// Refuses a new run (manual or from an event) while the user already has
-/// as many queued as the server allows.
+/// Refuses a new manual run while the user already has as many queued as
+/// the server allows. (Events are checked by the store as it ingests them.)
 pub(crate) async fn check_queue(state: &AppState, user_id: &str) -> Result<(), ApiError> {
     let queued = state.store.queued_runs(user_id).await?;
     if queued >= state.guards.limits.max_queued_runs_per_user {
-        return Err(ApiError::too_many(
-            "queue_full",
-            format!(
-                "you have {queued} runs waiting, the most this server queues; retry when some have run"
-            ),
-            std::time::Duration::from_secs(1),
-        ));
+        return Err(crate::store::StoreError::QueueFull { queued }.into());
     }
     Ok(())
 }

@@ -118,7 +118,7 @@ async fn slack(
                         envelope["team_id"].as_str().unwrap_or("?")
                     )),
                     payload: envelope["event"].clone(),
-                })
+                }, None)
                 .await?;
             Ok(Json(match submitted {
                 Submitted::Ingested { duplicate, run_ids } => {

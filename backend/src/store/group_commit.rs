@@ -37,7 +37,7 @@ use super::sql::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, INSERT_EVENT_RUN_SQL,
     INSERT_EVENT_SQL, RETRY_RUN_SQL, RunColumns, new_id, run_from_row,
 };
-use super::sqlite::{CLAIM_ONE, FINISH_AND_CLAIM};
+use super::sqlite::{CLAIM_ONE, FINISH_AND_CLAIM, QUEUE_DEPTH_SQL};
 use super::{
     EventIngest, NewEvent, RetryPlan, RunFinish, RunRow, StoreError, StoreResult, now_millis,
 };
@@ -63,6 +63,8 @@ type Reply<T> = oneshot::Sender<StoreResult<T>>;
 enum Job {
     Ingest {
         event: NewEvent,
+        /// Refused if the user has this many runs queued.
+        max_queued: Option<i64>,
         reply: Reply<EventIngest>,
         done: Option<StoreResult<EventIngest>>,
     },
@@ -98,9 +100,16 @@ impl Job {
     /// outcome; false if it failed.
     fn write(&mut self, tx: &Connection, now: i64) -> bool {
         match self {
-            Job::Ingest { event, done, .. } => {
-                let outcome = ingest(tx, event, now);
-                let ok = outcome.is_ok();
+            Job::Ingest {
+                event,
+                max_queued,
+                done,
+                ..
+            } => {
+                let outcome = ingest(tx, event, *max_queued, now);
+                // A full queue is an answer, not a failure: the job wrote
+                // nothing, so the turn goes on.
+                let ok = matches!(outcome, Ok(_) | Err(StoreError::QueueFull { .. }));
                 *done = Some(outcome);
                 ok
             }
@@ -179,9 +188,14 @@ impl GroupCommit {
         Ok(Self { jobs })
     }
 
-    pub(super) async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest> {
+    pub(super) async fn ingest_event(
+        &self,
+        event: &NewEvent,
+        max_queued: Option<i64>,
+    ) -> StoreResult<EventIngest> {
         self.submit(|reply| Job::Ingest {
             event: event.clone(),
+            max_queued,
             reply,
             done: None,
         })
@@ -327,6 +341,7 @@ fn write_jobs(conn: &mut Connection, jobs: &mut [Job], isolate: bool) -> rusqlit
 /// the order they first appear, `?N` ones by their N.
 struct WriterSql {
     event_lookup: String,
+    queue_depth: String,
     event_subscribers: String,
     insert_event_run: String,
     insert_event: String,
@@ -338,6 +353,7 @@ struct WriterSql {
 
 static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     event_lookup: numbered(EVENT_LOOKUP_SQL),
+    queue_depth: numbered(QUEUE_DEPTH_SQL),
     event_subscribers: numbered(EVENT_SUBSCRIBERS_SQL),
     insert_event_run: numbered(INSERT_EVENT_RUN_SQL),
     insert_event: numbered(INSERT_EVENT_SQL),
@@ -364,8 +380,15 @@ fn numbered(sql: &str) -> String {
 
 /// Turns an event into runs, once per event id: an id seen before (stored,
 /// or earlier in this turn) queues nothing and answers with the first
-/// event's runs.
-fn ingest(tx: &Connection, event: &NewEvent, now: i64) -> StoreResult<EventIngest> {
+/// event's runs. A new one is refused while the user has `max_queued` runs
+/// queued (counted in this transaction, so events arriving together cannot
+/// pass the cap).
+fn ingest(
+    tx: &Connection,
+    event: &NewEvent,
+    max_queued: Option<i64>,
+    now: i64,
+) -> StoreResult<EventIngest> {
     let stored: Option<String> = tx
         .prepare_cached(&SQL.event_lookup)?
         .query_row(params![event.user_id, event.event_id], |row| row.get(0))
@@ -377,6 +400,14 @@ fn ingest(tx: &Connection, event: &NewEvent, now: i64) -> StoreResult<EventInges
             duplicate: true,
             run_ids,
         });
+    }
+    if let Some(max_queued) = max_queued {
+        let queued: i64 = tx
+            .prepare_cached(&SQL.queue_depth)?
+            .query_row(params![event.user_id], |row| row.get(0))?;
+        if queued >= max_queued {
+            return Err(StoreError::QueueFull { queued });
+        }
     }
     let subscribers = tx
         .prepare_cached(&SQL.event_subscribers)?

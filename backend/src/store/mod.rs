@@ -36,6 +36,13 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The user already has as many runs queued as allowed; nothing was
+    /// written.
+    #[error("{queued} runs are queued, the most allowed")]
+    QueueFull {
+        /// How many were queued.
+        queued: i64,
+    },
 }
 
 /// Result of store operations.
@@ -164,6 +171,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records an event and queues one run per subscribed handler of the
     /// user's scripts, in one transaction; a repeated event id queues nothing.
     async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest>;
+    /// `ingest_event`, refused with [`StoreError::QueueFull`] while the
+    /// user has `max_queued` runs or more queued. A repeated event id is
+    /// answered as a repeat, full queue or not. On SQLite the check and the
+    /// ingest are one step; on PostgreSQL events arriving together may pass
+    /// the cap by a few.
+    async fn ingest_event_within(&self, event: &NewEvent, max_queued: i64) -> StoreResult<EventIngest>;
     /// Forgets events received before `before` (end of the idempotency window).
     async fn purge_events(&self, before: i64) -> StoreResult<u64>;
     /// The schedules of scripts' current versions: one user's, or everyone's.

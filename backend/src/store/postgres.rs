@@ -37,5 +37,9 @@ super::sql::sql_store!(
                  ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
     // Under READ COMMITTED two claims could both count room under a
     // script's cap; the advisory lock in a transaction serialises them.
-    script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))")
+    script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    // A count kept by triggers would make every run write of a user take
+    // that user's one counter row, serialising them across nodes; an
+    // index-only count is the cheaper trade here.
+    queued_runs_sql = "SELECT COUNT(*) AS n FROM runs WHERE user_id = $1 AND status = 'queued'"
 );

@@ -58,7 +58,7 @@ pub(super) const INSERT_EVENT_SQL: &str = "INSERT INTO events (user_id, event_id
      VALUES ($1, $2, $3, $4, $5, $6)";
 
 macro_rules! sql_store {
-    ($store:ty, begin = $begin:expr, claim_candidates = $claim_candidates:expr, script_lock_sql = $script_lock_sql:expr) => {
+    ($store:ty, begin = $begin:expr, claim_candidates = $claim_candidates:expr, script_lock_sql = $script_lock_sql:expr, queued_runs_sql = $queued_runs_sql:expr) => {
         impl $store {
             /// How write transactions start.
             const BEGIN: &'static str = $begin;
@@ -693,9 +693,24 @@ macro_rules! sql_store {
                 rows.iter().map(|row| $crate::store::sql::run_from_row(row)).collect()
             }
 
+            async fn ingest_event_within(&self, event: &$crate::store::NewEvent, max_queued: i64) -> $crate::store::StoreResult<$crate::store::EventIngest> {
+                if let Some(writer) = self.group_commit() {
+                    return writer.ingest_event(event, Some(max_queued)).await;
+                }
+                let queued = self.queued_runs(&event.user_id).await?;
+                if queued >= max_queued {
+                    // A repeat of an accepted event is answered as one.
+                    return match self.get_event(&event.user_id, &event.event_id).await? {
+                        Some(seen) => Ok($crate::store::EventIngest { duplicate: true, run_ids: seen.run_ids }),
+                        None => Err($crate::store::StoreError::QueueFull { queued }),
+                    };
+                }
+                self.ingest_event(event).await
+            }
+
             async fn ingest_event(&self, event: &$crate::store::NewEvent) -> $crate::store::StoreResult<$crate::store::EventIngest> {
                 if let Some(writer) = self.group_commit() {
-                    return writer.ingest_event(event).await;
+                    return writer.ingest_event(event, None).await;
                 }
                 use sqlx::Row;
                 let seen = |run_ids: String| -> $crate::store::StoreResult<$crate::store::EventIngest> {
@@ -984,7 +999,7 @@ macro_rules! sql_store {
 
             async fn queued_runs(&self, user_id: &str) -> $crate::store::StoreResult<i64> {
                 use sqlx::Row;
-                Ok(sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE user_id = $1 AND status = 'queued'")
+                Ok(sqlx::query($queued_runs_sql)
                     .bind(user_id)
                     .fetch_one(&self.pool)
                     .await?

@@ -112,5 +112,11 @@ super::sql::sql_store!(
     SqliteStore,
     begin = "BEGIN IMMEDIATE",
     claim_candidates = CLAIM_CANDIDATES.as_str(),
-    script_lock_sql = None::<&str>
+    script_lock_sql = None::<&str>,
+    queued_runs_sql = QUEUE_DEPTH_SQL
 );
+
+/// User `$1`'s queued runs, kept by triggers (migration 0015): one row
+/// instead of a count over every queued run, on each event and manual run.
+pub(super) const QUEUE_DEPTH_SQL: &str =
+    "SELECT COALESCE((SELECT queued FROM queue_depth WHERE user_id = $1), 0) AS n";
