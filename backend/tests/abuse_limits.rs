@@ -115,25 +115,15 @@ async fn an_event_over_the_queue_cap_is_refused_and_queues_nothing() {
         .deploy(&ada, "echo", &roost_tests::example("event-echo"))
         .await;
     assert_eq!(status, 201, "{deployed}");
-    for n in 0..2 {
-        let (status, body) = app
-            .send(
-                Method::POST,
-                &ada,
-                "/v1/events/order.created",
-                json!({ "id": format!("e{n}"), "payload": { "n": n } }),
-            )
-            .await;
+    let post = |id: &str| {
+        let body = json!({ "id": id, "payload": {} });
+        app.send(Method::POST, &ada, "/v1/events/order.created", body)
+    };
+    for id in ["e0", "e1"] {
+        let (status, body) = post(id).await;
         assert_eq!(status, 202, "{body}");
     }
-    let (status, body) = app
-        .send(
-            Method::POST,
-            &ada,
-            "/v1/events/order.created",
-            json!({ "id": "e2", "payload": {} }),
-        )
-        .await;
+    let (status, body) = post("e2").await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "queue_full");
     assert_eq!(body["error"]["details"]["retry_after_secs"], 1);
@@ -141,14 +131,7 @@ async fn an_event_over_the_queue_cap_is_refused_and_queues_nothing() {
     assert_eq!(status, 404, "the refused event was not stored");
     // A sender retrying an event that was accepted hears it was, full
     // queue or not.
-    let (status, body) = app
-        .send(
-            Method::POST,
-            &ada,
-            "/v1/events/order.created",
-            json!({ "id": "e1", "payload": {} }),
-        )
-        .await;
+    let (status, body) = post("e1").await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["duplicate"], true);
 }
