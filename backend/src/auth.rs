@@ -103,7 +103,11 @@ mod tests {
         assert_eq!(known.get("h"), Some(ada()));
         assert_eq!(known.get("other"), None);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(known.get("h"), None, "past the ttl the database is asked again");
+        assert_eq!(
+            known.get("h"),
+            None,
+            "past the ttl the database is asked again"
+        );
     }
 
     #[test]
@@ -121,6 +125,9 @@ mod tests {
         }
         let held = known.entries.lock().unwrap().len();
         assert!(held <= MAX_KNOWN_TOKENS, "{held} tokens held");
-        assert_eq!(known.get(&format!("h{}", MAX_KNOWN_TOKENS + 9)), Some(ada()));
+        assert_eq!(
+            known.get(&format!("h{}", MAX_KNOWN_TOKENS + 9)),
+            Some(ada())
+        );
     }
 }

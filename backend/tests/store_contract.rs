@@ -531,7 +531,11 @@ async fn a_failing_write_fails_alone(backend: Backend) {
     let mut sends = Vec::new();
     for n in 0..31 {
         let store = store.clone();
-        let user = if n == 15 { "usr_missing".to_string() } else { ada.id.clone() };
+        let user = if n == 15 {
+            "usr_missing".to_string()
+        } else {
+            ada.id.clone()
+        };
         let new = event(&user, n);
         sends.push(tokio::spawn(async move { store.ingest_event(&new).await }));
     }
@@ -551,7 +555,11 @@ async fn a_failing_write_fails_alone(backend: Backend) {
             continue;
         }
         let done = done.unwrap_or_else(|err| panic!("event {n} failed with the bad one: {err}"));
-        assert_eq!((done.duplicate, done.run_ids.len()), (false, 1), "event {n}");
+        assert_eq!(
+            (done.duplicate, done.run_ids.len()),
+            (false, 1),
+            "event {n}"
+        );
         let stored = store.get_event(&ada.id, &format!("e{n}")).await.unwrap();
         assert_eq!(stored.map(|e| e.run_ids), Some(done.run_ids));
     }
@@ -559,13 +567,23 @@ async fn a_failing_write_fails_alone(backend: Backend) {
     assert!(recorded, "the finish in the same turn is recorded");
     let done = store.get_run(&ada.id, &claimed.id).await.unwrap().unwrap();
     assert_eq!(done.status, "succeeded");
-    assert!(store.get_event("usr_missing", "e15").await.unwrap().is_none());
+    assert!(
+        store
+            .get_event("usr_missing", "e15")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let filter = roost::store::RunFilter {
         limit: 100,
         ..Default::default()
     };
     let runs = store.list_runs(&ada.id, &filter).await.unwrap();
-    assert_eq!(runs.len(), 1 + 30, "the manual run and one run per stored event");
+    assert_eq!(
+        runs.len(),
+        1 + 30,
+        "the manual run and one run per stored event"
+    );
     // The finish claimed the next run (an event's) for the same worker.
     if let Some(next) = next {
         assert_eq!(next.worker_id.as_deref(), Some("w0"));
@@ -608,7 +626,11 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
     };
     store.ingest_event(&event).await.unwrap();
     store.ingest_event(&event).await.unwrap();
-    assert_eq!(depth().await, 4, "three manual runs and one event run; the repeat queues nothing");
+    assert_eq!(
+        depth().await,
+        4,
+        "three manual runs and one event run; the repeat queues nothing"
+    );
 
     let first = store.claim_run("w0", 10).await.unwrap().unwrap();
     assert_eq!(depth().await, 3, "a claim takes a run off the queue");
@@ -625,11 +647,21 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
 
     store.claim_run("w1", 10).await.unwrap().unwrap();
     assert_eq!(depth().await, 3);
-    store.requeue_stale_runs(now_millis() + 1, true).await.unwrap();
+    store
+        .requeue_stale_runs(now_millis() + 1, true)
+        .await
+        .unwrap();
     assert_eq!(depth().await, 4, "a stale run is re-queued");
     store.claim_run("w2", 10).await.unwrap().unwrap();
-    store.requeue_stale_runs(now_millis() + 1, false).await.unwrap();
-    assert_eq!(depth().await, 3, "a stale run marked failed stays off the queue");
+    store
+        .requeue_stale_runs(now_millis() + 1, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        depth().await,
+        3,
+        "a stale run marked failed stays off the queue"
+    );
 
     let filter = roost::store::RunFilter {
         limit: 100,
@@ -651,7 +683,11 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
         .await
         .unwrap();
     assert!(next.is_some());
-    assert_eq!(depth().await, 0, "the claim made with a finish takes the last run");
+    assert_eq!(
+        depth().await,
+        0,
+        "the claim made with a finish takes the last run"
+    );
     let purged = store.delete_old_runs(now_millis() + 1).await.unwrap();
     assert!(purged > 0);
     assert_eq!(depth().await, 0, "deleting finished runs changes nothing");
@@ -661,10 +697,21 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
         .await
         .unwrap();
     queued_run(store.as_ref(), &bob.id).await;
-    assert_eq!((depth().await, store.queued_runs(&bob.id).await.unwrap()), (1, 1));
+    assert_eq!(
+        (depth().await, store.queued_runs(&bob.id).await.unwrap()),
+        (1, 1)
+    );
     assert!(store.delete_script(&ada.id, &script_id).await.unwrap());
-    assert_eq!(depth().await, 0, "deleting the script takes its runs off the queue");
-    assert_eq!(store.queued_runs(&bob.id).await.unwrap(), 1, "another user's run stays counted");
+    assert_eq!(
+        depth().await,
+        0,
+        "deleting the script takes its runs off the queue"
+    );
+    assert_eq!(
+        store.queued_runs(&bob.id).await.unwrap(),
+        1,
+        "another user's run stays counted"
+    );
 }
 on_both_stores!(the_queue_depth_follows_every_change_of_a_run);
 
@@ -723,7 +770,13 @@ async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
     let repeat = NewEvent {
         user_id: ada.id.clone(),
         event_id: store
-            .list_runs(&ada.id, &roost::store::RunFilter { limit: 1, ..Default::default() })
+            .list_runs(
+                &ada.id,
+                &roost::store::RunFilter {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap()[0]
             .payload["n"]
@@ -734,6 +787,12 @@ async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
         source: None,
         payload: json!({}),
     };
-    assert!(store.ingest_event_within(&repeat, 10).await.unwrap().duplicate);
+    assert!(
+        store
+            .ingest_event_within(&repeat, 10)
+            .await
+            .unwrap()
+            .duplicate
+    );
 }
 on_both_stores!(events_arriving_together_stop_at_the_queue_cap);

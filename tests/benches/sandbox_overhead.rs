@@ -45,7 +45,11 @@ fn main() {
 
     // Bare wasmtime: pooling, async, nothing else; once with wasmtime's
     // default pool, once with the pool reset the way roost resets it.
-    let bare = runtime.block_on(measure_bare(&wasm, &envelope, PoolingAllocationConfig::default()));
+    let bare = runtime.block_on(measure_bare(
+        &wasm,
+        &envelope,
+        PoolingAllocationConfig::default(),
+    ));
     let mut tuned = PoolingAllocationConfig::default();
     roost_sandbox::reset_in_place(&mut tuned);
     let bare_tuned = runtime.block_on(measure_bare(&wasm, &envelope, tuned));

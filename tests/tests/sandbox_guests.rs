@@ -242,7 +242,10 @@ fn residue_probe(extra: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_pooled_slot_holds_nothing_of_the_run_before() {
     let sandbox = sandbox();
-    assert!(sandbox.uses_pooling(), "this test is about reused pool slots");
+    assert!(
+        sandbox.uses_pooling(),
+        "this test is about reused pool slots"
+    );
     let run = |guest| {
         let sandbox = &sandbox;
         async move {
@@ -262,12 +265,18 @@ async fn a_pooled_slot_holds_nothing_of_the_run_before() {
         .load(&residue_probe(r#"(data (i32.const 0x100000) "\01")"#))
         .unwrap();
     let outcome = run(marked).await;
-    assert_eq!(outcome.termination, roost_sandbox::Termination::Exited { code: 1 });
+    assert_eq!(
+        outcome.termination,
+        roost_sandbox::Termination::Exited { code: 1 }
+    );
 
     // Run after run in the same slot, each finds a fresh memory.
     let probe = sandbox.load(&residue_probe("")).unwrap();
     for n in 0..5 {
         let outcome = run(probe.clone()).await;
-        assert!(outcome.succeeded(), "run {n} found the last run's memory: {outcome:?}");
+        assert!(
+            outcome.succeeded(),
+            "run {n} found the last run's memory: {outcome:?}"
+        );
     }
 }

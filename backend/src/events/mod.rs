@@ -92,8 +92,7 @@ impl EventService {
                 bus.publish(event).await
             }
             None => {
-                let outcome =
-                    ingest(self.store.as_ref(), &self.runner, event, max_queued).await?;
+                let outcome = ingest(self.store.as_ref(), &self.runner, event, max_queued).await?;
                 Ok(Submitted::Ingested {
                     duplicate: outcome.duplicate,
                     run_ids: outcome.run_ids,

@@ -109,16 +109,19 @@ async fn slack(
             }
             let submitted = state
                 .events
-                .submit(&NewEvent {
-                    user_id,
-                    event_id: format!("slack:{event_id}"),
-                    event_type: format!("slack.{kind}"),
-                    source: Some(format!(
-                        "slack:{}",
-                        envelope["team_id"].as_str().unwrap_or("?")
-                    )),
-                    payload: envelope["event"].clone(),
-                }, None)
+                .submit(
+                    &NewEvent {
+                        user_id,
+                        event_id: format!("slack:{event_id}"),
+                        event_type: format!("slack.{kind}"),
+                        source: Some(format!(
+                            "slack:{}",
+                            envelope["team_id"].as_str().unwrap_or("?")
+                        )),
+                        payload: envelope["event"].clone(),
+                    },
+                    None,
+                )
                 .await?;
             Ok(Json(match submitted {
                 Submitted::Ingested { duplicate, run_ids } => {

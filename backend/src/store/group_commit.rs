@@ -148,7 +148,9 @@ impl Job {
     fn answer(self) {
         fn send<T>(reply: Reply<T>, done: Option<StoreResult<T>>) {
             let done = done.unwrap_or_else(|| {
-                Err(StoreError::Corrupt("the writer answered a job it did not write".into()))
+                Err(StoreError::Corrupt(
+                    "the writer answered a job it did not write".into(),
+                ))
             });
             drop(reply.send(done));
         }

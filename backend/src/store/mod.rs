@@ -176,7 +176,11 @@ pub trait Store: Send + Sync + 'static {
     /// answered as a repeat, full queue or not. On SQLite the check and the
     /// ingest are one step; on PostgreSQL events arriving together may pass
     /// the cap by a few.
-    async fn ingest_event_within(&self, event: &NewEvent, max_queued: i64) -> StoreResult<EventIngest>;
+    async fn ingest_event_within(
+        &self,
+        event: &NewEvent,
+        max_queued: i64,
+    ) -> StoreResult<EventIngest>;
     /// Forgets events received before `before` (end of the idempotency window).
     async fn purge_events(&self, before: i64) -> StoreResult<u64>;
     /// The schedules of scripts' current versions: one user's, or everyone's.
