@@ -4,10 +4,8 @@
 mod support;
 
 use roost_sandbox::metadata::{self, HandlerMeta};
-use roost_sandbox::{
-    EgressPolicy, GuestKind, Invocation, RunLimits, Sandbox, SandboxConfig, SandboxError, Trigger,
-};
-use support::sandbox;
+use roost_sandbox::{GuestKind, Sandbox, SandboxConfig, SandboxError, Trigger};
+use support::{run_plain, sandbox};
 
 #[test]
 fn metadata_is_read_from_a_built_example_without_running_it() {
@@ -105,15 +103,7 @@ async fn wasip1_module_runs_with_captured_stdout() {
     );
     let guest = sandbox.load(&module).unwrap();
     assert_eq!(guest.kind(), GuestKind::Module);
-    let outcome = sandbox
-        .run(
-            &guest,
-            &Invocation::default(),
-            &RunLimits::default(),
-            &EgressPolicy::deny_all(),
-        )
-        .await
-        .unwrap();
+    let outcome = run_plain(&sandbox, &guest).await;
     assert!(outcome.succeeded(), "{outcome:?}");
     assert_eq!(outcome.stdout.to_text(), "hi from wasip1\n");
 }
@@ -197,15 +187,7 @@ async fn pool_too_large_for_the_address_space_falls_back_cleanly() {
 
 async fn assert_runs_hello(sandbox: &Sandbox) {
     let guest = sandbox.load(&roost_tests::example("hello")).unwrap();
-    let outcome = sandbox
-        .run(
-            &guest,
-            &Invocation::default(),
-            &RunLimits::default(),
-            &EgressPolicy::deny_all(),
-        )
-        .await
-        .unwrap();
+    let outcome = run_plain(sandbox, &guest).await;
     assert!(outcome.succeeded(), "{outcome:?}");
 }
 
@@ -246,25 +228,11 @@ async fn a_pooled_slot_holds_nothing_of_the_run_before() {
         sandbox.uses_pooling(),
         "this test is about reused pool slots"
     );
-    let run = |guest| {
-        let sandbox = &sandbox;
-        async move {
-            sandbox
-                .run(
-                    &guest,
-                    &Invocation::default(),
-                    &RunLimits::default(),
-                    &EgressPolicy::deny_all(),
-                )
-                .await
-                .unwrap()
-        }
-    };
     // The probe sees what it should: a word set before it starts.
     let marked = sandbox
         .load(&residue_probe(r#"(data (i32.const 0x100000) "\01")"#))
         .unwrap();
-    let outcome = run(marked).await;
+    let outcome = run_plain(&sandbox, &marked).await;
     assert_eq!(
         outcome.termination,
         roost_sandbox::Termination::Exited { code: 1 }
@@ -273,7 +241,7 @@ async fn a_pooled_slot_holds_nothing_of_the_run_before() {
     // Run after run in the same slot, each finds a fresh memory.
     let probe = sandbox.load(&residue_probe("")).unwrap();
     for n in 0..5 {
-        let outcome = run(probe.clone()).await;
+        let outcome = run_plain(&sandbox, &probe).await;
         assert!(
             outcome.succeeded(),
             "run {n} found the last run's memory: {outcome:?}"

@@ -84,10 +84,8 @@ impl EventService {
                 // The runs are made later, by whichever node consumes the
                 // event: the cap is checked here, against the queue now.
                 if let Some(max_queued) = max_queued {
-                    let queued = self.store.queued_runs(&event.user_id).await?;
-                    if queued >= max_queued {
-                        return Err(StoreError::QueueFull { queued }.into());
-                    }
+                    crate::store::check_queue_room(self.store.as_ref(), &event.user_id, max_queued)
+                        .await?;
                 }
                 bus.publish(event).await
             }

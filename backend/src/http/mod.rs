@@ -69,16 +69,6 @@ pub(crate) fn next_before<T>(page: &[T], limit: i64, time: impl Fn(&T) -> i64) -
     }
 }
 
-/// Refuses a new manual run while the user already has as many queued as
-/// the server allows. (Events are checked by the store as it ingests them.)
-pub(crate) async fn check_queue(state: &AppState, user_id: &str) -> Result<(), ApiError> {
-    let queued = state.store.queued_runs(user_id).await?;
-    if queued >= state.guards.limits.max_queued_runs_per_user {
-        return Err(crate::store::StoreError::QueueFull { queued }.into());
-    }
-    Ok(())
-}
-
 /// The whole API.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()

@@ -83,7 +83,8 @@ async fn start(
             .with_details(json!({ "handlers": known })));
         }
     }
-    super::check_queue(&state, &user.id).await?;
+    let max_queued = state.guards.limits.max_queued_runs_per_user;
+    crate::store::check_queue_room(state.store.as_ref(), &user.id, max_queued).await?;
     let run = state
         .runner
         .enqueue(&NewRun {

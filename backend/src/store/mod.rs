@@ -48,6 +48,22 @@ pub enum StoreError {
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Refuses with [`StoreError::QueueFull`] while the user has `max_queued`
+/// runs or more queued: the check before a new run where the store cannot
+/// make it part of the write (manual runs, events published to a cluster's
+/// stream, and PostgreSQL's ingest).
+pub async fn check_queue_room(
+    store: &dyn Store,
+    user_id: &str,
+    max_queued: i64,
+) -> StoreResult<()> {
+    let queued = store.queued_runs(user_id).await?;
+    if queued >= max_queued {
+        return Err(StoreError::QueueFull { queued });
+    }
+    Ok(())
+}
+
 /// Everything roost keeps in its database.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

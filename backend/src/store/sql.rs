@@ -697,12 +697,11 @@ macro_rules! sql_store {
                 if let Some(writer) = self.group_commit() {
                     return writer.ingest_event(event, Some(max_queued)).await;
                 }
-                let queued = self.queued_runs(&event.user_id).await?;
-                if queued >= max_queued {
+                if let Err(full) = $crate::store::check_queue_room(self, &event.user_id, max_queued).await {
                     // A repeat of an accepted event is answered as one.
                     return match self.get_event(&event.user_id, &event.event_id).await? {
                         Some(seen) => Ok($crate::store::EventIngest { duplicate: true, run_ids: seen.run_ids }),
-                        None => Err($crate::store::StoreError::QueueFull { queued }),
+                        None => Err(full),
                     };
                 }
                 self.ingest_event(event).await

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use roost_sandbox::{Invocation, LoadedGuest, Sandbox, SandboxConfig};
+use roost_sandbox::{
+    EgressPolicy, Invocation, LoadedGuest, RunLimits, RunOutcome, Sandbox, SandboxConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub(crate) fn sandbox() -> Sandbox {
@@ -16,6 +18,19 @@ pub(crate) fn load(sandbox: &Sandbox, example: &str) -> LoadedGuest {
     sandbox
         .load(&roost_tests::example(example))
         .unwrap_or_else(|err| panic!("loading {example}: {err}"))
+}
+
+/// Runs `guest` with no input, the default limits and no egress.
+pub(crate) async fn run_plain(sandbox: &Sandbox, guest: &LoadedGuest) -> RunOutcome {
+    sandbox
+        .run(
+            guest,
+            &Invocation::default(),
+            &RunLimits::default(),
+            &EgressPolicy::deny_all(),
+        )
+        .await
+        .expect("the run starts")
 }
 
 pub(crate) fn invocation(env: &[(&str, &str)], payload: serde_json::Value) -> Invocation {
