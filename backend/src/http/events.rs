@@ -108,7 +108,7 @@ pub(crate) fn event_from(
             ));
         }
         Some(id) => id,
-        None => format!("evt_{}", hex::encode(rand::random::<[u8; 12]>())),
+        None => crate::store::new_id("evt"),
     };
     Ok(NewEvent {
         user_id,

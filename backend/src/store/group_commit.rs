@@ -579,3 +579,56 @@ async fn checkpoint_loop(readers: SqlitePool, mut written: watch::Receiver<()>) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of SQLite's query plan for `sql`, on the migrated
+    /// database at `path`.
+    fn plan(path: &Path, sql: &str) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Unbound parameters are NULL, which is all a plan needs.
+        let mut rows = statement.raw_query();
+        let mut lines = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            lines.push(row.get::<_, String>("detail").unwrap());
+        }
+        lines
+    }
+
+    /// A claim runs on every run, with the whole run history in the table:
+    /// it must read only the queued and running runs (their partial
+    /// indexes) and find rows by id, never walk runs or an index of all
+    /// runs.
+    #[tokio::test]
+    async fn claims_read_only_the_queued_and_running_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roost.db");
+        let store =
+            super::super::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+        for (name, sql) in [
+            ("claim", &SQL.claim_one),
+            ("finish and claim", &SQL.finish_and_claim),
+        ] {
+            let lines = plan(&path, sql);
+            let walks: Vec<&String> = lines
+                .iter()
+                .filter(|line| {
+                    line.starts_with("SCAN") && !line.ends_with("USING INDEX runs_queued")
+                })
+                .collect();
+            assert!(walks.is_empty(), "{name} walks {walks:?}; plan: {lines:#?}");
+            for index in ["runs_queued", "runs_running (script_id=?)"] {
+                assert!(
+                    lines.iter().any(|line| line.contains(index)),
+                    "{name} does not use {index}; plan: {lines:#?}"
+                );
+            }
+        }
+        drop(store);
+    }
+}

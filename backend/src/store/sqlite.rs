@@ -50,10 +50,12 @@ impl SqliteStore {
 /// Queued runs a claim may take: oldest first, none before its backoff
 /// (`now`), none of a script already at its concurrency cap (`limit`).
 /// `not_counted` adds a condition to the running runs the cap counts.
+/// Both scans name their partial index (migration 0016): each holds only
+/// the runs in one state, so a claim never walks the run history.
 fn claim_candidates(now: &str, limit: &str, not_counted: &str) -> String {
     format!(
-        "FROM runs q WHERE status = 'queued' AND (not_before IS NULL OR not_before <= {now}) \
-         AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running'{not_counted}) \
+        "FROM runs q INDEXED BY runs_queued WHERE status = 'queued' AND (not_before IS NULL OR not_before <= {now}) \
+         AND (SELECT COUNT(*) FROM runs r INDEXED BY runs_running WHERE r.script_id = q.script_id AND r.status = 'running'{not_counted}) \
          < {limit} ORDER BY queued_at, id LIMIT 1"
     )
 }
