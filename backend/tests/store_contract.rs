@@ -767,3 +767,44 @@ async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
     );
 }
 on_both_stores!(events_arriving_together_stop_at_the_queue_cap);
+
+/// SQLite copies its WAL back into the database beside the writer, but a
+/// copy that new writes keep overtaking never lets the WAL start over. Under
+/// writes that never pause it must still stay bounded: at its limit (here
+/// 32 MiB), plus what the writer writes before it rewinds the WAL. (Without
+/// the bound, this test's WAL reached 216 MiB.)
+#[tokio::test]
+async fn sqlite_wal_stays_bounded_under_writes_that_never_pause() {
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let url = roost::config::sqlite_url(dir.path());
+    use roost::store::Store as _;
+    let store = roost::store::SqliteStore::connect_with_wal_limit(&url, 32 * MIB)
+        .await
+        .unwrap();
+    let ada = store.create_user("ada", "h").await.unwrap();
+    store
+        .create_script_version(&version_of(
+            &ada.id,
+            "listener",
+            vec![on_event("a", "order.created")],
+        ))
+        .await
+        .unwrap();
+    let wal = dir.path().join("roost.db-wal");
+    let filler = "x".repeat(64 * 1024);
+    let mut largest = 0;
+    // 2,000 events of 64 KiB, back to back: 128 MiB through the WAL.
+    for n in 0..2_000 {
+        let mut event = order_created(&ada.id, n);
+        event.payload = json!({ "n": n, "filler": filler });
+        store.ingest_event(&event).await.unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    assert!(
+        largest > 16 * MIB,
+        "the writes did not fill the WAL ({largest} bytes)"
+    );
+    assert!(largest < 72 * MIB, "the WAL grew to {} MiB", largest / MIB);
+    assert_eq!(store.queued_runs(&ada.id).await.unwrap(), 2_000);
+}

@@ -178,15 +178,20 @@ impl GroupCommit {
     /// (already migrated) and starts the writer thread on it. The writer
     /// never checkpoints the WAL itself; `readers` checkpoints it in the
     /// background instead, for as long as the writer runs.
-    pub(super) fn start(path: &Path, readers: SqlitePool) -> StoreResult<Self> {
-        let conn = open_writer(path)?;
+    /// Past `wal_limit` bytes, the WAL is rewound (see `checkpoint_loop`).
+    pub(super) fn start(path: &Path, readers: SqlitePool, wal_limit: u64) -> StoreResult<Self> {
+        let conn = open_writer(path, wal_limit)?;
         let (jobs, queue) = mpsc::unbounded_channel();
         let (wrote, written) = watch::channel(());
+        let wal = WalLimit::new(path, wal_limit);
         std::thread::Builder::new()
             .name("roost-sqlite-writer".into())
-            .spawn(move || write_loop(conn, queue, wrote))
+            .spawn({
+                let wal = wal.clone();
+                move || write_loop(conn, queue, wrote, wal)
+            })
             .map_err(|err| StoreError::Database(sqlx::Error::Io(err)))?;
-        tokio::spawn(checkpoint_loop(readers, written));
+        tokio::spawn(checkpoint_loop(readers, written, wal));
         Ok(Self { jobs })
     }
 
@@ -251,7 +256,7 @@ fn stopped() -> StoreError {
 
 /// The writer's connection, with the settings of the store's pool and
 /// without automatic checkpoints.
-fn open_writer(path: &Path) -> StoreResult<Connection> {
+fn open_writer(path: &Path, wal_limit: u64) -> StoreResult<Connection> {
     if path.as_os_str().is_empty() || path == Path::new(":memory:") {
         return Err(StoreError::Database(sqlx::Error::Configuration(
             "the SQLite store needs a database file: an in-memory database cannot be shared with its writer thread"
@@ -262,20 +267,39 @@ fn open_writer(path: &Path) -> StoreResult<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    // Another connection holds the write lock only briefly (a deploy, a
+    // schedule tick, a RESTART checkpoint): try again every 100 us rather
+    // than after SQLite's default sleeps of 1, 2, 5, 10 ms, for up to 5 s.
+    conn.busy_handler(Some(retry_soon))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // When the WAL starts over after growing past the restart bound, the
+    // file is cut back to it (it would otherwise keep its largest size).
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        i64::try_from(wal_limit).unwrap_or(i64::MAX),
+    )?;
     Ok(conn)
 }
 
+const BUSY_RETRY: Duration = Duration::from_micros(100);
+
+fn retry_soon(attempt: i32) -> bool {
+    std::thread::sleep(BUSY_RETRY);
+    Duration::from_secs(5) > BUSY_RETRY * attempt.unsigned_abs()
+}
+
 /// Takes turns until the last handle is dropped; after each turn, tells the
-/// checkpointer there is something to copy (dropping `wrote` stops it).
+/// checkpointer there is something to copy (dropping `wrote` stops it), and
+/// rewinds the WAL once it is too long.
 fn write_loop(
     mut conn: Connection,
     mut queue: mpsc::UnboundedReceiver<Job>,
     wrote: watch::Sender<()>,
+    mut wal: WalLimit,
 ) {
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
@@ -287,7 +311,101 @@ fn write_loop(
         }
         write_turn(&mut conn, batch);
         wrote.send_replace(());
+        wal.keep(&mut conn);
     }
+}
+
+/// The WAL's bound. A passive checkpoint never rewinds the WAL: SQLite
+/// starts it over only when a write begins with every frame already copied
+/// back, and while writes keep coming, frames arrive during each copy. Under
+/// sustained load the WAL would grow without bound (150 MB in the events
+/// bench's 1.5 s burst; 216 MB in the test of this bound). So once the WAL
+/// file is longer than the limit, the writer, between two turns, copies
+/// what the background checkpoints have not (a RESTART checkpoint), and its
+/// next turn starts the WAL over and cuts the file back to the limit
+/// (`journal_size_limit`). The file can only outgrow the limit again by
+/// holding that many new frames.
+///
+/// The writer does it because a RESTART from another connection must first
+/// win the write lock from a writer that hardly lets go of it: the WAL kept
+/// growing while it waited (to 140 MB past a 32 MB limit). A rewind holds
+/// the writer up for its fsyncs, a few milliseconds when the background
+/// checkpoints keep up, so the default limit is large: at about 6,000 runs/s
+/// the WAL grows by some 120 MB/s, and 128 MiB costs one stall a second.
+#[derive(Clone)]
+struct WalLimit {
+    file: std::path::PathBuf,
+    bytes: u64,
+    /// After a rewind that readers held up, the next try waits this long.
+    not_before: std::time::Instant,
+}
+
+/// How long a rewind waits for readers before it gives up for now, and how
+/// long until it tries again. A background checkpoint in progress makes it
+/// give up at once (SQLite runs one checkpoint at a time and does not wait
+/// for another; the background loop starts none while the WAL is over the
+/// limit), and it tries again a millisecond later.
+const REWIND_WAIT: Duration = Duration::from_millis(20);
+const REWIND_RETRY: Duration = Duration::from_millis(100);
+const REWIND_RETRY_SOON: Duration = Duration::from_millis(1);
+
+impl WalLimit {
+    fn new(db: &Path, bytes: u64) -> Self {
+        let mut file = db.as_os_str().to_owned();
+        file.push("-wal");
+        Self {
+            file: file.into(),
+            bytes,
+            not_before: std::time::Instant::now(),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        std::fs::metadata(&self.file).map_or(0, |meta| meta.len())
+    }
+
+    fn exceeded(&self) -> bool {
+        self.len() > self.bytes
+    }
+
+    /// Rewinds the WAL if its file is longer than the limit.
+    fn keep(&mut self, conn: &mut Connection) {
+        let len = self.len();
+        if len <= self.bytes || std::time::Instant::now() < self.not_before {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let done = rewind(conn);
+        let took_ms = started.elapsed().as_millis() as u64;
+        match done {
+            Ok(true) => tracing::debug!(wal_bytes = len, took_ms, "SQLite WAL rewound"),
+            Ok(false) if started.elapsed() < REWIND_WAIT / 2 => {
+                self.not_before = std::time::Instant::now() + REWIND_RETRY_SOON;
+            }
+            Ok(false) => {
+                self.not_before = std::time::Instant::now() + REWIND_RETRY;
+                tracing::warn!(
+                    wal_bytes = len,
+                    "SQLite WAL not rewound: readers kept it busy; trying again shortly"
+                );
+            }
+            Err(err) => {
+                self.not_before = std::time::Instant::now() + REWIND_RETRY;
+                tracing::warn!(error = %err, "rewinding the SQLite WAL failed; trying again shortly");
+            }
+        }
+    }
+}
+
+/// A RESTART checkpoint that waits at most `REWIND_WAIT` for readers; true
+/// if it copied everything (the next write starts the WAL over).
+fn rewind(conn: &mut Connection) -> rusqlite::Result<bool> {
+    conn.busy_timeout(REWIND_WAIT)?;
+    let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    conn.busy_handler(Some(retry_soon))?;
+    Ok(busy? == 0)
 }
 
 /// Writes one turn's jobs in one transaction and answers each once it is
@@ -556,12 +674,19 @@ fn clone_error(err: &rusqlite::Error) -> rusqlite::Error {
 /// commit (the writer's) would then wait milliseconds for the copy and its
 /// fsyncs, as would every caller in its turn. A passive checkpoint from
 /// another connection runs beside the writer and blocks nobody.
-async fn checkpoint_loop(readers: SqlitePool, mut written: watch::Receiver<()>) {
+///
+/// A passive checkpoint never starts the WAL over; the writer bounds it
+/// (`WalLimit`), and none starts while the writer is about to.
+async fn checkpoint_loop(readers: SqlitePool, mut written: watch::Receiver<()>, wal: WalLimit) {
     let mut failing = false;
     // An idle server checkpoints nothing: each round starts with a write.
     while written.changed().await.is_ok() {
         tokio::time::sleep(CHECKPOINT_EVERY).await;
         written.borrow_and_update();
+        if wal.exceeded() {
+            // The writer is about to rewind it, which this would hold up.
+            continue;
+        }
         match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&readers)
             .await
