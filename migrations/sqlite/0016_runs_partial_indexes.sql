@@ -26,3 +26,6 @@ CREATE INDEX runs_unfinished ON runs (script_id) WHERE status IN ('queued', 'run
 -- queue_depth (0015). Listing a user's runs by status uses runs_by_user
 -- (the filter is optional, so the planner cannot seek on it).
 DROP INDEX runs_by_user_status;
+-- What no longer has an index: counting all runs by status (the cluster
+-- view's totals), which now reads the runs table. It runs on request, not
+-- per run.
