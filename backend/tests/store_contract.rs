@@ -70,6 +70,20 @@ fn order_created(user_id: &str, n: usize) -> roost::store::NewEvent {
     }
 }
 
+/// User `ada`, with a script that runs on every `order.created` event.
+async fn user_listening_for_orders(store: &dyn roost::store::Store) -> roost::store::User {
+    let ada = store.create_user("ada", "h").await.unwrap();
+    store
+        .create_script_version(&version_of(
+            &ada.id,
+            "listener",
+            vec![on_event("a", "order.created")],
+        ))
+        .await
+        .unwrap();
+    ada
+}
+
 fn manual(handler: &str) -> TriggerRow {
     TriggerRow {
         handler: handler.into(),
@@ -718,15 +732,7 @@ on_both_stores!(the_queue_depth_follows_every_change_of_a_run);
 async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
-    let ada = store.create_user("ada", "h").await.unwrap();
-    store
-        .create_script_version(&version_of(
-            &ada.id,
-            "listener",
-            vec![on_event("a", "order.created")],
-        ))
-        .await
-        .unwrap();
+    let ada = user_listening_for_orders(store.as_ref()).await;
     let sends: Vec<_> = (0..40)
         .map(|n| {
             let store = store.clone();
@@ -782,15 +788,7 @@ async fn sqlite_wal_stays_bounded_under_writes_that_never_pause() {
     let store = roost::store::SqliteStore::connect_with_wal_limit(&url, 32 * MIB)
         .await
         .unwrap();
-    let ada = store.create_user("ada", "h").await.unwrap();
-    store
-        .create_script_version(&version_of(
-            &ada.id,
-            "listener",
-            vec![on_event("a", "order.created")],
-        ))
-        .await
-        .unwrap();
+    let ada = user_listening_for_orders(&store).await;
     let wal = dir.path().join("roost.db-wal");
     let filler = "x".repeat(64 * 1024);
     let mut largest = 0;
