@@ -175,10 +175,10 @@ impl Job {
 
 impl GroupCommit {
     /// Opens the writer's own connection to the database file at `path`
-    /// (already migrated) and starts the writer thread on it. The writer
-    /// never checkpoints the WAL itself; `readers` checkpoints it in the
-    /// background instead, for as long as the writer runs.
-    /// Past `wal_limit` bytes, the WAL is rewound (see `checkpoint_loop`).
+    /// (already migrated) and starts the writer thread on it. `readers`
+    /// checkpoints the WAL in the background, for as long as the writer
+    /// runs; the writer itself only rewinds the WAL once it is longer than
+    /// `wal_limit` bytes (see `WalLimit`).
     pub(super) fn start(path: &Path, readers: SqlitePool, wal_limit: u64) -> StoreResult<Self> {
         let conn = open_writer(path, wal_limit)?;
         let (jobs, queue) = mpsc::unbounded_channel();
@@ -268,7 +268,7 @@ fn open_writer(path: &Path, wal_limit: u64) -> StoreResult<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     // Another connection holds the write lock only briefly (a deploy, a
-    // schedule tick, a RESTART checkpoint): try again every 100 us rather
+    // schedule tick, a heartbeat): try again every 100 us rather
     // than after SQLite's default sleeps of 1, 2, 5, 10 ms, for up to 5 s.
     conn.busy_handler(Some(retry_soon))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
