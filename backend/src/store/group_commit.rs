@@ -299,8 +299,10 @@ fn write_loop(
     mut conn: Connection,
     mut queue: mpsc::UnboundedReceiver<Job>,
     wrote: watch::Sender<()>,
-    mut wal: WalLimit,
+    wal: WalLimit,
 ) {
+    // When the writer next looks at the WAL's length.
+    let mut next_look = std::time::Instant::now();
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -311,7 +313,9 @@ fn write_loop(
         }
         write_turn(&mut conn, batch);
         wrote.send_replace(());
-        wal.keep(&mut conn);
+        if std::time::Instant::now() >= next_look {
+            next_look = std::time::Instant::now() + wal.keep(&mut conn);
+        }
     }
 }
 
@@ -336,9 +340,12 @@ fn write_loop(
 struct WalLimit {
     file: std::path::PathBuf,
     bytes: u64,
-    /// After a rewind that readers held up, the next try waits this long.
-    not_before: std::time::Instant,
 }
+
+/// How often the writer looks at the WAL's length (a `stat`) while it
+/// works: at most once a millisecond, not once a turn; the WAL grows by
+/// well under a megabyte in that time.
+const WAL_LOOK_EVERY: Duration = Duration::from_millis(1);
 
 /// How long a rewind waits for readers before it gives up for now, and how
 /// long until it tries again. A background checkpoint in progress makes it
@@ -356,7 +363,6 @@ impl WalLimit {
         Self {
             file: file.into(),
             bytes,
-            not_before: std::time::Instant::now(),
         }
     }
 
@@ -368,30 +374,32 @@ impl WalLimit {
         self.len() > self.bytes
     }
 
-    /// Rewinds the WAL if its file is longer than the limit.
-    fn keep(&mut self, conn: &mut Connection) {
+    /// Rewinds the WAL if its file is longer than the limit; returns how
+    /// long until the writer looks again.
+    fn keep(&self, conn: &mut Connection) -> Duration {
         let len = self.len();
-        if len <= self.bytes || std::time::Instant::now() < self.not_before {
-            return;
+        if len <= self.bytes {
+            return WAL_LOOK_EVERY;
         }
         let started = std::time::Instant::now();
         let done = rewind(conn);
         let took_ms = started.elapsed().as_millis() as u64;
         match done {
-            Ok(true) => tracing::debug!(wal_bytes = len, took_ms, "SQLite WAL rewound"),
-            Ok(false) if started.elapsed() < REWIND_WAIT / 2 => {
-                self.not_before = std::time::Instant::now() + REWIND_RETRY_SOON;
+            Ok(true) => {
+                tracing::debug!(wal_bytes = len, took_ms, "SQLite WAL rewound");
+                WAL_LOOK_EVERY
             }
+            Ok(false) if started.elapsed() < REWIND_WAIT / 2 => REWIND_RETRY_SOON,
             Ok(false) => {
-                self.not_before = std::time::Instant::now() + REWIND_RETRY;
                 tracing::warn!(
                     wal_bytes = len,
                     "SQLite WAL not rewound: readers kept it busy; trying again shortly"
                 );
+                REWIND_RETRY
             }
             Err(err) => {
-                self.not_before = std::time::Instant::now() + REWIND_RETRY;
                 tracing::warn!(error = %err, "rewinding the SQLite WAL failed; trying again shortly");
+                REWIND_RETRY
             }
         }
     }
