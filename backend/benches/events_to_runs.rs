@@ -3,6 +3,10 @@
 //! per second, and latency from `POST /v1/events/{type}` to the run's start
 //! and end, for `event-echo`, with the worker pool sized to the cores.
 //!
+//! The server runs on a tokio runtime of its own, as under `roost serve`,
+//! and the bench's clients on another (threads named `bench-client`), so
+//! the CPU each side spends can be told apart (see support/cpu.rs).
+//!
 //! `cargo bench -p roost --bench events_to_runs` prints a table and writes
 //! `events_to_runs.json` into `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
 
@@ -15,6 +19,12 @@ use serde_json::{Value, json};
 
 mod support;
 
+use support::cpu::{CpuAccount, ThreadTimes};
+
+/// The bench's own threads (its HTTP clients); every other thread started
+/// with the server is roost's.
+const CLIENT_THREADS: &str = "bench-client";
+
 const THROUGHPUT_EVENTS: usize = 5_000;
 const LATENCY_EVENTS: usize = 300;
 const PACED_EVENTS: usize = 2_000;
@@ -23,6 +33,7 @@ const POSTERS: usize = 32;
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_name(CLIENT_THREADS)
         .build()
         .unwrap();
     runtime.block_on(bench());
@@ -47,9 +58,22 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     config.runner.poll = Duration::from_millis(20);
     let workers = config.runner.workers;
     let store = roost::store::connect(&config.database_url).await.unwrap();
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until(std::future::pending()));
+    // The server on a runtime of its own, sized to the cores as under
+    // `roost serve`: its tasks never queue behind the bench's clients.
+    let before_server = ThreadTimes::now();
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("roost-server")
+        .build()
+        .unwrap();
+    let (port_tx, port) = tokio::sync::oneshot::channel();
+    server.spawn(async move {
+        let app = Application::build(config).await.unwrap();
+        port_tx.send(app.port()).unwrap();
+        app.run_until(std::future::pending()).await
+    });
+    let base = format!("http://127.0.0.1:{}", port.await.unwrap());
+    let cpu = CpuAccount::new(&before_server, CLIENT_THREADS);
     let token = new_token();
     let user = store
         .create_user("bench", &hash_token(&token))
@@ -119,6 +143,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
 
     // Sustained rate: POSTERS clients send events as fast as they can; the
     // clock stops when the last run has finished (seen within 5 ms).
+    let sustained_mark = cpu.mark();
     let started = Instant::now();
     let mut posters = Vec::new();
     for p in 0..POSTERS {
@@ -136,25 +161,9 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         ids.extend(poster.await.unwrap());
     }
     let ingest_secs = started.elapsed().as_secs_f64();
-    // Done when the user has nothing queued or running; polled on the store
-    // itself, so the check costs the server no HTTP work.
-    let pending = |status: &'static str| roost::store::RunFilter {
-        status: Some(status.into()),
-        limit: 1,
-        ..Default::default()
-    };
-    loop {
-        let queued = store.list_runs(&user.id, &pending("queued")).await.unwrap();
-        let running = store
-            .list_runs(&user.id, &pending("running"))
-            .await
-            .unwrap();
-        if queued.is_empty() && running.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    drained(store.as_ref(), &user.id).await;
     let total_secs = started.elapsed().as_secs_f64();
+    let sustained_cpu = cpu.since(&sustained_mark);
     let rate = THROUGHPUT_EVENTS as f64 / total_secs;
     // Every one of them ran, and ran well (checked once the clock stopped).
     let last = finished(ids.last().cloned().unwrap()).await;
@@ -187,6 +196,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     // Latency under load: events at half the sustained rate, open loop (each
     // leaves on schedule whatever the earlier ones are doing).
     let paced_rate = rate / 2.0;
+    let paced_mark = cpu.mark();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / paced_rate));
     let mut sends = Vec::with_capacity(PACED_EVENTS);
     for n in 0..PACED_EVENTS {
@@ -197,22 +207,41 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
             (sent, post(n).await)
         }));
     }
+    let mut sent_runs = Vec::with_capacity(PACED_EVENTS);
+    for send in sends {
+        sent_runs.push(send.await.unwrap());
+    }
+    drained(store.as_ref(), &user.id).await;
+    let paced_cpu = cpu.since(&paced_mark);
+    // Where each event's time went: to its run being queued (the ingest),
+    // then waiting for a worker, then the run itself.
+    let mut paced_queued = Vec::with_capacity(PACED_EVENTS);
+    let mut paced_waited = Vec::with_capacity(PACED_EVENTS);
     let mut paced_start = Vec::with_capacity(PACED_EVENTS);
     let mut paced_end = Vec::with_capacity(PACED_EVENTS);
-    for send in sends {
-        let (sent, id) = send.await.unwrap();
+    for (sent, id) in sent_runs {
         let run = finished(id).await;
-        paced_start.push(run["started_at"].as_i64().unwrap() - sent);
-        paced_end.push(run["finished_at"].as_i64().unwrap() - sent);
+        let at = |field: &str| run[field].as_i64().unwrap();
+        paced_queued.push(at("queued_at") - sent);
+        paced_waited.push(at("started_at") - at("queued_at"));
+        paced_start.push(at("started_at") - sent);
+        paced_end.push(at("finished_at") - sent);
     }
-    paced_start.sort();
-    paced_end.sort();
+    for samples in [
+        &mut paced_queued,
+        &mut paced_waited,
+        &mut paced_start,
+        &mut paced_end,
+    ] {
+        samples.sort();
+    }
 
     println!("events to runs on {store_name}, {workers} workers, event-echo");
     println!(
         "sustained: {THROUGHPUT_EVENTS} events from {POSTERS} clients in {total_secs:.2} s = {rate:.0} runs/s (ingest alone {:.0} events/s)",
         THROUGHPUT_EVENTS as f64 / ingest_secs
     );
+    println!("  {}", sustained_cpu.describe(THROUGHPUT_EVENTS, "run"));
     println!("{:<22} {:>8} {:>8}", "latency (ms)", "p50", "p99");
     println!(
         "{:<22} {:>8} {:>8}",
@@ -229,31 +258,57 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     println!(
         "at half the sustained rate ({paced_rate:.0} events/s, {PACED_EVENTS} events, open loop):"
     );
-    println!(
-        "{:<22} {:>8} {:>8}",
-        "event -> run start",
-        support::pct(&paced_start, 50),
-        support::pct(&paced_start, 99)
-    );
-    println!(
-        "{:<22} {:>8} {:>8}",
-        "event -> run end",
-        support::pct(&paced_end, 50),
-        support::pct(&paced_end, 99)
-    );
+    println!("  {}", paced_cpu.describe(PACED_EVENTS, "run"));
+    for (leg, samples) in [
+        ("event -> run queued", &paced_queued),
+        ("queued -> run start", &paced_waited),
+        ("event -> run start", &paced_start),
+        ("event -> run end", &paced_end),
+    ] {
+        println!(
+            "{leg:<22} {:>8} {:>8}",
+            support::pct(samples, 50),
+            support::pct(samples, 99)
+        );
+    }
 
+    server.shutdown_background();
+    let p50_p99 = |samples: &[i64]| json!({ "p50": support::pct(samples, 50), "p99": support::pct(samples, 99) });
     json!({
         "benchmark": "events_to_runs",
         "store": store_name,
         "workers": workers,
         "sustained_runs_per_second": rate,
         "ingest_events_per_second": THROUGHPUT_EVENTS as f64 / ingest_secs,
+        "sustained_cpu": sustained_cpu.json(THROUGHPUT_EVENTS),
         "event_to_start_ms": { "p50": support::pct(&to_start, 50), "p99": support::pct(&to_start, 99) },
         "event_to_end_ms": { "p50": support::pct(&to_end, 50), "p99": support::pct(&to_end, 99) },
         "at_half_rate": {
             "events_per_second": paced_rate,
-            "event_to_start_ms": { "p50": support::pct(&paced_start, 50), "p99": support::pct(&paced_start, 99) },
-            "event_to_end_ms": { "p50": support::pct(&paced_end, 50), "p99": support::pct(&paced_end, 99) },
+            "cpu": paced_cpu.json(PACED_EVENTS),
+            "event_to_queued_ms": p50_p99(&paced_queued),
+            "queued_to_start_ms": p50_p99(&paced_waited),
+            "event_to_start_ms": p50_p99(&paced_start),
+            "event_to_end_ms": p50_p99(&paced_end),
         },
     })
+}
+
+/// Returns once `user_id` has nothing queued or running (seen within
+/// 5 ms); polled on the store itself, so the check costs the server no
+/// HTTP work.
+async fn drained(store: &dyn roost::store::Store, user_id: &str) {
+    let pending = |status: &'static str| roost::store::RunFilter {
+        status: Some(status.into()),
+        limit: 1,
+        ..Default::default()
+    };
+    loop {
+        let queued = store.list_runs(user_id, &pending("queued")).await.unwrap();
+        let running = store.list_runs(user_id, &pending("running")).await.unwrap();
+        if queued.is_empty() && running.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

@@ -10,6 +10,8 @@ use roost::config::ServerConfig;
 #[path = "../../tests/support/serve.rs"]
 pub mod serve;
 
+pub mod cpu;
+
 /// A new, empty database next to `base` (a PostgreSQL URL).
 pub async fn fresh_postgres(base: &str) -> String {
     use sqlx::Connection;

@@ -35,9 +35,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::sql::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, INSERT_EVENT_RUN_SQL,
-    INSERT_EVENT_SQL, RETRY_RUN_SQL, RunColumns, new_id, run_from_row,
+    INSERT_EVENT_SQL, RETRY_RUN_SQL, RUN_COLUMNS, RunColumns, new_id, run_from_row,
 };
-use super::sqlite::{CLAIM_ONE, FINISH_AND_CLAIM, QUEUE_DEPTH_SQL};
+use super::sqlite::{CLAIM_PICK, QUEUE_DEPTH_SQL, START_RUN_SQL};
 use super::{
     EventIngest, NewEvent, RetryPlan, RunFinish, RunRow, StoreError, StoreResult, now_millis,
 };
@@ -299,7 +299,7 @@ fn write_loop(
     mut conn: Connection,
     mut queue: mpsc::UnboundedReceiver<Job>,
     wrote: watch::Sender<()>,
-    wal: WalLimit,
+    mut wal: WalLimit,
 ) {
     // When the writer next looks at the WAL's length.
     let mut next_look = std::time::Instant::now();
@@ -336,10 +336,20 @@ fn write_loop(
 /// the writer up for its fsyncs, a few milliseconds when the background
 /// checkpoints keep up, so the default limit is large: at about 6,000 runs/s
 /// the WAL grows by some 120 MB/s, and 128 MiB costs one stall a second.
-#[derive(Clone)]
 struct WalLimit {
     file: std::path::PathBuf,
     bytes: u64,
+    /// The WAL file, once it exists, so its length is an `fstat` rather
+    /// than a path lookup (a `stat` by path was 4% of the writer's time).
+    /// SQLite removes the WAL only when the last connection closes, and
+    /// the writer's stays open, so the handle stays the WAL's.
+    handle: Option<std::fs::File>,
+}
+
+impl Clone for WalLimit {
+    fn clone(&self) -> Self {
+        Self::new_at(self.file.clone(), self.bytes)
+    }
 }
 
 /// How often the writer looks at the WAL's length (a `stat`) while it
@@ -360,23 +370,34 @@ impl WalLimit {
     fn new(db: &Path, bytes: u64) -> Self {
         let mut file = db.as_os_str().to_owned();
         file.push("-wal");
+        Self::new_at(file.into(), bytes)
+    }
+
+    fn new_at(file: std::path::PathBuf, bytes: u64) -> Self {
         Self {
-            file: file.into(),
+            file,
             bytes,
+            handle: None,
         }
     }
 
-    fn len(&self) -> u64 {
-        std::fs::metadata(&self.file).map_or(0, |meta| meta.len())
+    fn len(&mut self) -> u64 {
+        if self.handle.is_none() {
+            self.handle = std::fs::File::open(&self.file).ok();
+        }
+        self.handle
+            .as_ref()
+            .and_then(|file| file.metadata().ok())
+            .map_or(0, |meta| meta.len())
     }
 
-    fn exceeded(&self) -> bool {
+    fn exceeded(&mut self) -> bool {
         self.len() > self.bytes
     }
 
     /// Rewinds the WAL if its file is longer than the limit; returns how
     /// long until the writer looks again.
-    fn keep(&self, conn: &mut Connection) -> Duration {
+    fn keep(&mut self, conn: &mut Connection) -> Duration {
         let len = self.len();
         if len <= self.bytes {
             return WAL_LOOK_EVERY;
@@ -473,8 +494,9 @@ struct WriterSql {
     event_subscribers: String,
     insert_event_run: String,
     insert_event: String,
-    claim_one: String,
-    finish_and_claim: String,
+    claim_pick: String,
+    start_run: String,
+    read_run: String,
     finish_run: String,
     retry_run: String,
 }
@@ -485,8 +507,9 @@ static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     event_subscribers: numbered(EVENT_SUBSCRIBERS_SQL),
     insert_event_run: numbered(INSERT_EVENT_RUN_SQL),
     insert_event: numbered(INSERT_EVENT_SQL),
-    claim_one: numbered(&CLAIM_ONE),
-    finish_and_claim: numbered(&FINISH_AND_CLAIM),
+    claim_pick: numbered(&CLAIM_PICK),
+    start_run: numbered(START_RUN_SQL),
+    read_run: format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
     finish_run: numbered(FINISH_RUN_SQL),
     retry_run: numbered(RETRY_RUN_SQL),
 });
@@ -584,14 +607,23 @@ fn claim(
     per_script_limit: i64,
     now: i64,
 ) -> StoreResult<Option<RunRow>> {
-    let mut claim = tx.prepare_cached(&SQL.claim_one)?;
-    let mut rows = claim.query(params![now, per_script_limit, worker_id])?;
+    let picked: Option<String> = tx
+        .prepare_cached(&SQL.claim_pick)?
+        .query_row(params![now, per_script_limit], |row| row.get(0))
+        .optional()?;
+    let Some(run_id) = picked else {
+        return Ok(None);
+    };
+    tx.prepare_cached(&SQL.start_run)?
+        .execute(params![now, worker_id, run_id])?;
+    let mut read = tx.prepare_cached(&SQL.read_run)?;
+    let mut rows = read.query(params![run_id])?;
     rows.next()?.map(run_from_row).transpose()
 }
 
 /// Records how run `run.0` ended, if it is still worker `run.1`'s; queues
-/// its retry; claims the worker's next run. Without a retry, the finish
-/// and the claim are one statement.
+/// its retry; claims the worker's next run. (The finished run no longer
+/// counts against its script's cap; a run the worker lost still does.)
 fn finish_run(
     tx: &Connection,
     (run_id, worker_id): (&str, &str),
@@ -614,22 +646,6 @@ fn finish_run(
         run_id,
         worker_id,
     ];
-    if let (None, Some(limit)) = (retry, claim_next) {
-        let mut statement = tx.prepare_cached(&SQL.finish_and_claim)?;
-        let mut binds = outcome.to_vec();
-        binds.push(&limit);
-        let mut rows = statement.query(binds.as_slice())?;
-        let (mut finished, mut next) = (false, None);
-        while let Some(row) = rows.next()? {
-            let run = run_from_row(row)?;
-            if run.id == run_id {
-                finished = true;
-            } else {
-                next = Some(run);
-            }
-        }
-        return Ok((finished, next));
-    }
     let finished = tx.prepare_cached(&SQL.finish_run)?.execute(outcome)? > 0;
     if let (true, Some(retry)) = (finished, retry) {
         tx.prepare_cached(&SQL.retry_run)?.execute(params![
@@ -648,18 +664,37 @@ fn finish_run(
     Ok((finished, next))
 }
 
+/// A run row's columns, read by position where the statement lists them
+/// as `RUN_COLUMNS` does (the writer's rows all do) and by name otherwise.
+/// rusqlite finds a column by name by asking SQLite for every column's
+/// name in turn: reading a run's 23 columns so took some 10% of the
+/// writer's time.
 impl RunColumns for rusqlite::Row<'_> {
     fn text(&self, column: &str) -> StoreResult<String> {
-        Ok(self.get(column)?)
+        Ok(self.get(run_column(self, column)?)?)
     }
     fn maybe_text(&self, column: &str) -> StoreResult<Option<String>> {
-        Ok(self.get(column)?)
+        Ok(self.get(run_column(self, column)?)?)
     }
     fn int(&self, column: &str) -> StoreResult<i64> {
-        Ok(self.get(column)?)
+        Ok(self.get(run_column(self, column)?)?)
     }
     fn maybe_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        Ok(self.get(column)?)
+        Ok(self.get(run_column(self, column)?)?)
+    }
+}
+
+/// `RUN_COLUMNS`, one name each, in order.
+static RUN_COLUMN_NAMES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| RUN_COLUMNS.split(',').map(str::trim).collect());
+
+/// Where `column` is in `row`: its place in `RUN_COLUMNS` if the row's
+/// statement has it there (one name compared), else a search by name.
+fn run_column(row: &rusqlite::Row<'_>, column: &str) -> rusqlite::Result<usize> {
+    let statement = row.as_ref();
+    match RUN_COLUMN_NAMES.iter().position(|name| *name == column) {
+        Some(at) if statement.column_name(at).is_ok_and(|name| name == column) => Ok(at),
+        _ => statement.column_index(column),
     }
 }
 
@@ -685,7 +720,7 @@ fn clone_error(err: &rusqlite::Error) -> rusqlite::Error {
 ///
 /// A passive checkpoint never starts the WAL over; the writer bounds it
 /// (`WalLimit`), and none starts while the writer is about to.
-async fn checkpoint_loop(readers: SqlitePool, mut written: watch::Receiver<()>, wal: WalLimit) {
+async fn checkpoint_loop(readers: SqlitePool, mut written: watch::Receiver<()>, mut wal: WalLimit) {
     let mut failing = false;
     // An idle server checkpoints nothing: each round starts with a write.
     while written.changed().await.is_ok() {
@@ -743,24 +778,33 @@ mod tests {
             super::super::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()))
                 .await
                 .unwrap();
+        let lines = plan(&path, &SQL.claim_pick);
+        let walks: Vec<&String> = lines
+            .iter()
+            .filter(|line| line.starts_with("SCAN") && !line.ends_with("USING INDEX runs_queued"))
+            .collect();
+        assert!(
+            walks.is_empty(),
+            "the pick walks {walks:?}; plan: {lines:#?}"
+        );
+        for index in ["runs_queued", "runs_running (script_id=?)"] {
+            assert!(
+                lines.iter().any(|line| line.contains(index)),
+                "the pick does not use {index}; plan: {lines:#?}"
+            );
+        }
+        // The claimed run is then started, and read back, by its id.
         for (name, sql) in [
-            ("claim", &SQL.claim_one),
-            ("finish and claim", &SQL.finish_and_claim),
+            ("start", &SQL.start_run),
+            ("read back", &SQL.read_run),
+            ("finish", &SQL.finish_run),
         ] {
             let lines = plan(&path, sql);
-            let walks: Vec<&String> = lines
-                .iter()
-                .filter(|line| {
-                    line.starts_with("SCAN") && !line.ends_with("USING INDEX runs_queued")
-                })
-                .collect();
-            assert!(walks.is_empty(), "{name} walks {walks:?}; plan: {lines:#?}");
-            for index in ["runs_queued", "runs_running (script_id=?)"] {
-                assert!(
-                    lines.iter().any(|line| line.contains(index)),
-                    "{name} does not use {index}; plan: {lines:#?}"
-                );
-            }
+            assert!(
+                lines.iter().all(|line| !line.starts_with("SCAN"))
+                    && lines.iter().any(|line| line.contains("(id=?)")),
+                "{name} does not find the run by id; plan: {lines:#?}"
+            );
         }
         drop(store);
     }

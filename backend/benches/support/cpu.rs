@@ -1,0 +1,226 @@
+//! Where the CPU went during a phase of a bench: roost's own threads, the
+//! bench's load generator, and the machine as a whole, including the time
+//! the hypervisor gave the vCPUs to somebody else (steal).
+//!
+//! Why: on a shared virtual machine the same code can run at half speed
+//! when the host is busy, so a rate alone says little. The CPU roost spent
+//! per run does not depend on how much the host took away, and the steal
+//! share says how much it did. Linux only (`/proc`); elsewhere every
+//! figure is `None`.
+
+use std::collections::{HashMap, HashSet};
+
+/// The whole machine's CPU time by kind, from `/proc/stat`, in clock ticks.
+#[derive(Clone, Copy)]
+pub struct MachineTimes {
+    busy: u64,
+    idle: u64,
+    steal: u64,
+}
+
+/// Shares of the machine's time between two samples (0–1 each).
+#[derive(Clone, Copy, Debug)]
+pub struct MachineShare {
+    pub busy: f64,
+    pub idle: f64,
+    pub steal: f64,
+}
+
+impl MachineTimes {
+    pub fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is
+        // already counted in user).
+        let field = |n: usize| ticks.get(n).copied().unwrap_or(0);
+        Some(Self {
+            busy: field(0) + field(1) + field(2) + field(5) + field(6),
+            idle: field(3) + field(4),
+            steal: field(7),
+        })
+    }
+
+    pub fn since(&self, earlier: &Self) -> Option<MachineShare> {
+        let busy = self.busy.checked_sub(earlier.busy)? as f64;
+        let idle = self.idle.checked_sub(earlier.idle)? as f64;
+        let steal = self.steal.checked_sub(earlier.steal)? as f64;
+        let all = busy + idle + steal;
+        (all > 0.0).then(|| MachineShare {
+            busy: busy / all,
+            idle: idle / all,
+            steal: steal / all,
+        })
+    }
+}
+
+/// This process's threads: id → (name, nanoseconds on a CPU so far), from
+/// `/proc/self/task/*/schedstat` (exact, unlike the 10 ms ticks of `stat`).
+#[derive(Clone, Default)]
+pub struct ThreadTimes(HashMap<u32, (String, u64)>);
+
+impl ThreadTimes {
+    pub fn now() -> Self {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Self::default();
+        };
+        let mut threads = HashMap::new();
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let on_cpu = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok());
+            if let Some(on_cpu) = on_cpu {
+                threads.insert(tid, (name.trim().to_string(), on_cpu));
+            }
+        }
+        Self(threads)
+    }
+
+    /// CPU seconds since `earlier` of the threads `counted` picks, summed
+    /// by thread name (with any trailing number dropped, so a pool's
+    /// threads add up), largest first.
+    pub fn by_name_since(
+        &self,
+        earlier: &Self,
+        counted: impl Fn(u32, &str) -> bool,
+    ) -> Vec<(String, f64)> {
+        let mut by_name: HashMap<String, f64> = HashMap::new();
+        for (tid, (name, now)) in &self.0 {
+            if counted(*tid, name) {
+                let then = earlier.0.get(tid).map_or(0, |(_, then)| *then);
+                let pool = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+                *by_name.entry(pool.to_string()).or_default() += (now - then) as f64 / 1e9;
+            }
+        }
+        let mut by_name: Vec<_> = by_name.into_iter().collect();
+        by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+        by_name
+    }
+
+    pub fn ids(&self) -> HashSet<u32> {
+        self.0.keys().copied().collect()
+    }
+
+    /// CPU seconds spent since `earlier` by the threads `counted` picks
+    /// (by id and name). A thread that ended in between is not counted.
+    pub fn cpu_since(&self, earlier: &Self, counted: impl Fn(u32, &str) -> bool) -> f64 {
+        let nanos: u64 = self
+            .0
+            .iter()
+            .filter(|(tid, (name, _))| counted(**tid, name))
+            .map(|(tid, (_, now))| now - earlier.0.get(tid).map_or(0, |(_, then)| *then))
+            .sum();
+        nanos as f64 / 1e9
+    }
+}
+
+/// A phase's CPU account: roost's threads, the load generator's, and the
+/// machine's shares.
+pub struct PhaseCpu {
+    /// CPU seconds on roost's threads.
+    pub server_secs: f64,
+    /// CPU seconds on the bench's client threads.
+    pub client_secs: f64,
+    /// roost's CPU seconds by thread name, largest first.
+    pub server_threads: Vec<(String, f64)>,
+    pub machine: Option<MachineShare>,
+}
+
+/// Tells roost's threads from the bench's: every thread started after
+/// `before_server` (taken just before the server was built) that is not
+/// one of the client runtime's (`client_thread_name`) is roost's.
+pub struct CpuAccount {
+    before_server: HashSet<u32>,
+    client_thread_name: &'static str,
+}
+
+/// A point to measure a phase from.
+pub struct Mark {
+    threads: ThreadTimes,
+    machine: Option<MachineTimes>,
+}
+
+impl CpuAccount {
+    pub fn new(before_server: &ThreadTimes, client_thread_name: &'static str) -> Self {
+        Self {
+            before_server: before_server.ids(),
+            client_thread_name,
+        }
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark {
+            threads: ThreadTimes::now(),
+            machine: MachineTimes::now(),
+        }
+    }
+
+    pub fn since(&self, start: &Mark) -> PhaseCpu {
+        let end = self.mark();
+        let is_client = |name: &str| name.starts_with(self.client_thread_name);
+        let is_server =
+            |tid: u32, name: &str| !self.before_server.contains(&tid) && !is_client(name);
+        PhaseCpu {
+            server_secs: end.threads.cpu_since(&start.threads, is_server),
+            server_threads: end.threads.by_name_since(&start.threads, is_server),
+            client_secs: end
+                .threads
+                .cpu_since(&start.threads, |_, name| is_client(name)),
+            machine: end
+                .machine
+                .zip(start.machine)
+                .and_then(|(end, start)| end.since(&start)),
+        }
+    }
+}
+
+impl PhaseCpu {
+    /// One line for the bench's table: CPU per item (µs) and the machine.
+    pub fn describe(&self, items: usize, item: &str) -> String {
+        let per = |secs: f64| secs * 1e6 / items as f64;
+        let machine = match self.machine {
+            Some(m) => format!(
+                "; machine {:.0}% busy, {:.0}% idle, {:.0}% stolen by the hypervisor",
+                m.busy * 100.0,
+                m.idle * 100.0,
+                m.steal * 100.0
+            ),
+            None => String::new(),
+        };
+        let threads: Vec<String> = self
+            .server_threads
+            .iter()
+            .take(4)
+            .map(|(name, secs)| format!("{name} {:.0}", per(*secs)))
+            .collect();
+        format!(
+            "CPU per {item}: roost {:.0} µs ({}), bench clients {:.0} µs{machine}",
+            per(self.server_secs),
+            threads.join(", "),
+            per(self.client_secs)
+        )
+    }
+
+    pub fn json(&self, items: usize) -> serde_json::Value {
+        serde_json::json!({
+            "roost_cpu_us_per_item": self.server_secs * 1e6 / items as f64,
+            "client_cpu_us_per_item": self.client_secs * 1e6 / items as f64,
+            "roost_cpu_us_per_item_by_thread": self
+                .server_threads
+                .iter()
+                .map(|(name, secs)| (name.clone(), serde_json::json!(secs * 1e6 / items as f64)))
+                .collect::<serde_json::Map<_, _>>(),
+            "machine_busy_share": self.machine.map(|m| m.busy),
+            "machine_idle_share": self.machine.map(|m| m.idle),
+            "machine_steal_share": self.machine.map(|m| m.steal),
+        })
+    }
+}
