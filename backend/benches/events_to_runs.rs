@@ -281,8 +281,8 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         "sustained_runs_per_second": rate,
         "ingest_events_per_second": THROUGHPUT_EVENTS as f64 / ingest_secs,
         "sustained_cpu": sustained_cpu.json(THROUGHPUT_EVENTS),
-        "event_to_start_ms": { "p50": support::pct(&to_start, 50), "p99": support::pct(&to_start, 99) },
-        "event_to_end_ms": { "p50": support::pct(&to_end, 50), "p99": support::pct(&to_end, 99) },
+        "event_to_start_ms": p50_p99(&to_start),
+        "event_to_end_ms": p50_p99(&to_end),
         "at_half_rate": {
             "events_per_second": paced_rate,
             "cpu": paced_cpu.json(PACED_EVENTS),

@@ -667,7 +667,7 @@ fn finish_run(
 /// A run row's columns, read by position where the statement lists them
 /// as `RUN_COLUMNS` does (the writer's rows all do) and by name otherwise.
 /// rusqlite finds a column by name by asking SQLite for every column's
-/// name in turn: reading a run's 23 columns so took some 10% of the
+/// name in turn: reading a run's 23 columns so took some 6% of the
 /// writer's time.
 impl RunColumns for rusqlite::Row<'_> {
     fn text(&self, column: &str) -> StoreResult<String> {
