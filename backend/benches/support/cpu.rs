@@ -95,9 +95,9 @@ impl ThreadTimes {
         let mut by_name: HashMap<String, f64> = HashMap::new();
         for (tid, (name, now)) in &self.0 {
             if counted(*tid, name) {
-                let then = earlier.0.get(tid).map_or(0, |(_, then)| *then);
+                let spent = now.saturating_sub(earlier.on_cpu(*tid, name));
                 let pool = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
-                *by_name.entry(pool.to_string()).or_default() += (now - then) as f64 / 1e9;
+                *by_name.entry(pool.to_string()).or_default() += spent as f64 / 1e9;
             }
         }
         let mut by_name: Vec<_> = by_name.into_iter().collect();
@@ -116,9 +116,18 @@ impl ThreadTimes {
             .0
             .iter()
             .filter(|(tid, (name, _))| counted(**tid, name))
-            .map(|(tid, (_, now))| now - earlier.0.get(tid).map_or(0, |(_, then)| *then))
+            .map(|(tid, (name, now))| now.saturating_sub(earlier.on_cpu(*tid, name)))
             .sum();
         nanos as f64 / 1e9
+    }
+
+    /// Thread `tid`'s nanoseconds on a CPU in this sample, if it is the
+    /// same thread (a new thread can take an ended one's id); else 0.
+    fn on_cpu(&self, tid: u32, name: &str) -> u64 {
+        self.0
+            .get(&tid)
+            .filter(|(then_name, _)| then_name == name)
+            .map_or(0, |(_, then)| *then)
     }
 }
 
