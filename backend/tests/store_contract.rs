@@ -520,6 +520,54 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
 }
 on_both_stores!(claims_arriving_together_respect_the_cap);
 
+/// A finish stands even when the claim made with it fails (here the next
+/// queued run cannot be read back: its payload is not JSON). Were the
+/// finish lost with the claim, the run would stay `running` and be run a
+/// second time once its heartbeat went stale.
+async fn a_finish_stands_when_the_claim_after_it_fails(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = support::database_url(backend, dir.path()).await;
+    let store = roost::store::connect(&url).await.unwrap();
+    let user = store.create_user("ada", "h").await.unwrap();
+    let first = queued_run(store.as_ref(), &user.id).await;
+    let claimed = store.claim_run("w1", 4).await.unwrap();
+    assert_eq!(claimed.map(|run| run.id), Some(first.id.clone()));
+    let unreadable = store
+        .enqueue_run(&manual_run(&user.id, &first.script_id, json!({ "n": 2 })))
+        .await
+        .unwrap();
+    corrupt_payload(backend, &url, &unreadable.id).await;
+    let (recorded, next) = store
+        .finish_and_claim(&first.id, "w1", &outcome("succeeded"), None, Some(4))
+        .await
+        .expect("the finish stands though the claim failed");
+    assert!(recorded);
+    assert!(next.is_none(), "{next:?}");
+    let finished = store.get_run(&user.id, &first.id).await.unwrap().unwrap();
+    assert_eq!(finished.status, "succeeded");
+    assert!(finished.finished_at.is_some());
+}
+on_both_stores!(a_finish_stands_when_the_claim_after_it_fails);
+
+/// Writes a payload no reader can parse into run `run_id`, behind the
+/// store's back.
+async fn corrupt_payload(backend: Backend, url: &str, run_id: &str) {
+    let sql = "UPDATE runs SET payload = 'not json' WHERE id = $1";
+    let changed = match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let done = sqlx::query(sql).bind(run_id).execute(&pool).await;
+            done.unwrap().rows_affected()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let done = sqlx::query(sql).bind(run_id).execute(&pool).await;
+            done.unwrap().rows_affected()
+        }
+    };
+    assert_eq!(changed, 1);
+}
+
 /// A write that fails among others arriving together (on SQLite: one
 /// writer turn) fails alone: the events around it are stored with their
 /// runs, a finish in the same turn is recorded, and the failed event left

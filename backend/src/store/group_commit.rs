@@ -657,8 +657,18 @@ fn finish_run(
             run_id
         ])?;
     }
+    // The finish stands even if the claim after it fails (the store's
+    // contract): otherwise the run would stay `running` and be run again
+    // once its heartbeat went stale. A failed statement is undone on its
+    // own; only if SQLite gave up the whole transaction does the job fail.
     let next = match claim_next {
-        Some(limit) => claim(tx, worker_id, limit, now)?,
+        Some(limit) => match claim(tx, worker_id, limit, now) {
+            Err(err) if !tx.is_autocommit() => {
+                tracing::warn!(error = %err, "claiming the next run after a finish failed");
+                None
+            }
+            claimed => claimed?,
+        },
         None => None,
     };
     Ok((finished, next))
