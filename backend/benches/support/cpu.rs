@@ -86,7 +86,8 @@ impl ThreadTimes {
 
     /// CPU seconds since `earlier` of the threads `counted` picks, summed
     /// by thread name (with any trailing number dropped, so a pool's
-    /// threads add up), largest first.
+    /// threads add up), largest first. A thread that ended in between is
+    /// not counted.
     pub fn by_name_since(
         &self,
         earlier: &Self,
@@ -107,18 +108,6 @@ impl ThreadTimes {
 
     pub fn ids(&self) -> HashSet<u32> {
         self.0.keys().copied().collect()
-    }
-
-    /// CPU seconds spent since `earlier` by the threads `counted` picks
-    /// (by id and name). A thread that ended in between is not counted.
-    pub fn cpu_since(&self, earlier: &Self, counted: impl Fn(u32, &str) -> bool) -> f64 {
-        let nanos: u64 = self
-            .0
-            .iter()
-            .filter(|(tid, (name, _))| counted(**tid, name))
-            .map(|(tid, (name, now))| now.saturating_sub(earlier.on_cpu(*tid, name)))
-            .sum();
-        nanos as f64 / 1e9
     }
 
     /// Thread `tid`'s nanoseconds on a CPU in this sample, if it is the
@@ -177,12 +166,14 @@ impl CpuAccount {
         let is_client = |name: &str| name.starts_with(self.client_thread_name);
         let is_server =
             |tid: u32, name: &str| !self.before_server.contains(&tid) && !is_client(name);
+        let server_threads = end.threads.by_name_since(&start.threads, is_server);
+        let clients = end
+            .threads
+            .by_name_since(&start.threads, |_, name| is_client(name));
         PhaseCpu {
-            server_secs: end.threads.cpu_since(&start.threads, is_server),
-            server_threads: end.threads.by_name_since(&start.threads, is_server),
-            client_secs: end
-                .threads
-                .cpu_since(&start.threads, |_, name| is_client(name)),
+            server_secs: server_threads.iter().map(|(_, secs)| secs).sum(),
+            server_threads,
+            client_secs: clients.iter().map(|(_, secs)| secs).sum(),
             machine: end
                 .machine
                 .zip(start.machine)
