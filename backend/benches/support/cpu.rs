@@ -60,7 +60,7 @@ impl MachineTimes {
 
 /// This process's threads: id → (name, nanoseconds on a CPU so far), from
 /// `/proc/self/task/*/schedstat` (exact, unlike the 10 ms ticks of `stat`).
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct ThreadTimes(HashMap<u32, (String, u64)>);
 
 impl ThreadTimes {

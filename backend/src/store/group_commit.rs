@@ -346,13 +346,18 @@ struct WalLimit {
     handle: Option<std::fs::File>,
 }
 
+/// A clone opens a handle of its own when it first looks.
 impl Clone for WalLimit {
     fn clone(&self) -> Self {
-        Self::new_at(self.file.clone(), self.bytes)
+        Self {
+            file: self.file.clone(),
+            bytes: self.bytes,
+            handle: None,
+        }
     }
 }
 
-/// How often the writer looks at the WAL's length (a `stat`) while it
+/// How often the writer looks at the WAL's length (an `fstat`) while it
 /// works: at most once a millisecond, not once a turn; the WAL grows by
 /// well under a megabyte in that time.
 const WAL_LOOK_EVERY: Duration = Duration::from_millis(1);
@@ -370,12 +375,8 @@ impl WalLimit {
     fn new(db: &Path, bytes: u64) -> Self {
         let mut file = db.as_os_str().to_owned();
         file.push("-wal");
-        Self::new_at(file.into(), bytes)
-    }
-
-    fn new_at(file: std::path::PathBuf, bytes: u64) -> Self {
         Self {
-            file,
+            file: file.into(),
             bytes,
             handle: None,
         }
