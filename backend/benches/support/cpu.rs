@@ -58,10 +58,25 @@ impl MachineTimes {
     }
 }
 
-/// This process's threads: id → (name, nanoseconds on a CPU so far), from
+/// This process's threads: id → their name and times so far, from
 /// `/proc/self/task/*/schedstat` (exact, unlike the 10 ms ticks of `stat`).
 #[derive(Default)]
-pub struct ThreadTimes(HashMap<u32, (String, u64)>);
+pub struct ThreadTimes(HashMap<u32, ThreadSample>);
+
+/// One thread's name and nanoseconds so far: on a CPU, and runnable but
+/// waiting for one (the other threads, and the host, had them all).
+struct ThreadSample {
+    name: String,
+    on_cpu: u64,
+    waiting: u64,
+}
+
+/// Which of a thread's times to add up.
+#[derive(Clone, Copy)]
+pub enum ThreadTime {
+    OnCpu,
+    Waiting,
+}
 
 impl ThreadTimes {
     pub fn now() -> Self {
@@ -74,29 +89,34 @@ impl ThreadTimes {
                 continue;
             };
             let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            let on_cpu = std::fs::read_to_string(task.path().join("schedstat"))
+            // "<ns on a CPU> <ns waiting on a run queue> <time slices>"
+            let times: Option<Vec<u64>> = std::fs::read_to_string(task.path().join("schedstat"))
                 .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse().ok());
-            if let Some(on_cpu) = on_cpu {
-                threads.insert(tid, (name.trim().to_string(), on_cpu));
+                .map(|s| s.split_whitespace().filter_map(|n| n.parse().ok()).collect());
+            if let Some([on_cpu, waiting, ..]) = times.as_deref() {
+                let name = name.trim().to_string();
+                let (on_cpu, waiting) = (*on_cpu, *waiting);
+                threads.insert(tid, ThreadSample { name, on_cpu, waiting });
             }
         }
         Self(threads)
     }
 
-    /// CPU seconds since `earlier` of the threads `counted` picks, summed
-    /// by thread name (with any trailing number dropped, so a pool's
-    /// threads add up), largest first. A thread that ended in between is
-    /// not counted.
+    /// Seconds of `time` since `earlier` of the threads `counted` picks,
+    /// summed by thread name (with any trailing number dropped, so a
+    /// pool's threads add up), largest first. A thread that ended in
+    /// between is not counted.
     pub fn by_name_since(
         &self,
         earlier: &Self,
+        time: ThreadTime,
         counted: impl Fn(u32, &str) -> bool,
     ) -> Vec<(String, f64)> {
         let mut by_name: HashMap<String, f64> = HashMap::new();
-        for (tid, (name, now)) in &self.0 {
+        for (tid, sample) in &self.0 {
+            let name = sample.name.as_str();
             if counted(*tid, name) {
-                let spent = now.saturating_sub(earlier.on_cpu(*tid, name));
+                let spent = sample.get(time).saturating_sub(earlier.time(*tid, name, time));
                 let pool = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
                 *by_name.entry(pool.to_string()).or_default() += spent as f64 / 1e9;
             }
@@ -110,13 +130,22 @@ impl ThreadTimes {
         self.0.keys().copied().collect()
     }
 
-    /// Thread `tid`'s nanoseconds on a CPU in this sample, if it is the
+    /// Thread `tid`'s nanoseconds of `time` in this sample, if it is the
     /// same thread (a new thread can take an ended one's id); else 0.
-    fn on_cpu(&self, tid: u32, name: &str) -> u64 {
+    fn time(&self, tid: u32, name: &str, time: ThreadTime) -> u64 {
         self.0
             .get(&tid)
-            .filter(|(then_name, _)| then_name == name)
-            .map_or(0, |(_, then)| *then)
+            .filter(|then| then.name == name)
+            .map_or(0, |then| then.get(time))
+    }
+}
+
+impl ThreadSample {
+    fn get(&self, time: ThreadTime) -> u64 {
+        match time {
+            ThreadTime::OnCpu => self.on_cpu,
+            ThreadTime::Waiting => self.waiting,
+        }
     }
 }
 
@@ -129,6 +158,10 @@ pub struct PhaseCpu {
     pub client_secs: f64,
     /// roost's CPU seconds by thread name, largest first.
     pub server_threads: Vec<(String, f64)>,
+    /// Seconds roost's threads were ready to run but waited for a CPU, by
+    /// thread name, largest first. A thread others wait for (the SQLite
+    /// writer) holds them all up while it waits.
+    pub server_waiting: Vec<(String, f64)>,
     pub machine: Option<MachineShare>,
 }
 
@@ -166,11 +199,19 @@ impl CpuAccount {
         let is_client = |name: &str| name.starts_with(self.client_thread_name);
         let is_server =
             |tid: u32, name: &str| !self.before_server.contains(&tid) && !is_client(name);
-        let server_threads = end.threads.by_name_since(&start.threads, is_server);
+        let server_threads = end
+            .threads
+            .by_name_since(&start.threads, ThreadTime::OnCpu, is_server);
+        let server_waiting = end
+            .threads
+            .by_name_since(&start.threads, ThreadTime::Waiting, is_server);
         let clients = end
             .threads
-            .by_name_since(&start.threads, |_, name| is_client(name));
+            .by_name_since(&start.threads, ThreadTime::OnCpu, |_, name| {
+                is_client(name)
+            });
         PhaseCpu {
+            server_waiting,
             server_secs: server_threads.iter().map(|(_, secs)| secs).sum(),
             server_threads,
             client_secs: clients.iter().map(|(_, secs)| secs).sum(),
@@ -195,17 +236,21 @@ impl PhaseCpu {
             ),
             None => String::new(),
         };
-        let threads: Vec<String> = self
-            .server_threads
-            .iter()
-            .take(4)
-            .map(|(name, secs)| format!("{name} {:.0}", per(*secs)))
-            .collect();
+        let threads = |times: &[(String, f64)]| {
+            let named: Vec<String> = times
+                .iter()
+                .take(4)
+                .map(|(name, secs)| format!("{name} {:.0}", per(*secs)))
+                .collect();
+            named.join(", ")
+        };
         format!(
-            "CPU per {item}: roost {:.0} µs ({}), bench clients {:.0} µs{machine}",
+            "CPU per {item}: roost {:.0} µs ({}), bench clients {:.0} µs{machine}\n  \
+             waiting for a CPU per {item}: {}",
             per(self.server_secs),
-            threads.join(", "),
-            per(self.client_secs)
+            threads(&self.server_threads),
+            per(self.client_secs),
+            threads(&self.server_waiting)
         )
     }
 
@@ -215,6 +260,11 @@ impl PhaseCpu {
             "client_cpu_us_per_item": self.client_secs * 1e6 / items as f64,
             "roost_cpu_us_per_item_by_thread": self
                 .server_threads
+                .iter()
+                .map(|(name, secs)| (name.clone(), serde_json::json!(secs * 1e6 / items as f64)))
+                .collect::<serde_json::Map<_, _>>(),
+            "roost_waiting_for_cpu_us_per_item_by_thread": self
+                .server_waiting
                 .iter()
                 .map(|(name, secs)| (name.clone(), serde_json::json!(secs * 1e6 / items as f64)))
                 .collect::<serde_json::Map<_, _>>(),
