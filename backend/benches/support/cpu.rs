@@ -92,11 +92,22 @@ impl ThreadTimes {
             // "<ns on a CPU> <ns waiting on a run queue> <time slices>"
             let times: Option<Vec<u64>> = std::fs::read_to_string(task.path().join("schedstat"))
                 .ok()
-                .map(|s| s.split_whitespace().filter_map(|n| n.parse().ok()).collect());
+                .map(|s| {
+                    s.split_whitespace()
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                });
             if let Some([on_cpu, waiting, ..]) = times.as_deref() {
                 let name = name.trim().to_string();
                 let (on_cpu, waiting) = (*on_cpu, *waiting);
-                threads.insert(tid, ThreadSample { name, on_cpu, waiting });
+                threads.insert(
+                    tid,
+                    ThreadSample {
+                        name,
+                        on_cpu,
+                        waiting,
+                    },
+                );
             }
         }
         Self(threads)
@@ -116,7 +127,9 @@ impl ThreadTimes {
         for (tid, sample) in &self.0 {
             let name = sample.name.as_str();
             if counted(*tid, name) {
-                let spent = sample.get(time).saturating_sub(earlier.time(*tid, name, time));
+                let spent = sample
+                    .get(time)
+                    .saturating_sub(earlier.time(*tid, name, time));
                 let pool = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
                 *by_name.entry(pool.to_string()).or_default() += spent as f64 / 1e9;
             }
@@ -199,17 +212,15 @@ impl CpuAccount {
         let is_client = |name: &str| name.starts_with(self.client_thread_name);
         let is_server =
             |tid: u32, name: &str| !self.before_server.contains(&tid) && !is_client(name);
-        let server_threads = end
-            .threads
-            .by_name_since(&start.threads, ThreadTime::OnCpu, is_server);
-        let server_waiting = end
-            .threads
-            .by_name_since(&start.threads, ThreadTime::Waiting, is_server);
+        let server_threads =
+            end.threads
+                .by_name_since(&start.threads, ThreadTime::OnCpu, is_server);
+        let server_waiting =
+            end.threads
+                .by_name_since(&start.threads, ThreadTime::Waiting, is_server);
         let clients = end
             .threads
-            .by_name_since(&start.threads, ThreadTime::OnCpu, |_, name| {
-                is_client(name)
-            });
+            .by_name_since(&start.threads, ThreadTime::OnCpu, |_, name| is_client(name));
         PhaseCpu {
             server_waiting,
             server_secs: server_threads.iter().map(|(_, secs)| secs).sum(),
@@ -255,19 +266,17 @@ impl PhaseCpu {
     }
 
     pub fn json(&self, items: usize) -> serde_json::Value {
+        let per_item = |times: &[(String, f64)]| {
+            times
+                .iter()
+                .map(|(name, secs)| (name.clone(), serde_json::json!(secs * 1e6 / items as f64)))
+                .collect::<serde_json::Map<_, _>>()
+        };
         serde_json::json!({
             "roost_cpu_us_per_item": self.server_secs * 1e6 / items as f64,
             "client_cpu_us_per_item": self.client_secs * 1e6 / items as f64,
-            "roost_cpu_us_per_item_by_thread": self
-                .server_threads
-                .iter()
-                .map(|(name, secs)| (name.clone(), serde_json::json!(secs * 1e6 / items as f64)))
-                .collect::<serde_json::Map<_, _>>(),
-            "roost_waiting_for_cpu_us_per_item_by_thread": self
-                .server_waiting
-                .iter()
-                .map(|(name, secs)| (name.clone(), serde_json::json!(secs * 1e6 / items as f64)))
-                .collect::<serde_json::Map<_, _>>(),
+            "roost_cpu_us_per_item_by_thread": per_item(&self.server_threads),
+            "roost_waiting_for_cpu_us_per_item_by_thread": per_item(&self.server_waiting),
             "machine_busy_share": self.machine.map(|m| m.busy),
             "machine_idle_share": self.machine.map(|m| m.idle),
             "machine_steal_share": self.machine.map(|m| m.steal),
