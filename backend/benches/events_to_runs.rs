@@ -165,6 +165,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let posted_ms = roost::store::now_millis();
     drained(store.as_ref(), &user.id).await;
     let total_secs = started.elapsed().as_secs_f64();
+    let sustained_cpu = cpu.since(&sustained_mark);
     // How many runs ended while the events were still arriving: the
     // ingest and the runs share the two cores and the SQLite writer.
     let sustained_runs = store
@@ -185,7 +186,6 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         .count();
     let after_posting = THROUGHPUT_EVENTS - while_posting;
     let drain_secs = (total_secs - ingest_secs).max(1e-3);
-    let sustained_cpu = cpu.since(&sustained_mark);
     let rate = THROUGHPUT_EVENTS as f64 / total_secs;
     // Every one of them ran, and ran well (checked once the clock stopped).
     let last = finished(ids.last().cloned().unwrap()).await;

@@ -165,8 +165,6 @@ impl ThreadSample {
 /// A phase's CPU account: roost's threads, the load generator's, and the
 /// machine's shares.
 pub struct PhaseCpu {
-    /// CPU seconds on roost's threads.
-    pub server_secs: f64,
     /// CPU seconds on the bench's client threads.
     pub client_secs: f64,
     /// roost's CPU seconds by thread name, largest first.
@@ -223,7 +221,6 @@ impl CpuAccount {
             .by_name_since(&start.threads, ThreadTime::OnCpu, |_, name| is_client(name));
         PhaseCpu {
             server_waiting,
-            server_secs: server_threads.iter().map(|(_, secs)| secs).sum(),
             server_threads,
             client_secs: clients.iter().map(|(_, secs)| secs).sum(),
             machine: end
@@ -235,6 +232,11 @@ impl CpuAccount {
 }
 
 impl PhaseCpu {
+    /// CPU seconds on roost's threads.
+    pub fn server_secs(&self) -> f64 {
+        self.server_threads.iter().map(|(_, secs)| secs).sum()
+    }
+
     /// One line for the bench's table: CPU per item (µs) and the machine.
     pub fn describe(&self, items: usize, item: &str) -> String {
         let per = |secs: f64| secs * 1e6 / items as f64;
@@ -258,7 +260,7 @@ impl PhaseCpu {
         format!(
             "CPU per {item}: roost {:.0} µs ({}), bench clients {:.0} µs{machine}\n  \
              waiting for a CPU per {item}: {}",
-            per(self.server_secs),
+            per(self.server_secs()),
             threads(&self.server_threads),
             per(self.client_secs),
             threads(&self.server_waiting)
@@ -273,7 +275,7 @@ impl PhaseCpu {
                 .collect::<serde_json::Map<_, _>>()
         };
         serde_json::json!({
-            "roost_cpu_us_per_item": self.server_secs * 1e6 / items as f64,
+            "roost_cpu_us_per_item": self.server_secs() * 1e6 / items as f64,
             "client_cpu_us_per_item": self.client_secs * 1e6 / items as f64,
             "roost_cpu_us_per_item_by_thread": per_item(&self.server_threads),
             "roost_waiting_for_cpu_us_per_item_by_thread": per_item(&self.server_waiting),
