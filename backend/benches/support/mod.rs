@@ -1,6 +1,7 @@
 //! What the benches share: a fresh PostgreSQL database, an in-process
 //! server without the abuse limits (they measure roost, not its rate
-//! limiter), `roost serve` children, and where reports go.
+//! limiter), `roost serve` children, a lean HTTP client for the load, and
+//! where reports go.
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use roost::config::ServerConfig;
 pub mod serve;
 
 pub mod cpu;
+pub mod lean_http;
 
 /// A new, empty database next to `base` (a PostgreSQL URL).
 pub async fn fresh_postgres(base: &str) -> String {
