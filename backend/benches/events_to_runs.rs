@@ -113,13 +113,13 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
                 .ok()
                 .filter(|_| reply.status == 202)
                 .unwrap_or_else(|| {
-                    panic!(
-                        "{}: {}",
-                        reply.status,
-                        String::from_utf8_lossy(&reply.body)
-                    )
+                    panic!("{}: {}", reply.status, String::from_utf8_lossy(&reply.body))
                 });
-            accepted.run_ids.into_iter().next().expect("one run per event")
+            accepted
+                .run_ids
+                .into_iter()
+                .next()
+                .expect("one run per event")
         }
     };
     let (c, b, t) = (client.clone(), base.clone(), token.clone());

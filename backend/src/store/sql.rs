@@ -66,7 +66,7 @@ pub(super) const INSERT_EVENT_SQL: &str = "INSERT INTO events (user_id, event_id
      VALUES ($1, $2, $3, $4, $5, $6)";
 
 macro_rules! sql_store {
-    ($store:ty, begin = $begin:expr, claim_candidates = $claim_candidates:expr, script_lock_sql = $script_lock_sql:expr, queued_runs_sql = $queued_runs_sql:expr) => {
+    ($store:ty, begin = $begin:expr, claim_begin = $claim_begin:expr, claim_candidates = $claim_candidates:expr, script_lock_sql = $script_lock_sql:expr, queued_runs_sql = $queued_runs_sql:expr) => {
         impl $store {
             /// How write transactions start.
             const BEGIN: &'static str = $begin;
@@ -511,7 +511,7 @@ macro_rules! sql_store {
                 }
                 use sqlx::Row;
                 let now = $crate::store::now_millis();
-                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
+                let mut tx = self.pool.begin_with($claim_begin).await?;
                 let Some(candidate) = sqlx::query(&format!("SELECT id, script_id {}", $claim_candidates)).bind(now).bind(per_script_limit).fetch_optional(&mut *tx).await? else {
                     return Ok(None);
                 };
@@ -621,6 +621,12 @@ macro_rules! sql_store {
                 Ok((done, next))
             }
 
+            fn finishes_in_background(&self) -> bool {
+                // Without the group-commit writer a finish is a transaction
+                // of its own, and so is the claim after it.
+                self.group_commit().is_none()
+            }
+
             async fn script_settings(&self, script_id: &str) -> $crate::store::StoreResult<Option<$crate::store::ScriptSettings>> {
                 use sqlx::Row;
                 let row = sqlx::query(
@@ -683,21 +689,29 @@ macro_rules! sql_store {
             }
 
             async fn list_runs(&self, user_id: &str, filter: &$crate::store::RunFilter) -> $crate::store::StoreResult<Vec<$crate::store::RunRow>> {
-                let sql = format!(
-                    "SELECT {} FROM runs WHERE user_id = $1 AND ($2 IS NULL OR script_id = $2) AND ($3 IS NULL OR status = $3) \
-                     AND ($4 IS NULL OR queued_at < $4) AND ($5 IS NULL OR queued_at >= $5) \
-                     ORDER BY queued_at DESC, id DESC LIMIT $6",
-                    $crate::store::sql::RUN_COLUMNS
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(user_id)
-                    .bind(&filter.script_id)
-                    .bind(&filter.status)
-                    .bind(filter.before)
-                    .bind(filter.since)
-                    .bind(filter.limit)
-                    .fetch_all(&self.pool)
-                    .await?;
+                // Only the filters given are in the statement: a `($n IS NULL
+                // OR …)` term hides the column from the planner, and
+                // PostgreSQL's generic plan for it read every run of the user
+                // and sorted them (7 ms per page at 14,000 runs).
+                let tests = [
+                    filter.script_id.as_ref().map(|_| "script_id ="),
+                    filter.status.as_ref().map(|_| "status ="),
+                    filter.before.map(|_| "queued_at <"),
+                    filter.since.map(|_| "queued_at >="),
+                ];
+                let mut sql = format!("SELECT {} FROM runs WHERE user_id = $1", $crate::store::sql::RUN_COLUMNS);
+                let mut n = 1;
+                for test in tests.into_iter().flatten() {
+                    n += 1;
+                    sql.push_str(&format!(" AND {test} ${n}"));
+                }
+                sql.push_str(&format!(" ORDER BY queued_at DESC, id DESC LIMIT ${}", n + 1));
+                let mut query = sqlx::query(&sql).bind(user_id);
+                if let Some(script_id) = &filter.script_id { query = query.bind(script_id); }
+                if let Some(status) = &filter.status { query = query.bind(status); }
+                if let Some(before) = filter.before { query = query.bind(before); }
+                if let Some(since) = filter.since { query = query.bind(since); }
+                let rows = query.bind(filter.limit).fetch_all(&self.pool).await?;
                 rows.iter().map(|row| $crate::store::sql::run_from_row(row)).collect()
             }
 

@@ -87,6 +87,7 @@ pub(super) const START_RUN_SQL: &str = "UPDATE runs SET status = 'running', work
 super::sql::sql_store!(
     SqliteStore,
     begin = "BEGIN IMMEDIATE",
+    claim_begin = "BEGIN IMMEDIATE",
     claim_candidates = CLAIM_CANDIDATES,
     script_lock_sql = None::<&str>,
     queued_runs_sql = QUEUE_DEPTH_SQL
