@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
 
 pub use execute::Executor;
 pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
@@ -22,11 +21,6 @@ use crate::store::{
     NewRun, RetryPlan, RunRow, ScriptSettings, Store, StoreError, StoreResult, now_millis,
     run_status,
 };
-
-/// Most outcomes one worker has being written at once, where they are
-/// written in the background: beyond it the worker waits for the oldest, so
-/// a slow database slows the workers instead of piling up writes.
-const MAX_FINISHES_IN_FLIGHT: usize = 4;
 
 /// Worker-pool settings.
 #[derive(Debug, Clone)]
@@ -187,18 +181,12 @@ impl Runner {
         // the finish of the previous one (one trip to the store per run
         // while the queue is busy).
         let mut next: Option<RunRow> = None;
-        // Outcomes still being written, where the store has the worker go on
-        // meanwhile (`Store::finishes_in_background`).
-        let mut finishing = JoinSet::new();
         loop {
-            while finishing.try_join_next().is_some() {}
             if let Some(run) = next.take() {
-                next = self.run_one(&worker_id, run, &stop, &mut finishing).await;
+                next = self.run_one(&worker_id, run, &stop).await;
                 continue;
             }
             if *stop.borrow() {
-                // A stopping node first records what its runs did.
-                while finishing.join_next().await.is_some() {}
                 return;
             }
             match self
@@ -207,10 +195,6 @@ impl Runner {
                 .await
             {
                 Ok(Some(run)) => next = Some(run),
-                // A run whose outcome is still being written counts against
-                // its script's cap: once written, the queue may have a run
-                // for this worker after all.
-                Ok(None) if !finishing.is_empty() => while finishing.join_next().await.is_some() {},
                 Ok(None) => {
                     tokio::select! {
                         _ = self.wake.notified() => {}
@@ -233,7 +217,6 @@ impl Runner {
         worker_id: &str,
         run: RunRow,
         stop: &watch::Receiver<bool>,
-        finishing: &mut JoinSet<()>,
     ) -> Option<RunRow> {
         let ready_at = run.not_before.unwrap_or(run.queued_at).max(run.queued_at);
         let started_at = run.started_at.unwrap_or_else(now_millis);
@@ -243,7 +226,7 @@ impl Runner {
         self.metrics
             .running
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let next = self.run_claimed(worker_id, run, stop, finishing).await;
+        let next = self.run_claimed(worker_id, run, stop).await;
         self.metrics
             .running
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -255,7 +238,6 @@ impl Runner {
         worker_id: &str,
         run: RunRow,
         stop: &watch::Receiver<bool>,
-        finishing: &mut JoinSet<()>,
     ) -> Option<RunRow> {
         let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
         tracing::info!(parent: &span, worker = worker_id, attempt = run.attempt, "run started");
@@ -309,37 +291,29 @@ impl Runner {
         // A node told to stop while this run ran takes no new run with its
         // finish.
         let claim_next = (!*stop.borrow()).then_some(self.config.per_script_concurrency);
-        if self.store.finishes_in_background() {
-            if finishing.len() >= MAX_FINISHES_IN_FLIGHT {
-                finishing.join_next().await;
-            }
-            let (store, finished) = (self.store.clone(), self.finished.clone());
-            let (run_id, owner) = (run.id.clone(), worker_id.to_string());
-            finishing.spawn(async move {
-                let recorded = store
-                    .finish_run(&run_id, &owner, &finish, retry.as_ref())
-                    .await;
-                report_outcome(&span, &finished, &run_id, &finish, recorded);
-            });
-            let limit = claim_next?;
-            return self
-                .store
-                .claim_run(worker_id, limit)
-                .await
-                .unwrap_or_else(|err| {
-                    tracing::warn!(error = %err, "claiming the next run after a finish failed");
-                    None
-                });
-        }
-        let done = self
+        let (recorded, next) = match self
             .store
             .finish_and_claim(&run.id, worker_id, &finish, retry.as_ref(), claim_next)
-            .await;
-        let (recorded, next) = match done {
-            Ok((recorded, next)) => (Ok(recorded), next),
-            Err(err) => (Err(err), None),
+            .await
+        {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::error!(parent: &span, error = %err, "recording the run's outcome failed");
+                return None;
+            }
         };
-        report_outcome(&span, &self.finished, &run.id, &finish, recorded);
+        if recorded {
+            let _ = self.finished.send(run.id.clone());
+            tracing::info!(
+                parent: &span,
+                status = %finish.status,
+                duration_ms = finish.duration_ms,
+                error = finish.error.as_deref().unwrap_or(""),
+                "run finished"
+            )
+        } else {
+            tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped")
+        }
         next
     }
 
@@ -427,35 +401,6 @@ impl Runner {
                 _ = tokio::time::sleep(self.config.heartbeat * 2) => {}
                 _ = stop.changed() => return,
             }
-        }
-    }
-}
-
-/// Logs how recording a run's outcome went, and tells whoever waits for the
-/// run once it is recorded.
-fn report_outcome(
-    span: &tracing::Span,
-    finished: &tokio::sync::broadcast::Sender<String>,
-    run_id: &str,
-    finish: &crate::store::RunFinish,
-    recorded: StoreResult<bool>,
-) {
-    match recorded {
-        Ok(true) => {
-            let _ = finished.send(run_id.to_string());
-            tracing::info!(
-                parent: span,
-                status = %finish.status,
-                duration_ms = finish.duration_ms,
-                error = finish.error.as_deref().unwrap_or(""),
-                "run finished"
-            )
-        }
-        Ok(false) => {
-            tracing::info!(parent: span, "run ended after it was cancelled; outcome dropped")
-        }
-        Err(err) => {
-            tracing::error!(parent: span, error = %err, "recording the run's outcome failed")
         }
     }
 }

@@ -173,14 +173,6 @@ pub trait Store: Send + Sync + 'static {
         retry: Option<&RetryPlan>,
         claim_next: Option<i64>,
     ) -> StoreResult<(bool, Option<RunRow>)>;
-    /// Whether workers should record a finish in the background and claim
-    /// their next run meanwhile (true), rather than wait for
-    /// `finish_and_claim` (false). True where a finish waits for the disk
-    /// and a claim need not: PostgreSQL flushes its WAL on every durable
-    /// commit (3-4 ms on these machines), which the worker would otherwise
-    /// wait out between every two runs. False on SQLite, whose writer does
-    /// both in one trip.
-    fn finishes_in_background(&self) -> bool;
     /// A script's retry policy and limits.
     async fn script_settings(&self, script_id: &str) -> StoreResult<Option<ScriptSettings>>;
     /// Cancels a queued or running run of the user; false if it had ended.

@@ -621,12 +621,6 @@ macro_rules! sql_store {
                 Ok((done, next))
             }
 
-            fn finishes_in_background(&self) -> bool {
-                // Without the group-commit writer a finish is a transaction
-                // of its own, and so is the claim after it.
-                self.group_commit().is_none()
-            }
-
             async fn script_settings(&self, script_id: &str) -> $crate::store::StoreResult<Option<$crate::store::ScriptSettings>> {
                 use sqlx::Row;
                 let row = sqlx::query(
