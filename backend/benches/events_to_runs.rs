@@ -96,8 +96,8 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     assert!(deployed["script_id"].is_string(), "{deployed}");
 
     // The events go through the lean client (support/lean_http.rs): the
-    // load shares the server's two cores, and reqwest spent 60-80 us of
-    // them per event.
+    // load shares the server's two cores, and reqwest spent 48-80 us of
+    // them per event on these machines.
     let poster = std::sync::Arc::new(support::lean_http::LeanPoster::new(
         addr,
         "/v1/events/order.created",

@@ -90,16 +90,11 @@ impl ThreadTimes {
             };
             let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             // "<ns on a CPU> <ns waiting on a run queue> <time slices>"
-            let times: Option<Vec<u64>> = std::fs::read_to_string(task.path().join("schedstat"))
-                .ok()
-                .map(|s| {
-                    s.split_whitespace()
-                        .filter_map(|n| n.parse().ok())
-                        .collect()
-                });
-            if let Some([on_cpu, waiting, ..]) = times.as_deref() {
+            let schedstat =
+                std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            let mut times = schedstat.split_whitespace().map(str::parse::<u64>);
+            if let (Some(Ok(on_cpu)), Some(Ok(waiting))) = (times.next(), times.next()) {
                 let name = name.trim().to_string();
-                let (on_cpu, waiting) = (*on_cpu, *waiting);
                 threads.insert(
                     tid,
                     ThreadSample {

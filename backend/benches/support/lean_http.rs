@@ -5,8 +5,8 @@
 //! Why not reqwest for the load: the benches run the server and the load
 //! on the same two cores, so whatever the load generator spends is taken
 //! from roost. reqwest (URL parsing, header maps, its pool, a `Value` per
-//! reply) cost 60–80 µs of CPU per event here, a sixth of the whole budget
-//! per run; this client does one write and one or two reads per request,
+//! reply) cost 48–80 µs of CPU per event on these machines, up to a sixth
+//! of the whole budget per run; this client does one write and one or two reads per request,
 //! as wrk does. The rest of the benches' calls stay on reqwest.
 
 use std::net::SocketAddr;
