@@ -822,6 +822,150 @@ async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
 }
 on_both_stores!(events_arriving_together_stop_at_the_queue_cap);
 
+/// With starts held (`hold_run_starts`, as a server that re-queues orphans
+/// asks), the run `finish_and_claim` hands out keeps every rule of a claim:
+/// it counts against its script's cap, no other worker gets it, only its
+/// worker ends it, and its end is stored with its start. On SQLite it reads
+/// as queued until then; PostgreSQL writes every start at once.
+async fn a_held_start_keeps_every_rule_of_a_claim(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    store.hold_run_starts(std::time::Duration::from_secs(600));
+    let user = store.create_user("ada", "h").await.unwrap();
+    let first = queued_run(store.as_ref(), &user.id).await;
+    for n in 0..3 {
+        let again = manual_run(&user.id, &first.script_id, json!({ "n": n }));
+        store.enqueue_run(&again).await.unwrap();
+    }
+    // (Runs queued within one millisecond are claimed in any order.)
+    let claimed = store.claim_run("w0", 2).await.unwrap().unwrap();
+    let (recorded, held) = store
+        .finish_and_claim(&claimed.id, "w0", &outcome("succeeded"), None, Some(2))
+        .await
+        .unwrap();
+    assert!(recorded);
+    let held = held.expect("the finished run's slot goes to the next run");
+    assert_eq!(
+        (held.status.as_str(), held.worker_id.as_deref()),
+        ("running", Some("w0"))
+    );
+    let stored = store.get_run(&user.id, &held.id).await.unwrap().unwrap();
+    let expected = match backend {
+        Backend::Sqlite => "queued",
+        Backend::Postgres => "running",
+    };
+    assert_eq!(stored.status, expected, "{stored:?}");
+    // The held run takes one of the script's two slots, and nobody else
+    // gets it.
+    let other = store.claim_run("w1", 2).await.unwrap().unwrap();
+    assert_ne!(other.id, held.id);
+    assert!(
+        store.claim_run("w2", 2).await.unwrap().is_none(),
+        "at the cap"
+    );
+    // Another worker cannot end it.
+    let (recorded, _) = store
+        .finish_and_claim(&held.id, "w1", &outcome("failed"), None, None)
+        .await
+        .unwrap();
+    assert!(!recorded);
+    let ended = outcome("succeeded");
+    assert!(
+        store
+            .finish_run(&held.id, "w0", &ended, None)
+            .await
+            .unwrap()
+    );
+    let done = store.get_run(&user.id, &held.id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.worker_id.as_deref()),
+        ("succeeded", Some("w0"))
+    );
+    assert_eq!(done.started_at, held.started_at);
+    assert!(done.finished_at >= done.started_at, "{done:?}");
+    let logs = store.run_logs(&user.id, &held.id).await.unwrap().unwrap();
+    assert_eq!(logs.stdout, ended.stdout);
+    // One run left queued; the held one was counted off the queue once.
+    assert_eq!(store.queued_runs(&user.id).await.unwrap(), 1);
+    // Its slot is free again.
+    assert!(store.claim_run("w2", 2).await.unwrap().is_some());
+}
+on_both_stores!(a_held_start_keeps_every_rule_of_a_claim);
+
+/// A held start is written once its window ends, with nothing else
+/// happening, or at the run's first heartbeat; a run cancelled while held
+/// stays cancelled and its worker is told so.
+async fn a_held_start_is_written_when_its_run_goes_on(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let user = store.create_user("ada", "h").await.unwrap();
+    let first = queued_run(store.as_ref(), &user.id).await;
+    for n in 0..3 {
+        let again = manual_run(&user.id, &first.script_id, json!({ "n": n }));
+        store.enqueue_run(&again).await.unwrap();
+    }
+    let hand_out = |window_ms: u64, finished: String| {
+        let store = store.clone();
+        async move {
+            store.hold_run_starts(std::time::Duration::from_millis(window_ms));
+            let (recorded, next) = store
+                .finish_and_claim(&finished, "w0", &outcome("succeeded"), None, Some(10))
+                .await
+                .unwrap();
+            assert!(recorded, "{finished} not recorded (window {window_ms} ms)");
+            next.unwrap()
+        }
+    };
+    let claimed = store.claim_run("w0", 10).await.unwrap().unwrap();
+
+    // The window ends: the writer writes the start by itself.
+    let held = hand_out(100, claimed.id.clone()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stored = loop {
+        let stored = store.get_run(&user.id, &held.id).await.unwrap().unwrap();
+        if stored.status != "queued" || std::time::Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        (stored.status.as_str(), stored.worker_id.as_deref()),
+        ("running", Some("w0"))
+    );
+    assert_eq!(stored.started_at, held.started_at);
+    assert!(store.heartbeat_run(&held.id, "w0").await.unwrap());
+
+    // A heartbeat writes it at once.
+    let beaten = hand_out(600_000, held.id.clone()).await;
+    assert!(!store.heartbeat_run(&beaten.id, "w1").await.unwrap());
+    assert!(store.heartbeat_run(&beaten.id, "w0").await.unwrap());
+    let stored = store.get_run(&user.id, &beaten.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status.as_str(), stored.worker_id.as_deref()),
+        ("running", Some("w0"))
+    );
+
+    // Cancelled while held: its heartbeat and its outcome are refused.
+    let cancelled = hand_out(600_000, beaten.id.clone()).await;
+    assert!(store.cancel_run(&user.id, &cancelled.id).await.unwrap());
+    assert!(!store.heartbeat_run(&cancelled.id, "w0").await.unwrap());
+    let late = outcome("succeeded");
+    assert!(
+        !store
+            .finish_run(&cancelled.id, "w0", &late, None)
+            .await
+            .unwrap()
+    );
+    let stored = store
+        .get_run(&user.id, &cancelled.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, "cancelled");
+    assert_eq!(store.queued_runs(&user.id).await.unwrap(), 0);
+}
+on_both_stores!(a_held_start_is_written_when_its_run_goes_on);
+
 /// SQLite copies its WAL back into the database beside the writer, but a
 /// copy that new writes keep overtaking never lets the WAL start over. Under
 /// writes that never pause it must still stay bounded: at its limit (here

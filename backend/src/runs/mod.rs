@@ -61,6 +61,11 @@ impl Default for RunnerConfig {
     }
 }
 
+/// How long a claimed run may read as queued before its start is written
+/// (see `Store::hold_run_starts`): far below any heartbeat period, and
+/// longer than a short script's whole run, even on a busy queue.
+const HELD_START_WINDOW: Duration = Duration::from_millis(20);
+
 /// Enqueues runs and runs the workers.
 pub struct Runner {
     store: Arc<dyn Store>,
@@ -84,6 +89,13 @@ impl Runner {
         config: RunnerConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // A run that ends within this window of its claim has its start
+        // written with its end, where the store can (SQLite): one status
+        // change instead of two on the busy queue's path. Not when orphans
+        // are failed: a run held so would be queued again after a crash.
+        if config.requeue_orphans {
+            store.hold_run_starts(HELD_START_WINDOW);
+        }
         let node_id = format!("node_{}", hex::encode(rand::random::<[u8; 6]>()));
         Self {
             store,

@@ -20,24 +20,30 @@
 //! turn costs one wake-up of the writer and one per caller answered,
 //! whatever it holds. Everything else in the SQLite store stays on sqlx.
 //!
-//! Within a turn, events come first, then finishes, then claims, so a claim
-//! sees the runs just queued and the slots just freed. A job that fails (an
+//! Within a turn, events come first, then finishes and heartbeats, then
+//! claims, so a claim sees the runs just queued and the slots just freed.
+//! A run claimed with a finish may have its start written only with its
+//! end (see held_starts.rs). A job that fails (an
 //! event for a user deleted meanwhile, say) fails alone: the turn is written
 //! again with each job in a savepoint, and only its caller gets the error.
 
 use std::path::Path;
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, mpsc};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use sqlx::sqlite::SqlitePool;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
+use super::held_starts::{Held, HeldStarts};
 use super::sql::{
-    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, INSERT_EVENT_RUN_SQL,
+    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, HEARTBEAT_SQL, INSERT_EVENT_RUN_SQL,
     INSERT_EVENT_SQL, RETRY_RUN_SQL, RUN_COLUMNS, RunColumns, new_id, run_from_row,
 };
-use super::sqlite::{CLAIM_PICK, QUEUE_DEPTH_SQL, START_RUN_SQL};
+use super::sqlite::{
+    CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL, START_RUN_SQL,
+};
 use super::{
     EventIngest, NewEvent, RetryPlan, RunFinish, RunRow, StoreError, StoreResult, now_millis,
 };
@@ -54,7 +60,12 @@ const MAX_BATCH: usize = 512;
 /// The handle the store writes through; the writer thread stops when the
 /// last handle is dropped.
 pub(super) struct GroupCommit {
-    jobs: mpsc::UnboundedSender<Job>,
+    // A std channel: the writer waits on it with a timeout (the end of a
+    // held start's window), and sending never blocks.
+    jobs: mpsc::Sender<Job>,
+    /// How long a start claimed with a finish may stay unwritten, in µs;
+    /// 0 writes every start at its claim (see held_starts.rs).
+    hold_window_us: Arc<AtomicU64>,
 }
 
 type Reply<T> = oneshot::Sender<StoreResult<T>>;
@@ -74,31 +85,41 @@ enum Job {
         reply: Reply<Option<RunRow>>,
         done: Option<StoreResult<Option<RunRow>>>,
     },
-    /// A finish, and then (with `claim_next`) a claim for the same worker.
+    /// A worker still runs the run.
+    Heartbeat {
+        run_id: String,
+        worker_id: String,
+        reply: Reply<bool>,
+        done: Option<StoreResult<bool>>,
+    },
+    /// A finish, and then (with `claim_next`) a claim for the same worker,
+    /// whose start may be held (`hold_for`).
     Finish {
         run_id: String,
         worker_id: String,
         finish: RunFinish,
         retry: Option<RetryPlan>,
         claim_next: Option<i64>,
+        hold_for: Option<Duration>,
         reply: Reply<(bool, Option<RunRow>)>,
         done: Option<StoreResult<(bool, Option<RunRow>)>>,
     },
 }
 
 impl Job {
-    /// Events, then finishes, then claims.
+    /// Events, then finishes and heartbeats, then claims.
     fn turn_order(&self) -> u8 {
         match self {
             Job::Ingest { .. } => 0,
-            Job::Finish { .. } => 1,
+            Job::Finish { .. } | Job::Heartbeat { .. } => 1,
             Job::Claim { .. } => 2,
         }
     }
 
     /// Writes the job in `tx` at the turn's clock `now` and keeps its
-    /// outcome; false if it failed.
-    fn write(&mut self, tx: &Connection, now: i64) -> bool {
+    /// outcome; false if it failed. `held` is the runs whose start is not
+    /// written yet, as of this job.
+    fn write(&mut self, tx: &Connection, now: i64, held: &mut HeldStarts) -> bool {
         match self {
             Job::Ingest {
                 event,
@@ -119,7 +140,23 @@ impl Job {
                 done,
                 ..
             } => {
-                let outcome = claim(tx, worker_id, *per_script_limit, now);
+                let claimer = Claimer {
+                    worker_id,
+                    now,
+                    hold_for: None,
+                };
+                let outcome = claim(tx, held, &claimer, *per_script_limit);
+                let ok = outcome.is_ok();
+                *done = Some(outcome);
+                ok
+            }
+            Job::Heartbeat {
+                run_id,
+                worker_id,
+                done,
+                ..
+            } => {
+                let outcome = heartbeat(tx, held, run_id, worker_id, now);
                 let ok = outcome.is_ok();
                 *done = Some(outcome);
                 ok
@@ -130,11 +167,24 @@ impl Job {
                 finish,
                 retry,
                 claim_next,
+                hold_for,
                 done,
                 ..
             } => {
-                let run = (run_id.as_str(), worker_id.as_str());
-                let outcome = finish_run(tx, run, finish, retry.as_ref(), *claim_next, now);
+                let claimer = Claimer {
+                    worker_id,
+                    now,
+                    hold_for: *hold_for,
+                };
+                let outcome = finish_run(
+                    tx,
+                    held,
+                    run_id,
+                    &claimer,
+                    finish,
+                    retry.as_ref(),
+                    *claim_next,
+                );
                 let ok = outcome.is_ok();
                 *done = Some(outcome);
                 ok
@@ -157,6 +207,7 @@ impl Job {
         match self {
             Job::Ingest { reply, done, .. } => send(reply, done),
             Job::Claim { reply, done, .. } => send(reply, done),
+            Job::Heartbeat { reply, done, .. } => send(reply, done),
             Job::Finish { reply, done, .. } => send(reply, done),
         }
     }
@@ -168,6 +219,7 @@ impl Job {
         match self {
             Job::Ingest { reply, .. } => drop(reply.send(Err(err()))),
             Job::Claim { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Heartbeat { reply, .. } => drop(reply.send(Err(err()))),
             Job::Finish { reply, .. } => drop(reply.send(Err(err()))),
         }
     }
@@ -181,7 +233,7 @@ impl GroupCommit {
     /// `wal_limit` bytes (see `WalLimit`).
     pub(super) fn start(path: &Path, readers: SqlitePool, wal_limit: u64) -> StoreResult<Self> {
         let conn = open_writer(path, wal_limit)?;
-        let (jobs, queue) = mpsc::unbounded_channel();
+        let (jobs, queue) = mpsc::channel();
         let (wrote, written) = watch::channel(());
         let wal = WalLimit::new(path, wal_limit);
         std::thread::Builder::new()
@@ -192,7 +244,28 @@ impl GroupCommit {
             })
             .map_err(|err| StoreError::Database(sqlx::Error::Io(err)))?;
         tokio::spawn(checkpoint_loop(readers, written, wal));
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            hold_window_us: Arc::default(),
+        })
+    }
+
+    /// From now on, the run claimed with a finish has its start written
+    /// with its end if that comes within `window`, and after `window`
+    /// otherwise; `Duration::ZERO` writes every start at its claim.
+    pub(super) fn hold_starts(&self, window: Duration) {
+        let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+        self.hold_window_us.store(micros, Ordering::Relaxed);
+    }
+
+    pub(super) async fn heartbeat(&self, run_id: &str, worker_id: &str) -> StoreResult<bool> {
+        self.submit(|reply| Job::Heartbeat {
+            run_id: run_id.to_string(),
+            worker_id: worker_id.to_string(),
+            reply,
+            done: None,
+        })
+        .await
     }
 
     pub(super) async fn ingest_event(
@@ -237,6 +310,10 @@ impl GroupCommit {
             finish: finish.clone(),
             retry: retry.cloned(),
             claim_next,
+            hold_for: match self.hold_window_us.load(Ordering::Relaxed) {
+                0 => None,
+                micros => Some(Duration::from_micros(micros)),
+            },
             reply,
             done: None,
         })
@@ -294,27 +371,72 @@ fn retry_soon(attempt: i32) -> bool {
 
 /// Takes turns until the last handle is dropped; after each turn, tells the
 /// checkpointer there is something to copy (dropping `wrote` stops it), and
-/// rewinds the WAL once it is too long.
+/// rewinds the WAL once it is too long. Between turns it writes the starts
+/// of held runs whose window has ended.
 fn write_loop(
     mut conn: Connection,
-    mut queue: mpsc::UnboundedReceiver<Job>,
+    queue: mpsc::Receiver<Job>,
     wrote: watch::Sender<()>,
     mut wal: WalLimit,
 ) {
+    let mut held = HeldStarts::default();
     // When the writer next looks at the WAL's length.
-    let mut next_look = std::time::Instant::now();
-    while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut next_look = Instant::now();
+    loop {
+        let first = match held.next_due() {
+            None => queue.recv().ok(),
+            Some(due) => match queue.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        match first {
+            Some(first) => {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                write_turn(&mut conn, batch, &mut held);
+            }
+            // Every handle is gone (a timeout only ends the wait).
+            None if held.is_empty() => return,
+            None => {}
+        }
+        if held.next_due().is_some_and(|due| due <= Instant::now()) {
+            write_due_starts(&mut conn, &mut held);
+        }
+        wrote.send_replace(());
+        if Instant::now() >= next_look {
+            next_look = Instant::now() + wal.keep(&mut conn);
+        }
+    }
+}
+
+/// Writes the starts of the held runs whose window has ended, in a
+/// transaction of their own. A run cancelled meanwhile is left as it is:
+/// its worker's next heartbeat finds it no longer running and stops it.
+fn write_due_starts(conn: &mut Connection, held: &mut HeldStarts) {
+    let due = held.take_due(Instant::now());
+    let written = (|| -> rusqlite::Result<()> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_millis();
+        {
+            let mut start = tx.prepare_cached(&SQL.start_run)?;
+            for run in &due {
+                start.execute(params![run.started_at, run.worker_id, run.run_id, now])?;
             }
         }
-        write_turn(&mut conn, batch);
-        wrote.send_replace(());
-        if std::time::Instant::now() >= next_look {
-            next_look = std::time::Instant::now() + wal.keep(&mut conn);
+        tx.commit()
+    })();
+    if let Err(err) = written {
+        tracing::warn!(error = %err, runs = due.len(), "writing the start of held runs failed; trying again shortly");
+        for mut run in due {
+            run.due = Instant::now() + REWIND_RETRY;
+            held.hold(run);
         }
     }
 }
@@ -446,15 +568,21 @@ fn rewind(conn: &mut Connection) -> rusqlite::Result<bool> {
 /// runs. If a job fails, the turn is rolled back and written again with
 /// each job in a savepoint of its own, so the failing job is rolled back
 /// alone and only its caller gets the error.
-fn write_turn(conn: &mut Connection, mut batch: Vec<Job>) {
+///
+/// `held` changes with the jobs (a claim holds a run, a finish releases
+/// it); a turn or job that is rolled back leaves it as it was.
+fn write_turn(conn: &mut Connection, mut batch: Vec<Job>, held: &mut HeldStarts) {
     batch.sort_by_key(Job::turn_order);
-    let written = match write_jobs(conn, &mut batch, false) {
-        Ok(false) => write_jobs(conn, &mut batch, true),
-        done => done,
-    };
+    let before = held.clone();
+    let mut written = write_jobs(conn, &mut batch, held, false);
+    if let Ok(false) = written {
+        *held = before.clone();
+        written = write_jobs(conn, &mut batch, held, true);
+    }
     match written {
         Ok(_) => batch.into_iter().for_each(Job::answer),
         Err(err) => {
+            *held = before;
             tracing::error!(error = %err, jobs = batch.len(), "a SQLite write turn failed");
             batch.into_iter().for_each(|job| job.refuse(&err));
         }
@@ -465,22 +593,30 @@ fn write_turn(conn: &mut Connection, mut batch: Vec<Job>) {
 /// savepoint and a failing one is rolled back alone; without, the first
 /// failure rolls back the whole transaction and returns false. Returns true
 /// once committed; an error if the transaction itself failed.
-fn write_jobs(conn: &mut Connection, jobs: &mut [Job], isolate: bool) -> rusqlite::Result<bool> {
+fn write_jobs(
+    conn: &mut Connection,
+    jobs: &mut [Job],
+    held: &mut HeldStarts,
+    isolate: bool,
+) -> rusqlite::Result<bool> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_millis();
     for job in jobs.iter_mut() {
         if !isolate {
-            if !job.write(&tx, now) {
+            if !job.write(&tx, now, held) {
                 // Dropping the transaction rolls it back.
                 return Ok(false);
             }
             continue;
         }
         let savepoint = tx.savepoint()?;
-        if job.write(&savepoint, now) {
+        let before = held.clone();
+        if job.write(&savepoint, now, held) {
             savepoint.commit()?;
+        } else {
+            // Dropped unreleased, a savepoint rolls back.
+            *held = before;
         }
-        // Dropped unreleased, a savepoint rolls back.
     }
     tx.commit()?;
     Ok(true)
@@ -495,10 +631,13 @@ struct WriterSql {
     event_subscribers: String,
     insert_event_run: String,
     insert_event: String,
-    claim_pick: String,
+    claim_queued: String,
+    script_running: String,
     start_run: String,
     read_run: String,
     finish_run: String,
+    finish_held: String,
+    heartbeat: String,
     retry_run: String,
 }
 
@@ -508,10 +647,13 @@ static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     event_subscribers: numbered(EVENT_SUBSCRIBERS_SQL),
     insert_event_run: numbered(INSERT_EVENT_RUN_SQL),
     insert_event: numbered(INSERT_EVENT_SQL),
-    claim_pick: numbered(&CLAIM_PICK),
+    claim_queued: numbered(CLAIM_QUEUED_SQL),
+    script_running: numbered(SCRIPT_RUNNING_SQL),
     start_run: numbered(START_RUN_SQL),
     read_run: format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
     finish_run: numbered(FINISH_RUN_SQL),
+    finish_held: numbered(FINISH_HELD_RUN_SQL),
+    heartbeat: numbered(HEARTBEAT_SQL),
     retry_run: numbered(RETRY_RUN_SQL),
 });
 
@@ -602,37 +744,124 @@ fn ingest(
     })
 }
 
-fn claim(
-    tx: &Connection,
-    worker_id: &str,
-    per_script_limit: i64,
+/// Who claims, when, and for how long the start may be held (`None`:
+/// written at the claim).
+struct Claimer<'a> {
+    worker_id: &'a str,
     now: i64,
-) -> StoreResult<Option<RunRow>> {
-    let picked: Option<String> = tx
-        .prepare_cached(&SQL.claim_pick)?
-        .query_row(params![now, per_script_limit], |row| row.get(0))
-        .optional()?;
-    let Some(run_id) = picked else {
-        return Ok(None);
-    };
-    tx.prepare_cached(&SQL.start_run)?
-        .execute(params![now, worker_id, run_id])?;
-    let mut read = tx.prepare_cached(&SQL.read_run)?;
-    let mut rows = read.query(params![run_id])?;
-    rows.next()?.map(run_from_row).transpose()
+    hold_for: Option<Duration>,
 }
 
-/// Records how run `run.0` ended, if it is still worker `run.1`'s; queues
-/// its retry; claims the worker's next run. (The finished run no longer
-/// counts against its script's cap; a run the worker lost still does.)
+/// Claims the oldest claimable run for `claimer`: its start is written
+/// now, or held (see held_starts.rs).
+fn claim(
+    tx: &Connection,
+    held: &mut HeldStarts,
+    claimer: &Claimer<'_>,
+    per_script_limit: i64,
+) -> StoreResult<Option<RunRow>> {
+    let Some((run_id, script_id)) = pick(tx, held, per_script_limit, claimer.now)? else {
+        return Ok(None);
+    };
+    if claimer.hold_for.is_none() {
+        tx.prepare_cached(&SQL.start_run)?.execute(params![
+            claimer.now,
+            claimer.worker_id,
+            run_id,
+            claimer.now
+        ])?;
+    }
+    let mut read = tx.prepare_cached(&SQL.read_run)?;
+    let mut rows = read.query(params![run_id])?;
+    let Some(mut run) = rows.next()?.map(run_from_row).transpose()? else {
+        return Ok(None);
+    };
+    if let Some(window) = claimer.hold_for {
+        // The worker gets the run as it will be written: started now, by it.
+        run.status = super::run_status::RUNNING.into();
+        run.worker_id = Some(claimer.worker_id.to_string());
+        run.started_at = Some(claimer.now);
+        run.heartbeat_at = Some(claimer.now);
+        held.hold(Held {
+            run_id,
+            script_id,
+            worker_id: claimer.worker_id.to_string(),
+            started_at: claimer.now,
+            due: Instant::now() + window,
+        });
+    }
+    Ok(Some(run))
+}
+
+/// The oldest queued run past its backoff that is not held, of a script
+/// below its concurrency cap (its running runs and its held ones): its id
+/// and script. The queue is read in claim order, and a script found at its
+/// cap is not counted again.
+fn pick(
+    tx: &Connection,
+    held: &HeldStarts,
+    per_script_limit: i64,
+    now: i64,
+) -> StoreResult<Option<(String, String)>> {
+    let mut queued = tx.prepare_cached(&SQL.claim_queued)?;
+    let mut running = tx.prepare_cached(&SQL.script_running)?;
+    let mut rows = queued.query(params![now])?;
+    let mut at_cap: Vec<String> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let run_id: String = row.get(0)?;
+        if held.holds(&run_id) {
+            continue;
+        }
+        let script_id: String = row.get(1)?;
+        if at_cap.contains(&script_id) {
+            continue;
+        }
+        let running: i64 = running.query_row(params![script_id], |row| row.get(0))?;
+        if running + held.of_script(&script_id) < per_script_limit {
+            return Ok(Some((run_id, script_id)));
+        }
+        at_cap.push(script_id);
+    }
+    Ok(None)
+}
+
+/// Records that the worker still runs the run; a held run gets its start
+/// written. False if the run is not this worker's (cancelled, re-queued).
+fn heartbeat(
+    tx: &Connection,
+    held: &mut HeldStarts,
+    run_id: &str,
+    worker_id: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let changed = match held.release(run_id, worker_id) {
+        Some(run) => tx.prepare_cached(&SQL.start_run)?.execute(params![
+            run.started_at,
+            worker_id,
+            run_id,
+            now
+        ])?,
+        None => tx
+            .prepare_cached(&SQL.heartbeat)?
+            .execute(params![now, run_id, worker_id])?,
+    };
+    Ok(changed > 0)
+}
+
+/// Records how run `run_id` ended, if it is still `claimer`'s (held, or
+/// running under its worker); queues its retry; claims the worker's next
+/// run. (The finished run no longer counts against its script's cap; a run
+/// the worker lost still does.)
 fn finish_run(
     tx: &Connection,
-    (run_id, worker_id): (&str, &str),
+    held: &mut HeldStarts,
+    run_id: &str,
+    claimer: &Claimer<'_>,
     finish: &RunFinish,
     retry: Option<&RetryPlan>,
     claim_next: Option<i64>,
-    now: i64,
 ) -> StoreResult<(bool, Option<RunRow>)> {
+    let (worker_id, now) = (claimer.worker_id, claimer.now);
     let outcome = params![
         finish.status,
         finish.exit_code,
@@ -647,7 +876,16 @@ fn finish_run(
         run_id,
         worker_id,
     ];
-    let finished = tx.prepare_cached(&SQL.finish_run)?.execute(outcome)? > 0;
+    let finished = match held.release(run_id, worker_id) {
+        // Its start and its end in one change (cancelled meanwhile: none).
+        Some(run) => {
+            let mut finish_held = tx.prepare_cached(&SQL.finish_held)?;
+            let mut values = outcome.to_vec();
+            values.push(&run.started_at);
+            finish_held.execute(values.as_slice())? > 0
+        }
+        None => tx.prepare_cached(&SQL.finish_run)?.execute(outcome)? > 0,
+    };
     if let (true, Some(retry)) = (finished, retry) {
         tx.prepare_cached(&SQL.retry_run)?.execute(params![
             new_id("run"),
@@ -663,7 +901,7 @@ fn finish_run(
     // once its heartbeat went stale. A failed statement is undone on its
     // own; only if SQLite gave up the whole transaction does the job fail.
     let next = match claim_next {
-        Some(limit) => match claim(tx, worker_id, limit, now) {
+        Some(limit) => match claim(tx, held, claimer, limit) {
             Err(err) if !tx.is_autocommit() => {
                 tracing::warn!(error = %err, "claiming the next run after a finish failed");
                 None
@@ -789,19 +1027,30 @@ mod tests {
             super::super::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()))
                 .await
                 .unwrap();
-        let lines = plan(&path, &SQL.claim_pick);
-        let walks: Vec<&String> = lines
-            .iter()
-            .filter(|line| line.starts_with("SCAN") && !line.ends_with("USING INDEX runs_queued"))
-            .collect();
-        assert!(
-            walks.is_empty(),
-            "the pick walks {walks:?}; plan: {lines:#?}"
-        );
-        for index in ["runs_queued", "runs_running (script_id=?)"] {
+        // The pick reads the queued runs' index in order, then counts each
+        // candidate's script's running runs in theirs.
+        for (sql, index) in [
+            (&SQL.claim_queued, "runs_queued"),
+            (&SQL.script_running, "runs_running (script_id=?)"),
+        ] {
+            let lines = plan(&path, sql);
+            let walks: Vec<&String> = lines
+                .iter()
+                .filter(|line| {
+                    line.starts_with("SCAN") && !line.ends_with("USING INDEX runs_queued")
+                })
+                .collect();
+            assert!(
+                walks.is_empty(),
+                "the pick walks {walks:?}; plan: {lines:#?}"
+            );
             assert!(
                 lines.iter().any(|line| line.contains(index)),
                 "the pick does not use {index}; plan: {lines:#?}"
+            );
+            assert!(
+                !lines.iter().any(|line| line.contains("TEMP B-TREE")),
+                "the pick sorts; plan: {lines:#?}"
             );
         }
         // The claimed run is then started, and read back, by its id.
@@ -809,6 +1058,8 @@ mod tests {
             ("start", &SQL.start_run),
             ("read back", &SQL.read_run),
             ("finish", &SQL.finish_run),
+            ("held finish", &SQL.finish_held),
+            ("heartbeat", &SQL.heartbeat),
         ] {
             let lines = plan(&path, sql);
             assert!(

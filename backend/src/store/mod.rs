@@ -6,6 +6,7 @@
 //! portable types (text, 64-bit integers, blobs; times as Unix milliseconds).
 
 mod group_commit;
+mod held_starts;
 mod models;
 mod postgres;
 mod sql;
@@ -173,6 +174,15 @@ pub trait Store: Send + Sync + 'static {
         retry: Option<&RetryPlan>,
         claim_next: Option<i64>,
     ) -> StoreResult<(bool, Option<RunRow>)>;
+    /// Lets the store write the start of a run that `finish_and_claim`
+    /// hands out together with that run's end, if the run ends within
+    /// `window` (one write instead of two for short runs). Until then, or
+    /// until its first heartbeat, the run reads as still queued; if the
+    /// server dies meanwhile it stays queued and runs again. Only for a
+    /// server that re-queues orphaned runs. `Duration::ZERO` (the default)
+    /// writes every start at its claim. SQLite does it; PostgreSQL ignores
+    /// it (a cluster's nodes must see every claim).
+    fn hold_run_starts(&self, window: std::time::Duration);
     /// A script's retry policy and limits.
     async fn script_settings(&self, script_id: &str) -> StoreResult<Option<ScriptSettings>>;
     /// Cancels a queued or running run of the user; false if it had ended.

@@ -39,6 +39,10 @@ pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code 
      stdout = $5, stderr = $6, stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
      WHERE id = $11 AND status = 'running' AND worker_id = $12";
 
+/// Records that worker `$3` still runs run `$2`, at `$1`.
+pub(super) const HEARTBEAT_SQL: &str =
+    "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'";
+
 /// Queues the next attempt of run `$6`.
 pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, \
      trigger_spec, payload, status, attempt, first_run_id, queued_at, not_before) \
@@ -544,8 +548,17 @@ macro_rules! sql_store {
                 Ok(Some(run))
             }
 
+            fn hold_run_starts(&self, window: std::time::Duration) {
+                if let Some(writer) = self.group_commit() {
+                    writer.hold_starts(window);
+                }
+            }
+
             async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'")
+                if let Some(writer) = self.group_commit() {
+                    return writer.heartbeat(run_id, worker_id).await;
+                }
+                let done = sqlx::query($crate::store::sql::HEARTBEAT_SQL)
                     .bind($crate::store::now_millis())
                     .bind(run_id)
                     .bind(worker_id)

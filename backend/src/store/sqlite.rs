@@ -1,5 +1,4 @@
 use std::str::FromStr;
-use std::sync::LazyLock;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -65,19 +64,33 @@ pub(super) const CLAIM_CANDIDATES: &str = "FROM runs q INDEXED BY runs_queued WH
      AND (SELECT COUNT(*) FROM runs r INDEXED BY runs_running WHERE r.script_id = q.script_id AND r.status = 'running') \
      < $2 ORDER BY queued_at, id LIMIT 1";
 
-/// The writer's claim, step one: the id of the run to claim, if any.
-pub(super) static CLAIM_PICK: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT id {CLAIM_CANDIDATES}"));
+/// The writer's claim, step one: the queued runs past their backoff (`$1`,
+/// now), oldest first, read until one is claimable (see `pick` in
+/// group_commit.rs, which adds the runs it holds to each script's count).
+pub(super) const CLAIM_QUEUED_SQL: &str = "SELECT id, script_id FROM runs INDEXED BY runs_queued \
+     WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $1) ORDER BY queued_at, id";
 
-/// The writer's claim, step two: run `$3` is worker `$2`'s from now (`$1`).
+/// How many of script `$1`'s runs are running, for its concurrency cap.
+pub(super) const SCRIPT_RUNNING_SQL: &str = "SELECT COUNT(*) FROM runs INDEXED BY runs_running \
+     WHERE script_id = $1 AND status = 'running'";
+
+/// The writer's claim, step two: run `$3` is worker `$2`'s since `$1`,
+/// heart-beaten at `$4` (a held start is written later than it began).
 /// The pick and this update share the writer's transaction, which holds
 /// SQLite's write lock, so nobody claims the run in between. (A single
 /// `UPDATE … RETURNING` would do both, but SQLite gathers a RETURNING
 /// statement's rows in a temporary b-tree it opens and closes on every
 /// call: about a tenth of the writer's time in a profile of event-triggered
 /// runs.)
-pub(super) const START_RUN_SQL: &str = "UPDATE runs SET status = 'running', worker_id = $2, started_at = $1, heartbeat_at = $1 \
+pub(super) const START_RUN_SQL: &str = "UPDATE runs SET status = 'running', worker_id = $2, started_at = $1, heartbeat_at = $4 \
      WHERE id = $3 AND status = 'queued'";
+
+/// A held run's end and its start in one change (see held_starts.rs):
+/// `FINISH_RUN_SQL`'s `$1`-`$12`, and `$13` when it started. Nothing
+/// changes if it was cancelled while held.
+pub(super) const FINISH_HELD_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, \
+     stdout = $5, stderr = $6, stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10, \
+     worker_id = $12, started_at = $13, heartbeat_at = $13 WHERE id = $11 AND status = 'queued'";
 
 // Write transactions take the write lock up front (IMMEDIATE): a deferred
 // transaction that reads and then writes can fail with SQLITE_BUSY at once,
