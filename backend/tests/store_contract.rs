@@ -966,6 +966,68 @@ async fn a_held_start_is_written_when_its_run_goes_on(backend: Backend) {
 }
 on_both_stores!(a_held_start_is_written_when_its_run_goes_on);
 
+/// Listing by status, for the statuses SQLite reads from an index of their
+/// own (queued, running) and one it does not: only the user's runs, newest
+/// first, with the other filters applied.
+async fn runs_are_listed_by_status(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let ada = store.create_user("ada", "h").await.unwrap();
+    let bob = store.create_user("bob", "h2").await.unwrap();
+    let first = queued_run(store.as_ref(), &ada.id).await;
+    let mut queued = vec![first.clone()];
+    for n in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let again = manual_run(&ada.id, &first.script_id, json!({ "n": n }));
+        queued.push(store.enqueue_run(&again).await.unwrap());
+    }
+    queued_run(store.as_ref(), &bob.id).await;
+    let running = store.claim_run("w0", 10).await.unwrap().unwrap();
+    assert_eq!(running.id, first.id, "the oldest run (2 ms apart)");
+    let done = store.claim_run("w1", 10).await.unwrap().unwrap();
+    assert!(
+        store
+            .finish_run(&done.id, "w1", &outcome("failed"), None)
+            .await
+            .unwrap()
+    );
+    let list = |status: &str, script: Option<&str>, before: Option<i64>| {
+        let filter = roost::store::RunFilter {
+            status: Some(status.into()),
+            script_id: script.map(str::to_string),
+            before,
+            limit: 10,
+            ..Default::default()
+        };
+        let store = store.clone();
+        let user = ada.id.clone();
+        async move {
+            let runs = store.list_runs(&user, &filter).await.unwrap();
+            runs.into_iter().map(|run| run.id).collect::<Vec<_>>()
+        }
+    };
+    let newest_first: Vec<String> = queued[2..].iter().rev().map(|r| r.id.clone()).collect();
+    assert_eq!(list("queued", None, None).await, newest_first);
+    assert_eq!(
+        list("queued", Some(&first.script_id), None).await,
+        newest_first
+    );
+    assert!(list("queued", Some("scr_other"), None).await.is_empty());
+    let before_newest = Some(queued[3].queued_at);
+    assert_eq!(
+        list("queued", None, before_newest).await,
+        vec![queued[2].id.clone()]
+    );
+    assert_eq!(list("running", None, None).await, vec![running.id.clone()]);
+    assert_eq!(
+        list("running", Some(&first.script_id), None).await,
+        vec![running.id]
+    );
+    assert_eq!(list("failed", None, None).await, vec![done.id]);
+    assert!(list("succeeded", None, None).await.is_empty());
+}
+on_both_stores!(runs_are_listed_by_status);
+
 /// SQLite copies its WAL back into the database beside the writer, but a
 /// copy that new writes keep overtaking never lets the WAL start over. Under
 /// writes that never pause it must still stay bounded: at its limit (here

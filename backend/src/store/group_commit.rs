@@ -1015,6 +1015,40 @@ mod tests {
         lines
     }
 
+    /// Listing a user's queued or running runs reads only the runs in that
+    /// state (their partial indexes), not the user's whole history; other
+    /// statuses still bind the status and use the user's index.
+    #[tokio::test]
+    async fn runs_by_status_are_read_from_the_runs_in_that_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roost.db");
+        let store =
+            super::super::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+        for (status, index) in [
+            ("queued", "runs_queued"),
+            ("running", "runs_running"),
+            ("failed", "runs_by_user"),
+        ] {
+            for script_id in [None, Some("scr_1".to_string())] {
+                let filter = super::super::RunFilter {
+                    status: Some(status.into()),
+                    script_id,
+                    limit: 10,
+                    ..Default::default()
+                };
+                let query = super::super::sqlite::SqliteStore::list_runs_query("usr_1", &filter);
+                let lines = plan(&path, query.sql());
+                assert!(
+                    lines.iter().any(|line| line.contains(index)),
+                    "listing {status} runs does not use {index}; plan: {lines:#?}"
+                );
+            }
+        }
+        drop(store);
+    }
+
     /// A claim runs on every run, with the whole run history in the table:
     /// it must read only the queued and running runs (their partial
     /// indexes) and find rows by id, never walk runs or an index of all

@@ -57,6 +57,7 @@ const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
 // concurrency-cap check and the claim one step.
 super::sql::sql_store!(
     PostgresStore,
+    db = sqlx::Postgres,
     begin = "BEGIN",
     claim_begin = CLAIM_BEGIN,
     claim_candidates = CLAIM_CANDIDATES,
@@ -66,7 +67,9 @@ super::sql::sql_store!(
     // Kept by triggers in 16 rows per user (migration 0015), so that
     // concurrent writes of one user do not queue for one counter row.
     queued_runs_sql =
-        "SELECT COALESCE(SUM(queued), 0)::BIGINT AS n FROM queue_depth WHERE user_id = $1"
+        "SELECT COALESCE(SUM(queued), 0)::BIGINT AS n FROM queue_depth WHERE user_id = $1",
+    // Its index on (user_id, status, queued_at, id) serves every status.
+    runs_in_state = &[]
 );
 
 #[cfg(test)]

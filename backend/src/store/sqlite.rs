@@ -99,12 +99,23 @@ pub(super) const FINISH_HELD_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_
 // lock is needed.
 super::sql::sql_store!(
     SqliteStore,
+    db = sqlx::Sqlite,
     begin = "BEGIN IMMEDIATE",
     claim_begin = "BEGIN IMMEDIATE",
     claim_candidates = CLAIM_CANDIDATES,
     script_lock_sql = None::<&str>,
-    queued_runs_sql = QUEUE_DEPTH_SQL
+    queued_runs_sql = QUEUE_DEPTH_SQL,
+    runs_in_state = RUNS_IN_STATE
 );
+
+/// The statuses whose runs have a partial index of their own (migration
+/// 0016), and how a listing of them names it. Only runs in that state are
+/// read: the queued runs of every user (bounded by the queue caps), or the
+/// running ones (a few per worker), instead of the user's whole history.
+const RUNS_IN_STATE: &[(&str, &str)] = &[
+    ("queued", "runs INDEXED BY runs_queued"),
+    ("running", "runs INDEXED BY runs_running"),
+];
 
 /// User `$1`'s queued runs, kept by triggers (migration 0015): one row
 /// instead of a count over every queued run, on each event and manual run.
