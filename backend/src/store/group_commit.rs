@@ -97,7 +97,8 @@ enum Job {
     Finish {
         run_id: String,
         worker_id: String,
-        finish: RunFinish,
+        // Boxed: the outcome is most of a job's size, and the queue moves jobs.
+        finish: Box<RunFinish>,
         retry: Option<RetryPlan>,
         claim_next: Option<i64>,
         hold_for: Option<Duration>,
@@ -307,7 +308,7 @@ impl GroupCommit {
         self.submit(|reply| Job::Finish {
             run_id: run_id.to_string(),
             worker_id: worker_id.to_string(),
-            finish: finish.clone(),
+            finish: Box::new(finish.clone()),
             retry: retry.cloned(),
             claim_next,
             hold_for: match self.hold_window_us.load(Ordering::Relaxed) {
