@@ -417,6 +417,9 @@ fn write_loop(
     }
 }
 
+/// How long until the writer tries again to write held starts it could not.
+const HELD_START_RETRY: Duration = Duration::from_millis(100);
+
 /// Writes the starts of the held runs whose window has ended, in a
 /// transaction of their own. A run cancelled meanwhile is left as it is:
 /// its worker's next heartbeat finds it no longer running and stops it.
@@ -436,7 +439,7 @@ fn write_due_starts(conn: &mut Connection, held: &mut HeldStarts) {
     if let Err(err) = written {
         tracing::warn!(error = %err, runs = due.len(), "writing the start of held runs failed; trying again shortly");
         for mut run in due {
-            run.due = Instant::now() + REWIND_RETRY;
+            run.due = Instant::now() + HELD_START_RETRY;
             held.hold(run);
         }
     }
