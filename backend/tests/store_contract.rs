@@ -374,7 +374,7 @@ async fn events_arriving_together_run_once_each(backend: Backend) {
         user_id: user.into(),
         event_id: id,
         event_type: event_type.into(),
-        source: (n % 2 == 0).then(|| "shop".into()),
+        source: n.is_multiple_of(2).then(|| "shop".into()),
         payload: json!({ "n": n, "price": 1.5e-7, "name": "naïve \"quoted\"" }),
     };
     let earlier = store

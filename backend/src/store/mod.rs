@@ -11,6 +11,7 @@ mod models;
 mod postgres;
 mod sql;
 mod sqlite;
+mod writer_jobs;
 
 use async_trait::async_trait;
 
