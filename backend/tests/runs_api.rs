@@ -616,3 +616,94 @@ async fn orphaned_runs_can_be_failed_instead(backend: Backend) {
     );
 }
 on_both_stores!(orphaned_runs_can_be_failed_instead);
+
+/// Queues a manual run of `script` with `body`; its id.
+async fn queue_run(app: &TestApp, token: &str, script: &str, body: Value) -> String {
+    let (status, queued) = app
+        .send(
+            Method::POST,
+            token,
+            &format!("/v1/scripts/{script}/run"),
+            body,
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    queued["run_id"].as_str().unwrap().to_string()
+}
+
+/// A worker handed several runs at once (SQLite, while the queue is busy)
+/// is not held up by a long one among them: the outcome of the run before
+/// it is written while it still runs, and the runs after it go back to the
+/// queue, where the other worker runs them. (PostgreSQL hands out one run
+/// at a time, and must show the same.)
+async fn a_long_run_holds_up_neither_earlier_outcomes_nor_later_runs(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.runner.workers = 2;
+        config.run_limits.timeout = Duration::from_secs(60);
+    })
+    .await;
+    let token = app.user("ada").await;
+    let sleeper = deploy(&app, &token, "sleeper", "sleeper").await;
+    let hello = deploy(&app, &token, "hello", "hello").await;
+    let run = |id: String| {
+        let (app, token) = (&app, &token);
+        async move { app.get(token, &format!("/v1/runs/{id}")).await.1["run"].clone() }
+    };
+    let sleep = |ms: u64| json!({ "payload": { "ms": ms } });
+    let running = |id: String| async move {
+        for _ in 0..500 {
+            if run(id.clone()).await["status"] == "running" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{id} never started");
+    };
+    // Both workers are busy, one for longer; the queue fills behind them.
+    let short = queue_run(&app, &token, &sleeper, sleep(300)).await;
+    running(short).await;
+    let longer = queue_run(&app, &token, &sleeper, sleep(1_000)).await;
+    running(longer).await;
+    // (Runs queued within one millisecond are claimed in any order.)
+    let mut queued = Vec::new();
+    for body in [json!(null), sleep(3_000), json!(null), json!(null), json!(null)] {
+        let script = if body.is_null() { &hello } else { &sleeper };
+        queued.push(queue_run(&app, &token, script, body).await);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let (before, long, after) = (&queued[0], &queued[1], &queued[2..]);
+
+    // The first worker to be free is handed `before`, `long` and the first
+    // of `after` (its share of five). Every run but `long` ends, and its
+    // outcome is written, while `long` still runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for id in std::iter::once(before).chain(after) {
+        loop {
+            let ended = run(id.clone()).await;
+            if ended["finished_at"].is_i64() {
+                assert_eq!(ended["status"], "succeeded", "{ended}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{ended}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let long_run = run(long.clone()).await;
+        assert!(
+            long_run["finished_at"].is_null(),
+            "{id} waited for the long run: {long_run}"
+        );
+    }
+    // The long run ends in its own time, once.
+    loop {
+        let ended = run(long.clone()).await;
+        if ended["finished_at"].is_i64() {
+            assert_eq!(ended["status"], "succeeded", "{ended}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ended}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, runs) = app.get(&token, "/v1/runs?limit=20").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 7, "{runs}");
+}
+on_both_stores!(a_long_run_holds_up_neither_earlier_outcomes_nor_later_runs);

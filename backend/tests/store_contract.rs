@@ -966,6 +966,233 @@ async fn a_held_start_is_written_when_its_run_goes_on(backend: Backend) {
 }
 on_both_stores!(a_held_start_is_written_when_its_run_goes_on);
 
+/// A report of several runs, with runs given back unbegun.
+fn report(run_id: &str, status: &str, started_at: i64) -> roost::store::RunReport {
+    roost::store::RunReport {
+        run_id: run_id.into(),
+        finish: outcome(status),
+        retry: None,
+        started_at: Some(started_at),
+    }
+}
+
+/// While starts are held (SQLite), a worker is handed several runs at once:
+/// its share of the claimable runs, up to what it asked for. It counts once
+/// against its script's cap, as it runs them one at a time; it reports them
+/// together, each with its own start; and the runs it gives back unbegun
+/// are queued again and claimable at once. PostgreSQL writes every start at
+/// its claim, so it hands out one run at a time. A run whose start was
+/// written is given back too, by its worker only.
+async fn a_worker_is_handed_runs_to_run_in_turn(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    store.hold_run_starts(std::time::Duration::from_secs(600));
+    let user = store.create_user("ada", "h").await.unwrap();
+    let first = queued_run(store.as_ref(), &user.id).await;
+    for n in 0..9 {
+        let again = manual_run(&user.id, &first.script_id, json!({ "n": n }));
+        store.enqueue_run(&again).await.unwrap();
+    }
+    let claimed = store.claim_run("w0", 2).await.unwrap().unwrap();
+    let wanted = roost::store::NextClaim {
+        per_script_limit: 2,
+        runs: 8,
+        workers: 2,
+    };
+    let reported = store
+        .report_and_claim(
+            "w0",
+            vec![report(&claimed.id, "succeeded", claimed.started_at.unwrap())],
+            Vec::new(),
+            Some(wanted),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reported.recorded, [true]);
+    let handed = reported.next;
+    // Nine claimable runs, two workers: five, not the eight asked for.
+    let expected = match backend {
+        Backend::Sqlite => 5,
+        Backend::Postgres => 1,
+    };
+    assert_eq!(handed.len(), expected, "{handed:?}");
+    for run in &handed {
+        assert_eq!(
+            (run.status.as_str(), run.worker_id.as_deref()),
+            ("running", Some("w0"))
+        );
+    }
+    // w0 runs one at a time: one slot of two. Another worker gets a run
+    // w0 was not handed, and a third finds the script at its cap.
+    let other = store.claim_run("w1", 2).await.unwrap().unwrap();
+    assert!(handed.iter().all(|run| run.id != other.id));
+    assert!(
+        store.claim_run("w2", 2).await.unwrap().is_none(),
+        "at the cap"
+    );
+    // Nobody but w0 reports w0's runs.
+    let stray = store
+        .report_and_claim(
+            "w1",
+            vec![report(&handed[0].id, "failed", 1)],
+            Vec::new(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stray.recorded, [false]);
+
+    // w0 reports the first two (or the one) and gives back the rest.
+    let ran = handed.len().min(2);
+    let began = claimed.started_at.unwrap() + 5;
+    let reports = handed[..ran]
+        .iter()
+        .enumerate()
+        .map(|(n, run)| report(&run.id, "succeeded", began + n as i64))
+        .collect();
+    let given_back: Vec<String> = handed[ran..].iter().map(|run| run.id.clone()).collect();
+    let reported = store
+        .report_and_claim("w0", reports, given_back.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(reported.recorded, vec![true; ran]);
+    assert!(reported.next.is_empty(), "nothing asked for");
+    for (n, run) in handed[..ran].iter().enumerate() {
+        let done = store.get_run(&user.id, &run.id).await.unwrap().unwrap();
+        assert_eq!(done.status, "succeeded");
+        // A held start is written as the worker began the run; a written
+        // one stays as it was.
+        let started = match backend {
+            Backend::Sqlite => Some(began + n as i64),
+            Backend::Postgres => run.started_at,
+        };
+        assert_eq!(done.started_at, started, "{done:?}");
+    }
+    for run_id in &given_back {
+        let back = store.get_run(&user.id, run_id).await.unwrap().unwrap();
+        assert_eq!(
+            (back.status.as_str(), back.worker_id.as_deref()),
+            ("queued", None)
+        );
+    }
+    // Ten runs: the first claimed, w1's, and the reported ones are off the
+    // queue; the given-back ones are on it.
+    let queued = 10 - 2 - ran as i64;
+    assert_eq!(store.queued_runs(&user.id).await.unwrap(), queued);
+
+    // A started run is given back only by its worker.
+    let kept = store
+        .report_and_claim("w0", Vec::new(), vec![other.id.clone()], None)
+        .await
+        .unwrap();
+    assert!(kept.recorded.is_empty());
+    let still = store.get_run(&user.id, &other.id).await.unwrap().unwrap();
+    assert_eq!(still.worker_id.as_deref(), Some("w1"));
+    store
+        .report_and_claim("w1", Vec::new(), vec![other.id.clone()], None)
+        .await
+        .unwrap();
+    let back = store.get_run(&user.id, &other.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.status.as_str(), back.worker_id.as_deref(), back.started_at),
+        ("queued", None, None)
+    );
+    assert_eq!(store.queued_runs(&user.id).await.unwrap(), queued + 1);
+
+    // Every run still queued is claimable again, the given-back ones too.
+    let mut claimed_again = Vec::new();
+    while let Some(run) = store.claim_run("w3", 10).await.unwrap() {
+        claimed_again.push(run.id);
+    }
+    assert_eq!(claimed_again.len() as i64, queued + 1);
+    for run_id in given_back.iter().chain([&other.id]) {
+        assert!(claimed_again.contains(run_id), "{run_id} not claimed again");
+    }
+}
+on_both_stores!(a_worker_is_handed_runs_to_run_in_turn);
+
+/// Runs are handed out several at once only while starts are held: a
+/// written start would make a run waiting in the worker's hands read as
+/// running. Of the runs handed to a worker together, only the first has
+/// its start written when the window ends: the worker runs them in order,
+/// and the others have not begun.
+async fn only_the_run_a_worker_is_on_has_its_held_start_written(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let user = store.create_user("ada", "h").await.unwrap();
+    let first = queued_run(store.as_ref(), &user.id).await;
+    for n in 0..5 {
+        let again = manual_run(&user.id, &first.script_id, json!({ "n": n }));
+        store.enqueue_run(&again).await.unwrap();
+    }
+    let wanted = roost::store::NextClaim {
+        per_script_limit: 10,
+        runs: 3,
+        workers: 1,
+    };
+    let claimed = store.claim_run("w0", 10).await.unwrap().unwrap();
+    let began = claimed.started_at.unwrap();
+    let unheld = store
+        .report_and_claim(
+            "w0",
+            vec![report(&claimed.id, "succeeded", began)],
+            Vec::new(),
+            Some(wanted),
+        )
+        .await
+        .unwrap()
+        .next;
+    assert_eq!(unheld.len(), 1, "starts are not held: one run");
+    let stored = store.get_run(&user.id, &unheld[0].id).await.unwrap().unwrap();
+    assert_eq!(stored.status, "running");
+
+    store.hold_run_starts(std::time::Duration::from_millis(300));
+    let handed = store
+        .report_and_claim(
+            "w0",
+            vec![report(&unheld[0].id, "succeeded", began)],
+            Vec::new(),
+            Some(wanted),
+        )
+        .await
+        .unwrap()
+        .next;
+    let status = |run_id: String| {
+        let store = store.clone();
+        let user_id = user.id.clone();
+        async move {
+            let run = store.get_run(&user_id, &run_id).await.unwrap().unwrap();
+            run.status
+        }
+    };
+    // The window ends: the first run's start is written (on PostgreSQL,
+    // at its claim). The others wait a window more.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while status(handed[0].id.clone()).await != "running" {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut statuses = Vec::new();
+    for run in &handed[1..] {
+        statuses.push(status(run.id.clone()).await);
+    }
+    let expected = match backend {
+        Backend::Sqlite => vec!["queued"; 2],
+        Backend::Postgres => Vec::new(),
+    };
+    assert_eq!(statuses, expected);
+    // The worker is still running its first run when it gives back the
+    // others; none of them was started.
+    let rest: Vec<String> = handed[1..].iter().map(|run| run.id.clone()).collect();
+    store
+        .report_and_claim("w0", Vec::new(), rest, None)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(store.queued_runs(&user.id).await.unwrap(), 3);
+}
+on_both_stores!(only_the_run_a_worker_is_on_has_its_held_start_written);
+
 /// Listing by status, for the statuses SQLite reads from an index of their
 /// own (queued, running) and one it does not: only the user's runs, newest
 /// first, with the other filters applied.

@@ -8,6 +8,7 @@ mod host_services;
 pub mod masking;
 mod settings_cache;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +19,8 @@ pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
 
 use crate::metrics::Metrics;
 use crate::store::{
-    NewRun, RetryPlan, RunRow, ScriptSettings, Store, StoreError, StoreResult, now_millis,
-    run_status,
+    NewRun, NextClaim, RetryPlan, RunReport, RunRow, ScriptSettings, Store, StoreError,
+    StoreResult, now_millis, run_status,
 };
 
 /// Worker-pool settings.
@@ -65,6 +66,17 @@ impl Default for RunnerConfig {
 /// (see `Store::hold_run_starts`): far below any heartbeat period, and
 /// longer than a short script's whole run, even on a busy queue.
 const HELD_START_WINDOW: Duration = Duration::from_millis(20);
+
+/// Most runs a worker is handed at once while the queue is busy: it runs
+/// them one after another and reports them in one trip to the store, where
+/// the store can hold their starts (see `Store::report_and_claim`).
+const RUNS_PER_TRIP: usize = 8;
+
+/// How long a worker keeps outcomes unwritten, and how long a run may hold
+/// up the runs handed to the worker after it: past this, the outcomes are
+/// written and those runs go back to the queue for other workers. Short
+/// next to a run's latency target (5 ms), long next to a short run.
+const REPORT_WITHIN: Duration = Duration::from_millis(2);
 
 /// Enqueues runs and runs the workers.
 pub struct Runner {
@@ -189,13 +201,19 @@ impl Runner {
     }
 
     async fn work(&self, worker_id: String, mut stop: watch::Receiver<bool>) {
-        // The run to start next: claimed on its own, or handed back with
-        // the finish of the previous one (one trip to the store per run
-        // while the queue is busy).
-        let mut next: Option<RunRow> = None;
+        let mut hand = InHand::new(worker_id);
         loop {
-            if let Some(run) = next.take() {
-                next = self.run_one(&worker_id, run, &stop).await;
+            if let Some(run) = hand.unstarted.pop_front() {
+                self.run_one(&mut hand, run).await;
+                // A node told to stop takes no new runs, and gives back
+                // those it has not begun.
+                let stopping = *stop.borrow();
+                if hand.unstarted.is_empty() || stopping {
+                    let next = (!stopping).then(|| self.next_claim());
+                    self.report(&mut hand, true, next).await;
+                } else if hand.overdue() {
+                    self.report(&mut hand, false, None).await;
+                }
                 continue;
             }
             if *stop.borrow() {
@@ -203,10 +221,10 @@ impl Runner {
             }
             match self
                 .store
-                .claim_run(&worker_id, self.config.per_script_concurrency)
+                .claim_run(&hand.worker_id, self.config.per_script_concurrency)
                 .await
             {
-                Ok(Some(run)) => next = Some(run),
+                Ok(Some(run)) => hand.unstarted.push_back(run),
                 Ok(None) => {
                     tokio::select! {
                         _ = self.wake.notified() => {}
@@ -222,37 +240,41 @@ impl Runner {
         }
     }
 
-    /// Runs a claimed run; returns the worker's next run, if the store
-    /// handed one back with the finish.
-    async fn run_one(
-        &self,
-        worker_id: &str,
-        run: RunRow,
-        stop: &watch::Receiver<bool>,
-    ) -> Option<RunRow> {
+    /// What a worker asks for with its reports: up to `RUNS_PER_TRIP` runs,
+    /// its share of the queue.
+    fn next_claim(&self) -> NextClaim {
+        NextClaim {
+            per_script_limit: self.config.per_script_concurrency,
+            runs: RUNS_PER_TRIP,
+            workers: self.config.workers,
+        }
+    }
+
+    /// Runs a run handed to the worker; its outcome joins the worker's
+    /// unreported ones.
+    async fn run_one(&self, hand: &mut InHand, run: RunRow) {
         let ready_at = run.not_before.unwrap_or(run.queued_at).max(run.queued_at);
-        let started_at = run.started_at.unwrap_or_else(now_millis);
+        let started_at = now_millis();
         self.metrics
             .trigger_lag
             .observe((started_at - ready_at) as f64 / 1000.0);
         self.metrics
             .running
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let next = self.run_claimed(worker_id, run, stop).await;
+        self.run_claimed(hand, run, started_at).await;
         self.metrics
             .running
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        next
     }
 
     async fn run_claimed(
         &self,
-        worker_id: &str,
+        hand: &mut InHand,
         run: RunRow,
-        stop: &watch::Receiver<bool>,
-    ) -> Option<RunRow> {
+        started_at: i64,
+    ) {
         let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
-        tracing::info!(parent: &span, worker = worker_id, attempt = run.attempt, "run started");
+        tracing::info!(parent: &span, worker = %hand.worker_id, attempt = run.attempt, "run started");
         // Run the script, heart-beating meanwhile. A heartbeat that finds the
         // run no longer ours (cancelled) drops the execution, which stops the
         // guest at its next epoch check.
@@ -279,18 +301,25 @@ impl Runner {
             .stale_after
             .saturating_sub(self.config.heartbeat);
         let mut last_beat = tokio::time::Instant::now();
+        // A run still going at this point holds up the outcomes before it
+        // and the runs handed out after it: those are then written, and
+        // given back for other workers.
+        let report_by = hand.oldest.unwrap_or(last_beat) + REPORT_WITHIN;
         let finish = loop {
             tokio::select! {
                 finish = &mut execution => break finish,
-                _ = beat.tick() => match self.store.heartbeat_run(&run.id, worker_id).await {
+                _ = tokio::time::sleep_until(report_by), if hand.waiting() => {
+                    self.report(hand, true, None).await;
+                }
+                _ = beat.tick() => match self.store.heartbeat_run(&run.id, &hand.worker_id).await {
                     Ok(true) => last_beat = tokio::time::Instant::now(),
                     Ok(false) => {
                         tracing::info!(parent: &span, "run cancelled or taken over while running; the script was stopped");
-                        return None;
+                        return;
                     }
                     Err(err) if last_beat.elapsed() >= give_up_after => {
                         tracing::error!(parent: &span, error = %err, "heartbeats failing for too long; stopping the script so another node can run it");
-                        return None;
+                        return;
                     }
                     Err(err) => tracing::warn!(parent: &span, error = %err, "heartbeat failed"),
                 },
@@ -300,33 +329,45 @@ impl Runner {
             .run_duration
             .observe(finish.duration_ms as f64 / 1000.0);
         let retry = self.retry_plan(&run, &finish.status, settings.as_ref());
-        // A node told to stop while this run ran takes no new run with its
-        // finish.
-        let claim_next = (!*stop.borrow()).then_some(self.config.per_script_concurrency);
-        let (recorded, next) = match self
+        hand.finished(
+            RunReport {
+                run_id: run.id.clone(),
+                finish,
+                retry,
+                started_at: Some(started_at),
+            },
+            span,
+        );
+    }
+
+    /// Writes the worker's finished runs, gives back (with `give_back`) the
+    /// runs it has not begun, and takes its next runs (given `next`).
+    async fn report(&self, hand: &mut InHand, give_back: bool, next: Option<NextClaim>) {
+        let unstarted: Vec<String> = match give_back {
+            true => hand.unstarted.drain(..).map(|run| run.id).collect(),
+            false => Vec::new(),
+        };
+        let (reports, logs) = hand.take_finished();
+        if reports.is_empty() && unstarted.is_empty() && next.is_none() {
+            return;
+        }
+        match self
             .store
-            .finish_and_claim(&run.id, worker_id, &finish, retry.as_ref(), claim_next)
+            .report_and_claim(&hand.worker_id, reports, unstarted, next)
             .await
         {
-            Ok(done) => done,
-            Err(err) => {
-                tracing::error!(parent: &span, error = %err, "recording the run's outcome failed");
-                return None;
+            Ok(reported) => {
+                for (log, recorded) in logs.into_iter().zip(reported.recorded) {
+                    log.recorded(recorded, &self.finished);
+                }
+                hand.unstarted.extend(reported.next);
             }
-        };
-        if recorded {
-            let _ = self.finished.send(run.id.clone());
-            tracing::info!(
-                parent: &span,
-                status = %finish.status,
-                duration_ms = finish.duration_ms,
-                error = finish.error.as_deref().unwrap_or(""),
-                "run finished"
-            )
-        } else {
-            tracing::info!(parent: &span, "run ended after it was cancelled; outcome dropped")
+            Err(err) => {
+                for log in logs {
+                    tracing::error!(parent: &log.span, error = %err, "recording the run's outcome failed");
+                }
+            }
         }
-        next
     }
 
     /// Whether a finished run gets another attempt, and when: exponential
@@ -413,6 +454,87 @@ impl Runner {
                 _ = tokio::time::sleep(self.config.heartbeat * 2) => {}
                 _ = stop.changed() => return,
             }
+        }
+    }
+}
+
+/// A worker's runs in hand: handed to it and not begun, in order, and
+/// finished but not yet written.
+struct InHand {
+    worker_id: String,
+    unstarted: VecDeque<RunRow>,
+    finished: Vec<RunReport>,
+    logs: Vec<FinishLog>,
+    /// When the oldest unwritten outcome came.
+    oldest: Option<tokio::time::Instant>,
+}
+
+impl InHand {
+    fn new(worker_id: String) -> Self {
+        Self {
+            worker_id,
+            unstarted: VecDeque::new(),
+            finished: Vec::new(),
+            logs: Vec::new(),
+            oldest: None,
+        }
+    }
+
+    fn finished(&mut self, report: RunReport, span: tracing::Span) {
+        self.oldest.get_or_insert_with(tokio::time::Instant::now);
+        self.logs.push(FinishLog {
+            run_id: report.run_id.clone(),
+            status: report.finish.status.clone(),
+            duration_ms: report.finish.duration_ms,
+            error: report.finish.error.clone(),
+            span,
+        });
+        self.finished.push(report);
+    }
+
+    fn take_finished(&mut self) -> (Vec<RunReport>, Vec<FinishLog>) {
+        self.oldest = None;
+        (
+            std::mem::take(&mut self.finished),
+            std::mem::take(&mut self.logs),
+        )
+    }
+
+    /// Whether anything waits on the run being run: outcomes to write, or
+    /// runs to begin.
+    fn waiting(&self) -> bool {
+        !self.finished.is_empty() || !self.unstarted.is_empty()
+    }
+
+    /// Whether the oldest unwritten outcome has waited too long.
+    fn overdue(&self) -> bool {
+        self.oldest
+            .is_some_and(|at| at.elapsed() >= REPORT_WITHIN)
+    }
+}
+
+/// What is logged of a run once its outcome is written.
+struct FinishLog {
+    run_id: String,
+    status: String,
+    duration_ms: i64,
+    error: Option<String>,
+    span: tracing::Span,
+}
+
+impl FinishLog {
+    fn recorded(self, recorded: bool, finished: &tokio::sync::broadcast::Sender<String>) {
+        if recorded {
+            tracing::info!(
+                parent: &self.span,
+                status = %self.status,
+                duration_ms = self.duration_ms,
+                error = self.error.as_deref().unwrap_or(""),
+                "run finished"
+            );
+            let _ = finished.send(self.run_id);
+        } else {
+            tracing::info!(parent: &self.span, "run ended after it was cancelled; outcome dropped")
         }
     }
 }

@@ -36,10 +36,11 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{oneshot, watch};
 
-use super::held_starts::HeldStarts;
-use super::writer_jobs::{Claimer, SQL, claim, finish_run, heartbeat, ingest};
+use super::held_starts::{Held, HeldStarts};
+use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, report};
 use super::{
-    EventIngest, NewEvent, RetryPlan, RunFinish, RunRow, StoreError, StoreResult, now_millis,
+    EventIngest, NewEvent, NextClaim, Reported, RunReport, RunRow, StoreError, StoreResult,
+    now_millis,
 };
 
 /// How often the WAL is copied back into the database file: often enough
@@ -86,18 +87,16 @@ enum Job {
         reply: Reply<bool>,
         done: Option<StoreResult<bool>>,
     },
-    /// A finish, and then (with `claim_next`) a claim for the same worker,
-    /// whose start may be held (`hold_for`).
-    Finish {
-        run_id: String,
+    /// A worker's reports and give-backs, and then (with `claim`) the runs
+    /// it runs next, whose starts may be held (`hold_for`).
+    Report {
         worker_id: String,
-        // Boxed: the outcome is most of a job's size, and the queue moves jobs.
-        finish: Box<RunFinish>,
-        retry: Option<RetryPlan>,
-        claim_next: Option<i64>,
+        reports: Vec<RunReport>,
+        unstarted: Vec<String>,
+        claim: Option<NextClaim>,
         hold_for: Option<Duration>,
-        reply: Reply<(bool, Option<RunRow>)>,
-        done: Option<StoreResult<(bool, Option<RunRow>)>>,
+        reply: Reply<Reported>,
+        done: Option<StoreResult<Reported>>,
     },
 }
 
@@ -106,7 +105,7 @@ impl Job {
     fn turn_order(&self) -> u8 {
         match self {
             Job::Ingest { .. } => 0,
-            Job::Finish { .. } | Job::Heartbeat { .. } => 1,
+            Job::Report { .. } | Job::Heartbeat { .. } => 1,
             Job::Claim { .. } => 2,
         }
     }
@@ -156,12 +155,11 @@ impl Job {
                 *done = Some(outcome);
                 ok
             }
-            Job::Finish {
-                run_id,
+            Job::Report {
                 worker_id,
-                finish,
-                retry,
-                claim_next,
+                reports,
+                unstarted,
+                claim,
                 hold_for,
                 done,
                 ..
@@ -171,15 +169,7 @@ impl Job {
                     now,
                     hold_for: *hold_for,
                 };
-                let outcome = finish_run(
-                    tx,
-                    held,
-                    run_id,
-                    &claimer,
-                    finish,
-                    retry.as_ref(),
-                    *claim_next,
-                );
+                let outcome = report(tx, held, &claimer, reports, unstarted, *claim);
                 let ok = outcome.is_ok();
                 *done = Some(outcome);
                 ok
@@ -203,7 +193,7 @@ impl Job {
             Job::Ingest { reply, done, .. } => send(reply, done),
             Job::Claim { reply, done, .. } => send(reply, done),
             Job::Heartbeat { reply, done, .. } => send(reply, done),
-            Job::Finish { reply, done, .. } => send(reply, done),
+            Job::Report { reply, done, .. } => send(reply, done),
         }
     }
 
@@ -215,7 +205,7 @@ impl Job {
             Job::Ingest { reply, .. } => drop(reply.send(Err(err()))),
             Job::Claim { reply, .. } => drop(reply.send(Err(err()))),
             Job::Heartbeat { reply, .. } => drop(reply.send(Err(err()))),
-            Job::Finish { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Report { reply, .. } => drop(reply.send(Err(err()))),
         }
     }
 }
@@ -291,20 +281,18 @@ impl GroupCommit {
         .await
     }
 
-    pub(super) async fn finish_and_claim(
+    pub(super) async fn report_and_claim(
         &self,
-        run_id: &str,
         worker_id: &str,
-        finish: &RunFinish,
-        retry: Option<&RetryPlan>,
-        claim_next: Option<i64>,
-    ) -> StoreResult<(bool, Option<RunRow>)> {
-        self.submit(|reply| Job::Finish {
-            run_id: run_id.to_string(),
+        reports: Vec<RunReport>,
+        unstarted: Vec<String>,
+        claim: Option<NextClaim>,
+    ) -> StoreResult<Reported> {
+        self.submit(|reply| Job::Report {
             worker_id: worker_id.to_string(),
-            finish: Box::new(finish.clone()),
-            retry: retry.cloned(),
-            claim_next,
+            reports,
+            unstarted,
+            claim,
             hold_for: match self.hold_window_us.load(Ordering::Relaxed) {
                 0 => None,
                 micros => Some(Duration::from_micros(micros)),
@@ -432,10 +420,11 @@ fn write_due_starts(conn: &mut Connection, held: &mut HeldStarts) {
     })();
     if let Err(err) = written {
         tracing::warn!(error = %err, runs = due.len(), "writing the start of held runs failed; trying again shortly");
-        for mut run in due {
-            run.due = Instant::now() + HELD_START_RETRY;
-            held.hold(run);
-        }
+        let retry_at = Instant::now() + HELD_START_RETRY;
+        held.put_back(due.into_iter().map(|run| Held {
+            due: retry_at,
+            ..run
+        }));
     }
 }
 

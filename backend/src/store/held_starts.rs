@@ -20,8 +20,17 @@
 //! what re-queuing an orphaned run does anyway. Starts are only held when
 //! the server re-queues orphans (the default); under `orphan_runs = fail`
 //! every start is written at its claim.
+//!
+//! While the queue is busy a worker is handed several runs at once, held
+//! together, to run one after another and report together (one writer
+//! turn for several runs). It runs them in order, so the first of its held
+//! runs is the one it is running (or has just run): when their windows
+//! end, the writer writes that one's start, and the later ones wait, still
+//! queued, a window more. A worker runs one run at a time, so it counts
+//! once against the cap of each script it holds runs of. A run it gives
+//! back unbegun is let go, with nothing to write.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A claimed run whose start is not written yet.
 #[derive(Clone, Debug)]
@@ -29,13 +38,17 @@ pub(super) struct Held {
     pub(super) run_id: String,
     pub(super) script_id: String,
     pub(super) worker_id: String,
-    /// The claim's time (Unix ms), written as the run's `started_at`.
+    /// The claim's time (Unix ms), written as the run's `started_at` unless
+    /// the worker reports when it began.
     pub(super) started_at: i64,
+    /// How long the start may stay unwritten.
+    pub(super) window: Duration,
     /// When the writer writes the start if the run has not ended.
     pub(super) due: Instant,
 }
 
-/// The held runs: a few at most (one per worker), so a list.
+/// The held runs, in the order they were handed out: a few per worker, so
+/// a list.
 #[derive(Clone, Debug, Default)]
 pub(super) struct HeldStarts {
     runs: Vec<Held>,
@@ -47,17 +60,32 @@ impl HeldStarts {
         self.runs.iter().any(|held| held.run_id == run_id)
     }
 
-    /// How many of `script_id`'s runs are held: they run, so they count
-    /// against the script's concurrency cap.
-    pub(super) fn of_script(&self, script_id: &str) -> i64 {
-        self.runs
-            .iter()
-            .filter(|held| held.script_id == script_id)
-            .count() as i64
+    /// How many workers other than `except` hold runs of `script_id`: each
+    /// runs its held runs one at a time, so each counts once against the
+    /// script's concurrency cap.
+    pub(super) fn workers_of_script(&self, script_id: &str, except: &str) -> i64 {
+        let mut workers: Vec<&str> = Vec::new();
+        for held in &self.runs {
+            if held.script_id == script_id
+                && held.worker_id != except
+                && !workers.contains(&held.worker_id.as_str())
+            {
+                workers.push(&held.worker_id);
+            }
+        }
+        workers.len() as i64
     }
 
     pub(super) fn hold(&mut self, held: Held) {
         self.runs.push(held);
+    }
+
+    /// Holds again runs taken by `take_due` whose start could not be
+    /// written, ahead of the others, as they were.
+    pub(super) fn put_back(&mut self, runs: impl IntoIterator<Item = Held>) {
+        let later = std::mem::take(&mut self.runs);
+        self.runs.extend(runs);
+        self.runs.extend(later);
     }
 
     /// Stops holding `run_id` if `worker_id` holds it, and returns it.
@@ -66,7 +94,7 @@ impl HeldStarts {
             .runs
             .iter()
             .position(|held| held.run_id == run_id && held.worker_id == worker_id)?;
-        Some(self.runs.swap_remove(at))
+        Some(self.runs.remove(at))
     }
 
     /// When the earliest window ends.
@@ -74,13 +102,30 @@ impl HeldStarts {
         self.runs.iter().map(|held| held.due).min()
     }
 
-    /// Stops holding the runs whose window has ended by `now`, and returns
-    /// them.
+    /// Stops holding the runs whose start is to be written by `now`, and
+    /// returns them: of each worker's runs whose window has ended, the
+    /// first handed out, which is the one it runs (or has just run: a
+    /// worker runs its runs in order and reports them together). Its later
+    /// ones wait, still queued, for a window of their own.
     pub(super) fn take_due(&mut self, now: Instant) -> Vec<Held> {
-        let (due, kept) = std::mem::take(&mut self.runs)
-            .into_iter()
-            .partition(|held| held.due <= now);
-        self.runs = kept;
+        let mut due = Vec::new();
+        let mut workers_seen: Vec<String> = Vec::new();
+        let mut at = 0;
+        while at < self.runs.len() {
+            let held = &mut self.runs[at];
+            let first_of_worker = !workers_seen.contains(&held.worker_id);
+            if first_of_worker {
+                workers_seen.push(held.worker_id.clone());
+            }
+            if held.due <= now {
+                if first_of_worker {
+                    due.push(self.runs.remove(at));
+                    continue;
+                }
+                held.due = now + held.window;
+            }
+            at += 1;
+        }
         due
     }
 
@@ -100,6 +145,7 @@ mod tests {
             script_id: script.into(),
             worker_id: worker.into(),
             started_at: 0,
+            window: Duration::from_millis(20),
             due,
         }
     }
@@ -112,7 +158,14 @@ mod tests {
         starts.hold(held("r2", "s1", "w2", now + Duration::from_millis(10)));
         starts.hold(held("r3", "s2", "w3", now + Duration::from_millis(30)));
         assert!(starts.holds("r1") && !starts.holds("r4"));
-        assert_eq!((starts.of_script("s1"), starts.of_script("s2")), (2, 1));
+        assert_eq!(
+            (
+                starts.workers_of_script("s1", "w9"),
+                starts.workers_of_script("s1", "w1"),
+                starts.workers_of_script("s2", "w9")
+            ),
+            (2, 1, 1)
+        );
         assert!(starts.release("r1", "w2").is_none(), "another worker's run");
         assert_eq!(starts.release("r1", "w1").unwrap().run_id, "r1");
         assert!(!starts.holds("r1"));
@@ -122,5 +175,39 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].run_id, "r2");
         assert!(starts.holds("r3") && !starts.is_empty());
+    }
+
+    #[test]
+    fn a_worker_holding_several_runs_counts_once_and_has_one_start_written_at_a_time() {
+        let now = Instant::now();
+        let window = Duration::from_millis(20);
+        let mut starts = HeldStarts::default();
+        for run in ["a1", "a2", "a3"] {
+            starts.hold(held(run, "s1", "w1", now + window));
+        }
+        starts.hold(held("b1", "s1", "w2", now + window));
+        assert_eq!(starts.workers_of_script("s1", "w9"), 2, "one per worker");
+        assert_eq!(starts.workers_of_script("s1", "w2"), 1);
+
+        // Both workers' windows end: each worker's first run is written,
+        // its later runs wait a window more.
+        let later = now + window;
+        let due: Vec<String> = starts.take_due(later).into_iter().map(|h| h.run_id).collect();
+        assert_eq!(due, ["a1", "b1"]);
+        assert_eq!(starts.next_due(), Some(later + window));
+        assert!(starts.take_due(later + window / 2).is_empty());
+        let due: Vec<String> = starts
+            .take_due(later + window)
+            .into_iter()
+            .map(|h| h.run_id)
+            .collect();
+        assert_eq!(due, ["a2"]);
+
+        // A given-back run leaves the order of the others as it was.
+        starts.hold(held("a4", "s1", "w1", now));
+        assert!(starts.release("a3", "w1").is_some());
+        let due: Vec<String> = starts.take_due(later + window * 3).into_iter().map(|h| h.run_id).collect();
+        assert_eq!(due, ["a4"]);
+        assert!(starts.is_empty());
     }
 }

@@ -163,10 +163,25 @@ pub trait Store: Send + Sync + 'static {
         finish: &RunFinish,
         retry: Option<&RetryPlan>,
     ) -> StoreResult<bool>;
-    /// `finish_run`, then, given `claim_next` (the per-script limit),
-    /// `claim_run` for the same worker: where the store can, the worker's
-    /// next run comes back from the same trip to the database. The finish
-    /// stands even if that claim fails; the claim then answers `None`.
+    /// A worker's trip to the store: records how each of `reports` ended,
+    /// in order, as `finish_run` does; gives back `unstarted`, runs it was
+    /// handed and did not begin (they are claimable again at once); and,
+    /// given `claim`, hands it the runs to run next, one after another.
+    /// Runs are handed out several at a time only where their starts are
+    /// held (see `hold_run_starts`): a run that waits in a worker's hands
+    /// must not read as running, nor be failed as an orphan if the node
+    /// dies. Elsewhere, and always on PostgreSQL, at most one. Reports and
+    /// give-backs stand even if the claim fails; the claim then hands out
+    /// nothing.
+    async fn report_and_claim(
+        &self,
+        worker_id: &str,
+        reports: Vec<RunReport>,
+        unstarted: Vec<String>,
+        claim: Option<NextClaim>,
+    ) -> StoreResult<Reported>;
+    /// `report_and_claim` for one finished run, and at most one next run
+    /// given `claim_next` (the per-script limit).
     async fn finish_and_claim(
         &self,
         run_id: &str,
@@ -174,8 +189,25 @@ pub trait Store: Send + Sync + 'static {
         finish: &RunFinish,
         retry: Option<&RetryPlan>,
         claim_next: Option<i64>,
-    ) -> StoreResult<(bool, Option<RunRow>)>;
-    /// Lets the store write the start of a run that `finish_and_claim`
+    ) -> StoreResult<(bool, Option<RunRow>)> {
+        let report = RunReport {
+            run_id: run_id.to_string(),
+            finish: finish.clone(),
+            retry: retry.cloned(),
+            started_at: None,
+        };
+        let claim = claim_next.map(|per_script_limit| NextClaim {
+            per_script_limit,
+            runs: 1,
+            workers: 1,
+        });
+        let reported = self
+            .report_and_claim(worker_id, vec![report], Vec::new(), claim)
+            .await?;
+        let recorded = reported.recorded.first().copied().unwrap_or(false);
+        Ok((recorded, reported.next.into_iter().next()))
+    }
+    /// Lets the store write the start of a run that `report_and_claim`
     /// hands out together with that run's end, if the run ends within
     /// `window` (one write instead of two for short runs). Until then, or
     /// until its first heartbeat, the run reads as still queued; if the

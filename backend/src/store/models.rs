@@ -332,6 +332,44 @@ pub struct RunFinish {
     pub output_cap: i64,
 }
 
+/// A run a worker has finished, as it reports it to the store.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run.
+    pub run_id: String,
+    /// How it ended.
+    pub finish: RunFinish,
+    /// Its next attempt, if one is planned.
+    pub retry: Option<RetryPlan>,
+    /// When the worker began it (Unix ms), written as its start where the
+    /// store had not written one yet (a held start); `None`: when it was
+    /// handed out.
+    pub started_at: Option<i64>,
+}
+
+/// The runs a worker asks for with its reports.
+#[derive(Debug, Clone, Copy)]
+pub struct NextClaim {
+    /// Most runs of one script running at once (see `Store::claim_run`).
+    pub per_script_limit: i64,
+    /// Most runs handed out, to be run one after another.
+    pub runs: usize,
+    /// Workers taking runs from this queue on this node: a worker is handed
+    /// at most its share of the claimable runs (rounded up), so one worker
+    /// does not take the few runs there are while the others wait.
+    pub workers: usize,
+}
+
+/// What the store answered a worker's reports with.
+#[derive(Debug, Default)]
+pub struct Reported {
+    /// For each report, in order: whether it was recorded (false: the run
+    /// was cancelled or taken over meanwhile, and nothing changed).
+    pub recorded: Vec<bool>,
+    /// The runs to run next, in order.
+    pub next: Vec<RunRow>,
+}
+
 /// Filters of `GET /v1/runs`.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {

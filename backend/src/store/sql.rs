@@ -43,6 +43,11 @@ pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code 
 pub(super) const HEARTBEAT_SQL: &str =
     "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'";
 
+/// Puts run `$1`, handed to worker `$2` and not begun, back on the queue
+/// as it was (a held start needs no write: it is still queued).
+pub(super) const GIVE_BACK_RUN_SQL: &str = "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, \
+     started_at = NULL WHERE id = $1 AND worker_id = $2 AND status = 'running'";
+
 /// Queues the next attempt of run `$6`.
 pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, \
      trigger_spec, payload, status, attempt, first_run_id, queued_at, not_before) \
@@ -618,7 +623,14 @@ macro_rules! sql_store {
                 retry: Option<&$crate::store::RetryPlan>,
             ) -> $crate::store::StoreResult<bool> {
                 if let Some(writer) = self.group_commit() {
-                    return writer.finish_and_claim(run_id, worker_id, finish, retry, None).await.map(|(done, _)| done);
+                    let report = $crate::store::RunReport {
+                        run_id: run_id.to_string(),
+                        finish: finish.clone(),
+                        retry: retry.cloned(),
+                        started_at: None,
+                    };
+                    let reported = writer.report_and_claim(worker_id, vec![report], Vec::new(), None).await?;
+                    return Ok(reported.recorded.first().copied().unwrap_or(false));
                 }
                 let update = sqlx::query($crate::store::sql::FINISH_RUN_SQL)
                     .bind(&finish.status)
@@ -655,26 +667,33 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
-            async fn finish_and_claim(
+            async fn report_and_claim(
                 &self,
-                run_id: &str,
                 worker_id: &str,
-                finish: &$crate::store::RunFinish,
-                retry: Option<&$crate::store::RetryPlan>,
-                claim_next: Option<i64>,
-            ) -> $crate::store::StoreResult<(bool, Option<$crate::store::RunRow>)> {
+                reports: Vec<$crate::store::RunReport>,
+                unstarted: Vec<String>,
+                claim: Option<$crate::store::NextClaim>,
+            ) -> $crate::store::StoreResult<$crate::store::Reported> {
                 if let Some(writer) = self.group_commit() {
-                    return writer.finish_and_claim(run_id, worker_id, finish, retry, claim_next).await;
+                    return writer.report_and_claim(worker_id, reports, unstarted, claim).await;
                 }
-                let done = self.finish_run(run_id, worker_id, finish, retry).await?;
-                let next = match claim_next {
-                    Some(limit) => self.claim_run(worker_id, limit).await.unwrap_or_else(|err| {
-                        tracing::warn!(error = %err, "claiming the next run after a finish failed");
-                        None
-                    }),
-                    None => None,
-                };
-                Ok((done, next))
+                let mut reported = $crate::store::Reported::default();
+                for report in &reports {
+                    let done = self.finish_run(&report.run_id, worker_id, &report.finish, report.retry.as_ref()).await?;
+                    reported.recorded.push(done);
+                }
+                for run_id in &unstarted {
+                    sqlx::query($crate::store::sql::GIVE_BACK_RUN_SQL).bind(run_id).bind(worker_id).execute(&self.pool).await?;
+                }
+                // One run at most: this path writes each start at its claim,
+                // so a run waiting in a worker's hands would read as running.
+                if let Some(claim) = claim.filter(|claim| claim.runs > 0) {
+                    match self.claim_run(worker_id, claim.per_script_limit).await {
+                        Ok(next) => reported.next.extend(next),
+                        Err(err) => tracing::warn!(error = %err, "claiming the next run after a finish failed"),
+                    }
+                }
+                Ok(reported)
             }
 
             async fn script_settings(&self, script_id: &str) -> $crate::store::StoreResult<Option<$crate::store::ScriptSettings>> {

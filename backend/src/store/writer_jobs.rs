@@ -1,6 +1,6 @@
 //! What each of the SQLite writer's jobs runs inside its turn's
 //! transaction (see group_commit.rs): an event turned into runs, a claim, a
-//! heartbeat, a finish. Each function writes through the turn's connection
+//! heartbeat, a worker's reports and next runs. Each function writes through the turn's connection
 //! and leaves committing, and rolling back, to the turn.
 
 use std::sync::LazyLock;
@@ -10,13 +10,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::held_starts::{Held, HeldStarts};
 use super::sql::{
-    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, HEARTBEAT_SQL, INSERT_EVENT_RUN_SQL,
+    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
+    INSERT_EVENT_RUN_SQL,
     INSERT_EVENT_SQL, RETRY_RUN_SQL, RUN_COLUMNS, RunColumns, new_id, run_from_row,
 };
 use super::sqlite::{
     CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL, START_RUN_SQL,
 };
-use super::{EventIngest, NewEvent, RetryPlan, RunFinish, RunRow, StoreError, StoreResult};
+use super::{
+    EventIngest, NewEvent, NextClaim, Reported, RunReport, RunRow, StoreError, StoreResult,
+};
 
 /// The SQL of the writer, with sqlx's `$N` placeholders written as SQLite's
 /// `?N`: rusqlite binds by position, and SQLite numbers `$N` parameters in
@@ -35,6 +38,7 @@ pub(super) struct WriterSql {
     pub(super) finish_held: String,
     pub(super) heartbeat: String,
     pub(super) retry_run: String,
+    pub(super) give_back: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -51,6 +55,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     finish_held: numbered(FINISH_HELD_RUN_SQL),
     heartbeat: numbered(HEARTBEAT_SQL),
     retry_run: numbered(RETRY_RUN_SQL),
+    give_back: numbered(GIVE_BACK_RUN_SQL),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
@@ -148,77 +153,117 @@ pub(super) struct Claimer<'a> {
     pub(super) hold_for: Option<Duration>,
 }
 
-/// Claims the oldest claimable run for `claimer`: its start is written
-/// now, or held (see held_starts.rs).
+/// Claims the oldest claimable run for `claimer` (see `claim_runs`).
 pub(super) fn claim(
     tx: &Connection,
     held: &mut HeldStarts,
     claimer: &Claimer<'_>,
     per_script_limit: i64,
 ) -> StoreResult<Option<RunRow>> {
-    let Some((run_id, script_id)) = pick(tx, held, per_script_limit, claimer.now)? else {
-        return Ok(None);
+    let one = NextClaim {
+        per_script_limit,
+        runs: 1,
+        workers: 1,
     };
-    if claimer.hold_for.is_none() {
-        tx.prepare_cached(&SQL.start_run)?.execute(params![
-            claimer.now,
-            claimer.worker_id,
-            run_id,
-            claimer.now
-        ])?;
-    }
-    let mut read = tx.prepare_cached(&SQL.read_run)?;
-    let mut rows = read.query(params![run_id])?;
-    let Some(mut run) = rows.next()?.map(run_from_row).transpose()? else {
-        return Ok(None);
-    };
-    if let Some(window) = claimer.hold_for {
-        // The worker gets the run as it will be written: started now, by it.
-        run.status = super::run_status::RUNNING.into();
-        run.worker_id = Some(claimer.worker_id.to_string());
-        run.started_at = Some(claimer.now);
-        run.heartbeat_at = Some(claimer.now);
-        held.hold(Held {
-            run_id,
-            script_id,
-            worker_id: claimer.worker_id.to_string(),
-            started_at: claimer.now,
-            due: Instant::now() + window,
-        });
-    }
-    Ok(Some(run))
+    Ok(claim_runs(tx, held, claimer, one)?.into_iter().next())
 }
 
-/// The oldest queued run past its backoff that is not held, of a script
-/// below its concurrency cap (its running runs and its held ones): its id
-/// and script. The queue is read in claim order, and a script found at its
-/// cap is not counted again.
+/// Claims the oldest claimable runs for `claimer`, to be run one after
+/// another: their starts are written now, or held (see held_starts.rs).
+/// Several are handed out only when held: a written start would make a run
+/// that waits in the worker's hands read as running.
+pub(super) fn claim_runs(
+    tx: &Connection,
+    held: &mut HeldStarts,
+    claimer: &Claimer<'_>,
+    wanted: NextClaim,
+) -> StoreResult<Vec<RunRow>> {
+    let wanted = match claimer.hold_for {
+        Some(_) => wanted,
+        None => NextClaim { runs: 1, ..wanted },
+    };
+    let picked = pick(tx, held, claimer, wanted)?;
+    let mut runs = Vec::with_capacity(picked.len());
+    let mut read = tx.prepare_cached(&SQL.read_run)?;
+    for (run_id, script_id) in picked {
+        if claimer.hold_for.is_none() {
+            tx.prepare_cached(&SQL.start_run)?.execute(params![
+                claimer.now,
+                claimer.worker_id,
+                run_id,
+                claimer.now
+            ])?;
+        }
+        let mut rows = read.query(params![run_id])?;
+        let Some(mut run) = rows.next()?.map(run_from_row).transpose()? else {
+            continue;
+        };
+        if let Some(window) = claimer.hold_for {
+            // The worker gets the run as it will be written: started by it
+            // (at the claim, unless its report says when it began).
+            run.status = super::run_status::RUNNING.into();
+            run.worker_id = Some(claimer.worker_id.to_string());
+            run.started_at = Some(claimer.now);
+            run.heartbeat_at = Some(claimer.now);
+            held.hold(Held {
+                run_id,
+                script_id,
+                worker_id: claimer.worker_id.to_string(),
+                started_at: claimer.now,
+                window,
+                due: Instant::now() + window,
+            });
+        }
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+/// The oldest queued runs past their backoff that are not held, of scripts
+/// below their concurrency cap, for the claimer to run one after another:
+/// their ids and scripts. A script's cap counts its running runs and the
+/// other workers holding runs of it (a worker runs its held runs one at a
+/// time). The queue is read in claim order until `runs` claimable runs per
+/// worker are seen, and the claimer takes its share of those, rounded up.
 fn pick(
     tx: &Connection,
     held: &HeldStarts,
-    per_script_limit: i64,
-    now: i64,
-) -> StoreResult<Option<(String, String)>> {
+    claimer: &Claimer<'_>,
+    wanted: NextClaim,
+) -> StoreResult<Vec<(String, String)>> {
     let mut queued = tx.prepare_cached(&SQL.claim_queued)?;
     let mut running = tx.prepare_cached(&SQL.script_running)?;
-    let mut rows = queued.query(params![now])?;
-    let mut at_cap: Vec<String> = Vec::new();
+    let mut rows = queued.query(params![claimer.now])?;
+    let look_for = wanted.runs.max(1) * wanted.workers.max(1);
+    // Each script met, and whether it is below its cap.
+    let mut scripts: Vec<(String, bool)> = Vec::new();
+    let mut claimable = Vec::new();
     while let Some(row) = rows.next()? {
         let run_id: String = row.get(0)?;
         if held.holds(&run_id) {
             continue;
         }
         let script_id: String = row.get(1)?;
-        if at_cap.contains(&script_id) {
-            continue;
+        let below_cap = match scripts.iter().find(|(id, _)| *id == script_id) {
+            Some((_, below_cap)) => *below_cap,
+            None => {
+                let running: i64 = running.query_row(params![script_id], |row| row.get(0))?;
+                let holders = held.workers_of_script(&script_id, claimer.worker_id);
+                let below_cap = running + holders < wanted.per_script_limit;
+                scripts.push((script_id.clone(), below_cap));
+                below_cap
+            }
+        };
+        if below_cap {
+            claimable.push((run_id, script_id));
+            if claimable.len() >= look_for {
+                break;
+            }
         }
-        let running: i64 = running.query_row(params![script_id], |row| row.get(0))?;
-        if running + held.of_script(&script_id) < per_script_limit {
-            return Ok(Some((run_id, script_id)));
-        }
-        at_cap.push(script_id);
     }
-    Ok(None)
+    let share = claimable.len().div_ceil(wanted.workers.max(1));
+    claimable.truncate(share.min(wanted.runs));
+    Ok(claimable)
 }
 
 /// Records that the worker still runs the run; a held run gets its start
@@ -244,20 +289,55 @@ pub(super) fn heartbeat(
     Ok(changed > 0)
 }
 
-/// Records how run `run_id` ended, if it is still `claimer`'s (held, or
-/// running under its worker); queues its retry; claims the worker's next
-/// run. (The finished run no longer counts against its script's cap; a run
-/// the worker lost still does.)
-pub(super) fn finish_run(
+/// A worker's trip: records each report (see `finish`), gives back the
+/// runs it did not begin, and claims its next runs. (The finished runs no
+/// longer count against their script's cap; a run the worker lost still
+/// does.)
+pub(super) fn report(
     tx: &Connection,
     held: &mut HeldStarts,
-    run_id: &str,
     claimer: &Claimer<'_>,
-    finish: &RunFinish,
-    retry: Option<&RetryPlan>,
-    claim_next: Option<i64>,
-) -> StoreResult<(bool, Option<RunRow>)> {
-    let (worker_id, now) = (claimer.worker_id, claimer.now);
+    reports: &[RunReport],
+    unstarted: &[String],
+    claim: Option<NextClaim>,
+) -> StoreResult<Reported> {
+    let mut reported = Reported::default();
+    for report in reports {
+        reported.recorded.push(finish(tx, held, claimer, report)?);
+    }
+    for run_id in unstarted {
+        // A held run is still queued: letting go of it is enough.
+        if held.release(run_id, claimer.worker_id).is_none() {
+            tx.prepare_cached(&SQL.give_back)?
+                .execute(params![run_id, claimer.worker_id])?;
+        }
+    }
+    // The reports stand even if the claim after them fails (the store's
+    // contract): otherwise their runs would stay `running` and be run again
+    // once their heartbeat went stale. A failed statement is undone on its
+    // own; only if SQLite gave up the whole transaction does the job fail.
+    if let Some(wanted) = claim {
+        match claim_runs(tx, held, claimer, wanted) {
+            Ok(next) => reported.next = next,
+            Err(err) if !tx.is_autocommit() => {
+                tracing::warn!(error = %err, "claiming the next runs after a report failed");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(reported)
+}
+
+/// Records how a run ended, if it is still the claimer's (held, or running
+/// under its worker), and queues its retry.
+fn finish(
+    tx: &Connection,
+    held: &mut HeldStarts,
+    claimer: &Claimer<'_>,
+    report: &RunReport,
+) -> StoreResult<bool> {
+    let (finish, run_id, worker_id, now) =
+        (&report.finish, &report.run_id, claimer.worker_id, claimer.now);
     let outcome = params![
         finish.status,
         finish.exit_code,
@@ -275,14 +355,15 @@ pub(super) fn finish_run(
     let finished = match held.release(run_id, worker_id) {
         // Its start and its end in one change (cancelled meanwhile: none).
         Some(run) => {
+            let started_at = report.started_at.unwrap_or(run.started_at);
             let mut finish_held = tx.prepare_cached(&SQL.finish_held)?;
             let mut values = outcome.to_vec();
-            values.push(&run.started_at);
+            values.push(&started_at);
             finish_held.execute(values.as_slice())? > 0
         }
         None => tx.prepare_cached(&SQL.finish_run)?.execute(outcome)? > 0,
     };
-    if let (true, Some(retry)) = (finished, retry) {
+    if let (true, Some(retry)) = (finished, &report.retry) {
         tx.prepare_cached(&SQL.retry_run)?.execute(params![
             new_id("run"),
             retry.attempt,
@@ -292,21 +373,7 @@ pub(super) fn finish_run(
             run_id
         ])?;
     }
-    // The finish stands even if the claim after it fails (the store's
-    // contract): otherwise the run would stay `running` and be run again
-    // once its heartbeat went stale. A failed statement is undone on its
-    // own; only if SQLite gave up the whole transaction does the job fail.
-    let next = match claim_next {
-        Some(limit) => match claim(tx, held, claimer, limit) {
-            Err(err) if !tx.is_autocommit() => {
-                tracing::warn!(error = %err, "claiming the next run after a finish failed");
-                None
-            }
-            claimed => claimed?,
-        },
-        None => None,
-    };
-    Ok((finished, next))
+    Ok(finished)
 }
 
 /// A run row's columns, read by position where the statement lists them
