@@ -666,7 +666,13 @@ async fn a_long_run_holds_up_neither_earlier_outcomes_nor_later_runs(backend: Ba
     running(longer).await;
     // (Runs queued within one millisecond are claimed in any order.)
     let mut queued = Vec::new();
-    for body in [json!(null), sleep(3_000), json!(null), json!(null), json!(null)] {
+    for body in [
+        json!(null),
+        sleep(3_000),
+        json!(null),
+        json!(null),
+        json!(null),
+    ] {
         let script = if body.is_null() { &hello } else { &sleeper };
         queued.push(queue_run(&app, &token, script, body).await);
         tokio::time::sleep(Duration::from_millis(3)).await;

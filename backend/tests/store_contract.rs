@@ -1002,7 +1002,11 @@ async fn a_worker_is_handed_runs_to_run_in_turn(backend: Backend) {
     let reported = store
         .report_and_claim(
             "w0",
-            vec![report(&claimed.id, "succeeded", claimed.started_at.unwrap())],
+            vec![report(
+                &claimed.id,
+                "succeeded",
+                claimed.started_at.unwrap(),
+            )],
             Vec::new(),
             Some(wanted),
         )
@@ -1094,7 +1098,11 @@ async fn a_worker_is_handed_runs_to_run_in_turn(backend: Backend) {
         .unwrap();
     let back = store.get_run(&user.id, &other.id).await.unwrap().unwrap();
     assert_eq!(
-        (back.status.as_str(), back.worker_id.as_deref(), back.started_at),
+        (
+            back.status.as_str(),
+            back.worker_id.as_deref(),
+            back.started_at
+        ),
         ("queued", None, None)
     );
     assert_eq!(store.queued_runs(&user.id).await.unwrap(), queued + 1);
@@ -1143,7 +1151,11 @@ async fn only_the_run_a_worker_is_on_has_its_held_start_written(backend: Backend
         .unwrap()
         .next;
     assert_eq!(unheld.len(), 1, "starts are not held: one run");
-    let stored = store.get_run(&user.id, &unheld[0].id).await.unwrap().unwrap();
+    let stored = store
+        .get_run(&user.id, &unheld[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, "running");
 
     store.hold_run_starts(std::time::Duration::from_millis(300));

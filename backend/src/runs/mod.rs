@@ -267,12 +267,7 @@ impl Runner {
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    async fn run_claimed(
-        &self,
-        hand: &mut InHand,
-        run: RunRow,
-        started_at: i64,
-    ) {
+    async fn run_claimed(&self, hand: &mut InHand, run: RunRow, started_at: i64) {
         let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
         tracing::info!(parent: &span, worker = %hand.worker_id, attempt = run.attempt, "run started");
         // Run the script, heart-beating meanwhile. A heartbeat that finds the
@@ -508,8 +503,7 @@ impl InHand {
 
     /// Whether the oldest unwritten outcome has waited too long.
     fn overdue(&self) -> bool {
-        self.oldest
-            .is_some_and(|at| at.elapsed() >= REPORT_WITHIN)
+        self.oldest.is_some_and(|at| at.elapsed() >= REPORT_WITHIN)
     }
 }
 

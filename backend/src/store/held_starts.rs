@@ -192,7 +192,11 @@ mod tests {
         // Both workers' windows end: each worker's first run is written,
         // its later runs wait a window more.
         let later = now + window;
-        let due: Vec<String> = starts.take_due(later).into_iter().map(|h| h.run_id).collect();
+        let due: Vec<String> = starts
+            .take_due(later)
+            .into_iter()
+            .map(|h| h.run_id)
+            .collect();
         assert_eq!(due, ["a1", "b1"]);
         assert_eq!(starts.next_due(), Some(later + window));
         assert!(starts.take_due(later + window / 2).is_empty());
@@ -206,7 +210,11 @@ mod tests {
         // A given-back run leaves the order of the others as it was.
         starts.hold(held("a4", "s1", "w1", now));
         assert!(starts.release("a3", "w1").is_some());
-        let due: Vec<String> = starts.take_due(later + window * 3).into_iter().map(|h| h.run_id).collect();
+        let due: Vec<String> = starts
+            .take_due(later + window * 3)
+            .into_iter()
+            .map(|h| h.run_id)
+            .collect();
         assert_eq!(due, ["a4"]);
         assert!(starts.is_empty());
     }

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::held_starts::{Held, HeldStarts};
 use super::sql::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
-    INSERT_EVENT_RUN_SQL,
-    INSERT_EVENT_SQL, RETRY_RUN_SQL, RUN_COLUMNS, RunColumns, new_id, run_from_row,
+    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, RETRY_RUN_SQL, RUN_COLUMNS, RunColumns, new_id,
+    run_from_row,
 };
 use super::sqlite::{
     CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL, START_RUN_SQL,
@@ -336,8 +336,12 @@ fn finish(
     claimer: &Claimer<'_>,
     report: &RunReport,
 ) -> StoreResult<bool> {
-    let (finish, run_id, worker_id, now) =
-        (&report.finish, &report.run_id, claimer.worker_id, claimer.now);
+    let (finish, run_id, worker_id, now) = (
+        &report.finish,
+        &report.run_id,
+        claimer.worker_id,
+        claimer.now,
+    );
     let outcome = params![
         finish.status,
         finish.exit_code,
