@@ -9,6 +9,10 @@
 //!
 //! `cargo bench -p roost --bench events_to_runs` prints a table and writes
 //! `events_to_runs.json` into `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
+//!
+//! `ROOST_BENCH_PACE=<events/s>` sets the paced phase's rate instead of
+//! half the sustained rate; `ROOST_LOG=<filter>` prints the server's logs
+//! (for example `roost::store=debug` shows the SQLite WAL's rewinds).
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,12 @@ const PACED_EVENTS: usize = 2_000;
 const POSTERS: usize = 32;
 
 fn main() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name(CLIENT_THREADS)
@@ -225,7 +235,9 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
 
     // Latency under load: events at half the sustained rate, open loop (each
     // leaves on schedule whatever the earlier ones are doing).
-    let paced_rate = rate / 2.0;
+    let paced_rate = pace_for(rate);
+    tracing::info!(paced_rate, "paced phase starts");
+    let paced_started = roost::store::now_millis();
     let paced_mark = cpu.mark();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / paced_rate));
     let mut sends = Vec::with_capacity(PACED_EVENTS);
@@ -249,6 +261,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let mut paced_waited = Vec::with_capacity(PACED_EVENTS);
     let mut paced_start = Vec::with_capacity(PACED_EVENTS);
     let mut paced_end = Vec::with_capacity(PACED_EVENTS);
+    let mut paced_slow = Vec::with_capacity(PACED_EVENTS);
     for (sent, id) in sent_runs {
         let run = finished(id).await;
         let at = |field: &str| run[field].as_i64().unwrap();
@@ -256,6 +269,15 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         paced_waited.push(at("started_at") - at("queued_at"));
         paced_start.push(at("started_at") - sent);
         paced_end.push(at("finished_at") - sent);
+        paced_slow.push((at("finished_at") - sent, sent - paced_started));
+    }
+    let slowest = slowest_by_send_time(paced_slow);
+    // Whole milliseconds make p99 coarse; how many events took 5 ms or
+    // more (the target's bound) says how far from it a run is.
+    let at_target_or_over = paced_end.iter().filter(|&&ms| ms >= 5).count();
+    let mut end_histogram = std::collections::BTreeMap::<i64, usize>::new();
+    for &ms in &paced_end {
+        *end_histogram.entry(ms).or_default() += 1;
     }
     for samples in [
         &mut paced_queued,
@@ -290,9 +312,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         support::pct(&to_end, 50),
         support::pct(&to_end, 99)
     );
-    println!(
-        "at half the sustained rate ({paced_rate:.0} events/s, {PACED_EVENTS} events, open loop):"
-    );
+    println!("paced at {paced_rate:.0} events/s ({PACED_EVENTS} events, open loop):");
     println!("  {}", paced_cpu.describe(PACED_EVENTS, "run"));
     for (leg, samples) in [
         ("event -> run queued", &paced_queued),
@@ -306,6 +326,18 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
             support::pct(samples, 99)
         );
     }
+    println!(
+        "  events 5 ms or more from event to run end: {at_target_or_over} ({:.2}%)",
+        at_target_or_over as f64 * 100.0 / PACED_EVENTS as f64
+    );
+    println!(
+        "  the slowest 1% to run end, by when they were sent (ms into the phase: events, their worst ms): {}",
+        slowest
+            .iter()
+            .map(|s| format!("+{}: {} ({} ms)", s.sent_from, s.events, s.worst_ms))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     server.shutdown_background();
     let p50_p99 = |samples: &[i64]| json!({ "p50": support::pct(samples, 50), "p99": support::pct(samples, 99) });
@@ -328,8 +360,61 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
             "queued_to_start_ms": p50_p99(&paced_waited),
             "event_to_start_ms": p50_p99(&paced_start),
             "event_to_end_ms": p50_p99(&paced_end),
+            "events_at_5_ms_or_more": at_target_or_over,
+            "event_to_end_ms_histogram": end_histogram,
+            "slowest_percent_by_send_time": slowest
+                .iter()
+                .map(|s| json!({ "sent_from_ms": s.sent_from, "events": s.events, "worst_ms": s.worst_ms }))
+                .collect::<Vec<_>>(),
         },
     })
+}
+
+/// The paced phase's rate: `ROOST_BENCH_PACE` if set, else half of the
+/// sustained `rate` (the latency target's condition).
+fn pace_for(rate: f64) -> f64 {
+    match std::env::var("ROOST_BENCH_PACE") {
+        Ok(pace) => pace
+            .parse()
+            .ok()
+            .filter(|pace: &f64| *pace > 0.0)
+            .unwrap_or_else(|| panic!("ROOST_BENCH_PACE={pace:?} is not a positive number")),
+        Err(_) => rate / 2.0,
+    }
+}
+
+/// Slow events sent close together (within 10 ms of the one before).
+struct SlowSpell {
+    /// When the first was sent, in ms from the phase's start.
+    sent_from: i64,
+    events: usize,
+    worst_ms: i64,
+}
+
+/// The slowest 1% of `(latency, sent)` samples grouped by when they were
+/// sent: one spell points at a stall (a checkpoint, a client hiccup), many
+/// scattered ones at queueing.
+fn slowest_by_send_time(mut samples: Vec<(i64, i64)>) -> Vec<SlowSpell> {
+    samples.sort_by_key(|&(latency, _)| std::cmp::Reverse(latency));
+    samples.truncate(samples.len().div_ceil(100));
+    samples.sort_by_key(|&(_, sent)| sent);
+    let mut spells: Vec<SlowSpell> = Vec::new();
+    let mut last_sent = i64::MIN;
+    for (latency, sent) in samples {
+        match spells.last_mut() {
+            Some(spell) if sent - last_sent <= 10 => {
+                spell.events += 1;
+                spell.worst_ms = spell.worst_ms.max(latency);
+            }
+            _ => spells.push(SlowSpell {
+                sent_from: sent,
+                events: 1,
+                worst_ms: latency,
+            }),
+        }
+        last_sent = sent;
+    }
+    spells
 }
 
 /// What `POST /v1/events/{type}` answers, as far as the bench reads it.

@@ -46,7 +46,7 @@ impl SqliteStore {
         // The hot writes go through a connection of their own, on a
         // thread of their own (see group_commit.rs).
         Ok(Self {
-            writer: GroupCommit::start(options.get_filename(), pool.clone(), wal_limit)?,
+            writer: GroupCommit::start(options.get_filename(), wal_limit)?,
             pool,
         })
     }
