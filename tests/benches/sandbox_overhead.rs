@@ -16,6 +16,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 const WARMUP: usize = 200;
 const ITERATIONS: usize = 2_000;
+/// The contenders take turns this many times, `ITERATIONS / ROUNDS` runs
+/// each per turn.
+const ROUNDS: usize = 20;
 
 struct Bare {
     wasi: WasiCtx,
@@ -45,32 +48,45 @@ fn main() {
 
     // Bare wasmtime: pooling, async, nothing else; once with wasmtime's
     // default pool, once with the pool reset the way roost resets it.
-    let bare = runtime.block_on(measure_bare(
-        &wasm,
-        &envelope,
-        PoolingAllocationConfig::default(),
-    ));
+    let bare = BareWasmtime::new(&wasm, &envelope, PoolingAllocationConfig::default());
     let mut tuned = PoolingAllocationConfig::default();
     roost_sandbox::reset_in_place(&mut tuned);
-    let bare_tuned = runtime.block_on(measure_bare(&wasm, &envelope, tuned));
+    let bare_tuned = BareWasmtime::new(&wasm, &envelope, tuned);
 
     // roost's sandbox: the same component with every limit armed.
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     let guest = sandbox.load(&wasm).unwrap();
     let limits = RunLimits::default();
     let policy = EgressPolicy::deny_all();
-    let roost = runtime.block_on(measure(|| async {
+    let roost_run = || async {
         let outcome = sandbox
             .run(&guest, &invocation, &limits, &policy)
             .await
             .unwrap();
         assert!(outcome.succeeded());
-    }));
+    };
+
+    // The three take turns, ROUNDS times, so a machine whose speed drifts
+    // (these are shared virtual machines) slows all three alike: measured
+    // one after the other, the same code gave ratios from 0.71x to 1.26x.
+    let [bare, bare_tuned, roost] = runtime.block_on(async {
+        let mut samples: [Vec<Duration>; 3] = Default::default();
+        let mut warm_up = Vec::new();
+        time_runs(WARMUP, &mut warm_up, || bare.run()).await;
+        time_runs(WARMUP, &mut warm_up, || bare_tuned.run()).await;
+        time_runs(WARMUP, &mut warm_up, roost_run).await;
+        for _ in 0..ROUNDS {
+            time_runs(ITERATIONS / ROUNDS, &mut samples[0], || bare.run()).await;
+            time_runs(ITERATIONS / ROUNDS, &mut samples[1], || bare_tuned.run()).await;
+            time_runs(ITERATIONS / ROUNDS, &mut samples[2], roost_run).await;
+        }
+        samples.map(Stats::of)
+    });
 
     let ratio = roost.median.as_secs_f64() / bare_tuned.median.as_secs_f64();
     let ratio_default = roost.median.as_secs_f64() / bare.median.as_secs_f64();
     println!(
-        "sandbox overhead: instantiate + run of `hello`, {ITERATIONS} runs after {WARMUP} warm-up"
+        "sandbox overhead: instantiate + run of `hello`, {ITERATIONS} runs after {WARMUP} warm-up, in {ROUNDS} turns each"
     );
     println!("{:<16} {:>12} {:>12}", "", "median", "p99");
     println!(
@@ -94,6 +110,7 @@ fn main() {
     let report = serde_json::json!({
         "benchmark": "sandbox_overhead",
         "iterations": ITERATIONS,
+        "rounds": ROUNDS,
         "bare_wasmtime": { "median_us": micros(bare.median), "p99_us": micros(bare.p99) },
         "bare_wasmtime_roost_pool": { "median_us": micros(bare_tuned.median), "p99_us": micros(bare_tuned.p99) },
         "roost_sandbox": { "median_us": micros(roost.median), "p99_us": micros(roost.p99) },
@@ -112,37 +129,52 @@ fn main() {
     println!("written to {}", path.display());
 }
 
-/// Instantiate + run of `wasm` in bare wasmtime with the pool `pool`.
-async fn measure_bare(wasm: &[u8], envelope: &[u8], pool: PoolingAllocationConfig) -> Stats {
-    let mut config = Config::new();
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&config).unwrap();
-    let mut linker = Linker::<Bare>::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    let component = Component::new(&engine, wasm).unwrap();
-    let pre = CommandPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
-    measure(|| async {
+/// `hello` in bare wasmtime with a given pool: an engine, its linker and
+/// the component's `InstancePre`, made once.
+struct BareWasmtime {
+    engine: Engine,
+    pre: CommandPre<Bare>,
+    envelope: Vec<u8>,
+}
+
+impl BareWasmtime {
+    fn new(wasm: &[u8], envelope: &[u8], pool: PoolingAllocationConfig) -> Self {
+        let mut config = Config::new();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).unwrap();
+        let mut linker = Linker::<Bare>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+        let component = Component::new(&engine, wasm).unwrap();
+        let pre = CommandPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        Self {
+            engine,
+            pre,
+            envelope: envelope.to_vec(),
+        }
+    }
+
+    /// One instantiate + run, in a fresh `Store`.
+    async fn run(&self) {
         let wasi = WasiCtxBuilder::new()
-            .stdin(MemoryInputPipe::new(envelope.to_vec()))
+            .stdin(MemoryInputPipe::new(self.envelope.clone()))
             .stdout(MemoryOutputPipe::new(1 << 20))
             .stderr(MemoryOutputPipe::new(1 << 20))
             .build();
         let mut store = Store::new(
-            &engine,
+            &self.engine,
             Bare {
                 wasi,
                 table: ResourceTable::new(),
             },
         );
-        let command = pre.instantiate_async(&mut store).await.unwrap();
+        let command = self.pre.instantiate_async(&mut store).await.unwrap();
         command
             .wasi_cli_run()
             .call_run(&mut store)
             .await
             .unwrap()
             .unwrap();
-    })
-    .await
+    }
 }
 
 struct Stats {
@@ -150,24 +182,26 @@ struct Stats {
     p99: Duration,
 }
 
-async fn measure<F, Fut>(mut run: F) -> Stats
+impl Stats {
+    fn of(mut samples: Vec<Duration>) -> Self {
+        samples.sort();
+        Stats {
+            median: samples[samples.len() / 2],
+            p99: samples[samples.len() * 99 / 100],
+        }
+    }
+}
+
+/// Times `n` runs, one at a time, into `samples`.
+async fn time_runs<F, Fut>(n: usize, samples: &mut Vec<Duration>, mut run: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    for _ in 0..WARMUP {
-        run().await;
-    }
-    let mut samples = Vec::with_capacity(ITERATIONS);
-    for _ in 0..ITERATIONS {
+    for _ in 0..n {
         let start = Instant::now();
         run().await;
         samples.push(start.elapsed());
-    }
-    samples.sort();
-    Stats {
-        median: samples[samples.len() / 2],
-        p99: samples[samples.len() * 99 / 100],
     }
 }
 
