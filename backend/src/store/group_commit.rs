@@ -638,8 +638,9 @@ fn clone_error(err: &rusqlite::Error) -> rusqlite::Error {
 /// SQLite would do it on the commit that crosses 1,000 WAL pages, and that
 /// commit (the writer's) would then wait milliseconds for the copy and its
 /// fsyncs, as would every caller in its turn. A passive checkpoint from
-/// another connection runs beside the writer and blocks nobody, though it
-/// takes a CPU while it copies: hence small rounds (`CHECKPOINT_EVERY`).
+/// another connection runs beside the writer and blocks none of its
+/// commits, though the server's requests still slow down while a copy and
+/// its fsync go on: hence small rounds (`CHECKPOINT_EVERY`).
 ///
 /// It runs on a thread and connection of its own rather than on the
 /// store's sqlx pool, where each round held one of the readers'
