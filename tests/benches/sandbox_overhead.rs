@@ -48,10 +48,10 @@ fn main() {
 
     // Bare wasmtime: pooling, async, nothing else; once with wasmtime's
     // default pool, once with the pool reset the way roost resets it.
-    let bare = BareWasmtime::new(&wasm, &envelope, PoolingAllocationConfig::default());
+    let default_pool = BareWasmtime::new(&wasm, &envelope, PoolingAllocationConfig::default());
     let mut tuned = PoolingAllocationConfig::default();
     roost_sandbox::reset_in_place(&mut tuned);
-    let bare_tuned = BareWasmtime::new(&wasm, &envelope, tuned);
+    let roost_pool = BareWasmtime::new(&wasm, &envelope, tuned);
 
     // roost's sandbox: the same component with every limit armed.
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
@@ -72,12 +72,12 @@ fn main() {
     let [bare, bare_tuned, roost] = runtime.block_on(async {
         let mut samples: [Vec<Duration>; 3] = Default::default();
         let mut warm_up = Vec::new();
-        time_runs(WARMUP, &mut warm_up, || bare.run()).await;
-        time_runs(WARMUP, &mut warm_up, || bare_tuned.run()).await;
+        time_runs(WARMUP, &mut warm_up, || default_pool.run()).await;
+        time_runs(WARMUP, &mut warm_up, || roost_pool.run()).await;
         time_runs(WARMUP, &mut warm_up, roost_run).await;
         for _ in 0..ROUNDS {
-            time_runs(ITERATIONS / ROUNDS, &mut samples[0], || bare.run()).await;
-            time_runs(ITERATIONS / ROUNDS, &mut samples[1], || bare_tuned.run()).await;
+            time_runs(ITERATIONS / ROUNDS, &mut samples[0], || default_pool.run()).await;
+            time_runs(ITERATIONS / ROUNDS, &mut samples[1], || roost_pool.run()).await;
             time_runs(ITERATIONS / ROUNDS, &mut samples[2], roost_run).await;
         }
         samples.map(Stats::of)

@@ -220,8 +220,8 @@ impl GroupCommit {
     /// rewinds the WAL once it is longer than `wal_limit` bytes (see
     /// `WalLimit`).
     pub(super) fn start(path: &Path, wal_limit: u64) -> StoreResult<Self> {
-        let conn = open_writer(path, wal_limit)?;
-        let checkpoints = open_writer(path, wal_limit)?;
+        let conn = open_own_connection(path, wal_limit)?;
+        let checkpoints = open_own_connection(path, wal_limit)?;
         let (jobs, queue) = mpsc::channel();
         // One pending signal is enough: a round copies everything written
         // before it starts.
@@ -326,7 +326,7 @@ fn stopped() -> StoreError {
 
 /// A connection for the writer or the checkpointer, with the settings of
 /// the store's pool and without automatic checkpoints.
-fn open_writer(path: &Path, wal_limit: u64) -> StoreResult<Connection> {
+fn open_own_connection(path: &Path, wal_limit: u64) -> StoreResult<Connection> {
     if path.as_os_str().is_empty() || path == Path::new(":memory:") {
         return Err(StoreError::Database(sqlx::Error::Configuration(
             "the SQLite store needs a database file: an in-memory database cannot be shared with its writer thread"
