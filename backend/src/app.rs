@@ -118,6 +118,7 @@ impl Application {
                     program,
                     cache_dir: data_dir.compile_cache(),
                 }),
+            oauth: oauth.clone(),
         });
         let store_handle = store.clone();
         let state = AppState {

@@ -21,6 +21,9 @@ pub mod action {
     pub const CONNECTED: &str = "credential.oauth_connected";
     /// An access token was refreshed.
     pub const REFRESHED: &str = "credential.refreshed";
+    /// The provider refused a stored credential (401) that roost could not
+    /// renew: it needs reconnecting or replacing.
+    pub const REFUSED: &str = "credential.refused";
     /// The master key was rotated and the credential re-encrypted.
     pub const KEY_ROTATED: &str = "keys.rotated";
 }

@@ -51,6 +51,15 @@ pub struct SetupLink {
     pub setup_url: String,
 }
 
+/// An integration a script needs that this server has no OAuth client for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unconfigured {
+    /// Integration id.
+    pub integration: String,
+    /// What the operator must set.
+    pub settings: String,
+}
+
 /// Why a deploy was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -98,6 +107,10 @@ pub enum DeployError {
         /// The known ids.
         known: Vec<String>,
     },
+    /// Integrations to connect first that this server cannot connect: its
+    /// operator has not configured their OAuth client.
+    #[error("this server cannot connect {} yet: its operator must configure {}", .0.iter().map(|u| u.integration.as_str()).collect::<Vec<_>>().join(", "), .0.iter().map(|u| u.settings.as_str()).collect::<Vec<_>>().join("; "))]
+    NotConfigured(Vec<Unconfigured>),
     /// Credentials to connect first.
     #[error("connect these integrations first: {}", .0.iter().map(|l| l.integration.as_str()).collect::<Vec<_>>().join(", "))]
     MissingCredentials(Vec<SetupLink>),
@@ -129,6 +142,8 @@ pub struct DeployService {
     pub abuse: crate::abuse::AbuseLimits,
     /// Compile in a child process, killed at the time limit.
     pub compiler: Option<Compiler>,
+    /// Which OAuth integrations this server can connect.
+    pub oauth: Arc<crate::oauth::OAuth>,
 }
 
 /// A `roost compile` child process compiling into the server's cache.
@@ -236,6 +251,18 @@ impl DeployService {
             .filter_map(|id| self.registry.get(id).cloned())
             .collect();
         let missing = self.credentials.missing(user_id, &definitions).await?;
+        let unconfigured: Vec<Unconfigured> = missing
+            .iter()
+            .filter_map(|d| {
+                Some(Unconfigured {
+                    integration: d.integration_id.clone(),
+                    settings: self.oauth.missing_client_settings(d)?,
+                })
+            })
+            .collect();
+        if !unconfigured.is_empty() {
+            return Err(DeployError::NotConfigured(unconfigured));
+        }
         if !missing.is_empty() {
             let links = missing
                 .iter()

@@ -5,71 +5,14 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-struct Server {
-    child: Child,
-    url: String,
-}
+use support::process::{Server, roost, text};
 
 impl Server {
     fn start(data_dir: &Path) -> Self {
-        Self::start_with(data_dir, &[])
+        Self::start_with(data_dir, &[], &[])
     }
-
-    fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roost"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("ROOST_DATA_DIR", data_dir)
-            .env_remove("ROOST_MASTER_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting roost serve");
-        let url = support::serve::listening_url(&mut child, None);
-        Self { child, url }
-    }
-
-    fn kill_hard(mut self) {
-        Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let _ = self.child.wait();
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    /// A failed assertion must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn roost(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_roost"));
-    command
-        .args(args)
-        .env("ROOST_DATA_DIR", data_dir)
-        .env_remove("ROOST_MASTER_KEY");
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    command.output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
@@ -250,7 +193,7 @@ async fn queued_and_running_runs_survive_a_killed_server() {
         "--run-stale-secs",
         "1",
     ];
-    let server = Server::start_with(data.path(), &flags);
+    let server = Server::start_with(data.path(), &flags, &[]);
     let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
         .trim()
         .to_string();
@@ -298,7 +241,7 @@ async fn queued_and_running_runs_survive_a_killed_server() {
 
     // After the restart nothing is lost: the orphaned run is re-queued once
     // its heartbeat is stale, the queued ones stay queued, and all of them end.
-    let server = Server::start_with(data.path(), &flags);
+    let server = Server::start_with(data.path(), &flags, &[]);
     let mut statuses = Vec::new();
     for _ in 0..300 {
         statuses.clear();
@@ -393,7 +336,7 @@ async fn a_restart_during_a_schedule_does_not_double_a_tick() {
     // re-queued as stale and ends: 30 s by default, past this test's wait
     // (seen under a loaded CI machine). The restarted node gives up on it
     // after 2 s.
-    let server = Server::start_with(data.path(), &["--run-stale-secs", "2"]);
+    let server = Server::start_with(data.path(), &["--run-stale-secs", "2"], &[]);
     for _ in 0..300 {
         if count(server.url.clone(), token.clone()).await >= before + 2 {
             break;

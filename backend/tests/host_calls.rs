@@ -412,6 +412,42 @@ async fn a_refused_token_is_refreshed_once_and_the_call_sent_again() {
     assert_eq!(api.seen().len(), 2);
 }
 
+/// A 401 for a key (not OAuth) cannot be fixed by roost: the key reads as
+/// `rejected`, the script's error and deploy give the link to replace it.
+#[tokio::test]
+async fn a_refused_key_reads_as_rejected_and_deploy_offers_to_replace_it() {
+    let api = Scripted::start(json!({ "id": "w-1", "name": "gear" })).await;
+    let app = server(&acme("host", None, false), &api, None).await;
+    let (ada, script) = deployed(&app).await;
+    api.otherwise(401, json!({ "error": { "message": "key revoked" } }));
+    let (stdout, shown) = run(
+        &app,
+        &ada,
+        &script,
+        one_call("get_widget", json!({ "id": "w-1" })),
+    )
+    .await;
+    let call = line(&stdout, "call get_widget");
+    assert!(call.contains("store a new one at"), "{stdout}");
+    assert!(call.contains("/integrations/acme/setup"), "{stdout}");
+    assert_eq!(api.seen().len(), 1, "a refused key is not sent again");
+    assert_eq!(shown["method_calls"][0]["status"], "not_connected");
+
+    let (_, credentials) = app.get(&ada, "/v1/credentials").await;
+    assert_eq!(
+        credentials["credentials"][0]["status"], "rejected",
+        "{credentials}"
+    );
+    let (status, refused) = app
+        .deploy(&ada, "host-calls", &roost_tests::example("host-calls"))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(
+        refused["error"]["details"]["missing"][0]["integration"],
+        "acme"
+    );
+}
+
 #[tokio::test]
 async fn host_only_credentials_never_enter_the_sandbox_nor_does_the_provider_open() {
     let api = Scripted::start(json!({ "id": "w-1", "name": "gear" })).await;

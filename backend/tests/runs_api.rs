@@ -168,10 +168,11 @@ async fn limits_become_run_statuses_and_history_pages(backend: Backend) {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     assert_eq!(first.len(), 2);
-    let next = page["next_before"].as_i64().unwrap();
+    let next = page["next_cursor"].as_str().unwrap();
     let (_, rest) = app
-        .get(&token, &format!("/v1/runs?limit=10&before={next}"))
+        .get(&token, &format!("/v1/runs?limit=10&cursor={next}"))
         .await;
+    assert_eq!(rest["next_cursor"], Value::Null, "the last page says so");
     assert_eq!(
         rest["runs"].as_array().unwrap().len() + 2,
         4,

@@ -343,15 +343,19 @@ async fn bad_input_gets_a_precise_error_and_stores_nothing(backend: Backend) {
         "{body}"
     );
 
+    // A body without a JSON content type (a bare `curl -d`) is read as JSON.
     let response = app
         .client
         .post(&url)
         .bearer_auth(&token)
+        .header("content-type", "application/x-www-form-urlencoded")
         .body("{}")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 415);
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_body", "{body}");
 
     let (status, body) = app
         .deploy_with(&token, json!({ "name": "x", "component": "not base64!!" }))
@@ -392,6 +396,28 @@ async fn bad_input_gets_a_precise_error_and_stores_nothing(backend: Backend) {
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (413, Some("body_too_large")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"]["limit_bytes"], app.config.max_body_bytes,
+        "the error says the limit: {body}"
+    );
+
+    // A route asked with a method it does not take answers with the JSON
+    // error body too, naming the methods it takes.
+    let response = app
+        .client
+        .delete(format!("{}/v1/runs", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    assert_eq!(
+        body["error"]["details"]["allowed"],
+        json!(["GET", "HEAD"]),
         "{body}"
     );
 

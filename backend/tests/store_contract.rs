@@ -56,6 +56,7 @@ fn outcome(status: &str) -> roost::store::RunFinish {
         stdout_truncated: false,
         stderr_truncated: false,
         output_cap: 1024,
+        effects: Default::default(),
     }
 }
 

@@ -13,7 +13,7 @@
 //! The base URL follows the integration's config on the server, which is how
 //! tests and proxies point a client somewhere else.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::time::Duration;
 
@@ -79,8 +79,9 @@ pub enum ErrorKind {
     Http(HttpError),
     /// The response did not have the documented shape.
     Decode(String),
-    /// The user has not connected the integration, or must reconnect it;
-    /// the message has the setup link. (Host-mediated calls.)
+    /// The user has not connected the integration, or must reconnect or
+    /// replace its credential (the provider refused it and roost could not
+    /// renew it); the message has the setup link.
     NotConnected(String),
     /// roost refused a host-mediated call before sending it: the method
     /// does not exist or cannot run on the host, the integration is not
@@ -225,7 +226,8 @@ pub(crate) struct Defaults {
 pub(crate) struct Connection {
     integration: &'static str,
     base_url: String,
-    auth: Option<(Placement, String)>,
+    /// Where the credential goes, and its value (renewed after a 401).
+    auth: Option<(AuthDescriptor, RefCell<String>)>,
 }
 
 /// `ROOST_INTEGRATION_<ID>` as roost set it, or an empty descriptor.
@@ -293,7 +295,7 @@ impl Connection {
         let auth = match auth {
             None => None,
             Some(auth) => match std::env::var(&auth.env_var) {
-                Ok(value) if !value.trim().is_empty() => Some((auth.placement, value)),
+                Ok(value) if !value.trim().is_empty() => Some((auth, RefCell::new(value))),
                 _ => {
                     return Err(fail(ErrorKind::MissingCredential {
                         env_var: auth.env_var,
@@ -310,7 +312,46 @@ impl Connection {
 
     /// Sends `method path` (path and query, starting with `/`) with the
     /// credential in place, and turns error statuses into typed errors.
+    ///
+    /// A 401 is reported to roost, which renews the credential once (an
+    /// OAuth refresh) and hands over the new value for one more try, or
+    /// answers with where the user reconnects or replaces it.
     pub(crate) fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, IntegrationError> {
+        let response = self.send_once(method, path, headers, body)?;
+        if response.status != 401 {
+            return check_status(self.integration, response);
+        }
+        let Some((placement, value)) = &self.auth else {
+            return check_status(self.integration, response);
+        };
+        match report_refused(self.integration) {
+            Refused::Renewed(env) => match env.get(&placement.env_var) {
+                Some(renewed) => {
+                    value.replace(renewed.clone());
+                    let retried = self.send_once(method, path, headers, body)?;
+                    check_status(self.integration, retried)
+                }
+                None => check_status(self.integration, response),
+            },
+            Refused::Reconnect(how) => Err(IntegrationError::new(
+                self.integration,
+                ErrorKind::NotConnected(format!(
+                    "{how} (the provider said: {})",
+                    error_message(&response)
+                )),
+            )),
+            Refused::Unknown => check_status(self.integration, response),
+        }
+    }
+
+    /// One request with the credential as it is now.
+    fn send_once(
         &self,
         method: &str,
         path: &str,
@@ -322,19 +363,22 @@ impl Connection {
         all.extend_from_slice(headers);
         let header_value;
         if let Some((placement, value)) = &self.auth {
-            let with_prefix = format!("{}{value}", placement.prefix.as_deref().unwrap_or(""));
-            if placement.location == "query" {
-                let pair = http::Query::new().push(&placement.name, with_prefix);
+            let with_prefix = format!(
+                "{}{}",
+                placement.placement.prefix.as_deref().unwrap_or(""),
+                value.borrow()
+            );
+            if placement.placement.location == "query" {
+                let pair = http::Query::new().push(&placement.placement.name, with_prefix);
                 url.push(if url.contains('?') { '&' } else { '?' });
                 url.push_str(pair.as_str());
             } else {
                 header_value = with_prefix;
-                all.push((placement.name.as_str(), header_value.as_str()));
+                all.push((placement.placement.name.as_str(), header_value.as_str()));
             }
         }
-        let response = http::send(method, &url, &all, body)
-            .map_err(|err| IntegrationError::new(self.integration, ErrorKind::Http(err)))?;
-        check_status(self.integration, response)
+        http::send(method, &url, &all, body)
+            .map_err(|err| IntegrationError::new(self.integration, ErrorKind::Http(err)))
     }
 
     /// Sends a JSON body (or none) and decodes a JSON answer.
@@ -359,6 +403,43 @@ impl Connection {
             None => self.send(method, path, &[], &[])?,
         };
         decode(self.integration, &response)
+    }
+}
+
+/// What roost answered a reported 401.
+enum Refused {
+    /// The credential was renewed: the run's new env values.
+    Renewed(std::collections::BTreeMap<String, String>),
+    /// It cannot be renewed: what the user must do, with the setup URL.
+    Reconnect(String),
+    /// No answer to act on (outside roost, or roost saw no 401).
+    Unknown,
+}
+
+/// Tells roost the provider answered `integration`'s credential with 401.
+fn report_refused(integration: &str) -> Refused {
+    let url = format!("http://roost.internal/v1/credentials/{integration}/refused");
+    let Ok(response) = http::send("POST", &url, &[], &[]) else {
+        return Refused::Unknown;
+    };
+    let Ok(answer) = response.json::<serde_json::Value>() else {
+        return Refused::Unknown;
+    };
+    if response.status == 200 {
+        let env = answer["env"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(var, value)| Some((var.clone(), value.as_str()?.to_string())))
+            .collect();
+        return Refused::Renewed(env);
+    }
+    match (
+        answer["error"]["code"].as_str(),
+        answer["error"]["message"].as_str(),
+    ) {
+        (Some("not_connected"), Some(message)) => Refused::Reconnect(message.to_string()),
+        _ => Refused::Unknown,
     }
 }
 

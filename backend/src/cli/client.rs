@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 pub(super) struct ServerArgs {
     /// roost server URL.
     #[arg(long, env = "ROOST_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    pub(super) server: String,
     /// API token (from `roost user create`).
     #[arg(long, env = "ROOST_TOKEN", hide_env_values = true)]
-    token: String,
+    pub(super) token: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,7 +44,7 @@ pub(super) enum IntegrationsCommand {
     },
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
@@ -135,7 +135,7 @@ pub(super) struct RunsArgs {
     /// Only runs in this status (queued, running, succeeded, failed, timed_out, limit_exceeded, cancelled).
     #[arg(long)]
     status: Option<String>,
-    /// How many.
+    /// How many (fetched page by page).
     #[arg(long, default_value_t = 20)]
     limit: u32,
     #[command(flatten)]
@@ -147,7 +147,7 @@ pub(super) struct MessagesArgs {
     /// Only messages left by this script.
     #[arg(long)]
     script: Option<String>,
-    /// How many.
+    /// How many (fetched page by page).
     #[arg(long, default_value_t = 20)]
     limit: u32,
     #[command(flatten)]
@@ -173,8 +173,42 @@ async fn get(server: &ServerArgs, path: &str) -> anyhow::Result<(reqwest::Status
     Ok((status, response.text().await?))
 }
 
+/// Up to `limit` items of a newest-first listing at `path` (which has a
+/// query), following the server's `next_cursor` from page to page.
+async fn listing(
+    server: &ServerArgs,
+    path: &str,
+    field: &str,
+    limit: usize,
+) -> anyhow::Result<Result<Vec<Value>, String>> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    while items.len() < limit {
+        let page_size = (limit - items.len()).min(200);
+        let mut query = format!("{path}&limit={page_size}");
+        if let Some(cursor) = &cursor {
+            query.push_str(&format!("&cursor={cursor}"));
+        }
+        let (status, text) = get(server, &query).await?;
+        if !status.is_success() {
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let message = body["error"]["message"].as_str().unwrap_or(&text);
+            return Ok(Err(format!("{status}: {message}")));
+        }
+        let mut body: Value = serde_json::from_str(&text)?;
+        if let Value::Array(page) = body[field].take() {
+            items.extend(page);
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    Ok(Ok(items))
+}
+
 pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
-    let mut query = format!("/v1/runs?limit={}", args.limit);
+    let mut query = "/v1/runs?".to_string();
     if let Some(script) = &args.script {
         query.push_str(&format!("&script_id={script}"));
     }
@@ -182,17 +216,18 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
         query.push_str(&format!("&status={status}"));
     }
     runtime()?.block_on(async {
-        let (status, text) = get(&args.server, &query).await?;
-        if !status.is_success() {
-            eprintln!("roost: {status}: {text}");
-            return Ok(ExitCode::from(1));
-        }
-        let body: Value = serde_json::from_str(&text)?;
+        let runs = match listing(&args.server, &query, "runs", args.limit as usize).await? {
+            Ok(runs) => runs,
+            Err(error) => {
+                eprintln!("roost: {error}");
+                return Ok(ExitCode::from(1));
+            }
+        };
         println!(
             "{:<30} {:<30} {:>3} {:<15} {:>9}  error",
             "run", "script", "v", "status", "ms"
         );
-        for run in body["runs"].as_array().into_iter().flatten() {
+        for run in &runs {
             println!(
                 "{:<30} {:<30} {:>3} {:<15} {:>9}  {}",
                 run["id"].as_str().unwrap_or("?"),
@@ -211,18 +246,19 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn messages(args: MessagesArgs) -> anyhow::Result<ExitCode> {
-    let mut query = format!("/v1/messages?limit={}", args.limit);
+    let mut query = "/v1/messages?".to_string();
     if let Some(script) = &args.script {
         query.push_str(&format!("&script_id={script}"));
     }
     runtime()?.block_on(async {
-        let (status, text) = get(&args.server, &query).await?;
-        if !status.is_success() {
-            eprintln!("roost: {status}: {text}");
-            return Ok(ExitCode::from(1));
-        }
-        let body: Value = serde_json::from_str(&text)?;
-        for message in body["messages"].as_array().into_iter().flatten() {
+        let messages = match listing(&args.server, &query, "messages", args.limit as usize).await? {
+            Ok(messages) => messages,
+            Err(error) => {
+                eprintln!("roost: {error}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        for message in &messages {
             let label = |key: &str| message[key].as_str().map(str::to_string);
             let mut head = vec![format!(
                 "{} from {} (run {})",

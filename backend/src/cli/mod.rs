@@ -9,6 +9,7 @@ mod integration;
 mod run;
 mod scaffold;
 mod serve;
+mod start;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ enum Command {
     /// Work on an integration definition locally.
     #[command(subcommand)]
     Integration(integration::IntegrationCommand),
+    /// Start a run of a deployed script on the server.
+    Start(start::StartArgs),
     /// List runs on the server, newest first.
     Runs(client::RunsArgs),
     /// Print a run's captured output.
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Deploy(args) => client::deploy(args),
         Command::Integrations(command) => client::integrations(command),
         Command::Integration(command) => integration::execute(command),
+        Command::Start(args) => start::start(args),
         Command::Runs(args) => client::runs(args),
         Command::Logs(args) => client::logs(args),
         Command::Messages(args) => client::messages(args),

@@ -33,12 +33,16 @@ pub trait CredentialSource: Send + Sync {
         definition: &IntegrationDefinition,
     ) -> Result<Option<HostCredential>, CallError>;
 
-    /// The provider refused `rejected` with a 401: refresh the token unless
-    /// another call already did. True when a different token is now stored.
-    async fn refresh_rejected(
+    /// The provider refused `rejected` with a 401. An OAuth token is
+    /// refreshed (unless another call already did) and the new credential
+    /// returned; a key the user replaced meanwhile is returned as it now
+    /// is. Otherwise the credential is marked (`reconnect_needed` for
+    /// OAuth, `rejected` for a key) and the answer is `NotConnected` with
+    /// a setup URL.
+    async fn credential_refused(
         &self,
         user_id: &str,
         definition: &IntegrationDefinition,
         rejected: &HostCredential,
-    ) -> Result<bool, CallError>;
+    ) -> Result<HostCredential, CallError>;
 }

@@ -33,9 +33,7 @@ pub use mapping::{Declarative, OperationCode, ProviderRequest, ProviderResponse}
 pub use schema::SchemaViolation;
 pub use transport::TransportPolicy;
 
-use crate::registry::{
-    AuthType, IntegrationDefinition, MethodDef, RateLimits, Registry, RunProfiles,
-};
+use crate::registry::{IntegrationDefinition, MethodDef, RateLimits, Registry, RunProfiles};
 use outgoing::{outgoing, provider_error};
 use schema::Schema;
 use transport::{RateKey, Transport};
@@ -322,27 +320,23 @@ impl Connectors {
             report.throttled += sent.throttled;
             let response = sent.result?;
             report.http_status = Some(response.status);
-            let refreshable =
-                connector.definition.auth_type == AuthType::Oauth2 && !report.refreshed;
+            // One renewal per call: a credential refused again after it
+            // stands as the provider's answer.
             if response.status == 401
-                && refreshable
+                && !report.refreshed
                 && let Some(rejected) = &credential
             {
                 report.refreshed = true;
-                if credentials
-                    .refresh_rejected(request.user_id, &connector.definition, rejected)
-                    .await?
-                {
-                    tracing::info!(
-                        integration = id,
-                        method = request.method,
-                        "the provider refused the token; refreshed it, sending again"
-                    );
-                    credential = credentials
-                        .credential(request.user_id, &connector.definition)
-                        .await?;
-                    continue;
-                }
+                let renewed = credentials
+                    .credential_refused(request.user_id, &connector.definition, rejected)
+                    .await?;
+                tracing::info!(
+                    integration = id,
+                    method = request.method,
+                    "the provider refused the credential; renewed it, sending again"
+                );
+                credential = Some(renewed);
+                continue;
             }
             if !(200..300).contains(&response.status) {
                 return Err(provider_error(&response));

@@ -130,7 +130,11 @@ async fn rotation_reencrypts_every_row_and_retires_the_old_key() {
     assert_eq!(row.key_id, new_id);
     assert_eq!(cipher::open(&reloaded, row).unwrap(), "SG.value");
     // The owner's audit trail records the rotation, not the value.
-    let audit = store.list_audit(&user, None, 10).await.unwrap();
+    let filter = crate::store::AuditFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let audit = store.list_audit(&user, &filter).await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, crate::audit::action::KEY_ROTATED);
     assert_eq!(audit[0].integration.as_deref(), Some("sendgrid"));

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::extract::{ApiQuery, AuthUser};
 use super::{ApiError, AppState};
+use crate::store::AuditFilter;
 
 /// Most entries one page returns.
 const MAX_PAGE: i64 = 500;
@@ -21,6 +22,7 @@ pub(super) fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     before: Option<i64>,
+    cursor: Option<String>,
     limit: Option<i64>,
 }
 
@@ -30,12 +32,14 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let entries = state
-        .store
-        .list_audit(&user.id, query.before, limit)
-        .await?;
-    let next_before = super::next_before(&entries, limit, |x| x.at);
+    let filter = AuditFilter {
+        before: query.before,
+        after: super::paging::parse_cursor(query.cursor.as_deref())?,
+        limit,
+    };
+    let entries = state.store.list_audit(&user.id, &filter).await?;
+    let next_cursor = super::paging::next_cursor(&entries, limit, |x| (x.at, &x.id));
     Ok(Json(
-        json!({ "entries": entries, "next_before": next_before }),
+        json!({ "entries": entries, "next_cursor": next_cursor }),
     ))
 }

@@ -60,6 +60,11 @@ impl ApiError {
         )
     }
 
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     fn internal(err: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
         Self::new(
@@ -182,6 +187,12 @@ impl From<DeployError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "unknown_integration", message)
                     .with_details(json!({ "unknown": unknown, "known": known }))
             }
+            DeployError::NotConfigured(unconfigured) => Self::new(
+                StatusCode::CONFLICT,
+                "integration_not_configured",
+                format!("{message}; ask the operator, then deploy again"),
+            )
+            .with_details(json!({ "not_configured": unconfigured })),
             DeployError::MissingCredentials(links) => Self::new(
                 StatusCode::CONFLICT,
                 "missing_credentials",

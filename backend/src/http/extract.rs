@@ -1,9 +1,10 @@
 //! Request extractors that answer bad input with an [`ApiError`].
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::auth::hash_token;
@@ -72,39 +73,44 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// `Json<T>` whose rejections are API errors with precise codes.
+/// A JSON body, read whatever its `Content-Type` says (a bare `curl -d`
+/// sends a form type), with rejections as API errors with precise codes.
+/// A body over the server's limit is answered by `json_errors`, which
+/// knows the limit.
 pub(super) struct ApiJson<T>(pub(super) T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => {
-                let code = match &rejection {
-                    JsonRejection::JsonDataError(_) => "invalid_body",
-                    JsonRejection::JsonSyntaxError(_) => "malformed_json",
-                    JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-                    JsonRejection::BytesRejection(_)
-                        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-                    {
-                        "body_too_large"
-                    }
-                    _ => "invalid_body",
-                };
-                Err(ApiError::new(
-                    rejection.status(),
-                    code,
-                    rejection.body_text(),
-                ))
-            }
-        }
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        parse_json(&bytes)
+            .map(Self)
+            .map_err(IntoResponse::into_response)
     }
+}
+
+/// `bytes` as JSON: a syntax error is 400 `malformed_json`, a value of the
+/// wrong shape 422 `invalid_body`, both saying where.
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        let (status, code) = if err.is_data() {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+        } else {
+            (StatusCode::BAD_REQUEST, "malformed_json")
+        };
+        ApiError::new(
+            status,
+            code,
+            format!("the request body is not valid: {err}"),
+        )
+    })
 }
 
 /// `Query<T>` whose rejections are API errors (`invalid_query`) naming the

@@ -61,6 +61,10 @@ async fn list(State(state): State<AppState>, _user: AuthUser) -> impl IntoRespon
                 "version": d.version,
                 "authType": d.auth_type,
                 "methods": d.methods.iter().map(|m| &m.id).collect::<Vec<_>>(),
+                // An OAuth integration without a client on this server
+                // cannot be connected until the operator sets one up.
+                "configured": state.oauth.missing_client_settings(d).is_none(),
+                "operatorSettings": state.oauth.missing_client_settings(d),
             })
         })
         .collect();

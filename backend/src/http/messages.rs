@@ -24,6 +24,7 @@ pub(super) fn router() -> Router<AppState> {
 struct ListQuery {
     script_id: Option<String>,
     before: Option<i64>,
+    cursor: Option<String>,
     limit: Option<i64>,
 }
 
@@ -36,11 +37,12 @@ async fn list(
     let filter = MessageFilter {
         script_id: query.script_id,
         before: query.before,
+        after: super::paging::parse_cursor(query.cursor.as_deref())?,
         limit,
     };
     let messages = state.store.list_messages(&user.id, &filter).await?;
-    let next_before = super::next_before(&messages, limit, |x| x.created_at);
+    let next_cursor = super::paging::next_cursor(&messages, limit, |x| (x.created_at, &x.id));
     Ok(Json(
-        json!({ "messages": messages, "next_before": next_before }),
+        json!({ "messages": messages, "next_cursor": next_cursor }),
     ))
 }

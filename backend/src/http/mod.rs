@@ -7,8 +7,10 @@ mod error;
 pub(crate) mod events;
 mod extract;
 mod integrations;
+mod json_errors;
 mod messages;
 mod pages;
+mod paging;
 mod runs;
 pub(crate) mod scripts;
 mod setup;
@@ -59,16 +61,6 @@ pub struct AppState {
     pub known_tokens: Arc<crate::auth::KnownTokens>,
 }
 
-/// The `before` cursor of the next page: the last item's time when the page
-/// is full, none when it is the last.
-pub(crate) fn next_before<T>(page: &[T], limit: i64, time: impl Fn(&T) -> i64) -> Option<i64> {
-    if page.len() as i64 == limit {
-        page.last().map(time)
-    } else {
-        None
-    }
-}
-
 /// The whole API.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
@@ -85,6 +77,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::map_response(move |response| {
+            json_errors::rewrite(response, max_body_bytes)
+        }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

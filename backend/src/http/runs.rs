@@ -3,16 +3,17 @@
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
-use super::extract::{ApiQuery, AuthUser};
+use super::extract::{ApiQuery, AuthUser, parse_json};
 use super::{ApiError, AppState};
-use crate::store::{NewRun, RunFilter, run_status};
+use crate::store::{Enqueued, IdempotencyKey, NewRun, RunFilter, run_status};
 
 /// Most runs one page returns.
 const MAX_PAGE: i64 = 200;
@@ -42,39 +43,33 @@ struct WaitQuery {
     timeout: Option<u64>,
 }
 
+/// Longest `Idempotency-Key`, in characters.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
 async fn start(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<WaitQuery>,
+    headers: HeaderMap,
     raw: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     // The body is optional: no body is a run of the only handler with no payload.
     let body: RunBody = if raw.iter().all(u8::is_ascii_whitespace) || raw.as_ref() == b"null" {
         RunBody::default()
     } else {
-        serde_json::from_slice(&raw).map_err(|err| {
-            let code = if err.is_data() {
-                "invalid_body"
-            } else {
-                "malformed_json"
-            };
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                code,
-                format!("the run request is not valid: {err}"),
-            )
-        })?
+        parse_json(&raw)?
     };
+    let key = idempotency_key(&headers, &id, &body)?;
     let script = state
         .store
         .get_script(&user.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("script"))?;
-    if let Some(handler) = &body.handler {
-        let triggers = state.store.triggers(&script.id).await?;
-        if !triggers.is_empty() && !triggers.iter().any(|t| &t.handler == handler) {
-            let known: Vec<&str> = triggers.iter().map(|t| t.handler.as_str()).collect();
+    let triggers = state.store.triggers(&script.id).await?;
+    let known: Vec<&str> = triggers.iter().map(|t| t.handler.as_str()).collect();
+    match &body.handler {
+        Some(handler) if !known.is_empty() && !known.contains(&handler.as_str()) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_handler",
@@ -82,24 +77,67 @@ async fn start(
             )
             .with_details(json!({ "handlers": known })));
         }
+        None if known.len() > 1 => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "handler_required",
+                format!(
+                    "the script has {} handlers; name one with `handler`: {}",
+                    known.len(),
+                    known.join(", ")
+                ),
+            )
+            .with_details(json!({ "handlers": known })));
+        }
+        _ => {}
     }
+    let new_run = NewRun {
+        user_id: user.id.clone(),
+        script_id: script.id.clone(),
+        script_version: script.current_version,
+        handler: body.handler,
+        trigger_kind: "manual".into(),
+        trigger_spec: String::new(),
+        payload: body.payload,
+    };
     let max_queued = state.guards.limits.max_queued_runs_per_user;
-    crate::store::check_queue_room(state.store.as_ref(), &user.id, max_queued).await?;
-    let run = state
+    let (run, replayed) = match state
         .runner
-        .enqueue(&NewRun {
-            user_id: user.id.clone(),
-            script_id: script.id.clone(),
-            script_version: script.current_version,
-            handler: body.handler,
-            trigger_kind: "manual".into(),
-            trigger_spec: String::new(),
-            payload: body.payload,
-        })
-        .await?;
+        .enqueue_manual(&new_run, key.as_ref(), max_queued)
+        .await?
+    {
+        Enqueued::New(run) => (run, false),
+        Enqueued::Repeat {
+            same_request: false,
+            ..
+        } => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request in the last 24 hours; \
+                 use a new key for a new request",
+            ));
+        }
+        Enqueued::Repeat { run_id, .. } => {
+            let run = state
+                .store
+                .get_run(&user.id, &run_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("run"))?;
+            (run, true)
+        }
+    };
+    // Answers to a request with a key say whether they repeat an earlier one.
+    let mut replayed_header = HeaderMap::new();
+    if key.is_some() {
+        let value = if replayed { "true" } else { "false" };
+        replayed_header.insert(REPLAYED_HEADER, header::HeaderValue::from_static(value));
+    }
+    let replayed = replayed_header;
     if !query.wait {
         return Ok((
             StatusCode::ACCEPTED,
+            replayed,
             Json(json!({ "run_id": run.id, "status": run.status })),
         ));
     }
@@ -118,6 +156,7 @@ async fn start(
     let method_calls = method_calls(&state, &run.id).await?;
     Ok((
         status,
+        replayed,
         Json(json!({
             "run_id": run.id,
             "status": run.status,
@@ -129,6 +168,52 @@ async fn start(
     ))
 }
 
+/// Says whether a response answers a repeat of an earlier request.
+const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The request's `Idempotency-Key`, if it has one, with a hash of what it
+/// asks for: the script, the handler and the payload.
+fn idempotency_key(
+    headers: &HeaderMap,
+    script_id: &str,
+    body: &RunBody,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| {
+            !key.is_empty()
+                && key.chars().count() <= MAX_IDEMPOTENCY_KEY_CHARS
+                && key.chars().all(|c| c.is_ascii_graphic())
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                format!(
+                    "Idempotency-Key takes 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII \
+                     characters without spaces (a UUID, for example)"
+                ),
+            )
+        })?;
+    let mut hash = Sha256::new();
+    for part in [
+        script_id,
+        body.handler.as_deref().unwrap_or(""),
+        &body.payload.to_string(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    Ok(Some(IdempotencyKey {
+        key: key.to_string(),
+        request_hash: hex::encode(hash.finalize()),
+    }))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -136,6 +221,7 @@ struct ListQuery {
     status: Option<String>,
     before: Option<i64>,
     since: Option<i64>,
+    cursor: Option<String>,
     limit: Option<i64>,
 }
 
@@ -169,12 +255,12 @@ async fn list(
         status: query.status,
         before: query.before,
         since: query.since,
+        after: super::paging::parse_cursor(query.cursor.as_deref())?,
         limit,
     };
     let runs = state.store.list_runs(&user.id, &filter).await?;
-    // The next page: runs queued before the last one shown.
-    let next_before = super::next_before(&runs, limit, |x| x.queued_at);
-    Ok(Json(json!({ "runs": runs, "next_before": next_before })))
+    let next_cursor = super::paging::next_cursor(&runs, limit, |x| (x.queued_at, &x.id));
+    Ok(Json(json!({ "runs": runs, "next_cursor": next_cursor })))
 }
 
 async fn one(

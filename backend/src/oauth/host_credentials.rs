@@ -1,10 +1,12 @@
 //! The credentials of host-mediated integration calls: decrypted on the
 //! host at the moment of the call, refreshed before expiry as for runs, and
-//! refreshed once more when the provider refuses the token (401).
+//! refreshed once more when the provider refuses the token (401); a
+//! refused credential that cannot be renewed is marked for the user to
+//! replace, with a setup link.
 
 use async_trait::async_trait;
 
-use super::{OAuth, OAuthError, RECONNECT_NEEDED, oauth_spec};
+use super::{OAuth, OAuthError, RECONNECT_NEEDED, REJECTED, oauth_spec};
 use crate::connectors::{CallError, CredentialSource, HostCredential};
 use crate::credentials::cipher;
 use crate::registry::IntegrationDefinition;
@@ -60,6 +62,76 @@ impl CredentialSource for OAuth {
         Ok((!parts.is_empty()).then_some(HostCredential { parts }))
     }
 
+    async fn credential_refused(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+        rejected: &HostCredential,
+    ) -> Result<HostCredential, CallError> {
+        let oauth = oauth_spec(definition).is_some();
+        let renewed = if oauth {
+            self.refresh_rejected(user_id, definition, rejected).await
+        } else {
+            self.reject_key(user_id, definition, rejected).await
+        };
+        let id = &definition.integration_id;
+        let (status, message) = match renewed {
+            Ok(true) => {
+                return self.credential(user_id, definition).await?.ok_or_else(|| {
+                    CallError::Internal(format!("the `{id}` credential vanished after its renewal"))
+                });
+            }
+            // The refresh was refused: the credential is marked already.
+            Err(CallError::NotConnected { message }) => (RECONNECT_NEEDED, message),
+            Err(other) => return Err(other),
+            Ok(false) => {
+                let (status, message) = if oauth {
+                    // Nothing to refresh with: the token is dead for good.
+                    (
+                        RECONNECT_NEEDED,
+                        self.reconnect(user_id, definition).to_string(),
+                    )
+                } else {
+                    let url = self.links.sign(
+                        &definition.setup_url(&self.base_url, user_id),
+                        id,
+                        user_id,
+                    );
+                    (
+                        REJECTED,
+                        format!(
+                            "the provider refused the stored `{id}` credential (401); store a new one at {url}"
+                        ),
+                    )
+                };
+                self.credentials
+                    .store()
+                    .set_credential_status(user_id, id, status)
+                    .await
+                    .map_err(|e| CallError::Internal(format!("recording the refusal: {e}")))?;
+                (status, message)
+            }
+        };
+        tracing::warn!(user = user_id, integration = %id, status, "the provider refused a stored credential");
+        crate::audit::record(
+            self.credentials.store().as_ref(),
+            &[crate::audit::entry(
+                user_id,
+                crate::audit::action::REFUSED,
+                Some(id),
+                None,
+                Some(format!("the provider answered 401; now {status}")),
+            )],
+        )
+        .await;
+        Err(CallError::NotConnected { message })
+    }
+}
+
+impl OAuth {
+    /// Refreshes the OAuth token `rejected` after a 401, unless another
+    /// call already did. True when a different token is now stored; false
+    /// when there is nothing to refresh with.
     async fn refresh_rejected(
         &self,
         user_id: &str,
@@ -95,9 +167,27 @@ impl CredentialSource for OAuth {
             .map_err(|e| call_error(e, definition))?;
         Ok(true)
     }
-}
 
-impl OAuth {
+    /// A 401 for a key that is not OAuth: true when the stored value is no
+    /// longer the one refused (the user replaced it meanwhile), false when
+    /// it is, and the key must be replaced.
+    async fn reject_key(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+        rejected: &HostCredential,
+    ) -> Result<bool, CallError> {
+        let rows = self.rows(user_id, definition).await?;
+        for row in &rows {
+            let current = cipher::open(self.credentials.keys(), row)
+                .map_err(|e| CallError::Internal(format!("decrypting the credential: {e}")))?;
+            if rejected.parts.iter().any(|(_, value)| *value == current) {
+                return Ok(false);
+            }
+        }
+        Ok(!rows.is_empty())
+    }
+
     async fn rows(
         &self,
         user_id: &str,

@@ -29,6 +29,8 @@ const STATE_TTL_MS: i64 = 10 * 60 * 1000;
 const VERIFIER_SLOT: &str = "pkce_verifier";
 /// Credential status once the provider refused a refresh for good.
 pub const RECONNECT_NEEDED: &str = "reconnect_needed";
+/// Credential status of a key (not OAuth) the provider refused with a 401.
+pub const REJECTED: &str = "rejected";
 
 /// Why an OAuth step failed. Messages are for the person in the browser.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,20 @@ impl OAuth {
             base_url: base_url.trim_end_matches('/').to_string(),
             inflight: Mutex::default(),
         }
+    }
+
+    /// For an OAuth integration this server has no client for, what the
+    /// operator must set; None when it can be connected.
+    pub fn missing_client_settings(&self, definition: &IntegrationDefinition) -> Option<String> {
+        let id = &definition.integration_id;
+        if definition.auth_type != AuthType::Oauth2 || self.clients.contains_key(id) {
+            return None;
+        }
+        let var = id.to_ascii_uppercase().replace('-', "_");
+        Some(format!(
+            "ROOST_OAUTH_{var}_CLIENT_ID and ROOST_OAUTH_{var}_CLIENT_SECRET (or client_id and \
+             client_secret under [oauth.{id}] in roost.toml)"
+        ))
     }
 
     fn client(

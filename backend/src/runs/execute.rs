@@ -13,10 +13,11 @@ use roost_sandbox::{
 
 use super::host_services::{RunServices, ServiceDeps};
 use super::masking::Masker;
-use crate::connectors::Connectors;
+use super::refusals::{Given, GivenCredentials};
+use crate::connectors::{Connectors, HostCredential};
 use crate::oauth::OAuth;
 use crate::registry::{CredentialDelivery, Registry, RunProfiles};
-use crate::store::{RunFinish, RunRow, ScriptSettings, Store, run_status};
+use crate::store::{RunEffects, RunFinish, RunRow, ScriptSettings, Store, run_status};
 
 /// Runs claimed runs. Compiled guests are kept per script version.
 pub struct Executor {
@@ -64,7 +65,7 @@ impl Executor {
     pub async fn execute(&self, run: &RunRow, settings: Option<&ScriptSettings>) -> RunFinish {
         let limits = self.limits_for(settings);
         match self.prepare(run).await {
-            Ok((guest, invocation, egress, masker)) => match self
+            Ok((guest, invocation, egress, masker, services)) => match self
                 .sandbox
                 .run(&guest, &invocation, &limits, &egress)
                 .await
@@ -100,6 +101,11 @@ impl Executor {
                         ),
                     };
                     let mut error = error;
+                    let notes = services.notes();
+                    if status != run_status::SUCCEEDED && !notes.is_empty() {
+                        let note = notes.join("; ");
+                        error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
+                    }
                     if !outcome.denied_requests.is_empty() {
                         let denied: Vec<String> = outcome
                             .denied_requests
@@ -109,6 +115,13 @@ impl Executor {
                         let note = format!("outbound requests denied: {}", denied.join("; "));
                         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
                     }
+                    // What the run asked roost to write stands only if it
+                    // succeeded: a failed attempt's retry writes it again.
+                    let effects = if status == run_status::SUCCEEDED {
+                        services.take_effects()
+                    } else {
+                        RunEffects::default()
+                    };
                     // Nothing the run produced is stored with a credential
                     // value in it.
                     RunFinish {
@@ -122,6 +135,7 @@ impl Executor {
                         stdout: masker.mask(&outcome.stdout.bytes, outcome.stdout.truncated),
                         stderr: masker.mask(&outcome.stderr.bytes, outcome.stderr.truncated),
                         output_cap: i64::try_from(limits.max_output_bytes).unwrap_or(i64::MAX),
+                        effects,
                     }
                 }
                 Err(err) => self
@@ -160,13 +174,23 @@ impl Executor {
             stdout_truncated: false,
             stderr_truncated: false,
             output_cap: i64::try_from(self.limits.max_output_bytes).unwrap_or(i64::MAX),
+            effects: RunEffects::default(),
         }
     }
 
     async fn prepare(
         &self,
         run: &RunRow,
-    ) -> Result<(LoadedGuest, Invocation, EgressPolicy, Masker), String> {
+    ) -> Result<
+        (
+            LoadedGuest,
+            Invocation,
+            EgressPolicy,
+            Masker,
+            Arc<RunServices>,
+        ),
+        String,
+    > {
         let (guest, metadata) = self.guest(&run.script_id, run.script_version).await?;
         let mut env = self
             .oauth
@@ -191,6 +215,7 @@ impl Executor {
                 }
             }
         }
+        let given = self.given_credentials(&metadata.integrations, &env);
         self.audit_reads(run, &metadata.integrations, &env).await;
         env.insert("ROOST_RUN_ID".into(), run.id.clone());
         env.insert("ROOST_SCRIPT_ID".into(), run.script_id.clone());
@@ -219,12 +244,14 @@ impl Executor {
             connectors: self.connectors.clone(),
             credentials: self.oauth.clone(),
         };
-        let egress = egress.with_host_service(Arc::new(RunServices::new(
+        let services = Arc::new(RunServices::new(
             deps,
             run,
             &metadata.integrations,
             masker.clone(),
-        )));
+            given,
+        ));
+        let egress = egress.with_host_service(services.clone());
         let trigger = match run.trigger_kind.as_str() {
             "schedule" => Trigger::Schedule {
                 cron: run.trigger_spec.clone(),
@@ -242,7 +269,44 @@ impl Executor {
             payload: run.payload.clone(),
             program_name: Some(run.script_id.clone()),
         };
-        Ok((guest, invocation, egress, masker))
+        Ok((guest, invocation, egress, masker, services))
+    }
+
+    /// The credentials in `env` by integration, with where each is sent:
+    /// what the run can report refused (see `refusals.rs`).
+    fn given_credentials(
+        &self,
+        integrations: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> GivenCredentials {
+        let mut given = GivenCredentials::new();
+        for id in integrations {
+            let (Some(definition), Some(profile)) = (self.registry.get(id), self.profiles.get(id))
+            else {
+                continue;
+            };
+            let mut values = Vec::new();
+            let mut env_vars = Vec::new();
+            for spec in &definition.credentials {
+                if let (Some(placement), Some(value)) = (&spec.placement, env.get(&spec.env_var)) {
+                    values.push((placement.clone(), value.clone()));
+                    env_vars.push((placement.clone(), spec.env_var.clone()));
+                }
+            }
+            if values.is_empty() {
+                continue;
+            }
+            given.insert(
+                id.clone(),
+                Given {
+                    definition: definition.clone(),
+                    values: HostCredential { parts: values },
+                    env_vars,
+                    hosts: EgressPolicy::allow_hosts(profile.hosts.iter().cloned()),
+                },
+            );
+        }
+        given
     }
 
     /// One audit entry per integration whose credentials this run got.

@@ -100,7 +100,11 @@ impl Inner {
                 body: self.masker.mask_str(&output.to_string()).into_bytes(),
             },
             Err(err) => {
-                HostResponse::json(err.status(), &error_body(&err, failure.unwrap_or_default()))
+                let message = failure.unwrap_or_default();
+                if matches!(err, CallError::NotConnected { .. }) {
+                    self.note(format!("{integration}: {message}"));
+                }
+                HostResponse::json(err.status(), &error_body(&err, message))
             }
         }
     }

@@ -3,10 +3,14 @@
 //! The service is built per run, so it knows whose run it serves from the
 //! run itself, never from what the guest sends.
 //!
-//! - `POST /v1/messages`: the `messaging` outbox.
+//! - `POST /v1/messages`: the `messaging` outbox. Messages are kept with
+//!   the run and written with its outcome (see `RunEffects`), so a run
+//!   executed twice after a crash leaves them once.
 //! - `POST /v1/integrations/{id}/{method}`: a host-mediated integration
 //!   call (`integrations::call` in the SDK), executed by the connectors
 //!   with the user's credential added on the host (see `host_calls.rs`).
+//! - `POST /v1/credentials/{id}/refused`: the provider answered the
+//!   script's own call with 401 (see `refusals.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,8 +20,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::masking::Masker;
+use super::refusals::GivenCredentials;
 use crate::connectors::{Connectors, CredentialSource};
-use crate::store::{MessageRow, RunRow, Store, new_id, now_millis};
+use crate::store::{MessageRow, RunEffects, RunRow, Store, new_id, now_millis};
 
 /// Most messages one run may leave.
 pub const MAX_MESSAGES_PER_RUN: u32 = 100;
@@ -47,11 +52,19 @@ pub(super) struct Inner {
     pub(super) run_id: String,
     pub(super) integrations: Vec<String>,
     messages_sent: AtomicU32,
+    /// Outbox messages accepted so far, written with the run's end.
+    messages: std::sync::Mutex<Vec<MessageRow>>,
     pub(super) calls_made: AtomicU32,
     /// Integrations whose credential this run's host calls have used
     /// (audited once per run and integration).
     pub(super) audited: std::sync::Mutex<std::collections::BTreeSet<String>>,
     pub(super) masker: Masker,
+    /// The credentials the run was given in its env.
+    pub(super) given: GivenCredentials,
+    /// Hosts that answered the run's own requests with 401.
+    pub(super) refused_hosts: std::sync::Mutex<Vec<String>>,
+    /// What the run's error should tell the user (a setup URL to reconnect).
+    notes: std::sync::Mutex<Vec<String>>,
 }
 
 impl RunServices {
@@ -62,6 +75,7 @@ impl RunServices {
         run: &RunRow,
         integrations: &[String],
         masker: Masker,
+        given: GivenCredentials,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -71,11 +85,44 @@ impl RunServices {
                 run_id: run.id.clone(),
                 integrations: integrations.to_vec(),
                 messages_sent: AtomicU32::new(0),
+                messages: Default::default(),
                 calls_made: AtomicU32::new(0),
                 audited: Default::default(),
                 masker,
+                given,
+                refused_hosts: Default::default(),
+                notes: Default::default(),
             }),
         }
+    }
+}
+
+impl RunServices {
+    /// What the run asked roost to write, for the run's commit. Taken once:
+    /// the services keep nothing afterwards.
+    pub(crate) fn take_effects(&self) -> RunEffects {
+        let mut messages = self
+            .inner
+            .messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        RunEffects {
+            messages: std::mem::take(&mut *messages),
+        }
+    }
+
+    /// What the run's error should add, for the user (a setup URL).
+    pub(crate) fn notes(&self) -> Vec<String> {
+        self.inner
+            .notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    #[cfg(test)]
+    fn kept_messages(&self) -> usize {
+        self.inner.messages.lock().unwrap().len()
     }
 }
 
@@ -104,6 +151,18 @@ impl HostService for RunServices {
                         ),
                     }
                 }
+                ("POST", _) if path.starts_with("/v1/credentials/") => {
+                    match path["/v1/credentials/".len()..].split_once('/') {
+                        Some((integration, "refused")) => {
+                            inner.credential_refused(integration).await
+                        }
+                        _ => error(
+                            404,
+                            "not_found",
+                            "refusals go to /v1/credentials/{id}/refused".into(),
+                        ),
+                    }
+                }
                 _ => error(
                     404,
                     "not_found",
@@ -111,6 +170,20 @@ impl HostService for RunServices {
                 ),
             }
         })
+    }
+
+    fn response_seen(&self, host: &str, status: u16) {
+        self.inner.note_response(host, status);
+    }
+}
+
+impl Inner {
+    /// Adds a line to what the run's error tells the user.
+    pub(super) fn note(&self, line: String) {
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        if !notes.contains(&line) {
+            notes.push(line);
+        }
     }
 }
 
@@ -186,20 +259,13 @@ impl Inner {
             body: self.masker.mask_str(&input.body),
             created_at: now_millis(),
         };
-        match self.deps.store.insert_message(&message).await {
-            Ok(()) => {
-                tracing::info!(run_id = %self.run_id, message_id = %message.id, "outbox message stored");
-                HostResponse::json(201, &json!({ "id": message.id }))
-            }
-            Err(err) => {
-                tracing::error!(run_id = %self.run_id, error = %err, "storing an outbox message failed");
-                error(
-                    503,
-                    "unavailable",
-                    "roost could not store the message; try again".into(),
-                )
-            }
-        }
+        tracing::info!(run_id = %self.run_id, message_id = %message.id, "outbox message kept for the run's outcome");
+        let id = message.id.clone();
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
+        HostResponse::json(201, &json!({ "id": id }))
     }
 }
 
@@ -215,7 +281,6 @@ mod tests {
     use super::*;
     use crate::connectors::{CallError, HostCredential, TransportPolicy};
     use crate::registry::{IntegrationDefinition, Registry, RunProfiles};
-    use crate::store::MessageFilter;
 
     /// A user with nothing connected.
     struct NoCredentials;
@@ -229,13 +294,15 @@ mod tests {
         ) -> Result<Option<HostCredential>, CallError> {
             Ok(None)
         }
-        async fn refresh_rejected(
+        async fn credential_refused(
             &self,
             _: &str,
             _: &IntegrationDefinition,
             _: &HostCredential,
-        ) -> Result<bool, CallError> {
-            Ok(false)
+        ) -> Result<HostCredential, CallError> {
+            Err(CallError::NotConnected {
+                message: "nothing is connected".into(),
+            })
         }
     }
 
@@ -261,7 +328,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_outbox_refuses_what_it_must_and_stores_nothing_then() {
+    async fn the_outbox_refuses_what_it_must_and_keeps_nothing_then() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::connect(&crate::config::sqlite_url(dir.path()))
             .await
@@ -273,19 +340,12 @@ mod tests {
             script_id: "scr_1".into(),
             ..RunRow::default()
         };
-        let stored = || async {
-            let filter = MessageFilter {
-                limit: 1000,
-                ..MessageFilter::default()
-            };
-            store.list_messages(&user.id, &filter).await.unwrap().len()
-        };
-
         let undeclared = RunServices::new(
             deps(store.clone()),
             &run,
             &["slack".into()],
             Masker::default(),
+            Default::default(),
         );
         let answer = undeclared.handle(post(r#"{"body":"hi"}"#)).await;
         assert_eq!(answer.status, 403);
@@ -296,6 +356,7 @@ mod tests {
             &run,
             &["messaging".into()],
             Masker::default(),
+            Default::default(),
         );
         for (body, status) in [
             (r#"{"body":"hi","colour":"red"}"#, 400),
@@ -312,7 +373,7 @@ mod tests {
             body: Vec::new(),
         };
         assert_eq!(services.handle(elsewhere).await.status, 404);
-        assert_eq!(stored().await, 0);
+        assert_eq!(services.kept_messages(), 0);
 
         // Host calls: only declared integrations, only real methods.
         let call = |path: &str| HostRequest {
@@ -346,6 +407,7 @@ mod tests {
             &run,
             &["slack".into()],
             Masker::default(),
+            Default::default(),
         );
         let answer = slack_user
             .handle(call("/v1/integrations/slack/explode"))
@@ -360,7 +422,7 @@ mod tests {
             })
             .await;
         assert_eq!(answer.status, 201);
-        assert_eq!(stored().await, 1);
+        assert_eq!(services.kept_messages(), 1);
         let answer = services.handle(post(r#"{"body":"hi"}"#)).await;
         assert_eq!(answer.status, 201);
 
@@ -369,6 +431,9 @@ mod tests {
         }
         let answer = services.handle(post(r#"{"body":"one too many"}"#)).await;
         assert_eq!(answer.status, 429);
-        assert_eq!(stored().await, MAX_MESSAGES_PER_RUN as usize);
+        let effects = services.take_effects();
+        assert_eq!(effects.messages.len(), MAX_MESSAGES_PER_RUN as usize);
+        assert!(effects.messages.iter().all(|m| m.run_id == "run_1"));
+        assert!(services.take_effects().is_empty(), "taken once");
     }
 }

@@ -9,6 +9,8 @@
 //! this, which is why values are also kept out of logs and errors by
 //! construction. Masking is the net under that, not the wall.
 
+use std::sync::{Arc, RwLock};
+
 /// What replaces a credential value.
 pub const MARKER: &str = "[roost: masked credential]";
 
@@ -16,41 +18,54 @@ pub const MARKER: &str = "[roost: masked credential]";
 /// shred the output and protect nothing.
 const MIN_LEN: usize = 6;
 
-/// The secrets of one run.
+/// The secrets of one run. Clones share them: a value the run comes to
+/// hold later (a token refreshed mid-run) is masked by every clone.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
     /// Longest first, so a secret containing another is masked whole.
-    secrets: Vec<Vec<u8>>,
+    secrets: Arc<RwLock<Vec<Vec<u8>>>>,
 }
 
 impl Masker {
     /// A masker for these values.
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut secrets: Vec<Vec<u8>> = values
-            .into_iter()
-            .filter(|v| v.len() >= MIN_LEN)
-            .map(|v| v.as_bytes().to_vec())
-            .collect();
+        let masker = Self::default();
+        masker.add(values);
+        masker
+    }
+
+    /// Masks these values too, from now on.
+    pub fn add<'a>(&self, values: impl IntoIterator<Item = &'a str>) {
+        let mut secrets = self.secrets.write().unwrap_or_else(|p| p.into_inner());
+        secrets.extend(
+            values
+                .into_iter()
+                .filter(|v| v.len() >= MIN_LEN)
+                .map(|v| v.as_bytes().to_vec()),
+        );
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        Self { secrets }
     }
 
     /// Whether there is anything to mask.
     pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty()
+        self.secrets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// `bytes` with every secret replaced. With `cut` (the capture hit its
     /// cap), a secret's beginning at the very end is masked too.
     pub fn mask(&self, bytes: &[u8], cut: bool) -> Vec<u8> {
-        if self.secrets.is_empty() {
+        let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
+        if secrets.is_empty() {
             return bytes.to_vec();
         }
         let mut out = Vec::with_capacity(bytes.len());
         let mut i = 0;
         'scan: while i < bytes.len() {
-            for secret in &self.secrets {
+            for secret in secrets.iter() {
                 if bytes[i..].starts_with(secret) {
                     out.extend_from_slice(MARKER.as_bytes());
                     i += secret.len();
@@ -60,8 +75,7 @@ impl Masker {
             if cut {
                 let rest = &bytes[i..];
                 if rest.len() >= 4
-                    && self
-                        .secrets
+                    && secrets
                         .iter()
                         .any(|s| rest.len() < s.len() && s.starts_with(rest))
                 {
@@ -102,5 +116,17 @@ mod tests {
         // Not cut: a prefix is just text.
         assert_eq!(masker.mask(b"SG.secr", false), b"SG.secr");
         assert_eq!(Masker::new(["short"]).mask(b"short", false), b"short");
+    }
+
+    #[test]
+    fn a_value_added_later_is_masked_by_every_clone() {
+        let masker = Masker::new(["old-token-1"]);
+        let clone = masker.clone();
+        assert_eq!(clone.mask_str("new-token-2"), "new-token-2");
+        masker.add(["new-token-2"]);
+        assert_eq!(
+            clone.mask_str("new-token-2 old-token-1"),
+            format!("{MARKER} {MARKER}")
+        );
     }
 }

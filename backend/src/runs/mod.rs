@@ -6,6 +6,7 @@ mod execute;
 mod host_calls;
 mod host_services;
 pub mod masking;
+mod refusals;
 mod settings_cache;
 
 use std::collections::VecDeque;
@@ -19,8 +20,8 @@ pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
 
 use crate::metrics::Metrics;
 use crate::store::{
-    NewRun, NextClaim, RetryPlan, RunReport, RunRow, ScriptSettings, Store, StoreError,
-    StoreResult, now_millis, run_status,
+    Enqueued, IdempotencyKey, NewRun, NextClaim, RetryPlan, RunReport, RunRow, ScriptSettings,
+    Store, StoreError, StoreResult, now_millis, run_status,
 };
 
 /// Worker-pool settings.
@@ -34,7 +35,8 @@ pub struct RunnerConfig {
     pub stale_after: Duration,
     /// How often idle workers look at the queue (new local runs wake them at once).
     pub poll: Duration,
-    /// How long a received event id is remembered (repeats within it run once).
+    /// How long a received event id, and a manual run's idempotency key,
+    /// is remembered (repeats within it run once).
     pub event_dedup_window: Duration,
     /// Backoff before the first retry; doubled for each further attempt.
     pub retry_base: Duration,
@@ -137,6 +139,33 @@ impl Runner {
         tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, "run queued");
         self.wake.notify_one();
         Ok(row)
+    }
+
+    /// Queues a manual run, refused while the user has `max_queued` runs
+    /// queued. Under an idempotency `key`, a repeat within the window
+    /// queues nothing and names the first request's run (full queue or not).
+    pub async fn enqueue_manual(
+        &self,
+        run: &NewRun,
+        key: Option<&IdempotencyKey>,
+        max_queued: i64,
+    ) -> StoreResult<Enqueued> {
+        let Some(key) = key else {
+            crate::store::check_queue_room(self.store.as_ref(), &run.user_id, max_queued).await?;
+            return Ok(Enqueued::New(self.enqueue(run).await?));
+        };
+        let window = i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
+        let since = now_millis().saturating_sub(window);
+        if let Some(repeat) = self.store.idempotent_run(&run.user_id, key, since).await? {
+            return Ok(repeat);
+        }
+        crate::store::check_queue_room(self.store.as_ref(), &run.user_id, max_queued).await?;
+        let enqueued = self.store.enqueue_run_once(run, key, since).await?;
+        if let Enqueued::New(row) = &enqueued {
+            tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, "run queued");
+            self.wake.notify_one();
+        }
+        Ok(enqueued)
     }
 
     /// Wakes the workers (after runs were queued by other means, such as events).
@@ -437,6 +466,9 @@ impl Runner {
                 - i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
             if let Err(err) = self.store.purge_events(forget_before).await {
                 tracing::error!(error = %err, "purging old events failed");
+            }
+            if let Err(err) = self.store.purge_idempotency_keys(forget_before).await {
+                tracing::error!(error = %err, "purging old idempotency keys failed");
             }
             let retain_after =
                 now_millis() - i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);

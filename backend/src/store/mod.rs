@@ -141,6 +141,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Puts a run on the queue.
     async fn enqueue_run(&self, run: &NewRun) -> StoreResult<RunRow>;
+    /// Puts a run on the queue under an idempotency key, once: the first
+    /// request with `key` (or the first since an earlier use older than
+    /// `since`, Unix ms) queues `run` and records the key in the same
+    /// transaction; a repeat queues nothing and names the first run.
+    async fn enqueue_run_once(
+        &self,
+        run: &NewRun,
+        key: &IdempotencyKey,
+        since: i64,
+    ) -> StoreResult<Enqueued>;
+    /// The run a request with `key` queued at or after `since`, if any.
+    async fn idempotent_run(
+        &self,
+        user_id: &str,
+        key: &IdempotencyKey,
+        since: i64,
+    ) -> StoreResult<Option<Enqueued>>;
+    /// Forgets idempotency keys used before `before` (end of the window).
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64>;
     /// Claims the oldest claimable queued run for `worker_id`: never the same
     /// run for two workers, never a retry before its backoff, never a run of
     /// a script that already has `per_script_limit` runs running.
@@ -152,8 +171,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records that `worker_id` still works on the run; false when the run
     /// is no longer this worker's to run (cancelled, or re-queued).
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
-    /// Records how a running run ended and, in the same transaction, queues
-    /// its retry if one is planned; false if it was no longer running under
+    /// Records how a running run ended and, in the same transaction, writes
+    /// its effects (`finish.effects`) and queues its retry if one is
+    /// planned; false if it was no longer running under
     /// `worker_id` (cancelled, or re-queued after its heartbeat went stale
     /// and claimed by another worker), in which case nothing changes.
     async fn finish_run(
@@ -284,19 +304,12 @@ pub trait Store: Send + Sync + 'static {
     async fn queued_runs(&self, user_id: &str) -> StoreResult<i64>;
     /// Appends audit entries.
     async fn insert_audit(&self, entries: &[AuditRow]) -> StoreResult<()>;
-    /// A user's audit trail, newest first, before `before` (Unix ms).
-    async fn list_audit(
-        &self,
-        user_id: &str,
-        before: Option<i64>,
-        limit: i64,
-    ) -> StoreResult<Vec<AuditRow>>;
+    /// A user's audit trail, newest first.
+    async fn list_audit(&self, user_id: &str, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
     /// Records a host-mediated integration call of a run.
     async fn insert_method_call(&self, call: &MethodCallRow) -> StoreResult<()>;
     /// The recorded calls of a run, oldest first.
     async fn method_calls(&self, run_id: &str) -> StoreResult<Vec<MethodCallRow>>;
-    /// Stores an outbox message.
-    async fn insert_message(&self, message: &MessageRow) -> StoreResult<()>;
     /// A user's outbox, newest first.
     async fn list_messages(
         &self,

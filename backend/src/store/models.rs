@@ -258,6 +258,31 @@ pub struct NewRun {
     pub payload: serde_json::Value,
 }
 
+/// An `Idempotency-Key` of a manual run request, with a hash of what was
+/// asked (script, handler, payload).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The client's key.
+    pub key: String,
+    /// Hex SHA-256 of the request it came with.
+    pub request_hash: String,
+}
+
+/// What a request under an idempotency key got.
+#[derive(Debug, Clone)]
+pub enum Enqueued {
+    /// The key is new: this run was queued.
+    New(RunRow),
+    /// The key was used within the window: the run its first request
+    /// queued, and whether this request asked for the same thing.
+    Repeat {
+        /// The first request's run.
+        run_id: String,
+        /// The two requests' hashes match.
+        same_request: bool,
+    },
+}
+
 /// One run, queued, running or finished.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunRow {
@@ -330,6 +355,26 @@ pub struct RunFinish {
     pub stderr_truncated: bool,
     /// Cap per stream.
     pub output_cap: i64,
+    /// What the run did that roost owns, written in the transaction that
+    /// records its end (and only if that end is recorded).
+    pub effects: RunEffects,
+}
+
+/// The writes a run asks of roost itself, kept aside while it runs and
+/// committed with its outcome: a run that crashes or is executed again
+/// leaves them once, never twice. The worker hands them over only for a
+/// run that succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunEffects {
+    /// Messages for the user's outbox.
+    pub messages: Vec<MessageRow>,
+}
+
+impl RunEffects {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
 }
 
 /// A run a worker has finished, as it reports it to the store.
@@ -377,12 +422,25 @@ pub struct RunFilter {
     pub script_id: Option<String>,
     /// Only runs in this status.
     pub status: Option<String>,
-    /// Only runs queued before this time (Unix ms), for paging.
+    /// Only runs queued before this time (Unix ms).
     pub before: Option<i64>,
     /// Only runs queued at or after this time (Unix ms).
     pub since: Option<i64>,
+    /// Only runs listed after this one (the previous page's last).
+    pub after: Option<PageAfter>,
     /// Page size.
     pub limit: i64,
+}
+
+/// Where a newest-first listing resumes: the time and id of the last row
+/// shown. Rows are ordered by (time, id), so rows sharing a millisecond are
+/// neither skipped nor listed twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageAfter {
+    /// The row's time (Unix ms): `queued_at`, `created_at` or `at`.
+    pub at: i64,
+    /// The row's id.
+    pub id: String,
 }
 
 /// Captured output of a run.
@@ -514,8 +572,21 @@ pub struct MessageRow {
 pub struct MessageFilter {
     /// Only this script's messages.
     pub script_id: Option<String>,
-    /// Only messages stored before this time (Unix ms), for paging.
+    /// Only messages stored before this time (Unix ms).
     pub before: Option<i64>,
+    /// Only messages listed after this one (the previous page's last).
+    pub after: Option<PageAfter>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Filters of `GET /v1/audit`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries before this time (Unix ms).
+    pub before: Option<i64>,
+    /// Only entries listed after this one (the previous page's last).
+    pub after: Option<PageAfter>,
     /// Page size.
     pub limit: i64,
 }

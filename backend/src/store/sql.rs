@@ -39,6 +39,12 @@ pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code 
      stdout = $5, stderr = $6, stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
      WHERE id = $11 AND status = 'running' AND worker_id = $12";
 
+/// Stores an outbox message a run left: `$1` id, `$2` user, `$3` script,
+/// `$4` run, `$5` channel, `$6` recipient, `$7` subject, `$8` body, `$9`
+/// when the script sent it. Written only with the run's end.
+pub(super) const INSERT_MESSAGE_SQL: &str = "INSERT INTO messages (id, user_id, script_id, run_id, channel, recipient, \
+     subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
 /// Records that worker `$3` still runs run `$2`, at `$1`.
 pub(super) const HEARTBEAT_SQL: &str =
     "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'";
@@ -118,6 +124,10 @@ macro_rules! sql_store {
                 }
                 if let Some(since) = filter.since {
                     query.push(" AND queued_at >= ").push_bind(since);
+                }
+                if let Some(after) = &filter.after {
+                    query.push(" AND (queued_at, id) < (").push_bind(after.at);
+                    query.push(", ").push_bind(&after.id).push(")");
                 }
                 query.push(" ORDER BY queued_at DESC, id DESC LIMIT ").push_bind(filter.limit);
                 query
@@ -537,24 +547,73 @@ macro_rules! sql_store {
             }
 
             async fn enqueue_run(&self, run: &$crate::store::NewRun) -> $crate::store::StoreResult<$crate::store::RunRow> {
-                let sql = format!(
-                    "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-                     status, attempt, queued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9) RETURNING {}",
-                    $crate::store::sql::RUN_COLUMNS
-                );
-                let row = sqlx::query(&sql)
-                    .bind($crate::store::sql::new_id("run"))
-                    .bind(&run.user_id)
-                    .bind(&run.script_id)
-                    .bind(run.script_version)
-                    .bind(&run.handler)
-                    .bind(&run.trigger_kind)
-                    .bind(&run.trigger_spec)
-                    .bind(run.payload.to_string())
-                    .bind($crate::store::now_millis())
-                    .fetch_one(&self.pool)
-                    .await?;
+                let sql = $crate::store::sql::insert_run_sql();
+                let row = $crate::store::sql::bind_new_run!(sqlx::query(&sql), run).fetch_one(&self.pool).await?;
                 $crate::store::sql::run_from_row(&row)
+            }
+
+            async fn enqueue_run_once(
+                &self,
+                run: &$crate::store::NewRun,
+                key: &$crate::store::IdempotencyKey,
+                since: i64,
+            ) -> $crate::store::StoreResult<$crate::store::Enqueued> {
+                // Two tries: a first request of the same key committing
+                // meanwhile makes the insert of the key fail, and the second
+                // try then finds it.
+                for _ in 0..2 {
+                    let mut tx = self.pool.begin_with(Self::BEGIN).await?;
+                    if let Some(found) = $crate::store::sql::idempotent_lookup!(&mut *tx, &run.user_id, &key.key) {
+                        let (run_id, hash, at) = found;
+                        if at >= since {
+                            return Ok($crate::store::Enqueued::Repeat { run_id, same_request: hash == key.request_hash });
+                        }
+                        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2")
+                            .bind(&run.user_id)
+                            .bind(&key.key)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let sql = $crate::store::sql::insert_run_sql();
+                    let row = $crate::store::sql::bind_new_run!(sqlx::query(&sql), run).fetch_one(&mut *tx).await?;
+                    let queued = $crate::store::sql::run_from_row(&row)?;
+                    let recorded = sqlx::query(
+                        "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, run_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&run.user_id)
+                    .bind(&key.key)
+                    .bind(&key.request_hash)
+                    .bind(&queued.id)
+                    .bind(queued.queued_at)
+                    .execute(&mut *tx)
+                    .await;
+                    match recorded {
+                        Ok(_) => {
+                            tx.commit().await?;
+                            return Ok($crate::store::Enqueued::New(queued));
+                        }
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => continue,
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+                Err($crate::store::StoreError::Conflict("a concurrent request with this idempotency key".into()))
+            }
+
+            async fn idempotent_run(&self, user_id: &str, key: &$crate::store::IdempotencyKey, since: i64) -> $crate::store::StoreResult<Option<$crate::store::Enqueued>> {
+                let found = $crate::store::sql::idempotent_lookup!(&self.pool, user_id, &key.key);
+                Ok(found.filter(|(_, _, at)| *at >= since).map(|(run_id, hash, _)| $crate::store::Enqueued::Repeat {
+                    run_id,
+                    same_request: hash == key.request_hash,
+                }))
+            }
+
+            async fn purge_idempotency_keys(&self, before: i64) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
@@ -645,24 +704,40 @@ macro_rules! sql_store {
                     .bind($crate::store::now_millis())
                     .bind(run_id)
                     .bind(worker_id);
-                let Some(retry) = retry else {
+                if retry.is_none() && finish.effects.is_empty() {
                     // One statement needs no transaction of its own.
                     return Ok(update.execute(&self.pool).await?.rows_affected() > 0);
-                };
+                }
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
                 let done = update.execute(&mut *tx).await?;
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                sqlx::query($crate::store::sql::RETRY_RUN_SQL)
-                    .bind($crate::store::sql::new_id("run"))
-                    .bind(retry.attempt)
-                    .bind(&retry.first_run_id)
-                    .bind($crate::store::now_millis())
-                    .bind(retry.not_before)
-                    .bind(run_id)
-                    .execute(&mut *tx)
-                    .await?;
+                if let Some(retry) = retry {
+                    sqlx::query($crate::store::sql::RETRY_RUN_SQL)
+                        .bind($crate::store::sql::new_id("run"))
+                        .bind(retry.attempt)
+                        .bind(&retry.first_run_id)
+                        .bind($crate::store::now_millis())
+                        .bind(retry.not_before)
+                        .bind(run_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for message in &finish.effects.messages {
+                    sqlx::query($crate::store::sql::INSERT_MESSAGE_SQL)
+                        .bind(&message.id)
+                        .bind(&message.user_id)
+                        .bind(&message.script_id)
+                        .bind(&message.run_id)
+                        .bind(&message.channel)
+                        .bind(&message.recipient)
+                        .bind(&message.subject)
+                        .bind(&message.body)
+                        .bind(message.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1116,15 +1191,18 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> $crate::store::StoreResult<Vec<$crate::store::AuditRow>> {
+            async fn list_audit(&self, user_id: &str, filter: &$crate::store::AuditFilter) -> $crate::store::StoreResult<Vec<$crate::store::AuditRow>> {
                 use sqlx::Row;
                 let rows = sqlx::query(
                     "SELECT id, user_id, action, integration, run_id, detail, at FROM audit \
-                     WHERE user_id = $1 AND ($2 IS NULL OR at < $2) ORDER BY at DESC, id DESC LIMIT $3",
+                     WHERE user_id = $1 AND ($2 IS NULL OR at < $2) AND ($3 IS NULL OR (at, id) < ($3, $4)) \
+                     ORDER BY at DESC, id DESC LIMIT $5",
                 )
                 .bind(user_id)
-                .bind(before)
-                .bind(limit)
+                .bind(filter.before)
+                .bind(filter.after.as_ref().map(|a| a.at))
+                .bind(filter.after.as_ref().map(|a| a.id.as_str()))
+                .bind(filter.limit)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
@@ -1191,35 +1269,18 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            async fn insert_message(&self, message: &$crate::store::MessageRow) -> $crate::store::StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO messages (id, user_id, script_id, run_id, channel, recipient, subject, body, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&message.id)
-                .bind(&message.user_id)
-                .bind(&message.script_id)
-                .bind(&message.run_id)
-                .bind(&message.channel)
-                .bind(&message.recipient)
-                .bind(&message.subject)
-                .bind(&message.body)
-                .bind(message.created_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
             async fn list_messages(&self, user_id: &str, filter: &$crate::store::MessageFilter) -> $crate::store::StoreResult<Vec<$crate::store::MessageRow>> {
                 use sqlx::Row;
                 let rows = sqlx::query(
                     "SELECT id, user_id, script_id, run_id, channel, recipient, subject, body, created_at FROM messages \
                      WHERE user_id = $1 AND ($2 IS NULL OR script_id = $2) AND ($3 IS NULL OR created_at < $3) \
-                     ORDER BY created_at DESC, id DESC LIMIT $4",
+                     AND ($4 IS NULL OR (created_at, id) < ($4, $5)) ORDER BY created_at DESC, id DESC LIMIT $6",
                 )
                 .bind(user_id)
                 .bind(&filter.script_id)
                 .bind(filter.before)
+                .bind(filter.after.as_ref().map(|a| a.at))
+                .bind(filter.after.as_ref().map(|a| a.id.as_str()))
                 .bind(filter.limit)
                 .fetch_all(&self.pool)
                 .await?;
@@ -1278,7 +1339,55 @@ macro_rules! replace_triggers {
     };
 }
 
-pub(super) use {replace_triggers, sql_store};
+/// The statement queuing a new run (`bind_new_run!` binds it), returning
+/// the run.
+pub(super) fn insert_run_sql() -> String {
+    format!(
+        "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+         status, attempt, queued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9) RETURNING {RUN_COLUMNS}"
+    )
+}
+
+/// Binds a `NewRun` (and a new id and the time) to `insert_run_sql()`.
+macro_rules! bind_new_run {
+    ($query:expr, $run:expr) => {
+        $query
+            .bind($crate::store::sql::new_id("run"))
+            .bind(&$run.user_id)
+            .bind(&$run.script_id)
+            .bind($run.script_version)
+            .bind(&$run.handler)
+            .bind(&$run.trigger_kind)
+            .bind(&$run.trigger_spec)
+            .bind($run.payload.to_string())
+            .bind($crate::store::now_millis())
+    };
+}
+
+/// The (run id, request hash, time) an idempotency key of a user was last
+/// used with, read through `$executor`.
+macro_rules! idempotent_lookup {
+    ($executor:expr, $user_id:expr, $key:expr) => {{
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT run_id, request_hash, created_at FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
+        )
+        .bind($user_id)
+        .bind($key)
+        .fetch_optional($executor)
+        .await?;
+        match row {
+            Some(row) => Some((
+                row.try_get::<String, _>("run_id")?,
+                row.try_get::<String, _>("request_hash")?,
+                row.try_get::<i64, _>("created_at")?,
+            )),
+            None => None,
+        }
+    }};
+}
+
+pub(super) use {bind_new_run, idempotent_lookup, replace_triggers, sql_store};
 
 /// Row decoders, generic over the database.
 pub(super) fn credential_from_row<R: sqlx::Row>(

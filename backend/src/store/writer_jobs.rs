@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::held_starts::{Held, HeldStarts};
 use super::sql::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
-    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, RETRY_RUN_SQL, RUN_COLUMNS, RunColumns, new_id,
-    run_from_row,
+    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL, RUN_COLUMNS,
+    RunColumns, new_id, run_from_row,
 };
 use super::sqlite::{
     CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL, START_RUN_SQL,
@@ -39,6 +39,7 @@ pub(super) struct WriterSql {
     pub(super) heartbeat: String,
     pub(super) retry_run: String,
     pub(super) give_back: String,
+    pub(super) insert_message: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -56,6 +57,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     heartbeat: numbered(HEARTBEAT_SQL),
     retry_run: numbered(RETRY_RUN_SQL),
     give_back: numbered(GIVE_BACK_RUN_SQL),
+    insert_message: numbered(INSERT_MESSAGE_SQL),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
@@ -367,7 +369,23 @@ fn finish(
         }
         None => tx.prepare_cached(&SQL.finish_run)?.execute(outcome)? > 0,
     };
-    if let (true, Some(retry)) = (finished, &report.retry) {
+    if !finished {
+        return Ok(false);
+    }
+    for message in &finish.effects.messages {
+        tx.prepare_cached(&SQL.insert_message)?.execute(params![
+            message.id,
+            message.user_id,
+            message.script_id,
+            message.run_id,
+            message.channel,
+            message.recipient,
+            message.subject,
+            message.body,
+            message.created_at,
+        ])?;
+    }
+    if let Some(retry) = &report.retry {
         tx.prepare_cached(&SQL.retry_run)?.execute(params![
             new_id("run"),
             retry.attempt,
@@ -377,7 +395,7 @@ fn finish(
             run_id
         ])?;
     }
-    Ok(finished)
+    Ok(true)
 }
 
 /// A run row's columns, read by position where the statement lists them

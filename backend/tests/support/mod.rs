@@ -2,7 +2,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod oauth_provider;
+pub mod process;
 pub mod scripted;
+pub mod sdk_app;
 pub mod serve;
 pub mod stand_in;
 

@@ -52,6 +52,8 @@ struct Shared {
     provider: Provider,
     requests: Arc<Mutex<Vec<Recorded>>>,
     token: Arc<Mutex<Option<String>>>,
+    /// A token refused although well formed (access revoked at the provider).
+    refused: Arc<Mutex<Option<String>>>,
 }
 
 /// A running stand-in; it serves until the test ends.
@@ -81,6 +83,7 @@ impl StandIn {
             provider,
             requests: Arc::default(),
             token: Arc::default(),
+            refused: Arc::default(),
         };
         let app = axum::Router::new()
             .fallback(answer)
@@ -94,6 +97,14 @@ impl StandIn {
     /// Only `Bearer <token>` is accepted from now on.
     pub fn expect_token(&self, token: &str) {
         *self.shared.token.lock().unwrap() = Some(token.to_string());
+        *self.shared.refused.lock().unwrap() = None;
+    }
+
+    /// Refuses `Bearer <token>` from now on (as after the user revoked
+    /// roost's access), and accepts any other token.
+    pub fn refuse_token(&self, token: &str) {
+        *self.shared.token.lock().unwrap() = None;
+        *self.shared.refused.lock().unwrap() = Some(token.to_string());
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -124,10 +135,12 @@ async fn answer(
     };
     shared.requests.lock().unwrap().push(recorded.clone());
     let expected = shared.token.lock().unwrap().clone();
+    let refused = shared.refused.lock().unwrap().clone();
     let authorized = match &expected {
         Some(token) => recorded.authorization.as_deref() == Some(&format!("Bearer {token}")),
         None => recorded.authorization.is_some(),
-    };
+    } && refused
+        .is_none_or(|token| recorded.authorization.as_deref() != Some(&format!("Bearer {token}")));
     match shared.provider {
         Provider::Google => google(&recorded, authorized),
         Provider::Slack => slack(&recorded, authorized),

@@ -41,6 +41,7 @@ impl WasiHttpHooks for EgressHooks {
         let denied = self.denied.clone();
         Box::new(async move {
             let internal = request.uri().host().is_some_and(is_internal);
+            let host = request.uri().host().unwrap_or_default().to_string();
             let (parts, body) = request.into_parts();
             let mut body = Some(body);
             let result = match (internal, policy.host_service()) {
@@ -50,7 +51,13 @@ impl WasiHttpHooks for EgressHooks {
                 (true, None) => Err(SendError::Refused(Refusal::HostNotAllowed(
                     super::INTERNAL_HOST.to_string(),
                 ))),
-                (false, _) => send(&policy, parts, &mut body, options).await,
+                (false, service) => {
+                    let sent = send(&policy, parts, &mut body, options).await;
+                    if let (Ok(response), Some(service)) = (&sent, service) {
+                        service.response_seen(&host, response.status().as_u16());
+                    }
+                    sent
+                }
             };
             // A request that failed before its body went anywhere: the guest
             // writes the body while it waits for the response, and if nobody
