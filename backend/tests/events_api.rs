@@ -168,6 +168,26 @@ async fn bad_events_are_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+
+    // `curl -d` sends a form content type: the body is still read as JSON,
+    // as a run request's is; what is not JSON says so.
+    for (body, status, code) in [
+        (r#"{"id": "curl-1", "payload": {"n": 1}}"#, 202, None),
+        ("n=1", 400, Some("malformed_json")),
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/v1/events/order.created", app.base))
+            .bearer_auth(&ada)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"].as_str(), code, "{answer}");
+    }
 }
 on_both_stores!(bad_events_are_refused);
 

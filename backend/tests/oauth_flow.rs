@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use roost::oauth::OAuthError;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::oauth_provider::Provider;
 use support::{Backend, TestApp, b64, bare_module};
 
@@ -451,11 +451,52 @@ async fn forged_links_are_refused_and_the_api_key_form_works() {
 }
 
 #[tokio::test]
-async fn an_unconfigured_oauth_client_is_a_clear_page_not_a_500() {
+async fn an_unconfigured_oauth_client_is_said_at_deploy_not_behind_a_link() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
-    let setup = setup_url(&app, &token, "github").await;
-    let (status, page) = visit(&app, &setup).await;
-    assert_eq!(status, 503);
-    assert!(page.contains("ROOST_OAUTH_GITHUB_CLIENT_ID"), "{page}");
+    let (status, body) = app
+        .deploy_with(&token, json!({
+            "name": "needs-it",
+            "component": b64(&bare_module()),
+            "metadata": { "integrations": ["github", "sendgrid"], "triggers": [{ "name": "run", "trigger": { "kind": "manual" } }] },
+        }))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["error"]["code"], "integration_not_configured",
+        "{body}"
+    );
+    let unconfigured = &body["error"]["details"]["not_configured"];
+    assert_eq!(unconfigured.as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(unconfigured[0]["integration"], "github");
+    let settings = unconfigured[0]["settings"].as_str().unwrap();
+    assert!(
+        settings.contains("ROOST_OAUTH_GITHUB_CLIENT_ID"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains("ROOST_OAUTH_GITHUB_CLIENT_SECRET"),
+        "{settings}"
+    );
+
+    // The registry says which integrations this server cannot connect yet.
+    let (_, listed) = app.get(&token, "/v1/integrations").await;
+    let by_id = |id: &str| {
+        listed["integrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["integrationId"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id("github")["configured"], false);
+    assert!(
+        by_id("github")["operatorSettings"]
+            .as_str()
+            .unwrap()
+            .contains("ROOST_OAUTH_GITHUB_CLIENT_ID")
+    );
+    assert_eq!(by_id("sendgrid")["configured"], true);
+    assert_eq!(by_id("sendgrid")["operatorSettings"], Value::Null);
 }

@@ -70,7 +70,7 @@ async fn a_token_that_cannot_be_refreshed_asks_the_user_to_connect_again() {
 
     let run = run_and_wait(&app, &ada, &script, json!({ "handler": "digest" })).await;
     assert_eq!(run["run"]["status"], "failed", "{run}");
-    let setup = format!("{}/setup/gmail", app.base);
+    let setup = format!("{}/integrations/gmail/setup", app.base);
     let error = run["run"]["error"].as_str().unwrap();
     assert!(
         error.contains(&setup),

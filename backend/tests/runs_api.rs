@@ -129,7 +129,7 @@ async fn limits_become_run_statuses_and_history_pages(backend: Backend) {
         ("infinite-loop", "timed_out"),
         ("memory-hog", "limit_exceeded"),
         ("output-flood", "limit_exceeded"),
-        ("heartbeat", "failed"),
+        ("forbidden-egress", "failed"),
     ];
     let mut ids = Vec::new();
     for (example, expected) in cases {
@@ -147,9 +147,34 @@ async fn limits_become_run_statuses_and_history_pages(backend: Backend) {
         );
         ids.push(run["run_id"].as_str().unwrap().to_string());
     }
-    // heartbeat has two handlers: naming neither fails with the SDK's exit status.
-    let (_, heartbeat) = app.get(&token, &format!("/v1/runs/{}", ids[3])).await;
-    assert_eq!(heartbeat["run"]["exit_code"], 2);
+    // forbidden-egress exits 10 when roost refuses its request.
+    let (_, refused) = app.get(&token, &format!("/v1/runs/{}", ids[3])).await;
+    assert_eq!(refused["run"]["exit_code"], 10);
+    // heartbeat has two handlers: naming neither is refused at once, and
+    // nothing is queued.
+    let (status, deployed) = app
+        .deploy(&token, "heartbeat", &roost_tests::example("heartbeat"))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let heartbeat = deployed["script_id"].as_str().unwrap();
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{heartbeat}/run"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "handler_required");
+    assert_eq!(
+        body["error"]["details"]["handlers"],
+        json!(["beat", "status"])
+    );
+    let (_, none) = app
+        .get(&token, &format!("/v1/runs?script_id={heartbeat}"))
+        .await;
+    assert_eq!(none["runs"], json!([]));
 
     let (_, flood) = app
         .get_text(&token, &format!("/v1/runs/{}/logs", ids[2]))
@@ -348,9 +373,9 @@ async fn failed_runs_are_retried_with_backoff_and_linked(backend: Backend) {
     })
     .await;
     let token = app.user("ada").await;
-    // heartbeat without a handler name exits 2: a plain failure.
+    // forbidden-egress exits 10 without a URL: a plain failure.
     let (status, deployed) = app
-        .deploy_with(&token, json!({ "name": "flaky", "component": support::b64(&roost_tests::example("heartbeat")), "retries": { "max": 2 } }))
+        .deploy_with(&token, json!({ "name": "flaky", "component": support::b64(&roost_tests::example("forbidden-egress")), "retries": { "max": 2 } }))
         .await;
     assert_eq!(status, 201, "{deployed}");
     let script = deployed["script_id"].as_str().unwrap();

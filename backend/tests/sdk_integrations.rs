@@ -310,7 +310,7 @@ async fn the_http_client_adds_an_api_key_where_the_definition_places_it() {
     // and deploy offers a link to replace it.
     let error = run["run"]["error"].as_str().unwrap();
     assert!(
-        error.contains(&format!("{}/setup/sendgrid", app.base)),
+        error.contains(&format!("{}/integrations/sendgrid/setup", app.base)),
         "{error}"
     );
     let (_, credentials) = app.get(&ada, "/v1/credentials").await;

@@ -125,6 +125,19 @@ async fn a_script_cannot_leak_its_credential_through_its_output(backend: Backend
         .get_text(&token, &format!("/v1/runs/{run_id}/logs"))
         .await;
     let (_, one) = app.get(&token, &format!("/v1/runs/{run_id}")).await;
+    // A failed run keeps no outbox message; the same script ending well does.
+    let (_, outbox) = app.get(&token, "/v1/messages").await;
+    assert_eq!(outbox["messages"], json!([]), "{outbox}");
+    let (status, succeeded) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/run?wait=true"),
+            json!({ "payload": { "succeed": true } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{succeeded}");
+    assert_eq!(succeeded["status"], "succeeded", "{succeeded}");
     let (_, outbox) = app.get(&token, "/v1/messages").await;
     for (what, text) in [
         ("logs", logs.clone()),

@@ -97,20 +97,34 @@ where
 }
 
 /// `bytes` as JSON: a syntax error is 400 `malformed_json`, a value of the
-/// wrong shape 422 `invalid_body`, both saying where.
+/// wrong shape 422 `invalid_body`, both saying where (the field's path).
 pub(super) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| {
-        let (status, code) = if err.is_data() {
-            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
-        } else {
-            (StatusCode::BAD_REQUEST, "malformed_json")
-        };
-        ApiError::new(
-            status,
-            code,
-            format!("the request body is not valid: {err}"),
-        )
-    })
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let (err, path) = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(value) => match deserializer.end() {
+            Ok(()) => return Ok(value),
+            Err(err) => (err, String::new()),
+        },
+        Err(err) => {
+            let path = err.path().to_string();
+            (err.into_inner(), path)
+        }
+    };
+    let (status, code) = if err.is_data() {
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+    } else {
+        (StatusCode::BAD_REQUEST, "malformed_json")
+    };
+    let at = if path.is_empty() || path == "." {
+        String::new()
+    } else {
+        format!("{path}: ")
+    };
+    Err(ApiError::new(
+        status,
+        code,
+        format!("the request body is not valid: {at}{err}"),
+    ))
 }
 
 /// `Query<T>` whose rejections are API errors (`invalid_query`) naming the

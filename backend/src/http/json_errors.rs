@@ -33,23 +33,13 @@ pub(super) async fn rewrite(response: Response, max_body_bytes: usize) -> Respon
     } else {
         text
     };
-    let allow = parts.headers.get(header::ALLOW).cloned();
     let error = match status {
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = allow
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            ApiError::new(
-                status,
-                "method_not_allowed",
-                format!("this route does not take that method; it takes {allowed}"),
-            )
-            .with_details(json!({
-                "allowed": allowed.split(',').map(str::trim).filter(|m| !m.is_empty()).collect::<Vec<_>>()
-            }))
-        }
+        // axum adds the `Allow` header after this layer has run.
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this route does not take that method; the Allow header lists the ones it does",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             status,
             "body_too_large",
@@ -63,8 +53,11 @@ pub(super) async fn rewrite(response: Response, max_body_bytes: usize) -> Respon
         _ => ApiError::new(status, "bad_request", text),
     };
     let mut rewritten = error.into_response();
-    if let Some(allow) = allow {
-        rewritten.headers_mut().insert(header::ALLOW, allow);
+    // Keep what else the answer said (`Allow`, `Retry-After`…).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
     }
     rewritten
 }

@@ -62,7 +62,7 @@ pub(super) struct Inner {
     /// The credentials the run was given in its env.
     pub(super) given: GivenCredentials,
     /// Hosts that answered the run's own requests with 401.
-    pub(super) refused_hosts: std::sync::Mutex<Vec<String>>,
+    pub(super) refused_hosts: std::sync::Mutex<Vec<(String, u16)>>,
     /// What the run's error should tell the user (a setup URL to reconnect).
     notes: std::sync::Mutex<Vec<String>>,
 }
@@ -172,8 +172,8 @@ impl HostService for RunServices {
         })
     }
 
-    fn response_seen(&self, host: &str, status: u16) {
-        self.inner.note_response(host, status);
+    fn response_seen(&self, host: &str, port: u16, status: u16) {
+        self.inner.note_response(host, port, status);
     }
 }
 
@@ -435,5 +435,87 @@ mod tests {
         assert_eq!(effects.messages.len(), MAX_MESSAGES_PER_RUN as usize);
         assert!(effects.messages.iter().all(|m| m.run_id == "run_1"));
         assert!(services.take_effects().is_empty(), "taken once");
+    }
+
+    /// A script cannot have a credential marked refused on its word alone:
+    /// roost must have seen one of the integration's hosts answer 401.
+    #[tokio::test]
+    async fn a_refusal_counts_only_after_the_integration_answered_401() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::connect(&crate::config::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        let user = store.create_user("ada", "hash").await.unwrap();
+        let run = RunRow {
+            id: "run_1".into(),
+            user_id: user.id.clone(),
+            script_id: "scr_1".into(),
+            ..RunRow::default()
+        };
+        let registry = Registry::load(None).unwrap();
+        let definition = registry.get("sendgrid").unwrap().clone();
+        let placement = definition.credentials[0].placement.clone().unwrap();
+        let mut given = GivenCredentials::new();
+        given.insert(
+            "sendgrid".into(),
+            super::super::refusals::Given {
+                definition,
+                values: HostCredential {
+                    parts: vec![(placement.clone(), "SG.key-of-ada".into())],
+                },
+                env_vars: vec![(placement, "SENDGRID_API_KEY".into())],
+                hosts: roost_sandbox::EgressPolicy::allow_hosts(["api.sendgrid.com"]),
+            },
+        );
+        let services = RunServices::new(
+            deps(store.clone()),
+            &run,
+            &["sendgrid".into(), "messaging".into()],
+            Masker::default(),
+            given,
+        );
+        let refused = |integration: &str| HostRequest {
+            method: "POST".into(),
+            path: format!("/v1/credentials/{integration}/refused"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let code = |answer: &HostResponse| {
+            serde_json::from_slice::<serde_json::Value>(&answer.body).unwrap()["error"]["code"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let answer = services.handle(refused("sendgrid")).await;
+        assert_eq!(
+            (answer.status, code(&answer).as_str()),
+            (409, "no_refusal_seen")
+        );
+        services.response_seen("api.sendgrid.com", 443, 200);
+        services.response_seen("evil.example", 443, 401);
+        let answer = services.handle(refused("sendgrid")).await;
+        assert_eq!(
+            (answer.status, code(&answer).as_str()),
+            (409, "no_refusal_seen")
+        );
+        assert!(services.notes().is_empty());
+
+        services.response_seen("api.sendgrid.com", 443, 401);
+        let answer = services.handle(refused("sendgrid")).await;
+        assert_eq!(
+            (answer.status, code(&answer).as_str()),
+            (503, "not_connected")
+        );
+        assert_eq!(services.notes(), ["sendgrid: nothing is connected"]);
+        let answer = services.handle(refused("slack")).await;
+        assert_eq!(
+            (answer.status, code(&answer).as_str()),
+            (403, "integration_not_declared")
+        );
+        let answer = services.handle(refused("messaging")).await;
+        assert_eq!(
+            (answer.status, code(&answer).as_str()),
+            (404, "no_credential")
+        );
     }
 }

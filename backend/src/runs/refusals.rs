@@ -34,13 +34,13 @@ pub(crate) type GivenCredentials = BTreeMap<String, Given>;
 
 impl Inner {
     /// Records a provider's 401, as the sandbox saw it.
-    pub(super) fn note_response(&self, host: &str, status: u16) {
+    pub(super) fn note_response(&self, host: &str, port: u16, status: u16) {
         if status == 401 {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             self.refused_hosts
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(host.to_ascii_lowercase());
+                .push((host.to_ascii_lowercase(), port));
         }
     }
 
@@ -64,7 +64,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .any(|host| given.hosts.host_allowed(host));
+            .any(|(host, port)| given.hosts.allows(host, Some(*port)));
         if !seen {
             return error(
                 409,

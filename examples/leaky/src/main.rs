@@ -1,14 +1,16 @@
 //! A script that tries to leak its SendGrid key: whole on stdout, in two
 //! separately flushed halves on stderr, in an outbox message and in its
 //! error. roost must mask every one of them (the masking tests use it).
+//! With `{"succeed": true}` it ends well instead of failing, so its outbox
+//! message is kept (a failed run's messages are not).
 
 use std::io::Write;
 
 use roost_sdk::messaging::SendMessage;
-use roost_sdk::{Error, handler};
+use roost_sdk::{Error, Invocation, handler};
 
 #[handler]
-fn leak() -> roost_sdk::Result {
+fn leak(invocation: &Invocation) -> roost_sdk::Result {
     let _sendgrid = roost_sdk::http::init!("sendgrid");
     let outbox = roost_sdk::messaging::init!();
     let key = std::env::var("SENDGRID_API_KEY").map_err(|_| Error::msg("no key"))?;
@@ -21,6 +23,9 @@ fn leak() -> roost_sdk::Result {
     stderr.write_all(b"\n")?;
     stderr.flush()?;
     outbox.send_message(&SendMessage::text(&format!("psst: {key}")))?;
+    if invocation.payload["succeed"] == true {
+        return Ok(());
+    }
     Err(Error::msg(format!("failing on purpose with {key}")))
 }
 

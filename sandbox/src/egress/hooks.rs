@@ -42,6 +42,11 @@ impl WasiHttpHooks for EgressHooks {
         Box::new(async move {
             let internal = request.uri().host().is_some_and(is_internal);
             let host = request.uri().host().unwrap_or_default().to_string();
+            let https = request.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
+            let port = request
+                .uri()
+                .port_u16()
+                .unwrap_or(if https { 443 } else { 80 });
             let (parts, body) = request.into_parts();
             let mut body = Some(body);
             let result = match (internal, policy.host_service()) {
@@ -54,7 +59,7 @@ impl WasiHttpHooks for EgressHooks {
                 (false, service) => {
                     let sent = send(&policy, parts, &mut body, options).await;
                     if let (Ok(response), Some(service)) = (&sent, service) {
-                        service.response_seen(&host, response.status().as_u16());
+                        service.response_seen(&host, port, response.status().as_u16());
                     }
                     sent
                 }

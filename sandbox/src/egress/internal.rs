@@ -66,9 +66,9 @@ pub trait HostService: Send + Sync + 'static {
     fn handle(&self, request: HostRequest) -> HostFuture;
 
     /// Told the status of each answer the run got from an outside host
-    /// (the host as the guest named it), before the guest reads it: what
-    /// the host knows of the run's calls without trusting the guest's word.
-    fn response_seen(&self, _host: &str, _status: u16) {}
+    /// (the host and port the request went to), before the guest reads it:
+    /// what roost knows of the run's calls without trusting the guest's word.
+    fn response_seen(&self, _host: &str, _port: u16, _status: u16) {}
 }
 
 /// A shareable handle, so policies stay `Clone` and `Debug`.
