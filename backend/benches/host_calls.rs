@@ -42,13 +42,15 @@ impl CredentialSource for FixedKey {
             )],
         }))
     }
-    async fn refresh_rejected(
+    async fn credential_refused(
         &self,
         _: &str,
         _: &IntegrationDefinition,
         _: &HostCredential,
-    ) -> Result<bool, CallError> {
-        Ok(false)
+    ) -> Result<HostCredential, CallError> {
+        Err(CallError::NotConnected {
+            message: "the bench's key is never refused".into(),
+        })
     }
 }
 

@@ -112,6 +112,78 @@ fn quickstart_through_the_binary() {
     assert!(server.stop().success());
 }
 
+/// `roost start` runs a deployed script by name or id; one idempotency key
+/// queues one run however often it is sent; `--wait` prints the output.
+#[test]
+fn start_runs_a_script_once_per_key() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
+        .trim()
+        .to_string();
+    let env = [
+        ("ROOST_SERVER", server.url.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
+    for example in ["hello", "heartbeat"] {
+        let path = roost_tests::example_path(example).display().to_string();
+        let deployed = roost(data.path(), &["deploy", &path], &env);
+        assert!(deployed.status.success(), "{}", text(&deployed.stderr));
+    }
+
+    let run_id = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        stdout
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(':')
+            .to_string()
+    };
+    let keyed = ["start", "hello", "--idempotency-key", "nightly-2026-12-06"];
+    let first = run_id(&roost(data.path(), &keyed, &env));
+    let again = run_id(&roost(data.path(), &keyed, &env));
+    assert!(first.starts_with("run_"), "{first}");
+    assert_eq!(first, again, "the same key is the same run");
+    let other = run_id(&roost(data.path(), &["start", "hello"], &env));
+    assert_ne!(
+        other, first,
+        "without a key, each start is a run of its own"
+    );
+
+    let waited = roost(
+        data.path(),
+        &["start", "hello", "--wait", "--payload", r#"{"name":"cli"}"#],
+        &env,
+    );
+    assert!(waited.status.success(), "{}", text(&waited.stderr));
+    let stdout = text(&waited.stdout);
+    assert!(stdout.contains("hello from roost"), "{stdout}");
+    assert!(stdout.contains(": succeeded"), "{stdout}");
+
+    // Several handlers and none named: one readable line, exit 1.
+    let refused = roost(data.path(), &["start", "heartbeat"], &env);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("name one with `handler`: beat, status"),
+        "{stderr}"
+    );
+    let unknown = roost(data.path(), &["start", "nope"], &env);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("no script named `nope`"));
+
+    let runs = roost(data.path(), &["runs", "--limit", "250"], &env);
+    assert!(runs.status.success(), "{}", text(&runs.stderr));
+    assert_eq!(
+        text(&runs.stdout).lines().count(),
+        1 + 3,
+        "{}",
+        text(&runs.stdout)
+    );
+}
+
 #[test]
 fn config_file_settings_apply_and_flags_win() {
     let data = tempfile::tempdir().unwrap();

@@ -106,7 +106,7 @@ async fn start(
         .enqueue_manual(&new_run, key.as_ref(), max_queued)
         .await?
     {
-        Enqueued::New(run) => (run, false),
+        Enqueued::New(run) => (*run, false),
         Enqueued::Repeat {
             same_request: false,
             ..

@@ -152,7 +152,7 @@ impl Runner {
     ) -> StoreResult<Enqueued> {
         let Some(key) = key else {
             crate::store::check_queue_room(self.store.as_ref(), &run.user_id, max_queued).await?;
-            return Ok(Enqueued::New(self.enqueue(run).await?));
+            return Ok(Enqueued::New(Box::new(self.enqueue(run).await?)));
         };
         let window = i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
         let since = now_millis().saturating_sub(window);

@@ -272,7 +272,7 @@ pub struct IdempotencyKey {
 #[derive(Debug, Clone)]
 pub enum Enqueued {
     /// The key is new: this run was queued.
-    New(RunRow),
+    New(Box<RunRow>),
     /// The key was used within the window: the run its first request
     /// queued, and whether this request asked for the same thing.
     Repeat {

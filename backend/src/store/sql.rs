@@ -591,7 +591,7 @@ macro_rules! sql_store {
                     match recorded {
                         Ok(_) => {
                             tx.commit().await?;
-                            return Ok($crate::store::Enqueued::New(queued));
+                            return Ok($crate::store::Enqueued::New(Box::new(queued)));
                         }
                         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => continue,
                         Err(err) => return Err(err.into()),
