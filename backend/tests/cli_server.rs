@@ -15,6 +15,13 @@ impl Server {
     }
 }
 
+/// Creates user `ada` with the CLI; returns her API token.
+fn ada(data_dir: &Path) -> String {
+    text(&roost(data_dir, &["user", "create", "ada"], &[]).stdout)
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn quickstart_through_the_binary() {
     let data = tempfile::tempdir().unwrap();
@@ -118,9 +125,7 @@ fn quickstart_through_the_binary() {
 fn start_runs_a_script_once_per_key() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
-        .trim()
-        .to_string();
+    let token = ada(data.path());
     let env = [
         ("ROOST_SERVER", server.url.as_str()),
         ("ROOST_TOKEN", token.as_str()),
@@ -194,9 +199,7 @@ fn config_file_settings_apply_and_flags_win() {
     )
     .unwrap();
     let server = Server::start(data.path());
-    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
-        .trim()
-        .to_string();
+    let token = ada(data.path());
     let env = [
         ("ROOST_SERVER", server.url.as_str()),
         ("ROOST_TOKEN", token.as_str()),
@@ -266,9 +269,7 @@ async fn queued_and_running_runs_survive_a_killed_server() {
         "1",
     ];
     let server = Server::start_with(data.path(), &flags, &[]);
-    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
-        .trim()
-        .to_string();
+    let token = ada(data.path());
     let env = [
         ("ROOST_SERVER", server.url.as_str()),
         ("ROOST_TOKEN", token.as_str()),
@@ -371,9 +372,7 @@ async fn queued_and_running_runs_survive_a_killed_server() {
 async fn a_restart_during_a_schedule_does_not_double_a_tick() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let token = text(&roost(data.path(), &["user", "create", "ada"], &[]).stdout)
-        .trim()
-        .to_string();
+    let token = ada(data.path());
     let env = [
         ("ROOST_SERVER", server.url.as_str()),
         ("ROOST_TOKEN", token.as_str()),

@@ -5,10 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use roost::store::{
-    AuditRow, MessageRow, NewEvent, NewRun, NewScriptVersion, RunEffects, RunFinish, TriggerRow,
-    new_id,
-};
+use roost::store::{AuditRow, MessageRow, NewEvent, NewRun, NewScriptVersion, TriggerRow, new_id};
 use serde_json::{Value, json};
 use support::{Backend, TestApp};
 
@@ -104,20 +101,7 @@ async fn rows_sharing_a_millisecond_are_each_listed_once(backend: Backend) {
             created_at: at,
         })
         .collect();
-    let finish = RunFinish {
-        status: "succeeded".into(),
-        exit_code: Some(0),
-        duration_ms: 1,
-        error: None,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        stdout_truncated: false,
-        stderr_truncated: false,
-        output_cap: 1024,
-        effects: RunEffects {
-            messages: messages.clone(),
-        },
-    };
+    let finish = support::succeeded_with(messages.clone());
     assert!(
         app.store
             .finish_run(&run.id, "w1", &finish, None)

@@ -14,6 +14,19 @@ use support::sdk_app::{
 };
 use support::stand_in::StandIn;
 
+/// gmail's status as `GET /v1/credentials` shows it.
+async fn gmail_status(app: &support::TestApp, token: &str) -> String {
+    let (_, credentials) = app.get(token, "/v1/credentials").await;
+    credentials["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["integration"] == "gmail")
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("not listed")
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_refused_token_is_refreshed_once_and_the_script_carries_on() {
     let provider = Provider::start();
@@ -45,15 +58,7 @@ async fn a_refused_token_is_refreshed_once_and_the_script_carries_on() {
     for stream in ["stdout", "stderr"] {
         assert!(!run[stream].as_str().unwrap().contains(&renewed), "{run}");
     }
-    let (_, credentials) = app.get(&ada, "/v1/credentials").await;
-    let gmail = credentials["credentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["integration"] == "gmail")
-        .unwrap()
-        .clone();
-    assert_eq!(gmail["status"], "connected", "{credentials}");
+    assert_eq!(gmail_status(&app, &ada).await, "connected");
 }
 
 #[tokio::test]
@@ -87,15 +92,7 @@ async fn a_token_that_cannot_be_refreshed_asks_the_user_to_connect_again() {
         "nothing posted after the failure"
     );
 
-    let (_, credentials) = app.get(&ada, "/v1/credentials").await;
-    let gmail = credentials["credentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["integration"] == "gmail")
-        .unwrap()
-        .clone();
-    assert_eq!(gmail["status"], "reconnect_needed", "{credentials}");
+    assert_eq!(gmail_status(&app, &ada).await, "reconnect_needed");
     let (_, audit) = app.get(&ada, "/v1/audit").await;
     assert!(
         audit["entries"]

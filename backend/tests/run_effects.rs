@@ -6,25 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use roost::store::{MessageFilter, MessageRow, RunEffects, RunFinish, new_id, now_millis};
+use roost::store::{MessageFilter, MessageRow, new_id, now_millis};
 use serde_json::{Value, json};
 use support::process::{Server, roost, text};
-use support::{Backend, open_store};
-
-fn succeeded_with(messages: Vec<MessageRow>) -> RunFinish {
-    RunFinish {
-        status: "succeeded".into(),
-        exit_code: Some(0),
-        duration_ms: 1,
-        error: None,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        stdout_truncated: false,
-        stderr_truncated: false,
-        output_cap: 1024,
-        effects: RunEffects { messages },
-    }
-}
+use support::{Backend, open_store, succeeded_with};
 
 async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();

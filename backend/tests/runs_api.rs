@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::sdk_app::run_and_wait;
 use support::{Backend, TestApp};
 
 async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String {
@@ -16,19 +17,6 @@ async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String
         .await;
     assert_eq!(status, 201, "{body}");
     body["script_id"].as_str().unwrap().to_string()
-}
-
-async fn run_and_wait(app: &TestApp, token: &str, script: &str, body: Value) -> Value {
-    let (status, run) = app
-        .send(
-            Method::POST,
-            token,
-            &format!("/v1/scripts/{script}/run?wait=true"),
-            body,
-        )
-        .await;
-    assert_eq!(status, 200, "{run}");
-    run
 }
 
 async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend) {

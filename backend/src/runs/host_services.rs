@@ -327,8 +327,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_outbox_refuses_what_it_must_and_keeps_nothing_then() {
+    /// A fresh store with user `ada`, and run `run_1` of hers (not stored).
+    async fn store_with_a_run() -> (tempfile::TempDir, Arc<dyn Store>, RunRow) {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::connect(&crate::config::sqlite_url(dir.path()))
             .await
@@ -336,10 +336,16 @@ mod tests {
         let user = store.create_user("ada", "hash").await.unwrap();
         let run = RunRow {
             id: "run_1".into(),
-            user_id: user.id.clone(),
+            user_id: user.id,
             script_id: "scr_1".into(),
             ..RunRow::default()
         };
+        (dir, store, run)
+    }
+
+    #[tokio::test]
+    async fn the_outbox_refuses_what_it_must_and_keeps_nothing_then() {
+        let (_dir, store, run) = store_with_a_run().await;
         let undeclared = RunServices::new(
             deps(store.clone()),
             &run,
@@ -441,17 +447,7 @@ mod tests {
     /// roost must have seen one of the integration's hosts answer 401.
     #[tokio::test]
     async fn a_refusal_counts_only_after_the_integration_answered_401() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::connect(&crate::config::sqlite_url(dir.path()))
-            .await
-            .unwrap();
-        let user = store.create_user("ada", "hash").await.unwrap();
-        let run = RunRow {
-            id: "run_1".into(),
-            user_id: user.id.clone(),
-            script_id: "scr_1".into(),
-            ..RunRow::default()
-        };
+        let (_dir, store, run) = store_with_a_run().await;
         let registry = Registry::load(None).unwrap();
         let definition = registry.get("sendgrid").unwrap().clone();
         let placement = definition.credentials[0].placement.clone().unwrap();

@@ -253,3 +253,20 @@ async fn decode(response: reqwest::Response) -> (u16, Value) {
 pub fn bare_module() -> Vec<u8> {
     wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap()
 }
+
+/// A successful run's end, as a worker reports it, leaving `messages` in
+/// the outbox.
+pub fn succeeded_with(messages: Vec<roost::store::MessageRow>) -> roost::store::RunFinish {
+    roost::store::RunFinish {
+        status: "succeeded".into(),
+        exit_code: Some(0),
+        duration_ms: 1,
+        error: None,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        output_cap: 1024,
+        effects: roost::store::RunEffects { messages },
+    }
+}
