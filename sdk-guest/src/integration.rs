@@ -327,11 +327,11 @@ impl Connection {
         if response.status != 401 {
             return check_status(self.integration, response);
         }
-        let Some((placement, value)) = &self.auth else {
+        let Some((auth, value)) = &self.auth else {
             return check_status(self.integration, response);
         };
         match report_refused(self.integration) {
-            Refused::Renewed(env) => match env.get(&placement.env_var) {
+            Refused::Renewed(env) => match env.get(&auth.env_var) {
                 Some(renewed) => {
                     value.replace(renewed.clone());
                     let retried = self.send_once(method, path, headers, body)?;
@@ -362,19 +362,20 @@ impl Connection {
         let mut all: Vec<(&str, &str)> = vec![("accept", "application/json")];
         all.extend_from_slice(headers);
         let header_value;
-        if let Some((placement, value)) = &self.auth {
+        if let Some((auth, value)) = &self.auth {
+            let placement = &auth.placement;
             let with_prefix = format!(
                 "{}{}",
-                placement.placement.prefix.as_deref().unwrap_or(""),
+                placement.prefix.as_deref().unwrap_or(""),
                 value.borrow()
             );
-            if placement.placement.location == "query" {
-                let pair = http::Query::new().push(&placement.placement.name, with_prefix);
+            if placement.location == "query" {
+                let pair = http::Query::new().push(&placement.name, with_prefix);
                 url.push(if url.contains('?') { '&' } else { '?' });
                 url.push_str(pair.as_str());
             } else {
                 header_value = with_prefix;
-                all.push((placement.placement.name.as_str(), header_value.as_str()));
+                all.push((placement.name.as_str(), header_value.as_str()));
             }
         }
         http::send(method, &url, &all, body)

@@ -114,8 +114,8 @@ async fn start(
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request in the last 24 hours; \
-                 use a new key for a new request",
+                "this Idempotency-Key was already used for a different request (another script, \
+                 handler or payload); use a new key for a new request",
             ));
         }
         Enqueued::Repeat { run_id, .. } => {
