@@ -412,6 +412,29 @@ async fn a_refused_token_is_refreshed_once_and_the_call_sent_again() {
     assert_eq!(api.seen().len(), 2);
 }
 
+/// A path parameter of `.` or `..` would send the user's key to another
+/// path of the provider (`/widgets/..` is `/`): refused, nothing sent.
+#[tokio::test]
+async fn a_path_parameter_cannot_climb_out_of_the_methods_path() {
+    let api = Scripted::start(json!({ "id": "w-1", "name": "gear" })).await;
+    let app = server(&acme("host", None, false), &api, None).await;
+    let (ada, script) = deployed(&app).await;
+    let calls: Vec<Value> = ["..", ".", "%2e%2e", "%252e."]
+        .iter()
+        .map(|id| json!({ "method": "get_widget", "input": { "id": id } }))
+        .collect();
+    let (stdout, _) = run(&app, &ada, &script, json!({ "calls": calls })).await;
+    let refused: Vec<&str> = stdout.lines().filter(|l| l.starts_with("call ")).collect();
+    assert_eq!(refused.len(), 4, "{stdout}");
+    for line in refused {
+        assert!(
+            line.contains("InvalidInput") && line.contains("`..`"),
+            "{line}"
+        );
+    }
+    assert!(api.seen().is_empty(), "nothing reached the provider");
+}
+
 /// A 401 for a key (not OAuth) cannot be fixed by roost: the key reads as
 /// `rejected`, the script's error and deploy give the link to replace it.
 #[tokio::test]

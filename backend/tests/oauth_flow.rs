@@ -404,6 +404,7 @@ async fn forged_links_are_refused_and_the_api_key_form_works() {
     let post = |user: &str, value: &str| {
         let params = [
             ("user", user.to_string()),
+            ("link", query_param(&setup, "link").unwrap()),
             ("expires", query_param(&setup, "expires").unwrap()),
             ("sig", query_param(&setup, "sig").unwrap()),
             ("cred_api_key", value.to_string()),
@@ -499,4 +500,104 @@ async fn an_unconfigured_oauth_client_is_said_at_deploy_not_behind_a_link() {
     );
     assert_eq!(by_id("sendgrid")["configured"], true);
     assert_eq!(by_id("sendgrid")["operatorSettings"], Value::Null);
+}
+
+/// Posts the API-key form of `setup` for `user` with `value`, the link's
+/// signature spelled as `sig`.
+async fn post_form(app: &TestApp, setup: &str, user: &str, sig: &str, value: &str) -> u16 {
+    let params = [
+        ("user", user.to_string()),
+        ("link", query_param(setup, "link").unwrap()),
+        ("expires", query_param(setup, "expires").unwrap()),
+        ("sig", sig.to_string()),
+        ("cred_api_key", value.to_string()),
+    ];
+    app.client
+        .post(setup.split('?').next().unwrap())
+        .form(&params)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn stored_audits(app: &TestApp, token: &str) -> usize {
+    let (_, audit) = app.get(token, "/v1/audit").await;
+    audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "credential.stored")
+        .count()
+}
+
+/// A setup link connects once: not again with its signature re-spelled, and
+/// of twelve simultaneous posts exactly one stores a credential.
+async fn a_setup_link_stores_one_credential_however_it_is_replayed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.user("ada").await;
+    let ada_id = app.user_id(&ada).await;
+    let setup = setup_url(&app, &ada, "sendgrid").await;
+    let sig = query_param(&setup, "sig").unwrap();
+
+    let app = std::sync::Arc::new(app);
+    let mut posts = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let (app, setup, user, sig) = (app.clone(), setup.clone(), ada_id.clone(), sig.clone());
+        posts.spawn(
+            async move { post_form(&app, &setup, &user, &sig, &format!("SG.key-{n}")).await },
+        );
+    }
+    let mut statuses = posts.join_all().await;
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [[200].as_slice(), &[410; 11]].concat(),
+        "one post wins"
+    );
+    assert_eq!(stored_audits(&app, &ada).await, 1);
+
+    // The same link with its hex signature in upper case is the same link.
+    let status = post_form(&app, &setup, &ada_id, &sig.to_uppercase(), "SG.again").await;
+    assert_eq!(status, 410);
+    assert_eq!(
+        stored_audits(&app, &ada).await,
+        1,
+        "nothing more was stored"
+    );
+
+    // Two links made one after the other are two links.
+    let other = setup_url(&app, &app.user("bob").await, "sendgrid").await;
+    assert_ne!(query_param(&other, "link"), query_param(&setup, "link"));
+}
+on_both_stores!(a_setup_link_stores_one_credential_however_it_is_replayed);
+
+/// An OAuth setup link opened twice starts two authorizations; once one
+/// completes, the other cannot replace its token (with another account's).
+#[tokio::test]
+async fn an_oauth_link_opened_twice_connects_once() {
+    let provider = Provider::start();
+    let app = app_with(&provider, "gmail-client", Duration::from_secs(300)).await;
+    let ada = app.user("ada").await;
+    let setup = setup_url(&app, &ada, "gmail").await;
+    let first = authorize(&app, &setup).await;
+    let second = authorize(&app, &setup).await;
+    assert_ne!(query_param(&first, "state"), query_param(&second, "state"));
+
+    let (status, page) = visit(&app, &first).await;
+    assert_eq!(status, 200, "{page}");
+    let user = app.user_id(&ada).await;
+    let token_of = || async {
+        app.oauth
+            .env_for_run(&user, &app.registry, &["gmail".into()])
+            .await
+            .unwrap()["GMAIL_ACCESS_TOKEN"]
+            .clone()
+    };
+    let connected = token_of().await;
+    let (status, page) = visit(&app, &second).await;
+    assert_eq!(status, 410, "{page}");
+    assert!(page.contains("already used"), "{page}");
+    assert_eq!(token_of().await, connected, "the first connection stands");
 }

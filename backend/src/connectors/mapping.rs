@@ -103,6 +103,14 @@ impl OperationCode for Declarative {
                     reason: "must be a non-empty string or number (it is part of the path)".into(),
                 })
             })?;
+            if is_dot_segment(&text) {
+                return Err(CallError::InvalidInput(SchemaViolation {
+                    field: name.to_string(),
+                    reason: "must not be `.` or `..` (it is a path segment, and would climb \
+                             out of the method's path)"
+                        .into(),
+                }));
+            }
             path.push_str(&encode_segment(&text));
             template = &template[at + token.len()..];
         }
@@ -203,6 +211,16 @@ fn scalar(value: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// Whether a server would read `text` as the segment `.` or `..`, as is or
+/// once it has decoded percent-escapes (`%2e`, `%252e`) one or more times.
+fn is_dot_segment(text: &str) -> bool {
+    let mut decoded = text.to_ascii_lowercase();
+    for _ in 0..4 {
+        decoded = decoded.replace("%25", "%").replace("%2e", ".");
+    }
+    decoded == "." || decoded == ".."
 }
 
 /// One path segment, percent-encoded: a `/` or `?` in a value stays in its
@@ -341,6 +359,22 @@ mod tests {
             body: bytes::Bytes::from_static(b"<html>"),
         };
         assert_eq!(wrap.output(&not_json).unwrap_err().code(), "invalid_output");
+    }
+
+    #[test]
+    fn dot_segments_are_refused_in_every_spelling() {
+        let get = mapping(json!({ "method": "GET", "path": "/widgets/{id}" }));
+        for bad in [".", "..", "%2e", "%2E%2e", ".%2e", "%252e%252E", "%25252e."] {
+            let err = get.request(&json!({ "id": bad }), &Map::new()).unwrap_err();
+            assert!(
+                matches!(&err, CallError::InvalidInput(v) if v.field == "id"),
+                "{bad}: {err:?}"
+            );
+        }
+        for fine in ["...", ".a", "a.", "%2e%2e%2e", "v1.2"] {
+            let request = get.request(&json!({ "id": fine }), &Map::new()).unwrap();
+            assert!(request.path.starts_with("/widgets/"), "{fine}");
+        }
     }
 
     #[test]

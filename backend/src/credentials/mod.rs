@@ -18,6 +18,15 @@ use cipher::Slot;
 /// Largest credential value accepted, in bytes.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 
+/// The setup link a credential is stored through, spent by the write.
+#[derive(Debug, Clone)]
+pub struct LinkUse {
+    /// The link's id (`lnk_…`).
+    pub id: String,
+    /// Until when its spent mark is kept (Unix ms): past the link's expiry.
+    pub keep_until: i64,
+}
+
 /// Errors of the credential store. None of them carries a value.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -40,6 +49,11 @@ pub enum CredentialError {
     /// Required credentials are missing.
     #[error("missing credentials for: {}", .0.join(", "))]
     Missing(Vec<String>),
+    /// The setup link was used already (or concurrently): nothing stored.
+    #[error(
+        "a credential was already stored through this setup link; deploy again for a fresh one"
+    )]
+    LinkSpent,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -91,6 +105,7 @@ impl CredentialService {
         user_id: &str,
         definition: &IntegrationDefinition,
         values: &BTreeMap<String, String>,
+        through: Option<&LinkUse>,
     ) -> Result<(), CredentialError> {
         let invalid = |msg: String| Err(CredentialError::Invalid(msg));
         if values.is_empty() {
@@ -152,7 +167,18 @@ impl CredentialService {
                 missing.join(", ")
             ));
         }
-        self.store.put_credentials(&rows).await?;
+        match through {
+            None => self.store.put_credentials(&rows).await?,
+            Some(link) => {
+                if !self
+                    .store
+                    .put_credentials_through_link(&rows, &link.id, link.keep_until)
+                    .await?
+                {
+                    return Err(CredentialError::LinkSpent);
+                }
+            }
+        }
         tracing::info!(user = user_id, integration = %definition.integration_id, keys = rows.len(), "credentials stored");
         let keys: Vec<&str> = values.keys().map(String::as_str).collect();
         crate::audit::record(

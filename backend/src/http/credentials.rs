@@ -43,7 +43,7 @@ async fn store(
     })?;
     state
         .credentials
-        .put(&user.id, definition, &body.values)
+        .put(&user.id, definition, &body.values, None)
         .await?;
     Ok(Json(
         json!({ "integration": integration, "keys": body.values.keys().collect::<Vec<_>>(), "status": "connected" }),

@@ -25,15 +25,18 @@ pub(super) fn router() -> Router<AppState> {
 #[derive(Deserialize)]
 struct LinkParams {
     user: Option<String>,
+    link: Option<String>,
     expires: Option<i64>,
     sig: Option<String>,
 }
 
 impl LinkParams {
     /// The user the link is for, if it is complete, signed, unexpired and
-    /// not yet spent.
+    /// not yet spent. (Spent is checked again, atomically, by the write.)
     async fn check(&self, state: &AppState, integration: &str) -> Result<String, Box<Response>> {
-        let (Some(user), Some(expires), Some(sig)) = (&self.user, self.expires, &self.sig) else {
+        let (Some(user), Some(link), Some(expires), Some(sig)) =
+            (&self.user, &self.link, self.expires, &self.sig)
+        else {
             return Err(Box::new(error_page(
                 StatusCode::BAD_REQUEST,
                 "Invalid setup link",
@@ -42,7 +45,7 @@ impl LinkParams {
         };
         state
             .links
-            .verify(integration, user, expires, sig)
+            .verify(integration, user, link, expires, sig)
             .map_err(|err| {
                 Box::new(error_page(
                     StatusCode::FORBIDDEN,
@@ -50,14 +53,9 @@ impl LinkParams {
                     &err.to_string(),
                 ))
             })?;
-        match state.store.setup_link_used(sig).await {
+        match state.store.setup_link_spent(link).await {
             Ok(false) => Ok(user.clone()),
-            Ok(true) => Err(Box::new(error_page(
-                StatusCode::GONE,
-                "Setup link already used",
-                "A credential was already stored through this link, so it no longer works. \
-                 Deploy the script again for a fresh link.",
-            ))),
+            Ok(true) => Err(Box::new(spent_page())),
             Err(err) => {
                 tracing::error!(error = %err, "checking a setup link");
                 Err(Box::new(error_page(
@@ -89,7 +87,7 @@ async fn start(
     match definition.auth_type {
         AuthType::Oauth2 => match state
             .oauth
-            .start(&user, &definition, params.sig.as_deref())
+            .start(&user, &definition, params.link.as_deref())
             .await
         {
             Ok(url) => Redirect::to(&url).into_response(),
@@ -133,11 +131,12 @@ fn form_page(definition: &crate::registry::IntegrationDefinition, params: &LinkP
         )
     };
     let body = format!(
-        "<p>Connect {name} to roost. {description}</p><form method=\"post\">{user}{expires}{sig}{fields}\
+        "<p>Connect {name} to roost. {description}</p><form method=\"post\">{user}{link}{expires}{sig}{fields}\
          <button type=\"submit\">Connect</button></form><p class=\"hint\">Docs: {docs}</p>",
         name = escape(&definition.name),
         description = escape(&definition.description),
         user = hidden("user", params.user.as_deref().unwrap_or("")),
+        link = hidden("link", params.link.as_deref().unwrap_or("")),
         expires = hidden("expires", &params.expires.unwrap_or_default().to_string()),
         sig = hidden("sig", params.sig.as_deref().unwrap_or("")),
         docs = escape(&definition.docs_url),
@@ -163,6 +162,7 @@ async fn submit_form(
     };
     let params = LinkParams {
         user: form.get("user").cloned(),
+        link: form.get("link").cloned(),
         expires: form.get("expires").and_then(|e| e.parse().ok()),
         sig: form.get("sig").cloned(),
     };
@@ -175,15 +175,18 @@ async fn submit_form(
         .filter_map(|(name, value)| Some((name.strip_prefix("cred_")?.to_string(), value.clone())))
         .filter(|(_, value)| !value.is_empty())
         .collect();
-    match state.credentials.put(&user, &definition, &values).await {
-        Ok(()) => {
-            let sig = params.sig.as_deref().unwrap_or_default();
-            let keep_until = params.expires.unwrap_or_default() * 1000 + 3_600_000;
-            if let Err(err) = state.store.use_setup_link(sig, keep_until).await {
-                tracing::error!(error = %err, "marking a setup link used");
-            }
-            connected_page(&definition.name)
-        }
+    // The mark outlives the link by an hour, then is swept.
+    let link = crate::credentials::LinkUse {
+        id: params.link.clone().unwrap_or_default(),
+        keep_until: params.expires.unwrap_or_default() * 1000 + 3_600_000,
+    };
+    match state
+        .credentials
+        .put(&user, &definition, &values, Some(&link))
+        .await
+    {
+        Ok(()) => connected_page(&definition.name),
+        Err(crate::credentials::CredentialError::LinkSpent) => spent_page(),
         Err(crate::credentials::CredentialError::Invalid(message)) => error_page(
             StatusCode::BAD_REQUEST,
             "Not saved",
@@ -252,6 +255,15 @@ async fn callback(State(state): State<AppState>, Query(params): Query<CallbackPa
     }
 }
 
+fn spent_page() -> Response {
+    error_page(
+        StatusCode::GONE,
+        "Setup link already used",
+        "A credential was already stored through this link, so it no longer works. \
+         Deploy the script again for a fresh link.",
+    )
+}
+
 fn connected_page(name: &str) -> Response {
     page(
         StatusCode::OK,
@@ -265,6 +277,7 @@ fn connected_page(name: &str) -> Response {
 
 fn oauth_error_page(err: &OAuthError) -> Response {
     let status = match err {
+        OAuthError::LinkSpent => return spent_page(),
         OAuthError::UnknownState
         | OAuthError::ExpiredState
         | OAuthError::Provider { .. }

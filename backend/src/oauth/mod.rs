@@ -18,7 +18,7 @@ use oauth2::{
 pub use client_config::{OAuthClientConfig, from_env};
 
 use crate::credentials::cipher::{self, Slot};
-use crate::credentials::{CredentialError, CredentialService};
+use crate::credentials::{CredentialError, CredentialService, LinkUse};
 use crate::registry::{AuthType, CredentialType, IntegrationDefinition, Registry};
 use crate::setup_link::SetupLinks;
 use crate::store::{CredentialRow, OAuthStateRow, StoreError, now_millis};
@@ -49,6 +49,12 @@ pub enum OAuthError {
     /// The state expired.
     #[error("this authorization took too long and expired; start again from the setup link")]
     ExpiredState,
+    /// The setup link the authorization began from was spent meanwhile (by
+    /// another authorization begun from it): nothing was stored.
+    #[error(
+        "this setup link was already used to connect the integration, so this authorization stored nothing; deploy again for a fresh link"
+    )]
+    LinkSpent,
     /// The provider said no (`access_denied`…).
     #[error("the provider refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Provider {
@@ -180,13 +186,14 @@ impl OAuth {
 
     /// Starts an authorization for `user_id`: returns the provider URL to
     /// redirect the browser to.
-    /// `link_sig` is the signature of the setup link this started from: the
-    /// link is spent when the connection completes.
+    /// `link_id` is the id of the setup link this started from: the link is
+    /// spent when the connection completes, and a second authorization
+    /// begun from it then fails.
     pub async fn start(
         &self,
         user_id: &str,
         definition: &IntegrationDefinition,
-        link_sig: Option<&str>,
+        link_id: Option<&str>,
     ) -> Result<String, OAuthError> {
         let client = self.client(definition)?;
         let oauth = definition
@@ -225,7 +232,7 @@ impl OAuth {
                 redirect_uri: self.redirect_uri.clone(),
                 expires_at: now + STATE_TTL_MS,
                 created_at: now,
-                link_sig: link_sig.map(str::to_string),
+                link_id: link_id.map(str::to_string),
             })
             .await?;
         tracing::info!(user = user_id, integration = %definition.integration_id, "OAuth authorization started");
@@ -276,16 +283,13 @@ impl OAuth {
             .request_async(&http)
             .await
             .map_err(token_error)?;
-        self.store_tokens(&row.user_id, definition, &token, None)
+        // Links live a day at most; the spent mark only has to outlive that.
+        let link = row.link_id.as_ref().map(|id| LinkUse {
+            id: id.clone(),
+            keep_until: now_millis() + 2 * 24 * 3600 * 1000,
+        });
+        self.store_tokens(&row.user_id, definition, &token, None, link.as_ref())
             .await?;
-        if let Some(sig) = &row.link_sig {
-            // Links live a day at most; the mark only has to outlive that.
-            let keep_until = now_millis() + 2 * 24 * 3600 * 1000;
-            self.credentials
-                .store()
-                .use_setup_link(sig, keep_until)
-                .await?;
-        }
         crate::audit::record(
             self.credentials.store().as_ref(),
             &[crate::audit::entry(
@@ -301,12 +305,15 @@ impl OAuth {
         Ok((row.user_id, row.integration_id))
     }
 
+    /// Stores a token response: through `link` for a new connection (which
+    /// spends it, and fails if it was spent), directly for a refresh.
     async fn store_tokens(
         &self,
         user_id: &str,
         definition: &IntegrationDefinition,
         token: &oauth2::basic::BasicTokenResponse,
         placement: Option<String>,
+        link: Option<&LinkUse>,
     ) -> Result<(), OAuthError> {
         let spec = oauth_spec(definition)
             .ok_or_else(|| OAuthError::NotOAuth(definition.integration_id.clone()))?;
@@ -344,7 +351,18 @@ impl OAuth {
                 None,
             ));
         }
-        self.credentials.store().put_credentials(&rows).await?;
+        let store = self.credentials.store();
+        match link {
+            None => store.put_credentials(&rows).await?,
+            Some(link) => {
+                if !store
+                    .put_credentials_through_link(&rows, &link.id, link.keep_until)
+                    .await?
+                {
+                    return Err(OAuthError::LinkSpent);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -412,7 +430,7 @@ impl OAuth {
             .await;
         match result {
             Ok(token) => {
-                self.store_tokens(user_id, definition, &token, access.placement.clone())
+                self.store_tokens(user_id, definition, &token, access.placement.clone(), None)
                     .await?;
                 tracing::info!(user = user_id, integration = %definition.integration_id, "access token refreshed");
                 crate::audit::record(

@@ -296,10 +296,17 @@ pub trait Store: Send + Sync + 'static {
     /// One of the user's received events.
     async fn get_event(&self, user_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
     /// Whether a credential was already stored through the setup link
-    /// with this signature.
-    async fn setup_link_used(&self, sig: &str) -> StoreResult<bool>;
-    /// Records that a credential was stored through this setup link.
-    async fn use_setup_link(&self, sig: &str, expires_at: i64) -> StoreResult<()>;
+    /// with this id.
+    async fn setup_link_spent(&self, link_id: &str) -> StoreResult<bool>;
+    /// Writes credential rows of one user through setup link `link_id`,
+    /// spending it (its mark kept until `keep_until`), in one transaction;
+    /// false, and nothing written, if the link was spent already.
+    async fn put_credentials_through_link(
+        &self,
+        rows: &[CredentialRow],
+        link_id: &str,
+        keep_until: i64,
+    ) -> StoreResult<bool>;
     /// How many of the user's runs are queued.
     async fn queued_runs(&self, user_id: &str) -> StoreResult<i64>;
     /// Appends audit entries.

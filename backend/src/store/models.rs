@@ -70,8 +70,8 @@ pub struct OAuthStateRow {
     pub expires_at: i64,
     /// Creation (Unix ms).
     pub created_at: i64,
-    /// Signature of the setup link the authorization started from.
-    pub link_sig: Option<String>,
+    /// Id of the setup link the authorization started from.
+    pub link_id: Option<String>,
 }
 
 impl std::fmt::Debug for CredentialRow {

@@ -225,27 +225,7 @@ macro_rules! sql_store {
 
             async fn put_credentials(&self, rows: &[$crate::store::CredentialRow]) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
-                for row in rows {
-                    sqlx::query(
-                        "INSERT INTO credentials (user_id, integration_id, cred_key, key_id, nonce, ciphertext, \
-                         placement, status, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                         ON CONFLICT (user_id, integration_id, cred_key) DO UPDATE SET key_id = excluded.key_id, \
-                         nonce = excluded.nonce, ciphertext = excluded.ciphertext, placement = excluded.placement, \
-                         status = excluded.status, updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-                    )
-                    .bind(&row.user_id)
-                    .bind(&row.integration_id)
-                    .bind(&row.cred_key)
-                    .bind(&row.key_id)
-                    .bind(&row.nonce)
-                    .bind(&row.ciphertext)
-                    .bind(&row.placement)
-                    .bind(&row.status)
-                    .bind(row.updated_at)
-                    .bind(row.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                $crate::store::sql::upsert_credentials!(&mut *tx, rows);
                 tx.commit().await?;
                 Ok(())
             }
@@ -489,7 +469,7 @@ macro_rules! sql_store {
                     .await?;
                 sqlx::query(
                     "INSERT INTO oauth_states (state, user_id, integration_id, key_id, nonce, ciphertext, \
-                     redirect_uri, expires_at, created_at, link_sig) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     redirect_uri, expires_at, created_at, link_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(&row.state)
                 .bind(&row.user_id)
@@ -500,7 +480,7 @@ macro_rules! sql_store {
                 .bind(&row.redirect_uri)
                 .bind(row.expires_at)
                 .bind(row.created_at)
-                .bind(&row.link_sig)
+                .bind(&row.link_id)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -510,7 +490,7 @@ macro_rules! sql_store {
                 use sqlx::Row;
                 let row = sqlx::query(
                     "DELETE FROM oauth_states WHERE state = $1 RETURNING state, user_id, integration_id, key_id, \
-                     nonce, ciphertext, redirect_uri, expires_at, created_at, link_sig",
+                     nonce, ciphertext, redirect_uri, expires_at, created_at, link_id",
                 )
                 .bind(state)
                 .fetch_optional(&self.pool)
@@ -526,7 +506,7 @@ macro_rules! sql_store {
                         redirect_uri: row.try_get("redirect_uri")?,
                         expires_at: row.try_get("expires_at")?,
                         created_at: row.try_get("created_at")?,
-                        link_sig: row.try_get("link_sig")?,
+                        link_id: row.try_get("link_id")?,
                     }),
                     None => None,
                 })
@@ -1150,25 +1130,40 @@ macro_rules! sql_store {
                     .try_get("n")?)
             }
 
-            async fn setup_link_used(&self, sig: &str) -> $crate::store::StoreResult<bool> {
-                Ok(sqlx::query("SELECT sig FROM used_setup_links WHERE sig = $1")
-                    .bind(sig)
+            async fn setup_link_spent(&self, link_id: &str) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query("SELECT link_id FROM spent_setup_links WHERE link_id = $1")
+                    .bind(link_id)
                     .fetch_optional(&self.pool)
                     .await?
                     .is_some())
             }
 
-            async fn use_setup_link(&self, sig: &str, expires_at: i64) -> $crate::store::StoreResult<()> {
-                sqlx::query("DELETE FROM used_setup_links WHERE expires_at < $1")
+            async fn put_credentials_through_link(
+                &self,
+                rows: &[$crate::store::CredentialRow],
+                link_id: &str,
+                keep_until: i64,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
+                sqlx::query("DELETE FROM spent_setup_links WHERE expires_at < $1")
                     .bind($crate::store::now_millis())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO used_setup_links (sig, expires_at) VALUES ($1, $2) ON CONFLICT (sig) DO NOTHING")
-                    .bind(sig)
-                    .bind(expires_at)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                // Insert-if-absent: of two uses of one link, however close,
+                // one finds the id taken and writes nothing.
+                let spent = sqlx::query(
+                    "INSERT INTO spent_setup_links (link_id, expires_at) VALUES ($1, $2) ON CONFLICT (link_id) DO NOTHING",
+                )
+                .bind(link_id)
+                .bind(keep_until)
+                .execute(&mut *tx)
+                .await?;
+                if spent.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                $crate::store::sql::upsert_credentials!(&mut *tx, rows);
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn insert_audit(&self, entries: &[$crate::store::AuditRow]) -> $crate::store::StoreResult<()> {
@@ -1387,7 +1382,34 @@ macro_rules! idempotent_lookup {
     }};
 }
 
-pub(super) use {bind_new_run, idempotent_lookup, replace_triggers, sql_store};
+/// Inserts or replaces credential rows through `$tx`.
+macro_rules! upsert_credentials {
+    ($tx:expr, $rows:expr) => {
+        for row in $rows {
+            sqlx::query(
+                "INSERT INTO credentials (user_id, integration_id, cred_key, key_id, nonce, ciphertext, \
+                 placement, status, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (user_id, integration_id, cred_key) DO UPDATE SET key_id = excluded.key_id, \
+                 nonce = excluded.nonce, ciphertext = excluded.ciphertext, placement = excluded.placement, \
+                 status = excluded.status, updated_at = excluded.updated_at, expires_at = excluded.expires_at",
+            )
+            .bind(&row.user_id)
+            .bind(&row.integration_id)
+            .bind(&row.cred_key)
+            .bind(&row.key_id)
+            .bind(&row.nonce)
+            .bind(&row.ciphertext)
+            .bind(&row.placement)
+            .bind(&row.status)
+            .bind(row.updated_at)
+            .bind(row.expires_at)
+            .execute($tx)
+            .await?;
+        }
+    };
+}
+
+pub(super) use {bind_new_run, idempotent_lookup, replace_triggers, sql_store, upsert_credentials};
 
 /// Row decoders, generic over the database.
 pub(super) fn credential_from_row<R: sqlx::Row>(
