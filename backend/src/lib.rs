@@ -19,6 +19,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod oauth;
 pub mod registry;

@@ -30,7 +30,10 @@ async fn tokens_and_credentials_never_reach_logs_or_responses() {
     tracing_subscriber::fmt()
         // Everything roost, the web stack and the database say, at every
         // level; the compiler's own tracing is only noise here.
-        .with_env_filter("trace,cranelift_codegen=warn,cranelift_frontend=warn,regalloc2=warn,wasmtime=warn,wasmtime_cranelift=warn,wasmtime_environ=warn,wasmparser=warn")
+        .with_env_filter(roost::logging::guarded(tracing_subscriber::EnvFilter::new(
+            "trace,cranelift_codegen=warn,cranelift_frontend=warn,regalloc2=warn,wasmtime=warn,\
+             wasmtime_cranelift=warn,wasmtime_environ=warn,wasmparser=warn,wasmtime_wasi_http=trace",
+        )))
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
@@ -76,15 +79,69 @@ async fn tokens_and_credentials_never_reach_logs_or_responses() {
     let (_, body) = app.get(&format!("{token}x"), "/v1/scripts").await;
     responses.push_str(&body.to_string());
 
+    // A script that sends a request to a host and path built from its key:
+    // refused, recorded on the run (masked), and in no log.
+    let (status, deployed) = app
+        .deploy(&token, "leaky", &roost_tests::example("leaky"))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let leaky = deployed["script_id"].as_str().unwrap();
+    let (status, run) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{leaky}/run?wait=true"),
+            json!({ "payload": { "egress": true, "succeed": true } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert!(
+        run["stderr"].as_str().unwrap().contains("egress: true"),
+        "{run}"
+    );
+    let error = run["run"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("outbound requests denied"), "{run}");
+    let host_form = secret.to_ascii_lowercase().replace('.', "-");
+
+    // A setup link's signature is a secret of its own: opening one leaves
+    // it in no log either.
+    let (status, refused) = app
+        .deploy_with(&token, json!({
+            "name": "needs-key",
+            "component": support::b64(&support::bare_module()),
+            "metadata": { "integrations": ["openai"], "triggers": [{ "name": "run", "trigger": { "kind": "manual" } }] },
+        }))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let link = refused["error"]["details"]["missing"][0]["setup_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sig = link.rsplit_once("sig=").unwrap().1.to_string();
+    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 200);
+
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
         logs.contains("credentials stored"),
         "the flow was logged at all:\n{logs}"
     );
+    assert!(
+        logs.contains("a run's requests were denied"),
+        "the refusal was logged at all"
+    );
     for needle in [secret, &token, &token["roost_".len()..]] {
         assert!(!logs.contains(needle), "a secret reached the logs");
         assert!(!responses.contains(needle), "a secret reached a response");
     }
+    let leaked: Vec<&str> = logs.lines().filter(|l| l.contains(&host_form)).collect();
+    assert!(
+        leaked.is_empty(),
+        "the key, as a host name, reached the logs: {leaked:#?}"
+    );
+    assert!(
+        !logs.contains(&sig),
+        "a setup link's signature reached the logs"
+    );
 }
 
 async fn a_script_cannot_leak_its_credential_through_its_output(backend: Backend) {

@@ -103,7 +103,7 @@ fn init_tracing() {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info,wasmtime_cache=warn")
     });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(crate::logging::guarded(filter))
         .with_writer(std::io::stderr)
         .try_init();
 }

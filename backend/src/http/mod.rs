@@ -80,6 +80,18 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(axum::middleware::map_response(move |response| {
             json_errors::rewrite(response, max_body_bytes)
         }))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Requests are logged by method and path, never their query: a setup
+        // link's signature, an OAuth code or state travel there.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path()
+                    )
+                },
+            ),
+        )
         .with_state(state)
 }

@@ -113,6 +113,9 @@ impl Executor {
                             .map(|d| format!("{} ({})", d.host, d.reason))
                             .collect();
                         let note = format!("outbound requests denied: {}", denied.join("; "));
+                        // Hosts a guest chose can spell a credential in a way
+                        // masking cannot see: the log only counts them.
+                        tracing::warn!(run_id = %run.id, count = denied.len(), "a run's requests were denied; the run's error lists them");
                         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
                     }
                     // What the run asked roost to write stands only if it

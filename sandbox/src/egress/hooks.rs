@@ -77,8 +77,10 @@ impl WasiHttpHooks for EgressHooks {
             match result {
                 Ok(response) => Ok((response, Box::new(async { Ok(()) }) as IoFuture)),
                 Err(SendError::Refused(refusal)) => {
+                    // The host may be built from a credential: it goes on
+                    // the run's record, which the caller masks, not in logs.
                     let record = refusal.record();
-                    tracing::warn!(host = %record.host, reason = %record.reason, "outbound request denied");
+                    tracing::debug!("outbound request denied; recorded on the run");
                     denied
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
