@@ -202,6 +202,27 @@ async fn expired_mismatched_and_declined_authorizations_store_nothing() {
     let (status, _) = visit(&app, &callback).await;
     assert_eq!(status, 400, "a declined state cannot be used afterwards");
 
+    // Anyone can send a person to the callback with words of their own:
+    // roost's page shows a fixed sentence per standard code, never them.
+    for (query, expected) in [
+        (
+            "error=access_denied&error_description=Call+0800+PHISH+to+restore+your+account",
+            "declined",
+        ),
+        (
+            "error=please_call_0800_PHISH&error_description=Your+account+is+locked",
+            "did not grant access",
+        ),
+        ("error=invalid_scope", "permissions"),
+    ] {
+        let (status, page) = visit(&app, &format!("{}/oauth/callback?{query}", app.base)).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(page.contains(expected), "{query}: {page}");
+        for planted in ["0800", "PHISH", "locked", "restore"] {
+            assert!(!page.contains(planted), "{query}: {page}");
+        }
+    }
+
     let (_, connected) = app.get(&token, "/v1/credentials").await;
     assert_eq!(connected["credentials"], json!([]));
     assert_eq!(redeploy_status(&app, &token, "gmail").await, 409);

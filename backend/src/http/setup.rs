@@ -208,7 +208,6 @@ struct CallbackParams {
     state: Option<String>,
     code: Option<String>,
     error: Option<String>,
-    error_description: Option<String>,
 }
 
 async fn callback(State(state): State<AppState>, Query(params): Query<CallbackParams>) -> Response {
@@ -217,20 +216,10 @@ async fn callback(State(state): State<AppState>, Query(params): Query<CallbackPa
         if let Some(s) = &params.state {
             let _ = state.store.take_oauth_state(s).await;
         }
-        let message = match error.as_str() {
-            "access_denied" => {
-                "You declined access, so nothing was connected. Open the setup link again to retry."
-                    .to_string()
-            }
-            other => format!(
-                "The provider answered `{other}`{}. Nothing was connected; open the setup link again to retry.",
-                params
-                    .error_description
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            ),
-        };
-        return error_page(StatusCode::BAD_REQUEST, "Not connected", &message);
+        // A fixed message per RFC 6749 code: anyone can send a person to
+        // this URL, so nothing of the request is shown as roost's words.
+        let message = crate::oauth::callback_error_message(&error);
+        return error_page(StatusCode::BAD_REQUEST, "Not connected", message);
     }
     let (Some(oauth_state), Some(code)) = (params.state, params.code) else {
         return error_page(
