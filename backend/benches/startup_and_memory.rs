@@ -142,6 +142,7 @@ async fn bench() {
                 triggers: vec![trigger],
                 retries: None,
                 limits: None,
+                caps: Default::default(),
             })
             .await
             .unwrap();

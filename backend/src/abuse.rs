@@ -23,6 +23,8 @@ pub struct AbuseLimits {
     pub events_per_minute: u32,
     /// Scripts one user may have deployed.
     pub max_scripts_per_user: usize,
+    /// Versions kept per script; older ones are deleted at deploy.
+    pub max_versions_per_script: i64,
     /// Largest component a deploy may carry, in bytes.
     pub max_component_bytes: usize,
     /// Runs one user may have queued at once.
@@ -38,6 +40,7 @@ impl Default for AbuseLimits {
             api_burst: 1_000,
             events_per_minute: 60_000,
             max_scripts_per_user: 200,
+            max_versions_per_script: 50,
             max_component_bytes: 10 * 1024 * 1024,
             max_queued_runs_per_user: 10_000,
             compile_timeout: Duration::from_secs(60),

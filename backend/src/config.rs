@@ -56,6 +56,8 @@ pub struct FileConfig {
     pub events_per_minute: Option<u32>,
     /// Scripts per user.
     pub max_scripts_per_user: Option<usize>,
+    /// Versions kept per script.
+    pub max_versions_per_script: Option<i64>,
     /// Largest component, in bytes.
     pub max_component_bytes: Option<usize>,
     /// Queued runs per user.

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::credentials::{CredentialError, CredentialService};
 use crate::registry::Registry;
-use crate::store::{NewScriptVersion, ScriptVersion, Store, StoreError, triggers_of};
+use crate::store::{NewScriptVersion, ScriptCaps, ScriptVersion, Store, StoreError, triggers_of};
 
 /// Metadata a deploy body may state; it must agree with what the component embeds.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -213,10 +213,7 @@ impl DeployService {
         if scripts.len() >= self.abuse.max_scripts_per_user
             && !scripts.iter().any(|s| s.name == request.name)
         {
-            return Err(DeployError::Quota(format!(
-                "you have {} scripts, the most this server allows; delete one first",
-                scripts.len()
-            )));
+            return Err(quota(i64::try_from(scripts.len()).unwrap_or(i64::MAX)));
         }
         if let Some(retries) = &request.retries
             && !(0..=10).contains(&retries.max)
@@ -319,8 +316,17 @@ impl DeployService {
             limits: request.limits,
             metadata: serde_json::to_value(&metadata).expect("metadata serialises"),
             component,
+            caps: ScriptCaps {
+                max_scripts: i64::try_from(self.abuse.max_scripts_per_user).ok(),
+                max_versions: Some(self.abuse.max_versions_per_script),
+            },
         };
-        let version = self.store.create_script_version(&new).await?;
+        // The caps are checked above for a quick answer, and again in the
+        // write, where deploys arriving together cannot all pass them.
+        let version = match self.store.create_script_version(&new).await {
+            Err(StoreError::ScriptQuota { scripts }) => return Err(quota(scripts)),
+            other => other?,
+        };
         tracing::info!(user = user_id, script = %version.script_id, version = version.version, "script deployed");
         Ok(version)
     }
@@ -357,6 +363,12 @@ fn check_limits(
         }
     }
     Ok(())
+}
+
+fn quota(scripts: i64) -> DeployError {
+    DeployError::Quota(format!(
+        "you have {scripts} scripts, the most this server allows; delete one first"
+    ))
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), DeployError> {

@@ -151,3 +151,47 @@ async fn a_deploy_that_compiles_too_long_is_stopped_and_stores_nothing() {
     let (_, scripts) = app.get(&ada, "/v1/scripts").await;
     assert_eq!(scripts["scripts"], json!([]));
 }
+
+/// Deploys arriving together cannot pass the script quota (it is counted in
+/// the deploy's transaction), and a script keeps its newest versions only.
+async fn concurrent_deploys_stay_within_the_quota_and_versions_are_capped(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.abuse.max_scripts_per_user = 3;
+        config.abuse.max_versions_per_script = 4;
+    })
+    .await;
+    let app = std::sync::Arc::new(app);
+    let ada = app.user("ada").await;
+    let hello = roost_tests::example("hello");
+    let mut deploys = tokio::task::JoinSet::new();
+    for n in 0..25 {
+        let (app, ada, hello) = (app.clone(), ada.clone(), hello.clone());
+        deploys.spawn(async move { app.deploy(&ada, &format!("s{n}"), &hello).await });
+    }
+    let answers = deploys.join_all().await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(created, 3, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 201) {
+        assert_eq!(*status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+    }
+    let (_, listed) = app.get(&ada, "/v1/scripts").await;
+    assert_eq!(listed["scripts"].as_array().unwrap().len(), 3, "{listed}");
+
+    // Ten more versions of one script: the newest four are kept.
+    let name = listed["scripts"][0]["name"].as_str().unwrap().to_string();
+    let id = listed["scripts"][0]["id"].as_str().unwrap().to_string();
+    for _ in 0..10 {
+        let (status, body) = app.deploy(&ada, &name, &hello).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, versions) = app.get(&ada, &format!("/v1/scripts/{id}/versions")).await;
+    let numbers: Vec<i64> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [11, 10, 9, 8], "{versions}");
+}
+on_both_stores!(concurrent_deploys_stay_within_the_quota_and_versions_are_capped);

@@ -68,6 +68,7 @@ async fn rows_sharing_a_millisecond_are_each_listed_once(backend: Backend) {
             triggers,
             retries: None,
             limits: None,
+            caps: Default::default(),
         })
         .await
         .unwrap();

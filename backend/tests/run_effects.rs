@@ -25,6 +25,7 @@ async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend
             triggers: Vec::new(),
             retries: None,
             limits: None,
+            caps: Default::default(),
         })
         .await
         .unwrap();

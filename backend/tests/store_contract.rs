@@ -16,6 +16,7 @@ fn version_of(user_id: &str, name: &str, triggers: Vec<TriggerRow>) -> NewScript
         triggers,
         retries: None,
         limits: None,
+        caps: Default::default(),
     }
 }
 

@@ -126,6 +126,9 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(v) = file.max_scripts_per_user {
         abuse.max_scripts_per_user = v;
     }
+    if let Some(v) = file.max_versions_per_script {
+        abuse.max_versions_per_script = v.max(1);
+    }
     if let Some(v) = file.max_component_bytes {
         abuse.max_component_bytes = v;
     }

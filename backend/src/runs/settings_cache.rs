@@ -71,6 +71,7 @@ mod tests {
                 memory_bytes: None,
                 output_bytes: None,
             }),
+            caps: Default::default(),
         }
     }
 

@@ -38,6 +38,12 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The user already has as many scripts as allowed; nothing was written.
+    #[error("{scripts} scripts, the most allowed")]
+    ScriptQuota {
+        /// How many the user has.
+        scripts: i64,
+    },
     /// The user already has as many runs queued as allowed; nothing was
     /// written.
     #[error("{queued} runs are queued, the most allowed")]

@@ -151,6 +151,18 @@ pub struct NewScriptVersion {
     pub retries: Option<RetryPolicy>,
     /// Run limits to set on the script (None keeps the current ones).
     pub limits: Option<ScriptLimits>,
+    /// The user's caps, enforced in the deploy's transaction.
+    pub caps: ScriptCaps,
+}
+
+/// Per-user caps a deploy is held to inside its transaction, so deploys
+/// arriving together cannot pass them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScriptCaps {
+    /// Most scripts a user may have (a new script past it is refused).
+    pub max_scripts: Option<i64>,
+    /// Most versions kept per script: the oldest beyond it are deleted.
+    pub max_versions: Option<i64>,
 }
 
 /// Run limits a script asks for at deploy; unset ones use the server's

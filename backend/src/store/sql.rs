@@ -294,6 +294,21 @@ macro_rules! sql_store {
                 let script_id: String = match existing {
                     Some(row) => row.try_get("id")?,
                     None => {
+                        if let Some(max) = new.caps.max_scripts {
+                            // Deploys of one user take turns here (SQLite's
+                            // write lock does it for every transaction).
+                            if let Some(lock) = $script_lock_sql {
+                                sqlx::query(lock).bind(&new.user_id).execute(&mut *tx).await?;
+                            }
+                            let scripts: i64 = sqlx::query("SELECT COUNT(*) AS n FROM scripts WHERE user_id = $1")
+                                .bind(&new.user_id)
+                                .fetch_one(&mut *tx)
+                                .await?
+                                .try_get("n")?;
+                            if scripts >= max {
+                                return Err($crate::store::StoreError::ScriptQuota { scripts });
+                            }
+                        }
                         let id = $crate::store::sql::new_id("scr");
                         sqlx::query(
                             "INSERT INTO scripts (id, user_id, name, current_version, created_at, updated_at) \
@@ -353,6 +368,14 @@ macro_rules! sql_store {
                         .await?;
                 }
                 $crate::store::sql::replace_triggers!(&mut *tx, &script_id, &new.triggers);
+                if let Some(keep) = new.caps.max_versions {
+                    // The newest `keep` stay (the one just made is current).
+                    sqlx::query("DELETE FROM script_versions WHERE script_id = $1 AND version <= $2")
+                        .bind(&script_id)
+                        .bind(version - keep)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok($crate::store::ScriptVersion {
                     script_id,
