@@ -3,7 +3,9 @@
 //! signing secret, a five-minute timestamp window, constant-time compare)
 //! before anything is read from it; `url_verification` is answered; event
 //! callbacks become `slack.<event type>` events of the user in the URL, with
-//! Slack's `event_id` as the idempotency key (Slack retries deliveries).
+//! Slack's `event_id` as the idempotency key (Slack retries deliveries),
+//! provided they come from the workspace and app that user connected and
+//! were not first delivered for another user.
 
 use axum::Json;
 use axum::Router;
@@ -96,7 +98,14 @@ async fn slack(
     match envelope["type"].as_str() {
         Some("url_verification") => Ok(Json(json!({ "challenge": envelope["challenge"] }))),
         Some("event_callback") => {
-            let kind = envelope["event"]["type"].as_str().unwrap_or("unknown");
+            let kind = envelope["event"]["type"].as_str().unwrap_or("");
+            if !is_event_type(kind) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_event_type",
+                    "a Slack event type is 1 to 64 lower-case letters, digits, `_` and `.`",
+                ));
+            }
             let event_id = envelope["event_id"].as_str().ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -106,6 +115,21 @@ async fn slack(
             })?;
             if state.store.get_user(&user_id).await?.is_none() {
                 return Err(ApiError::not_found("user"));
+            }
+            check_workspace(&state, &user_id, &envelope).await?;
+            // Slack sends each delivery to one URL: the same signed body at
+            // another user's URL is a replay.
+            let first_for = state
+                .store
+                .claim_delivery("slack", event_id, &user_id)
+                .await?;
+            if first_for != user_id {
+                tracing::warn!("refused a Slack delivery replayed to another user's URL");
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "delivery_replayed",
+                    "this Slack delivery was already received for another account",
+                ));
             }
             let submitted = state
                 .events
@@ -138,6 +162,44 @@ async fn slack(
             format!("unsupported Slack request type {other:?}"),
         )),
     }
+}
+
+/// Whether `kind` reads as a Slack event type (`message`, `app_mention`).
+fn is_event_type(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= 64
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
+/// The delivery must come from the Slack workspace and app the user
+/// connected: the signing secret is the app's, shared by every user, so
+/// the signature alone does not say whose events these are.
+async fn check_workspace(
+    state: &AppState,
+    user_id: &str,
+    envelope: &Value,
+) -> Result<(), ApiError> {
+    let Some((team, app)) = state.store.bound_account(user_id, "slack").await? else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "slack_not_connected",
+            "this account has not connected Slack, so it takes no Slack events; connect Slack \
+             through a setup link first",
+        ));
+    };
+    let same_team = envelope["team_id"].as_str() == Some(team.as_str());
+    let same_app = app.is_none_or(|app| envelope["api_app_id"].as_str() == Some(app.as_str()));
+    if !(same_team && same_app) {
+        tracing::warn!("refused a Slack delivery from a workspace the user did not connect");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "workspace_mismatch",
+            "this Slack delivery comes from a workspace or app this account did not connect",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

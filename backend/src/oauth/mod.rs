@@ -4,12 +4,13 @@
 mod client_config;
 mod host_credentials;
 mod http_client;
+mod token;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::basic::BasicErrorResponseType;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
@@ -149,19 +150,7 @@ impl OAuth {
         ))
     }
 
-    fn client(
-        &self,
-        definition: &IntegrationDefinition,
-    ) -> Result<
-        BasicClient<
-            oauth2::EndpointSet,
-            oauth2::EndpointNotSet,
-            oauth2::EndpointNotSet,
-            oauth2::EndpointNotSet,
-            oauth2::EndpointSet,
-        >,
-        OAuthError,
-    > {
+    fn client(&self, definition: &IntegrationDefinition) -> Result<token::Client, OAuthError> {
         let id = &definition.integration_id;
         let oauth = match (definition.auth_type, &definition.oauth2_config) {
             (AuthType::Oauth2, Some(oauth)) => oauth,
@@ -178,7 +167,7 @@ impl OAuth {
             .token_url
             .clone()
             .unwrap_or_else(|| oauth.token_url.clone());
-        let mut client = BasicClient::new(ClientId::new(config.client_id.clone()))
+        let mut client = token::UnsetClient::new(ClientId::new(config.client_id.clone()))
             .set_auth_uri(AuthUrl::new(auth_url).map_err(|e| OAuthError::Config(e.to_string()))?)
             .set_token_uri(TokenUrl::new(token_url).map_err(|e| OAuthError::Config(e.to_string()))?)
             .set_redirect_uri(
@@ -297,6 +286,12 @@ impl OAuth {
         });
         self.store_tokens(&row.user_id, definition, &token, None, link.as_ref())
             .await?;
+        if let Some((account, app)) = token.extra_fields().account() {
+            self.credentials
+                .store()
+                .bind_account(&row.user_id, &row.integration_id, account, app)
+                .await?;
+        }
         crate::audit::record(
             self.credentials.store().as_ref(),
             &[crate::audit::entry(
@@ -318,7 +313,7 @@ impl OAuth {
         &self,
         user_id: &str,
         definition: &IntegrationDefinition,
-        token: &oauth2::basic::BasicTokenResponse,
+        token: &token::Tokens,
         placement: Option<String>,
         link: Option<&LinkUse>,
     ) -> Result<(), OAuthError> {

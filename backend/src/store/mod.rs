@@ -266,7 +266,8 @@ pub trait Store: Send + Sync + 'static {
         event: &NewEvent,
         max_queued: i64,
     ) -> StoreResult<EventIngest>;
-    /// Forgets events received before `before` (end of the idempotency window).
+    /// Forgets events (and webhook deliveries) received before `before`
+    /// (end of the idempotency window).
     async fn purge_events(&self, before: i64) -> StoreResult<u64>;
     /// The schedules of scripts' current versions: one user's, or everyone's.
     async fn schedules(&self, user_id: Option<&str>) -> StoreResult<Vec<ScheduleRow>>;
@@ -301,6 +302,29 @@ pub trait Store: Send + Sync + 'static {
     async fn run_stats(&self, now: i64) -> StoreResult<RunStats>;
     /// One of the user's received events.
     async fn get_event(&self, user_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
+    /// Records the provider account (`account_id`, and `app_id` where the
+    /// provider has one) user `user_id`'s `integration` connection is for.
+    async fn bind_account(
+        &self,
+        user_id: &str,
+        integration: &str,
+        account_id: &str,
+        app_id: Option<&str>,
+    ) -> StoreResult<()>;
+    /// The (account id, app id) a user's connection of `integration` is for.
+    async fn bound_account(
+        &self,
+        user_id: &str,
+        integration: &str,
+    ) -> StoreResult<Option<(String, Option<String>)>>;
+    /// Records webhook delivery `delivery_id` of `source` for `user_id` if
+    /// it is new; returns the user it was first delivered for.
+    async fn claim_delivery(
+        &self,
+        source: &str,
+        delivery_id: &str,
+        user_id: &str,
+    ) -> StoreResult<String>;
     /// Whether a credential was already stored through the setup link
     /// with this id.
     async fn setup_link_spent(&self, link_id: &str) -> StoreResult<bool>;

@@ -929,6 +929,7 @@ macro_rules! sql_store {
             }
 
             async fn purge_events(&self, before: i64) -> $crate::store::StoreResult<u64> {
+                sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1").bind(before).execute(&self.pool).await?;
                 let done = sqlx::query("DELETE FROM events WHERE received_at < $1").bind(before).execute(&self.pool).await?;
                 Ok(done.rows_affected())
             }
@@ -1151,6 +1152,55 @@ macro_rules! sql_store {
                     .fetch_one(&self.pool)
                     .await?
                     .try_get("n")?)
+            }
+
+            async fn bind_account(&self, user_id: &str, integration: &str, account_id: &str, app_id: Option<&str>) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO connected_accounts (user_id, integration_id, account_id, app_id, connected_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, integration_id) DO UPDATE SET \
+                     account_id = excluded.account_id, app_id = excluded.app_id, connected_at = excluded.connected_at",
+                )
+                .bind(user_id)
+                .bind(integration)
+                .bind(account_id)
+                .bind(app_id)
+                .bind($crate::store::now_millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn bound_account(&self, user_id: &str, integration: &str) -> $crate::store::StoreResult<Option<(String, Option<String>)>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT account_id, app_id FROM connected_accounts WHERE user_id = $1 AND integration_id = $2")
+                    .bind(user_id)
+                    .bind(integration)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(row) => Some((row.try_get("account_id")?, row.try_get("app_id")?)),
+                    None => None,
+                })
+            }
+
+            async fn claim_delivery(&self, source: &str, delivery_id: &str, user_id: &str) -> $crate::store::StoreResult<String> {
+                use sqlx::Row;
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (source, delivery_id, user_id, received_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (source, delivery_id) DO NOTHING",
+                )
+                .bind(source)
+                .bind(delivery_id)
+                .bind(user_id)
+                .bind($crate::store::now_millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(sqlx::query("SELECT user_id FROM webhook_deliveries WHERE source = $1 AND delivery_id = $2")
+                    .bind(source)
+                    .bind(delivery_id)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("user_id")?)
             }
 
             async fn setup_link_spent(&self, link_id: &str) -> $crate::store::StoreResult<bool> {
