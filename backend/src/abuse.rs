@@ -31,6 +31,8 @@ pub struct AbuseLimits {
     pub max_queued_runs_per_user: i64,
     /// Longest a deploy may spend compiling.
     pub compile_timeout: Duration,
+    /// Deploys compiling at once; more wait their turn.
+    pub max_concurrent_compiles: usize,
 }
 
 impl Default for AbuseLimits {
@@ -44,6 +46,7 @@ impl Default for AbuseLimits {
             max_component_bytes: 10 * 1024 * 1024,
             max_queued_runs_per_user: 10_000,
             compile_timeout: Duration::from_secs(60),
+            max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }

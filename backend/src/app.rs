@@ -119,6 +119,9 @@ impl Application {
                     cache_dir: data_dir.compile_cache(),
                 }),
             oauth: oauth.clone(),
+            compile_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.abuse.max_concurrent_compiles.max(1),
+            )),
         });
         let store_handle = store.clone();
         let state = AppState {

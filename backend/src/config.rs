@@ -64,6 +64,8 @@ pub struct FileConfig {
     pub max_queued_runs_per_user: Option<i64>,
     /// Longest compile at deploy, in milliseconds.
     pub compile_timeout_ms: Option<u64>,
+    /// Deploys compiling at once.
+    pub max_concurrent_compiles: Option<usize>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,

@@ -144,6 +144,8 @@ pub struct DeployService {
     pub compiler: Option<Compiler>,
     /// Which OAuth integrations this server can connect.
     pub oauth: Arc<crate::oauth::OAuth>,
+    /// How many deploys may compile at once (`max_concurrent_compiles`).
+    pub compile_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A `roost compile` child process compiling into the server's cache.
@@ -284,6 +286,14 @@ impl DeployService {
         // killed and the load below hits the cache it filled. In process,
         // the compiling thread cannot be interrupted: it finishes in the
         // background and its artifact is never used.
+        // Compiles wait their turn: a burst of deploys starts no more
+        // compilers than the server has slots for (the time limit counts
+        // from the start of each one's own compile).
+        let _slot = self
+            .compile_slots
+            .acquire()
+            .await
+            .expect("the compile slots are never closed");
         if let Some(compiler) = &self.compiler {
             compiler
                 .compile(&component, self.abuse.compile_timeout)

@@ -442,6 +442,47 @@ async fn a_restart_during_a_schedule_does_not_double_a_tick() {
     assert!(server.stop().success());
 }
 
+/// A burst of deploys starts no more compiler processes than the server's
+/// compile slots (here one): the rest wait their turn, and all succeed.
+#[test]
+fn deploys_arriving_together_compile_one_at_a_time() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("roost.toml"),
+        "max_concurrent_compiles = 1\n",
+    )
+    .unwrap();
+    let server = Server::start(data.path());
+    let token = ada(data.path());
+    let env = [
+        ("ROOST_SERVER", server.url.clone()),
+        ("ROOST_TOKEN", token.clone()),
+    ];
+    let pid = server.child.id().to_string();
+    let deploys: Vec<_> = ["notify", "hello", "heartbeat", "event-echo"]
+        .iter()
+        .map(|example| {
+            let (data, env) = (data.path().to_path_buf(), env.clone());
+            let path = roost_tests::example_path(example).display().to_string();
+            std::thread::spawn(move || {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                roost(&data, &["deploy", &path], &env)
+            })
+        })
+        .collect();
+    let mut most = 0;
+    while deploys.iter().any(|d| !d.is_finished()) {
+        let children = Command::new("pgrep").args(["-P", &pid]).output().unwrap();
+        most = most.max(text(&children.stdout).lines().count());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for deploy in deploys {
+        let out = deploy.join().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert_eq!(most, 1, "at most one compiler at a time, and one was seen");
+}
+
 #[test]
 fn a_deploy_over_the_compile_limit_is_killed_and_stores_nothing() {
     let data = tempfile::tempdir().unwrap();

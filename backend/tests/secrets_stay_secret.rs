@@ -58,6 +58,18 @@ async fn tokens_and_credentials_never_reach_logs_or_responses() {
         .await;
     assert_eq!(status, 200);
     responses.push_str(&body.to_string());
+    // A key too short to be masked in run output is refused, not stored.
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &token,
+            "/v1/credentials/openai",
+            json!({ "values": { "api_key": "sk-1" } }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_credential");
+    assert!(!body.to_string().contains("sk-1"), "{body}");
     // A refused write must not echo the value either.
     let (status, body) = app
         .send(

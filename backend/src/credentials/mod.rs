@@ -17,6 +17,9 @@ use cipher::Slot;
 
 /// Largest credential value accepted, in bytes.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+/// Shortest API key, token or password accepted: the run-output masker
+/// leaves shorter values alone (see `runs/masking.rs`).
+pub const MIN_SECRET_BYTES: usize = 6;
 
 /// The setup link a credential is stored through, spent by the write.
 #[derive(Debug, Clone)]
@@ -134,6 +137,18 @@ impl CredentialService {
             if value.trim().is_empty() || value.len() > MAX_VALUE_BYTES || value.contains('\0') {
                 return invalid(format!(
                     "`{key}` must be non-empty text of at most {MAX_VALUE_BYTES} bytes"
+                ));
+            }
+            // Run output is masked by exact value, and a value this short
+            // cannot be told apart from ordinary text: it would be printed.
+            let secret = matches!(
+                spec.kind,
+                CredentialType::ApiKey | CredentialType::Token | CredentialType::BasicAuth
+            );
+            if secret && value.len() < MIN_SECRET_BYTES {
+                return invalid(format!(
+                    "`{key}` is shorter than {MIN_SECRET_BYTES} bytes, too short for roost to keep \
+                     out of run output; store the full value"
                 ));
             }
             let placement = spec

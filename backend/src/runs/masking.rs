@@ -16,7 +16,7 @@ pub const MARKER: &str = "[roost: masked credential]";
 
 /// Values shorter than this are not masked: masking "a" or "1" would
 /// shred the output and protect nothing.
-const MIN_LEN: usize = 6;
+const MIN_LEN: usize = crate::credentials::MIN_SECRET_BYTES;
 
 /// The secrets of one run. Clones share them: a value the run comes to
 /// hold later (a token refreshed mid-run) is masked by every clone.
