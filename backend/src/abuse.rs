@@ -33,6 +33,9 @@ pub struct AbuseLimits {
     pub compile_timeout: Duration,
     /// Deploys compiling at once; more wait their turn.
     pub max_concurrent_compiles: usize,
+    /// Failed authentications per minute from one client address (and as
+    /// many at once); past it, the address is refused until it refills.
+    pub failed_auths_per_minute: u32,
 }
 
 impl Default for AbuseLimits {
@@ -47,6 +50,7 @@ impl Default for AbuseLimits {
             max_queued_runs_per_user: 10_000,
             compile_timeout: Duration::from_secs(60),
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            failed_auths_per_minute: 60,
         }
     }
 }
@@ -69,6 +73,22 @@ impl RateLimiter {
             rate: rate.max(f64::MIN_POSITIVE),
             burst: f64::from(burst.max(1)),
             buckets: Mutex::default(),
+        }
+    }
+
+    /// Whether `key` has a token, without taking it; when it has none, how
+    /// long until it has.
+    pub fn ready(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((tokens, at)) = buckets.get(key) else {
+            return Ok(());
+        };
+        let tokens = (tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
         }
     }
 
@@ -100,6 +120,8 @@ pub struct Guards {
     pub api: RateLimiter,
     /// Events per user.
     pub events: RateLimiter,
+    /// Failed authentications per client address.
+    pub auth_failures: RateLimiter,
 }
 
 impl Guards {
@@ -110,6 +132,10 @@ impl Guards {
             events: RateLimiter::new(
                 f64::from(limits.events_per_minute) / 60.0,
                 limits.events_per_minute,
+            ),
+            auth_failures: RateLimiter::new(
+                f64::from(limits.failed_auths_per_minute) / 60.0,
+                limits.failed_auths_per_minute,
             ),
             limits,
         }

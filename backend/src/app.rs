@@ -214,7 +214,10 @@ impl Application {
             crate::schedules::Scheduler::new(self.store.clone(), self.runner.clone())
                 .start(stopped),
         );
-        axum::serve(self.listener, self.router)
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
         let _ = stop.send(true);

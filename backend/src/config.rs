@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub compile_timeout_ms: Option<u64>,
     /// Deploys compiling at once.
     pub max_concurrent_compiles: Option<usize>,
+    /// Failed authentications per minute per client address.
+    pub failed_auths_per_minute: Option<u32>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,

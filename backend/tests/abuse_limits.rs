@@ -195,3 +195,47 @@ async fn concurrent_deploys_stay_within_the_quota_and_versions_are_capped(backen
     assert_eq!(numbers, [11, 10, 9, 8], "{versions}");
 }
 on_both_stores!(concurrent_deploys_stay_within_the_quota_and_versions_are_capped);
+
+/// Guessing tokens is throttled per client address: past the limit the
+/// address is refused (429 with Retry-After) before any token is looked at,
+/// a right one included, while requests without a token are not counted.
+#[tokio::test]
+async fn wrong_tokens_from_one_address_are_throttled() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.failed_auths_per_minute = 3;
+    })
+    .await;
+    let ada = app.user("ada").await;
+    let status_of = |token: Option<String>| {
+        let app = &app;
+        async move {
+            let mut request = app.client.get(format!("{}/v1/scripts", app.base));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let retry = response.headers().get("retry-after").is_some();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (
+                status,
+                body["error"]["code"].as_str().map(str::to_string),
+                retry,
+            )
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(status_of(None).await.0, 401, "no token is not a guess");
+    }
+    for n in 0..3 {
+        let (status, code, _) = status_of(Some(format!("roost_guess{n}"))).await;
+        assert_eq!((status, code.as_deref()), (401, Some("invalid_token")));
+    }
+    for token in ["roost_guess9".to_string(), ada.clone()] {
+        let (status, code, retry) = status_of(Some(token)).await;
+        assert_eq!(
+            (status, code.as_deref(), retry),
+            (429, Some("auth_throttled"), true)
+        );
+    }
+}

@@ -141,6 +141,9 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(v) = file.max_concurrent_compiles {
         abuse.max_concurrent_compiles = v.max(1);
     }
+    if let Some(v) = file.failed_auths_per_minute {
+        abuse.failed_auths_per_minute = v.max(1);
+    }
     // Deploys compile in a child `roost compile`, which can be killed.
     config.compiler = std::env::current_exe().ok();
     config.integration_config = file

@@ -17,10 +17,25 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized =
-            |code, message: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, message);
+        // Wrong tokens are counted per client address; an address past the
+        // limit is refused before its token is even looked at.
+        let client = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_default();
+        let failures = &state.guards.auth_failures;
+        if let Err(wait) = failures.ready(&client) {
+            return Err(auth_throttled(wait));
+        }
+        let unauthorized = |code, message: &str| {
+            let _ = failures.check(&client);
+            ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+        };
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            return Err(unauthorized(
+            // No token at all is not a guess: not counted.
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
                 "missing_token",
                 "send `Authorization: Bearer <token>` (create one with `roost user create`)",
             ));
@@ -71,6 +86,17 @@ impl FromRequestParts<AppState> for AuthUser {
             None => Err(unauthorized("invalid_token", "the token is not valid")),
         }
     }
+}
+
+fn auth_throttled(wait: std::time::Duration) -> ApiError {
+    ApiError::too_many(
+        "auth_throttled",
+        format!(
+            "too many failed authentications from this address; retry in {} s",
+            wait.as_secs().max(1)
+        ),
+        wait,
+    )
 }
 
 /// A JSON body, read whatever its `Content-Type` says (a bare `curl -d`
