@@ -14,6 +14,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The operator's token the bench's server takes (for `/v1/cluster`).
+const OPERATOR: &str = "bench-operator-token";
+
 use roost::auth::{hash_token, new_token};
 use roost::store::{NewScriptVersion, TriggerRow};
 use roost_sandbox::{Sandbox, SandboxConfig};
@@ -160,6 +163,7 @@ async fn bench() {
         ])
         .env("ROOST_DATA_DIR", &data)
         .env("ROOST_LOG", "warn")
+        .env("ROOST_OPERATOR_TOKEN", OPERATOR)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -212,7 +216,7 @@ async fn bench() {
     let running_kib = rss_kib(server.0.id());
     let running: serde_json::Value = client
         .get(format!("{url}/v1/cluster"))
-        .bearer_auth(&token)
+        .bearer_auth(OPERATOR)
         .send()
         .await
         .unwrap()

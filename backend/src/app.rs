@@ -135,6 +135,10 @@ impl Application {
             events,
             guards: Arc::new(crate::abuse::Guards::new(config.abuse.clone())),
             slack_signing_secret: config.slack_signing_secret.clone(),
+            operator_token_hash: config
+                .operator_token
+                .as_deref()
+                .map(crate::auth::hash_token),
             connectors,
             known_tokens: Arc::new(crate::auth::KnownTokens::new(KNOWN_TOKEN_TTL)),
         };

@@ -68,6 +68,8 @@ pub struct FileConfig {
     pub max_concurrent_compiles: Option<usize>,
     /// Failed authentications per minute per client address.
     pub failed_auths_per_minute: Option<u32>,
+    /// The operator's token for `/metrics` and `/v1/cluster`.
+    pub operator_token: Option<String>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,
@@ -119,6 +121,9 @@ pub struct ServerConfig {
     pub max_run_limits: roost_sandbox::RunLimits,
     /// Signing secret of roost's Slack app (Events API webhooks).
     pub slack_signing_secret: Option<String>,
+    /// The operator's token for `/metrics` and `/v1/cluster`; without one
+    /// those routes are off.
+    pub operator_token: Option<String>,
     /// Settings per integration id (base URL overrides and the like).
     pub integration_config: crate::registry::IntegrationConfig,
     /// The cluster's event stream; `None` on a single node.
@@ -156,6 +161,7 @@ impl ServerConfig {
                 fuel: None,
             },
             slack_signing_secret: None,
+            operator_token: None,
             integration_config: crate::registry::IntegrationConfig::new(),
             nats: None,
             abuse: crate::abuse::AbuseLimits::default(),

@@ -5,6 +5,9 @@
 
 mod support;
 
+/// The operator's token of every node (`/v1/cluster`, `/metrics`).
+const OPERATOR: &str = "operator-token-for-the-cluster-tests";
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -91,7 +94,7 @@ impl Cluster {
         std::fs::create_dir_all(&data_dir).unwrap();
         std::fs::write(
             data_dir.join("roost.toml"),
-            "api_requests_per_sec = 100000.0\napi_burst = 100000\n",
+            format!("api_requests_per_sec = 100000.0\napi_burst = 100000\noperator_token = \"{OPERATOR}\"\n"),
         )
         .unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
@@ -112,6 +115,18 @@ impl Cluster {
             .expect("starting roost serve");
         let url = support::serve::listening_url(&mut child, Some(log));
         Node { child, url }
+    }
+
+    /// `GET /v1/cluster` of `node`, with the operator's token.
+    async fn operator_view(&self, node: &Node) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}/v1/cluster", node.url))
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     async fn call(
@@ -147,13 +162,7 @@ impl Cluster {
 
     /// This node's id, as it reports itself.
     async fn node_id(&self, node: &Node) -> String {
-        let (status, body) = self
-            .call(
-                reqwest::Method::GET,
-                format!("{}/v1/cluster", node.url),
-                None,
-            )
-            .await;
+        let (status, body) = self.operator_view(node).await;
         assert_eq!(status, 200, "{body}");
         body["this_node"].as_str().unwrap().to_string()
     }
@@ -332,6 +341,7 @@ async fn a_thousand_events_round_robin_make_a_thousand_runs() {
     let metrics = cluster
         .client
         .get(format!("{}/metrics", nodes[1].url))
+        .bearer_auth(OPERATOR)
         .send()
         .await
         .unwrap()
@@ -405,13 +415,7 @@ async fn runs_of_a_killed_node_are_finished_once_by_the_survivors() {
     // The operator view shows the dead node as lost, the others alive.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, view) = cluster
-            .call(
-                reqwest::Method::GET,
-                format!("{}/v1/cluster", survivors[0].url),
-                None,
-            )
-            .await;
+        let (_, view) = cluster.operator_view(&survivors[0]).await;
         let victim = view["nodes"]
             .as_array()
             .unwrap()

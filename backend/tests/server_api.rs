@@ -589,3 +589,36 @@ async fn registry_and_docs(backend: Backend) {
     assert_eq!(stored.len(), 9, "definitions are upserted into the table");
 }
 on_both_stores!(registry_and_docs);
+
+/// `/metrics` and `/v1/cluster` describe every tenant: they take the
+/// operator's token, never a user's, and are off without one.
+#[tokio::test]
+async fn the_operator_views_take_the_operator_token() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let ada = app.user("ada").await;
+    for path in ["/metrics", "/v1/cluster"] {
+        let (status, body) = app.get(&ada, path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("operator_only")),
+            "{path}"
+        );
+    }
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.operator_token = Some("the-operators-own-token".into());
+    })
+    .await;
+    let ada = app.user("ada").await;
+    for path in ["/metrics", "/v1/cluster"] {
+        let (status, body) = app.get(&ada, path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("operator_only")),
+            "{path}"
+        );
+        let (status, _) = app.get("the-operators-own-token", path).await;
+        assert_eq!(status, 200, "{path}");
+    }
+    let (_, metrics) = app.get_text("the-operators-own-token", "/metrics").await;
+    assert!(metrics.contains("roost_queue_depth"), "{metrics}");
+}

@@ -161,6 +161,10 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     config.slack_signing_secret = std::env::var("ROOST_SLACK_SIGNING_SECRET")
         .ok()
         .filter(|v| !v.is_empty());
+    config.operator_token = std::env::var("ROOST_OPERATOR_TOKEN")
+        .ok()
+        .or(file.operator_token)
+        .filter(|v| !v.is_empty());
     config.master_key = std::env::var("ROOST_MASTER_KEY")
         .ok()
         .filter(|v| !v.is_empty());

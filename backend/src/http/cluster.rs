@@ -1,6 +1,8 @@
-//! The operator's view: `GET /v1/cluster` (nodes, their heartbeats and the
-//! runs they hold) and `GET /metrics` (Prometheus text, no auth, as
-//! scrapers expect; it carries counts only).
+//! The operator's view: `GET /v1/cluster` (nodes, their addresses and
+//! heartbeats, the runs they hold, the whole queue) and `GET /metrics`
+//! (Prometheus text). Both describe every tenant at once, so both take the
+//! operator's token (`ROOST_OPERATOR_TOKEN`), not a user's, and are off
+//! without one.
 
 use axum::extract::State;
 use axum::http::header;
@@ -8,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::extract::AuthUser;
+use super::extract::Operator;
 use super::{ApiError, AppState};
 use crate::store::now_millis;
 
@@ -20,7 +22,7 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn cluster(
     State(state): State<AppState>,
-    _user: AuthUser,
+    _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
     let view = crate::cluster::view(state.store.as_ref()).await?;
     Ok(Json(serde_json::json!({
@@ -34,7 +36,10 @@ async fn cluster(
     })))
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn metrics(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> Result<impl IntoResponse, ApiError> {
     let stats = state.store.run_stats(now_millis()).await?;
     let text = state
         .runner

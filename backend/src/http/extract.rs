@@ -19,11 +19,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // Wrong tokens are counted per client address; an address past the
         // limit is refused before its token is even looked at.
-        let client = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip().to_string())
-            .unwrap_or_default();
+        let client = client_address(parts);
         let failures = &state.guards.auth_failures;
         if let Err(wait) = failures.ready(&client) {
             return Err(auth_throttled(wait));
@@ -86,6 +82,57 @@ impl FromRequestParts<AppState> for AuthUser {
             None => Err(unauthorized("invalid_token", "the token is not valid")),
         }
     }
+}
+
+/// A request bearing the operator's token (`ROOST_OPERATOR_TOKEN`).
+pub(super) struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.operator_token_hash else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "operator_only",
+                "this route is the operator's, and this server has no operator token; set \
+                 ROOST_OPERATOR_TOKEN (or operator_token in roost.toml) to turn it on",
+            ));
+        };
+        let client = client_address(parts);
+        let failures = &state.guards.auth_failures;
+        if let Err(wait) = failures.ready(&client) {
+            return Err(auth_throttled(wait));
+        }
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| hash_token(token.trim()));
+        // Hashes of equal length: comparing them says nothing of the token.
+        if given.as_deref() == Some(expected.as_str()) {
+            return Ok(Self);
+        }
+        let _ = failures.check(&client);
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "operator_only",
+            "this route takes the operator's token (`Authorization: Bearer <ROOST_OPERATOR_TOKEN>`), \
+             not a user's",
+        ))
+    }
+}
+
+/// The address the request came from (empty where the server was not
+/// told, as in tests that call the router directly).
+fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_default()
 }
 
 fn auth_throttled(wait: std::time::Duration) -> ApiError {

@@ -55,6 +55,8 @@ pub struct AppState {
     pub guards: Arc<crate::abuse::Guards>,
     /// Signing secret of roost's Slack app, for the Events API webhook.
     pub slack_signing_secret: Option<String>,
+    /// SHA-256 of the operator's token, when one is set.
+    pub operator_token_hash: Option<String>,
     /// Every integration's host-side methods.
     pub connectors: Arc<crate::connectors::Connectors>,
     /// Tokens found valid moments ago.
