@@ -622,3 +622,31 @@ async fn an_oauth_link_opened_twice_connects_once() {
     assert!(page.contains("already used"), "{page}");
     assert_eq!(token_of().await, connected, "the first connection stands");
 }
+
+/// A link issued before the integration was connected again (through a
+/// newer link) cannot replace that connection.
+async fn an_older_link_cannot_replace_a_newer_connection(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.user("ada").await;
+    let ada_id = app.user_id(&ada).await;
+    let older = setup_url(&app, &ada, "sendgrid").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let newer = setup_url(&app, &ada, "sendgrid").await;
+    let sig = |url: &str| query_param(url, "sig").unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        post_form(&app, &newer, &ada_id, &sig(&newer), "SG.the-newer").await,
+        200
+    );
+    assert_eq!(
+        post_form(&app, &older, &ada_id, &sig(&older), "SG.the-older").await,
+        410
+    );
+    let env = app
+        .oauth
+        .env_for_run(&ada_id, &app.registry, &["sendgrid".into()])
+        .await
+        .unwrap();
+    assert_eq!(env["SENDGRID_API_KEY"], "SG.the-newer");
+}
+on_both_stores!(an_older_link_cannot_replace_a_newer_connection);

@@ -12,7 +12,7 @@ use serde::Serialize;
 pub use keys::MasterKeys;
 
 use crate::registry::{CredentialType, IntegrationDefinition, Registry};
-use crate::store::{Store, StoreError};
+use crate::store::{LinkUse, LinkWrite, Store, StoreError};
 use cipher::Slot;
 
 /// Largest credential value accepted, in bytes.
@@ -20,15 +20,6 @@ pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 /// Shortest API key, token or password accepted: the run-output masker
 /// leaves shorter values alone (see `runs/masking.rs`).
 pub const MIN_SECRET_BYTES: usize = 6;
-
-/// The setup link a credential is stored through, spent by the write.
-#[derive(Debug, Clone)]
-pub struct LinkUse {
-    /// The link's id (`lnk_…`).
-    pub id: String,
-    /// Until when its spent mark is kept (Unix ms): past the link's expiry.
-    pub keep_until: i64,
-}
 
 /// Errors of the credential store. None of them carries a value.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +48,11 @@ pub enum CredentialError {
         "a credential was already stored through this setup link; deploy again for a fresh one"
     )]
     LinkSpent,
+    /// The integration was connected again after the link was issued.
+    #[error(
+        "the integration was connected again after this setup link was made; deploy again for a fresh one"
+    )]
+    LinkSuperseded,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -184,15 +180,11 @@ impl CredentialService {
         }
         match through {
             None => self.store.put_credentials(&rows).await?,
-            Some(link) => {
-                if !self
-                    .store
-                    .put_credentials_through_link(&rows, &link.id, link.keep_until)
-                    .await?
-                {
-                    return Err(CredentialError::LinkSpent);
-                }
-            }
+            Some(link) => match self.store.put_credentials_through_link(&rows, link).await? {
+                LinkWrite::Stored => {}
+                LinkWrite::Spent => return Err(CredentialError::LinkSpent),
+                LinkWrite::Superseded => return Err(CredentialError::LinkSuperseded),
+            },
         }
         tracing::info!(user = user_id, integration = %definition.integration_id, keys = rows.len(), "credentials stored");
         let keys: Vec<&str> = values.keys().map(String::as_str).collect();

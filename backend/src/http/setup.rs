@@ -176,10 +176,10 @@ async fn submit_form(
         .filter(|(_, value)| !value.is_empty())
         .collect();
     // The mark outlives the link by an hour, then is swept.
-    let link = crate::credentials::LinkUse {
-        id: params.link.clone().unwrap_or_default(),
-        keep_until: params.expires.unwrap_or_default() * 1000 + 3_600_000,
-    };
+    let link = crate::store::LinkUse::new(
+        params.link.as_deref().unwrap_or_default(),
+        params.expires.unwrap_or_default() * 1000 + 3_600_000,
+    );
     match state
         .credentials
         .put(&user, &definition, &values, Some(&link))
@@ -187,6 +187,12 @@ async fn submit_form(
     {
         Ok(()) => connected_page(&definition.name),
         Err(crate::credentials::CredentialError::LinkSpent) => spent_page(),
+        Err(crate::credentials::CredentialError::LinkSuperseded) => error_page(
+            StatusCode::GONE,
+            "Setup link out of date",
+            "This integration was connected again after this link was made, so the link no \
+             longer works. Deploy the script again if you need a fresh one.",
+        ),
         Err(crate::credentials::CredentialError::Invalid(message)) => error_page(
             StatusCode::BAD_REQUEST,
             "Not saved",

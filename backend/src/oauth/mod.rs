@@ -19,10 +19,10 @@ use oauth2::{
 pub use client_config::{OAuthClientConfig, from_env};
 
 use crate::credentials::cipher::{self, Slot};
-use crate::credentials::{CredentialError, CredentialService, LinkUse};
+use crate::credentials::{CredentialError, CredentialService};
 use crate::registry::{AuthType, CredentialType, IntegrationDefinition, Registry};
 use crate::setup_link::SetupLinks;
-use crate::store::{CredentialRow, OAuthStateRow, StoreError, now_millis};
+use crate::store::{CredentialRow, LinkUse, LinkWrite, OAuthStateRow, StoreError, now_millis};
 
 /// How long an authorization may take between the redirect and the callback.
 const STATE_TTL_MS: i64 = 10 * 60 * 1000;
@@ -51,9 +51,10 @@ pub enum OAuthError {
     #[error("this authorization took too long and expired; start again from the setup link")]
     ExpiredState,
     /// The setup link the authorization began from was spent meanwhile (by
-    /// another authorization begun from it): nothing was stored.
+    /// another authorization begun from it), or the integration was
+    /// connected again since the link was made: nothing was stored.
     #[error(
-        "this setup link was already used to connect the integration, so this authorization stored nothing; deploy again for a fresh link"
+        "this setup link was already used, or the integration was connected again since it was made, so this authorization stored nothing; deploy again for a fresh link"
     )]
     LinkSpent,
     /// The provider's token endpoint said no (`invalid_grant`…): its code
@@ -280,10 +281,10 @@ impl OAuth {
             .await
             .map_err(token_error)?;
         // Links live a day at most; the spent mark only has to outlive that.
-        let link = row.link_id.as_ref().map(|id| LinkUse {
-            id: id.clone(),
-            keep_until: now_millis() + 2 * 24 * 3600 * 1000,
-        });
+        let link = row
+            .link_id
+            .as_ref()
+            .map(|id| LinkUse::new(id, now_millis() + 2 * 24 * 3600 * 1000));
         self.store_tokens(&row.user_id, definition, &token, None, link.as_ref())
             .await?;
         if let Some((account, app)) = token.extra_fields().account() {
@@ -356,14 +357,10 @@ impl OAuth {
         let store = self.credentials.store();
         match link {
             None => store.put_credentials(&rows).await?,
-            Some(link) => {
-                if !store
-                    .put_credentials_through_link(&rows, &link.id, link.keep_until)
-                    .await?
-                {
-                    return Err(OAuthError::LinkSpent);
-                }
-            }
+            Some(link) => match store.put_credentials_through_link(&rows, link).await? {
+                LinkWrite::Stored => {}
+                LinkWrite::Spent | LinkWrite::Superseded => return Err(OAuthError::LinkSpent),
+            },
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 pub use models::*;
 pub use postgres::PostgresStore;
-pub use sql::new_id;
+pub use sql::{id_time, new_id};
 pub use sqlite::SqliteStore;
 
 /// Errors of the storage layer.
@@ -328,15 +328,15 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a credential was already stored through the setup link
     /// with this id.
     async fn setup_link_spent(&self, link_id: &str) -> StoreResult<bool>;
-    /// Writes credential rows of one user through setup link `link_id`,
-    /// spending it (its mark kept until `keep_until`), in one transaction;
-    /// false, and nothing written, if the link was spent already.
+    /// Writes credential rows of one user through setup link `link`,
+    /// spending it, in one transaction. Nothing is written if the link was
+    /// spent already, or if the integration is connected (and working)
+    /// with a value stored after the link was issued.
     async fn put_credentials_through_link(
         &self,
         rows: &[CredentialRow],
-        link_id: &str,
-        keep_until: i64,
-    ) -> StoreResult<bool>;
+        link: &LinkUse,
+    ) -> StoreResult<LinkWrite>;
     /// How many of the user's runs are queued.
     async fn queued_runs(&self, user_id: &str) -> StoreResult<i64>;
     /// Appends audit entries.

@@ -663,3 +663,38 @@ pub struct AuditRow {
     /// When (Unix ms).
     pub at: i64,
 }
+
+/// The setup link a credential is stored through, spent by the write.
+#[derive(Debug, Clone)]
+pub struct LinkUse {
+    /// The link's id (`lnk_…`).
+    pub id: String,
+    /// When the link was issued (Unix ms).
+    pub issued_at: i64,
+    /// Until when its spent mark is kept (Unix ms): past the link's expiry.
+    pub keep_until: i64,
+}
+
+impl LinkUse {
+    /// The use of link `id` (issued when its id says), its spent mark kept
+    /// until `keep_until`.
+    pub fn new(id: &str, keep_until: i64) -> Self {
+        Self {
+            id: id.to_string(),
+            issued_at: super::id_time(id).unwrap_or(0),
+            keep_until,
+        }
+    }
+}
+
+/// What a write through a setup link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkWrite {
+    /// The credential was stored and the link spent.
+    Stored,
+    /// The link was spent already: nothing written.
+    Spent,
+    /// The integration was connected again after the link was issued (with
+    /// another link, or the API): the older link writes nothing.
+    Superseded,
+}

@@ -19,6 +19,12 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{millis:012x}{}", hex::encode(bytes))
 }
 
+/// The creation time (Unix ms) an id made by [`new_id`] carries.
+pub fn id_time(id: &str) -> Option<i64> {
+    let (_, rest) = id.split_once('_')?;
+    i64::from_str_radix(rest.get(..12)?, 16).ok()
+}
+
 /// Maps unique-constraint violations to `StoreError::Conflict`.
 pub(super) fn conflict(err: sqlx::Error, what: &str) -> super::StoreError {
     match &err {
@@ -1214,10 +1220,23 @@ macro_rules! sql_store {
             async fn put_credentials_through_link(
                 &self,
                 rows: &[$crate::store::CredentialRow],
-                link_id: &str,
-                keep_until: i64,
-            ) -> $crate::store::StoreResult<bool> {
+                link: &$crate::store::LinkUse,
+            ) -> $crate::store::StoreResult<$crate::store::LinkWrite> {
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
+                if let Some(row) = rows.first() {
+                    let newer = sqlx::query(
+                        "SELECT 1 AS newer FROM credentials WHERE user_id = $1 AND integration_id = $2 \
+                         AND status = 'connected' AND updated_at > $3 LIMIT 1",
+                    )
+                    .bind(&row.user_id)
+                    .bind(&row.integration_id)
+                    .bind(link.issued_at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if newer.is_some() {
+                        return Ok($crate::store::LinkWrite::Superseded);
+                    }
+                }
                 sqlx::query("DELETE FROM spent_setup_links WHERE expires_at < $1")
                     .bind($crate::store::now_millis())
                     .execute(&mut *tx)
@@ -1227,16 +1246,16 @@ macro_rules! sql_store {
                 let spent = sqlx::query(
                     "INSERT INTO spent_setup_links (link_id, expires_at) VALUES ($1, $2) ON CONFLICT (link_id) DO NOTHING",
                 )
-                .bind(link_id)
-                .bind(keep_until)
+                .bind(&link.id)
+                .bind(link.keep_until)
                 .execute(&mut *tx)
                 .await?;
                 if spent.rows_affected() == 0 {
-                    return Ok(false);
+                    return Ok($crate::store::LinkWrite::Spent);
                 }
                 $crate::store::sql::upsert_credentials!(&mut *tx, rows);
                 tx.commit().await?;
-                Ok(true)
+                Ok($crate::store::LinkWrite::Stored)
             }
 
             async fn insert_audit(&self, entries: &[$crate::store::AuditRow]) -> $crate::store::StoreResult<()> {
