@@ -35,6 +35,8 @@ pub struct Application {
     router: axum::Router,
     port: u16,
     base_url: String,
+    /// How long a client may take to send a request's headers.
+    header_read_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -159,6 +161,7 @@ impl Application {
             router,
             port,
             base_url,
+            header_read_timeout: config.header_read_timeout,
         })
     }
 
@@ -218,12 +221,13 @@ impl Application {
             crate::schedules::Scheduler::new(self.store.clone(), self.runner.clone())
                 .start(stopped),
         );
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        crate::serve::serve(
+            self.listener,
+            self.router,
+            self.header_read_timeout,
+            shutdown,
+        )
+        .await;
         let _ = stop.send(true);
         for worker in workers {
             let _ = worker.await;

@@ -70,6 +70,8 @@ pub struct FileConfig {
     pub failed_auths_per_minute: Option<u32>,
     /// The operator's token for `/metrics` and `/v1/cluster`.
     pub operator_token: Option<String>,
+    /// Seconds a client may take to send a request's headers.
+    pub header_read_timeout_secs: Option<u64>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,
@@ -124,6 +126,8 @@ pub struct ServerConfig {
     /// The operator's token for `/metrics` and `/v1/cluster`; without one
     /// those routes are off.
     pub operator_token: Option<String>,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: std::time::Duration,
     /// Settings per integration id (base URL overrides and the like).
     pub integration_config: crate::registry::IntegrationConfig,
     /// The cluster's event stream; `None` on a single node.
@@ -162,6 +166,7 @@ impl ServerConfig {
             },
             slack_signing_secret: None,
             operator_token: None,
+            header_read_timeout: std::time::Duration::from_secs(30),
             integration_config: crate::registry::IntegrationConfig::new(),
             nats: None,
             abuse: crate::abuse::AbuseLimits::default(),

@@ -25,5 +25,6 @@ pub mod oauth;
 pub mod registry;
 pub mod runs;
 pub mod schedules;
+mod serve;
 pub mod setup_link;
 pub mod store;

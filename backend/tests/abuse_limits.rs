@@ -239,3 +239,43 @@ async fn wrong_tokens_from_one_address_are_throttled() {
         );
     }
 }
+
+/// A client that sends its request's headers and never finishes them is
+/// cut off at the header deadline; the server keeps answering others.
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: roost\r\nX-Slow: a")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 512];
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection was still open after 10 s");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "cut off after {waited:?}"
+    );
+    let ok = app
+        .client
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
