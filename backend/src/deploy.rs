@@ -451,6 +451,7 @@ pub(crate) fn resolve_metadata(
                 sdk_version: None,
                 handlers,
                 integrations,
+                refresh_tokens: Vec::new(),
             }),
             _ => Err(DeployError::MissingMetadata),
         },

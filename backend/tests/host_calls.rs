@@ -412,6 +412,31 @@ async fn a_refused_token_is_refreshed_once_and_the_call_sent_again() {
     assert_eq!(api.seen().len(), 2);
 }
 
+/// roost refreshes tokens on the host: a script that did not ask for the
+/// refresh token (`wants_refresh_token!`) gets the access token only.
+#[tokio::test]
+async fn a_script_gets_no_refresh_token_unless_it_asks() {
+    let provider = Provider::start();
+    let api = Scripted::start(json!({ "id": "w-1", "name": "gear" })).await;
+    let app = server(&acme("env", None, true), &api, Some(&provider)).await;
+    let ada = app.user("ada").await;
+    let component = roost_tests::example("host-calls");
+    let (status, refused) = app.deploy(&ada, "host-calls", &component).await;
+    assert_eq!(status, 409, "{refused}");
+    let setup = refused["error"]["details"]["missing"][0]["setup_url"]
+        .as_str()
+        .unwrap();
+    connect(&app, setup).await;
+    let (status, deployed) = app.deploy(&ada, "host-calls", &component).await;
+    assert_eq!(status, 201, "{deployed}");
+    assert_eq!(deployed["notices"], json!([]), "{deployed}");
+    let script = deployed["script_id"].as_str().unwrap();
+    let (stdout, _) = run(&app, &ada, script, json!({ "calls": [] })).await;
+    let env = line(&stdout, "env: ");
+    assert!(env.contains("ACME_ACCESS_TOKEN"), "{env}");
+    assert!(!env.contains("ACME_REFRESH_TOKEN"), "{env}");
+}
+
 /// A path parameter of `.` or `..` would send the user's key to another
 /// path of the provider (`/widgets/..` is `/`): refused, nothing sent.
 #[tokio::test]

@@ -114,3 +114,29 @@ async fn a_token_that_cannot_be_refreshed_asks_the_user_to_connect_again() {
     let run = run_and_wait(&app, &ada, &script, json!({ "handler": "digest" })).await;
     assert_eq!(run["run"]["status"], "succeeded", "{run}");
 }
+
+/// A script that asks for gmail's refresh token gets it (and deploy says
+/// so); see `host_calls.rs` for one that does not ask.
+#[tokio::test]
+async fn a_script_that_asks_for_the_refresh_token_gets_it_and_is_told() {
+    let provider = Provider::start();
+    let (google, slack) = (StandIn::google().await, StandIn::slack().await);
+    let app = app_with_stand_ins(&provider, &google, &slack).await;
+    let ada = app.user("ada").await;
+    let script = deploy_connecting(&app, &ada, "refresh-reader").await;
+    let component = roost_tests::example("refresh-reader");
+    let (status, deployed) = app.deploy(&ada, "refresh-reader", &component).await;
+    assert_eq!(status, 201, "{deployed}");
+    assert_eq!(deployed["metadata"]["refresh_tokens"], json!(["gmail"]));
+    let notice = deployed["notices"][0].as_str().unwrap_or_default();
+    assert!(notice.contains("`gmail`'s refresh token"), "{deployed}");
+    let run = run_and_wait(&app, &ada, &script, json!({})).await;
+    assert_eq!(run["run"]["status"], "succeeded", "{run}");
+    assert!(
+        run["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("gmail variables: GMAIL_ACCESS_TOKEN, GMAIL_REFRESH_TOKEN"),
+        "{run}"
+    );
+}

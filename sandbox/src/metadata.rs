@@ -12,6 +12,7 @@
 //! {"handler":"digest","trigger":{"kind":"schedule","cron":"0 0 8 * * *"}}
 //! {"handler":"on_order","trigger":{"kind":"event","name":"order.created"}}
 //! {"integration":"gmail"}
+//! {"refresh_token":"gmail"}
 //! ```
 //!
 //! Unknown record kinds are ignored so older hosts can read newer guests.
@@ -43,6 +44,10 @@ pub struct ScriptMetadata {
     pub handlers: Vec<HandlerMeta>,
     /// Integrations the script uses, sorted and without duplicates.
     pub integrations: Vec<String>,
+    /// Integrations whose OAuth refresh token the script asks to be given
+    /// (roost refreshes on the host, so scripts rarely need it), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refresh_tokens: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +56,7 @@ enum Record {
     Sdk { sdk: String },
     Handler { handler: String, trigger: Trigger },
     Integration { integration: String },
+    RefreshToken { refresh_token: String },
     Other(serde::de::IgnoredAny),
 }
 
@@ -84,6 +90,7 @@ pub fn parse_records(content: &[u8]) -> Result<ScriptMetadata, SandboxError> {
         .map_err(|_| SandboxError::Metadata("the section is not UTF-8".into()))?;
     let mut meta = ScriptMetadata::default();
     let mut integrations = BTreeSet::new();
+    let mut refresh_tokens = BTreeSet::new();
     for line in text
         .split('\n')
         .map(str::trim)
@@ -107,10 +114,19 @@ pub fn parse_records(content: &[u8]) -> Result<ScriptMetadata, SandboxError> {
             Record::Integration { integration } => {
                 integrations.insert(integration);
             }
+            Record::RefreshToken { refresh_token } => {
+                refresh_tokens.insert(refresh_token);
+            }
             Record::Other(_) => {}
         }
     }
+    if let Some(stray) = refresh_tokens.difference(&integrations).next() {
+        return Err(SandboxError::Metadata(format!(
+            "the refresh token of `{stray}` is asked for, but the script does not use `{stray}`"
+        )));
+    }
     meta.integrations = integrations.into_iter().collect();
+    meta.refresh_tokens = refresh_tokens.into_iter().collect();
     meta.handlers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(meta)
 }
@@ -125,11 +141,15 @@ mod tests {
             "{\"sdk\":\"0.1.0\"}\n",
             "{\"handler\":\"tick\",\"trigger\":{\"kind\":\"schedule\",\"cron\":\"0 * * * * *\"}}\n",
             "{\"integration\":\"slack\"}\n{\"integration\":\"gmail\"}\n{\"integration\":\"slack\"}\n",
+            "{\"refresh_token\":\"gmail\"}\n",
             "{\"future\":\"record\"}\n",
         );
         let meta = parse_records(content.as_bytes()).unwrap();
         assert_eq!(meta.sdk_version.as_deref(), Some("0.1.0"));
         assert_eq!(meta.integrations, ["gmail", "slack"]);
+        assert_eq!(meta.refresh_tokens, ["gmail"]);
+        let stray = parse_records(b"{\"integration\":\"slack\"}\n{\"refresh_token\":\"gmail\"}\n");
+        assert!(stray.is_err(), "a refresh token of an integration not used");
         assert_eq!(
             meta.handlers[0].trigger,
             Trigger::Schedule {

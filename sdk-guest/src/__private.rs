@@ -94,3 +94,17 @@ macro_rules! __declare_integration {
         };
     };
 }
+
+/// Records `{"refresh_token":"<id>"}` in the component's metadata section,
+/// from the script's own crate (see `__declare_integration`).
+#[macro_export]
+macro_rules! __declare_refresh_token {
+    ($integration:literal) => {
+        const _: () = {
+            const RECORD: &str = concat!("{\"refresh_token\":\"", $integration, "\"}\n");
+            #[used]
+            #[unsafe(link_section = "roost-metadata")]
+            static DECLARATION: [u8; RECORD.len()] = $crate::__private::record_bytes(RECORD);
+        };
+    };
+}

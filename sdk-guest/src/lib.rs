@@ -57,6 +57,20 @@ pub use integration::{ErrorKind, IntegrationError};
 pub use invocation::{Invocation, Trigger};
 pub use roost_sdk_macros::{handler, main, on_event, on_schedule, uses_integrations};
 
+/// Asks roost to put an integration's OAuth refresh token in the run's
+/// environment (`GMAIL_REFRESH_TOKEN`, …) as well as its access token:
+/// `roost_sdk::wants_refresh_token!("gmail");` at the top level of the
+/// script. roost refreshes tokens on the host, so a script needs this only
+/// to hand the token to something else; it is long-lived, and deploy says
+/// that the script gets it.
+#[macro_export]
+macro_rules! wants_refresh_token {
+    ($integration:literal) => {
+        $crate::__declare_integration!($integration);
+        $crate::__declare_refresh_token!($integration);
+    };
+}
+
 /// What starts a handler, as declared by its attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TriggerDef {

@@ -81,6 +81,9 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 reply["script_id"].as_str().unwrap_or("?"),
                 reply["version"]
             );
+            for notice in reply["notices"].as_array().into_iter().flatten() {
+                eprintln!("roost: note: {}", notice.as_str().unwrap_or_default());
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let error = &reply["error"];

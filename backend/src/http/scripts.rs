@@ -63,6 +63,19 @@ async fn deploy(
         limits: body.limits,
     };
     let version = state.deploy.deploy(&user.id, request).await?;
+    // What a user should know before the script runs with their accounts.
+    let notices: Vec<String> = version.metadata["refresh_tokens"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|id| id.as_str())
+        .map(|id| {
+            format!(
+                "this script gets `{id}`'s refresh token, which lasts until you revoke roost's \
+                 access at the provider; roost refreshes tokens itself, so a script rarely needs it"
+            )
+        })
+        .collect();
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -71,6 +84,7 @@ async fn deploy(
             "content_hash": version.content_hash,
             "created_at": version.created_at,
             "metadata": version.metadata,
+            "notices": notices,
         })),
     ))
 }

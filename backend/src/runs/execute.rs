@@ -218,6 +218,23 @@ impl Executor {
                 }
             }
         }
+        // roost refreshes tokens on the host: a refresh token (long-lived,
+        // and what a leaked environment would be worth most for) reaches a
+        // script only when its metadata asks for it.
+        for definition in metadata
+            .integrations
+            .iter()
+            .filter(|id| !metadata.refresh_tokens.contains(id))
+            .filter_map(|id| self.registry.get(id))
+        {
+            for var in definition
+                .credentials
+                .iter()
+                .filter_map(|spec| spec.refresh_env_var.as_ref())
+            {
+                env.remove(var);
+            }
+        }
         let given = self.given_credentials(&metadata.integrations, &env);
         self.audit_reads(run, &metadata.integrations, &env).await;
         env.insert("ROOST_RUN_ID".into(), run.id.clone());
