@@ -144,7 +144,7 @@ impl Application {
             connectors,
             known_tokens: Arc::new(crate::auth::KnownTokens::new(KNOWN_TOKEN_TTL)),
         };
-        let router = router(state, config.max_body_bytes);
+        let router = router(state, config.max_body_bytes, config.body_read_timeout);
         tracing::info!(
             address = %listener.local_addr()?,
             database = %redact_url(&config.database_url),

@@ -72,6 +72,8 @@ pub struct FileConfig {
     pub operator_token: Option<String>,
     /// Seconds a client may take to send a request's headers.
     pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a client may take to send a request's whole body.
+    pub body_read_timeout_secs: Option<u64>,
     /// OAuth applications per integration (`[oauth.gmail] client_id = …`).
     #[serde(default)]
     pub oauth: BTreeMap<String, OAuthClientConfig>,
@@ -128,6 +130,8 @@ pub struct ServerConfig {
     pub operator_token: Option<String>,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: std::time::Duration,
+    /// How long a client may take to send a request's whole body.
+    pub body_read_timeout: std::time::Duration,
     /// Settings per integration id (base URL overrides and the like).
     pub integration_config: crate::registry::IntegrationConfig,
     /// The cluster's event stream; `None` on a single node.
@@ -167,6 +171,7 @@ impl ServerConfig {
             slack_signing_secret: None,
             operator_token: None,
             header_read_timeout: std::time::Duration::from_secs(30),
+            body_read_timeout: std::time::Duration::from_secs(60),
             integration_config: crate::registry::IntegrationConfig::new(),
             nats: None,
             abuse: crate::abuse::AbuseLimits::default(),

@@ -279,3 +279,39 @@ async fn a_client_trickling_its_headers_is_cut_off() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+/// A client that sends part of a body and then trickles (or stalls) is
+/// answered 408 at the body deadline; nothing it sent is acted on.
+#[tokio::test]
+async fn a_client_trickling_its_body_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.body_read_timeout = Duration::from_secs(1);
+        config.slack_signing_secret = Some("s3cret".into());
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(
+        b"POST /webhooks/slack/usr_x HTTP/1.1\r\nHost: roost\r\nContent-Length: 100\r\n\r\n{\"type\"",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&answer).contains("body_timeout") {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -147,6 +147,9 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(v) = file.header_read_timeout_secs {
         config.header_read_timeout = std::time::Duration::from_secs(v.max(1));
     }
+    if let Some(v) = file.body_read_timeout_secs {
+        config.body_read_timeout = std::time::Duration::from_secs(v.max(1));
+    }
     // Deploys compile in a child `roost compile`, which can be killed.
     config.compiler = std::env::current_exe().ok();
     config.integration_config = file

@@ -1,6 +1,7 @@
 //! The HTTP API: one router per resource, merged here, sharing one state.
 
 mod audit;
+mod body_deadline;
 mod cluster;
 mod credentials;
 mod error;
@@ -64,7 +65,11 @@ pub struct AppState {
 }
 
 /// The whole API.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    body_deadline: std::time::Duration,
+) -> Router {
     Router::new()
         .merge(integrations::router())
         .merge(credentials::router())
@@ -79,6 +84,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            body_deadline::read_within(request, next, body_deadline, max_body_bytes)
+        }))
         .layer(axum::middleware::map_response(move |response| {
             json_errors::rewrite(response, max_body_bytes)
         }))
