@@ -119,6 +119,24 @@ async fn deployed(app: &TestApp) -> (String, String) {
     (ada, deployed["script_id"].as_str().unwrap().to_string())
 }
 
+/// A user who connects OAuth `acme` through the setup link its first
+/// deploy answers with, then deploys `host-calls`: (token, script id, the
+/// deploy's answer).
+async fn deployed_connecting(app: &TestApp) -> (String, String, Value) {
+    let ada = app.user("ada").await;
+    let component = roost_tests::example("host-calls");
+    let (status, refused) = app.deploy(&ada, "host-calls", &component).await;
+    assert_eq!(status, 409, "{refused}");
+    let setup = refused["error"]["details"]["missing"][0]["setup_url"]
+        .as_str()
+        .unwrap();
+    connect(app, setup).await;
+    let (status, deployed) = app.deploy(&ada, "host-calls", &component).await;
+    assert_eq!(status, 201, "{deployed}");
+    let script = deployed["script_id"].as_str().unwrap().to_string();
+    (ada, script, deployed)
+}
+
 /// Runs the script with `payload` and waits: (stdout, the run as
 /// GET /v1/runs/{id} shows it).
 async fn run(app: &TestApp, token: &str, script: &str, payload: Value) -> (String, Value) {
@@ -364,20 +382,7 @@ async fn a_refused_token_is_refreshed_once_and_the_call_sent_again() {
     let provider = Provider::start();
     let api = Scripted::start(json!({ "id": "w-1", "name": "gear" })).await;
     let app = server(&acme("host", None, true), &api, Some(&provider)).await;
-    let ada = app.user("ada").await;
-    let component = roost_tests::example("host-calls");
-    let (status, refused) = app.deploy(&ada, "host-calls", &component).await;
-    assert_eq!(status, 409, "{refused}");
-    connect(
-        &app,
-        refused["error"]["details"]["missing"][0]["setup_url"]
-            .as_str()
-            .unwrap(),
-    )
-    .await;
-    let (status, deployed) = app.deploy(&ada, "host-calls", &component).await;
-    assert_eq!(status, 201, "{deployed}");
-    let script = deployed["script_id"].as_str().unwrap().to_string();
+    let (ada, script, _) = deployed_connecting(&app).await;
 
     api.then(401, &[], json!({ "error": { "message": "token revoked" } }));
     let before = provider.refreshes().await;
@@ -419,19 +424,9 @@ async fn a_script_gets_no_refresh_token_unless_it_asks() {
     let provider = Provider::start();
     let api = Scripted::start(json!({ "id": "w-1", "name": "gear" })).await;
     let app = server(&acme("env", None, true), &api, Some(&provider)).await;
-    let ada = app.user("ada").await;
-    let component = roost_tests::example("host-calls");
-    let (status, refused) = app.deploy(&ada, "host-calls", &component).await;
-    assert_eq!(status, 409, "{refused}");
-    let setup = refused["error"]["details"]["missing"][0]["setup_url"]
-        .as_str()
-        .unwrap();
-    connect(&app, setup).await;
-    let (status, deployed) = app.deploy(&ada, "host-calls", &component).await;
-    assert_eq!(status, 201, "{deployed}");
+    let (ada, script, deployed) = deployed_connecting(&app).await;
     assert_eq!(deployed["notices"], json!([]), "{deployed}");
-    let script = deployed["script_id"].as_str().unwrap();
-    let (stdout, _) = run(&app, &ada, script, json!({ "calls": [] })).await;
+    let (stdout, _) = run(&app, &ada, &script, json!({ "calls": [] })).await;
     let env = line(&stdout, "env: ");
     assert!(env.contains("ACME_ACCESS_TOKEN"), "{env}");
     assert!(!env.contains("ACME_REFRESH_TOKEN"), "{env}");
