@@ -4,16 +4,19 @@
 //! requests in flight finish.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower_service::Service as _;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for
 /// the open connections' requests to end. Each request carries its peer's
@@ -40,11 +43,14 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer))),
-        );
+        // The peer's address rides on each request (`ConnectInfo`), as
+        // `into_make_service_with_connect_info` would put it.
+        let app = router.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let mut app = app.clone();
+            async move { app.call(request.map(Body::new)).await }
+        });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)

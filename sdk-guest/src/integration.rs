@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::http::{self, HttpError, Response};
+use crate::refusal::Refused;
 
 /// A failed call to an integration, naming the integration.
 #[derive(Debug, Clone, PartialEq)]
@@ -330,7 +331,7 @@ impl Connection {
         let Some((auth, value)) = &self.auth else {
             return check_status(self.integration, response);
         };
-        match report_refused(self.integration) {
+        match crate::refusal::report(self.integration) {
             Refused::Renewed(env) => match env.get(&auth.env_var) {
                 Some(renewed) => {
                     value.replace(renewed.clone());
@@ -404,43 +405,6 @@ impl Connection {
             None => self.send(method, path, &[], &[])?,
         };
         decode(self.integration, &response)
-    }
-}
-
-/// What roost answered a reported 401.
-enum Refused {
-    /// The credential was renewed: the run's new env values.
-    Renewed(std::collections::BTreeMap<String, String>),
-    /// It cannot be renewed: what the user must do, with the setup URL.
-    Reconnect(String),
-    /// No answer to act on (outside roost, or roost saw no 401).
-    Unknown,
-}
-
-/// Tells roost the provider answered `integration`'s credential with 401.
-fn report_refused(integration: &str) -> Refused {
-    let url = format!("http://roost.internal/v1/credentials/{integration}/refused");
-    let Ok(response) = http::send("POST", &url, &[], &[]) else {
-        return Refused::Unknown;
-    };
-    let Ok(answer) = response.json::<serde_json::Value>() else {
-        return Refused::Unknown;
-    };
-    if response.status == 200 {
-        let env = answer["env"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(var, value)| Some((var.clone(), value.as_str()?.to_string())))
-            .collect();
-        return Refused::Renewed(env);
-    }
-    match (
-        answer["error"]["code"].as_str(),
-        answer["error"]["message"].as_str(),
-    ) {
-        (Some("not_connected"), Some(message)) => Refused::Reconnect(message.to_string()),
-        _ => Refused::Unknown,
     }
 }
 

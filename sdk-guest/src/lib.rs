@@ -49,6 +49,7 @@ pub mod integration;
 pub mod integrations;
 mod invocation;
 pub mod messaging;
+mod refusal;
 pub mod slack;
 
 pub use error::{Error, Result};

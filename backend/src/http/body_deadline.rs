@@ -28,13 +28,7 @@ pub(super) async fn read_within(
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Ok(Err(_)) => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than the {max_bytes} bytes this server accepts"),
-        )
-        .with_details(serde_json::json!({ "limit_bytes": max_bytes }))
-        .into_response(),
+        Ok(Err(_)) => super::json_errors::body_too_large(max_bytes).into_response(),
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",

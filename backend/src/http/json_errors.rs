@@ -40,14 +40,7 @@ pub(super) async fn rewrite(response: Response, max_body_bytes: usize) -> Respon
             "method_not_allowed",
             "this route does not take that method; the Allow header lists the ones it does",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            "body_too_large",
-            format!(
-                "the request body is larger than the {max_body_bytes} bytes this server accepts"
-            ),
-        )
-        .with_details(json!({ "limit_bytes": max_body_bytes })),
+        StatusCode::PAYLOAD_TOO_LARGE => body_too_large(max_body_bytes),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "unsupported_media_type", text),
         _ if status.is_server_error() => ApiError::new(status, "unavailable", text),
         _ => ApiError::new(status, "bad_request", text),
@@ -60,4 +53,14 @@ pub(super) async fn rewrite(response: Response, max_body_bytes: usize) -> Respon
         }
     }
     rewritten
+}
+
+/// 413 for a body over the server's limit, saying the limit.
+pub(super) fn body_too_large(max_body_bytes: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than the {max_body_bytes} bytes this server accepts"),
+    )
+    .with_details(json!({ "limit_bytes": max_body_bytes }))
 }

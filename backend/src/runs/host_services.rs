@@ -63,6 +63,8 @@ pub(super) struct Inner {
     pub(super) given: GivenCredentials,
     /// Hosts that answered the run's own requests with 401.
     pub(super) refused_hosts: std::sync::Mutex<Vec<(String, u16)>>,
+    /// Integrations whose refusal this run has reported.
+    pub(super) reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// What the run's error should tell the user (a setup URL to reconnect).
     notes: std::sync::Mutex<Vec<String>>,
 }
@@ -91,6 +93,7 @@ impl RunServices {
                 masker,
                 given,
                 refused_hosts: Default::default(),
+                reported: Default::default(),
                 notes: Default::default(),
             }),
         }
@@ -503,6 +506,12 @@ mod tests {
             (503, "not_connected")
         );
         assert_eq!(services.notes(), ["sendgrid: nothing is connected"]);
+        // Once per run: a script cannot report the same refusal again and again.
+        let answer = services.handle(refused("sendgrid")).await;
+        assert_eq!(
+            (answer.status, code(&answer).as_str()),
+            (409, "already_reported")
+        );
         let answer = services.handle(refused("slack")).await;
         assert_eq!(
             (answer.status, code(&answer).as_str()),

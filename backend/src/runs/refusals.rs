@@ -72,6 +72,20 @@ impl Inner {
                 format!("no `{integration}` host answered this run with 401"),
             );
         }
+        // One report per integration and run: a renewal is tried once, and
+        // a script cannot flood the store and the audit trail with marks.
+        let first = self
+            .reported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(integration.to_string());
+        if !first {
+            return error(
+                409,
+                "already_reported",
+                format!("this run already reported `{integration}` refused"),
+            );
+        }
         match self
             .deps
             .credentials

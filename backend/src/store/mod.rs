@@ -8,17 +8,21 @@
 mod group_commit;
 mod held_starts;
 mod models;
+mod paging;
 mod postgres;
 mod sql;
 mod sqlite;
+mod write_once;
 mod writer_jobs;
 
 use async_trait::async_trait;
 
 pub use models::*;
+pub use paging::*;
 pub use postgres::PostgresStore;
 pub use sql::{id_time, new_id};
 pub use sqlite::SqliteStore;
+pub use write_once::*;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,7 @@
 use serde::Serialize;
 
+use super::{PageAfter, RunEffects, ScriptCaps};
+
 /// A roost user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -155,16 +157,6 @@ pub struct NewScriptVersion {
     pub caps: ScriptCaps,
 }
 
-/// Per-user caps a deploy is held to inside its transaction, so deploys
-/// arriving together cannot pass them.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ScriptCaps {
-    /// Most scripts a user may have (a new script past it is refused).
-    pub max_scripts: Option<i64>,
-    /// Most versions kept per script: the oldest beyond it are deleted.
-    pub max_versions: Option<i64>,
-}
-
 /// Run limits a script asks for at deploy; unset ones use the server's
 /// defaults. Checked against the server's maxima before they are stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -270,31 +262,6 @@ pub struct NewRun {
     pub payload: serde_json::Value,
 }
 
-/// An `Idempotency-Key` of a manual run request, with a hash of what was
-/// asked (script, handler, payload).
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    /// The client's key.
-    pub key: String,
-    /// Hex SHA-256 of the request it came with.
-    pub request_hash: String,
-}
-
-/// What a request under an idempotency key got.
-#[derive(Debug, Clone)]
-pub enum Enqueued {
-    /// The key is new: this run was queued.
-    New(Box<RunRow>),
-    /// The key was used within the window: the run its first request
-    /// queued, and whether this request asked for the same thing.
-    Repeat {
-        /// The first request's run.
-        run_id: String,
-        /// The two requests' hashes match.
-        same_request: bool,
-    },
-}
-
 /// One run, queued, running or finished.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunRow {
@@ -372,23 +339,6 @@ pub struct RunFinish {
     pub effects: RunEffects,
 }
 
-/// The writes a run asks of roost itself, kept aside while it runs and
-/// committed with its outcome: a run that crashes or is executed again
-/// leaves them once, never twice. The worker hands them over only for a
-/// run that succeeded.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunEffects {
-    /// Messages for the user's outbox.
-    pub messages: Vec<MessageRow>,
-}
-
-impl RunEffects {
-    /// Whether there is nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
-    }
-}
-
 /// A run a worker has finished, as it reports it to the store.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -442,17 +392,6 @@ pub struct RunFilter {
     pub after: Option<PageAfter>,
     /// Page size.
     pub limit: i64,
-}
-
-/// Where a newest-first listing resumes: the time and id of the last row
-/// shown. Rows are ordered by (time, id), so rows sharing a millisecond are
-/// neither skipped nor listed twice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageAfter {
-    /// The row's time (Unix ms): `queued_at`, `created_at` or `at`.
-    pub at: i64,
-    /// The row's id.
-    pub id: String,
 }
 
 /// Captured output of a run.
@@ -592,17 +531,6 @@ pub struct MessageFilter {
     pub limit: i64,
 }
 
-/// Filters of `GET /v1/audit`.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Only entries before this time (Unix ms).
-    pub before: Option<i64>,
-    /// Only entries listed after this one (the previous page's last).
-    pub after: Option<PageAfter>,
-    /// Page size.
-    pub limit: i64,
-}
-
 /// A node of the cluster, as it last reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeRow {
@@ -662,39 +590,4 @@ pub struct AuditRow {
     pub detail: Option<String>,
     /// When (Unix ms).
     pub at: i64,
-}
-
-/// The setup link a credential is stored through, spent by the write.
-#[derive(Debug, Clone)]
-pub struct LinkUse {
-    /// The link's id (`lnk_…`).
-    pub id: String,
-    /// When the link was issued (Unix ms).
-    pub issued_at: i64,
-    /// Until when its spent mark is kept (Unix ms): past the link's expiry.
-    pub keep_until: i64,
-}
-
-impl LinkUse {
-    /// The use of link `id` (issued when its id says), its spent mark kept
-    /// until `keep_until`.
-    pub fn new(id: &str, keep_until: i64) -> Self {
-        Self {
-            id: id.to_string(),
-            issued_at: super::id_time(id).unwrap_or(0),
-            keep_until,
-        }
-    }
-}
-
-/// What a write through a setup link did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkWrite {
-    /// The credential was stored and the link spent.
-    Stored,
-    /// The link was spent already: nothing written.
-    Spent,
-    /// The integration was connected again after the link was issued (with
-    /// another link, or the API): the older link writes nothing.
-    Superseded,
 }

@@ -1,0 +1,92 @@
+//! The rules a write is held to so it happens once, or within a cap:
+//! manual runs under an idempotency key, credentials through a setup link,
+//! deploys within the user's script and version caps.
+
+use super::{MessageRow, RunRow};
+
+/// An `Idempotency-Key` of a manual run request, with a hash of what was
+/// asked (script, handler, payload).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The client's key.
+    pub key: String,
+    /// Hex SHA-256 of the request it came with.
+    pub request_hash: String,
+}
+
+/// What a request under an idempotency key got.
+#[derive(Debug, Clone)]
+pub enum Enqueued {
+    /// The key is new: this run was queued.
+    New(Box<RunRow>),
+    /// The key was used within the window: the run its first request
+    /// queued, and whether this request asked for the same thing.
+    Repeat {
+        /// The first request's run.
+        run_id: String,
+        /// The two requests' hashes match.
+        same_request: bool,
+    },
+}
+
+/// Per-user caps a deploy is held to inside its transaction, so deploys
+/// arriving together cannot pass them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScriptCaps {
+    /// Most scripts a user may have (a new script past it is refused).
+    pub max_scripts: Option<i64>,
+    /// Most versions kept per script: the oldest beyond it are deleted.
+    pub max_versions: Option<i64>,
+}
+
+/// The setup link a credential is stored through, spent by the write.
+#[derive(Debug, Clone)]
+pub struct LinkUse {
+    /// The link's id (`lnk_…`).
+    pub id: String,
+    /// When the link was issued (Unix ms).
+    pub issued_at: i64,
+    /// Until when its spent mark is kept (Unix ms): past the link's expiry.
+    pub keep_until: i64,
+}
+
+impl LinkUse {
+    /// The use of link `id` (issued when its id says), its spent mark kept
+    /// until `keep_until`.
+    pub fn new(id: &str, keep_until: i64) -> Self {
+        Self {
+            id: id.to_string(),
+            issued_at: super::id_time(id).unwrap_or(0),
+            keep_until,
+        }
+    }
+}
+
+/// What a write through a setup link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkWrite {
+    /// The credential was stored and the link spent.
+    Stored,
+    /// The link was spent already: nothing written.
+    Spent,
+    /// The integration was connected again after the link was issued (with
+    /// another link, or the API): the older link writes nothing.
+    Superseded,
+}
+
+/// The writes a run asks of roost itself, kept aside while it runs and
+/// committed with its outcome: a run that crashes or is executed again
+/// leaves them once, never twice. The worker hands them over only for a
+/// run that succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunEffects {
+    /// Messages for the user's outbox.
+    pub messages: Vec<MessageRow>,
+}
+
+impl RunEffects {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
