@@ -440,7 +440,7 @@ async fn drained(store: &dyn roost::store::Store, user_id: &str) {
         ..Default::default()
     };
     loop {
-        if store.queued_runs(user_id).await.unwrap() == 0
+        if store.queue_depth(user_id).await.unwrap().runs == 0
             && store.list_runs(user_id, &running).await.unwrap().is_empty()
         {
             return;

@@ -29,6 +29,12 @@ pub struct AbuseLimits {
     pub max_component_bytes: usize,
     /// Runs one user may have queued at once.
     pub max_queued_runs_per_user: i64,
+    /// Largest body of an event or a manual run (its payload is stored
+    /// with every run it starts).
+    pub max_payload_bytes: usize,
+    /// Bytes of payload one user's runs may keep (until retention deletes
+    /// them).
+    pub max_stored_payload_bytes_per_user: i64,
     /// Longest a deploy may spend compiling.
     pub compile_timeout: Duration,
     /// Deploys compiling at once; more wait their turn.
@@ -48,9 +54,21 @@ impl Default for AbuseLimits {
             max_versions_per_script: 50,
             max_component_bytes: 10 * 1024 * 1024,
             max_queued_runs_per_user: 10_000,
+            max_payload_bytes: 1024 * 1024,
+            max_stored_payload_bytes_per_user: 256 * 1024 * 1024,
             compile_timeout: Duration::from_secs(60),
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
             failed_auths_per_minute: 60,
+        }
+    }
+}
+
+impl AbuseLimits {
+    /// How much of the queue one user may fill.
+    pub fn queue_limits(&self) -> crate::store::QueueLimits {
+        crate::store::QueueLimits {
+            runs: self.max_queued_runs_per_user,
+            payload_bytes: self.max_stored_payload_bytes_per_user,
         }
     }
 }

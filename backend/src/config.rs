@@ -36,6 +36,10 @@ pub struct FileConfig {
     pub refresh_window_secs: Option<u64>,
     /// Concurrent runs on this node.
     pub workers: Option<usize>,
+    /// Most of this node's workers one user's runs take at once.
+    pub max_running_per_user: Option<usize>,
+    /// Most requests one user keeps waiting on runs (`?wait`) at this node.
+    pub max_waits_per_user: Option<usize>,
     /// Wall-clock limit of each run, in milliseconds.
     pub run_timeout_ms: Option<u64>,
     /// Seconds without a heartbeat after which a running run is re-queued.
@@ -62,6 +66,10 @@ pub struct FileConfig {
     pub max_component_bytes: Option<usize>,
     /// Queued runs per user.
     pub max_queued_runs_per_user: Option<i64>,
+    /// Largest body of an event or a manual run, in bytes.
+    pub max_payload_bytes: Option<usize>,
+    /// Bytes of payload one user's runs may keep.
+    pub max_stored_payload_bytes_per_user: Option<i64>,
     /// Longest compile at deploy, in milliseconds.
     pub compile_timeout_ms: Option<u64>,
     /// Deploys compiling at once.

@@ -87,7 +87,7 @@ async fn rows_sharing_a_millisecond_are_each_listed_once(backend: Backend) {
         })
         .await
         .unwrap();
-    let claimed = app.store.claim_run("w1", 10).await.unwrap().unwrap();
+    let claimed = app.store.claim_run("w1", 10, &[]).await.unwrap().unwrap();
     assert_eq!(claimed.id, run.id);
     let messages: Vec<MessageRow> = (0..ROWS)
         .map(|n| MessageRow {

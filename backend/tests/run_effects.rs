@@ -62,7 +62,10 @@ async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend
     };
 
     // The first worker's run goes stale and is handed to a second worker.
-    assert_eq!(store.claim_run("w1", 10).await.unwrap().unwrap().id, run.id);
+    assert_eq!(
+        store.claim_run("w1", 10, &[]).await.unwrap().unwrap().id,
+        run.id
+    );
     assert_eq!(
         store
             .requeue_stale_runs(now_millis() + 1, true)
@@ -70,7 +73,10 @@ async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend
             .unwrap(),
         1
     );
-    assert_eq!(store.claim_run("w2", 10).await.unwrap().unwrap().id, run.id);
+    assert_eq!(
+        store.claim_run("w2", 10, &[]).await.unwrap().unwrap().id,
+        run.id
+    );
 
     // The first worker's end, and a worker that never had the run, write
     // nothing: their ends are not recorded, so neither are their effects.

@@ -310,14 +310,14 @@ async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
     // A worker claims it and dies without a heartbeat.
     let claimed = app
         .store
-        .claim_run("dead-worker", 4)
+        .claim_run("dead-worker", 4, &[])
         .await
         .unwrap()
         .unwrap();
     assert_eq!(claimed.id, run_id);
     assert!(
         app.store
-            .claim_run("other-worker", 4)
+            .claim_run("other-worker", 4, &[])
             .await
             .unwrap()
             .is_none(),
@@ -333,7 +333,7 @@ async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
     assert_eq!(requeued, 1);
     let again = app
         .store
-        .claim_run("live-worker", 4)
+        .claim_run("live-worker", 4, &[])
         .await
         .unwrap()
         .unwrap();
@@ -606,7 +606,7 @@ async fn orphaned_runs_can_be_failed_instead(backend: Backend) {
         .await;
     let run_id = queued["run_id"].as_str().unwrap().to_string();
     app.store
-        .claim_run("dead-worker", 4)
+        .claim_run("dead-worker", 4, &[])
         .await
         .unwrap()
         .unwrap();
@@ -622,7 +622,7 @@ async fn orphaned_runs_can_be_failed_instead(backend: Backend) {
     assert!(run["run"]["error"].as_str().unwrap().contains("worker"));
     assert!(
         app.store
-            .claim_run("live-worker", 4)
+            .claim_run("live-worker", 4, &[])
             .await
             .unwrap()
             .is_none(),

@@ -229,7 +229,11 @@ async fn a_worker_that_lost_its_run_cannot_finish_it(backend: Backend) {
     let run = queued_run(store.as_ref(), &user.id).await;
     let finish = outcome;
     // Node A claims it, goes silent; the reaper re-queues it; node B claims it.
-    let claimed = store.claim_run("node_a-w0", 10).await.unwrap().unwrap();
+    let claimed = store
+        .claim_run("node_a-w0", 10, &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, run.id);
     assert_eq!(
         store
@@ -238,7 +242,11 @@ async fn a_worker_that_lost_its_run_cannot_finish_it(backend: Backend) {
             .unwrap(),
         1
     );
-    store.claim_run("node_b-w0", 10).await.unwrap().unwrap();
+    store
+        .claim_run("node_b-w0", 10, &[])
+        .await
+        .unwrap()
+        .unwrap();
     // A comes back: its heartbeat and its outcome are refused.
     assert!(!store.heartbeat_run(&run.id, "node_a-w0").await.unwrap());
     assert!(
@@ -473,7 +481,9 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
             let claims: Vec<_> = (0..count)
                 .map(|n| {
                     let store = store.clone();
-                    tokio::spawn(async move { store.claim_run(&format!("w{n}"), 2).await.unwrap() })
+                    tokio::spawn(
+                        async move { store.claim_run(&format!("w{n}"), 2, &[]).await.unwrap() },
+                    )
                 })
                 .collect();
             let mut won = Vec::new();
@@ -532,7 +542,7 @@ async fn a_finish_stands_when_the_claim_after_it_fails(backend: Backend) {
     let store = roost::store::connect(&url).await.unwrap();
     let user = store.create_user("ada", "h").await.unwrap();
     let first = queued_run(store.as_ref(), &user.id).await;
-    let claimed = store.claim_run("w1", 4).await.unwrap();
+    let claimed = store.claim_run("w1", 4, &[]).await.unwrap();
     assert_eq!(claimed.map(|run| run.id), Some(first.id.clone()));
     let unreadable = store
         .enqueue_run(&manual_run(&user.id, &first.script_id, json!({ "n": 2 })))
@@ -591,7 +601,7 @@ async fn a_failing_write_fails_alone(backend: Backend) {
         .enqueue_run(&manual_run(&ada.id, &script_id, json!(null)))
         .await
         .unwrap();
-    let claimed = store.claim_run("w0", 10).await.unwrap().unwrap();
+    let claimed = store.claim_run("w0", 10, &[]).await.unwrap().unwrap();
 
     // The event of a user that does not exist breaks the events table's
     // foreign key; it is sent in the middle of the others.
@@ -658,7 +668,7 @@ async fn a_failing_write_fails_alone(backend: Backend) {
 }
 on_both_stores!(a_failing_write_fails_alone);
 
-/// The queue cap reads `queued_runs` on every event and manual run; it
+/// The queue cap reads `queue_depth` on every event and manual run; it
 /// follows every way a run joins or leaves the queue, per user.
 async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
     use roost::store::{RetryPlan, now_millis};
@@ -675,7 +685,7 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
         .await
         .unwrap()
         .script_id;
-    let depth = || async { store.queued_runs(&ada.id).await.unwrap() };
+    let depth = || async { store.queue_depth(&ada.id).await.unwrap().runs };
     assert_eq!(depth().await, 0);
 
     for _ in 0..3 {
@@ -693,7 +703,7 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
         "three manual runs and one event run; the repeat queues nothing"
     );
 
-    let first = store.claim_run("w0", 10).await.unwrap().unwrap();
+    let first = store.claim_run("w0", 10, &[]).await.unwrap().unwrap();
     assert_eq!(depth().await, 3, "a claim takes a run off the queue");
     let retry = RetryPlan {
         attempt: 2,
@@ -706,14 +716,14 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
         .unwrap();
     assert_eq!(depth().await, 4, "a retry is queued");
 
-    store.claim_run("w1", 10).await.unwrap().unwrap();
+    store.claim_run("w1", 10, &[]).await.unwrap().unwrap();
     assert_eq!(depth().await, 3);
     store
         .requeue_stale_runs(now_millis() + 1, true)
         .await
         .unwrap();
     assert_eq!(depth().await, 4, "a stale run is re-queued");
-    store.claim_run("w2", 10).await.unwrap().unwrap();
+    store.claim_run("w2", 10, &[]).await.unwrap().unwrap();
     store
         .requeue_stale_runs(now_millis() + 1, false)
         .await
@@ -738,7 +748,7 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
     assert!(store.cancel_run(&ada.id, &retry_run.id).await.unwrap());
     assert_eq!(depth().await, 2, "a cancelled run leaves the queue");
 
-    let running = store.claim_run("w3", 10).await.unwrap().unwrap();
+    let running = store.claim_run("w3", 10, &[]).await.unwrap().unwrap();
     let (_, next) = store
         .finish_and_claim(&running.id, "w3", &outcome("succeeded"), None, Some(10))
         .await
@@ -759,7 +769,10 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
         .unwrap();
     queued_run(store.as_ref(), &bob.id).await;
     assert_eq!(
-        (depth().await, store.queued_runs(&bob.id).await.unwrap()),
+        (
+            depth().await,
+            store.queue_depth(&bob.id).await.unwrap().runs
+        ),
         (1, 1)
     );
     assert!(store.delete_script(&ada.id, &script_id).await.unwrap());
@@ -769,12 +782,20 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
         "deleting the script takes its runs off the queue"
     );
     assert_eq!(
-        store.queued_runs(&bob.id).await.unwrap(),
+        store.queue_depth(&bob.id).await.unwrap().runs,
         1,
         "another user's run stays counted"
     );
 }
 on_both_stores!(the_queue_depth_follows_every_change_of_a_run);
+
+/// Caps of `runs` queued runs, and payload bytes enough for any test.
+fn queue_of(runs: i64) -> roost::store::QueueLimits {
+    roost::store::QueueLimits {
+        runs,
+        payload_bytes: i64::MAX,
+    }
+}
 
 /// Events arriving together for a user near the queue cap: none is queued
 /// past it on SQLite (the check and the ingest are one step there); every
@@ -787,7 +808,7 @@ async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
         .map(|n| {
             let store = store.clone();
             let event = order_created(&ada.id, n);
-            tokio::spawn(async move { (n, store.ingest_event_within(&event, 10).await) })
+            tokio::spawn(async move { (n, store.ingest_event_within(&event, queue_of(10)).await) })
         })
         .collect();
     let mut accepted = Vec::new();
@@ -806,7 +827,7 @@ async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
             Err(other) => panic!("event e{n}: {other}"),
         }
     }
-    let queued = store.queued_runs(&ada.id).await.unwrap();
+    let queued = store.queue_depth(&ada.id).await.unwrap().runs;
     assert_eq!(queued, accepted.len() as i64, "one run per accepted event");
     assert!(accepted.len() >= 10, "the cap lets 10 in: {accepted:?}");
     if matches!(backend, Backend::Sqlite) {
@@ -816,7 +837,7 @@ async fn events_arriving_together_stop_at_the_queue_cap(backend: Backend) {
     let repeat = order_created(&ada.id, accepted[0]);
     assert!(
         store
-            .ingest_event_within(&repeat, 10)
+            .ingest_event_within(&repeat, queue_of(10))
             .await
             .unwrap()
             .duplicate
@@ -840,7 +861,7 @@ async fn a_held_start_keeps_every_rule_of_a_claim(backend: Backend) {
         store.enqueue_run(&again).await.unwrap();
     }
     // (Runs queued within one millisecond are claimed in any order.)
-    let claimed = store.claim_run("w0", 2).await.unwrap().unwrap();
+    let claimed = store.claim_run("w0", 2, &[]).await.unwrap().unwrap();
     let (recorded, held) = store
         .finish_and_claim(&claimed.id, "w0", &outcome("succeeded"), None, Some(2))
         .await
@@ -859,10 +880,10 @@ async fn a_held_start_keeps_every_rule_of_a_claim(backend: Backend) {
     assert_eq!(stored.status, expected, "{stored:?}");
     // The held run takes one of the script's two slots, and nobody else
     // gets it.
-    let other = store.claim_run("w1", 2).await.unwrap().unwrap();
+    let other = store.claim_run("w1", 2, &[]).await.unwrap().unwrap();
     assert_ne!(other.id, held.id);
     assert!(
-        store.claim_run("w2", 2).await.unwrap().is_none(),
+        store.claim_run("w2", 2, &[]).await.unwrap().is_none(),
         "at the cap"
     );
     // Another worker cannot end it.
@@ -888,9 +909,9 @@ async fn a_held_start_keeps_every_rule_of_a_claim(backend: Backend) {
     let logs = store.run_logs(&user.id, &held.id).await.unwrap().unwrap();
     assert_eq!(logs.stdout, ended.stdout);
     // One run left queued; the held one was counted off the queue once.
-    assert_eq!(store.queued_runs(&user.id).await.unwrap(), 1);
+    assert_eq!(store.queue_depth(&user.id).await.unwrap().runs, 1);
     // Its slot is free again.
-    assert!(store.claim_run("w2", 2).await.unwrap().is_some());
+    assert!(store.claim_run("w2", 2, &[]).await.unwrap().is_some());
 }
 on_both_stores!(a_held_start_keeps_every_rule_of_a_claim);
 
@@ -918,7 +939,7 @@ async fn a_held_start_is_written_when_its_run_goes_on(backend: Backend) {
             next.unwrap()
         }
     };
-    let claimed = store.claim_run("w0", 10).await.unwrap().unwrap();
+    let claimed = store.claim_run("w0", 10, &[]).await.unwrap().unwrap();
 
     // The window ends: the writer writes the start by itself.
     let held = hand_out(100, claimed.id.clone()).await;
@@ -964,7 +985,7 @@ async fn a_held_start_is_written_when_its_run_goes_on(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(stored.status, "cancelled");
-    assert_eq!(store.queued_runs(&user.id).await.unwrap(), 0);
+    assert_eq!(store.queue_depth(&user.id).await.unwrap().runs, 0);
 }
 on_both_stores!(a_held_start_is_written_when_its_run_goes_on);
 
@@ -995,11 +1016,12 @@ async fn a_worker_is_handed_runs_to_run_in_turn(backend: Backend) {
         let again = manual_run(&user.id, &first.script_id, json!({ "n": n }));
         store.enqueue_run(&again).await.unwrap();
     }
-    let claimed = store.claim_run("w0", 2).await.unwrap().unwrap();
+    let claimed = store.claim_run("w0", 2, &[]).await.unwrap().unwrap();
     let wanted = roost::store::NextClaim {
         per_script_limit: 2,
         runs: 8,
         workers: 2,
+        skip_users: Vec::new(),
     };
     let reported = store
         .report_and_claim(
@@ -1030,10 +1052,10 @@ async fn a_worker_is_handed_runs_to_run_in_turn(backend: Backend) {
     }
     // w0 runs one at a time: one slot of two. Another worker gets a run
     // w0 was not handed, and a third finds the script at its cap.
-    let other = store.claim_run("w1", 2).await.unwrap().unwrap();
+    let other = store.claim_run("w1", 2, &[]).await.unwrap().unwrap();
     assert!(handed.iter().all(|run| run.id != other.id));
     assert!(
-        store.claim_run("w2", 2).await.unwrap().is_none(),
+        store.claim_run("w2", 2, &[]).await.unwrap().is_none(),
         "at the cap"
     );
     // Nobody but w0 reports w0's runs.
@@ -1084,7 +1106,7 @@ async fn a_worker_is_handed_runs_to_run_in_turn(backend: Backend) {
     // Ten runs: the first claimed, w1's, and the reported ones are off the
     // queue; the given-back ones are on it.
     let queued = 10 - 2 - ran as i64;
-    assert_eq!(store.queued_runs(&user.id).await.unwrap(), queued);
+    assert_eq!(store.queue_depth(&user.id).await.unwrap().runs, queued);
 
     // A started run is given back only by its worker.
     let kept = store
@@ -1107,11 +1129,11 @@ async fn a_worker_is_handed_runs_to_run_in_turn(backend: Backend) {
         ),
         ("queued", None, None)
     );
-    assert_eq!(store.queued_runs(&user.id).await.unwrap(), queued + 1);
+    assert_eq!(store.queue_depth(&user.id).await.unwrap().runs, queued + 1);
 
     // Every run still queued is claimable again, the given-back ones too.
     let mut claimed_again = Vec::new();
-    while let Some(run) = store.claim_run("w3", 10).await.unwrap() {
+    while let Some(run) = store.claim_run("w3", 10, &[]).await.unwrap() {
         claimed_again.push(run.id);
     }
     assert_eq!(claimed_again.len() as i64, queued + 1);
@@ -1139,15 +1161,16 @@ async fn only_the_run_a_worker_is_on_has_its_held_start_written(backend: Backend
         per_script_limit: 10,
         runs: 3,
         workers: 1,
+        skip_users: Vec::new(),
     };
-    let claimed = store.claim_run("w0", 10).await.unwrap().unwrap();
+    let claimed = store.claim_run("w0", 10, &[]).await.unwrap().unwrap();
     let began = claimed.started_at.unwrap();
     let unheld = store
         .report_and_claim(
             "w0",
             vec![report(&claimed.id, "succeeded", began)],
             Vec::new(),
-            Some(wanted),
+            Some(wanted.clone()),
         )
         .await
         .unwrap()
@@ -1203,7 +1226,7 @@ async fn only_the_run_a_worker_is_on_has_its_held_start_written(backend: Backend
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    assert_eq!(store.queued_runs(&user.id).await.unwrap(), 3);
+    assert_eq!(store.queue_depth(&user.id).await.unwrap().runs, 3);
 }
 on_both_stores!(only_the_run_a_worker_is_on_has_its_held_start_written);
 
@@ -1223,9 +1246,9 @@ async fn runs_are_listed_by_status(backend: Backend) {
         queued.push(store.enqueue_run(&again).await.unwrap());
     }
     queued_run(store.as_ref(), &bob.id).await;
-    let running = store.claim_run("w0", 10).await.unwrap().unwrap();
+    let running = store.claim_run("w0", 10, &[]).await.unwrap().unwrap();
     assert_eq!(running.id, first.id, "the oldest run (2 ms apart)");
-    let done = store.claim_run("w1", 10).await.unwrap().unwrap();
+    let done = store.claim_run("w1", 10, &[]).await.unwrap().unwrap();
     assert!(
         store
             .finish_run(&done.id, "w1", &outcome("failed"), None)
@@ -1299,5 +1322,5 @@ async fn sqlite_wal_stays_bounded_under_writes_that_never_pause() {
         "the writes did not fill the WAL ({largest} bytes)"
     );
     assert!(largest < 72 * MIB, "the WAL grew to {} MiB", largest / MIB);
-    assert_eq!(store.queued_runs(&ada.id).await.unwrap(), 2_000);
+    assert_eq!(store.queue_depth(&ada.id).await.unwrap().runs, 2_000);
 }

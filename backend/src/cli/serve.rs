@@ -25,6 +25,10 @@ pub(super) struct ServeArgs {
     /// Concurrent runs on this node (0: serve the API and queue runs only).
     #[arg(long, env = "ROOST_WORKERS")]
     workers: Option<usize>,
+    /// Most of this node's workers one user's runs take at once (default:
+    /// half the workers, at least one).
+    #[arg(long, env = "ROOST_MAX_RUNNING_PER_USER")]
+    max_running_per_user: Option<usize>,
     /// Wall-clock limit of each run, in milliseconds.
     #[arg(long, env = "ROOST_RUN_TIMEOUT_MS")]
     run_timeout_ms: Option<u64>,
@@ -73,6 +77,12 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     config.integrations_dir = args.integrations_dir.or(file.integrations_dir);
     if let Some(workers) = args.workers.or(file.workers) {
         config.runner.workers = workers;
+    }
+    if let Some(cap) = args.max_running_per_user.or(file.max_running_per_user) {
+        config.runner.per_user_workers = Some(cap.max(1));
+    }
+    if let Some(cap) = file.max_waits_per_user {
+        config.runner.per_user_waits = cap.max(1);
     }
     if let Some(policy) = args.orphan_runs.or(file.orphan_runs) {
         config.runner.requeue_orphans = match policy.as_str() {
@@ -134,6 +144,12 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     }
     if let Some(v) = file.max_queued_runs_per_user {
         abuse.max_queued_runs_per_user = v;
+    }
+    if let Some(v) = file.max_payload_bytes {
+        abuse.max_payload_bytes = v.max(1);
+    }
+    if let Some(v) = file.max_stored_payload_bytes_per_user {
+        abuse.max_stored_payload_bytes_per_user = v;
     }
     if let Some(v) = file.compile_timeout_ms {
         abuse.compile_timeout = std::time::Duration::from_millis(v.max(1));

@@ -15,7 +15,7 @@ pub mod jetstream;
 use std::sync::Arc;
 
 use crate::runs::Runner;
-use crate::store::{NewEvent, Store, StoreError};
+use crate::store::{NewEvent, QueueLimits, Store, StoreError};
 
 pub use jetstream::{JetStreamBus, NatsConfig};
 
@@ -72,25 +72,33 @@ impl EventService {
         self.bus.as_ref()
     }
 
-    /// Accepts one event; with `max_queued`, only while the user has fewer
-    /// runs than that queued ([`StoreError::QueueFull`] otherwise).
+    /// Accepts one event; with `limits`, only while the user's queue has
+    /// room ([`StoreError::QueueFull`] and [`StoreError::PayloadQuotaFull`]
+    /// otherwise).
     pub async fn submit(
         &self,
         event: &NewEvent,
-        max_queued: Option<i64>,
+        limits: Option<QueueLimits>,
     ) -> Result<Submitted, EventError> {
         match &self.bus {
             Some(bus) => {
                 // The runs are made later, by whichever node consumes the
-                // event: the cap is checked here, against the queue now.
-                if let Some(max_queued) = max_queued {
-                    crate::store::check_queue_room(self.store.as_ref(), &event.user_id, max_queued)
-                        .await?;
+                // event: the caps are checked here, against the queue now,
+                // counting the payload once.
+                if let Some(limits) = limits {
+                    let incoming = event.payload.to_string().len() as i64;
+                    crate::store::check_queue_room(
+                        self.store.as_ref(),
+                        &event.user_id,
+                        limits,
+                        incoming,
+                    )
+                    .await?;
                 }
                 bus.publish(event).await
             }
             None => {
-                let outcome = ingest(self.store.as_ref(), &self.runner, event, max_queued).await?;
+                let outcome = ingest(self.store.as_ref(), &self.runner, event, limits).await?;
                 Ok(Submitted::Ingested {
                     duplicate: outcome.duplicate,
                     run_ids: outcome.run_ids,
@@ -106,10 +114,10 @@ pub(crate) async fn ingest(
     store: &dyn Store,
     runner: &Runner,
     event: &NewEvent,
-    max_queued: Option<i64>,
+    limits: Option<QueueLimits>,
 ) -> Result<crate::store::EventIngest, StoreError> {
-    let outcome = match max_queued {
-        Some(max_queued) => store.ingest_event_within(event, max_queued).await?,
+    let outcome = match limits {
+        Some(limits) => store.ingest_event_within(event, limits).await?,
         None => store.ingest_event(event).await?,
     };
     runner

@@ -107,6 +107,20 @@ impl From<StoreError> for ApiError {
                 ),
                 std::time::Duration::from_secs(1),
             ),
+            StoreError::PayloadQuotaFull {
+                stored,
+                incoming,
+                limit,
+            } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "payload_quota_full",
+                format!(
+                    "your runs keep {stored} bytes of payload and this would add {incoming}, past the \
+                     {limit} bytes this server keeps per user; send smaller payloads (a reference \
+                     instead of the data), or retry once old runs pass the retention period"
+                ),
+            )
+            .with_details(json!({ "stored_bytes": stored, "incoming_bytes": incoming, "limit_bytes": limit })),
             other => Self::internal(&other),
         }
     }

@@ -59,8 +59,8 @@ async fn ingest(
         ));
     }
     let event_id = event.event_id.clone();
-    let max_queued = state.guards.limits.max_queued_runs_per_user;
-    let body = match state.events.submit(&event, Some(max_queued)).await? {
+    let limits = state.guards.limits.queue_limits();
+    let body = match state.events.submit(&event, Some(limits)).await? {
         Submitted::Ingested { duplicate, run_ids } => {
             json!({ "event_id": event_id, "duplicate": duplicate, "run_ids": run_ids })
         }

@@ -12,6 +12,7 @@ mod json_errors;
 mod messages;
 mod pages;
 mod paging;
+mod payload_limit;
 mod runs;
 pub(crate) mod scripts;
 mod setup;
@@ -64,6 +65,15 @@ pub struct AppState {
     pub known_tokens: Arc<crate::auth::KnownTokens>,
 }
 
+/// `routes`, whose bodies are kept with the runs they start, under the
+/// payload limit.
+fn payload_routes(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        payload_limit::within,
+    ))
+}
+
 /// The whole API.
 pub fn router(
     state: AppState,
@@ -75,9 +85,9 @@ pub fn router(
         .merge(credentials::router())
         .merge(scripts::router())
         .merge(setup::router())
-        .merge(runs::router())
-        .merge(events::router())
-        .merge(webhooks::router())
+        .merge(payload_routes(runs::router(), &state))
+        .merge(payload_routes(events::router(), &state))
+        .merge(payload_routes(webhooks::router(), &state))
         .merge(messages::router())
         .merge(cluster::router())
         .merge(audit::router())

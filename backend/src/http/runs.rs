@@ -91,6 +91,22 @@ async fn start(
         }
         _ => {}
     }
+    // A request that would wait takes its place first, so a refused one
+    // queues nothing.
+    let wait_slot = match query.wait {
+        true => Some(state.runner.wait_slot(&user.id).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_waits",
+                format!(
+                    "you already have {} requests waiting on runs at this server; start this run \
+                     without `wait` and follow it with GET /v1/runs/{{id}}, or wait for one to answer",
+                    state.runner.waits_per_user()
+                ),
+            )
+        })?),
+        false => None,
+    };
     let new_run = NewRun {
         user_id: user.id.clone(),
         script_id: script.id.clone(),
@@ -100,10 +116,10 @@ async fn start(
         trigger_spec: String::new(),
         payload: body.payload,
     };
-    let max_queued = state.guards.limits.max_queued_runs_per_user;
+    let limits = state.guards.limits.queue_limits();
     let (run, replayed) = match state
         .runner
-        .enqueue_manual(&new_run, key.as_ref(), max_queued)
+        .enqueue_manual(&new_run, key.as_ref(), limits)
         .await?
     {
         Enqueued::New(run) => (*run, false),
@@ -134,15 +150,18 @@ async fn start(
         replayed_header.insert(REPLAYED_HEADER, header::HeaderValue::from_static(value));
     }
     let replayed = replayed_header;
-    if !query.wait {
+    let Some(wait_slot) = wait_slot else {
         return Ok((
             StatusCode::ACCEPTED,
             replayed,
             Json(json!({ "run_id": run.id, "status": run.status })),
         ));
-    }
+    };
     let timeout = Duration::from_secs(query.timeout.unwrap_or(60).min(600));
-    let run = state.runner.wait(&user.id, &run.id, timeout).await?;
+    let run = state
+        .runner
+        .wait(&wait_slot, &user.id, &run.id, timeout)
+        .await?;
     let logs = state
         .store
         .run_logs(&user.id, &run.id)

@@ -8,6 +8,8 @@ mod host_services;
 pub mod masking;
 mod refusals;
 mod settings_cache;
+mod user_slots;
+mod waiting;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,11 +19,12 @@ use tokio::sync::{Notify, watch};
 
 pub use execute::Executor;
 pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
+pub use waiting::WaitSlot;
 
 use crate::metrics::Metrics;
 use crate::store::{
-    Enqueued, IdempotencyKey, NewRun, NextClaim, RetryPlan, RunReport, RunRow, ScriptSettings,
-    Store, StoreError, StoreResult, now_millis, run_status,
+    Enqueued, IdempotencyKey, NewRun, NextClaim, QueueLimits, RetryPlan, RunReport, RunRow,
+    ScriptSettings, Store, StoreResult, now_millis, run_status,
 };
 
 /// Worker-pool settings.
@@ -42,6 +45,12 @@ pub struct RunnerConfig {
     pub retry_base: Duration,
     /// Most runs of one script running at once (across the cluster).
     pub per_script_concurrency: i64,
+    /// Most of this node's workers one user's runs take at once; `None`:
+    /// half of them (at least one), so that one user's long runs always
+    /// leave workers for the others.
+    pub per_user_workers: Option<usize>,
+    /// Most requests one user keeps waiting on runs (`?wait`) at this node.
+    pub per_user_waits: usize,
     /// Finished runs older than this are deleted.
     pub retention: Duration,
     /// A run whose worker died is re-queued (true) or marked failed (false).
@@ -58,6 +67,8 @@ impl Default for RunnerConfig {
             event_dedup_window: Duration::from_secs(24 * 3600),
             retry_base: Duration::from_secs(2),
             per_script_concurrency: 4,
+            per_user_workers: None,
+            per_user_waits: 32,
             retention: Duration::from_secs(30 * 24 * 3600),
             requeue_orphans: true,
         }
@@ -90,9 +101,13 @@ pub struct Runner {
     metrics: Arc<Metrics>,
     /// Scripts' settings by version.
     settings: settings_cache::SettingsCache,
-    /// Ids of runs this node just finished, so a waiting request answers at
-    /// once instead of at its next poll.
+    /// Ids of runs that just ended (here, or announced by the store), so a
+    /// waiting request answers at once.
     finished: tokio::sync::broadcast::Sender<String>,
+    /// This node's workers by the user whose run each runs.
+    workers_by_user: Arc<user_slots::UserSlots>,
+    /// Requests waiting on runs (`?wait`), by user.
+    waits_by_user: Arc<user_slots::UserSlots>,
 }
 
 impl Runner {
@@ -111,7 +126,10 @@ impl Runner {
             store.hold_run_starts(HELD_START_WINDOW);
         }
         let node_id = format!("node_{}", hex::encode(rand::random::<[u8; 6]>()));
+        let per_user_workers = config.per_user_workers.unwrap_or(config.workers / 2).max(1);
         Self {
+            workers_by_user: user_slots::UserSlots::new(per_user_workers),
+            waits_by_user: user_slots::UserSlots::new(config.per_user_waits),
             store,
             executor,
             config,
@@ -141,17 +159,19 @@ impl Runner {
         Ok(row)
     }
 
-    /// Queues a manual run, refused while the user has `max_queued` runs
-    /// queued. Under an idempotency `key`, a repeat within the window
+    /// Queues a manual run, refused while the user's queue is full
+    /// (`limits`). Under an idempotency `key`, a repeat within the window
     /// queues nothing and names the first request's run (full queue or not).
     pub async fn enqueue_manual(
         &self,
         run: &NewRun,
         key: Option<&IdempotencyKey>,
-        max_queued: i64,
+        limits: QueueLimits,
     ) -> StoreResult<Enqueued> {
+        let incoming = run.payload.to_string().len() as i64;
         let Some(key) = key else {
-            crate::store::check_queue_room(self.store.as_ref(), &run.user_id, max_queued).await?;
+            crate::store::check_queue_room(self.store.as_ref(), &run.user_id, limits, incoming)
+                .await?;
             return Ok(Enqueued::New(Box::new(self.enqueue(run).await?)));
         };
         let window = i64::try_from(self.config.event_dedup_window.as_millis()).unwrap_or(i64::MAX);
@@ -159,7 +179,7 @@ impl Runner {
         if let Some(repeat) = self.store.idempotent_run(&run.user_id, key, since).await? {
             return Ok(repeat);
         }
-        crate::store::check_queue_room(self.store.as_ref(), &run.user_id, max_queued).await?;
+        crate::store::check_queue_room(self.store.as_ref(), &run.user_id, limits, incoming).await?;
         let enqueued = self.store.enqueue_run_once(run, key, since).await?;
         if let Enqueued::New(row) = &enqueued {
             tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, "run queued");
@@ -172,41 +192,6 @@ impl Runner {
     pub fn wake(&self) {
         self.wake.notify_waiters();
         self.wake.notify_one();
-    }
-
-    /// Waits until the run has ended or `timeout` passes; returns its latest state.
-    pub async fn wait(
-        &self,
-        user_id: &str,
-        run_id: &str,
-        timeout: Duration,
-    ) -> StoreResult<RunRow> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        // Subscribed before the first look, so a finish in between is seen.
-        let mut finished = self.finished.subscribe();
-        loop {
-            let run = self
-                .store
-                .get_run(user_id, run_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("run vanished".into()))?;
-            if is_terminal(&run.status) || tokio::time::Instant::now() >= deadline {
-                return Ok(run);
-            }
-            // Runs finished on this node announce themselves; runs finished
-            // on another node of a cluster are seen by polling.
-            let poll = tokio::time::sleep(Duration::from_millis(20));
-            tokio::pin!(poll);
-            loop {
-                tokio::select! {
-                    id = finished.recv() => match id {
-                        Ok(id) if id != run_id => continue,
-                        _ => break,
-                    },
-                    _ = &mut poll => break,
-                }
-            }
-        }
     }
 
     /// Starts the workers and the reaper; they stop when `stop` turns true,
@@ -225,7 +210,12 @@ impl Runner {
             }));
         }
         let runner = self.clone();
-        handles.push(tokio::spawn(async move { runner.reap(stop).await }));
+        let reaper_stop = stop.clone();
+        handles.push(tokio::spawn(async move { runner.reap(reaper_stop).await }));
+        let runner = self.clone();
+        handles.push(tokio::spawn(
+            async move { runner.relay_run_ends(stop).await },
+        ));
         handles
     }
 
@@ -233,7 +223,15 @@ impl Runner {
         let mut hand = InHand::new(worker_id);
         loop {
             if let Some(run) = hand.unstarted.pop_front() {
+                let Some(seat) = self.workers_by_user.take(&run.user_id) else {
+                    // Other workers took the user's last places since the
+                    // claim: the run waits for one, in the queue.
+                    hand.unstarted.push_front(run);
+                    self.report(&mut hand, true, None).await;
+                    continue;
+                };
                 self.run_one(&mut hand, run).await;
+                drop(seat);
                 // A node told to stop takes no new runs, and gives back
                 // those it has not begun.
                 let stopping = *stop.borrow();
@@ -250,7 +248,11 @@ impl Runner {
             }
             match self
                 .store
-                .claim_run(&hand.worker_id, self.config.per_script_concurrency)
+                .claim_run(
+                    &hand.worker_id,
+                    self.config.per_script_concurrency,
+                    &self.workers_by_user.full(),
+                )
                 .await
             {
                 Ok(Some(run)) => hand.unstarted.push_back(run),
@@ -276,6 +278,7 @@ impl Runner {
             per_script_limit: self.config.per_script_concurrency,
             runs: RUNS_PER_TRIP,
             workers: self.config.workers,
+            skip_users: self.workers_by_user.full(),
         }
     }
 

@@ -38,8 +38,8 @@ use tokio::sync::oneshot;
 use super::held_starts::{Held, HeldStarts};
 use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, report};
 use super::{
-    EventIngest, NewEvent, NextClaim, Reported, RunReport, RunRow, StoreError, StoreResult,
-    now_millis,
+    EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RunReport, RunRow, StoreError,
+    StoreResult, now_millis,
 };
 
 /// How often the WAL is copied back into the database file: often enough
@@ -72,13 +72,13 @@ enum Job {
     Ingest {
         event: NewEvent,
         /// Refused if the user has this many runs queued.
-        max_queued: Option<i64>,
+        limits: Option<QueueLimits>,
         reply: Reply<EventIngest>,
         done: Option<StoreResult<EventIngest>>,
     },
     Claim {
         worker_id: String,
-        per_script_limit: i64,
+        wanted: NextClaim,
         reply: Reply<Option<RunRow>>,
         done: Option<StoreResult<Option<RunRow>>>,
     },
@@ -119,20 +119,23 @@ impl Job {
         match self {
             Job::Ingest {
                 event,
-                max_queued,
+                limits,
                 done,
                 ..
             } => {
-                let outcome = ingest(tx, event, *max_queued, now);
+                let outcome = ingest(tx, event, *limits, now);
                 // A full queue is an answer, not a failure: the job wrote
                 // nothing, so the turn goes on.
-                let ok = matches!(outcome, Ok(_) | Err(StoreError::QueueFull { .. }));
+                let ok = matches!(
+                    outcome,
+                    Ok(_) | Err(StoreError::QueueFull { .. } | StoreError::PayloadQuotaFull { .. })
+                );
                 *done = Some(outcome);
                 ok
             }
             Job::Claim {
                 worker_id,
-                per_script_limit,
+                wanted,
                 done,
                 ..
             } => {
@@ -141,7 +144,7 @@ impl Job {
                     now,
                     hold_for: None,
                 };
-                let outcome = claim(tx, held, &claimer, *per_script_limit);
+                let outcome = claim(tx, held, &claimer, wanted.clone());
                 let ok = outcome.is_ok();
                 *done = Some(outcome);
                 ok
@@ -171,7 +174,7 @@ impl Job {
                     now,
                     hold_for: *hold_for,
                 };
-                let outcome = report(tx, held, &claimer, reports, unstarted, *claim);
+                let outcome = report(tx, held, &claimer, reports, unstarted, claim.clone());
                 let ok = outcome.is_ok();
                 *done = Some(outcome);
                 ok
@@ -266,11 +269,11 @@ impl GroupCommit {
     pub(super) async fn ingest_event(
         &self,
         event: &NewEvent,
-        max_queued: Option<i64>,
+        limits: Option<QueueLimits>,
     ) -> StoreResult<EventIngest> {
         self.submit(|reply| Job::Ingest {
             event: event.clone(),
-            max_queued,
+            limits,
             reply,
             done: None,
         })
@@ -281,10 +284,16 @@ impl GroupCommit {
         &self,
         worker_id: &str,
         per_script_limit: i64,
+        skip_users: &[String],
     ) -> StoreResult<Option<RunRow>> {
         self.submit(|reply| Job::Claim {
             worker_id: worker_id.to_string(),
-            per_script_limit,
+            wanted: NextClaim {
+                per_script_limit,
+                runs: 1,
+                workers: 1,
+                skip_users: skip_users.to_vec(),
+            },
             reply,
             done: None,
         })

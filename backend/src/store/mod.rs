@@ -55,25 +55,36 @@ pub enum StoreError {
         /// How many were queued.
         queued: i64,
     },
+    /// The user's runs would keep more payload bytes than allowed; nothing
+    /// was written.
+    #[error(
+        "the runs keep {stored} bytes of payload; {incoming} more would pass the {limit} allowed"
+    )]
+    PayloadQuotaFull {
+        /// What the user's runs keep now.
+        stored: i64,
+        /// What the refused write would have added.
+        incoming: i64,
+        /// The cap.
+        limit: i64,
+    },
 }
 
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Refuses with [`StoreError::QueueFull`] while the user has `max_queued`
-/// runs or more queued: the check before a new run where the store cannot
-/// make it part of the write (manual runs, events published to a cluster's
-/// stream, and PostgreSQL's ingest).
+/// Refuses with [`StoreError::QueueFull`] while the user has `limits.runs`
+/// runs or more queued, and with [`StoreError::PayloadQuotaFull`] if
+/// `incoming` more payload bytes would pass `limits.payload_bytes`: the
+/// check before a new run where the store cannot make it part of the write
+/// (manual runs, and events published to a cluster's stream).
 pub async fn check_queue_room(
     store: &dyn Store,
     user_id: &str,
-    max_queued: i64,
+    limits: QueueLimits,
+    incoming: i64,
 ) -> StoreResult<()> {
-    let queued = store.queued_runs(user_id).await?;
-    if queued >= max_queued {
-        return Err(StoreError::QueueFull { queued });
-    }
-    Ok(())
+    limits.admit(store.queue_depth(user_id).await?, incoming)
 }
 
 /// Everything roost keeps in its database.
@@ -172,12 +183,21 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64>;
     /// Claims the oldest claimable queued run for `worker_id`: never the same
     /// run for two workers, never a retry before its backoff, never a run of
-    /// a script that already has `per_script_limit` runs running.
+    /// a script that already has `per_script_limit` runs running, never a
+    /// run of a user in `skip_users`.
     async fn claim_run(
         &self,
         worker_id: &str,
         per_script_limit: i64,
+        skip_users: &[String],
     ) -> StoreResult<Option<RunRow>>;
+    /// The ids of manual runs as they end on any node sharing the store,
+    /// where the store can announce them (PostgreSQL's LISTEN/NOTIFY);
+    /// `None` where a node's own finishes are all there is (SQLite). A
+    /// request waiting on a manual run (`?wait`) answers on these.
+    async fn manual_run_ends(
+        &self,
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>>;
     /// Records that `worker_id` still works on the run; false when the run
     /// is no longer this worker's to run (cancelled, or re-queued).
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
@@ -230,6 +250,7 @@ pub trait Store: Send + Sync + 'static {
             per_script_limit,
             runs: 1,
             workers: 1,
+            skip_users: Vec::new(),
         });
         let reported = self
             .report_and_claim(worker_id, vec![report], Vec::new(), claim)
@@ -261,14 +282,15 @@ pub trait Store: Send + Sync + 'static {
     /// user's scripts, in one transaction; a repeated event id queues nothing.
     async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest>;
     /// `ingest_event`, refused with [`StoreError::QueueFull`] while the
-    /// user has `max_queued` runs or more queued. A repeated event id is
-    /// answered as a repeat, full queue or not. On SQLite the check and the
-    /// ingest are one step; on PostgreSQL events arriving together may pass
-    /// the cap by a few.
+    /// user has `limits.runs` runs or more queued, and with
+    /// [`StoreError::PayloadQuotaFull`] if the runs' payloads would pass
+    /// `limits.payload_bytes`. A repeated event id is answered as a repeat,
+    /// full queue or not. The check and the ingest are one transaction; on
+    /// PostgreSQL events arriving together may pass the caps by a few.
     async fn ingest_event_within(
         &self,
         event: &NewEvent,
-        max_queued: i64,
+        limits: QueueLimits,
     ) -> StoreResult<EventIngest>;
     /// Forgets events (and webhook deliveries) received before `before`
     /// (end of the idempotency window).
@@ -342,7 +364,9 @@ pub trait Store: Send + Sync + 'static {
         link: &LinkUse,
     ) -> StoreResult<LinkWrite>;
     /// How many of the user's runs are queued.
-    async fn queued_runs(&self, user_id: &str) -> StoreResult<i64>;
+    /// How much of the queue `user_id` fills: runs queued, and bytes of
+    /// payload their runs keep.
+    async fn queue_depth(&self, user_id: &str) -> StoreResult<QueueDepth>;
     /// Appends audit entries.
     async fn insert_audit(&self, entries: &[AuditRow]) -> StoreResult<()>;
     /// A user's audit trail, newest first.

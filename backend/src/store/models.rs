@@ -355,7 +355,7 @@ pub struct RunReport {
 }
 
 /// The runs a worker asks for with its reports.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NextClaim {
     /// Most runs of one script running at once (see `Store::claim_run`).
     pub per_script_limit: i64,
@@ -365,6 +365,9 @@ pub struct NextClaim {
     /// at most its share of the claimable runs (rounded up), so one worker
     /// does not take the few runs there are while the others wait.
     pub workers: usize,
+    /// Users whose runs this claim passes over: those already running on
+    /// as many of the node's workers as one user may hold.
+    pub skip_users: Vec<String>,
 }
 
 /// What the store answered a worker's reports with.
@@ -590,4 +593,40 @@ pub struct AuditRow {
     pub detail: Option<String>,
     /// When (Unix ms).
     pub at: i64,
+}
+
+/// How much of the queue a user may fill.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Runs queued at once.
+    pub runs: i64,
+    /// Bytes of payload kept in the user's runs, queued or past (each run
+    /// keeps a copy of its event's payload for the retention period).
+    pub payload_bytes: i64,
+}
+
+/// How much of the queue a user fills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Runs queued.
+    pub runs: i64,
+    /// Bytes of payload kept in the user's runs.
+    pub payload_bytes: i64,
+}
+
+impl QueueLimits {
+    /// Whether runs adding `incoming` payload bytes fit beside `depth`.
+    pub fn admit(&self, depth: QueueDepth, incoming: i64) -> super::StoreResult<()> {
+        if depth.runs >= self.runs {
+            return Err(super::StoreError::QueueFull { queued: depth.runs });
+        }
+        if incoming > 0 && depth.payload_bytes.saturating_add(incoming) > self.payload_bytes {
+            return Err(super::StoreError::PayloadQuotaFull {
+                stored: depth.payload_bytes,
+                incoming,
+                limit: self.payload_bytes,
+            });
+        }
+        Ok(())
+    }
 }

@@ -23,6 +23,35 @@ impl PostgresStore {
     fn group_commit(&self) -> Option<&super::group_commit::GroupCommit> {
         None
     }
+
+    /// A manual run's end, announced to every node (delivered once the
+    /// finish has committed).
+    fn run_end_notice(&self) -> Option<&'static str> {
+        Some("SELECT pg_notify('roost_run_ends', $1)")
+    }
+
+    /// The announced ends, on a connection of their own. The listener
+    /// reconnects by itself after a lost connection; notices sent while it
+    /// was away are lost, which the waiting requests' periodic look covers.
+    async fn listen_for_run_ends(
+        &self,
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>> {
+        use futures_util::StreamExt as _;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen("roost_run_ends").await?;
+        let ends = futures_util::stream::unfold(listener, |mut listener| async move {
+            loop {
+                match listener.recv().await {
+                    Ok(notice) => return Some((notice.payload().to_string(), listener)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "listening for run ends failed; trying again");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(ends.boxed()))
+    }
 }
 
 /// How a claim's transaction begins, in one round trip:
@@ -44,12 +73,13 @@ impl PostgresStore {
 const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
      SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
 
-/// Queued runs a claim may take: oldest first, none before its backoff,
-/// none of a script at its cap; locked, and skipped while another claim
-/// holds them.
+/// Queued runs a claim may take: oldest first, none before its backoff
+/// (`$1`), none of a script at its cap (`$2`), none of the users in `$3`
+/// (a JSON array); locked, and skipped while another claim holds them.
 const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
      AND (not_before IS NULL OR not_before <= $1) \
      AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
+     AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
      ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";
 
 // Several nodes claim concurrently: SKIP LOCKED hands each a different
@@ -66,8 +96,8 @@ super::sql::sql_store!(
     script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
     // Kept by triggers in 16 rows per user (migration 0015), so that
     // concurrent writes of one user do not queue for one counter row.
-    queued_runs_sql =
-        "SELECT COALESCE(SUM(queued), 0)::BIGINT AS n FROM queue_depth WHERE user_id = $1",
+    queued_runs_sql = "SELECT COALESCE(SUM(queued), 0)::BIGINT AS n, COALESCE(SUM(payload_bytes), 0)::BIGINT AS bytes \
+         FROM queue_depth WHERE user_id = $1",
     // Its index on (user_id, status, queued_at, id) serves every status.
     runs_in_state = &[]
 );
@@ -122,6 +152,7 @@ mod tests {
             sqlx::query_scalar(&format!("EXPLAIN SELECT id, script_id {CLAIM_CANDIDATES}"))
                 .bind(i64::MAX)
                 .bind(4_i64)
+                .bind("[]")
                 .fetch_all(&mut *tx)
                 .await
                 .unwrap();
@@ -131,7 +162,7 @@ mod tests {
         assert!(!plan.contains("Sort") && !plan.contains("Bitmap"), "{plan}");
 
         // The claim itself takes the oldest.
-        let run = store.claim_run("w", 4).await.unwrap().unwrap();
+        let run = store.claim_run("w", 4, &[]).await.unwrap().unwrap();
         assert_eq!(run.id, "run_1");
         drop(store);
         sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))

@@ -45,6 +45,11 @@ pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code 
      stdout = $5, stderr = $6, stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
      WHERE id = $11 AND status = 'running' AND worker_id = $12";
 
+/// `FINISH_RUN_SQL` answering with the run's trigger, for the stores that
+/// announce the end of manual runs (see `Store::manual_run_ends`).
+pub(super) static FINISH_RUN_RETURNING_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{FINISH_RUN_SQL} RETURNING trigger_kind"));
+
 /// Stores an outbox message a run left: `$1` id, `$2` user, `$3` script,
 /// `$4` run, `$5` channel, `$6` recipient, `$7` subject, `$8` body, `$9`
 /// when the script sent it. Written only with the run's end.
@@ -91,6 +96,96 @@ macro_rules! sql_store {
         impl $store {
             /// How write transactions start.
             const BEGIN: &'static str = $begin;
+
+            /// Tells the nodes sharing the store that a manual run ended
+            /// (`ended` is its finish's row), where the store can. A lost
+            /// notice only slows a waiting request to its next look.
+            async fn announce_end(&self, run_id: &str, ended: &<$db as sqlx::Database>::Row) {
+                use sqlx::Row;
+                let Some(notice) = self.run_end_notice() else {
+                    return;
+                };
+                if ended.try_get::<String, _>("trigger_kind").is_ok_and(|kind| kind == "manual") {
+                    if let Err(err) = sqlx::query(notice).bind(run_id).execute(&self.pool).await {
+                        tracing::warn!(error = %err, "announcing a run's end failed");
+                    }
+                }
+            }
+
+            /// Records an event and queues its runs (see `Store::ingest_event`),
+            /// within `limits` if given.
+            async fn ingest_checked(&self, event: &$crate::store::NewEvent, limits: Option<$crate::store::QueueLimits>) -> $crate::store::StoreResult<$crate::store::EventIngest> {
+                use sqlx::Row;
+
+                let seen = |run_ids: String| -> $crate::store::StoreResult<$crate::store::EventIngest> {
+                    let run_ids = serde_json::from_str(&run_ids)
+                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("event run ids: {e}")))?;
+                    Ok($crate::store::EventIngest { duplicate: true, run_ids })
+                };
+                let lookup = $crate::store::sql::EVENT_LOOKUP_SQL;
+                let now = $crate::store::now_millis();
+                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
+                if let Some(row) = sqlx::query(lookup).bind(&event.user_id).bind(&event.event_id).fetch_optional(&mut *tx).await? {
+                    return seen(row.try_get("run_ids")?);
+                }
+                let subscribers = sqlx::query($crate::store::sql::EVENT_SUBSCRIBERS_SQL)
+                .bind(&event.user_id)
+                .bind(&event.event_type)
+                .fetch_all(&mut *tx)
+                .await?;
+                let payload = event.payload.to_string();
+                let mut run_ids = Vec::new();
+                for row in &subscribers {
+                    let id = $crate::store::sql::new_id("run");
+                    sqlx::query($crate::store::sql::INSERT_EVENT_RUN_SQL)
+                    .bind(&id)
+                    .bind(&event.user_id)
+                    .bind(row.try_get::<String, _>("script_id")?)
+                    .bind(row.try_get::<i64, _>("current_version")?)
+                    .bind(row.try_get::<String, _>("handler")?)
+                    .bind(&event.event_type)
+                    .bind(&payload)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    run_ids.push(id);
+                }
+                // Checked with this event's runs counted (the triggers have
+                // added them), in its transaction: refused, it leaves nothing.
+                if let Some(limits) = limits {
+                    let depth = sqlx::query($queued_runs_sql).bind(&event.user_id).fetch_one(&mut *tx).await?;
+                    let new_runs = run_ids.len() as i64;
+                    let incoming = new_runs * payload.len() as i64;
+                    let before = $crate::store::QueueDepth {
+                        runs: depth.try_get::<i64, _>("n")? - new_runs,
+                        payload_bytes: depth.try_get::<i64, _>("bytes")? - incoming,
+                    };
+                    limits.admit(before, incoming)?;
+                }
+                let inserted = sqlx::query($crate::store::sql::INSERT_EVENT_SQL)
+                .bind(&event.user_id)
+                .bind(&event.event_id)
+                .bind(&event.event_type)
+                .bind(&event.source)
+                .bind(now)
+                .bind(serde_json::to_string(&run_ids).expect("ids serialise"))
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {
+                        tx.commit().await?;
+                        Ok($crate::store::EventIngest { duplicate: false, run_ids })
+                    }
+                    // The same event arrived concurrently and won: roll back
+                    // our runs and report the winner's.
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        tx.rollback().await?;
+                        let row = sqlx::query(lookup).bind(&event.user_id).bind(&event.event_id).fetch_one(&self.pool).await?;
+                        seen(row.try_get("run_ids")?)
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            }
 
             /// The statement listing `user_id`'s runs, newest first, with
             /// only the filters given: a `($n IS NULL OR …)` term hides the
@@ -625,14 +720,14 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
-            async fn claim_run(&self, worker_id: &str, per_script_limit: i64) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
+            async fn claim_run(&self, worker_id: &str, per_script_limit: i64, skip_users: &[String]) -> $crate::store::StoreResult<Option<$crate::store::RunRow>> {
                 if let Some(writer) = self.group_commit() {
-                    return writer.claim_run(worker_id, per_script_limit).await;
+                    return writer.claim_run(worker_id, per_script_limit, skip_users).await;
                 }
                 use sqlx::Row;
                 let now = $crate::store::now_millis();
                 let mut tx = self.pool.begin_with($claim_begin).await?;
-                let Some(candidate) = sqlx::query(&format!("SELECT id, script_id {}", $claim_candidates)).bind(now).bind(per_script_limit).fetch_optional(&mut *tx).await? else {
+                let Some(candidate) = sqlx::query(&format!("SELECT id, script_id {}", $claim_candidates)).bind(now).bind(per_script_limit).bind(serde_json::to_string(skip_users).expect("ids serialise")).fetch_optional(&mut *tx).await? else {
                     return Ok(None);
                 };
                 let run_id: String = candidate.try_get("id")?;
@@ -700,7 +795,7 @@ macro_rules! sql_store {
                     let reported = writer.report_and_claim(worker_id, vec![report], Vec::new(), None).await?;
                     return Ok(reported.recorded.first().copied().unwrap_or(false));
                 }
-                let update = sqlx::query($crate::store::sql::FINISH_RUN_SQL)
+                let update = sqlx::query($crate::store::sql::FINISH_RUN_RETURNING_SQL.as_str())
                     .bind(&finish.status)
                     .bind(finish.exit_code)
                     .bind(finish.duration_ms)
@@ -715,13 +810,16 @@ macro_rules! sql_store {
                     .bind(worker_id);
                 if retry.is_none() && finish.effects.is_empty() {
                     // One statement needs no transaction of its own.
-                    return Ok(update.execute(&self.pool).await?.rows_affected() > 0);
+                    let Some(ended) = update.fetch_optional(&self.pool).await? else {
+                        return Ok(false);
+                    };
+                    self.announce_end(run_id, &ended).await;
+                    return Ok(true);
                 }
                 let mut tx = self.pool.begin_with(Self::BEGIN).await?;
-                let done = update.execute(&mut *tx).await?;
-                if done.rows_affected() == 0 {
+                let Some(ended) = update.fetch_optional(&mut *tx).await? else {
                     return Ok(false);
-                }
+                };
                 if let Some(retry) = retry {
                     sqlx::query($crate::store::sql::RETRY_RUN_SQL)
                         .bind($crate::store::sql::new_id("run"))
@@ -748,7 +846,12 @@ macro_rules! sql_store {
                         .await?;
                 }
                 tx.commit().await?;
+                self.announce_end(run_id, &ended).await;
                 Ok(true)
+            }
+
+            async fn manual_run_ends(&self) -> $crate::store::StoreResult<Option<futures_util::stream::BoxStream<'static, String>>> {
+                self.listen_for_run_ends().await
             }
 
             async fn report_and_claim(
@@ -772,7 +875,7 @@ macro_rules! sql_store {
                 // One run at most: this path writes each start at its claim,
                 // so a run waiting in a worker's hands would read as running.
                 if let Some(claim) = claim.filter(|claim| claim.runs > 0) {
-                    match self.claim_run(worker_id, claim.per_script_limit).await {
+                    match self.claim_run(worker_id, claim.per_script_limit, &claim.skip_users).await {
                         Ok(next) => reported.next.extend(next),
                         Err(err) => tracing::warn!(error = %err, "claiming the next run after a finish failed"),
                     }
@@ -847,80 +950,18 @@ macro_rules! sql_store {
                 rows.iter().map(|row| $crate::store::sql::run_from_row(row)).collect()
             }
 
-            async fn ingest_event_within(&self, event: &$crate::store::NewEvent, max_queued: i64) -> $crate::store::StoreResult<$crate::store::EventIngest> {
+            async fn ingest_event_within(&self, event: &$crate::store::NewEvent, limits: $crate::store::QueueLimits) -> $crate::store::StoreResult<$crate::store::EventIngest> {
                 if let Some(writer) = self.group_commit() {
-                    return writer.ingest_event(event, Some(max_queued)).await;
+                    return writer.ingest_event(event, Some(limits)).await;
                 }
-                if let Err(full) = $crate::store::check_queue_room(self, &event.user_id, max_queued).await {
-                    // A repeat of an accepted event is answered as one.
-                    return match self.get_event(&event.user_id, &event.event_id).await? {
-                        Some(seen) => Ok($crate::store::EventIngest { duplicate: true, run_ids: seen.run_ids }),
-                        None => Err(full),
-                    };
-                }
-                self.ingest_event(event).await
+                self.ingest_checked(event, Some(limits)).await
             }
 
             async fn ingest_event(&self, event: &$crate::store::NewEvent) -> $crate::store::StoreResult<$crate::store::EventIngest> {
                 if let Some(writer) = self.group_commit() {
                     return writer.ingest_event(event, None).await;
                 }
-                use sqlx::Row;
-                let seen = |run_ids: String| -> $crate::store::StoreResult<$crate::store::EventIngest> {
-                    let run_ids = serde_json::from_str(&run_ids)
-                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("event run ids: {e}")))?;
-                    Ok($crate::store::EventIngest { duplicate: true, run_ids })
-                };
-                let lookup = $crate::store::sql::EVENT_LOOKUP_SQL;
-                let now = $crate::store::now_millis();
-                let mut tx = self.pool.begin_with(Self::BEGIN).await?;
-                if let Some(row) = sqlx::query(lookup).bind(&event.user_id).bind(&event.event_id).fetch_optional(&mut *tx).await? {
-                    return seen(row.try_get("run_ids")?);
-                }
-                let subscribers = sqlx::query($crate::store::sql::EVENT_SUBSCRIBERS_SQL)
-                .bind(&event.user_id)
-                .bind(&event.event_type)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut run_ids = Vec::new();
-                for row in &subscribers {
-                    let id = $crate::store::sql::new_id("run");
-                    sqlx::query($crate::store::sql::INSERT_EVENT_RUN_SQL)
-                    .bind(&id)
-                    .bind(&event.user_id)
-                    .bind(row.try_get::<String, _>("script_id")?)
-                    .bind(row.try_get::<i64, _>("current_version")?)
-                    .bind(row.try_get::<String, _>("handler")?)
-                    .bind(&event.event_type)
-                    .bind(event.payload.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    run_ids.push(id);
-                }
-                let inserted = sqlx::query($crate::store::sql::INSERT_EVENT_SQL)
-                .bind(&event.user_id)
-                .bind(&event.event_id)
-                .bind(&event.event_type)
-                .bind(&event.source)
-                .bind(now)
-                .bind(serde_json::to_string(&run_ids).expect("ids serialise"))
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => {
-                        tx.commit().await?;
-                        Ok($crate::store::EventIngest { duplicate: false, run_ids })
-                    }
-                    // The same event arrived concurrently and won: roll back
-                    // our runs and report the winner's.
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        tx.rollback().await?;
-                        let row = sqlx::query(lookup).bind(&event.user_id).bind(&event.event_id).fetch_one(&self.pool).await?;
-                        seen(row.try_get("run_ids")?)
-                    }
-                    Err(err) => Err(err.into()),
-                }
+                self.ingest_checked(event, None).await
             }
 
             async fn delete_old_runs(&self, before: i64) -> $crate::store::StoreResult<u64> {
@@ -1151,13 +1192,13 @@ macro_rules! sql_store {
                 }))
             }
 
-            async fn queued_runs(&self, user_id: &str) -> $crate::store::StoreResult<i64> {
+            async fn queue_depth(&self, user_id: &str) -> $crate::store::StoreResult<$crate::store::QueueDepth> {
                 use sqlx::Row;
-                Ok(sqlx::query($queued_runs_sql)
-                    .bind(user_id)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?)
+                let row = sqlx::query($queued_runs_sql).bind(user_id).fetch_one(&self.pool).await?;
+                Ok($crate::store::QueueDepth {
+                    runs: row.try_get("n")?,
+                    payload_bytes: row.try_get("bytes")?,
+                })
             }
 
             async fn bind_account(&self, user_id: &str, integration: &str, account_id: &str, app_id: Option<&str>) -> $crate::store::StoreResult<()> {

@@ -54,20 +54,32 @@ impl SqliteStore {
     fn group_commit(&self) -> Option<&GroupCommit> {
         Some(&self.writer)
     }
+
+    // One process: its workers announce the runs they end themselves.
+    fn run_end_notice(&self) -> Option<&'static str> {
+        None
+    }
+
+    async fn listen_for_run_ends(
+        &self,
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>> {
+        Ok(None)
+    }
 }
 
 /// Queued runs a claim may take: oldest first, none before its backoff
-/// (`$1`, now), none of a script already at its concurrency cap (`$2`).
+/// (`$1`, now), none of a script already at its concurrency cap (`$2`),
+/// none of the users in `$3` (a JSON array).
 /// Both scans name their partial index (migration 0016): each holds only
 /// the runs in one state, so a claim never walks the run history.
 pub(super) const CLAIM_CANDIDATES: &str = "FROM runs q INDEXED BY runs_queued WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $1) \
      AND (SELECT COUNT(*) FROM runs r INDEXED BY runs_running WHERE r.script_id = q.script_id AND r.status = 'running') \
-     < $2 ORDER BY queued_at, id LIMIT 1";
+     < $2 AND user_id NOT IN (SELECT value FROM json_each($3)) ORDER BY queued_at, id LIMIT 1";
 
 /// The writer's claim, step one: the queued runs past their backoff (`$1`,
 /// now), oldest first, read until one is claimable (see `pick` in
 /// group_commit.rs, which adds the runs it holds to each script's count).
-pub(super) const CLAIM_QUEUED_SQL: &str = "SELECT id, script_id FROM runs INDEXED BY runs_queued \
+pub(super) const CLAIM_QUEUED_SQL: &str = "SELECT id, script_id, user_id FROM runs INDEXED BY runs_queued \
      WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $1) ORDER BY queued_at, id";
 
 /// How many of script `$1`'s runs are running, for its concurrency cap.
@@ -117,7 +129,8 @@ const RUNS_IN_STATE: &[(&str, &str)] = &[
     ("running", "runs INDEXED BY runs_running"),
 ];
 
-/// User `$1`'s queued runs, kept by triggers (migration 0015): one row
-/// instead of a count over every queued run, on each event and manual run.
-pub(super) const QUEUE_DEPTH_SQL: &str =
-    "SELECT COALESCE((SELECT queued FROM queue_depth WHERE user_id = $1), 0) AS n";
+/// User `$1`'s queued runs and their runs' payload bytes, kept by triggers
+/// (migrations 0015, 0020): one row instead of a count over every queued
+/// run, on each event and manual run.
+pub(super) const QUEUE_DEPTH_SQL: &str = "SELECT COALESCE(MAX(queued), 0) AS n, COALESCE(MAX(payload_bytes), 0) AS bytes \
+     FROM queue_depth WHERE user_id = $1";

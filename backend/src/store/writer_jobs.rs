@@ -18,7 +18,8 @@ use super::sqlite::{
     CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL, START_RUN_SQL,
 };
 use super::{
-    EventIngest, NewEvent, NextClaim, Reported, RunReport, RunRow, StoreError, StoreResult,
+    EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RunReport, RunRow,
+    StoreError, StoreResult,
 };
 
 /// The SQL of the writer, with sqlx's `$N` placeholders written as SQLite's
@@ -77,13 +78,14 @@ fn numbered(sql: &str) -> String {
 
 /// Turns an event into runs, once per event id: an id seen before (stored,
 /// or earlier in this turn) queues nothing and answers with the first
-/// event's runs. A new one is refused while the user has `max_queued` runs
-/// queued (counted in this transaction, so events arriving together cannot
-/// pass the cap).
+/// event's runs. A new one is refused while the user has `limits.runs`
+/// runs queued, or if its runs' payloads would pass `limits.payload_bytes`
+/// (counted in this transaction, so events arriving together cannot pass
+/// the caps).
 pub(super) fn ingest(
     tx: &Connection,
     event: &NewEvent,
-    max_queued: Option<i64>,
+    limits: Option<QueueLimits>,
     now: i64,
 ) -> StoreResult<EventIngest> {
     let stored: Option<String> = tx
@@ -98,14 +100,21 @@ pub(super) fn ingest(
             run_ids,
         });
     }
-    if let Some(max_queued) = max_queued {
-        let queued: i64 = tx
-            .prepare_cached(&SQL.queue_depth)?
-            .query_row(params![event.user_id], |row| row.get(0))?;
-        if queued >= max_queued {
-            return Err(StoreError::QueueFull { queued });
+    let depth = match limits {
+        Some(limits) => {
+            let depth =
+                tx.prepare_cached(&SQL.queue_depth)?
+                    .query_row(params![event.user_id], |row| {
+                        Ok(QueueDepth {
+                            runs: row.get(0)?,
+                            payload_bytes: row.get(1)?,
+                        })
+                    })?;
+            limits.admit(depth, 0)?;
+            Some((limits, depth))
         }
-    }
+        None => None,
+    };
     let subscribers = tx
         .prepare_cached(&SQL.event_subscribers)?
         .query_map(params![event.user_id, event.event_type], |row| {
@@ -117,6 +126,9 @@ pub(super) fn ingest(
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let payload = event.payload.to_string();
+    if let Some((limits, depth)) = depth {
+        limits.admit(depth, subscribers.len() as i64 * payload.len() as i64)?;
+    }
     let mut insert_run = tx.prepare_cached(&SQL.insert_event_run)?;
     let mut run_ids = Vec::with_capacity(subscribers.len());
     for (script_id, version, handler) in subscribers {
@@ -160,12 +172,12 @@ pub(super) fn claim(
     tx: &Connection,
     held: &mut HeldStarts,
     claimer: &Claimer<'_>,
-    per_script_limit: i64,
+    wanted: NextClaim,
 ) -> StoreResult<Option<RunRow>> {
     let one = NextClaim {
-        per_script_limit,
         runs: 1,
         workers: 1,
+        ..wanted
     };
     Ok(claim_runs(tx, held, claimer, one)?.into_iter().next())
 }
@@ -184,7 +196,7 @@ pub(super) fn claim_runs(
         Some(_) => wanted,
         None => NextClaim { runs: 1, ..wanted },
     };
-    let picked = pick(tx, held, claimer, wanted)?;
+    let picked = pick(tx, held, claimer, &wanted)?;
     let mut runs = Vec::with_capacity(picked.len());
     let mut read = tx.prepare_cached(&SQL.read_run)?;
     for (run_id, script_id) in picked {
@@ -222,7 +234,8 @@ pub(super) fn claim_runs(
 }
 
 /// The oldest queued runs past their backoff that are not held, of scripts
-/// below their concurrency cap, for the claimer to run one after another:
+/// below their concurrency cap and users not skipped, for the claimer to
+/// run one after another:
 /// their ids and scripts. A script's cap counts its running runs and the
 /// other workers holding runs of it (a worker runs its held runs one at a
 /// time). The queue is read in claim order until `runs` claimable runs per
@@ -231,7 +244,7 @@ fn pick(
     tx: &Connection,
     held: &HeldStarts,
     claimer: &Claimer<'_>,
-    wanted: NextClaim,
+    wanted: &NextClaim,
 ) -> StoreResult<Vec<(String, String)>> {
     let mut queued = tx.prepare_cached(&SQL.claim_queued)?;
     let mut running = tx.prepare_cached(&SQL.script_running)?;
@@ -243,6 +256,10 @@ fn pick(
     while let Some(row) = rows.next()? {
         let run_id: String = row.get(0)?;
         if held.holds(&run_id) {
+            continue;
+        }
+        let user_id: String = row.get(2)?;
+        if wanted.skip_users.contains(&user_id) {
             continue;
         }
         let script_id: String = row.get(1)?;
