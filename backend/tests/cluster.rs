@@ -105,6 +105,8 @@ impl Cluster {
             .args(["--nats-stream", &self.stream])
             .args(["--nats-subject-prefix", &self.prefix])
             .args(["--workers", &workers.to_string()])
+            // One user owns every run here: all of a node's workers are its.
+            .args(["--max-running-per-user", &workers.max(1).to_string()])
             .args(["--run-stale-secs", "2"])
             .env("ROOST_DATA_DIR", &data_dir)
             .env("ROOST_MASTER_KEY", &self.master_key)

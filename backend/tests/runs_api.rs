@@ -653,6 +653,8 @@ async fn queue_run(app: &TestApp, token: &str, script: &str, body: Value) -> Str
 async fn a_long_run_holds_up_neither_earlier_outcomes_nor_later_runs(backend: Backend) {
     let app = TestApp::spawn_with(backend, |config| {
         config.runner.workers = 2;
+        // One user's runs, on both workers.
+        config.runner.per_user_workers = Some(2);
         config.run_limits.timeout = Duration::from_secs(60);
     })
     .await;
