@@ -1324,3 +1324,56 @@ async fn sqlite_wal_stays_bounded_under_writes_that_never_pause() {
     assert!(largest < 72 * MIB, "the WAL grew to {} MiB", largest / MIB);
     assert_eq!(store.queue_depth(&ada.id).await.unwrap().runs, 2_000);
 }
+
+/// A claim passes over the queued runs of the users it is told to skip
+/// (those at their share of a node's workers), however many they have
+/// queued ahead of another user's; with only theirs queued it hands out
+/// nothing, and the next claim without them takes the oldest.
+async fn a_claim_passes_over_skipped_users(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path()).await;
+    let mut scripts = Vec::new();
+    for name in ["ada", "bob"] {
+        let user = store.create_user(name, name).await.unwrap();
+        let script = store
+            .create_script_version(&version_of(&user.id, "s", vec![manual("m")]))
+            .await
+            .unwrap()
+            .script_id;
+        scripts.push((user.id, script));
+    }
+    let (ada, ada_script) = &scripts[0];
+    let (bob, bob_script) = &scripts[1];
+    let mut ada_runs = Vec::new();
+    for _ in 0..50 {
+        let run = store
+            .enqueue_run(&manual_run(ada, ada_script, json!(null)))
+            .await
+            .unwrap();
+        ada_runs.push((run.queued_at, run.id));
+    }
+    ada_runs.sort();
+    let skip_ada = [ada.clone()];
+    assert!(
+        store
+            .claim_run("w0", 100, &skip_ada)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let bobs = store
+        .enqueue_run(&manual_run(bob, bob_script, json!(null)))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_run("w0", 100, &skip_ada)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, bobs.id, "Bob's run, behind fifty of Ada's");
+    let claimed = store.claim_run("w1", 100, &[]).await.unwrap().unwrap();
+    assert_eq!(claimed.id, ada_runs[0].1, "without skips, the oldest");
+}
+on_both_stores!(a_claim_passes_over_skipped_users);

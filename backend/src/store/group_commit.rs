@@ -230,7 +230,8 @@ impl GroupCommit {
         // before it starts.
         let (wrote, written) = mpsc::sync_channel(1);
         let wal = WalLimit::new(path, wal_limit);
-        let thread_failed = |err| StoreError::Database(sqlx::Error::Io(err));
+        let thread_failed =
+            |err: std::io::Error| StoreError::Writer(format!("thread could not start: {err}"));
         std::thread::Builder::new()
             .name("roost-sqlite-checkpointer".into())
             .spawn({
@@ -330,17 +331,16 @@ impl GroupCommit {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Database(sqlx::Error::WorkerCrashed)
+    StoreError::Writer("has stopped".into())
 }
 
 /// A connection for the writer or the checkpointer, with the settings of
 /// the store's pool and without automatic checkpoints.
 fn open_own_connection(path: &Path, wal_limit: u64) -> StoreResult<Connection> {
     if path.as_os_str().is_empty() || path == Path::new(":memory:") {
-        return Err(StoreError::Database(sqlx::Error::Configuration(
-            "the SQLite store needs a database file: an in-memory database cannot be shared with its writer thread"
-                .into(),
-        )));
+        return Err(StoreError::Writer(
+            "needs a database file: an in-memory database cannot be shared with its thread".into(),
+        ));
     }
     let conn = Connection::open_with_flags(
         path,

@@ -36,6 +36,9 @@ pub enum StoreError {
     /// SQLite's writer thread failed (its own connection, outside sqlx).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// SQLite's writer thread could not start, or has stopped.
+    #[error("the SQLite writer {0}")]
+    Writer(String),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),

@@ -24,6 +24,14 @@ impl PostgresStore {
         None
     }
 
+    /// Whether a user other than those in `$1` (a JSON array) may have runs
+    /// queued (see sqlite.rs): a shard with some. A user's shards can go
+    /// below zero one by one, never all, so this errs only towards yes.
+    fn others_queued_sql(&self) -> &'static str {
+        "SELECT EXISTS (SELECT 1 FROM queue_depth WHERE queued > 0 \
+         AND user_id NOT IN (SELECT jsonb_array_elements_text($1::jsonb)))"
+    }
+
     /// A manual run's end, announced to every node (delivered once the
     /// finish has committed).
     fn run_end_notice(&self) -> Option<&'static str> {

@@ -726,8 +726,17 @@ macro_rules! sql_store {
                 }
                 use sqlx::Row;
                 let now = $crate::store::now_millis();
+                let skip_users = serde_json::to_string(skip_users).expect("ids serialise");
+                // With users skipped, the claim would read past all their
+                // queued runs to find none when nobody else has any.
+                if skip_users != "[]" {
+                    let others: bool = sqlx::query_scalar(self.others_queued_sql()).bind(&skip_users).fetch_one(&self.pool).await?;
+                    if !others {
+                        return Ok(None);
+                    }
+                }
                 let mut tx = self.pool.begin_with($claim_begin).await?;
-                let Some(candidate) = sqlx::query(&format!("SELECT id, script_id {}", $claim_candidates)).bind(now).bind(per_script_limit).bind(serde_json::to_string(skip_users).expect("ids serialise")).fetch_optional(&mut *tx).await? else {
+                let Some(candidate) = sqlx::query(&format!("SELECT id, script_id {}", $claim_candidates)).bind(now).bind(per_script_limit).bind(&skip_users).fetch_optional(&mut *tx).await? else {
                     return Ok(None);
                 };
                 let run_id: String = candidate.try_get("id")?;

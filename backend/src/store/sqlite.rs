@@ -55,6 +55,10 @@ impl SqliteStore {
         Some(&self.writer)
     }
 
+    fn others_queued_sql(&self) -> &'static str {
+        OTHERS_QUEUED_SQL
+    }
+
     // One process: its workers announce the runs they end themselves.
     fn run_end_notice(&self) -> Option<&'static str> {
         None
@@ -81,6 +85,12 @@ pub(super) const CLAIM_CANDIDATES: &str = "FROM runs q INDEXED BY runs_queued WH
 /// group_commit.rs, which adds the runs it holds to each script's count).
 pub(super) const CLAIM_QUEUED_SQL: &str = "SELECT id, script_id, user_id FROM runs INDEXED BY runs_queued \
      WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $1) ORDER BY queued_at, id";
+
+/// Whether a user other than those in `$1` (a JSON array) has runs queued.
+/// A claim that skips users asks first: otherwise it would read past every
+/// queued run of theirs to find none.
+pub(super) const OTHERS_QUEUED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM queue_depth WHERE queued > 0 \
+     AND user_id NOT IN (SELECT value FROM json_each($1)))";
 
 /// How many of script `$1`'s runs are running, for its concurrency cap.
 pub(super) const SCRIPT_RUNNING_SQL: &str = "SELECT COUNT(*) FROM runs INDEXED BY runs_running \

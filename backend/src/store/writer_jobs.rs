@@ -15,7 +15,8 @@ use super::sql::{
     RunColumns, new_id, run_from_row,
 };
 use super::sqlite::{
-    CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL, START_RUN_SQL,
+    CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, OTHERS_QUEUED_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL,
+    START_RUN_SQL,
 };
 use super::{
     EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RunReport, RunRow,
@@ -32,6 +33,7 @@ pub(super) struct WriterSql {
     pub(super) insert_event_run: String,
     pub(super) insert_event: String,
     pub(super) claim_queued: String,
+    pub(super) others_queued: String,
     pub(super) script_running: String,
     pub(super) start_run: String,
     pub(super) read_run: String,
@@ -50,6 +52,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     insert_event_run: numbered(INSERT_EVENT_RUN_SQL),
     insert_event: numbered(INSERT_EVENT_SQL),
     claim_queued: numbered(CLAIM_QUEUED_SQL),
+    others_queued: numbered(OTHERS_QUEUED_SQL),
     script_running: numbered(SCRIPT_RUNNING_SQL),
     start_run: numbered(START_RUN_SQL),
     read_run: format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
@@ -246,6 +249,15 @@ fn pick(
     claimer: &Claimer<'_>,
     wanted: &NextClaim,
 ) -> StoreResult<Vec<(String, String)>> {
+    if !wanted.skip_users.is_empty() {
+        let skipped = serde_json::to_string(&wanted.skip_users).expect("ids serialise");
+        let others: bool = tx
+            .prepare_cached(&SQL.others_queued)?
+            .query_row(params![skipped], |row| row.get(0))?;
+        if !others {
+            return Ok(Vec::new());
+        }
+    }
     let mut queued = tx.prepare_cached(&SQL.claim_queued)?;
     let mut running = tx.prepare_cached(&SQL.script_running)?;
     let mut rows = queued.query(params![claimer.now])?;
