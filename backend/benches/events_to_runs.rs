@@ -11,7 +11,8 @@
 //! `events_to_runs.json` into `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
 //!
 //! `ROOST_BENCH_PACE=<events/s>` sets the paced phase's rate instead of
-//! half the sustained rate; `ROOST_LOG=<filter>` prints the server's logs
+//! half the sustained rate; `ROOST_BENCH_MAX_RUNNING_PER_USER=<n>` lets the
+//! bench's one user take `n` workers instead of half of them; `ROOST_LOG=<filter>` prints the server's logs
 //! (for example `roost::store=debug` shows how long each SQLite
 //! checkpoint and WAL rewind took).
 
@@ -67,6 +68,14 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let mut config = support::server_config(dir.path(), database);
     config.runner.poll = Duration::from_millis(20);
+    // One user posts every event: by default its runs take half the
+    // workers, as any one user's do.
+    if let Some(share) = std::env::var("ROOST_BENCH_MAX_RUNNING_PER_USER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.runner.per_user_workers = Some(share);
+    }
     let workers = config.runner.workers;
     let store = roost::store::connect(&config.database_url).await.unwrap();
     // The server on a runtime of its own, sized to the cores as under
