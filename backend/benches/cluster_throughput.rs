@@ -62,6 +62,8 @@ fn start(dir: &std::path::Path, name: &str, database: &str, nats: &str, tag: &st
         .args(["--nats-url", nats, "--nats-stream", &format!("BENCH_{tag}")])
         .args(["--nats-subject-prefix", &format!("b{tag}")])
         .args(["--workers", &WORKERS_PER_NODE.to_string()])
+        // One user posts every event: all of a node's workers are its.
+        .args(["--max-running-per-user", &WORKERS_PER_NODE.to_string()])
         .env("ROOST_DATA_DIR", dir.join(name))
         .env(
             "ROOST_MASTER_KEY",

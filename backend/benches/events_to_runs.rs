@@ -1,7 +1,7 @@
 //! Event-triggered runs end to end on a real server (SQLite, and PostgreSQL
 //! when ROOST_TEST_POSTGRES_URL is set): sustained runs
 //! per second, and latency from `POST /v1/events/{type}` to the run's start
-//! and end, for `event-echo`, with the worker pool sized to the cores.
+//! and end, for `event-echo`, with the default worker pool (twice the cores).
 //!
 //! The server runs on a tokio runtime of its own, as under `roost serve`,
 //! and the bench's clients on another (threads named `bench-client`), so

@@ -60,7 +60,12 @@ pub struct RunnerConfig {
 impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // A worker is a slot for one run, not a thread: a run waiting on
+            // a slow API or a sleep holds one and no CPU. Twice the cores
+            // lets one user's runs (half the workers, see
+            // `per_user_workers`) use every core, with as many slots left
+            // for everyone else.
+            workers: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             heartbeat: Duration::from_secs(2),
             stale_after: Duration::from_secs(30),
             poll: Duration::from_millis(250),
