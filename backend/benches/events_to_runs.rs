@@ -444,7 +444,7 @@ struct Accepted {
 /// latest runs, which took CPU from the server on every poll.
 async fn drained(store: &dyn roost::store::Store, user_id: &str) {
     let running = roost::store::RunFilter {
-        status: Some("running".into()),
+        status: Some(roost::store::RunStatus::Running),
         limit: 1,
         ..Default::default()
     };

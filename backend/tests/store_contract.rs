@@ -48,7 +48,7 @@ fn manual_run(user_id: &str, script_id: &str, payload: serde_json::Value) -> roo
 /// How a run ended, as a worker reports it.
 fn outcome(status: &str) -> roost::store::RunFinish {
     roost::store::RunFinish {
-        status: status.into(),
+        status: status.parse().unwrap(),
         exit_code: Some(0),
         duration_ms: 1,
         error: None,
@@ -1257,7 +1257,7 @@ async fn runs_are_listed_by_status(backend: Backend) {
     );
     let list = |status: &str, script: Option<&str>, before: Option<i64>| {
         let filter = roost::store::RunFilter {
-            status: Some(status.into()),
+            status: Some(status.parse().unwrap()),
             script_id: script.map(str::to_string),
             before,
             limit: 10,

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::extract::{ApiQuery, AuthUser, parse_json};
 use super::{ApiError, AppState};
-use crate::store::{Enqueued, IdempotencyKey, NewRun, RunFilter, run_status};
+use crate::store::{Enqueued, IdempotencyKey, NewRun, RunFilter, RunStatus};
 
 /// Most runs one page returns.
 const MAX_PAGE: i64 = 200;
@@ -167,7 +167,7 @@ async fn start(
         .run_logs(&user.id, &run.id)
         .await?
         .unwrap_or_default();
-    let status = if crate::runs::is_terminal(&run.status) {
+    let status = if run.status.is_terminal() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
@@ -249,29 +249,22 @@ async fn list(
     AuthUser(user): AuthUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    const STATUSES: [&str; 7] = [
-        run_status::QUEUED,
-        run_status::RUNNING,
-        run_status::SUCCEEDED,
-        run_status::FAILED,
-        run_status::TIMED_OUT,
-        run_status::LIMIT_EXCEEDED,
-        run_status::CANCELLED,
-    ];
-    if let Some(status) = &query.status
-        && !STATUSES.contains(&status.as_str())
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_status",
-            format!("unknown status `{status}`"),
-        )
-        .with_details(json!({ "statuses": STATUSES })));
-    }
+    let status = match query.status.as_deref().map(str::parse::<RunStatus>) {
+        Some(Err(_)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_status",
+                format!("unknown status `{}`", query.status.unwrap_or_default()),
+            )
+            .with_details(json!({ "statuses": RunStatus::ALL })));
+        }
+        Some(Ok(status)) => Some(status),
+        None => None,
+    };
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let filter = RunFilter {
         script_id: query.script_id,
-        status: query.status,
+        status,
         before: query.before,
         since: query.since,
         after: super::paging::parse_cursor(query.cursor.as_deref())?,
@@ -346,7 +339,7 @@ async fn cancel(
         .ok_or_else(|| ApiError::not_found("run"))?;
     if state.store.cancel_run(&user.id, &id).await? {
         Ok(Json(
-            json!({ "run_id": id, "status": run_status::CANCELLED }),
+            json!({ "run_id": id, "status": RunStatus::Cancelled }),
         ))
     } else {
         Err(ApiError::new(

@@ -17,7 +17,7 @@ use super::refusals::{Given, GivenCredentials};
 use crate::connectors::{Connectors, HostCredential};
 use crate::oauth::OAuth;
 use crate::registry::{CredentialDelivery, Registry, RunProfiles};
-use crate::store::{RunEffects, RunFinish, RunRow, ScriptSettings, Store, run_status};
+use crate::store::{RunEffects, RunFinish, RunRow, RunStatus, ScriptSettings, Store};
 
 /// Runs claimed runs. Compiled guests are kept per script version.
 pub struct Executor {
@@ -72,14 +72,14 @@ impl Executor {
             {
                 Ok(outcome) => {
                     let (status, exit_code, error) = match &outcome.termination {
-                        Termination::Exited { code: 0 } => (run_status::SUCCEEDED, Some(0), None),
+                        Termination::Exited { code: 0 } => (RunStatus::Succeeded, Some(0), None),
                         Termination::Exited { code } => (
-                            run_status::FAILED,
+                            RunStatus::Failed,
                             Some(i64::from(*code)),
                             Some(format!("the script exited with status {code}")),
                         ),
                         Termination::Trapped { message } => (
-                            run_status::FAILED,
+                            RunStatus::Failed,
                             None,
                             Some(format!("the script trapped: {message}")),
                         ),
@@ -87,12 +87,12 @@ impl Executor {
                             limit: Limit::WallTime,
                             detail,
                         } => (
-                            run_status::TIMED_OUT,
+                            RunStatus::TimedOut,
                             None,
                             Some(format!("stopped: {detail}")),
                         ),
                         Termination::LimitExceeded { limit, detail } => (
-                            run_status::LIMIT_EXCEEDED,
+                            RunStatus::LimitExceeded,
                             None,
                             Some(format!(
                                 "stopped: {} limit exceeded ({detail})",
@@ -102,7 +102,7 @@ impl Executor {
                     };
                     let mut error = error;
                     let notes = services.notes();
-                    if status != run_status::SUCCEEDED && !notes.is_empty() {
+                    if status != RunStatus::Succeeded && !notes.is_empty() {
                         let note = notes.join("; ");
                         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
                     }
@@ -120,7 +120,7 @@ impl Executor {
                     }
                     // What the run asked roost to write stands only if it
                     // succeeded: a failed attempt's retry writes it again.
-                    let effects = if status == run_status::SUCCEEDED {
+                    let effects = if status == RunStatus::Succeeded {
                         services.take_effects()
                     } else {
                         RunEffects::default()
@@ -168,7 +168,7 @@ impl Executor {
 
     fn failed(&self, error: String) -> RunFinish {
         RunFinish {
-            status: run_status::FAILED.into(),
+            status: RunStatus::Failed,
             exit_code: None,
             duration_ms: 0,
             error: Some(error),

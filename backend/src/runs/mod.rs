@@ -24,7 +24,7 @@ pub use waiting::WaitSlot;
 use crate::metrics::Metrics;
 use crate::store::{
     Enqueued, IdempotencyKey, NewRun, NextClaim, QueueLimits, RetryPlan, RunReport, RunRow,
-    ScriptSettings, Store, StoreResult, now_millis, run_status,
+    RunStatus, ScriptSettings, Store, StoreResult, now_millis,
 };
 
 /// Worker-pool settings.
@@ -360,7 +360,7 @@ impl Runner {
         self.metrics
             .run_duration
             .observe(finish.duration_ms as f64 / 1000.0);
-        let retry = self.retry_plan(&run, &finish.status, settings.as_ref());
+        let retry = self.retry_plan(&run, finish.status, settings.as_ref());
         hand.finished(
             RunReport {
                 run_id: run.id.clone(),
@@ -408,13 +408,13 @@ impl Runner {
     fn retry_plan(
         &self,
         run: &RunRow,
-        status: &str,
+        status: RunStatus,
         settings: Option<&ScriptSettings>,
     ) -> Option<RetryPlan> {
         let policy = settings?.retries;
-        let retryable = status == run_status::FAILED
+        let retryable = status == RunStatus::Failed
             || (policy.on_limits
-                && (status == run_status::TIMED_OUT || status == run_status::LIMIT_EXCEEDED));
+                && (status == RunStatus::TimedOut || status == RunStatus::LimitExceeded));
         if !retryable || run.attempt > policy.max {
             return None;
         }
@@ -519,7 +519,7 @@ impl InHand {
         self.oldest.get_or_insert_with(tokio::time::Instant::now);
         self.logs.push(FinishLog {
             run_id: report.run_id.clone(),
-            status: report.finish.status.clone(),
+            status: report.finish.status,
             duration_ms: report.finish.duration_ms,
             has_error: report.finish.error.is_some(),
             span,
@@ -550,7 +550,7 @@ impl InHand {
 /// What is logged of a run once its outcome is written.
 struct FinishLog {
     run_id: String,
-    status: String,
+    status: RunStatus,
     duration_ms: i64,
     has_error: bool,
     span: tracing::Span,
@@ -574,9 +574,4 @@ impl FinishLog {
             tracing::info!(parent: &self.span, "run ended after it was cancelled; outcome dropped")
         }
     }
-}
-
-/// Whether a status is final.
-pub fn is_terminal(status: &str) -> bool {
-    !matches!(status, run_status::QUEUED | run_status::RUNNING)
 }

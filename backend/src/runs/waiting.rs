@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use tokio::sync::watch;
 
+use super::Runner;
 use super::user_slots::Slot;
-use super::{Runner, is_terminal};
 use crate::store::{RunRow, StoreError, StoreResult};
 
 /// How often a waiting request looks at its run in case its end was not
@@ -56,7 +56,7 @@ impl Runner {
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("run vanished".into()))?;
             let now = tokio::time::Instant::now();
-            if is_terminal(&run.status) || now >= deadline {
+            if run.status.is_terminal() || now >= deadline {
                 return Ok(run);
             }
             let next_look = tokio::time::sleep_until((now + LOOK_EVERY).min(deadline));

@@ -725,7 +725,7 @@ mod tests {
         ] {
             for script_id in [None, Some("scr_1".to_string())] {
                 let filter = super::super::RunFilter {
-                    status: Some(status.into()),
+                    status: Some(status.parse().unwrap()),
                     script_id,
                     limit: 10,
                     ..Default::default()

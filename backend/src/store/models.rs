@@ -1,4 +1,4 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{PageAfter, RunEffects, ScriptCaps};
 
@@ -225,22 +225,79 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
         .collect()
 }
 
-/// Run statuses.
-pub mod run_status {
+/// Where a run is in its life. Stored, and shown by the API, as its
+/// snake_case name (`queued`, `timed_out`…).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
     /// Waiting for a worker.
-    pub const QUEUED: &str = "queued";
+    #[default]
+    Queued,
     /// Claimed by a worker.
-    pub const RUNNING: &str = "running";
+    Running,
     /// Exited 0.
-    pub const SUCCEEDED: &str = "succeeded";
+    Succeeded,
     /// Exited non-zero, trapped, or could not start.
-    pub const FAILED: &str = "failed";
+    Failed,
     /// Hit its wall-clock limit.
-    pub const TIMED_OUT: &str = "timed_out";
+    TimedOut,
     /// Hit another limit (memory, output, fuel, stack).
-    pub const LIMIT_EXCEEDED: &str = "limit_exceeded";
+    LimitExceeded,
     /// Cancelled by the user, or its script was deleted.
-    pub const CANCELLED: &str = "cancelled";
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Every status, in the order of a run's life.
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::TimedOut,
+        RunStatus::LimitExceeded,
+        RunStatus::Cancelled,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::LimitExceeded => "limit_exceeded",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the run has ended.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
+            .ok_or_else(|| format!("unknown run status `{name}`"))
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
 }
 
 /// A run to put on the queue.
@@ -281,8 +338,8 @@ pub struct RunRow {
     pub trigger_spec: String,
     /// Payload.
     pub payload: serde_json::Value,
-    /// Status (see [`run_status`]).
-    pub status: String,
+    /// Where it is in its life.
+    pub status: RunStatus,
     /// Attempt number, from 1.
     pub attempt: i64,
     /// First attempt's run id, for retries.
@@ -317,7 +374,7 @@ pub struct RunRow {
 #[derive(Debug, Clone)]
 pub struct RunFinish {
     /// Final status.
-    pub status: String,
+    pub status: RunStatus,
     /// Guest exit status.
     pub exit_code: Option<i64>,
     /// Run time in ms.
@@ -386,7 +443,7 @@ pub struct RunFilter {
     /// Only this script's runs.
     pub script_id: Option<String>,
     /// Only runs in this status.
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     /// Only runs queued before this time (Unix ms).
     pub before: Option<i64>,
     /// Only runs queued at or after this time (Unix ms).

@@ -200,8 +200,7 @@ macro_rules! sql_store {
                 let in_state: &[(&'static str, &'static str)] = $runs_in_state;
                 let indexed = filter
                     .status
-                    .as_deref()
-                    .and_then(|status| in_state.iter().find(|(known, _)| *known == status));
+                    .and_then(|status| in_state.iter().find(|(known, _)| *known == status.as_str()));
                 let from = indexed.map_or("runs", |(_, from)| *from);
                 let mut query = sqlx::QueryBuilder::new(format!(
                     "SELECT {} FROM {from} WHERE user_id = ",
@@ -216,7 +215,7 @@ macro_rules! sql_store {
                         query.push(format!(" AND status = '{status}'"));
                     }
                     (None, Some(status)) => {
-                        query.push(" AND status = ").push_bind(status);
+                        query.push(" AND status = ").push_bind(status.as_str());
                     }
                     (None, None) => {}
                 }
@@ -805,7 +804,7 @@ macro_rules! sql_store {
                     return Ok(reported.recorded.first().copied().unwrap_or(false));
                 }
                 let update = sqlx::query($crate::store::sql::FINISH_RUN_RETURNING_SQL.as_str())
-                    .bind(&finish.status)
+                    .bind(finish.status.as_str())
                     .bind(finish.exit_code)
                     .bind(finish.duration_ms)
                     .bind(&finish.error)
@@ -1592,7 +1591,10 @@ pub(super) fn run_from_row(row: &impl RunColumns) -> super::StoreResult<super::R
         trigger_spec: row.text("trigger_spec")?,
         payload: serde_json::from_str(&payload)
             .map_err(|e| super::StoreError::Corrupt(format!("run payload: {e}")))?,
-        status: row.text("status")?,
+        status: row
+            .text("status")?
+            .parse()
+            .map_err(super::StoreError::Corrupt)?,
         attempt: row.int("attempt")?,
         first_run_id: row.maybe_text("first_run_id")?,
         worker_id: row.maybe_text("worker_id")?,

@@ -218,7 +218,7 @@ pub(super) fn claim_runs(
         if let Some(window) = claimer.hold_for {
             // The worker gets the run as it will be written: started by it
             // (at the claim, unless its report says when it began).
-            run.status = super::run_status::RUNNING.into();
+            run.status = super::RunStatus::Running;
             run.worker_id = Some(claimer.worker_id.to_string());
             run.started_at = Some(claimer.now);
             run.heartbeat_at = Some(claimer.now);
@@ -374,7 +374,7 @@ fn finish(
         claimer.now,
     );
     let outcome = params![
-        finish.status,
+        finish.status.as_str(),
         finish.exit_code,
         finish.duration_ms,
         finish.error,

@@ -258,7 +258,7 @@ pub fn bare_module() -> Vec<u8> {
 /// the outbox.
 pub fn succeeded_with(messages: Vec<roost::store::MessageRow>) -> roost::store::RunFinish {
     roost::store::RunFinish {
-        status: "succeeded".into(),
+        status: roost::store::RunStatus::Succeeded,
         exit_code: Some(0),
         duration_ms: 1,
         error: None,
