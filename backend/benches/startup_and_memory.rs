@@ -127,7 +127,11 @@ async fn bench() {
         let scheduled = n % 2 == 0;
         let trigger = TriggerRow {
             handler: "hello".into(),
-            kind: if scheduled { "schedule" } else { "manual" }.into(),
+            kind: if scheduled {
+                roost::store::TriggerKind::Schedule
+            } else {
+                roost::store::TriggerKind::Manual
+            },
             spec: if scheduled {
                 format!("0 {} * * * *", n % 60)
             } else {

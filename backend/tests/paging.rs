@@ -52,7 +52,7 @@ async fn rows_sharing_a_millisecond_are_each_listed_once(backend: Backend) {
     let triggers = (0..ROWS)
         .map(|n| TriggerRow {
             handler: format!("h{n}"),
-            kind: "event".into(),
+            kind: roost::store::TriggerKind::Event,
             spec: "order.created".into(),
             timezone: None,
         })
@@ -81,7 +81,7 @@ async fn rows_sharing_a_millisecond_are_each_listed_once(backend: Backend) {
             script_id: script.script_id.clone(),
             script_version: 1,
             handler: Some("h0".into()),
-            trigger_kind: "manual".into(),
+            trigger_kind: roost::store::TriggerKind::Manual,
             trigger_spec: String::new(),
             payload: Value::Null,
         })

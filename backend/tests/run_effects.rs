@@ -35,7 +35,7 @@ async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend
             script_id: script.script_id.clone(),
             script_version: 1,
             handler: None,
-            trigger_kind: "manual".into(),
+            trigger_kind: roost::store::TriggerKind::Manual,
             trigger_spec: String::new(),
             payload: Value::Null,
         })

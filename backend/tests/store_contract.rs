@@ -39,7 +39,7 @@ fn manual_run(user_id: &str, script_id: &str, payload: serde_json::Value) -> roo
         script_id: script_id.into(),
         script_version: 1,
         handler: None,
-        trigger_kind: "manual".into(),
+        trigger_kind: roost::store::TriggerKind::Manual,
         trigger_spec: String::new(),
         payload,
     }
@@ -89,7 +89,7 @@ async fn user_listening_for_orders(store: &dyn roost::store::Store) -> roost::st
 fn manual(handler: &str) -> TriggerRow {
     TriggerRow {
         handler: handler.into(),
-        kind: "manual".into(),
+        kind: roost::store::TriggerKind::Manual,
         spec: String::new(),
         timezone: None,
     }
@@ -349,7 +349,7 @@ on_both_stores!(method_calls_are_kept_with_their_run_and_go_with_it);
 fn on_event(handler: &str, event_type: &str) -> TriggerRow {
     TriggerRow {
         handler: handler.into(),
-        kind: "event".into(),
+        kind: roost::store::TriggerKind::Event,
         spec: event_type.into(),
         timezone: None,
     }

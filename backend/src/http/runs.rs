@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::extract::{ApiQuery, AuthUser, parse_json};
 use super::{ApiError, AppState};
-use crate::store::{Enqueued, IdempotencyKey, NewRun, RunFilter, RunStatus};
+use crate::store::{Enqueued, IdempotencyKey, NewRun, RunFilter, RunStatus, TriggerKind};
 
 /// Most runs one page returns.
 const MAX_PAGE: i64 = 200;
@@ -112,7 +112,7 @@ async fn start(
         script_id: script.id.clone(),
         script_version: script.current_version,
         handler: body.handler,
-        trigger_kind: "manual".into(),
+        trigger_kind: TriggerKind::Manual,
         trigger_spec: String::new(),
         payload: body.payload,
     };

@@ -17,7 +17,7 @@ use super::refusals::{Given, GivenCredentials};
 use crate::connectors::{Connectors, HostCredential};
 use crate::oauth::OAuth;
 use crate::registry::{CredentialDelivery, Registry, RunProfiles};
-use crate::store::{RunEffects, RunFinish, RunRow, RunStatus, ScriptSettings, Store};
+use crate::store::{RunEffects, RunFinish, RunRow, RunStatus, ScriptSettings, Store, TriggerKind};
 
 /// Runs claimed runs. Compiled guests are kept per script version.
 pub struct Executor {
@@ -243,7 +243,7 @@ impl Executor {
             "ROOST_SCRIPT_VERSION".into(),
             run.script_version.to_string(),
         );
-        env.insert("ROOST_TRIGGER".into(), run.trigger_kind.clone());
+        env.insert("ROOST_TRIGGER".into(), run.trigger_kind.to_string());
         // Each declared integration: its descriptor for the SDK, its hosts
         // (and the operator's private base URL, if any) for the egress policy.
         let profiles: Vec<_> = metadata
@@ -272,15 +272,15 @@ impl Executor {
             given,
         ));
         let egress = egress.with_host_service(services.clone());
-        let trigger = match run.trigger_kind.as_str() {
-            "schedule" => Trigger::Schedule {
+        let trigger = match run.trigger_kind {
+            TriggerKind::Schedule => Trigger::Schedule {
                 cron: run.trigger_spec.clone(),
                 timezone: None,
             },
-            "event" => Trigger::Event {
+            TriggerKind::Event => Trigger::Event {
                 name: run.trigger_spec.clone(),
             },
-            _ => Trigger::Manual,
+            TriggerKind::Manual => Trigger::Manual,
         };
         let invocation = Invocation {
             env,

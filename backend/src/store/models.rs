@@ -126,8 +126,8 @@ pub struct ScriptVersion {
 pub struct TriggerRow {
     /// Handler it runs.
     pub handler: String,
-    /// `schedule`, `event` or `manual`.
-    pub kind: String,
+    /// What starts it.
+    pub kind: TriggerKind,
     /// Cron expression or event type (empty for manual).
     pub spec: String,
     /// IANA timezone for schedules.
@@ -209,20 +209,71 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
         .iter()
         .map(|handler| {
             let (kind, spec, timezone) = match &handler.trigger {
-                Trigger::Manual => ("manual", String::new(), None),
+                Trigger::Manual => (TriggerKind::Manual, String::new(), None),
                 Trigger::Schedule { cron, timezone } => {
-                    ("schedule", cron.clone(), timezone.clone())
+                    (TriggerKind::Schedule, cron.clone(), timezone.clone())
                 }
-                Trigger::Event { name } => ("event", name.clone(), None),
+                Trigger::Event { name } => (TriggerKind::Event, name.clone(), None),
             };
             TriggerRow {
                 handler: handler.name.clone(),
-                kind: kind.into(),
+                kind,
                 spec,
                 timezone,
             }
         })
         .collect()
+}
+
+/// What starts a handler's runs. Stored, and shown by the API, as its
+/// lowercase name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// A request (`POST /v1/scripts/{id}/run`, `roost start`).
+    #[default]
+    Manual,
+    /// A cron schedule.
+    Schedule,
+    /// An event of one type (posted, or from a webhook).
+    Event,
+}
+
+impl TriggerKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Manual => "manual",
+            TriggerKind::Schedule => "schedule",
+            TriggerKind::Event => "event",
+        }
+    }
+}
+
+impl std::str::FromStr for TriggerKind {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [
+            TriggerKind::Manual,
+            TriggerKind::Schedule,
+            TriggerKind::Event,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+        .ok_or_else(|| format!("unknown trigger kind `{name}`"))
+    }
+}
+
+impl std::fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for TriggerKind {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
 }
 
 /// Where a run is in its life. Stored, and shown by the API, as its
@@ -311,8 +362,8 @@ pub struct NewRun {
     pub script_version: i64,
     /// Handler (None: the script's only one).
     pub handler: Option<String>,
-    /// `manual`, `schedule` or `event`.
-    pub trigger_kind: String,
+    /// What started it.
+    pub trigger_kind: TriggerKind,
     /// Cron expression or event type.
     pub trigger_spec: String,
     /// JSON payload.
@@ -332,8 +383,8 @@ pub struct RunRow {
     pub script_version: i64,
     /// Handler.
     pub handler: Option<String>,
-    /// Trigger kind.
-    pub trigger_kind: String,
+    /// What started it.
+    pub trigger_kind: TriggerKind,
     /// Trigger detail.
     pub trigger_spec: String,
     /// Payload.

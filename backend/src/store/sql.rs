@@ -105,7 +105,7 @@ macro_rules! sql_store {
                 let Some(notice) = self.run_end_notice() else {
                     return;
                 };
-                if ended.try_get::<String, _>("trigger_kind").is_ok_and(|kind| kind == "manual") {
+                if ended.try_get::<String, _>("trigger_kind").is_ok_and(|kind| kind == $crate::store::TriggerKind::Manual.as_str()) {
                     if let Err(err) = sqlx::query(notice).bind(run_id).execute(&self.pool).await {
                         tracing::warn!(error = %err, "announcing a run's end failed");
                     }
@@ -1447,7 +1447,7 @@ macro_rules! sql_store {
                     .map(|row| {
                         Ok($crate::store::TriggerRow {
                             handler: row.try_get("handler")?,
-                            kind: row.try_get("kind")?,
+                            kind: row.try_get::<String, _>("kind")?.parse().map_err($crate::store::StoreError::Corrupt)?,
                             spec: row.try_get("spec")?,
                             timezone: row.try_get("timezone")?,
                         })
@@ -1466,7 +1466,7 @@ macro_rules! replace_triggers {
             sqlx::query("INSERT INTO triggers (script_id, handler, kind, spec, timezone) VALUES ($1, $2, $3, $4, $5)")
                 .bind($script_id)
                 .bind(&trigger.handler)
-                .bind(&trigger.kind)
+                .bind(trigger.kind.as_str())
                 .bind(&trigger.spec)
                 .bind(&trigger.timezone)
                 .execute($tx)
@@ -1493,7 +1493,7 @@ macro_rules! bind_new_run {
             .bind(&$run.script_id)
             .bind($run.script_version)
             .bind(&$run.handler)
-            .bind(&$run.trigger_kind)
+            .bind($run.trigger_kind.as_str())
             .bind(&$run.trigger_spec)
             .bind($run.payload.to_string())
             .bind($crate::store::now_millis())
@@ -1587,7 +1587,10 @@ pub(super) fn run_from_row(row: &impl RunColumns) -> super::StoreResult<super::R
         script_id: row.text("script_id")?,
         script_version: row.int("script_version")?,
         handler: row.maybe_text("handler")?,
-        trigger_kind: row.text("trigger_kind")?,
+        trigger_kind: row
+            .text("trigger_kind")?
+            .parse()
+            .map_err(super::StoreError::Corrupt)?,
         trigger_spec: row.text("trigger_spec")?,
         payload: serde_json::from_str(&payload)
             .map_err(|e| super::StoreError::Corrupt(format!("run payload: {e}")))?,
