@@ -185,7 +185,7 @@ async fn credential_rows_upsert_and_stay_per_user(backend: Backend) {
         nonce: vec![nonce; 12],
         ciphertext: vec![1, 2, 3],
         placement: None,
-        status: "connected".into(),
+        status: roost::store::CredentialStatus::Connected,
         updated_at: 1,
         expires_at: Some(5),
     };

@@ -56,7 +56,7 @@ pub(crate) fn seal(
         nonce: nonce.to_vec(),
         ciphertext,
         placement,
-        status: "connected".into(),
+        status: crate::store::CredentialStatus::Connected,
         updated_at: now_millis(),
         expires_at: None,
     }
@@ -104,7 +104,7 @@ pub(super) fn reseal(
         cred_key: &row.cred_key,
     };
     let mut fresh = seal(keys, &slot, &plaintext, row.placement.clone());
-    fresh.status = row.status.clone();
+    fresh.status = row.status;
     fresh.updated_at = row.updated_at;
     fresh.expires_at = row.expires_at;
     Ok(fresh)

@@ -65,8 +65,8 @@ pub struct ConnectedIntegration {
     pub integration: String,
     /// Stored credential keys.
     pub keys: Vec<String>,
-    /// `connected`, or `reconnect_needed`.
-    pub status: String,
+    /// Whether it still works.
+    pub status: crate::store::CredentialStatus,
     /// Last change (Unix ms).
     pub updated_at: i64,
 }
@@ -214,12 +214,12 @@ impl CredentialService {
                 .or_insert_with(|| ConnectedIntegration {
                     integration: row.integration_id.clone(),
                     keys: Vec::new(),
-                    status: "connected".into(),
+                    status: crate::store::CredentialStatus::Connected,
                     updated_at: 0,
                 });
             entry.keys.push(row.cred_key);
             entry.updated_at = entry.updated_at.max(row.updated_at);
-            if row.status != "connected" {
+            if row.status != crate::store::CredentialStatus::Connected {
                 entry.status = row.status;
             }
         }
@@ -257,7 +257,7 @@ impl CredentialService {
             .credentials(user_id, None)
             .await?
             .into_iter()
-            .filter(|row| row.status == "connected")
+            .filter(|row| row.status == crate::store::CredentialStatus::Connected)
             .map(|row| (row.integration_id, row.cred_key))
             .collect();
         Ok(definitions

@@ -112,7 +112,7 @@ impl CredentialSource for OAuth {
                 (status, message)
             }
         };
-        tracing::warn!(user = user_id, integration = %id, status, "the provider refused a stored credential");
+        tracing::warn!(user = user_id, integration = %id, status = %status, "the provider refused a stored credential");
         crate::audit::record(
             self.credentials.store().as_ref(),
             &[crate::audit::entry(

@@ -25,6 +25,7 @@ use crate::credentials::cipher::{self, Slot};
 use crate::credentials::{CredentialError, CredentialService};
 use crate::registry::{AuthType, CredentialType, IntegrationDefinition, Registry};
 use crate::setup_link::SetupLinks;
+use crate::store::CredentialStatus;
 use crate::store::{CredentialRow, LinkUse, LinkWrite, OAuthStateRow, StoreError, now_millis};
 
 /// How long an authorization may take between the redirect and the callback.
@@ -32,9 +33,9 @@ const STATE_TTL_MS: i64 = 10 * 60 * 1000;
 /// Slot name of the encrypted PKCE verifier.
 const VERIFIER_SLOT: &str = "pkce_verifier";
 /// Credential status once the provider refused a refresh for good.
-pub const RECONNECT_NEEDED: &str = "reconnect_needed";
+pub const RECONNECT_NEEDED: CredentialStatus = CredentialStatus::ReconnectNeeded;
 /// Credential status of a key (not OAuth) the provider refused with a 401.
-pub const REJECTED: &str = "rejected";
+pub const REJECTED: CredentialStatus = CredentialStatus::Rejected;
 
 /// Why an OAuth step failed. Messages are for the person in the browser.
 #[derive(Debug, thiserror::Error)]
@@ -270,7 +271,7 @@ impl OAuth {
                 nonce: row.nonce,
                 ciphertext: row.ciphertext,
                 placement: None,
-                status: String::new(),
+                status: CredentialStatus::Connected,
                 updated_at: 0,
                 expires_at: None,
             },

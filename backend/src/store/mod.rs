@@ -148,7 +148,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user_id: &str,
         integration: &str,
-        status: &str,
+        status: CredentialStatus,
     ) -> StoreResult<()>;
     /// Records a pending OAuth authorization (and sweeps expired ones).
     async fn put_oauth_state(&self, row: &OAuthStateRow) -> StoreResult<()>;

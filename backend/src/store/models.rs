@@ -43,8 +43,8 @@ pub struct CredentialRow {
     pub ciphertext: Vec<u8>,
     /// Where the provider expects the value (JSON of the definition's placement).
     pub placement: Option<String>,
-    /// `connected`, or `reconnect_needed` once a refresh failed for good.
-    pub status: String,
+    /// Whether it still works, as far as roost knows.
+    pub status: CredentialStatus,
     /// Last write (Unix ms).
     pub updated_at: i64,
     /// When an OAuth access token expires (Unix ms).
@@ -223,6 +223,58 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
             }
         })
         .collect()
+}
+
+/// Whether a stored credential still works, as far as roost knows. Stored,
+/// and shown by the API, as its snake_case name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStatus {
+    /// Stored, and not refused.
+    #[default]
+    Connected,
+    /// An OAuth token the provider refused, or whose refresh failed for
+    /// good: the user connects again.
+    ReconnectNeeded,
+    /// A key (not OAuth) the provider refused with a 401.
+    Rejected,
+}
+
+impl CredentialStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialStatus::Connected => "connected",
+            CredentialStatus::ReconnectNeeded => "reconnect_needed",
+            CredentialStatus::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::str::FromStr for CredentialStatus {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [
+            CredentialStatus::Connected,
+            CredentialStatus::ReconnectNeeded,
+            CredentialStatus::Rejected,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == name)
+        .ok_or_else(|| format!("unknown credential status `{name}`"))
+    }
+}
+
+impl std::fmt::Display for CredentialStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for CredentialStatus {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
 }
 
 /// What starts a handler's runs. Stored, and shown by the API, as its

@@ -573,9 +573,9 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn set_credential_status(&self, user_id: &str, integration: &str, status: &str) -> $crate::store::StoreResult<()> {
+            async fn set_credential_status(&self, user_id: &str, integration: &str, status: $crate::store::CredentialStatus) -> $crate::store::StoreResult<()> {
                 sqlx::query("UPDATE credentials SET status = $1, updated_at = $2 WHERE user_id = $3 AND integration_id = $4")
-                    .bind(status)
+                    .bind(status.as_str())
                     .bind($crate::store::now_millis())
                     .bind(user_id)
                     .bind(integration)
@@ -1541,7 +1541,7 @@ macro_rules! upsert_credentials {
             .bind(&row.nonce)
             .bind(&row.ciphertext)
             .bind(&row.placement)
-            .bind(&row.status)
+            .bind(row.status.as_str())
             .bind(row.updated_at)
             .bind(row.expires_at)
             .execute($tx)
@@ -1572,7 +1572,10 @@ where
         nonce: row.try_get("nonce")?,
         ciphertext: row.try_get("ciphertext")?,
         placement: row.try_get("placement")?,
-        status: row.try_get("status")?,
+        status: row
+            .try_get::<String, _>("status")?
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         updated_at: row.try_get("updated_at")?,
         expires_at: row.try_get("expires_at")?,
     })
