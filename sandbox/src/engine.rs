@@ -9,7 +9,7 @@ use wasmtime::{PoolingAllocationConfig, WasmBacktraceDetails};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::guest::{GuestKind, GuestPre, LoadedGuest};
-use crate::run::{ComponentState, ModuleState};
+use crate::store_data::{ComponentState, ModuleState};
 use crate::{PoolingMode, SandboxConfig, SandboxError};
 
 /// A configured wasmtime engine plus everything shared by all runs: the

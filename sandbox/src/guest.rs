@@ -4,7 +4,7 @@ use wasmtime::InstancePre;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::SandboxError;
-use crate::run::{ComponentState, ModuleState};
+use crate::store_data::{ComponentState, ModuleState};
 
 /// The two shapes of guest the sandbox runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

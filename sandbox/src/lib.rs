@@ -30,6 +30,7 @@ pub mod metadata;
 mod outcome;
 mod output;
 mod run;
+mod store_data;
 
 pub use config::{PoolingMode, SandboxConfig};
 pub use egress::{

@@ -4,54 +4,20 @@ use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::egress::DeniedRequest;
 use crate::egress::hooks::EgressHooks;
 use crate::guest::GuestPre;
 use crate::limits::MemoryLimiter;
 use crate::output::CappedOutput;
+use crate::store_data::{ComponentState, ModuleState};
 use crate::{
     EgressPolicy, Invocation, Limit, LoadedGuest, RunLimits, RunOutcome, Sandbox, SandboxError,
     Termination,
 };
-
-/// Store data of a component run.
-pub(crate) struct ComponentState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    http: WasiHttpCtx,
-    egress: EgressHooks,
-    limiter: MemoryLimiter,
-}
-
-impl WasiView for ComponentState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for ComponentState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.egress,
-        }
-    }
-}
-
-/// Store data of a wasip1 core-module run.
-pub(crate) struct ModuleState {
-    pub(crate) wasi: WasiP1Ctx,
-    limiter: MemoryLimiter,
-}
 
 /// What each run's streams and flags are, kept outside the store so they can
 /// be read whether the guest finished, trapped or was abandoned on timeout.

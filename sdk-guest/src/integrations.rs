@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::integration::{ErrorKind, IntegrationError};
+use crate::integration_error::{ErrorKind, IntegrationError};
 
 /// Declares an integration (so deploy asks the user to connect it) and
 /// returns an [`Integration`] handle for its host-side methods.

@@ -46,6 +46,7 @@ mod exit;
 pub mod gmail;
 pub mod http;
 pub mod integration;
+mod integration_error;
 pub mod integrations;
 mod invocation;
 pub mod messaging;
