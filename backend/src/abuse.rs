@@ -55,7 +55,7 @@ impl Default for AbuseLimits {
             max_component_bytes: 10 * 1024 * 1024,
             max_queued_runs_per_user: 10_000,
             max_payload_bytes: 1024 * 1024,
-            max_stored_payload_bytes_per_user: 256 * 1024 * 1024,
+            max_stored_payload_bytes_per_user: 1024 * 1024 * 1024,
             compile_timeout: Duration::from_secs(60),
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
             failed_auths_per_minute: 60,

@@ -77,21 +77,26 @@ impl Runner {
     /// Passes the ends of manual runs the store announces (runs that ended
     /// on other nodes) to this node's waiting requests, until `stop`.
     pub(super) async fn relay_run_ends(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut ends = match self.store.manual_run_ends().await {
-            Ok(Some(ends)) => ends,
-            Ok(None) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, "listening for runs ended on other nodes failed; waiting requests look once a second instead");
-                return;
-            }
-        };
         loop {
-            tokio::select! {
-                id = ends.next() => match id {
-                    Some(id) => drop(self.finished.send(id)),
-                    None => return,
-                },
-                _ = stop.changed() => return,
+            let mut ends = match self.store.manual_run_ends().await {
+                Ok(Some(ends)) => ends,
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "listening for runs ended on other nodes failed; waiting requests look once a second meanwhile; trying again in 5 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    id = ends.next() => match id {
+                        Some(id) => drop(self.finished.send(id)),
+                        None => break,
+                    },
+                    _ = stop.changed() => return,
+                }
             }
         }
     }

@@ -150,9 +150,11 @@ macro_rules! sql_store {
                     .await?;
                     run_ids.push(id);
                 }
-                // Checked with this event's runs counted (the triggers have
-                // added them), in its transaction: refused, it leaves nothing.
-                if let Some(limits) = limits {
+                // The check before counted one copy of the payload; an event
+                // that starts several runs stores several. Checked again with
+                // them counted (the triggers have added them), in its
+                // transaction: refused, it leaves nothing.
+                if let Some(limits) = limits.filter(|_| run_ids.len() > 1) {
                     let depth = sqlx::query($queued_runs_sql).bind(&event.user_id).fetch_one(&mut *tx).await?;
                     let new_runs = run_ids.len() as i64;
                     let incoming = new_runs * payload.len() as i64;
@@ -961,6 +963,16 @@ macro_rules! sql_store {
             async fn ingest_event_within(&self, event: &$crate::store::NewEvent, limits: $crate::store::QueueLimits) -> $crate::store::StoreResult<$crate::store::EventIngest> {
                 if let Some(writer) = self.group_commit() {
                     return writer.ingest_event(event, Some(limits)).await;
+                }
+                // A read first, so that a user at a cap who keeps posting is
+                // refused without writing runs only to roll them back.
+                let incoming = event.payload.to_string().len() as i64;
+                if let Err(full) = $crate::store::check_queue_room(self, &event.user_id, limits, incoming).await {
+                    // A repeat of an accepted event is answered as one.
+                    return match self.get_event(&event.user_id, &event.event_id).await? {
+                        Some(seen) => Ok($crate::store::EventIngest { duplicate: true, run_ids: seen.run_ids }),
+                        None => Err(full),
+                    };
                 }
                 self.ingest_checked(event, Some(limits)).await
             }
