@@ -237,60 +237,43 @@ async fn payloads_are_capped_in_size_and_in_total_per_user(backend: Backend) {
     let hello = deploy(&app, &ada, "hello", "hello").await;
     deploy(&app, &bob, "echo", "event-echo").await;
     let blob = |bytes: usize| "x".repeat(bytes);
-    let event = |bytes: usize| json!({ "payload": { "blob": blob(bytes) } });
+    // Posts an order.created event carrying `bytes` of payload as `token`.
+    let post = |token: &str, bytes: usize| {
+        let body = json!({ "payload": { "blob": blob(bytes) } });
+        let token = token.to_string();
+        let app = &app;
+        async move {
+            app.send(Method::POST, &token, "/v1/events/order.created", body)
+                .await
+        }
+    };
+    // Starts `hello` with `bytes` of payload as Ada.
+    let start = |bytes: usize| {
+        let body = json!({ "payload": { "blob": blob(bytes) } });
+        let (app, ada, hello) = (&app, &ada, &hello);
+        async move {
+            app.send(Method::POST, ada, &format!("/v1/scripts/{hello}/run"), body)
+                .await
+        }
+    };
 
     // Larger than one payload may be.
-    let (status, body) = app
-        .send(
-            Method::POST,
-            &ada,
-            "/v1/events/order.created",
-            event(9 * 1024),
-        )
-        .await;
+    let (status, body) = post(&ada, 9 * 1024).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
-    let (status, body) = app
-        .send(
-            Method::POST,
-            &ada,
-            &format!("/v1/scripts/{hello}/run"),
-            json!({ "payload": { "blob": blob(9 * 1024) } }),
-        )
-        .await;
+    let (status, body) = start(9 * 1024).await;
     assert_eq!(status, 413, "{body}");
 
     // Three payloads of 6 KiB fit in 20 KiB; a fourth does not, and is not stored.
     for _ in 0..3 {
-        let (status, body) = app
-            .send(
-                Method::POST,
-                &ada,
-                "/v1/events/order.created",
-                event(6 * 1024),
-            )
-            .await;
+        let (status, body) = post(&ada, 6 * 1024).await;
         assert_eq!(status, 202, "{body}");
     }
-    let (status, body) = app
-        .send(
-            Method::POST,
-            &ada,
-            "/v1/events/order.created",
-            event(6 * 1024),
-        )
-        .await;
+    let (status, body) = post(&ada, 6 * 1024).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "payload_quota_full", "{body}");
     assert_eq!(body["error"]["details"]["limit_bytes"], 20 * 1024, "{body}");
-    let (status, body) = app
-        .send(
-            Method::POST,
-            &ada,
-            &format!("/v1/scripts/{hello}/run"),
-            json!({ "payload": { "blob": blob(6 * 1024) } }),
-        )
-        .await;
+    let (status, body) = start(6 * 1024).await;
     assert_eq!(status, 429, "{body}");
     let ada_id = app.user_id(&ada).await;
     let depth = app.store.queue_depth(&ada_id).await.unwrap();
@@ -300,18 +283,9 @@ async fn payloads_are_capped_in_size_and_in_total_per_user(backend: Backend) {
         "{depth:?}"
     );
     // A small payload still fits, and Bob's quota is his own.
-    let (status, body) = app
-        .send(Method::POST, &ada, "/v1/events/order.created", event(10))
-        .await;
+    let (status, body) = post(&ada, 10).await;
     assert_eq!(status, 202, "{body}");
-    let (status, body) = app
-        .send(
-            Method::POST,
-            &bob,
-            "/v1/events/order.created",
-            event(6 * 1024),
-        )
-        .await;
+    let (status, body) = post(&bob, 6 * 1024).await;
     assert_eq!(status, 202, "{body}");
 
     // Runs deleted past their retention free their bytes (deleting the

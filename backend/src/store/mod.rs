@@ -12,6 +12,7 @@ mod paging;
 mod postgres;
 mod sql;
 mod sqlite;
+mod stored_names;
 mod write_once;
 mod writer_jobs;
 

@@ -1,4 +1,4 @@
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{PageAfter, RunEffects, ScriptCaps};
 
@@ -225,181 +225,58 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
         .collect()
 }
 
-/// Whether a stored credential still works, as far as roost knows. Stored,
-/// and shown by the API, as its snake_case name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialStatus {
-    /// Stored, and not refused.
-    #[default]
-    Connected,
-    /// An OAuth token the provider refused, or whose refresh failed for
-    /// good: the user connects again.
-    ReconnectNeeded,
-    /// A key (not OAuth) the provider refused with a 401.
-    Rejected,
-}
-
-impl CredentialStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialStatus::Connected => "connected",
-            CredentialStatus::ReconnectNeeded => "reconnect_needed",
-            CredentialStatus::Rejected => "rejected",
-        }
+super::stored_names::stored_names! {
+    /// Whether a stored credential still works, as far as roost knows.
+    pub enum CredentialStatus ("credential status") {
+        /// Stored, and not refused.
+        #[default]
+        Connected = "connected",
+        /// An OAuth token the provider refused, or whose refresh failed for
+        /// good: the user connects again.
+        ReconnectNeeded = "reconnect_needed",
+        /// A key (not OAuth) the provider refused with a 401.
+        Rejected = "rejected",
     }
 }
 
-impl std::str::FromStr for CredentialStatus {
-    type Err = String;
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        [
-            CredentialStatus::Connected,
-            CredentialStatus::ReconnectNeeded,
-            CredentialStatus::Rejected,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == name)
-        .ok_or_else(|| format!("unknown credential status `{name}`"))
+super::stored_names::stored_names! {
+    /// What starts a handler's runs.
+    pub enum TriggerKind ("trigger kind") {
+        /// A request (`POST /v1/scripts/{id}/run`, `roost start`).
+        #[default]
+        Manual = "manual",
+        /// A cron schedule.
+        Schedule = "schedule",
+        /// An event of one type (posted, or from a webhook).
+        Event = "event",
     }
 }
 
-impl std::fmt::Display for CredentialStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+super::stored_names::stored_names! {
+    /// Where a run is in its life.
+    pub enum RunStatus ("run status") {
+        /// Waiting for a worker.
+        #[default]
+        Queued = "queued",
+        /// Claimed by a worker.
+        Running = "running",
+        /// Exited 0.
+        Succeeded = "succeeded",
+        /// Exited non-zero, trapped, or could not start.
+        Failed = "failed",
+        /// Hit its wall-clock limit.
+        TimedOut = "timed_out",
+        /// Hit another limit (memory, output, fuel, stack).
+        LimitExceeded = "limit_exceeded",
+        /// Cancelled by the user, or its script was deleted.
+        Cancelled = "cancelled",
     }
-}
-
-impl PartialEq<&str> for CredentialStatus {
-    fn eq(&self, name: &&str) -> bool {
-        self.as_str() == *name
-    }
-}
-
-/// What starts a handler's runs. Stored, and shown by the API, as its
-/// lowercase name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerKind {
-    /// A request (`POST /v1/scripts/{id}/run`, `roost start`).
-    #[default]
-    Manual,
-    /// A cron schedule.
-    Schedule,
-    /// An event of one type (posted, or from a webhook).
-    Event,
-}
-
-impl TriggerKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggerKind::Manual => "manual",
-            TriggerKind::Schedule => "schedule",
-            TriggerKind::Event => "event",
-        }
-    }
-}
-
-impl std::str::FromStr for TriggerKind {
-    type Err = String;
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        [
-            TriggerKind::Manual,
-            TriggerKind::Schedule,
-            TriggerKind::Event,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == name)
-        .ok_or_else(|| format!("unknown trigger kind `{name}`"))
-    }
-}
-
-impl std::fmt::Display for TriggerKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for TriggerKind {
-    fn eq(&self, name: &&str) -> bool {
-        self.as_str() == *name
-    }
-}
-
-/// Where a run is in its life. Stored, and shown by the API, as its
-/// snake_case name (`queued`, `timed_out`…).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Waiting for a worker.
-    #[default]
-    Queued,
-    /// Claimed by a worker.
-    Running,
-    /// Exited 0.
-    Succeeded,
-    /// Exited non-zero, trapped, or could not start.
-    Failed,
-    /// Hit its wall-clock limit.
-    TimedOut,
-    /// Hit another limit (memory, output, fuel, stack).
-    LimitExceeded,
-    /// Cancelled by the user, or its script was deleted.
-    Cancelled,
 }
 
 impl RunStatus {
-    /// Every status, in the order of a run's life.
-    pub const ALL: [RunStatus; 7] = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::TimedOut,
-        RunStatus::LimitExceeded,
-        RunStatus::Cancelled,
-    ];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::TimedOut => "timed_out",
-            RunStatus::LimitExceeded => "limit_exceeded",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
-
     /// Whether the run has ended.
     pub fn is_terminal(self) -> bool {
         !matches!(self, RunStatus::Queued | RunStatus::Running)
-    }
-}
-
-impl std::str::FromStr for RunStatus {
-    type Err = String;
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == name)
-            .ok_or_else(|| format!("unknown run status `{name}`"))
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for RunStatus {
-    fn eq(&self, name: &&str) -> bool {
-        self.as_str() == *name
     }
 }
 
