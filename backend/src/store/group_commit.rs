@@ -12,10 +12,8 @@
 //!
 //! Why a thread and rusqlite rather than sqlx: sqlx runs each SQLite
 //! connection on a thread of its own and hands every statement, and every
-//! result row, across a channel. Each hand-off is two thread wake-ups, which
-//! cost 20–70 µs on these machines, where the statements themselves take a
-//! few. Profiles of event-triggered runs showed those hand-offs as the
-//! largest cost. Here the statements run on the thread that owns the
+//! result row, across a channel, each hand-off two thread wake-ups that cost
+//! more than the statements themselves (docs/store-decisions.md). Here the statements run on the thread that owns the
 //! connection (rusqlite, over the same libsqlite3 that sqlx links), so a
 //! turn costs one wake-up of the writer and one per caller answered,
 //! whatever it holds. Everything else in the SQLite store stays on sqlx.
@@ -43,12 +41,8 @@ use super::{
 };
 
 /// How often the WAL is copied back into the database file: often enough
-/// that each copy is small. Measured under load: every 250 ms, each copy
-/// and its fsyncs held up the writer's commits for 10-15 ms. Every 50 ms,
-/// each copy took 2 ms of CPU at 5,000 runs/s on a 2-core machine, and the
-/// events that came in meanwhile were the slowest 1% (4-8 ms to their
-/// run's end, where the rest took 1-2); every 10 ms, those events took 3-4
-/// ms, for the same throughput.
+/// that each copy is small, so that events arriving during one are not held
+/// up (docs/store-decisions.md).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 
 /// At most this many jobs per turn, so one transaction stays short.
@@ -462,10 +456,9 @@ fn write_due_starts(conn: &mut Connection, held: &mut HeldStarts) {
 ///
 /// The writer does it because a RESTART from another connection must first
 /// win the write lock from a writer that hardly lets go of it: the WAL kept
-/// growing while it waited (to 140 MB past a 32 MB limit). A rewind holds
-/// the writer up for its fsyncs, a few milliseconds when the background
-/// checkpoints keep up, so the default limit is large: at about 6,000 runs/s
-/// the WAL grows by some 120 MB/s, and 128 MiB costs one stall a second.
+/// growing while it waited. A rewind holds the writer up for its fsyncs,
+/// so the default limit is large: one stall about a second under the
+/// heaviest load measured (docs/store-decisions.md).
 struct WalLimit {
     file: std::path::PathBuf,
     bytes: u64,

@@ -64,9 +64,8 @@ impl PostgresStore {
 
 /// How a claim's transaction begins, in one round trip:
 /// - its commit does not wait for the WAL to reach the disk. The script's
-///   advisory lock (below) is held until the commit, and a durable commit
-///   waits 3-4 ms for the flush on these machines: every claim of a script
-///   queued behind that wait. What that risks: if PostgreSQL itself crashes
+///   advisory lock (below) is held until the commit, and every claim of a
+///   script would queue behind a durable commit's flush. What that risks: if PostgreSQL itself crashes
 ///   within a fraction of a second of a claim, the run comes back `queued`
 ///   and may start again elsewhere, while the first worker stops at its
 ///   next heartbeat, which no longer finds the run its own. That is the
@@ -75,9 +74,8 @@ impl PostgresStore {
 /// - the candidates are read in the claim index's order, whatever the
 ///   statistics say. Right after a burst of events the planner still
 ///   believes the queue empty, fetches every queued run, counts each one's
-///   script's running runs, and sorts: 20-30 ms per claim at 3,000 queued,
-///   which held a node to about 130 runs a second. In index order the scan
-///   stops at the first claimable run.
+///   script's running runs, and sorts. In index order the scan stops at the
+///   first claimable run. (Both measured: docs/store-decisions.md.)
 const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
      SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
 
@@ -118,8 +116,7 @@ mod tests {
     /// Right after a burst of events the table's statistics still say the
     /// queue is empty. A claim must still read the queued runs in the
     /// claim index's order and stop at the first it can take, not fetch
-    /// and sort them all (its plan then cost 20-30 ms per claim at 3,000
-    /// queued). Skipped unless ROOST_TEST_POSTGRES_URL is set.
+    /// and sort them all. Skipped unless ROOST_TEST_POSTGRES_URL is set.
     #[tokio::test]
     async fn a_claim_reads_the_queue_in_order_even_before_statistics_catch_up() {
         let Some(base) = std::env::var("ROOST_TEST_POSTGRES_URL")

@@ -1,6 +1,8 @@
 //! The SQL shared by both stores. `sql_store!` expands to a full `Store`
 //! implementation over a `sqlx` pool; the SQLite and PostgreSQL stores each
-//! invoke it, so they run the same statements and pass the same tests.
+//! invoke it and pass the same tests. SQLite's hot writes (events, claims,
+//! heartbeats, finishes) leave that path for its writer thread
+//! (group_commit.rs), which runs these statements through rusqlite.
 
 use rand::RngCore;
 
@@ -8,10 +10,7 @@ use rand::RngCore;
 /// time in milliseconds (12 hex digits), then 96 random bits.
 ///
 /// Time first, because ids are primary keys: new rows land at the end of
-/// the key's index, on the same few pages, instead of each on a random page
-/// of an index the size of the whole history. Measured on SQLite, with
-/// 200,000 runs stored: a transaction of four events and their runs wrote
-/// 51 KB to the WAL with time-ordered ids and 94 KB with random ones.
+/// the key's index, on the same few pages (docs/store-decisions.md).
 pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -192,8 +191,8 @@ macro_rules! sql_store {
             /// The statement listing `user_id`'s runs, newest first, with
             /// only the filters given: a `($n IS NULL OR …)` term hides the
             /// column from the planner, and PostgreSQL's generic plan for it
-            /// read every run of the user and sorted them (7 ms per page at
-            /// 14,000 runs). A status the store keeps an index of its runs
+            /// read every run of the user and sorted them
+            /// (docs/store-decisions.md). A status the store keeps an index of its runs
             /// for (`runs_in_state`: SQLite's partial indexes) is written
             /// into the statement, from that list, and the index named: a
             /// bound status cannot pick a partial index, and the listing

@@ -102,8 +102,7 @@ pub(super) const SCRIPT_RUNNING_SQL: &str = "SELECT COUNT(*) FROM runs INDEXED B
 /// SQLite's write lock, so nobody claims the run in between. (A single
 /// `UPDATE … RETURNING` would do both, but SQLite gathers a RETURNING
 /// statement's rows in a temporary b-tree it opens and closes on every
-/// call: about a tenth of the writer's time in a profile of event-triggered
-/// runs.)
+/// call, which a profile showed costly: docs/store-decisions.md.)
 pub(super) const START_RUN_SQL: &str = "UPDATE runs SET status = 'running', worker_id = $2, started_at = $1, heartbeat_at = $4 \
      WHERE id = $3 AND status = 'queued'";
 
