@@ -45,6 +45,50 @@ fn manual_run(user_id: &str, script_id: &str, payload: serde_json::Value) -> roo
     }
 }
 
+/// A worker's trip with one finished run: `report_and_claim` for it, and at
+/// most one next run given `claim_next` (the per-script limit).
+#[async_trait::async_trait]
+trait FinishAndClaim {
+    async fn finish_and_claim(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        finish: &roost::store::RunFinish,
+        retry: Option<&roost::store::RetryPlan>,
+        claim_next: Option<i64>,
+    ) -> roost::store::StoreResult<(bool, Option<roost::store::RunRow>)>;
+}
+
+#[async_trait::async_trait]
+impl<S: roost::store::Store + ?Sized> FinishAndClaim for S {
+    async fn finish_and_claim(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        finish: &roost::store::RunFinish,
+        retry: Option<&roost::store::RetryPlan>,
+        claim_next: Option<i64>,
+    ) -> roost::store::StoreResult<(bool, Option<roost::store::RunRow>)> {
+        let report = roost::store::RunReport {
+            run_id: run_id.to_string(),
+            finish: finish.clone(),
+            retry: retry.cloned(),
+            started_at: None,
+        };
+        let claim = claim_next.map(|per_script_limit| roost::store::NextClaim {
+            per_script_limit,
+            runs: 1,
+            workers: 1,
+            skip_users: Vec::new(),
+        });
+        let reported = self
+            .report_and_claim(worker_id, vec![report], Vec::new(), claim)
+            .await?;
+        let recorded = reported.recorded.first().copied().unwrap_or(false);
+        Ok((recorded, reported.next.into_iter().next()))
+    }
+}
+
 /// How a run ended, as a worker reports it.
 fn outcome(status: &str) -> roost::store::RunFinish {
     roost::store::RunFinish {

@@ -234,34 +234,6 @@ pub trait Store: Send + Sync + 'static {
         unstarted: Vec<String>,
         claim: Option<NextClaim>,
     ) -> StoreResult<Reported>;
-    /// `report_and_claim` for one finished run, and at most one next run
-    /// given `claim_next` (the per-script limit).
-    async fn finish_and_claim(
-        &self,
-        run_id: &str,
-        worker_id: &str,
-        finish: &RunFinish,
-        retry: Option<&RetryPlan>,
-        claim_next: Option<i64>,
-    ) -> StoreResult<(bool, Option<RunRow>)> {
-        let report = RunReport {
-            run_id: run_id.to_string(),
-            finish: finish.clone(),
-            retry: retry.cloned(),
-            started_at: None,
-        };
-        let claim = claim_next.map(|per_script_limit| NextClaim {
-            per_script_limit,
-            runs: 1,
-            workers: 1,
-            skip_users: Vec::new(),
-        });
-        let reported = self
-            .report_and_claim(worker_id, vec![report], Vec::new(), claim)
-            .await?;
-        let recorded = reported.recorded.first().copied().unwrap_or(false);
-        Ok((recorded, reported.next.into_iter().next()))
-    }
     /// Lets the store write the start of a run that `report_and_claim`
     /// hands out together with that run's end, if the run ends within
     /// `window` (one write instead of two for short runs). Until then, or
