@@ -34,16 +34,12 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::held_starts::{Held, HeldStarts};
+use super::wal::{WalLimit, checkpoint_loop};
 use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, report};
 use super::{
     EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RunReport, RunRow, StoreError,
     StoreResult, now_millis,
 };
-
-/// How often the WAL is copied back into the database file: often enough
-/// that each copy is small, so that events arriving during one are not held
-/// up (docs/store-decisions.md).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 
 /// At most this many jobs per turn, so one transaction stays short.
 const MAX_BATCH: usize = 512;
@@ -360,7 +356,7 @@ fn open_own_connection(path: &Path, wal_limit: u64) -> StoreResult<Connection> {
 
 const BUSY_RETRY: Duration = Duration::from_micros(100);
 
-fn retry_soon(attempt: i32) -> bool {
+pub(super) fn retry_soon(attempt: i32) -> bool {
     std::thread::sleep(BUSY_RETRY);
     Duration::from_secs(5) > BUSY_RETRY * attempt.unsigned_abs()
 }
@@ -443,124 +439,6 @@ fn write_due_starts(conn: &mut Connection, held: &mut HeldStarts) {
     }
 }
 
-/// The WAL's bound. A passive checkpoint never rewinds the WAL: SQLite
-/// starts it over only when a write begins with every frame already copied
-/// back, and while writes keep coming, frames arrive during each copy. Under
-/// sustained load the WAL would grow without bound (150 MB in the events
-/// bench's 1.5 s burst; 216 MB in the test of this bound). So once the WAL
-/// file is longer than the limit, the writer, between two turns, copies
-/// what the background checkpoints have not (a RESTART checkpoint), and its
-/// next turn starts the WAL over and cuts the file back to the limit
-/// (`journal_size_limit`). The file can only outgrow the limit again by
-/// holding that many new frames.
-///
-/// The writer does it because a RESTART from another connection must first
-/// win the write lock from a writer that hardly lets go of it: the WAL kept
-/// growing while it waited. A rewind holds the writer up for its fsyncs,
-/// so the default limit is large: one stall about a second under the
-/// heaviest load measured (docs/store-decisions.md).
-struct WalLimit {
-    file: std::path::PathBuf,
-    bytes: u64,
-    /// The WAL file, once it exists, so its length is an `fstat` rather
-    /// than a path lookup (a `stat` by path was 4% of the writer's time).
-    /// SQLite removes the WAL only when the last connection closes, and
-    /// the writer's stays open, so the handle stays the WAL's.
-    handle: Option<std::fs::File>,
-}
-
-/// A clone opens a handle of its own when it first looks.
-impl Clone for WalLimit {
-    fn clone(&self) -> Self {
-        Self {
-            file: self.file.clone(),
-            bytes: self.bytes,
-            handle: None,
-        }
-    }
-}
-
-/// How often the writer looks at the WAL's length (an `fstat`) while it
-/// works: at most once a millisecond, not once a turn; the WAL grows by
-/// well under a megabyte in that time.
-const WAL_LOOK_EVERY: Duration = Duration::from_millis(1);
-
-/// How long a rewind waits for readers before it gives up for now, and how
-/// long until it tries again. A background checkpoint in progress makes it
-/// give up at once (SQLite runs one checkpoint at a time and does not wait
-/// for another; the background loop starts none while the WAL is over the
-/// limit), and it tries again a millisecond later.
-const REWIND_WAIT: Duration = Duration::from_millis(20);
-const REWIND_RETRY: Duration = Duration::from_millis(100);
-const REWIND_RETRY_SOON: Duration = Duration::from_millis(1);
-
-impl WalLimit {
-    fn new(db: &Path, bytes: u64) -> Self {
-        let mut file = db.as_os_str().to_owned();
-        file.push("-wal");
-        Self {
-            file: file.into(),
-            bytes,
-            handle: None,
-        }
-    }
-
-    fn len(&mut self) -> u64 {
-        if self.handle.is_none() {
-            self.handle = std::fs::File::open(&self.file).ok();
-        }
-        self.handle
-            .as_ref()
-            .and_then(|file| file.metadata().ok())
-            .map_or(0, |meta| meta.len())
-    }
-
-    fn exceeded(&mut self) -> bool {
-        self.len() > self.bytes
-    }
-
-    /// Rewinds the WAL if its file is longer than the limit; returns how
-    /// long until the writer looks again.
-    fn keep(&mut self, conn: &mut Connection) -> Duration {
-        let len = self.len();
-        if len <= self.bytes {
-            return WAL_LOOK_EVERY;
-        }
-        let started = std::time::Instant::now();
-        let done = rewind(conn);
-        let took_us = started.elapsed().as_micros() as u64;
-        match done {
-            Ok(true) => {
-                tracing::debug!(wal_bytes = len, took_us, "SQLite WAL rewound");
-                WAL_LOOK_EVERY
-            }
-            Ok(false) if started.elapsed() < REWIND_WAIT / 2 => REWIND_RETRY_SOON,
-            Ok(false) => {
-                tracing::warn!(
-                    wal_bytes = len,
-                    "SQLite WAL not rewound: readers kept it busy; trying again shortly"
-                );
-                REWIND_RETRY
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "rewinding the SQLite WAL failed; trying again shortly");
-                REWIND_RETRY
-            }
-        }
-    }
-}
-
-/// A RESTART checkpoint that waits at most `REWIND_WAIT` for readers; true
-/// if it copied everything (the next write starts the WAL over).
-fn rewind(conn: &mut Connection) -> rusqlite::Result<bool> {
-    conn.busy_timeout(REWIND_WAIT)?;
-    let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
-        row.get::<_, i64>(0)
-    });
-    conn.busy_handler(Some(retry_soon))?;
-    Ok(busy? == 0)
-}
-
 /// Writes one turn's jobs in one transaction and answers each once it is
 /// committed.
 ///
@@ -633,160 +511,5 @@ fn clone_error(err: &rusqlite::Error) -> rusqlite::Error {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
             Some(other.to_string()),
         ),
-    }
-}
-
-/// Copies committed pages from the WAL back into the database file.
-/// SQLite would do it on the commit that crosses 1,000 WAL pages, and that
-/// commit (the writer's) would then wait milliseconds for the copy and its
-/// fsyncs, as would every caller in its turn. A passive checkpoint from
-/// another connection runs beside the writer and blocks none of its
-/// commits, though the server's requests still slow down while a copy and
-/// its fsync go on: hence small rounds (`CHECKPOINT_EVERY`).
-///
-/// It runs on a thread and connection of its own rather than on the
-/// store's sqlx pool, where each round held one of the readers'
-/// connections for the length of its copy and fsyncs.
-///
-/// A passive checkpoint never starts the WAL over; the writer bounds it
-/// (`WalLimit`), and none starts while the writer is about to.
-fn checkpoint_loop(conn: Connection, written: mpsc::Receiver<()>, mut wal: WalLimit) {
-    let mut failing = false;
-    // An idle server checkpoints nothing: each round starts with a write,
-    // and the writer's end (its sender dropped) ends the loop.
-    while written.recv().is_ok() {
-        std::thread::sleep(CHECKPOINT_EVERY);
-        // Writes signalled until now are copied by this round.
-        let _ = written.try_recv();
-        if wal.exceeded() {
-            // The writer is about to rewind it, which this would hold up.
-            continue;
-        }
-        let started = Instant::now();
-        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        match done {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("SQLite checkpoints work again");
-            }
-            Ok(()) => {
-                let took_us = started.elapsed().as_micros() as u64;
-                tracing::debug!(took_us, "SQLite WAL checkpointed");
-            }
-            Err(err) if !failing => {
-                failing = true;
-                tracing::warn!(error = %err, "checkpointing the SQLite WAL failed; it grows until a checkpoint succeeds");
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The lines of SQLite's query plan for `sql`, on the migrated
-    /// database at `path`.
-    fn plan(path: &Path, sql: &str) -> Vec<String> {
-        let conn = Connection::open(path).unwrap();
-        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        // Unbound parameters are NULL, which is all a plan needs.
-        let mut rows = statement.raw_query();
-        let mut lines = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            lines.push(row.get::<_, String>("detail").unwrap());
-        }
-        lines
-    }
-
-    /// Listing a user's queued or running runs reads only the runs in that
-    /// state (their partial indexes), not the user's whole history; other
-    /// statuses still bind the status and use the user's index.
-    #[tokio::test]
-    async fn runs_by_status_are_read_from_the_runs_in_that_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("roost.db");
-        let store =
-            super::super::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-        for (status, index) in [
-            ("queued", "runs_queued"),
-            ("running", "runs_running"),
-            ("failed", "runs_by_user"),
-        ] {
-            for script_id in [None, Some("scr_1".to_string())] {
-                let filter = super::super::RunFilter {
-                    status: Some(status.parse().unwrap()),
-                    script_id,
-                    limit: 10,
-                    ..Default::default()
-                };
-                let query = super::super::sqlite::SqliteStore::list_runs_query("usr_1", &filter);
-                let lines = plan(&path, query.sql());
-                assert!(
-                    lines.iter().any(|line| line.contains(index)),
-                    "listing {status} runs does not use {index}; plan: {lines:#?}"
-                );
-            }
-        }
-        drop(store);
-    }
-
-    /// A claim runs on every run, with the whole run history in the table:
-    /// it must read only the queued and running runs (their partial
-    /// indexes) and find rows by id, never walk runs or an index of all
-    /// runs.
-    #[tokio::test]
-    async fn claims_read_only_the_queued_and_running_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("roost.db");
-        let store =
-            super::super::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-        // The pick reads the queued runs' index in order, then counts each
-        // candidate's script's running runs in theirs.
-        for (sql, index) in [
-            (&SQL.claim_queued, "runs_queued"),
-            (&SQL.script_running, "runs_running (script_id=?)"),
-        ] {
-            let lines = plan(&path, sql);
-            let walks: Vec<&String> = lines
-                .iter()
-                .filter(|line| {
-                    line.starts_with("SCAN") && !line.ends_with("USING INDEX runs_queued")
-                })
-                .collect();
-            assert!(
-                walks.is_empty(),
-                "the pick walks {walks:?}; plan: {lines:#?}"
-            );
-            assert!(
-                lines.iter().any(|line| line.contains(index)),
-                "the pick does not use {index}; plan: {lines:#?}"
-            );
-            assert!(
-                !lines.iter().any(|line| line.contains("TEMP B-TREE")),
-                "the pick sorts; plan: {lines:#?}"
-            );
-        }
-        // The claimed run is then started, and read back, by its id.
-        for (name, sql) in [
-            ("start", &SQL.start_run),
-            ("read back", &SQL.read_run),
-            ("finish", &SQL.finish_run),
-            ("held finish", &SQL.finish_held),
-            ("heartbeat", &SQL.heartbeat),
-        ] {
-            let lines = plan(&path, sql);
-            assert!(
-                lines.iter().all(|line| !line.starts_with("SCAN"))
-                    && lines.iter().any(|line| line.contains("(id=?)")),
-                "{name} does not find the run by id; plan: {lines:#?}"
-            );
-        }
-        drop(store);
     }
 }

@@ -7,20 +7,27 @@
 
 mod group_commit;
 mod held_starts;
+mod kinds;
 mod models;
 mod paging;
 mod postgres;
+mod queue_room;
 mod sql;
 mod sqlite;
+#[cfg(test)]
+mod sqlite_plans;
 mod stored_names;
+mod wal;
 mod write_once;
 mod writer_jobs;
 
 use async_trait::async_trait;
 
+pub use kinds::*;
 pub use models::*;
 pub use paging::*;
 pub use postgres::PostgresStore;
+pub use queue_room::*;
 pub use sql::{id_time, new_id};
 pub use sqlite::SqliteStore;
 pub use write_once::*;
@@ -76,20 +83,6 @@ pub enum StoreError {
 
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// Refuses with [`StoreError::QueueFull`] while the user has `limits.runs`
-/// runs or more queued, and with [`StoreError::PayloadQuotaFull`] if
-/// `incoming` more payload bytes would pass `limits.payload_bytes`: the
-/// check before a new run where the store cannot make it part of the write
-/// (manual runs, and events published to a cluster's stream).
-pub async fn check_queue_room(
-    store: &dyn Store,
-    user_id: &str,
-    limits: QueueLimits,
-    incoming: i64,
-) -> StoreResult<()> {
-    limits.admit(store.queue_depth(user_id).await?, incoming)
-}
 
 /// Everything roost keeps in its database.
 #[async_trait]

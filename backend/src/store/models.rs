@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use super::{PageAfter, RunEffects, ScriptCaps};
+use super::{CredentialStatus, PageAfter, RunEffects, RunStatus, ScriptCaps, TriggerKind};
 
 /// A roost user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -223,61 +223,6 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
             }
         })
         .collect()
-}
-
-super::stored_names::stored_names! {
-    /// Whether a stored credential still works, as far as roost knows.
-    pub enum CredentialStatus ("credential status") {
-        /// Stored, and not refused.
-        #[default]
-        Connected = "connected",
-        /// An OAuth token the provider refused, or whose refresh failed for
-        /// good: the user connects again.
-        ReconnectNeeded = "reconnect_needed",
-        /// A key (not OAuth) the provider refused with a 401.
-        Rejected = "rejected",
-    }
-}
-
-super::stored_names::stored_names! {
-    /// What starts a handler's runs.
-    pub enum TriggerKind ("trigger kind") {
-        /// A request (`POST /v1/scripts/{id}/run`, `roost start`).
-        #[default]
-        Manual = "manual",
-        /// A cron schedule.
-        Schedule = "schedule",
-        /// An event of one type (posted, or from a webhook).
-        Event = "event",
-    }
-}
-
-super::stored_names::stored_names! {
-    /// Where a run is in its life.
-    pub enum RunStatus ("run status") {
-        /// Waiting for a worker.
-        #[default]
-        Queued = "queued",
-        /// Claimed by a worker.
-        Running = "running",
-        /// Exited 0.
-        Succeeded = "succeeded",
-        /// Exited non-zero, trapped, or could not start.
-        Failed = "failed",
-        /// Hit its wall-clock limit.
-        TimedOut = "timed_out",
-        /// Hit another limit (memory, output, fuel, stack).
-        LimitExceeded = "limit_exceeded",
-        /// Cancelled by the user, or its script was deleted.
-        Cancelled = "cancelled",
-    }
-}
-
-impl RunStatus {
-    /// Whether the run has ended.
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
-    }
 }
 
 /// A run to put on the queue.
@@ -630,40 +575,4 @@ pub struct AuditRow {
     pub detail: Option<String>,
     /// When (Unix ms).
     pub at: i64,
-}
-
-/// How much of the queue a user may fill.
-#[derive(Debug, Clone, Copy)]
-pub struct QueueLimits {
-    /// Runs queued at once.
-    pub runs: i64,
-    /// Bytes of payload kept in the user's runs, queued or past (each run
-    /// keeps a copy of its event's payload for the retention period).
-    pub payload_bytes: i64,
-}
-
-/// How much of the queue a user fills.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueDepth {
-    /// Runs queued.
-    pub runs: i64,
-    /// Bytes of payload kept in the user's runs.
-    pub payload_bytes: i64,
-}
-
-impl QueueLimits {
-    /// Whether runs adding `incoming` payload bytes fit beside `depth`.
-    pub fn admit(&self, depth: QueueDepth, incoming: i64) -> super::StoreResult<()> {
-        if depth.runs >= self.runs {
-            return Err(super::StoreError::QueueFull { queued: depth.runs });
-        }
-        if incoming > 0 && depth.payload_bytes.saturating_add(incoming) > self.payload_bytes {
-            return Err(super::StoreError::PayloadQuotaFull {
-                stored: depth.payload_bytes,
-                incoming,
-                limit: self.payload_bytes,
-            });
-        }
-        Ok(())
-    }
 }

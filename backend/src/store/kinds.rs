@@ -1,0 +1,57 @@
+//! The few-valued things the store keeps: where a run is, what starts it,
+//! whether a credential still works.
+
+super::stored_names::stored_names! {
+    /// Whether a stored credential still works, as far as roost knows.
+    pub enum CredentialStatus ("credential status") {
+        /// Stored, and not refused.
+        #[default]
+        Connected = "connected",
+        /// An OAuth token the provider refused, or whose refresh failed for
+        /// good: the user connects again.
+        ReconnectNeeded = "reconnect_needed",
+        /// A key (not OAuth) the provider refused with a 401.
+        Rejected = "rejected",
+    }
+}
+
+super::stored_names::stored_names! {
+    /// What starts a handler's runs.
+    pub enum TriggerKind ("trigger kind") {
+        /// A request (`POST /v1/scripts/{id}/run`, `roost start`).
+        #[default]
+        Manual = "manual",
+        /// A cron schedule.
+        Schedule = "schedule",
+        /// An event of one type (posted, or from a webhook).
+        Event = "event",
+    }
+}
+
+super::stored_names::stored_names! {
+    /// Where a run is in its life.
+    pub enum RunStatus ("run status") {
+        /// Waiting for a worker.
+        #[default]
+        Queued = "queued",
+        /// Claimed by a worker.
+        Running = "running",
+        /// Exited 0.
+        Succeeded = "succeeded",
+        /// Exited non-zero, trapped, or could not start.
+        Failed = "failed",
+        /// Hit its wall-clock limit.
+        TimedOut = "timed_out",
+        /// Hit another limit (memory, output, fuel, stack).
+        LimitExceeded = "limit_exceeded",
+        /// Cancelled by the user, or its script was deleted.
+        Cancelled = "cancelled",
+    }
+}
+
+impl RunStatus {
+    /// Whether the run has ended.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
