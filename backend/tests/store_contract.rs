@@ -47,46 +47,31 @@ fn manual_run(user_id: &str, script_id: &str, payload: serde_json::Value) -> roo
 
 /// A worker's trip with one finished run: `report_and_claim` for it, and at
 /// most one next run given `claim_next` (the per-script limit).
-#[async_trait::async_trait]
-trait FinishAndClaim {
-    async fn finish_and_claim(
-        &self,
-        run_id: &str,
-        worker_id: &str,
-        finish: &roost::store::RunFinish,
-        retry: Option<&roost::store::RetryPlan>,
-        claim_next: Option<i64>,
-    ) -> roost::store::StoreResult<(bool, Option<roost::store::RunRow>)>;
-}
-
-#[async_trait::async_trait]
-impl<S: roost::store::Store + ?Sized> FinishAndClaim for S {
-    async fn finish_and_claim(
-        &self,
-        run_id: &str,
-        worker_id: &str,
-        finish: &roost::store::RunFinish,
-        retry: Option<&roost::store::RetryPlan>,
-        claim_next: Option<i64>,
-    ) -> roost::store::StoreResult<(bool, Option<roost::store::RunRow>)> {
-        let report = roost::store::RunReport {
-            run_id: run_id.to_string(),
-            finish: finish.clone(),
-            retry: retry.cloned(),
-            started_at: None,
-        };
-        let claim = claim_next.map(|per_script_limit| roost::store::NextClaim {
-            per_script_limit,
-            runs: 1,
-            workers: 1,
-            skip_users: Vec::new(),
-        });
-        let reported = self
-            .report_and_claim(worker_id, vec![report], Vec::new(), claim)
-            .await?;
-        let recorded = reported.recorded.first().copied().unwrap_or(false);
-        Ok((recorded, reported.next.into_iter().next()))
-    }
+async fn finish_and_claim(
+    store: &dyn roost::store::Store,
+    run_id: &str,
+    worker_id: &str,
+    finish: &roost::store::RunFinish,
+    retry: Option<&roost::store::RetryPlan>,
+    claim_next: Option<i64>,
+) -> roost::store::StoreResult<(bool, Option<roost::store::RunRow>)> {
+    let report = roost::store::RunReport {
+        run_id: run_id.to_string(),
+        finish: finish.clone(),
+        retry: retry.cloned(),
+        started_at: None,
+    };
+    let claim = claim_next.map(|per_script_limit| roost::store::NextClaim {
+        per_script_limit,
+        runs: 1,
+        workers: 1,
+        skip_users: Vec::new(),
+    });
+    let reported = store
+        .report_and_claim(worker_id, vec![report], Vec::new(), claim)
+        .await?;
+    let recorded = reported.recorded.first().copied().unwrap_or(false);
+    Ok((recorded, reported.next.into_iter().next()))
 }
 
 /// How a run ended, as a worker reports it.
@@ -543,20 +528,20 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
     let done = outcome("succeeded");
     // A finish hands its worker the next run: the finished one's slot.
     let worker = |run: &roost::store::RunRow| run.worker_id.clone().unwrap();
-    let (recorded, next) = store
-        .finish_and_claim(&won[0].id, &worker(&won[0]), &done, None, Some(2))
-        .await
-        .unwrap();
+    let (recorded, next) =
+        finish_and_claim(&*store, &won[0].id, &worker(&won[0]), &done, None, Some(2))
+            .await
+            .unwrap();
     assert!(recorded);
     let next = next.expect("the finished run's slot goes to the next run");
     assert_eq!(next.worker_id, won[0].worker_id);
     assert_eq!(next.status, "running");
     // A finish by a worker that no longer has the run frees no slot, so at
     // the cap it claims nothing either.
-    let (recorded, none) = store
-        .finish_and_claim(&won[1].id, "someone-else", &done, None, Some(2))
-        .await
-        .unwrap();
+    let (recorded, none) =
+        finish_and_claim(&*store, &won[1].id, "someone-else", &done, None, Some(2))
+            .await
+            .unwrap();
     assert!(!recorded);
     assert!(none.is_none(), "{none:?}");
     assert!(
@@ -593,10 +578,16 @@ async fn a_finish_stands_when_the_claim_after_it_fails(backend: Backend) {
         .await
         .unwrap();
     corrupt_payload(backend, &url, &unreadable.id).await;
-    let (recorded, next) = store
-        .finish_and_claim(&first.id, "w1", &outcome("succeeded"), None, Some(4))
-        .await
-        .expect("the finish stands though the claim failed");
+    let (recorded, next) = finish_and_claim(
+        &*store,
+        &first.id,
+        "w1",
+        &outcome("succeeded"),
+        None,
+        Some(4),
+    )
+    .await
+    .expect("the finish stands though the claim failed");
     assert!(recorded);
     assert!(next.is_none(), "{next:?}");
     let finished = store.get_run(&user.id, &first.id).await.unwrap().unwrap();
@@ -664,9 +655,15 @@ async fn a_failing_write_fails_alone(backend: Backend) {
         let store = store.clone();
         let run_id = claimed.id.clone();
         tokio::spawn(async move {
-            store
-                .finish_and_claim(&run_id, "w0", &outcome("succeeded"), None, Some(10))
-                .await
+            finish_and_claim(
+                &*store,
+                &run_id,
+                "w0",
+                &outcome("succeeded"),
+                None,
+                Some(10),
+            )
+            .await
         })
     };
     for (n, send) in sends.into_iter().enumerate() {
@@ -793,10 +790,16 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
     assert_eq!(depth().await, 2, "a cancelled run leaves the queue");
 
     let running = store.claim_run("w3", 10, &[]).await.unwrap().unwrap();
-    let (_, next) = store
-        .finish_and_claim(&running.id, "w3", &outcome("succeeded"), None, Some(10))
-        .await
-        .unwrap();
+    let (_, next) = finish_and_claim(
+        &*store,
+        &running.id,
+        "w3",
+        &outcome("succeeded"),
+        None,
+        Some(10),
+    )
+    .await
+    .unwrap();
     assert!(next.is_some());
     assert_eq!(
         depth().await,
@@ -906,10 +909,16 @@ async fn a_held_start_keeps_every_rule_of_a_claim(backend: Backend) {
     }
     // (Runs queued within one millisecond are claimed in any order.)
     let claimed = store.claim_run("w0", 2, &[]).await.unwrap().unwrap();
-    let (recorded, held) = store
-        .finish_and_claim(&claimed.id, "w0", &outcome("succeeded"), None, Some(2))
-        .await
-        .unwrap();
+    let (recorded, held) = finish_and_claim(
+        &*store,
+        &claimed.id,
+        "w0",
+        &outcome("succeeded"),
+        None,
+        Some(2),
+    )
+    .await
+    .unwrap();
     assert!(recorded);
     let held = held.expect("the finished run's slot goes to the next run");
     assert_eq!(
@@ -931,8 +940,7 @@ async fn a_held_start_keeps_every_rule_of_a_claim(backend: Backend) {
         "at the cap"
     );
     // Another worker cannot end it.
-    let (recorded, _) = store
-        .finish_and_claim(&held.id, "w1", &outcome("failed"), None, None)
+    let (recorded, _) = finish_and_claim(&*store, &held.id, "w1", &outcome("failed"), None, None)
         .await
         .unwrap();
     assert!(!recorded);
@@ -975,10 +983,16 @@ async fn a_held_start_is_written_when_its_run_goes_on(backend: Backend) {
         let store = store.clone();
         async move {
             store.hold_run_starts(std::time::Duration::from_millis(window_ms));
-            let (recorded, next) = store
-                .finish_and_claim(&finished, "w0", &outcome("succeeded"), None, Some(10))
-                .await
-                .unwrap();
+            let (recorded, next) = finish_and_claim(
+                &*store,
+                &finished,
+                "w0",
+                &outcome("succeeded"),
+                None,
+                Some(10),
+            )
+            .await
+            .unwrap();
             assert!(recorded, "{finished} not recorded (window {window_ms} ms)");
             next.unwrap()
         }

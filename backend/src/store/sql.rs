@@ -113,7 +113,8 @@ macro_rules! sql_store {
 
             /// Records an event and queues its runs (see `Store::ingest_event`),
             /// within `limits` if given.
-            async fn ingest_checked(&self, event: &$crate::store::NewEvent, limits: Option<$crate::store::QueueLimits>) -> $crate::store::StoreResult<$crate::store::EventIngest> {
+            /// `payload` is the event's, serialised once by the caller.
+            async fn ingest_checked(&self, event: &$crate::store::NewEvent, payload: &str, limits: Option<$crate::store::QueueLimits>) -> $crate::store::StoreResult<$crate::store::EventIngest> {
                 use sqlx::Row;
 
                 let seen = |run_ids: String| -> $crate::store::StoreResult<$crate::store::EventIngest> {
@@ -132,7 +133,6 @@ macro_rules! sql_store {
                 .bind(&event.event_type)
                 .fetch_all(&mut *tx)
                 .await?;
-                let payload = event.payload.to_string();
                 let mut run_ids = Vec::new();
                 for row in &subscribers {
                     let id = $crate::store::sql::new_id("run");
@@ -965,7 +965,8 @@ macro_rules! sql_store {
                 }
                 // A read first, so that a user at a cap who keeps posting is
                 // refused without writing runs only to roll them back.
-                let incoming = event.payload.to_string().len() as i64;
+                let payload = event.payload.to_string();
+                let incoming = payload.len() as i64;
                 if let Err(full) = $crate::store::check_queue_room(self, &event.user_id, limits, incoming).await {
                     // A repeat of an accepted event is answered as one.
                     return match self.get_event(&event.user_id, &event.event_id).await? {
@@ -973,14 +974,14 @@ macro_rules! sql_store {
                         None => Err(full),
                     };
                 }
-                self.ingest_checked(event, Some(limits)).await
+                self.ingest_checked(event, &payload, Some(limits)).await
             }
 
             async fn ingest_event(&self, event: &$crate::store::NewEvent) -> $crate::store::StoreResult<$crate::store::EventIngest> {
                 if let Some(writer) = self.group_commit() {
                     return writer.ingest_event(event, None).await;
                 }
-                self.ingest_checked(event, None).await
+                self.ingest_checked(event, &event.payload.to_string(), None).await
             }
 
             async fn delete_old_runs(&self, before: i64) -> $crate::store::StoreResult<u64> {
