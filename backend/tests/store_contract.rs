@@ -1360,11 +1360,10 @@ async fn sqlite_wal_stays_bounded_under_writes_that_never_pause() {
     const MIB: u64 = 1 << 20;
     let dir = tempfile::tempdir().unwrap();
     let url = roost::config::sqlite_url(dir.path());
-    use roost::store::Store as _;
-    let store = roost::store::SqliteStore::connect_with_wal_limit(&url, 32 * MIB)
+    let store = roost::store::connect_sqlite_with_wal_limit(&url, 32 * MIB)
         .await
         .unwrap();
-    let ada = user_listening_for_orders(&store).await;
+    let ada = user_listening_for_orders(store.as_ref()).await;
     let wal = dir.path().join("roost.db-wal");
     let filler = "x".repeat(64 * 1024);
     let mut largest = 0;

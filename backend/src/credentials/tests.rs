@@ -1,10 +1,10 @@
 use super::*;
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, MasterKeys, String) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let store = crate::store::connect(&url).await.unwrap();
     let keys = MasterKeys::load(None, None, &dir.path().join("master.key")).unwrap();
     let user = store.create_user("ada", "hash-ada").await.unwrap();
     (dir, store, keys, user.id)

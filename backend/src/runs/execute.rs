@@ -128,7 +128,7 @@ impl Executor {
                     // Nothing the run produced is stored with a credential
                     // value in it.
                     RunFinish {
-                        status: status.into(),
+                        status,
                         exit_code,
                         duration_ms: i64::try_from(outcome.duration.as_millis())
                             .unwrap_or(i64::MAX),

@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use super::held_starts::{Held, HeldStarts};
 use super::wal::{WalLimit, checkpoint_loop};
 use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, report};
-use super::{
+use crate::store::{
     EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RunReport, RunRow, StoreError,
     StoreResult, now_millis,
 };
@@ -46,7 +46,7 @@ const MAX_BATCH: usize = 512;
 
 /// The handle the store writes through; the writer thread stops when the
 /// last handle is dropped.
-pub(super) struct GroupCommit {
+pub(crate) struct GroupCommit {
     // A std channel: the writer waits on it with a timeout (the end of a
     // held start's window), and sending never blocks.
     jobs: mpsc::Sender<Job>,

@@ -1,64 +1,47 @@
-use sqlx::postgres::{PgPool, PgPoolOptions};
+//! The scale-out store: several roost nodes share one PostgreSQL. Every
+//! node writes through its own pool; PostgreSQL's row locks, not a single
+//! writer, keep the writes apart.
+
+mod queue;
+
+use sqlx::postgres::PgPoolOptions;
 
 use super::StoreResult;
+use super::engine::{Engine, SqlStore};
 
-/// The scale-out store: several roost nodes share one PostgreSQL.
-pub struct PostgresStore {
-    pool: PgPool,
+/// The store on PostgreSQL.
+pub(crate) type PostgresStore = SqlStore<sqlx::Postgres>;
+
+impl Engine for sqlx::Postgres {
+    type Queue = ();
+    const BEGIN: &'static str = "BEGIN";
+    // Under READ COMMITTED two deploys could both count room under the
+    // user's script cap; the advisory lock in a transaction serialises them.
+    const USER_LOCK_SQL: Option<&'static str> = Some(ADVISORY_LOCK_SQL);
+    // Kept by triggers in 16 rows per user (migration 0015), so that
+    // concurrent writes of one user do not queue for one counter row.
+    const QUEUE_DEPTH_SQL: &'static str = "SELECT COALESCE(SUM(queued), 0)::BIGINT AS n, \
+         COALESCE(SUM(payload_bytes), 0)::BIGINT AS bytes FROM queue_depth WHERE user_id = $1";
+    // Its index on (user_id, status, queued_at, id) serves every status.
+    const RUNS_IN_STATE: &'static [(&'static str, &'static str)] = &[];
+    fn rows_affected(done: &Self::QueryResult) -> u64 {
+        done.rows_affected()
+    }
 }
 
-impl PostgresStore {
+/// Holds, until the transaction ends, a lock on the hash of `$1` (a user
+/// or script id): transactions taking the same one take turns.
+const ADVISORY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
+
+impl SqlStore<sqlx::Postgres> {
     /// Connects and applies the migrations.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub(crate) async fn connect(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .connect(url)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
-    }
-
-    // Every node writes concurrently through its own pool: PostgreSQL's row
-    // locks, not a single writer, keep the writes apart.
-    fn group_commit(&self) -> Option<&super::group_commit::GroupCommit> {
-        None
-    }
-
-    /// Whether a user other than those in `$1` (a JSON array) may have runs
-    /// queued (see sqlite.rs): a shard with some. A user's shards can go
-    /// below zero one by one, never all, so this errs only towards yes.
-    fn others_queued_sql(&self) -> &'static str {
-        "SELECT EXISTS (SELECT 1 FROM queue_depth WHERE queued > 0 \
-         AND user_id NOT IN (SELECT jsonb_array_elements_text($1::jsonb)))"
-    }
-
-    /// A manual run's end, announced to every node (delivered once the
-    /// finish has committed).
-    fn run_end_notice(&self) -> Option<&'static str> {
-        Some("SELECT pg_notify('roost_run_ends', $1)")
-    }
-
-    /// The announced ends, on a connection of their own. The listener
-    /// reconnects by itself after a lost connection; notices sent while it
-    /// was away are lost, which the waiting requests' periodic look covers.
-    async fn listen_for_run_ends(
-        &self,
-    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>> {
-        use futures_util::StreamExt as _;
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen("roost_run_ends").await?;
-        let ends = futures_util::stream::unfold(listener, |mut listener| async move {
-            loop {
-                match listener.recv().await {
-                    Ok(notice) => return Some((notice.payload().to_string(), listener)),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "listening for run ends failed; trying again");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
-        Ok(Some(ends.boxed()))
+        Ok(Self { pool, queue: () })
     }
 }
 
@@ -88,30 +71,10 @@ const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
      AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
      ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";
 
-// Several nodes claim concurrently: SKIP LOCKED hands each a different
-// candidate, and a transaction-scoped advisory lock per script makes the
-// concurrency-cap check and the claim one step.
-super::sql::sql_store!(
-    PostgresStore,
-    db = sqlx::Postgres,
-    begin = "BEGIN",
-    claim_begin = CLAIM_BEGIN,
-    claim_candidates = CLAIM_CANDIDATES,
-    // Under READ COMMITTED two claims could both count room under a
-    // script's cap; the advisory lock in a transaction serialises them.
-    script_lock_sql = Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
-    // Kept by triggers in 16 rows per user (migration 0015), so that
-    // concurrent writes of one user do not queue for one counter row.
-    queued_runs_sql = "SELECT COALESCE(SUM(queued), 0)::BIGINT AS n, COALESCE(SUM(payload_bytes), 0)::BIGINT AS bytes \
-         FROM queue_depth WHERE user_id = $1",
-    // Its index on (user_id, status, queued_at, id) serves every status.
-    runs_in_state = &[]
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store as _;
+    use crate::store::RunQueue as _;
 
     /// Right after a burst of events the table's statistics still say the
     /// queue is empty. A claim must still read the queued runs in the

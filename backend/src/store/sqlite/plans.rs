@@ -7,6 +7,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::writer_jobs::SQL;
+use crate::store::runs::list_runs_sql;
 
 /// The lines of SQLite's query plan for `sql`, on the migrated
 /// database at `path`.
@@ -29,7 +30,7 @@ fn plan(path: &Path, sql: &str) -> Vec<String> {
 async fn runs_by_status_are_read_from_the_runs_in_that_state() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("roost.db");
-    let store = super::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()))
+    let store = super::SqliteStore::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
     for (status, index) in [
@@ -38,14 +39,14 @@ async fn runs_by_status_are_read_from_the_runs_in_that_state() {
         ("failed", "runs_by_user"),
     ] {
         for script_id in [None, Some("scr_1".to_string())] {
-            let filter = super::RunFilter {
+            let filter = crate::store::RunFilter {
                 status: Some(status.parse().unwrap()),
                 script_id,
                 limit: 10,
                 ..Default::default()
             };
-            let query = super::sqlite::SqliteStore::list_runs_query("usr_1", &filter);
-            let lines = plan(&path, query.sql());
+            let listing = list_runs_sql(&filter, super::RUNS_IN_STATE);
+            let lines = plan(&path, &listing.sql);
             assert!(
                 lines.iter().any(|line| line.contains(index)),
                 "listing {status} runs does not use {index}; plan: {lines:#?}"
@@ -63,7 +64,7 @@ async fn runs_by_status_are_read_from_the_runs_in_that_state() {
 async fn claims_read_only_the_queued_and_running_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("roost.db");
-    let store = super::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()))
+    let store = super::SqliteStore::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
     // The pick reads the queued runs' index in order, then counts each

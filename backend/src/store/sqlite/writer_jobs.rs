@@ -9,18 +9,18 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::held_starts::{Held, HeldStarts};
-use super::sql::{
-    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
-    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL, RUN_COLUMNS,
-    RunColumns, new_id, run_from_row,
-};
-use super::sqlite::{
+use super::{
     CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, OTHERS_QUEUED_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL,
     START_RUN_SQL,
 };
-use super::{
+use crate::store::queue::{
+    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
+    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL,
+};
+use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
+use crate::store::{
     EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RunReport, RunRow,
-    StoreError, StoreResult,
+    StoreError, StoreResult, new_id,
 };
 
 /// The SQL of the writer, with sqlx's `$N` placeholders written as SQLite's
@@ -218,7 +218,7 @@ pub(super) fn claim_runs(
         if let Some(window) = claimer.hold_for {
             // The worker gets the run as it will be written: started by it
             // (at the claim, unless its report says when it began).
-            run.status = super::RunStatus::Running;
+            run.status = crate::store::RunStatus::Running;
             run.worker_id = Some(claimer.worker_id.to_string());
             run.started_at = Some(claimer.now);
             run.heartbeat_at = Some(claimer.now);

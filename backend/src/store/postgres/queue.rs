@@ -1,0 +1,380 @@
+//! PostgreSQL's run queue: nodes claim concurrently, each run under a row
+//! lock (`FOR UPDATE SKIP LOCKED`) and each script's concurrency cap under
+//! an advisory lock; a manual run's end is announced to every node.
+
+use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
+
+use super::{ADVISORY_LOCK_SQL, CLAIM_BEGIN, CLAIM_CANDIDATES, PostgresStore};
+use crate::store::engine::Engine;
+use crate::store::events::run_ids;
+use crate::store::queue::{
+    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
+    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL, RunQueue,
+};
+use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
+use crate::store::{
+    EventIngest, EventStore as _, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported,
+    RetryPlan, RunFinish, RunReport, RunRow, StoreResult, TriggerKind, check_queue_room, new_id,
+    now_millis,
+};
+
+/// The channel manual runs' ends are announced on.
+const RUN_ENDS_CHANNEL: &str = "roost_run_ends";
+
+/// Whether a user other than those in `$1` (a JSON array) may have runs
+/// queued: a shard with some. A user's shards can go below zero one by
+/// one, never all, so this errs only towards yes.
+const OTHERS_QUEUED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM queue_depth WHERE queued > 0 \
+     AND user_id NOT IN (SELECT jsonb_array_elements_text($1::jsonb)))";
+
+#[async_trait]
+impl RunQueue for PostgresStore {
+    async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest> {
+        self.ingest_checked(event, &event.payload.to_string(), None)
+            .await
+    }
+
+    async fn ingest_event_within(
+        &self,
+        event: &NewEvent,
+        limits: QueueLimits,
+    ) -> StoreResult<EventIngest> {
+        // A read first, so that a user at a cap who keeps posting is
+        // refused without writing runs only to roll them back.
+        let payload = event.payload.to_string();
+        let incoming = payload.len() as i64;
+        if let Err(full) = check_queue_room(self, &event.user_id, limits, incoming).await {
+            // A repeat of an accepted event is answered as one.
+            return match self.get_event(&event.user_id, &event.event_id).await? {
+                Some(seen) => Ok(EventIngest {
+                    duplicate: true,
+                    run_ids: seen.run_ids,
+                }),
+                None => Err(full),
+            };
+        }
+        self.ingest_checked(event, &payload, Some(limits)).await
+    }
+
+    async fn claim_run(
+        &self,
+        worker_id: &str,
+        per_script_limit: i64,
+        skip_users: &[String],
+    ) -> StoreResult<Option<RunRow>> {
+        let now = now_millis();
+        let skip_users = serde_json::to_string(skip_users).expect("ids serialise");
+        // With users skipped, the claim would read past all their queued
+        // runs to find none when nobody else has any.
+        if skip_users != "[]" {
+            let others: bool = sqlx::query_scalar(OTHERS_QUEUED_SQL)
+                .bind(&skip_users)
+                .fetch_one(&self.pool)
+                .await?;
+            if !others {
+                return Ok(None);
+            }
+        }
+        let mut tx = self.pool.begin_with(CLAIM_BEGIN).await?;
+        let candidate = sqlx::query(&format!("SELECT id, script_id {CLAIM_CANDIDATES}"))
+            .bind(now)
+            .bind(per_script_limit)
+            .bind(&skip_users)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(candidate) = candidate else {
+            return Ok(None);
+        };
+        let run_id: String = candidate.try_get("id")?;
+        let script_id: String = candidate.try_get("script_id")?;
+        // Claims of one script's runs take turns, so two workers cannot
+        // both see room under the concurrency cap and both start one.
+        sqlx::query(ADVISORY_LOCK_SQL)
+            .bind(&script_id)
+            .execute(&mut *tx)
+            .await?;
+        let running: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM runs WHERE script_id = $1 AND status = 'running'",
+        )
+        .bind(&script_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if running >= per_script_limit {
+            return Ok(None);
+        }
+        let sql = format!(
+            "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
+             WHERE id = $3 AND status = 'queued' RETURNING {RUN_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(now)
+            .bind(&run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let run = run_from_sqlx(&row)?;
+        tx.commit().await?;
+        Ok(Some(run))
+    }
+
+    /// The announced ends, on a connection of their own. The listener
+    /// reconnects by itself after a lost connection; notices sent while it
+    /// was away are lost, which the waiting requests' periodic look covers.
+    async fn manual_run_ends(
+        &self,
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(RUN_ENDS_CHANNEL).await?;
+        let ends = futures_util::stream::unfold(listener, |mut listener| async move {
+            loop {
+                match listener.recv().await {
+                    Ok(notice) => return Some((notice.payload().to_string(), listener)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "listening for run ends failed; trying again");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(ends.boxed()))
+    }
+
+    async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(HEARTBEAT_SQL)
+            .bind(now_millis())
+            .bind(run_id)
+            .bind(worker_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        finish: &RunFinish,
+        retry: Option<&RetryPlan>,
+    ) -> StoreResult<bool> {
+        let sql = format!("{FINISH_RUN_SQL} RETURNING trigger_kind");
+        let update = sqlx::query(&sql)
+            .bind(finish.status.as_str())
+            .bind(finish.exit_code)
+            .bind(finish.duration_ms)
+            .bind(&finish.error)
+            .bind(&finish.stdout)
+            .bind(&finish.stderr)
+            .bind(i64::from(finish.stdout_truncated))
+            .bind(i64::from(finish.stderr_truncated))
+            .bind(finish.output_cap)
+            .bind(now_millis())
+            .bind(run_id)
+            .bind(worker_id);
+        if retry.is_none() && finish.effects.is_empty() {
+            // One statement needs no transaction of its own.
+            let Some(ended) = update.fetch_optional(&self.pool).await? else {
+                return Ok(false);
+            };
+            self.announce_end(run_id, &ended).await;
+            return Ok(true);
+        }
+        let mut tx = self.pool.begin_with(sqlx::Postgres::BEGIN).await?;
+        let Some(ended) = update.fetch_optional(&mut *tx).await? else {
+            return Ok(false);
+        };
+        if let Some(retry) = retry {
+            sqlx::query(RETRY_RUN_SQL)
+                .bind(new_id("run"))
+                .bind(retry.attempt)
+                .bind(&retry.first_run_id)
+                .bind(now_millis())
+                .bind(retry.not_before)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for message in &finish.effects.messages {
+            sqlx::query(INSERT_MESSAGE_SQL)
+                .bind(&message.id)
+                .bind(&message.user_id)
+                .bind(&message.script_id)
+                .bind(&message.run_id)
+                .bind(&message.channel)
+                .bind(&message.recipient)
+                .bind(&message.subject)
+                .bind(&message.body)
+                .bind(message.created_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.announce_end(run_id, &ended).await;
+        Ok(true)
+    }
+
+    async fn report_and_claim(
+        &self,
+        worker_id: &str,
+        reports: Vec<RunReport>,
+        unstarted: Vec<String>,
+        claim: Option<NextClaim>,
+    ) -> StoreResult<Reported> {
+        let mut reported = Reported::default();
+        for report in &reports {
+            let done = self
+                .finish_run(
+                    &report.run_id,
+                    worker_id,
+                    &report.finish,
+                    report.retry.as_ref(),
+                )
+                .await?;
+            reported.recorded.push(done);
+        }
+        for run_id in &unstarted {
+            sqlx::query(GIVE_BACK_RUN_SQL)
+                .bind(run_id)
+                .bind(worker_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        // One run at most: every start is written at its claim, so a run
+        // waiting in a worker's hands would read as running.
+        if let Some(claim) = claim.filter(|claim| claim.runs > 0) {
+            match self
+                .claim_run(worker_id, claim.per_script_limit, &claim.skip_users)
+                .await
+            {
+                Ok(next) => reported.next.extend(next),
+                Err(err) => {
+                    tracing::warn!(error = %err, "claiming the next run after a finish failed")
+                }
+            }
+        }
+        Ok(reported)
+    }
+
+    // A cluster's nodes must see every claim: starts are never held.
+    fn hold_run_starts(&self, _window: std::time::Duration) {}
+}
+
+impl PostgresStore {
+    /// Tells every node that a manual run ended (`ended` is its finish's
+    /// row). A lost notice only slows a waiting request to its next look.
+    async fn announce_end(&self, run_id: &str, ended: &PgRow) {
+        let manual = ended
+            .try_get::<String, _>("trigger_kind")
+            .is_ok_and(|kind| kind == TriggerKind::Manual.as_str());
+        if !manual {
+            return;
+        }
+        let notice = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(RUN_ENDS_CHANNEL)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await;
+        if let Err(err) = notice {
+            tracing::warn!(error = %err, "announcing a run's end failed");
+        }
+    }
+
+    /// Records an event and queues its runs (see `RunQueue::ingest_event`),
+    /// within `limits` if given. `payload` is the event's, serialised once
+    /// by the caller.
+    async fn ingest_checked(
+        &self,
+        event: &NewEvent,
+        payload: &str,
+        limits: Option<QueueLimits>,
+    ) -> StoreResult<EventIngest> {
+        let seen = |run_ids_json: String| -> StoreResult<EventIngest> {
+            Ok(EventIngest {
+                duplicate: true,
+                run_ids: run_ids(&run_ids_json)?,
+            })
+        };
+        let now = now_millis();
+        let mut tx = self.pool.begin_with(sqlx::Postgres::BEGIN).await?;
+        let earlier = sqlx::query(EVENT_LOOKUP_SQL)
+            .bind(&event.user_id)
+            .bind(&event.event_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = earlier {
+            return seen(row.try_get("run_ids")?);
+        }
+        let subscribers = sqlx::query(EVENT_SUBSCRIBERS_SQL)
+            .bind(&event.user_id)
+            .bind(&event.event_type)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut run_ids = Vec::new();
+        for row in &subscribers {
+            let id = new_id("run");
+            sqlx::query(INSERT_EVENT_RUN_SQL)
+                .bind(&id)
+                .bind(&event.user_id)
+                .bind(row.try_get::<String, _>("script_id")?)
+                .bind(row.try_get::<i64, _>("current_version")?)
+                .bind(row.try_get::<String, _>("handler")?)
+                .bind(&event.event_type)
+                .bind(payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            run_ids.push(id);
+        }
+        // The check before counted one copy of the payload; an event that
+        // starts several runs stores several. Checked again with them
+        // counted (the triggers have added them), in its transaction:
+        // refused, it leaves nothing.
+        if let Some(limits) = limits.filter(|_| run_ids.len() > 1) {
+            let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
+                .bind(&event.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let new_runs = run_ids.len() as i64;
+            let incoming = new_runs * payload.len() as i64;
+            let before = QueueDepth {
+                runs: depth.try_get::<i64, _>("n")? - new_runs,
+                payload_bytes: depth.try_get::<i64, _>("bytes")? - incoming,
+            };
+            limits.admit(before, incoming)?;
+        }
+        let inserted = sqlx::query(INSERT_EVENT_SQL)
+            .bind(&event.user_id)
+            .bind(&event.event_id)
+            .bind(&event.event_type)
+            .bind(&event.source)
+            .bind(now)
+            .bind(serde_json::to_string(&run_ids).expect("ids serialise"))
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(EventIngest {
+                    duplicate: false,
+                    run_ids,
+                })
+            }
+            // The same event arrived concurrently and won: roll back our
+            // runs and report the winner's.
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                tx.rollback().await?;
+                let row = sqlx::query(EVENT_LOOKUP_SQL)
+                    .bind(&event.user_id)
+                    .bind(&event.event_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                seen(row.try_get("run_ids")?)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}

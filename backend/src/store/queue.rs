@@ -1,0 +1,135 @@
+//! The run queue: how runs are queued from events, claimed by workers,
+//! kept alive and finished. Each engine has its own implementation
+//! (sqlite/queue.rs batches through a writer thread; postgres/queue.rs
+//! claims with row locks), over the statements below, which both run.
+
+use async_trait::async_trait;
+
+use super::{
+    EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RetryPlan, RunFinish, RunReport,
+    RunRow, StoreResult,
+};
+
+/// The queue's side of the store.
+#[async_trait]
+pub trait RunQueue: Send + Sync {
+    /// Records an event and queues one run per subscribed handler of the
+    /// user's scripts, in one transaction; a repeated event id queues nothing.
+    async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest>;
+    /// `ingest_event`, refused with [`super::StoreError::QueueFull`] while
+    /// the user has `limits.runs` runs or more queued, and with
+    /// [`super::StoreError::PayloadQuotaFull`] if the runs' payloads would
+    /// pass `limits.payload_bytes`. A repeated event id is answered as a
+    /// repeat, full queue or not. The check and the ingest are one
+    /// transaction; on PostgreSQL events arriving together may pass the
+    /// caps by a few.
+    async fn ingest_event_within(
+        &self,
+        event: &NewEvent,
+        limits: QueueLimits,
+    ) -> StoreResult<EventIngest>;
+    /// Claims the oldest claimable queued run for `worker_id`: never the same
+    /// run for two workers, never a retry before its backoff, never a run of
+    /// a script that already has `per_script_limit` runs running, never a
+    /// run of a user in `skip_users`.
+    async fn claim_run(
+        &self,
+        worker_id: &str,
+        per_script_limit: i64,
+        skip_users: &[String],
+    ) -> StoreResult<Option<RunRow>>;
+    /// The ids of manual runs as they end on any node sharing the store,
+    /// where the store can announce them (PostgreSQL's LISTEN/NOTIFY);
+    /// `None` where a node's own finishes are all there is (SQLite). A
+    /// request waiting on a manual run (`?wait`) answers on these.
+    async fn manual_run_ends(
+        &self,
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>>;
+    /// Records that `worker_id` still works on the run; false when the run
+    /// is no longer this worker's to run (cancelled, or re-queued).
+    async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
+    /// Records how a running run ended and, in the same transaction, writes
+    /// its effects (`finish.effects`) and queues its retry if one is
+    /// planned; false if it was no longer running under
+    /// `worker_id` (cancelled, or re-queued after its heartbeat went stale
+    /// and claimed by another worker), in which case nothing changes.
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        finish: &RunFinish,
+        retry: Option<&RetryPlan>,
+    ) -> StoreResult<bool>;
+    /// A worker's trip to the store: records how each of `reports` ended,
+    /// in order, as `finish_run` does; gives back `unstarted`, runs it was
+    /// handed and did not begin (they are claimable again at once); and,
+    /// given `claim`, hands it the runs to run next, one after another.
+    /// Runs are handed out several at a time only where their starts are
+    /// held (see `hold_run_starts`): a run that waits in a worker's hands
+    /// must not read as running, nor be failed as an orphan if the node
+    /// dies. Elsewhere, and always on PostgreSQL, at most one. Reports and
+    /// give-backs stand even if the claim fails; the claim then hands out
+    /// nothing.
+    async fn report_and_claim(
+        &self,
+        worker_id: &str,
+        reports: Vec<RunReport>,
+        unstarted: Vec<String>,
+        claim: Option<NextClaim>,
+    ) -> StoreResult<Reported>;
+    /// Lets the store write the start of a run that `report_and_claim`
+    /// hands out together with that run's end, if the run ends within
+    /// `window` (one write instead of two for short runs). Until then, or
+    /// until its first heartbeat, the run reads as still queued; if the
+    /// server dies meanwhile it stays queued and runs again. Only for a
+    /// server that re-queues orphaned runs. `Duration::ZERO` (the default)
+    /// writes every start at its claim. SQLite does it; PostgreSQL ignores
+    /// it (a cluster's nodes must see every claim).
+    fn hold_run_starts(&self, window: std::time::Duration);
+}
+
+/// Records how a running run ended, if it is still `$12`'s.
+pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, \
+     stdout = $5, stderr = $6, stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
+     WHERE id = $11 AND status = 'running' AND worker_id = $12";
+
+/// Stores an outbox message a run left: `$1` id, `$2` user, `$3` script,
+/// `$4` run, `$5` channel, `$6` recipient, `$7` subject, `$8` body, `$9`
+/// when the script sent it. Written only with the run's end.
+pub(super) const INSERT_MESSAGE_SQL: &str = "INSERT INTO messages (id, user_id, script_id, run_id, channel, recipient, \
+     subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Records that worker `$3` still runs run `$2`, at `$1`.
+pub(super) const HEARTBEAT_SQL: &str =
+    "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'";
+
+/// Puts run `$1`, handed to worker `$2` and not begun, back on the queue
+/// as it was (a held start needs no write: it is still queued).
+pub(super) const GIVE_BACK_RUN_SQL: &str = "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, \
+     started_at = NULL WHERE id = $1 AND worker_id = $2 AND status = 'running'";
+
+/// Queues the next attempt of run `$6`.
+pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, \
+     trigger_spec, payload, status, attempt, first_run_id, queued_at, not_before) \
+     SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
+     'queued', $2, $3, $4, $5 FROM runs WHERE id = $6";
+
+/// The runs an event id already made (`$1` user, `$2` event id).
+pub(super) const EVENT_LOOKUP_SQL: &str =
+    "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";
+
+/// The handlers of user `$1`'s scripts subscribed to event type `$2`.
+pub(super) const EVENT_SUBSCRIBERS_SQL: &str = "SELECT s.id AS script_id, s.current_version, t.handler \
+     FROM triggers t JOIN scripts s ON s.id = t.script_id \
+     WHERE s.user_id = $1 AND t.kind = 'event' AND t.spec = $2 ORDER BY s.id, t.handler";
+
+/// A queued run for one subscriber of an event: `$1` id, `$2` user, `$3`
+/// script, `$4` version, `$5` handler, `$6` event type, `$7` payload, `$8` now.
+pub(super) const INSERT_EVENT_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at) \
+     VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8)";
+
+/// An event received: `$1` user, `$2` id, `$3` type, `$4` source, `$5` now,
+/// `$6` the JSON list of the runs it made.
+pub(super) const INSERT_EVENT_SQL: &str = "INSERT INTO events (user_id, event_id, event_type, source, received_at, run_ids) \
+     VALUES ($1, $2, $3, $4, $5, $6)";

@@ -1,0 +1,85 @@
+//! SQLite's run queue: every write goes to the writer thread, which
+//! batches the writes of many callers into one transaction per turn
+//! (group_commit.rs).
+
+use async_trait::async_trait;
+
+use super::SqliteStore;
+use crate::store::queue::RunQueue;
+use crate::store::{
+    EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RetryPlan, RunFinish, RunReport,
+    RunRow, StoreResult,
+};
+
+#[async_trait]
+impl RunQueue for SqliteStore {
+    async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest> {
+        self.queue.ingest_event(event, None).await
+    }
+
+    async fn ingest_event_within(
+        &self,
+        event: &NewEvent,
+        limits: QueueLimits,
+    ) -> StoreResult<EventIngest> {
+        self.queue.ingest_event(event, Some(limits)).await
+    }
+
+    async fn claim_run(
+        &self,
+        worker_id: &str,
+        per_script_limit: i64,
+        skip_users: &[String],
+    ) -> StoreResult<Option<RunRow>> {
+        self.queue
+            .claim_run(worker_id, per_script_limit, skip_users)
+            .await
+    }
+
+    // One process: its workers announce the runs they end themselves.
+    async fn manual_run_ends(
+        &self,
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>> {
+        Ok(None)
+    }
+
+    async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool> {
+        self.queue.heartbeat(run_id, worker_id).await
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        finish: &RunFinish,
+        retry: Option<&RetryPlan>,
+    ) -> StoreResult<bool> {
+        let report = RunReport {
+            run_id: run_id.to_string(),
+            finish: finish.clone(),
+            retry: retry.cloned(),
+            started_at: None,
+        };
+        let reported = self
+            .queue
+            .report_and_claim(worker_id, vec![report], Vec::new(), None)
+            .await?;
+        Ok(reported.recorded.first().copied().unwrap_or(false))
+    }
+
+    async fn report_and_claim(
+        &self,
+        worker_id: &str,
+        reports: Vec<RunReport>,
+        unstarted: Vec<String>,
+        claim: Option<NextClaim>,
+    ) -> StoreResult<Reported> {
+        self.queue
+            .report_and_claim(worker_id, reports, unstarted, claim)
+            .await
+    }
+
+    fn hold_run_starts(&self, window: std::time::Duration) {
+        self.queue.hold_starts(window);
+    }
+}
