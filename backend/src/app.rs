@@ -7,18 +7,25 @@ use anyhow::Context;
 use roost_sandbox::{Sandbox, SandboxConfig};
 use tokio::net::TcpListener;
 
+use crate::audit::AuditTrail;
+use crate::auth::TokenUsers;
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::connectors::{Connectors, TransportPolicy};
 use crate::credentials::{CredentialService, MasterKeys};
 use crate::data_dir::DataDir;
 use crate::deploy::DeployService;
-use crate::events::{EventService, JetStreamBus};
+use crate::execute::Executor;
 use crate::http::{AppState, router};
+use crate::logging::redact_url;
 use crate::oauth::OAuth;
+use crate::outbox::Outbox;
+use crate::queue::{RunHistory, Runner};
 use crate::registry::{Registry, RunProfiles};
-use crate::runs::{Executor, Runner};
+use crate::scripts::ScriptService;
 use crate::setup_link::SetupLinks;
 use crate::store;
+use crate::triggers::{EventService, JetStreamBus, ManualRuns, SlackWebhooks};
 
 /// How long a node trusts a token it found valid without asking the
 /// database again (see `KnownTokens`).
@@ -126,23 +133,33 @@ impl Application {
             )),
         });
         let store_handle = store.clone();
+        let guards = Arc::new(crate::abuse::Guards::new(config.abuse.clone()));
+        // Handlers reach the store only through these services.
         let state = AppState {
-            store,
+            manual: ManualRuns::new(store.clone(), runner.clone(), guards.limits.queue_limits()),
+            runs: RunHistory::new(store.clone()),
+            scripts: ScriptService::new(store.clone()),
+            audit: AuditTrail::new(store.clone()),
+            outbox: Outbox::new(store.clone()),
+            cluster: Cluster::new(store.clone(), runner.clone()),
+            slack: SlackWebhooks::new(
+                store.clone(),
+                events.clone(),
+                config.slack_signing_secret.clone(),
+            ),
+            tokens: Arc::new(TokenUsers::new(store.clone(), KNOWN_TOKEN_TTL)),
             registry: registry.clone(),
             credentials,
             deploy,
             oauth: oauth.clone(),
             links,
-            runner: runner.clone(),
             events,
-            guards: Arc::new(crate::abuse::Guards::new(config.abuse.clone())),
-            slack_signing_secret: config.slack_signing_secret.clone(),
+            guards,
             operator_token_hash: config
                 .operator_token
                 .as_deref()
                 .map(crate::auth::hash_token),
             connectors,
-            known_tokens: Arc::new(crate::auth::KnownTokens::new(KNOWN_TOKEN_TTL)),
         };
         let router = router(state, config.max_body_bytes, config.body_read_timeout);
         tracing::info!(
@@ -218,7 +235,7 @@ impl Application {
             stopped.clone(),
         ));
         workers.push(
-            crate::schedules::Scheduler::new(self.store.clone(), self.runner.clone())
+            crate::triggers::schedule::Scheduler::new(self.store.clone(), self.runner.clone())
                 .start(stopped),
         );
         crate::serve::serve(
@@ -242,19 +259,5 @@ pub fn sandbox_config(cache_dir: std::path::PathBuf) -> SandboxConfig {
     SandboxConfig {
         cache_dir: Some(cache_dir),
         ..SandboxConfig::default()
-    }
-}
-
-/// A database URL without its password, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }

@@ -7,7 +7,27 @@
 //! is logged as an error but does not fail the run or the change that
 //! caused it (the credential work has already happened by then).
 
-use crate::store::{AuditRow, Store, new_id, now_millis};
+use std::sync::Arc;
+
+use crate::store::{AuditFilter, AuditRow, Store, StoreResult, new_id, now_millis};
+
+/// Users' audit trails, as they read them.
+#[derive(Clone)]
+pub struct AuditTrail {
+    store: Arc<dyn Store>,
+}
+
+impl AuditTrail {
+    /// The trails in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// A user's entries, newest first.
+    pub async fn list(&self, user_id: &str, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
+        self.store.list_audit(user_id, filter).await
+    }
+}
 
 /// What happened to a credential.
 pub mod action {

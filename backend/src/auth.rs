@@ -20,6 +20,38 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whose API token a request carries: a token found valid moments ago is
+/// answered from memory (`KnownTokens`), any other from the store.
+pub struct TokenUsers {
+    store: std::sync::Arc<dyn crate::store::Store>,
+    known: KnownTokens,
+}
+
+impl TokenUsers {
+    /// Users by token in `store`, valid tokens remembered for `ttl`.
+    pub fn new(store: std::sync::Arc<dyn crate::store::Store>, ttl: std::time::Duration) -> Self {
+        Self {
+            store,
+            known: KnownTokens::new(ttl),
+        }
+    }
+
+    /// The user owning the token with this hash.
+    pub async fn user(
+        &self,
+        token_hash: &str,
+    ) -> crate::store::StoreResult<Option<crate::store::User>> {
+        if let Some(user) = self.known.get(token_hash) {
+            return Ok(Some(user));
+        }
+        let found = self.store.user_by_token_hash(token_hash).await?;
+        if let Some(user) = &found {
+            self.known.remember(token_hash, user);
+        }
+        Ok(found)
+    }
+}
+
 /// Tokens found valid in the last few seconds, by hash, with their user:
 /// a busy client's requests then authenticate without a database read
 /// each (on SQLite that read cost a hand-off to a connection thread and

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::queue::Runner;
 use crate::store::{NodeRow, Store, StoreResult, now_millis};
 
 /// How often a node reports.
@@ -63,8 +64,39 @@ pub struct ClusterView {
     pub queue_depth: i64,
 }
 
+/// The operator's view of the cluster this node is part of.
+#[derive(Clone)]
+pub struct Cluster {
+    store: Arc<dyn Store>,
+    runner: Arc<Runner>,
+}
+
+impl Cluster {
+    /// The cluster sharing `store`, seen from the node `runner` works for.
+    pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>) -> Self {
+        Self { store, runner }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        self.runner.node_id()
+    }
+
+    /// The nodes and the queue.
+    pub async fn view(&self) -> StoreResult<ClusterView> {
+        view(self.store.as_ref()).await
+    }
+
+    /// The Prometheus text of `GET /metrics`: the whole queue by status,
+    /// and this node's counters.
+    pub async fn metrics(&self) -> StoreResult<String> {
+        let stats = self.store.run_stats(now_millis()).await?;
+        Ok(self.runner.metrics().render(self.runner.node_id(), &stats))
+    }
+}
+
 /// Reads the operator view.
-pub async fn view(store: &dyn Store) -> StoreResult<ClusterView> {
+async fn view(store: &dyn Store) -> StoreResult<ClusterView> {
     let now = now_millis();
     let stats = store.run_stats(now).await?;
     let nodes = store

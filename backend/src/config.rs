@@ -126,7 +126,7 @@ pub struct ServerConfig {
     /// Lifetime of signed setup links, in seconds.
     pub setup_link_ttl_secs: i64,
     /// Worker pool.
-    pub runner: crate::runs::RunnerConfig,
+    pub runner: crate::queue::RunnerConfig,
     /// Default limits of every run.
     pub run_limits: roost_sandbox::RunLimits,
     /// The most a script may ask for at deploy.
@@ -143,7 +143,7 @@ pub struct ServerConfig {
     /// Settings per integration id (base URL overrides and the like).
     pub integration_config: crate::registry::IntegrationConfig,
     /// The cluster's event stream; `None` on a single node.
-    pub nats: Option<crate::events::NatsConfig>,
+    pub nats: Option<crate::triggers::NatsConfig>,
     /// Rate limits and per-user caps.
     pub abuse: crate::abuse::AbuseLimits,
     /// The `roost` executable deploys compile in (`roost compile`), so a
@@ -168,7 +168,7 @@ impl ServerConfig {
             oauth_clients: BTreeMap::new(),
             refresh_window: DEFAULT_REFRESH_WINDOW,
             setup_link_ttl_secs: crate::setup_link::DEFAULT_TTL_SECS,
-            runner: crate::runs::RunnerConfig::default(),
+            runner: crate::queue::RunnerConfig::default(),
             run_limits: roost_sandbox::RunLimits::default(),
             max_run_limits: roost_sandbox::RunLimits {
                 timeout: std::time::Duration::from_secs(15 * 60),

@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::credentials::{CredentialError, CredentialService};
 use crate::registry::Registry;
-use crate::store::{NewScriptVersion, ScriptCaps, ScriptVersion, Store, StoreError, triggers_of};
+use crate::store::{
+    NewScriptVersion, ScriptCaps, ScriptVersion, Store, StoreError, TriggerKind, TriggerRow,
+};
 
 /// Metadata a deploy body may state; it must agree with what the component embeds.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -232,9 +234,14 @@ impl DeployService {
 
         for handler in &metadata.handlers {
             if let roost_sandbox::Trigger::Schedule { cron, timezone } = &handler.trigger {
-                crate::schedules::Schedule::parse(cron, timezone.as_deref()).map_err(|reason| {
-                    DeployError::InvalidSchedule(format!("handler `{}`: {reason}", handler.name))
-                })?;
+                crate::triggers::schedule::Schedule::parse(cron, timezone.as_deref()).map_err(
+                    |reason| {
+                        DeployError::InvalidSchedule(format!(
+                            "handler `{}`: {reason}",
+                            handler.name
+                        ))
+                    },
+                )?;
             }
         }
         let unknown = self.registry.unknown(&metadata.integrations);
@@ -456,4 +463,28 @@ pub(crate) fn resolve_metadata(
             _ => Err(DeployError::MissingMetadata),
         },
     }
+}
+
+/// The triggers a script's metadata declares, one per handler.
+pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<TriggerRow> {
+    use roost_sandbox::Trigger;
+    metadata
+        .handlers
+        .iter()
+        .map(|handler| {
+            let (kind, spec, timezone) = match &handler.trigger {
+                Trigger::Manual => (TriggerKind::Manual, String::new(), None),
+                Trigger::Schedule { cron, timezone } => {
+                    (TriggerKind::Schedule, cron.clone(), timezone.clone())
+                }
+                Trigger::Event { name } => (TriggerKind::Event, name.clone(), None),
+            };
+            TriggerRow {
+                handler: handler.name.clone(),
+                kind,
+                spec,
+                timezone,
+            }
+        })
+        .collect()
 }

@@ -52,7 +52,7 @@ pub fn event_envelope(data: &[u8]) {
         crate::http::events::event_from("usr_fuzz".into(), event_type.to_string(), envelope)
     {
         // Only valid types and bounded ids get through.
-        assert!(crate::events::valid_type(&event.event_type));
+        assert!(crate::triggers::valid_type(&event.event_type));
         assert!(!event.event_id.is_empty() && event.event_id.len() <= 200);
     }
 }
@@ -66,7 +66,7 @@ pub fn slack_signature(data: &[u8]) {
     let signature = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
     let body = parts.next().unwrap_or_default();
     let now = timestamp.parse::<i64>().unwrap_or(0);
-    if crate::http::webhooks::verify_slack(SECRET, &timestamp, &signature, body, now).is_ok() {
+    if crate::triggers::webhook::verify_slack(SECRET, &timestamp, &signature, body, now).is_ok() {
         // Accepting means the signature really is the HMAC of this request.
         use hmac::Mac;
         let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();

@@ -5,6 +5,7 @@
 //! runs). The wasmtime side lives in `roost-sandbox`.
 
 pub mod abuse;
+pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -15,16 +16,18 @@ pub mod connectors;
 pub mod credentials;
 pub mod data_dir;
 pub mod deploy;
-pub mod events;
+pub mod execute;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;
+pub mod outbox;
+pub mod queue;
 pub mod registry;
-pub mod runs;
-pub mod schedules;
+pub mod scripts;
 mod serve;
 pub mod setup_link;
 pub mod store;
+pub mod triggers;

@@ -1,6 +1,7 @@
-//! The server's log filter. Whatever level an operator asks for, the crates
-//! that would write a guest's own requests (host, path, query: where a
-//! script can put a credential) stay at `info`, which says none of that.
+//! What the server's logs may say. Whatever level an operator asks for, the
+//! crates that would write a guest's own requests (host, path, query: where
+//! a script can put a credential) stay at `info`, which says none of that;
+//! and a service's URL is logged without its password.
 
 use tracing_subscriber::EnvFilter;
 
@@ -16,4 +17,18 @@ pub fn guarded(filter: EnvFilter) -> EnvFilter {
                 .expect("a target and a level make a directive"),
         )
     })
+}
+
+/// A database or broker URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }

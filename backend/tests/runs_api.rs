@@ -77,7 +77,7 @@ async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend
         "{stdout}"
     );
     // The values reached the script, and are masked in what it printed.
-    let masked = roost::runs::masking::MARKER;
+    let masked = roost::execute::masking::MARKER;
     assert!(
         stdout.contains(&format!("SENDGRID_API_KEY={masked}\n"))
             && stdout.contains(&format!("OPENAI_API_KEY={masked}\n")),

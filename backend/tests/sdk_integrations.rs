@@ -386,7 +386,7 @@ async fn notify_leaves_messages_in_the_senders_outbox(backend: Backend) {
 
     // A body over the limit is refused by roost, as a typed error in the
     // script, and nothing is stored.
-    let huge = "x".repeat(roost::runs::MAX_MESSAGE_BYTES + 1);
+    let huge = "x".repeat(roost::execute::MAX_MESSAGE_BYTES + 1);
     let run = run_and_wait(&app, &ada, script, json!({ "payload": { "body": huge } })).await;
     assert_eq!(run["run"]["status"], "failed", "{run}");
     assert!(

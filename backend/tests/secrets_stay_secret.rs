@@ -189,7 +189,7 @@ async fn a_script_cannot_leak_its_credential_through_its_output(backend: Backend
     );
     let run_id = run["run_id"].as_str().unwrap();
 
-    let marker = roost::runs::masking::MARKER;
+    let marker = roost::execute::masking::MARKER;
     let (_, logs) = app
         .get_text(&token, &format!("/v1/runs/{run_id}/logs"))
         .await;

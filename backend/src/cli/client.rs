@@ -7,6 +7,8 @@ use anyhow::Context;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::api::{Deployed, ErrorBody, MessagePage, Page, RunPage};
+
 #[derive(Debug, clap::Args)]
 pub(super) struct ServerArgs {
     /// roost server URL.
@@ -74,24 +76,26 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("connecting to {}", args.server.server))?;
         let status = response.status();
-        let reply: Value = response.json().await.unwrap_or(Value::Null);
+        let text = response.text().await.unwrap_or_default();
         if status.is_success() {
+            let deployed: Deployed = serde_json::from_str(&text)
+                .context("the server's answer to the deploy is not one")?;
             println!(
                 "deployed `{name}`: script {} version {}",
-                reply["script_id"].as_str().unwrap_or("?"),
-                reply["version"]
+                deployed.script_id, deployed.version
             );
-            for notice in reply["notices"].as_array().into_iter().flatten() {
-                eprintln!("roost: note: {}", notice.as_str().unwrap_or_default());
+            for notice in &deployed.notices {
+                eprintln!("roost: note: {notice}");
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let error = &reply["error"];
-        eprintln!(
-            "roost: deploy refused ({status}): {}",
-            error["message"].as_str().unwrap_or("no details")
-        );
-        if let Some(missing) = error["details"]["missing"].as_array() {
+        let Ok(ErrorBody { error }) = serde_json::from_str::<ErrorBody>(&text) else {
+            eprintln!("roost: deploy refused ({status}): {}", text.trim());
+            return Ok(ExitCode::from(1));
+        };
+        eprintln!("roost: deploy refused ({status}): {}", error.message);
+        let details = error.details.unwrap_or_default();
+        if let Some(missing) = details["missing"].as_array() {
             for link in missing {
                 println!(
                     "connect {}: {}",
@@ -100,7 +104,7 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        if let Some(known) = error["details"]["known"].as_array() {
+        if let Some(known) = details["known"].as_array() {
             let known: Vec<&str> = known.iter().filter_map(Value::as_str).collect();
             eprintln!("roost: known integrations: {}", known.join(", "));
         }
@@ -178,12 +182,11 @@ async fn get(server: &ServerArgs, path: &str) -> anyhow::Result<(reqwest::Status
 
 /// Up to `limit` items of a newest-first listing at `path` (which has a
 /// query), following the server's `next_cursor` from page to page.
-async fn listing(
+async fn listing<P: Page>(
     server: &ServerArgs,
     path: &str,
-    field: &str,
     limit: usize,
-) -> anyhow::Result<Result<Vec<Value>, String>> {
+) -> anyhow::Result<Result<Vec<P::Item>, String>> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     while items.len() < limit {
@@ -194,16 +197,18 @@ async fn listing(
         }
         let (status, text) = get(server, &query).await?;
         if !status.is_success() {
-            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let message = body["error"]["message"].as_str().unwrap_or(&text);
+            let message = match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) => body.error.message,
+                Err(_) => text,
+            };
             return Ok(Err(format!("{status}: {message}")));
         }
-        let mut body: Value = serde_json::from_str(&text)?;
-        if let Value::Array(page) = body[field].take() {
-            items.extend(page);
-        }
-        match body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
+        let (page, next) = serde_json::from_str::<P>(&text)
+            .context("the server's page is not one")?
+            .into_parts();
+        items.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
             None => break,
         }
     }
@@ -219,7 +224,7 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
         query.push_str(&format!("&status={status}"));
     }
     runtime()?.block_on(async {
-        let runs = match listing(&args.server, &query, "runs", args.limit as usize).await? {
+        let runs = match listing::<RunPage>(&args.server, &query, args.limit as usize).await? {
             Ok(runs) => runs,
             Err(error) => {
                 eprintln!("roost: {error}");
@@ -233,15 +238,12 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
         for run in &runs {
             println!(
                 "{:<30} {:<30} {:>3} {:<15} {:>9}  {}",
-                run["id"].as_str().unwrap_or("?"),
-                run["script_id"].as_str().unwrap_or("?"),
-                run["script_version"],
-                run["status"].as_str().unwrap_or("?"),
-                run["duration_ms"]
-                    .as_i64()
-                    .map(|ms| ms.to_string())
-                    .unwrap_or_default(),
-                run["error"].as_str().unwrap_or(""),
+                run.id,
+                run.script_id,
+                run.script_version,
+                run.status.as_str(),
+                run.duration_ms.map(|ms| ms.to_string()).unwrap_or_default(),
+                run.error.as_deref().unwrap_or(""),
             );
         }
         Ok(ExitCode::SUCCESS)
@@ -254,28 +256,26 @@ pub(super) fn messages(args: MessagesArgs) -> anyhow::Result<ExitCode> {
         query.push_str(&format!("&script_id={script}"));
     }
     runtime()?.block_on(async {
-        let messages = match listing(&args.server, &query, "messages", args.limit as usize).await? {
-            Ok(messages) => messages,
-            Err(error) => {
-                eprintln!("roost: {error}");
-                return Ok(ExitCode::from(1));
-            }
-        };
+        let messages =
+            match listing::<MessagePage>(&args.server, &query, args.limit as usize).await? {
+                Ok(messages) => messages,
+                Err(error) => {
+                    eprintln!("roost: {error}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
         for message in &messages {
-            let label = |key: &str| message[key].as_str().map(str::to_string);
             let mut head = vec![format!(
                 "{} from {} (run {})",
-                message["id"].as_str().unwrap_or("?"),
-                message["script_id"].as_str().unwrap_or("?"),
-                message["run_id"].as_str().unwrap_or("?")
+                message.id, message.script_id, message.run_id
             )];
-            head.extend(label("channel").map(|c| format!("channel {c}")));
-            head.extend(label("to").map(|t| format!("to {t}")));
+            head.extend(message.channel.as_ref().map(|c| format!("channel {c}")));
+            head.extend(message.recipient.as_ref().map(|t| format!("to {t}")));
             println!("{}", head.join(", "));
-            if let Some(subject) = label("subject") {
+            if let Some(subject) = &message.subject {
                 println!("  subject: {subject}");
             }
-            for line in message["body"].as_str().unwrap_or("").lines() {
+            for line in message.body.lines() {
                 println!("  {line}");
             }
         }

@@ -113,7 +113,7 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
         std::env::var(name).ok()
     });
     if let Some(url) = args.nats_url.or(file.nats_url) {
-        let mut nats = crate::events::NatsConfig::new(url);
+        let mut nats = crate::triggers::NatsConfig::new(url);
         if let Some(stream) = args.nats_stream.or(file.nats_stream) {
             nats.stream = stream;
         }

@@ -92,6 +92,11 @@ impl CredentialService {
         &self.keys
     }
 
+    /// Whether a credential was already stored through setup link `link_id`.
+    pub async fn link_spent(&self, link_id: &str) -> Result<bool, CredentialError> {
+        Ok(self.store.setup_link_spent(link_id).await?)
+    }
+
     /// The store the credentials live in.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -37,7 +37,7 @@ async fn list(
         after: super::paging::parse_cursor(query.cursor.as_deref())?,
         limit,
     };
-    let entries = state.store.list_audit(&user.id, &filter).await?;
+    let entries = state.audit.list(&user.id, &filter).await?;
     let next_cursor = super::paging::next_cursor(&entries, limit, |x| (x.at, &x.id));
     Ok(Json(
         json!({ "entries": entries, "next_cursor": next_cursor }),

@@ -12,7 +12,6 @@ use axum::{Json, Router};
 
 use super::extract::Operator;
 use super::{ApiError, AppState};
-use crate::store::now_millis;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -24,9 +23,9 @@ async fn cluster(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
-    let view = crate::cluster::view(state.store.as_ref()).await?;
+    let view = state.cluster.view().await?;
     Ok(Json(serde_json::json!({
-        "this_node": state.runner.node_id(),
+        "this_node": state.cluster.node_id(),
         "nodes": view.nodes,
         "queue_depth": view.queue_depth,
         "event_bus": state.events.bus().map(|bus| serde_json::json!({
@@ -40,11 +39,7 @@ async fn metrics(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
-    let stats = state.store.run_stats(now_millis()).await?;
-    let text = state
-        .runner
-        .metrics()
-        .render(state.runner.node_id(), &stats);
+    let text = state.cluster.metrics().await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -77,11 +77,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let body = crate::api::ErrorBody {
+            error: crate::api::ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -126,9 +129,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<crate::events::EventError> for ApiError {
-    fn from(err: crate::events::EventError) -> Self {
-        use crate::events::EventError;
+impl From<crate::scripts::ScriptError> for ApiError {
+    fn from(err: crate::scripts::ScriptError) -> Self {
+        use crate::scripts::ScriptError;
+        match err {
+            ScriptError::NotFound(what) => ApiError::not_found(&what),
+            ScriptError::InvalidPolicy { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_policy", err.to_string())
+            }
+            ScriptError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<crate::triggers::EventError> for ApiError {
+    fn from(err: crate::triggers::EventError) -> Self {
+        use crate::triggers::EventError;
         let message = err.to_string();
         match err {
             EventError::Store(store) => store.into(),

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
-use crate::events::{Submitted, valid_type};
 use crate::store::NewEvent;
+use crate::triggers::{Submitted, valid_type};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/events/{event}", post(ingest).get(one))
@@ -125,8 +125,8 @@ async fn one(
     Path(event_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let event = state
-        .store
-        .get_event(&user.id, &event_id)
+        .events
+        .get(&user.id, &event_id)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(

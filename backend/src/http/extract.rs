@@ -53,16 +53,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 )
             })?;
         let token_hash = hash_token(token);
-        let user = match state.known_tokens.get(&token_hash) {
-            Some(user) => Some(user),
-            None => {
-                let found = state.store.user_by_token_hash(&token_hash).await?;
-                if let Some(user) = &found {
-                    state.known_tokens.remember(&token_hash, user);
-                }
-                found
-            }
-        };
+        let user = state.tokens.user(&token_hash).await?;
         match user {
             Some(user) => {
                 // Per token, after authentication: a stranger's bad tokens

@@ -6,10 +6,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::extract::{ApiQuery, AuthUser};
 use super::{ApiError, AppState};
+use crate::api::MessagePage;
 use crate::store::MessageFilter;
 
 /// Most messages one page returns.
@@ -40,9 +40,10 @@ async fn list(
         after: super::paging::parse_cursor(query.cursor.as_deref())?,
         limit,
     };
-    let messages = state.store.list_messages(&user.id, &filter).await?;
+    let messages = state.outbox.list(&user.id, &filter).await?;
     let next_cursor = super::paging::next_cursor(&messages, limit, |x| (x.created_at, &x.id));
-    Ok(Json(
-        json!({ "messages": messages, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(MessagePage {
+        messages,
+        next_cursor,
+    }))
 }

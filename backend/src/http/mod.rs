@@ -30,15 +30,11 @@ use crate::credentials::CredentialService;
 use crate::deploy::DeployService;
 use crate::oauth::OAuth;
 use crate::registry::Registry;
-use crate::runs::Runner;
 use crate::setup_link::SetupLinks;
-use crate::store::Store;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// Storage.
-    pub store: Arc<dyn Store>,
     /// Integration registry.
     pub registry: Arc<Registry>,
     /// Credential store.
@@ -49,20 +45,30 @@ pub struct AppState {
     pub oauth: Arc<OAuth>,
     /// Setup-link signatures.
     pub links: SetupLinks,
-    /// The run queue.
-    pub runner: Arc<Runner>,
+    /// Manual runs.
+    pub manual: crate::triggers::ManualRuns,
+    /// Runs as their user reads and cancels them.
+    pub runs: crate::queue::RunHistory,
+    /// A user's scripts.
+    pub scripts: crate::scripts::ScriptService,
+    /// Users' audit trails.
+    pub audit: crate::audit::AuditTrail,
+    /// Users' outboxes.
+    pub outbox: crate::outbox::Outbox,
+    /// The operator's view of the cluster.
+    pub cluster: crate::cluster::Cluster,
     /// Where events go (the store, or the cluster's stream).
-    pub events: crate::events::EventService,
+    pub events: crate::triggers::EventService,
     /// Rate limits and caps.
     pub guards: Arc<crate::abuse::Guards>,
-    /// Signing secret of roost's Slack app, for the Events API webhook.
-    pub slack_signing_secret: Option<String>,
+    /// Slack's Events API deliveries.
+    pub slack: crate::triggers::SlackWebhooks,
     /// SHA-256 of the operator's token, when one is set.
     pub operator_token_hash: Option<String>,
     /// Every integration's host-side methods.
     pub connectors: Arc<crate::connectors::Connectors>,
     /// Tokens found valid moments ago.
-    pub known_tokens: Arc<crate::auth::KnownTokens>,
+    pub tokens: Arc<crate::auth::TokenUsers>,
 }
 
 /// `routes`, whose bodies are kept with the runs they start, under the

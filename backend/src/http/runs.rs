@@ -9,11 +9,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::extract::{ApiQuery, AuthUser, parse_json};
 use super::{ApiError, AppState};
-use crate::store::{Enqueued, IdempotencyKey, NewRun, RunFilter, RunStatus, TriggerKind};
+use crate::api::RunPage;
+use crate::queue::Cancelled;
+use crate::store::{MethodCallRow, RunFilter, RunStatus};
+use crate::triggers::{ManualRequest, ManualRunError};
 
 /// Most runs one page returns.
 const MAX_PAGE: i64 = 200;
@@ -60,143 +62,89 @@ async fn start(
     } else {
         parse_json(&raw)?
     };
-    let key = idempotency_key(&headers, &id, &body)?;
-    let script = state
-        .store
-        .get_script(&user.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("script"))?;
-    let triggers = state.store.triggers(&script.id).await?;
-    let known: Vec<&str> = triggers.iter().map(|t| t.handler.as_str()).collect();
-    match &body.handler {
-        Some(handler) if !known.is_empty() && !known.contains(&handler.as_str()) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_handler",
-                format!("the script has no handler `{handler}`"),
-            )
-            .with_details(json!({ "handlers": known })));
-        }
-        None if known.len() > 1 => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "handler_required",
-                format!(
-                    "the script has {} handlers; name one with `handler`: {}",
-                    known.len(),
-                    known.join(", ")
-                ),
-            )
-            .with_details(json!({ "handlers": known })));
-        }
-        _ => {}
-    }
-    // A request that would wait takes its place first, so a refused one
-    // queues nothing.
-    let wait_slot = match query.wait {
-        true => Some(state.runner.wait_slot(&user.id).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_waits",
-                format!(
-                    "you already have {} requests waiting on runs at this server; start this run \
-                     without `wait` and follow it with GET /v1/runs/{{id}}, or wait for one to answer",
-                    state.runner.waits_per_user()
-                ),
-            )
-        })?),
-        false => None,
-    };
-    let new_run = NewRun {
-        user_id: user.id.clone(),
-        script_id: script.id.clone(),
-        script_version: script.current_version,
+    let request = ManualRequest {
+        idempotency_key: idempotency_key(&headers)?,
         handler: body.handler,
-        trigger_kind: TriggerKind::Manual,
-        trigger_spec: String::new(),
         payload: body.payload,
+        wait: query
+            .wait
+            .then(|| Duration::from_secs(query.timeout.unwrap_or(60).min(600))),
     };
-    let limits = state.guards.limits.queue_limits();
-    let (run, replayed) = match state
-        .runner
-        .enqueue_manual(&new_run, key.as_ref(), limits)
-        .await?
-    {
-        Enqueued::New(run) => (*run, false),
-        Enqueued::Repeat {
-            same_request: false,
-            ..
-        } => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was already used for a different request (another script, \
-                 handler or payload); use a new key for a new request",
-            ));
-        }
-        Enqueued::Repeat { run_id, .. } => {
-            let run = state
-                .store
-                .get_run(&user.id, &run_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("run"))?;
-            (run, true)
-        }
-    };
+    let started = state
+        .manual
+        .start(&user.id, &id, request)
+        .await
+        .map_err(manual_run_error)?;
     // Answers to a request with a key say whether they repeat an earlier one.
-    let mut replayed_header = HeaderMap::new();
-    if key.is_some() {
-        let value = if replayed { "true" } else { "false" };
-        replayed_header.insert(REPLAYED_HEADER, header::HeaderValue::from_static(value));
+    let mut replayed = HeaderMap::new();
+    if let Some(repeat) = started.replayed {
+        let value = if repeat { "true" } else { "false" };
+        replayed.insert(REPLAYED_HEADER, header::HeaderValue::from_static(value));
     }
-    let replayed = replayed_header;
-    let Some(wait_slot) = wait_slot else {
+    let Some(outcome) = started.waited else {
+        let run = started.run;
         return Ok((
             StatusCode::ACCEPTED,
             replayed,
             Json(json!({ "run_id": run.id, "status": run.status })),
         ));
     };
-    let timeout = Duration::from_secs(query.timeout.unwrap_or(60).min(600));
-    let run = state
-        .runner
-        .wait(&wait_slot, &user.id, &run.id, timeout)
-        .await?;
-    let logs = state
-        .store
-        .run_logs(&user.id, &run.id)
-        .await?
-        .unwrap_or_default();
-    let status = if run.status.is_terminal() {
+    let status = if outcome.run.status.is_terminal() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    let method_calls = method_calls(&state, &run.id).await?;
     Ok((
         status,
         replayed,
         Json(json!({
-            "run_id": run.id,
-            "status": run.status,
-            "run": run,
-            "method_calls": method_calls,
-            "stdout": String::from_utf8_lossy(&logs.stdout),
-            "stderr": String::from_utf8_lossy(&logs.stderr),
+            "run_id": outcome.run.id,
+            "status": outcome.run.status,
+            "method_calls": shown_calls(&outcome.method_calls),
+            "run": outcome.run,
+            "stdout": String::from_utf8_lossy(&outcome.logs.stdout),
+            "stderr": String::from_utf8_lossy(&outcome.logs.stderr),
         })),
     ))
+}
+
+/// The API's answer to a manual run that was not started.
+fn manual_run_error(err: ManualRunError) -> ApiError {
+    let message = err.to_string();
+    match err {
+        ManualRunError::NoScript => ApiError::not_found("script"),
+        ManualRunError::RunGone => ApiError::not_found("run"),
+        ManualRunError::UnknownHandler { handlers, .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "unknown_handler", message)
+                .with_details(json!({ "handlers": handlers }))
+        }
+        ManualRunError::HandlerRequired { handlers } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "handler_required", message)
+                .with_details(json!({ "handlers": handlers }))
+        }
+        ManualRunError::TooManyWaits(_) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_waits",
+            format!(
+                "{message}; start this run without `wait` and follow it with \
+                 GET /v1/runs/{{id}}, or wait for one to answer"
+            ),
+        ),
+        ManualRunError::KeyReused => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request (another script, \
+             handler or payload); use a new key for a new request",
+        ),
+        ManualRunError::Store(err) => err.into(),
+    }
 }
 
 /// Says whether a response answers a repeat of an earlier request.
 const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// The request's `Idempotency-Key`, if it has one, with a hash of what it
-/// asks for: the script, the handler and the payload.
-fn idempotency_key(
-    headers: &HeaderMap,
-    script_id: &str,
-    body: &RunBody,
-) -> Result<Option<IdempotencyKey>, ApiError> {
+/// The request's `Idempotency-Key`, if it has one.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -218,19 +166,7 @@ fn idempotency_key(
                 ),
             )
         })?;
-    let mut hash = Sha256::new();
-    for part in [
-        script_id,
-        body.handler.as_deref().unwrap_or(""),
-        &body.payload.to_string(),
-    ] {
-        hash.update(part.as_bytes());
-        hash.update([0]);
-    }
-    Ok(Some(IdempotencyKey {
-        key: key.to_string(),
-        request_hash: hex::encode(hash.finalize()),
-    }))
+    Ok(Some(key.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -270,9 +206,9 @@ async fn list(
         after: super::paging::parse_cursor(query.cursor.as_deref())?,
         limit,
     };
-    let runs = state.store.list_runs(&user.id, &filter).await?;
+    let runs = state.runs.list(&user.id, &filter).await?;
     let next_cursor = super::paging::next_cursor(&runs, limit, |x| (x.queued_at, &x.id));
-    Ok(Json(json!({ "runs": runs, "next_cursor": next_cursor })))
+    Ok(Json(RunPage { runs, next_cursor }))
 }
 
 async fn one(
@@ -280,14 +216,14 @@ async fn one(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let run = state
-        .store
-        .get_run(&user.id, &id)
+    let (run, calls) = state
+        .runs
+        .get(&user.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
-    // The run is the user's (checked above), so its calls are too.
-    let method_calls = method_calls(&state, &run.id).await?;
-    Ok(Json(json!({ "run": run, "method_calls": method_calls })))
+    Ok(Json(
+        json!({ "run": run, "method_calls": shown_calls(&calls) }),
+    ))
 }
 
 async fn logs(
@@ -295,16 +231,11 @@ async fn logs(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let run = state
-        .store
-        .get_run(&user.id, &id)
+    let (run, logs) = state
+        .runs
+        .logs(&user.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
-    let logs = state
-        .store
-        .run_logs(&user.id, &id)
-        .await?
-        .unwrap_or_default();
     let mut text = String::new();
     for (name, bytes, truncated) in [
         ("stdout", &logs.stdout, run.stdout_truncated),
@@ -332,34 +263,28 @@ async fn cancel(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let run = state
-        .store
-        .get_run(&user.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("run"))?;
-    if state.store.cancel_run(&user.id, &id).await? {
-        Ok(Json(
+    match state.runs.cancel(&user.id, &id).await? {
+        None => Err(ApiError::not_found("run")),
+        Some(Cancelled::Now) => Ok(Json(
             json!({ "run_id": id, "status": RunStatus::Cancelled }),
-        ))
-    } else {
-        Err(ApiError::new(
+        )),
+        Some(Cancelled::AlreadyEnded(status)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "run_finished",
-            format!("the run already ended ({})", run.status),
-        ))
+            format!("the run already ended ({status})"),
+        )),
     }
 }
 
 /// A run's host-mediated calls as the API shows them: each record with
 /// `retries`, the requests beyond the first.
-async fn method_calls(state: &AppState, run_id: &str) -> Result<Vec<serde_json::Value>, ApiError> {
-    let calls = state.store.method_calls(run_id).await?;
-    Ok(calls
+fn shown_calls(calls: &[MethodCallRow]) -> Vec<serde_json::Value> {
+    calls
         .iter()
         .map(|call| {
             let mut shown = json!(call);
             shown["retries"] = json!((call.attempts - 1).max(0));
             shown
         })
-        .collect())
+        .collect()
 }

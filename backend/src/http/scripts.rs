@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
+use crate::api::Deployed;
 use crate::deploy::{DeclaredMetadata, DeployRequest};
 
 pub(super) fn router() -> Router<AppState> {
@@ -78,14 +79,14 @@ async fn deploy(
         .collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "script_id": version.script_id,
-            "version": version.version,
-            "content_hash": version.content_hash,
-            "created_at": version.created_at,
-            "metadata": version.metadata,
-            "notices": notices,
-        })),
+        Json(Deployed {
+            script_id: version.script_id,
+            version: version.version,
+            content_hash: version.content_hash,
+            created_at: version.created_at,
+            metadata: version.metadata,
+            notices,
+        }),
     ))
 }
 
@@ -93,9 +94,8 @@ async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        json!({ "scripts": state.store.list_scripts(&user.id).await? }),
-    ))
+    let scripts = state.scripts.list(&user.id).await?;
+    Ok(Json(json!({ "scripts": scripts })))
 }
 
 async fn one(
@@ -103,12 +103,7 @@ async fn one(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let script = state
-        .store
-        .get_script(&user.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("script"))?;
-    let triggers = state.store.triggers(&script.id).await?;
+    let (script, triggers) = state.scripts.get(&user.id, &id).await?;
     Ok(Json(json!({ "script": script, "triggers": triggers })))
 }
 
@@ -117,12 +112,8 @@ async fn versions(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if state.store.get_script(&user.id, &id).await?.is_none() {
-        return Err(ApiError::not_found("script"));
-    }
-    Ok(Json(
-        json!({ "versions": state.store.list_versions(&user.id, &id).await? }),
-    ))
+    let versions = state.scripts.versions(&user.id, &id).await?;
+    Ok(Json(json!({ "versions": versions })))
 }
 
 #[derive(Deserialize)]
@@ -137,11 +128,7 @@ async fn rollback(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RollbackBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let script = state
-        .store
-        .set_current_version(&user.id, &id, body.version)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("version {} of this script", body.version)))?;
+    let script = state.scripts.roll_back(&user.id, &id, body.version).await?;
     Ok(Json(json!({ "script": script })))
 }
 
@@ -150,11 +137,8 @@ async fn remove(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if state.store.delete_script(&user.id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("script"))
-    }
+    state.scripts.delete(&user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn schedules(
@@ -162,16 +146,7 @@ async fn schedules(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if state.store.get_script(&user.id, &id).await?.is_none() {
-        return Err(ApiError::not_found("script"));
-    }
-    let schedules: Vec<_> = state
-        .store
-        .schedules(Some(&user.id))
-        .await?
-        .into_iter()
-        .filter(|s| s.script_id == id)
-        .collect();
+    let schedules = state.scripts.schedules(&user.id, &id).await?;
     Ok(Json(json!({ "schedules": schedules })))
 }
 
@@ -181,24 +156,9 @@ async fn update_schedule(
     Path((id, handler)): Path<(String, String)>,
     ApiJson(patch): ApiJson<crate::store::SchedulePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
-    for (field, value, allowed) in [
-        ("catch_up", &patch.catch_up, ["skip", "run_once"]),
-        ("overlap", &patch.overlap, ["skip", "allow"]),
-    ] {
-        if let Some(value) = value
-            && !allowed.contains(&value.as_str())
-        {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_policy",
-                format!("`{field}` is one of {allowed:?}, not `{value}`"),
-            ));
-        }
-    }
     let schedule = state
-        .store
+        .scripts
         .update_schedule(&user.id, &id, &handler, &patch)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("schedule `{handler}` of this script")))?;
+        .await?;
     Ok(Json(json!({ "schedule": schedule })))
 }

@@ -53,7 +53,7 @@ impl LinkParams {
                     &err.to_string(),
                 ))
             })?;
-        match state.store.setup_link_spent(link).await {
+        match state.credentials.link_spent(link).await {
             Ok(false) => Ok(user.clone()),
             Ok(true) => Err(Box::new(spent_page())),
             Err(err) => {
@@ -220,7 +220,7 @@ async fn callback(State(state): State<AppState>, Query(params): Query<CallbackPa
     if let Some(error) = params.error {
         // The state is single use even when the provider declined.
         if let Some(s) = &params.state {
-            let _ = state.store.take_oauth_state(s).await;
+            let _ = state.oauth.abandon(s).await;
         }
         // A fixed message per RFC 6749 code: anyone can send a person to
         // this URL, so nothing of the request is shown as roost's words.

@@ -116,6 +116,13 @@ pub struct OAuth {
 }
 
 impl OAuth {
+    /// Forgets a pending authorization the provider declined: a state works
+    /// once, whatever the answer.
+    pub async fn abandon(&self, state: &str) -> Result<(), OAuthError> {
+        self.credentials.store().take_oauth_state(state).await?;
+        Ok(())
+    }
+
     /// An OAuth service redirecting back to `{base_url}/oauth/callback`.
     pub fn new(
         credentials: CredentialService,

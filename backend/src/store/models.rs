@@ -201,30 +201,6 @@ pub struct RetryPlan {
     pub not_before: i64,
 }
 
-/// The triggers a script's metadata declares, one per handler.
-pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<TriggerRow> {
-    use roost_sandbox::Trigger;
-    metadata
-        .handlers
-        .iter()
-        .map(|handler| {
-            let (kind, spec, timezone) = match &handler.trigger {
-                Trigger::Manual => (TriggerKind::Manual, String::new(), None),
-                Trigger::Schedule { cron, timezone } => {
-                    (TriggerKind::Schedule, cron.clone(), timezone.clone())
-                }
-                Trigger::Event { name } => (TriggerKind::Event, name.clone(), None),
-            };
-            TriggerRow {
-                handler: handler.name.clone(),
-                kind,
-                spec,
-                timezone,
-            }
-        })
-        .collect()
-}
-
 /// A run to put on the queue.
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -245,7 +221,7 @@ pub struct NewRun {
 }
 
 /// One run, queued, running or finished.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct RunRow {
     /// Run id.
     pub id: String,
@@ -339,7 +315,7 @@ pub struct RunReport {
 /// The runs a worker asks for with its reports.
 #[derive(Debug, Clone)]
 pub struct NextClaim {
-    /// Most runs of one script running at once (see `Store::claim_run`).
+    /// Most runs of one script running at once (see `RunQueue::claim_run`).
     pub per_script_limit: i64,
     /// Most runs handed out, to be run one after another.
     pub runs: usize,
@@ -479,7 +455,7 @@ pub struct MethodCallRow {
 }
 
 /// A message in a user's outbox (the `messaging` integration).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MessageRow {
     /// Message id.
     pub id: String,

@@ -6,7 +6,7 @@ use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 use super::engine::{Column, Engine, SqlStore, conflict};
 use super::{
     NewScriptVersion, RetryPolicy, Script, ScriptLimits, ScriptSettings, ScriptVersion, StoreError,
-    StoreResult, TriggerRow, new_id, now_millis, triggers_of,
+    StoreResult, TriggerRow, new_id, now_millis,
 };
 
 /// Scripts and their versions.
@@ -26,12 +26,15 @@ pub trait ScriptStore: Send + Sync {
         user_id: &str,
         script_id: &str,
     ) -> StoreResult<Vec<ScriptVersion>>;
-    /// Makes an existing version current again and restores its triggers.
+    /// Makes an existing version current again, with `triggers` (those it
+    /// declares) as the script's; None if the user's script has no such
+    /// version.
     async fn set_current_version(
         &self,
         user_id: &str,
         script_id: &str,
         version: i64,
+        triggers: &[TriggerRow],
     ) -> StoreResult<Option<Script>>;
     /// Deletes a script with its versions and triggers.
     async fn delete_script(&self, user_id: &str, script_id: &str) -> StoreResult<bool>;
@@ -222,10 +225,11 @@ where
         user_id: &str,
         script_id: &str,
         version: i64,
+        triggers: &[TriggerRow],
     ) -> StoreResult<Option<Script>> {
         let mut tx = self.pool.begin_with(DB::BEGIN).await?;
-        let row = sqlx::query(
-            "SELECT v.metadata FROM script_versions v JOIN scripts s ON s.id = v.script_id \
+        let found = sqlx::query(
+            "SELECT v.version FROM script_versions v JOIN scripts s ON s.id = v.script_id \
              WHERE s.user_id = $1 AND s.id = $2 AND v.version = $3",
         )
         .bind(user_id)
@@ -233,17 +237,16 @@ where
         .bind(version)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let metadata: String = row.try_get("metadata")?;
-        let metadata: roost_sandbox::metadata::ScriptMetadata = serde_json::from_str(&metadata)
-            .map_err(|e| StoreError::Corrupt(format!("version metadata: {e}")))?;
+        if found.is_none() {
+            return Ok(None);
+        }
         sqlx::query("UPDATE scripts SET current_version = $1, updated_at = $2 WHERE id = $3")
             .bind(version)
             .bind(now_millis())
             .bind(script_id)
             .execute(&mut *tx)
             .await?;
-        replace_triggers(&mut tx, script_id, &triggers_of(&metadata)).await?;
+        replace_triggers(&mut tx, script_id, triggers).await?;
         tx.commit().await?;
         self.get_script(user_id, script_id).await
     }

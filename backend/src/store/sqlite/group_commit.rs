@@ -30,9 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use super::connection::open_own_connection;
 use super::held_starts::{Held, HeldStarts};
 use super::wal::{WalLimit, checkpoint_loop};
 use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, report};
@@ -324,43 +325,6 @@ fn stopped() -> StoreError {
     StoreError::Writer("has stopped".into())
 }
 
-/// A connection for the writer or the checkpointer, with the settings of
-/// the store's pool and without automatic checkpoints.
-fn open_own_connection(path: &Path, wal_limit: u64) -> StoreResult<Connection> {
-    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
-        return Err(StoreError::Writer(
-            "needs a database file: an in-memory database cannot be shared with its thread".into(),
-        ));
-    }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    // Another connection holds the write lock only briefly (a deploy, a
-    // schedule tick, a heartbeat): try again every 100 us rather
-    // than after SQLite's default sleeps of 1, 2, 5, 10 ms, for up to 5 s.
-    conn.busy_handler(Some(retry_soon))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    // When the WAL starts over after growing past the restart bound, the
-    // file is cut back to it (it would otherwise keep its largest size).
-    conn.pragma_update(
-        None,
-        "journal_size_limit",
-        i64::try_from(wal_limit).unwrap_or(i64::MAX),
-    )?;
-    Ok(conn)
-}
-
-const BUSY_RETRY: Duration = Duration::from_micros(100);
-
-pub(super) fn retry_soon(attempt: i32) -> bool {
-    std::thread::sleep(BUSY_RETRY);
-    Duration::from_secs(5) > BUSY_RETRY * attempt.unsigned_abs()
-}
-
 /// Takes turns until the last handle is dropped; after each turn, tells the
 /// checkpointer there is something to copy (dropping `wrote` stops it), and
 /// rewinds the WAL once it is too long. Between turns it writes the starts
@@ -443,8 +407,8 @@ fn write_due_starts(conn: &mut Connection, held: &mut HeldStarts) {
 /// committed.
 ///
 /// First without savepoints: a savepoint copies every page it touches to
-/// a sub-journal, which cost 10-20% of the throughput of event-triggered
-/// runs. If a job fails, the turn is rolled back and written again with
+/// a sub-journal, a cost measured on event-triggered runs
+/// (docs/store-decisions.md). If a job fails, the turn is rolled back and written again with
 /// each job in a savepoint of its own, so the failing job is rolled back
 /// alone and only its caller gets the error.
 ///

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::group_commit::retry_soon;
+use super::connection::retry_soon;
 
 /// How often the WAL is copied back into the database file: often enough
 /// that each copy is small, so that events arriving during one are not held
@@ -36,7 +36,8 @@ pub(super) struct WalLimit {
     file: std::path::PathBuf,
     bytes: u64,
     /// The WAL file, once it exists, so its length is an `fstat` rather
-    /// than a path lookup (a `stat` by path was 4% of the writer's time).
+    /// than a path lookup, which a profile showed costly
+    /// (docs/store-decisions.md).
     /// SQLite removes the WAL only when the last connection closes, and
     /// the writer's stays open, so the handle stays the WAL's.
     handle: Option<std::fs::File>,

@@ -8,11 +8,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::QUEUE_DEPTH_SQL;
 use super::held_starts::{Held, HeldStarts};
-use super::{
-    CLAIM_QUEUED_SQL, FINISH_HELD_RUN_SQL, OTHERS_QUEUED_SQL, QUEUE_DEPTH_SQL, SCRIPT_RUNNING_SQL,
-    START_RUN_SQL,
-};
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL,
@@ -22,6 +19,39 @@ use crate::store::{
     EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RunReport, RunRow,
     StoreError, StoreResult, new_id,
 };
+
+/// The writer's claim, step one: the queued runs past their backoff (`$1`,
+/// now), oldest first, read until one is claimable (see `pick` in
+/// group_commit.rs, which adds the runs it holds to each script's count).
+const CLAIM_QUEUED_SQL: &str = "SELECT id, script_id, user_id FROM runs INDEXED BY runs_queued \
+     WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $1) ORDER BY queued_at, id";
+
+/// Whether a user other than those in `$1` (a JSON array) has runs queued.
+/// A claim that skips users asks first: otherwise it would read past every
+/// queued run of theirs to find none.
+const OTHERS_QUEUED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM queue_depth WHERE queued > 0 \
+     AND user_id NOT IN (SELECT value FROM json_each($1)))";
+
+/// How many of script `$1`'s runs are running, for its concurrency cap.
+const SCRIPT_RUNNING_SQL: &str = "SELECT COUNT(*) FROM runs INDEXED BY runs_running \
+     WHERE script_id = $1 AND status = 'running'";
+
+/// The writer's claim, step two: run `$3` is worker `$2`'s since `$1`,
+/// heart-beaten at `$4` (a held start is written later than it began).
+/// The pick and this update share the writer's transaction, which holds
+/// SQLite's write lock, so nobody claims the run in between. (A single
+/// `UPDATE … RETURNING` would do both, but SQLite gathers a RETURNING
+/// statement's rows in a temporary b-tree it opens and closes on every
+/// call, which a profile showed costly: docs/store-decisions.md.)
+const START_RUN_SQL: &str = "UPDATE runs SET status = 'running', worker_id = $2, started_at = $1, heartbeat_at = $4 \
+     WHERE id = $3 AND status = 'queued'";
+
+/// A held run's end and its start in one change (see held_starts.rs):
+/// `FINISH_RUN_SQL`'s `$1`-`$12`, and `$13` when it started. Nothing
+/// changes if it was cancelled while held.
+const FINISH_HELD_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, \
+     stdout = $5, stderr = $6, stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10, \
+     worker_id = $12, started_at = $13, heartbeat_at = $13 WHERE id = $11 AND status = 'queued'";
 
 /// The SQL of the writer, with sqlx's `$N` placeholders written as SQLite's
 /// `?N`: rusqlite binds by position, and SQLite numbers `$N` parameters in
@@ -430,8 +460,7 @@ fn finish(
 /// A run row's columns, read by position where the statement lists them
 /// as `RUN_COLUMNS` does (the writer's rows all do) and by name otherwise.
 /// rusqlite finds a column by name by asking SQLite for every column's
-/// name in turn: reading a run's 23 columns so took some 6% of the
-/// writer's time.
+/// name in turn, which a profile showed costly (docs/store-decisions.md).
 impl RunColumns for rusqlite::Row<'_> {
     fn text(&self, column: &str) -> StoreResult<String> {
         Ok(self.get(run_column(self, column)?)?)

@@ -10,14 +10,12 @@
 //! event survives the node that received it, and a redelivered message is
 //! recognised by its event id.
 
-pub mod jetstream;
-
 use std::sync::Arc;
 
-use crate::runs::Runner;
-use crate::store::{NewEvent, QueueLimits, Store, StoreError};
+use crate::queue::Runner;
+use crate::store::{EventRow, NewEvent, QueueLimits, Store, StoreError};
 
-pub use jetstream::{JetStreamBus, NatsConfig};
+use super::jetstream::JetStreamBus;
 
 /// What became of a submitted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +68,12 @@ impl EventService {
     /// The bus, if this node is part of a cluster.
     pub fn bus(&self) -> Option<&Arc<JetStreamBus>> {
         self.bus.as_ref()
+    }
+
+    /// One of the user's received events (while within the idempotency
+    /// window, and once turned into runs).
+    pub async fn get(&self, user_id: &str, event_id: &str) -> Result<Option<EventRow>, StoreError> {
+        self.store.get_event(user_id, event_id).await
     }
 
     /// Accepts one event; with `limits`, only while the user's queue has

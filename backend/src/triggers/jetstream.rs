@@ -20,9 +20,9 @@ use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::{EventError, Submitted, ingest, valid_type};
-use crate::app::redact_url;
-use crate::runs::Runner;
+use super::event::{EventError, Submitted, ingest, valid_type};
+use crate::logging::redact_url;
+use crate::queue::Runner;
 use crate::store::{NewEvent, Store};
 
 /// Name of the consumer every node shares.

@@ -1,7 +1,14 @@
 //! Turns a claimed run into a sandbox invocation: the version's compiled
 //! component, the user's credentials as env vars (OAuth tokens refreshed
 //! first), roost's own invocation variables, egress limited to the hosts of
-//! the declared integrations, and the run limits.
+//! the declared integrations, and the run limits. While the guest runs,
+//! its host calls (integration methods, outbox messages) are served here,
+//! and every credential value is masked out of what it leaves behind.
+
+mod host_calls;
+mod host_services;
+pub mod masking;
+mod refusals;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,13 +18,15 @@ use roost_sandbox::{
     EgressPolicy, Invocation, Limit, LoadedGuest, RunLimits, Sandbox, Termination, Trigger,
 };
 
-use super::host_services::{RunServices, ServiceDeps};
-use super::masking::Masker;
-use super::refusals::{Given, GivenCredentials};
+pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
+
 use crate::connectors::{Connectors, HostCredential};
 use crate::oauth::OAuth;
 use crate::registry::{CredentialDelivery, Registry, RunProfiles};
 use crate::store::{RunEffects, RunFinish, RunRow, RunStatus, ScriptSettings, Store, TriggerKind};
+use host_services::{RunServices, ServiceDeps};
+use masking::Masker;
+use refusals::{Given, GivenCredentials};
 
 /// Runs claimed runs. Compiled guests are kept per script version.
 pub struct Executor {

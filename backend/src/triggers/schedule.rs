@@ -14,7 +14,7 @@ use croner::parser::{CronParser, Seconds};
 use tokio::sync::watch;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::runs::Runner;
+use crate::queue::Runner;
 use crate::store::{ScheduleRow, Store, now_millis};
 
 /// Most ticks a late job fills in at once.

@@ -1,0 +1,189 @@
+//! A worker: claims a run, runs it (heart-beating meanwhile), and leaves
+//! its outcome in its hand (hand.rs), which writes it, and takes the next
+//! runs, on the worker's next trip to the store.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Runner;
+use super::hand::{Hand, RUNS_PER_TRIP};
+use crate::store::{
+    NextClaim, RetryPlan, RunReport, RunRow, RunStatus, ScriptSettings, now_millis,
+};
+
+impl Runner {
+    pub(super) async fn work(&self, worker_id: String, mut stop: watch::Receiver<bool>) {
+        let mut hand = Hand::new(worker_id, self.store.clone(), self.finished.clone());
+        loop {
+            if let Some(run) = hand.next_unstarted() {
+                let Some(seat) = self.workers_by_user.take(&run.user_id) else {
+                    // Other workers took the user's last places since the
+                    // claim: the run waits for one, in the queue.
+                    hand.put_back(run);
+                    hand.flush().await;
+                    continue;
+                };
+                self.run_one(&mut hand, run).await;
+                drop(seat);
+                // A node told to stop takes no new runs.
+                let next = (!*stop.borrow()).then(|| self.next_claim());
+                hand.after_run(next).await;
+                continue;
+            }
+            if *stop.borrow() {
+                return;
+            }
+            match self
+                .store
+                .claim_run(
+                    hand.worker_id(),
+                    self.config.per_script_concurrency,
+                    &self.workers_by_user.full(),
+                )
+                .await
+            {
+                Ok(Some(run)) => hand.take(run),
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.config.poll) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "claiming a run failed; retrying");
+                    tokio::time::sleep(self.config.poll).await;
+                }
+            }
+        }
+    }
+
+    /// What a worker asks for with its reports: up to `RUNS_PER_TRIP` runs,
+    /// its share of the queue.
+    fn next_claim(&self) -> NextClaim {
+        NextClaim {
+            per_script_limit: self.config.per_script_concurrency,
+            runs: RUNS_PER_TRIP,
+            workers: self.config.workers,
+            skip_users: self.workers_by_user.full(),
+        }
+    }
+
+    /// Runs a run handed to the worker; its outcome joins the worker's
+    /// unreported ones.
+    async fn run_one(&self, hand: &mut Hand, run: RunRow) {
+        let ready_at = run.not_before.unwrap_or(run.queued_at).max(run.queued_at);
+        let started_at = now_millis();
+        self.metrics
+            .trigger_lag
+            .observe((started_at - ready_at) as f64 / 1000.0);
+        self.metrics
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.run_claimed(hand, run, started_at).await;
+        self.metrics
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn run_claimed(&self, hand: &mut Hand, run: RunRow, started_at: i64) {
+        let span = tracing::info_span!("run", run_id = %run.id, script = %run.script_id, version = run.script_version);
+        tracing::info!(parent: &span, worker = %hand.worker_id(), attempt = run.attempt, "run started");
+        // Run the script, heart-beating meanwhile. A heartbeat that finds the
+        // run no longer ours (cancelled) drops the execution, which stops the
+        // guest at its next epoch check.
+        // One read of the script's limits and retry policy serves the whole run.
+        let settings = self
+            .settings
+            .get(self.store.as_ref(), &run.script_id, run.script_version)
+            .await;
+        let execution = self.executor.execute(&run, settings.as_ref());
+        tokio::pin!(execution);
+        // The first beat is one period from now. (An interval's immediate
+        // first tick still waits for the timer's next millisecond, which
+        // cost every run up to 1 ms.)
+        let mut beat = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.config.heartbeat,
+            self.config.heartbeat,
+        );
+        // A node that cannot record heartbeats (database unreachable) will
+        // see its run re-queued by another node's reaper once the heartbeat
+        // is stale. It stops the script a beat before that, so a run never
+        // executes on two nodes at once.
+        let give_up_after = self
+            .config
+            .stale_after
+            .saturating_sub(self.config.heartbeat);
+        let mut last_beat = tokio::time::Instant::now();
+        // A run still going at this point holds up the outcomes before it
+        // and the runs handed out after it: those are then written, and
+        // given back for other workers.
+        let report_by = hand.report_by(last_beat);
+        let finish = loop {
+            tokio::select! {
+                finish = &mut execution => break finish,
+                _ = tokio::time::sleep_until(report_by), if hand.waiting() => {
+                    hand.flush().await;
+                }
+                _ = beat.tick() => match self.store.heartbeat_run(&run.id, hand.worker_id()).await {
+                    Ok(true) => last_beat = tokio::time::Instant::now(),
+                    Ok(false) => {
+                        tracing::info!(parent: &span, "run cancelled or taken over while running; the script was stopped");
+                        return;
+                    }
+                    Err(err) if last_beat.elapsed() >= give_up_after => {
+                        tracing::error!(parent: &span, error = %err, "heartbeats failing for too long; stopping the script so another node can run it");
+                        return;
+                    }
+                    Err(err) => tracing::warn!(parent: &span, error = %err, "heartbeat failed"),
+                },
+            }
+        };
+        self.metrics
+            .run_duration
+            .observe(finish.duration_ms as f64 / 1000.0);
+        let retry = self.retry_plan(&run, finish.status, settings.as_ref());
+        hand.finished(
+            RunReport {
+                run_id: run.id.clone(),
+                finish,
+                retry,
+                started_at: Some(started_at),
+            },
+            span,
+        );
+    }
+
+    /// Whether a finished run gets another attempt, and when: exponential
+    /// backoff from `retry_base`, with jitter so retries of many runs that
+    /// failed together do not return together.
+    fn retry_plan(
+        &self,
+        run: &RunRow,
+        status: RunStatus,
+        settings: Option<&ScriptSettings>,
+    ) -> Option<RetryPlan> {
+        let policy = settings?.retries;
+        let retryable = status == RunStatus::Failed
+            || (policy.on_limits
+                && (status == RunStatus::TimedOut || status == RunStatus::LimitExceeded));
+        if !retryable || run.attempt > policy.max {
+            return None;
+        }
+        let exponent = u32::try_from(run.attempt - 1).unwrap_or(u32::MAX).min(16);
+        let backoff = self
+            .config
+            .retry_base
+            .saturating_mul(1 << exponent)
+            .min(Duration::from_secs(600));
+        let jitter = 0.5 + rand::random::<f64>();
+        let delay_ms = (backoff.as_millis() as f64 * jitter) as i64;
+        tracing::info!(run_id = %run.id, attempt = run.attempt + 1, delay_ms, "run failed; retry queued");
+        Some(RetryPlan {
+            attempt: run.attempt + 1,
+            first_run_id: run.first_run_id.clone().unwrap_or_else(|| run.id.clone()),
+            not_before: now_millis() + delay_ms,
+        })
+    }
+}

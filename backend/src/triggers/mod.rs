@@ -1,0 +1,15 @@
+//! Triggers turn what happens into queued runs, each through the run
+//! queue (`crate::queue`): a user asking (manual), a schedule's tick, an
+//! event (posted, from a webhook, or from a cluster's stream), a webhook
+//! delivery from an integration.
+
+pub mod event;
+pub mod jetstream;
+pub mod manual;
+pub mod schedule;
+pub mod webhook;
+
+pub use event::{EventError, EventService, Submitted, valid_type};
+pub use jetstream::{JetStreamBus, NatsConfig};
+pub use manual::{ManualRequest, ManualRunError, ManualRuns};
+pub use webhook::{SlackAnswer, SlackError, SlackWebhooks};
