@@ -121,22 +121,9 @@ pub trait Store:
 {
 }
 
-impl<T> Store for T where
-    T: UserStore
-        + IntegrationStore
-        + CredentialStore
-        + ScriptStore
-        + RunStore
-        + RunQueue
-        + EventStore
-        + ScheduleStore
-        + CallStore
-        + AuditStore
-        + MessageStore
-        + NodeStore
-        + 'static
-{
-}
+// Each engine's store is every kind of data and the queue.
+impl Store for SqliteStore {}
+impl Store for PostgresStore {}
 
 /// Opens the store named by a database URL (`sqlite://…` or `postgres://…`)
 /// and applies its migrations.

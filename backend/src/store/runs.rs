@@ -73,16 +73,7 @@ where
 {
     async fn enqueue_run(&self, run: &NewRun) -> StoreResult<RunRow> {
         let sql = insert_run_sql();
-        let row = sqlx::query(&sql)
-            .bind(new_id("run"))
-            .bind(&run.user_id)
-            .bind(&run.script_id)
-            .bind(run.script_version)
-            .bind(&run.handler)
-            .bind(run.trigger_kind.as_str())
-            .bind(&run.trigger_spec)
-            .bind(run.payload.to_string())
-            .bind(now_millis())
+        let row = bind_new_run(sqlx::query(&sql), run)
             .fetch_one(&self.pool)
             .await?;
         run_from_sqlx(&row)
@@ -114,16 +105,7 @@ where
                     .await?;
             }
             let sql = insert_run_sql();
-            let row = sqlx::query(&sql)
-                .bind(new_id("run"))
-                .bind(&run.user_id)
-                .bind(&run.script_id)
-                .bind(run.script_version)
-                .bind(&run.handler)
-                .bind(run.trigger_kind.as_str())
-                .bind(&run.trigger_spec)
-                .bind(run.payload.to_string())
-                .bind(now_millis())
+            let row = bind_new_run(sqlx::query(&sql), run)
                 .fetch_one(&mut *tx)
                 .await?;
             let queued = run_from_sqlx(&row)?;
@@ -340,6 +322,30 @@ fn insert_run_sql() -> String {
         "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
          status, attempt, queued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9) RETURNING {RUN_COLUMNS}"
     )
+}
+
+/// `run`, with a new id and the time, bound to `insert_run_sql()`.
+fn bind_new_run<'q, DB>(
+    query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    run: &'q NewRun,
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    DB: Engine,
+    String: Column<DB>,
+    Option<String>: Column<DB>,
+    i64: Column<DB>,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+{
+    query
+        .bind(new_id("run"))
+        .bind(&run.user_id)
+        .bind(&run.script_id)
+        .bind(run.script_version)
+        .bind(&run.handler)
+        .bind(run.trigger_kind.as_str())
+        .bind(&run.trigger_spec)
+        .bind(run.payload.to_string())
+        .bind(now_millis())
 }
 
 /// The (run id, request hash, time) idempotency key `$2` of user `$1` was
