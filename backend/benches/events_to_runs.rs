@@ -207,6 +207,19 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         )
         .await
         .unwrap();
+    if sustained_runs.len() != THROUGHPUT_EVENTS {
+        // Say which runs are extra (retries of failed runs, most likely)
+        // before stopping.
+        for run in sustained_runs
+            .iter()
+            .filter(|run| run.attempt > 1 || run.status != roost::store::RunStatus::Succeeded)
+        {
+            eprintln!(
+                "run {} (attempt {}, first {:?}): {}, error {:?}",
+                run.id, run.attempt, run.first_run_id, run.status, run.error
+            );
+        }
+    }
     assert_eq!(sustained_runs.len(), THROUGHPUT_EVENTS);
     let while_posting = sustained_runs
         .iter()
