@@ -16,7 +16,7 @@ use crate::credentials::{CredentialService, MasterKeys};
 use crate::data_dir::DataDir;
 use crate::deploy::DeployService;
 use crate::execute::Executor;
-use crate::http::{AppState, router};
+use crate::http::{AppState, Services, router};
 use crate::logging::redact_url;
 use crate::oauth::OAuth;
 use crate::outbox::Outbox;
@@ -135,7 +135,7 @@ impl Application {
         let store_handle = store.clone();
         let guards = Arc::new(crate::abuse::Guards::new(config.abuse.clone()));
         // Handlers reach the store only through these services.
-        let state = AppState {
+        let state = AppState::new(Services {
             manual: ManualRuns::new(store.clone(), runner.clone(), guards.limits.queue_limits()),
             runs: RunHistory::new(store.clone()),
             scripts: ScriptService::new(store.clone()),
@@ -160,7 +160,7 @@ impl Application {
                 .as_deref()
                 .map(crate::auth::hash_token),
             connectors,
-        };
+        });
         let router = router(state, config.max_body_bytes, config.body_read_timeout);
         tracing::info!(
             address = %listener.local_addr()?,

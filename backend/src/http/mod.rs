@@ -32,9 +32,27 @@ use crate::oauth::OAuth;
 use crate::registry::Registry;
 use crate::setup_link::SetupLinks;
 
-/// What every handler can reach.
+/// What every handler can reach: the services, behind one pointer, since
+/// each extractor of a request takes its own copy of the state.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// The state of a router serving `services`.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services handlers call.
+pub struct Services {
     /// Integration registry.
     pub registry: Arc<Registry>,
     /// Credential store.
