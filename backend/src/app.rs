@@ -147,7 +147,7 @@ impl Application {
                 events.clone(),
                 config.slack_signing_secret.clone(),
             ),
-            tokens: Arc::new(TokenUsers::new(store.clone(), KNOWN_TOKEN_TTL)),
+            tokens: TokenUsers::new(store.clone(), KNOWN_TOKEN_TTL),
             registry: registry.clone(),
             credentials,
             deploy,

@@ -85,8 +85,8 @@ pub struct Services {
     pub operator_token_hash: Option<String>,
     /// Every integration's host-side methods.
     pub connectors: Arc<crate::connectors::Connectors>,
-    /// Tokens found valid moments ago.
-    pub tokens: Arc<crate::auth::TokenUsers>,
+    /// Whose API token a request carries.
+    pub tokens: crate::auth::TokenUsers,
 }
 
 /// `routes`, whose bodies are kept with the runs they start, under the
