@@ -81,15 +81,15 @@ async fn start(
         let value = if repeat { "true" } else { "false" };
         replayed.insert(REPLAYED_HEADER, header::HeaderValue::from_static(value));
     }
-    let Some(outcome) = started.waited else {
-        let run = started.run;
+    let run = started.run;
+    let Some(output) = started.waited else {
         return Ok((
             StatusCode::ACCEPTED,
             replayed,
             Json(json!({ "run_id": run.id, "status": run.status })),
         ));
     };
-    let status = if outcome.run.status.is_terminal() {
+    let status = if run.status.is_terminal() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
@@ -98,12 +98,12 @@ async fn start(
         status,
         replayed,
         Json(json!({
-            "run_id": outcome.run.id,
-            "status": outcome.run.status,
-            "method_calls": shown_calls(&outcome.method_calls),
-            "run": outcome.run,
-            "stdout": String::from_utf8_lossy(&outcome.logs.stdout),
-            "stderr": String::from_utf8_lossy(&outcome.logs.stderr),
+            "run_id": run.id,
+            "status": run.status,
+            "method_calls": shown_calls(&output.method_calls),
+            "run": run,
+            "stdout": String::from_utf8_lossy(&output.logs.stdout),
+            "stderr": String::from_utf8_lossy(&output.logs.stderr),
         })),
     ))
 }

@@ -114,11 +114,13 @@ impl Hand {
 
     /// After a run: while runs wait in hand, their trip waits too, unless
     /// the outcomes have waited `REPORT_WITHIN`; once the hand is empty,
-    /// writes the outcomes and takes the next runs (`next`; none when the
-    /// node is stopping, which also gives back the runs not begun).
-    pub(super) async fn after_run(&mut self, next: Option<NextClaim>) {
-        if next.is_none() || !self.has_unstarted() {
-            self.report(true, next).await;
+    /// writes the outcomes and takes the next runs (`next`, asked only
+    /// then). A node `stopping` takes none and gives back the runs not begun.
+    pub(super) async fn after_run(&mut self, stopping: bool, next: impl FnOnce() -> NextClaim) {
+        if stopping {
+            self.report(true, None).await;
+        } else if !self.has_unstarted() {
+            self.report(true, Some(next())).await;
         } else if self.overdue() {
             self.report(false, None).await;
         }

@@ -27,8 +27,8 @@ impl Runner {
                 self.run_one(&mut hand, run).await;
                 drop(seat);
                 // A node told to stop takes no new runs.
-                let next = (!*stop.borrow()).then(|| self.next_claim());
-                hand.after_run(next).await;
+                let stopping = *stop.borrow();
+                hand.after_run(stopping, || self.next_claim()).await;
                 continue;
             }
             if *stop.borrow() {

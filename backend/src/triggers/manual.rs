@@ -30,19 +30,18 @@ pub struct ManualRequest {
 /// A manual run, as started.
 #[derive(Debug)]
 pub struct Started {
-    /// The run (the first request's, for a repeat).
+    /// The run (the first request's, for a repeat); for a request that
+    /// waited, as it was when the wait ended (ended, or still going).
     pub run: RunRow,
     /// With an idempotency key: whether this request repeats an earlier one.
     pub replayed: Option<bool>,
-    /// For a request that waited: what the run did, as far as it got.
-    pub waited: Option<RunOutcome>,
+    /// For a request that waited: what the run left, as far as it got.
+    pub waited: Option<RunOutput>,
 }
 
-/// A run with what it left: its output and its integration calls.
+/// What a run left: its output and its integration calls.
 #[derive(Debug)]
-pub struct RunOutcome {
-    /// The run's latest state (ended, or still going when the wait ran out).
-    pub run: RunRow,
+pub struct RunOutput {
     /// Its output so far.
     pub logs: RunLogs,
     /// Its host-mediated calls, oldest first.
@@ -187,13 +186,9 @@ impl ManualRuns {
             .unwrap_or_default();
         let method_calls = self.store.method_calls(&run.id).await?;
         Ok(Started {
-            run: run.clone(),
+            run,
             replayed,
-            waited: Some(RunOutcome {
-                run,
-                logs,
-                method_calls,
-            }),
+            waited: Some(RunOutput { logs, method_calls }),
         })
     }
 }

@@ -21,6 +21,11 @@ use crate::store::{
     now_millis,
 };
 
+/// `FINISH_RUN_SQL` answering with the run's trigger, to announce the ends
+/// of manual runs; written once.
+static FINISH_RETURNING_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{FINISH_RUN_SQL} RETURNING trigger_kind"));
+
 /// The channel manual runs' ends are announced on.
 const RUN_ENDS_CHANNEL: &str = "roost_run_ends";
 
@@ -161,8 +166,7 @@ impl RunQueue for PostgresStore {
         finish: &RunFinish,
         retry: Option<&RetryPlan>,
     ) -> StoreResult<bool> {
-        let sql = format!("{FINISH_RUN_SQL} RETURNING trigger_kind");
-        let update = sqlx::query(&sql)
+        let update = sqlx::query(FINISH_RETURNING_SQL.as_str())
             .bind(finish.status.as_str())
             .bind(finish.exit_code)
             .bind(finish.duration_ms)
