@@ -42,6 +42,10 @@ pub struct AbuseLimits {
     /// Failed authentications per minute from one client address (and as
     /// many at once); past it, the address is refused until it refills.
     pub failed_auths_per_minute: u32,
+    /// Entries one script's state may hold.
+    pub max_state_keys_per_script: i64,
+    /// Bytes of keys and values one script's state may take.
+    pub max_state_bytes_per_script: i64,
 }
 
 impl Default for AbuseLimits {
@@ -59,6 +63,8 @@ impl Default for AbuseLimits {
             compile_timeout: Duration::from_secs(60),
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
             failed_auths_per_minute: 60,
+            max_state_keys_per_script: crate::store::StateQuota::default().max_keys,
+            max_state_bytes_per_script: crate::store::StateQuota::default().max_bytes,
         }
     }
 }
@@ -69,6 +75,16 @@ impl AbuseLimits {
         crate::store::QueueLimits {
             runs: self.max_queued_runs_per_user,
             payload_bytes: self.max_stored_payload_bytes_per_user,
+        }
+    }
+}
+
+impl AbuseLimits {
+    /// The most state one script may keep.
+    pub fn state_quota(&self) -> crate::store::StateQuota {
+        crate::store::StateQuota {
+            max_keys: self.max_state_keys_per_script,
+            max_bytes: self.max_state_bytes_per_script,
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{MessageRow, RunRow};
+use crate::store::{MessageRow, RunRow, StateEntry, StateQuota, StateUsage};
 
 /// `POST /v1/scripts/deploy`'s answer: the version stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +41,47 @@ pub struct MessagePage {
     pub next_cursor: Option<String>,
 }
 
+/// One entry of a script's state, as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateEntryView {
+    /// Its key.
+    pub key: String,
+    /// Its value.
+    pub value: serde_json::Value,
+    /// When it is forgotten (Unix ms), if ever.
+    pub expires_at: Option<i64>,
+    /// When it was written (Unix ms).
+    pub updated_at: i64,
+    /// The run whose success wrote it; none when written through the API.
+    pub run_id: Option<String>,
+}
+
+impl From<StateEntry> for StateEntryView {
+    fn from(entry: StateEntry) -> Self {
+        Self {
+            value: serde_json::from_str(&entry.value).unwrap_or(serde_json::Value::Null),
+            key: entry.key,
+            expires_at: entry.expires_at,
+            updated_at: entry.updated_at,
+            run_id: entry.run_id,
+        }
+    }
+}
+
+/// A page of `GET /v1/scripts/{id}/state`, in key order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatePage {
+    /// The entries.
+    pub entries: Vec<StateEntryView>,
+    /// The cursor of the next page (the last key), if there may be one.
+    pub next_cursor: Option<String>,
+    /// What the script's state takes.
+    pub usage: StateUsage,
+    /// The most it may take.
+    pub quota: StateQuota,
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -72,6 +113,13 @@ impl Page for RunPage {
     type Item = RunRow;
     fn into_parts(self) -> (Vec<RunRow>, Option<String>) {
         (self.runs, self.next_cursor)
+    }
+}
+
+impl Page for StatePage {
+    type Item = StateEntryView;
+    fn into_parts(self) -> (Vec<StateEntryView>, Option<String>) {
+        (self.entries, self.next_cursor)
     }
 }
 

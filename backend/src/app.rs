@@ -99,6 +99,7 @@ impl Application {
             sandbox.clone(),
             config.run_limits.clone(),
             connectors.clone(),
+            config.abuse.state_quota(),
         ));
         let runner = Arc::new(Runner::new(
             store.clone(),
@@ -139,6 +140,10 @@ impl Application {
             manual: ManualRuns::new(store.clone(), runner.clone(), guards.limits.queue_limits()),
             runs: RunHistory::new(store.clone()),
             scripts: ScriptService::new(store.clone()),
+            state: crate::script_state::StateService::new(
+                store.clone(),
+                config.abuse.state_quota(),
+            ),
             audit: AuditTrail::new(store.clone()),
             outbox: Outbox::new(store.clone()),
             cluster: Cluster::new(store.clone(), runner.clone()),

@@ -76,6 +76,10 @@ pub struct FileConfig {
     pub max_concurrent_compiles: Option<usize>,
     /// Failed authentications per minute per client address.
     pub failed_auths_per_minute: Option<u32>,
+    /// Entries one script's state may hold.
+    pub max_state_keys_per_script: Option<i64>,
+    /// Bytes of keys and values one script's state may take.
+    pub max_state_bytes_per_script: Option<i64>,
     /// The operator's token for `/metrics` and `/v1/cluster`.
     pub operator_token: Option<String>,
     /// Seconds a client may take to send a request's headers.

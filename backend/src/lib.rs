@@ -26,6 +26,7 @@ pub mod oauth;
 pub mod outbox;
 pub mod queue;
 pub mod registry;
+pub mod script_state;
 pub mod scripts;
 mod serve;
 pub mod setup_link;

@@ -36,6 +36,10 @@
 //! credential itself (the only way to reach integrations whose credentials
 //! are host-only).
 //!
+//! [`state`] keeps values between runs, written only when a run succeeds
+//! (with cursors for "since the last run": [`state::HighWater`],
+//! [`state::SeenSet`]).
+//!
 //! The attributes and `init!` macros emit `#[unsafe(link_section)]` statics into your crate, so
 //! a script crate cannot use `#![forbid(unsafe_code)]`.
 
@@ -52,6 +56,7 @@ mod invocation;
 pub mod messaging;
 mod refusal;
 pub mod slack;
+pub mod state;
 
 pub use error::{Error, Result};
 pub use exit::exit;

@@ -6,10 +6,12 @@ mod client;
 mod compile;
 mod inspect;
 mod integration;
+mod local_state;
 mod run;
 mod scaffold;
 mod serve;
 mod start;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +70,9 @@ enum Command {
     Logs(client::LogsArgs),
     /// List the messages scripts left in your outbox, newest first.
     Messages(client::MessagesArgs),
+    /// Inspect or reset what a deployed script remembers between runs.
+    #[command(subcommand)]
+    State(state::StateCommand),
 }
 
 /// Entry point of the binary.
@@ -88,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => client::runs(args),
         Command::Logs(args) => client::logs(args),
         Command::Messages(args) => client::messages(args),
+        Command::State(command) => state::execute(command),
     };
     match result {
         Ok(code) => code,

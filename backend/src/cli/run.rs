@@ -11,7 +11,11 @@ use roost_sandbox::{
     RunOutcome, Sandbox, SandboxConfig, Termination, Trigger,
 };
 
+use super::local_state::LocalState;
 use crate::data_dir::DataDir;
+use crate::execute::masking::Masker;
+use crate::execute::run_state::RunState;
+use crate::store::StateQuota;
 
 /// Exit status of `roost run` when the guest trapped.
 const EXIT_TRAPPED: u8 = 125;
@@ -53,6 +57,11 @@ pub(super) struct RunArgs {
     /// Private or loopback address the script may reach (repeatable).
     #[arg(long = "allow-ip", value_name = "IP")]
     allow_ips: Vec<IpAddr>,
+    /// Keep the script's state (`roost_sdk::state`) in this JSON file: read
+    /// at the start, written only if the run succeeds. Without it the run
+    /// starts from empty state and its writes are dropped.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
 }
 
 pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -64,6 +73,18 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
         fuel_metering: args.fuel.is_some(),
         ..SandboxConfig::default()
     };
+    let committed = match &args.state {
+        Some(path) => LocalState::load(path)?,
+        None => LocalState::default(),
+    };
+    let services = std::sync::Arc::new(LocalServices {
+        sent: Default::default(),
+        state: std::sync::Arc::new(RunState::new(
+            Box::new(committed.clone()),
+            StateQuota::default(),
+            Masker::new(args.env.iter().map(|(_, value)| value.as_str())),
+        )),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -95,21 +116,40 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
         for ip in &args.allow_ips {
             egress = egress.allow_restricted_ip(*ip);
         }
-        let egress = egress.with_host_service(std::sync::Arc::new(LocalOutbox::default()));
+        let egress = egress.with_host_service(services.clone());
         anyhow::Ok(sandbox.run(&guest, &invocation, &limits, &egress).await?)
     })?;
+    let writes = services.state.take_writes();
+    if let Some(path) = &args.state
+        && matches!(outcome.termination, Termination::Exited { code: 0 })
+        && !writes.is_empty()
+    {
+        committed.save(path, &writes)?;
+        eprintln!(
+            "roost: state saved to {} ({} change(s))",
+            path.display(),
+            writes.changes.len()
+        );
+    }
     report(&outcome)
 }
 
-/// The `messaging` outbox of a local run: there is no server to keep the
-/// messages, so roost prints them on its own stderr as they arrive.
-#[derive(Default)]
-struct LocalOutbox {
+/// What roost serves a local run at `http://roost.internal`: the
+/// `messaging` outbox, printed on roost's own stderr as messages arrive
+/// (there is no server to keep them), and the script's state.
+struct LocalServices {
     sent: std::sync::atomic::AtomicU32,
+    state: std::sync::Arc<RunState>,
 }
 
-impl HostService for LocalOutbox {
+impl HostService for LocalServices {
     fn handle(&self, request: HostRequest) -> HostFuture {
+        if request.method == "POST"
+            && let Some(operation) = request.path.strip_prefix("/v1/state/")
+        {
+            let (operation, state) = (operation.to_string(), self.state.clone());
+            return Box::pin(async move { state.handle(&operation, &request.body).await });
+        }
         let answer = if request.method == "POST" && request.path == "/v1/messages" {
             match serde_json::from_slice::<serde_json::Value>(&request.body) {
                 Ok(message) if message["body"].is_string() => {
@@ -140,7 +180,7 @@ impl HostService for LocalOutbox {
         } else {
             HostResponse::json(
                 404,
-                &serde_json::json!({ "error": { "code": "not_found", "message": "`roost run` serves only the messaging outbox" } }),
+                &serde_json::json!({ "error": { "code": "not_found", "message": "`roost run` serves only the messaging outbox and the script's state" } }),
             )
         };
         Box::pin(async move { answer })

@@ -160,6 +160,12 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(v) = file.failed_auths_per_minute {
         abuse.failed_auths_per_minute = v.max(1);
     }
+    if let Some(v) = file.max_state_keys_per_script {
+        abuse.max_state_keys_per_script = v.max(1);
+    }
+    if let Some(v) = file.max_state_bytes_per_script {
+        abuse.max_state_bytes_per_script = v.max(1);
+    }
     if let Some(v) = file.header_read_timeout_secs {
         config.header_read_timeout = std::time::Duration::from_secs(v.max(1));
     }

@@ -11,6 +11,8 @@
 //!   with the user's credential added on the host (see `host_calls.rs`).
 //! - `POST /v1/credentials/{id}/refused`: the provider answered the
 //!   script's own call with 401 (see `refusals.rs`).
+//! - `POST /v1/state/{operation}`: the script's state (`roost_sdk::state`),
+//!   written with the run's outcome like the outbox (see `run_state.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,8 +23,11 @@ use serde_json::json;
 
 use super::masking::Masker;
 use super::refusals::GivenCredentials;
+use super::run_state::{CommittedState, RunState};
 use crate::connectors::{Connectors, CredentialSource};
-use crate::store::{MessageRow, RunEffects, RunRow, Store, new_id, now_millis};
+use crate::store::{
+    MessageRow, RunEffects, RunRow, StateEntry, StateQuota, StateUsage, Store, new_id, now_millis,
+};
 
 /// Most messages one run may leave.
 pub const MAX_MESSAGES_PER_RUN: u32 = 100;
@@ -43,6 +48,8 @@ pub(crate) struct ServiceDeps {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) connectors: Arc<Connectors>,
     pub(crate) credentials: Arc<dyn CredentialSource>,
+    /// The most state one script may keep.
+    pub(crate) state_quota: StateQuota,
 }
 
 pub(super) struct Inner {
@@ -67,6 +74,8 @@ pub(super) struct Inner {
     pub(super) reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// What the run's error should tell the user (a setup URL to reconnect).
     notes: std::sync::Mutex<Vec<String>>,
+    /// The script's state as the run sees it, and the run's writes.
+    state: RunState,
 }
 
 impl RunServices {
@@ -79,6 +88,14 @@ impl RunServices {
         masker: Masker,
         given: GivenCredentials,
     ) -> Self {
+        let state = RunState::new(
+            Box::new(StoreState {
+                store: deps.store.clone(),
+                script_id: run.script_id.clone(),
+            }),
+            deps.state_quota,
+            masker.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 deps,
@@ -95,6 +112,7 @@ impl RunServices {
                 refused_hosts: Default::default(),
                 reported: Default::default(),
                 notes: Default::default(),
+                state,
             }),
         }
     }
@@ -110,7 +128,9 @@ impl RunServices {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         RunEffects {
+            script_id: self.inner.script_id.clone(),
             messages: std::mem::take(&mut *messages),
+            state: self.inner.state.take_writes(),
         }
     }
 
@@ -136,6 +156,10 @@ impl HostService for RunServices {
             let path = request.path.split('?').next().unwrap_or("");
             match (request.method.as_str(), path) {
                 ("POST", "/v1/messages") => inner.send_message(&request.body).await,
+                ("POST", _) if path.starts_with("/v1/state/") => {
+                    let operation = &path["/v1/state/".len()..];
+                    inner.state.handle(operation, &request.body).await
+                }
                 ("POST", _) if path.starts_with("/v1/integrations/") => {
                     let rest = &path["/v1/integrations/".len()..];
                     match rest.split_once('/') {
@@ -187,6 +211,39 @@ impl Inner {
         if !notes.contains(&line) {
             notes.push(line);
         }
+    }
+}
+
+/// The script's committed state, read from the store.
+struct StoreState {
+    store: Arc<dyn Store>,
+    script_id: String,
+}
+
+#[async_trait::async_trait]
+impl CommittedState for StoreState {
+    async fn entry(&self, key: &str) -> Result<Option<StateEntry>, String> {
+        self.store
+            .state_entry(&self.script_id, key)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    async fn entries(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StateEntry>, String> {
+        self.store
+            .state_entries(&self.script_id, prefix, after, limit)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    async fn usage(&self) -> Result<StateUsage, String> {
+        self.store
+            .state_usage(&self.script_id)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -318,6 +375,7 @@ mod tests {
                 Connectors::new(&registry, &profiles, TransportPolicy::default()).unwrap(),
             ),
             credentials: Arc::new(NoCredentials),
+            state_quota: StateQuota::default(),
         }
     }
 

@@ -9,6 +9,7 @@ mod host_calls;
 mod host_services;
 pub mod masking;
 mod refusals;
+pub(crate) mod run_state;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,9 @@ pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
 use crate::connectors::{Connectors, HostCredential};
 use crate::oauth::OAuth;
 use crate::registry::{CredentialDelivery, Registry, RunProfiles};
-use crate::store::{RunEffects, RunFinish, RunRow, RunStatus, ScriptSettings, Store, TriggerKind};
+use crate::store::{
+    RunEffects, RunFinish, RunRow, RunStatus, ScriptSettings, StateQuota, Store, TriggerKind,
+};
 use host_services::{RunServices, ServiceDeps};
 use masking::Masker;
 use refusals::{Given, GivenCredentials};
@@ -37,6 +40,7 @@ pub struct Executor {
     sandbox: Arc<Sandbox>,
     limits: RunLimits,
     connectors: Arc<Connectors>,
+    state_quota: StateQuota,
     guests: Mutex<HashMap<(String, i64), (LoadedGuest, ScriptMetadata)>>,
 }
 
@@ -50,6 +54,7 @@ impl Executor {
         sandbox: Arc<Sandbox>,
         limits: RunLimits,
         connectors: Arc<Connectors>,
+        state_quota: StateQuota,
     ) -> Self {
         Self {
             store,
@@ -59,6 +64,7 @@ impl Executor {
             sandbox,
             limits,
             connectors,
+            state_quota,
             guests: Mutex::default(),
         }
     }
@@ -272,6 +278,7 @@ impl Executor {
             store: self.store.clone(),
             connectors: self.connectors.clone(),
             credentials: self.oauth.clone(),
+            state_quota: self.state_quota,
         };
         let services = Arc::new(RunServices::new(
             deps,

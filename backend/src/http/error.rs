@@ -142,6 +142,27 @@ impl From<crate::scripts::ScriptError> for ApiError {
     }
 }
 
+impl From<crate::script_state::StateError> for ApiError {
+    fn from(err: crate::script_state::StateError) -> Self {
+        use crate::script_state::StateError;
+        let message = err.to_string();
+        match err {
+            StateError::NotFound(what) => ApiError::not_found(&what),
+            StateError::InvalidKey(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_key", message),
+            StateError::InvalidValue(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+            }
+            StateError::TooLarge(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", message)
+            }
+            StateError::Quota(_) => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", message)
+            }
+            StateError::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<crate::triggers::EventError> for ApiError {
     fn from(err: crate::triggers::EventError) -> Self {
         use crate::triggers::EventError;

@@ -16,6 +16,7 @@ mod payload_limit;
 mod runs;
 pub(crate) mod scripts;
 mod setup;
+mod state;
 pub(crate) mod webhooks;
 
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct Services {
     pub runs: crate::queue::RunHistory,
     /// A user's scripts.
     pub scripts: crate::scripts::ScriptService,
+    /// Scripts' state.
+    pub state: crate::script_state::StateService,
     /// Users' audit trails.
     pub audit: crate::audit::AuditTrail,
     /// Users' outboxes.
@@ -108,6 +111,7 @@ pub fn router(
         .merge(integrations::router())
         .merge(credentials::router())
         .merge(scripts::router())
+        .merge(state::router())
         .merge(setup::router())
         .merge(payload_routes(runs::router(), &state))
         .merge(payload_routes(events::router(), &state))

@@ -143,7 +143,19 @@ impl Runner {
         self.metrics
             .run_duration
             .observe(finish.duration_ms as f64 / 1000.0);
-        let retry = self.retry_plan(&run, finish.status, settings.as_ref());
+        // A success with state writes is recorded as a failure if the
+        // writes are refused at its commit: it carries a failure's retry.
+        let commit_may_fail =
+            finish.status == RunStatus::Succeeded && !finish.effects.state.is_empty();
+        let as_failed = if commit_may_fail {
+            RunStatus::Failed
+        } else {
+            finish.status
+        };
+        let retry = self.retry_plan(&run, as_failed, settings.as_ref());
+        if let Some(retry) = retry.as_ref().filter(|_| !commit_may_fail) {
+            tracing::info!(parent: &span, attempt = retry.attempt, not_before = retry.not_before, "run failed; retry queued");
+        }
         hand.finished(
             RunReport {
                 run_id: run.id.clone(),
@@ -179,7 +191,6 @@ impl Runner {
             .min(Duration::from_secs(600));
         let jitter = 0.5 + rand::random::<f64>();
         let delay_ms = (backoff.as_millis() as f64 * jitter) as i64;
-        tracing::info!(run_id = %run.id, attempt = run.attempt + 1, delay_ms, "run failed; retry queued");
         Some(RetryPlan {
             attempt: run.attempt + 1,
             first_run_id: run.first_run_id.clone().unwrap_or_else(|| run.id.clone()),

@@ -24,6 +24,7 @@ mod runs;
 mod schedules;
 mod scripts;
 mod sqlite;
+mod state;
 mod stored_names;
 mod users;
 mod write_once;
@@ -44,6 +45,11 @@ pub use queue_room::*;
 pub use runs::RunStore;
 pub use schedules::ScheduleStore;
 pub use scripts::ScriptStore;
+pub use state::{
+    MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, StateChange, StateEntry, StateQuota, StateRefused,
+    StateStore, StateUsage, StateWrites, StateWritten, canonical_json, state_entry_size,
+    state_key_problem,
+};
 pub use users::UserStore;
 pub use write_once::*;
 
@@ -116,6 +122,7 @@ pub trait Store:
     + CallStore
     + AuditStore
     + MessageStore
+    + StateStore
     + NodeStore
     + 'static
 {

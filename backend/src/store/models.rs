@@ -304,7 +304,9 @@ pub struct RunReport {
     pub run_id: String,
     /// How it ended.
     pub finish: RunFinish,
-    /// Its next attempt, if one is planned.
+    /// Its next attempt, queued if the run is recorded as anything but a
+    /// success (a success whose state writes are refused at its commit is
+    /// recorded as a failure).
     pub retry: Option<RetryPlan>,
     /// When the worker began it (Unix ms), written as its start where the
     /// store had not written one yet (a held start); `None`: when it was

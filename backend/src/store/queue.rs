@@ -49,10 +49,13 @@ pub trait RunQueue: Send + Sync {
     /// is no longer this worker's to run (cancelled, or re-queued).
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
     /// Records how a running run ended and, in the same transaction, writes
-    /// its effects (`finish.effects`) and queues its retry if one is
-    /// planned; false if it was no longer running under
-    /// `worker_id` (cancelled, or re-queued after its heartbeat went stale
-    /// and claimed by another worker), in which case nothing changes.
+    /// its effects (`finish.effects`) and queues `retry` if the run is
+    /// recorded as anything but a success; false if it was no longer
+    /// running under `worker_id` (cancelled, or re-queued after its
+    /// heartbeat went stale and claimed by another worker), in which case
+    /// nothing changes. A success whose state writes are refused (a
+    /// `compare_and_set` overtaken, the quota passed) is recorded as a
+    /// failure, with none of its effects.
     async fn finish_run(
         &self,
         run_id: &str,

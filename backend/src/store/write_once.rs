@@ -2,7 +2,7 @@
 //! manual runs under an idempotency key, credentials through a setup link,
 //! deploys within the user's script and version caps.
 
-use super::{MessageRow, RunRow};
+use super::{MessageRow, RunRow, StateWrites};
 
 /// An `Idempotency-Key` of a manual run request, with a hash of what was
 /// asked (script, handler, payload).
@@ -80,13 +80,20 @@ pub enum LinkWrite {
 /// run that succeeded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunEffects {
+    /// The run's script, whose state `state` writes.
+    pub script_id: String,
     /// Messages for the user's outbox.
     pub messages: Vec<MessageRow>,
+    /// The script's state writes, checked when they are written: if
+    /// another writer changed what a `compare_and_set` saw, or the quota
+    /// would be passed, none of the run's effects are written and the run
+    /// is recorded as failed (and retried as a failure would be).
+    pub state: StateWrites,
 }
 
 impl RunEffects {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+        self.messages.is_empty() && self.state.is_empty()
     }
 }

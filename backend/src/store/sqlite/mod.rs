@@ -9,6 +9,7 @@ mod held_starts;
 #[cfg(test)]
 mod plans;
 mod queue;
+mod run_state;
 mod wal;
 mod writer_jobs;
 

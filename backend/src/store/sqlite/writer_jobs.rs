@@ -10,14 +10,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::QUEUE_DEPTH_SQL;
 use super::held_starts::{Held, HeldStarts};
+use super::run_state::{apply_writes, check_writes};
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL,
 };
 use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
+use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
     EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RunReport, RunRow,
-    StoreError, StoreResult, new_id,
+    RunStatus, StateUsage, StoreError, StoreResult, new_id,
 };
 
 /// The writer's claim, step one: the queued runs past their backoff (`$1`,
@@ -96,7 +98,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
 /// has a `$` followed by a digit inside a string literal.)
-fn numbered(sql: &str) -> String {
+pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -390,7 +392,9 @@ pub(super) fn report(
 }
 
 /// Records how a run ended, if it is still the claimer's (held, or running
-/// under its worker), and queues its retry.
+/// under its worker), with its effects, and queues its retry if it failed.
+/// A success whose state writes are refused (state.rs) is recorded as a
+/// failure, without any of its effects.
 fn finish(
     tx: &Connection,
     held: &mut HeldStarts,
@@ -403,11 +407,25 @@ fn finish(
         claimer.worker_id,
         claimer.now,
     );
+    let effects = &finish.effects;
+    let checked = if effects.state.is_empty() {
+        Checked::Passed(StateUsage::default())
+    } else {
+        check_writes(tx, &effects.script_id, &effects.state, now)?
+    };
+    let (status, error) = match &checked {
+        Checked::Refused(refused) => {
+            tracing::warn!(run_id = %run_id, error = %refused, "a run's state writes were refused; it is recorded as failed");
+            (RunStatus::Failed, Some(refused_run_error(refused)))
+        }
+        _ => (finish.status, None),
+    };
+    let error = error.as_ref().or(finish.error.as_ref());
     let outcome = params![
-        finish.status.as_str(),
+        status.as_str(),
         finish.exit_code,
         finish.duration_ms,
-        finish.error,
+        error,
         finish.stdout,
         finish.stderr,
         i64::from(finish.stdout_truncated),
@@ -431,20 +449,31 @@ fn finish(
     if !finished {
         return Ok(false);
     }
-    for message in &finish.effects.messages {
-        tx.prepare_cached(&SQL.insert_message)?.execute(params![
-            message.id,
-            message.user_id,
-            message.script_id,
-            message.run_id,
-            message.channel,
-            message.recipient,
-            message.subject,
-            message.body,
-            message.created_at,
-        ])?;
+    if !matches!(checked, Checked::Refused(_)) {
+        if let Checked::Passed(usage) = checked
+            && !effects.state.is_empty()
+        {
+            apply_writes(tx, &effects.script_id, run_id, &effects.state, usage, now)?;
+        }
+        for message in &effects.messages {
+            tx.prepare_cached(&SQL.insert_message)?.execute(params![
+                message.id,
+                message.user_id,
+                message.script_id,
+                message.run_id,
+                message.channel,
+                message.recipient,
+                message.subject,
+                message.body,
+                message.created_at,
+            ])?;
+        }
     }
-    if let Some(retry) = &report.retry {
+    if let Some(retry) = report
+        .retry
+        .as_ref()
+        .filter(|_| status != RunStatus::Succeeded)
+    {
         tx.prepare_cached(&SQL.retry_run)?.execute(params![
             new_id("run"),
             retry.attempt,

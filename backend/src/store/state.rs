@@ -1,0 +1,670 @@
+//! What scripts remember between runs (`roost_sdk::state`): JSON values by
+//! key, per script. A run's writes travel with its finish
+//! (`RunEffects::state`) and are checked and written in the transaction
+//! that records its success; an operator's writes through the API are
+//! checked and written the same way, alone.
+//!
+//! Every write takes the script's usage row first, so the writes of one
+//! script take turns on any engine; it then reads what is stored under the
+//! keys it touches, checks the writer's conditions (`compare_and_set`) and
+//! the script's quota against it ([`check`]), and only then writes.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
+
+use super::engine::{Column, Engine, SqlStore};
+use super::{StoreResult, now_millis};
+
+/// Longest key, in bytes.
+pub const MAX_STATE_KEY_BYTES: usize = 256;
+/// Largest value (its JSON), in bytes.
+pub const MAX_STATE_VALUE_BYTES: usize = 64 * 1024;
+
+/// One remembered value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateEntry {
+    /// Its key.
+    pub key: String,
+    /// Its value, as canonical JSON (object keys sorted).
+    pub value: String,
+    /// When it is forgotten (Unix ms), if ever.
+    pub expires_at: Option<i64>,
+    /// When it was written (Unix ms).
+    pub updated_at: i64,
+    /// The run whose success wrote it; `None` when written through the API.
+    pub run_id: Option<String>,
+}
+
+/// What a script's state takes: entries, and bytes of keys and values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StateUsage {
+    /// Entries.
+    pub keys: i64,
+    /// Bytes of their keys and values.
+    pub bytes: i64,
+}
+
+/// The most state one script may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateQuota {
+    /// Most entries.
+    pub max_keys: i64,
+    /// Most bytes of keys and values.
+    pub max_bytes: i64,
+}
+
+impl Default for StateQuota {
+    fn default() -> Self {
+        Self {
+            max_keys: 10_000,
+            max_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// The last thing written under one key: a value, or its removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The key.
+    pub key: String,
+    /// Its new value (canonical JSON); `None` removes it.
+    pub value: Option<String>,
+    /// When the new value is forgotten (Unix ms).
+    pub expires_at: Option<i64>,
+}
+
+/// A batch of state writes for one script, written all or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateWrites {
+    /// One change per key, in the order they were made.
+    pub changes: Vec<StateChange>,
+    /// What must still be stored under a key for the writes to stand
+    /// (`None`: nothing): what a `compare_and_set` saw.
+    pub expected: Vec<(String, Option<String>)>,
+    /// The quota the script's state must stay within.
+    pub quota: StateQuota,
+}
+
+impl StateWrites {
+    /// Whether there is nothing to check or write.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.expected.is_empty()
+    }
+}
+
+/// Why state writes were not made. Nothing of the batch is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateRefused {
+    /// A `compare_and_set` saw a value another writer has since changed.
+    #[error(
+        "state key `{key}` changed after this run's compare_and_set read it (another run or the API wrote it)"
+    )]
+    Conflict {
+        /// The key.
+        key: String,
+    },
+    /// The script would keep more entries than its quota.
+    #[error("the script's state would hold {keys} keys; the most allowed is {limit}")]
+    TooManyKeys {
+        /// Entries it would hold.
+        keys: i64,
+        /// The quota.
+        limit: i64,
+    },
+    /// The script would keep more bytes than its quota.
+    #[error(
+        "the script's state would take {bytes} bytes of keys and values; the most allowed is {limit}"
+    )]
+    TooManyBytes {
+        /// Bytes it would take.
+        bytes: i64,
+        /// The quota.
+        limit: i64,
+    },
+}
+
+/// What a batch of state writes came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateWritten {
+    /// Written; the script's state now takes this much.
+    Written(StateUsage),
+    /// Refused: nothing written.
+    Refused(StateRefused),
+    /// The script is gone (and its state with it): nothing written.
+    NoScript,
+}
+
+/// Why `key` cannot be a key, if it cannot.
+pub fn state_key_problem(key: &str) -> Option<String> {
+    if key.is_empty() || key.len() > MAX_STATE_KEY_BYTES {
+        return Some(format!("a key takes 1 to {MAX_STATE_KEY_BYTES} bytes"));
+    }
+    if key.chars().any(char::is_control) {
+        return Some("a key has no control characters".into());
+    }
+    None
+}
+
+/// `value` as stored: canonical JSON (object keys sorted, no spaces), so
+/// that equal values compare equal as text.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// Bytes an entry counts against the quota.
+pub fn state_entry_size(key: &str, value: &str) -> i64 {
+    i64::try_from(key.len() + value.len()).unwrap_or(i64::MAX)
+}
+
+/// The script's state.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The live entry under `key`, if any.
+    async fn state_entry(&self, script_id: &str, key: &str) -> StoreResult<Option<StateEntry>>;
+    /// Live entries whose keys start with `prefix` and sort after `after`,
+    /// in key order (bytewise), at most `limit`.
+    async fn state_entries(
+        &self,
+        script_id: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<StateEntry>>;
+    /// What the script's live entries take.
+    async fn state_usage(&self, script_id: &str) -> StoreResult<StateUsage>;
+    /// Checks and writes `writes` in one transaction (an operator's, not a
+    /// run's: `run_id` stays empty).
+    async fn write_state(&self, script_id: &str, writes: &StateWrites)
+    -> StoreResult<StateWritten>;
+    /// Forgets all of the script's state; how many entries went.
+    async fn clear_state(&self, script_id: &str) -> StoreResult<u64>;
+}
+
+/// Takes script `$1`'s usage row (creating it) and reads it; no row if the
+/// script is gone.
+pub(super) const STATE_USAGE_LOCK_SQL: &str = "INSERT INTO script_state_usage (script_id, keys, bytes) \
+     SELECT $1, 0, 0 WHERE EXISTS (SELECT 1 FROM scripts WHERE id = $1) \
+     ON CONFLICT (script_id) DO UPDATE SET keys = script_state_usage.keys RETURNING keys, bytes";
+/// What script `$1`'s entries expired by `$2` take.
+pub(super) const STATE_EXPIRED_SQL: &str = "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
+     FROM script_state WHERE script_id = $1 AND expires_at <= $2";
+/// The live entry `$2` of script `$1` at `$3`: its size and value.
+pub(super) const STATE_STORED_SQL: &str = "SELECT size, value FROM script_state \
+     WHERE script_id = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)";
+/// Removes script `$1`'s entries expired by `$2`.
+pub(super) const STATE_PRUNE_SQL: &str =
+    "DELETE FROM script_state WHERE script_id = $1 AND expires_at <= $2";
+/// Writes entry `$2` of script `$1`.
+pub(super) const STATE_UPSERT_SQL: &str = "INSERT INTO script_state (script_id, key, value, size, expires_at, updated_at, run_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (script_id, key) DO UPDATE SET value = excluded.value, \
+     size = excluded.size, expires_at = excluded.expires_at, updated_at = excluded.updated_at, run_id = excluded.run_id";
+/// Removes entry `$2` of script `$1`.
+pub(super) const STATE_DELETE_SQL: &str =
+    "DELETE FROM script_state WHERE script_id = $1 AND key = $2";
+/// Sets script `$1`'s usage.
+pub(super) const STATE_USAGE_SET_SQL: &str =
+    "UPDATE script_state_usage SET keys = $2, bytes = $3 WHERE script_id = $1";
+
+/// What is stored under a key a batch touches.
+#[derive(Debug, Clone)]
+pub(super) struct Stored {
+    /// Bytes it counts.
+    pub(super) size: i64,
+    /// Its value.
+    pub(super) value: String,
+}
+
+/// Checks `writes` against what is stored: `usage`, the script's usage with
+/// expired entries left out, and `stored`, the live entries under the keys
+/// the batch touches. The usage after the writes, or why they are refused.
+pub(super) fn check(
+    writes: &StateWrites,
+    usage: StateUsage,
+    stored: &HashMap<String, Stored>,
+) -> Result<StateUsage, StateRefused> {
+    for (key, expected) in &writes.expected {
+        if stored.get(key).map(|s| &s.value) != expected.as_ref() {
+            return Err(StateRefused::Conflict { key: key.clone() });
+        }
+    }
+    let mut after = usage;
+    for change in &writes.changes {
+        if let Some(old) = stored.get(&change.key) {
+            after.keys -= 1;
+            after.bytes -= old.size;
+        }
+        if let Some(value) = &change.value {
+            after.keys += 1;
+            after.bytes += state_entry_size(&change.key, value);
+        }
+    }
+    // A quota lowered below what a script keeps still lets it shrink.
+    let quota = writes.quota;
+    if after.keys > quota.max_keys && after.keys > usage.keys {
+        return Err(StateRefused::TooManyKeys {
+            keys: after.keys,
+            limit: quota.max_keys,
+        });
+    }
+    if after.bytes > quota.max_bytes && after.bytes > usage.bytes {
+        return Err(StateRefused::TooManyBytes {
+            bytes: after.bytes,
+            limit: quota.max_bytes,
+        });
+    }
+    Ok(after)
+}
+
+/// The keys a batch touches, each once.
+pub(super) fn touched_keys(writes: &StateWrites) -> Vec<&str> {
+    let mut keys: Vec<&str> = writes
+        .changes
+        .iter()
+        .map(|c| c.key.as_str())
+        .chain(writes.expected.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The first key after every key starting with `prefix`, in bytewise
+/// order; `None` if there is none (an empty prefix).
+pub(super) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value; surrogates are not chars.
+        let next = (u32::from(last) + 1..=0x10FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The error a run's record gets when its state writes are refused at
+/// its commit (the run itself succeeded).
+pub(super) fn refused_run_error(refused: &StateRefused) -> String {
+    format!(
+        "the run's writes were refused when its success was recorded: {refused}. Nothing it \
+         wrote was kept (state, outbox messages); a retry, if the script's policy allows one, \
+         runs it again against the state as it is now"
+    )
+}
+
+/// A batch checked against the store, within its transaction.
+pub(super) enum Checked {
+    /// It may be written; the usage it leaves.
+    Passed(StateUsage),
+    /// Refused.
+    Refused(StateRefused),
+    /// The script is gone.
+    NoScript,
+}
+
+/// Takes script `script_id`'s turn at writing state and checks `writes`
+/// (see [`check`]), on `conn` inside a write transaction.
+pub(super) async fn check_in<DB>(
+    conn: &mut DB::Connection,
+    script_id: &str,
+    writes: &StateWrites,
+    now: i64,
+) -> StoreResult<Checked>
+where
+    DB: Engine,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB> + ColumnIndex<DB::Row>,
+    String: Column<DB>,
+    i64: Column<DB>,
+{
+    let Some(row) = sqlx::query(STATE_USAGE_LOCK_SQL)
+        .bind(script_id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(Checked::NoScript);
+    };
+    let expired = sqlx::query(STATE_EXPIRED_SQL)
+        .bind(script_id)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+    let usage = StateUsage {
+        keys: row.try_get::<i64, _>("keys")? - expired.try_get::<i64, _>("n")?,
+        bytes: row.try_get::<i64, _>("bytes")? - expired.try_get::<i64, _>("bytes")?,
+    };
+    let mut stored = HashMap::new();
+    for key in touched_keys(writes) {
+        let found = sqlx::query(STATE_STORED_SQL)
+            .bind(script_id)
+            .bind(key)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(found) = found {
+            stored.insert(
+                key.to_string(),
+                Stored {
+                    size: found.try_get("size")?,
+                    value: found.try_get("value")?,
+                },
+            );
+        }
+    }
+    Ok(match check(writes, usage, &stored) {
+        Ok(after) => Checked::Passed(after),
+        Err(refused) => Checked::Refused(refused),
+    })
+}
+
+/// Writes a batch [`check_in`] passed, leaving `usage`.
+pub(super) async fn apply_in<DB>(
+    conn: &mut DB::Connection,
+    script_id: &str,
+    run_id: Option<&str>,
+    writes: &StateWrites,
+    usage: StateUsage,
+    now: i64,
+) -> StoreResult<()>
+where
+    DB: Engine,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    i64: Column<DB>,
+    Option<i64>: Column<DB>,
+{
+    sqlx::query(STATE_PRUNE_SQL)
+        .bind(script_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    for change in &writes.changes {
+        match &change.value {
+            Some(value) => {
+                sqlx::query(STATE_UPSERT_SQL)
+                    .bind(script_id)
+                    .bind(change.key.as_str())
+                    .bind(value.as_str())
+                    .bind(state_entry_size(&change.key, value))
+                    .bind(change.expires_at)
+                    .bind(now)
+                    .bind(run_id)
+                    .execute(&mut *conn)
+                    .await?
+            }
+            None => {
+                sqlx::query(STATE_DELETE_SQL)
+                    .bind(script_id)
+                    .bind(change.key.as_str())
+                    .execute(&mut *conn)
+                    .await?
+            }
+        };
+    }
+    sqlx::query(STATE_USAGE_SET_SQL)
+        .bind(script_id)
+        .bind(usage.keys)
+        .bind(usage.bytes)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn entry_from<R: Row>(row: &R) -> StoreResult<StateEntry>
+where
+    for<'q> &'q str: ColumnIndex<R>,
+    String: Column<R::Database>,
+    Option<String>: Column<R::Database>,
+    i64: Column<R::Database>,
+    Option<i64>: Column<R::Database>,
+{
+    Ok(StateEntry {
+        key: row.try_get("key")?,
+        value: row.try_get("value")?,
+        expires_at: row.try_get("expires_at")?,
+        updated_at: row.try_get("updated_at")?,
+        run_id: row.try_get("run_id")?,
+    })
+}
+
+const ENTRY_COLUMNS: &str = "key, value, expires_at, updated_at, run_id";
+
+#[async_trait]
+impl<DB> StateStore for SqlStore<DB>
+where
+    DB: Engine,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB> + ColumnIndex<DB::Row>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    String: Column<DB>,
+    Option<String>: Column<DB>,
+    i64: Column<DB>,
+    Option<i64>: Column<DB>,
+{
+    async fn state_entry(&self, script_id: &str, key: &str) -> StoreResult<Option<StateEntry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM script_state WHERE script_id = $1 AND key = $2 \
+             AND (expires_at IS NULL OR expires_at > $3)"
+        );
+        let row = sqlx::query(&sql)
+            .bind(script_id)
+            .bind(key)
+            .bind(now_millis())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(entry_from).transpose()
+    }
+
+    async fn state_entries(
+        &self,
+        script_id: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<StateEntry>> {
+        let end = prefix_end(prefix);
+        let from = match after {
+            Some(after) if after >= prefix => after,
+            _ => prefix,
+        };
+        // `key > $2` when paging on from a key, `key >= $2` from the prefix.
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM script_state WHERE script_id = $1 \
+             AND (key > $2 OR (key = $2 AND $3 = 0)) AND ($4 IS NULL OR key < $4) \
+             AND (expires_at IS NULL OR expires_at > $5) ORDER BY key LIMIT $6"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(script_id)
+            .bind(from)
+            .bind(i64::from(after.is_some_and(|a| a >= prefix)))
+            .bind(end.as_deref())
+            .bind(now_millis())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from).collect()
+    }
+
+    async fn state_usage(&self, script_id: &str) -> StoreResult<StateUsage> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM script_state \
+             WHERE script_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(script_id)
+        .bind(now_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(StateUsage {
+            keys: row.try_get("n")?,
+            bytes: row.try_get("bytes")?,
+        })
+    }
+
+    async fn write_state(
+        &self,
+        script_id: &str,
+        writes: &StateWrites,
+    ) -> StoreResult<StateWritten> {
+        let now = now_millis();
+        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        let usage = match check_in::<DB>(&mut tx, script_id, writes, now).await? {
+            Checked::Passed(usage) => usage,
+            Checked::Refused(refused) => return Ok(StateWritten::Refused(refused)),
+            Checked::NoScript => return Ok(StateWritten::NoScript),
+        };
+        apply_in::<DB>(&mut tx, script_id, None, writes, usage, now).await?;
+        tx.commit().await?;
+        Ok(StateWritten::Written(usage))
+    }
+
+    async fn clear_state(&self, script_id: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        if sqlx::query(STATE_USAGE_LOCK_SQL)
+            .bind(script_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Ok(0);
+        }
+        let done = sqlx::query("DELETE FROM script_state WHERE script_id = $1")
+            .bind(script_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(STATE_USAGE_SET_SQL)
+            .bind(script_id)
+            .bind(0_i64)
+            .bind(0_i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writes(changes: &[(&str, Option<&str>)], expected: &[(&str, Option<&str>)]) -> StateWrites {
+        StateWrites {
+            changes: changes
+                .iter()
+                .map(|(k, v)| StateChange {
+                    key: k.to_string(),
+                    value: v.map(str::to_string),
+                    expires_at: None,
+                })
+                .collect(),
+            expected: expected
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+            quota: StateQuota {
+                max_keys: 3,
+                max_bytes: 100,
+            },
+        }
+    }
+
+    fn stored(entries: &[(&str, &str)]) -> HashMap<String, Stored> {
+        entries
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Stored {
+                        size: state_entry_size(k, v),
+                        value: v.to_string(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn conditions_compare_what_is_stored() {
+        let now = stored(&[("a", "1")]);
+        let usage = StateUsage { keys: 1, bytes: 2 };
+        let cas = writes(&[("a", Some("2"))], &[("a", Some("1"))]);
+        assert_eq!(
+            check(&cas, usage, &now),
+            Ok(StateUsage { keys: 1, bytes: 2 })
+        );
+        let stale = writes(&[("a", Some("2"))], &[("a", Some("0"))]);
+        assert_eq!(
+            check(&stale, usage, &now),
+            Err(StateRefused::Conflict { key: "a".into() })
+        );
+        let create = writes(&[("b", Some("1"))], &[("b", None)]);
+        assert_eq!(
+            check(&create, usage, &now),
+            Ok(StateUsage { keys: 2, bytes: 4 })
+        );
+        let raced = writes(&[("a", Some("1"))], &[("a", None)]);
+        assert!(matches!(
+            check(&raced, usage, &now),
+            Err(StateRefused::Conflict { .. })
+        ));
+    }
+
+    #[test]
+    fn the_quota_counts_keys_and_bytes_after_the_writes() {
+        let now = stored(&[("a", "1"), ("b", "1"), ("c", "1")]);
+        let usage = StateUsage { keys: 3, bytes: 6 };
+        let fourth = writes(&[("d", Some("1"))], &[]);
+        assert_eq!(
+            check(&fourth, usage, &now),
+            Err(StateRefused::TooManyKeys { keys: 4, limit: 3 })
+        );
+        let swap = writes(&[("a", None), ("d", Some("1"))], &[]);
+        assert_eq!(check(&swap, usage, &now), Ok(usage));
+        let big = "x".repeat(99);
+        let too_big = writes(&[("a", Some(&big))], &[]);
+        assert_eq!(
+            check(&too_big, usage, &now),
+            Err(StateRefused::TooManyBytes {
+                bytes: 104,
+                limit: 100
+            })
+        );
+        // Over a lowered quota, shrinking is still allowed.
+        let over = StateUsage { keys: 5, bytes: 6 };
+        assert!(check(&writes(&[("a", None)], &[]), over, &now).is_ok());
+    }
+
+    #[test]
+    fn a_prefix_ends_at_the_next_string_of_its_length() {
+        assert_eq!(prefix_end("seen/"), Some("seen0".into()));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".into()));
+        assert_eq!(prefix_end("\u{D7FF}"), Some("\u{E000}".into()));
+    }
+}
