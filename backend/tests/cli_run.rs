@@ -268,3 +268,66 @@ fn integration_check_validates_a_definition_as_startup_would() {
         "{stderr}"
     );
 }
+
+/// `roost run --state FILE`: state kept in a file across local runs, saved
+/// only when a run succeeds.
+#[test]
+fn run_keeps_state_in_a_file_when_asked() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("probe-state.json");
+    let file_arg = file.display().to_string();
+    let run = |steps: &str| {
+        roost(
+            &[
+                "run",
+                &example("state-probe"),
+                "--state",
+                &file_arg,
+                "--payload",
+                &format!(r#"{{"steps":{steps}}}"#),
+            ],
+            data.path(),
+        )
+    };
+    let first = run(r#"[{"get":"count"},{"set":["count",1]},{"setTtl":["soon",true,3600]}]"#);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains(r#"{"get":"count","value":null}"#));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["entries"][0]["key"], "count");
+    assert_eq!(saved["entries"][0]["value"], 1);
+    assert!(
+        saved["entries"][1]["expiresAt"].as_i64().is_some(),
+        "{saved}"
+    );
+
+    // A failing run reads the file and leaves it as it was.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let failed = run(r#"[{"get":"count"},{"set":["count",2]},{"fail":"halfway"}]"#);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stdout).contains(r#"{"get":"count","value":1}"#));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+
+    // Without --state, a run starts from nothing and keeps nothing.
+    let bare = roost(
+        &[
+            "run",
+            &example("state-probe"),
+            "--payload",
+            r#"{"steps":[{"get":"count"}]}"#,
+        ],
+        data.path(),
+    );
+    assert!(String::from_utf8_lossy(&bare.stdout).contains(r#"{"get":"count","value":null}"#));
+
+    std::fs::write(&file, "[1, 2]").unwrap();
+    let broken = run("[]");
+    assert_eq!(broken.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains("is not a state file"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -536,3 +536,72 @@ fn a_deploy_over_the_compile_limit_is_killed_and_stores_nothing() {
         .unwrap_or(0);
     assert!(cached > 0, "the compiler filled the server's cache");
 }
+
+/// `roost state`: what a script remembers, listed, read, set and removed
+/// through the server, each refusal one readable line.
+#[test]
+fn state_through_the_binary() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let token = ada(data.path());
+    let env = [
+        ("ROOST_SERVER", server.url.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
+    let probe = roost_tests::example_path("state-probe")
+        .display()
+        .to_string();
+    let deployed = roost(data.path(), &["deploy", &probe], &env);
+    assert!(deployed.status.success(), "{}", text(&deployed.stderr));
+    let steps = r#"{"steps":[{"set":["cursor",{"after":41}]},{"set":["seen/a b",true]}]}"#;
+    let ran = roost(
+        data.path(),
+        &["start", "state-probe", "--wait", "--payload", steps],
+        &env,
+    );
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+
+    let state = |args: &[&str]| {
+        let mut all = vec!["state"];
+        all.extend_from_slice(args);
+        roost(data.path(), &all, &env)
+    };
+    let listed = state(&["list", "state-probe"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert_eq!(
+        text(&listed.stdout),
+        "cursor  {\"after\":41}\nseen/a b  true\n"
+    );
+    assert!(
+        text(&listed.stderr).contains("2 key(s)"),
+        "{}",
+        text(&listed.stderr)
+    );
+    let got = state(&["get", "state-probe", "cursor"]);
+    assert_eq!(text(&got.stdout), "{\n  \"after\": 41\n}\n");
+    let set = state(&["set", "state-probe", "cursor", r#"{"after":42}"#]);
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    let got = state(&["get", "state-probe", "cursor"]);
+    assert!(text(&got.stdout).contains("42"));
+    let deleted = state(&["delete", "state-probe", "seen/a b"]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    let listed = state(&["list", "state-probe", "--prefix", "seen/"]);
+    assert_eq!(text(&listed.stdout), "");
+
+    // Refusals: one line each, exit 1 (the server's) or 2 (the CLI's own).
+    let missing = state(&["get", "state-probe", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        text(&missing.stderr).trim(),
+        "roost: 404 Not Found: state key `nope` not found"
+    );
+    let not_json = state(&["set", "state-probe", "k", "not json"]);
+    assert_eq!(not_json.status.code(), Some(2));
+    assert!(text(&not_json.stderr).starts_with("roost: the value is not JSON"));
+    let unknown = state(&["list", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("no script named `nope`"));
+    let cleared = state(&["clear", "state-probe"]);
+    assert_eq!(text(&cleared.stdout).trim(), "deleted 1 key(s)");
+    assert!(server.stop().success());
+}

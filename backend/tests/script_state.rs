@@ -15,6 +15,7 @@ use roost::store::{
     TriggerKind, now_millis,
 };
 use serde_json::{Value, json};
+use support::process::{Server, roost, text};
 use support::sdk_app::finished;
 use support::{Backend, TestApp, open_store, succeeded_with};
 
@@ -714,3 +715,138 @@ async fn the_commit_checks_conditions_and_quotas(backend: Backend) {
     assert_eq!(keys, ["a", "c"]);
 }
 on_both_stores!(the_commit_checks_conditions_and_quotas);
+
+async fn call(method: Method, url: &str, token: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{url}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+/// A server killed (SIGKILL) while a run that moved the cursor and left a
+/// message is still going: the state is as the run found it; after the
+/// restart the run is executed again from that state, and its writes and
+/// message are committed once.
+async fn a_run_killed_mid_way_leaves_the_state_unchanged(backend: Backend) {
+    let data = tempfile::tempdir().unwrap();
+    let database = support::database_url(backend, data.path()).await;
+    let env = [("ROOST_DATABASE_URL", database.as_str())];
+    let flags = ["--workers", "1", "--run-stale-secs", "1"];
+    let server = Server::start_with(data.path(), &flags, &env);
+    let created = roost(data.path(), &["user", "create", "ada"], &env);
+    let token = text(&created.stdout).trim().to_string();
+    assert!(!token.is_empty(), "{}", text(&created.stderr));
+    let component = roost_tests::example("state-probe");
+    let deployed = call(
+        Method::POST,
+        &format!("{}/v1/scripts/deploy", server.url),
+        &token,
+        json!({ "name": "probe", "component": support::b64(&component) }),
+    )
+    .await;
+    let script = deployed["script_id"].as_str().unwrap().to_string();
+    let run = |base: &str, steps: Value| {
+        let (url, token) = (format!("{base}/v1/scripts/{script}/run"), token.clone());
+        async move {
+            let started = call(
+                Method::POST,
+                &url,
+                &token,
+                json!({ "payload": { "steps": steps } }),
+            )
+            .await;
+            started["run_id"].as_str().unwrap().to_string()
+        }
+    };
+    let status_of = |base: &str, run: &str| {
+        let (url, token) = (format!("{base}/v1/runs/{run}"), token.clone());
+        async move {
+            let shown = call(Method::GET, &url, &token, Value::Null).await;
+            shown["run"]["status"].as_str().unwrap().to_string()
+        }
+    };
+    let wait_for = |base: String, run: String, wanted: &'static str| {
+        let status_of = &status_of;
+        async move {
+            let mut status = String::new();
+            for _ in 0..400 {
+                status = status_of(&base, &run).await;
+                if status == wanted {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("run {run} is {status}, not {wanted}");
+        }
+    };
+
+    let first = run(&server.url, json!([{ "set": ["cursor", 1] }])).await;
+    wait_for(server.url.clone(), first, "succeeded").await;
+    let second = run(
+        &server.url,
+        json!([
+            { "get": "cursor" },
+            { "set": ["cursor", 2] },
+            { "message": "moved to 2" },
+            { "sleepMs": 4000 }
+        ]),
+    )
+    .await;
+    wait_for(server.url.clone(), second.clone(), "running").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill_hard();
+
+    // Dead server, same database: nothing of the second run is there.
+    let store = roost::store::connect(&database).await.unwrap();
+    let cursor = store.state_entry(&script, "cursor").await.unwrap().unwrap();
+    assert_eq!(cursor.value, "1", "the killed run moved nothing");
+    drop(store);
+
+    let server = Server::start_with(data.path(), &flags, &env);
+    wait_for(server.url.clone(), second.clone(), "succeeded").await;
+    let logs = reqwest::Client::new()
+        .get(format!("{}/v1/runs/{second}/logs", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        logs.contains(r#"{"get":"cursor","value":1}"#),
+        "executed again from the cursor it first found: {logs}"
+    );
+    let entry = call(
+        Method::GET,
+        &format!("{}/v1/scripts/{script}/state/cursor", server.url),
+        &token,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(entry["entry"]["value"], 2);
+    assert_eq!(entry["entry"]["runId"], second.as_str());
+    let outbox = call(
+        Method::GET,
+        &format!("{}/v1/messages", server.url),
+        &token,
+        Value::Null,
+    )
+    .await;
+    let bodies: Vec<&str> = outbox["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["moved to 2"], "one message, however often it ran");
+    assert!(server.stop().success());
+}
+on_both_stores!(a_run_killed_mid_way_leaves_the_state_unchanged);

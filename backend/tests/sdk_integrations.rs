@@ -164,6 +164,141 @@ async fn order_alert_turns_a_shopify_event_into_a_slack_message() {
     );
 }
 
+/// Each mail is digested once across runs, even when a run fails halfway:
+/// Gmail answers 500 on the second message, the run fails before posting,
+/// and its retry (from the same high-water mark) digests both mails in one
+/// post; the next run finds nothing new.
+#[tokio::test]
+async fn gmail_digest_digests_each_mail_once_across_a_failure() {
+    let provider = Provider::start();
+    let (google, slack) = (StandIn::google().await, StandIn::slack().await);
+    let app = app_with_stand_ins(&provider, &google, &slack).await;
+    let ada = app.user("ada").await;
+    let script = deploy_connecting(&app, &ada, "gmail-digest").await;
+    let component = roost_tests::example("gmail-digest");
+    let (status, deployed) = app
+        .deploy_with(
+            &ada,
+            json!({ "name": "gmail-digest", "component": support::b64(&component), "retries": { "max": 2 } }),
+        )
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    google.expect_token(&access_token(&app, &ada, "gmail", "GMAIL_ACCESS_TOKEN").await);
+    slack.expect_token(&access_token(&app, &ada, "slack", "SLACK_ACCESS_TOKEN").await);
+
+    google.fail_once("/gmail/v1/users/me/messages/m2");
+    let (status, started) = app
+        .send(
+            Method::POST,
+            &ada,
+            &format!("/v1/scripts/{script}/run"),
+            json!({ "handler": "digest" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let first = finished(&app, &ada, started["run_id"].as_str().unwrap()).await;
+    assert_eq!(first["run"]["status"], "failed", "{first}");
+    assert!(
+        slack.requests().is_empty(),
+        "nothing posted by the failed run"
+    );
+
+    let retry = finished_attempt(&app, &ada, &script, 2).await;
+    assert_eq!(retry["run"]["status"], "succeeded", "{retry}");
+    let posts = slack.requests();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let text = posts[0].json()["text"].as_str().unwrap().to_string();
+    assert!(text.starts_with("2 unread message(s):"), "{text}");
+
+    let again = run_and_wait(&app, &ada, &script, json!({ "handler": "digest" })).await;
+    assert_eq!(again["run"]["status"], "succeeded", "{again}");
+    assert!(
+        again["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("2 message(s) match `is:unread`, all digested before; nothing to post"),
+        "{again}"
+    );
+    assert_eq!(slack.requests().len(), 1, "each mail digested once");
+    let (_, mark) = app
+        .get(
+            &ada,
+            &format!("/v1/scripts/{script}/state/high-water/gmail.internalDate"),
+        )
+        .await;
+    assert_eq!(mark["entry"]["value"], 1764000600000i64, "{mark}");
+}
+
+/// The finished run of `script` at `attempt`.
+async fn finished_attempt(app: &TestApp, token: &str, script: &str, attempt: i64) -> Value {
+    for _ in 0..400 {
+        let (_, page) = app
+            .get(token, &format!("/v1/runs?script_id={script}&limit=20"))
+            .await;
+        let found = page["runs"].as_array().unwrap().iter().find(|r| {
+            r["attempt"] == attempt && r["status"] != "queued" && r["status"] != "running"
+        });
+        if let Some(run) = found {
+            return finished(app, token, run["id"].as_str().unwrap()).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no finished attempt {attempt}");
+}
+
+/// Shopify delivers a webhook again, under a new event id, when unsure it
+/// arrived: order-alert alerts once per order.
+#[tokio::test]
+async fn order_alert_alerts_once_per_order() {
+    let provider = Provider::start();
+    let (google, slack) = (StandIn::google().await, StandIn::slack().await);
+    let app = app_with_stand_ins(&provider, &google, &slack).await;
+    let ada = app.user("ada").await;
+    deploy_connecting(&app, &ada, "order-alert").await;
+    slack.expect_token(&access_token(&app, &ada, "slack", "SLACK_ACCESS_TOKEN").await);
+
+    let deliver = |event_id: &'static str, order: u64| {
+        let (app, ada) = (&app, &ada);
+        async move {
+            let (status, accepted) = app
+                .send(
+                    Method::POST,
+                    ada,
+                    "/v1/events/shopify.orders.create",
+                    json!({ "id": event_id, "payload": {
+                        "id": order, "name": format!("#{order}"), "total_price": "25.00",
+                        "currency": "EUR", "email": "grace@example.com"
+                    } }),
+                )
+                .await;
+            assert_eq!(status, 202, "{accepted}");
+            let run = finished(app, ada, accepted["run_ids"][0].as_str().unwrap()).await;
+            assert_eq!(run["run"]["status"], "succeeded", "{run}");
+            let (_, logs) = app
+                .get_text(
+                    ada,
+                    &format!("/v1/runs/{}/logs", run["run"]["id"].as_str().unwrap()),
+                )
+                .await;
+            logs
+        }
+    };
+    deliver("delivery-1", 1001).await;
+    let logs = deliver("delivery-2", 1001).await;
+    assert!(
+        logs.contains("order #1001 was alerted on already; nothing to post"),
+        "{logs}"
+    );
+    assert_eq!(slack.requests().len(), 1, "one alert for order 1001");
+    deliver("delivery-3", 1002).await;
+    let posts = slack.requests();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(
+        posts[1].json()["text"],
+        "New order #1002: 25.00 EUR from grace@example.com"
+    );
+}
+
 #[tokio::test]
 async fn a_refused_token_is_a_typed_failure_of_the_run() {
     let provider = Provider::start();

@@ -124,7 +124,7 @@ async fn send_with_retries(
 }
 
 /// The id of the user's script named `script` (or `script` itself, an id).
-async fn script_id(
+pub(super) async fn script_id(
     client: &reqwest::Client,
     server: &ServerArgs,
     base: &str,

@@ -8,13 +8,14 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
 use super::client::{ServerArgs, runtime};
+use super::start::script_id;
 use crate::api::{ErrorBody, StateEntryView, StatePage};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum StateCommand {
     /// List a script's state, in key order.
     List {
-        /// The script id.
+        /// The script's name or id.
         script: String,
         /// Only keys starting with this.
         #[arg(long, default_value = "")]
@@ -27,7 +28,7 @@ pub(super) enum StateCommand {
     },
     /// Print the value under a key, as JSON.
     Get {
-        /// The script id.
+        /// The script's name or id.
         script: String,
         /// The key.
         key: String,
@@ -36,7 +37,7 @@ pub(super) enum StateCommand {
     },
     /// Set a key to a JSON value.
     Set {
-        /// The script id.
+        /// The script's name or id.
         script: String,
         /// The key.
         key: String,
@@ -50,7 +51,7 @@ pub(super) enum StateCommand {
     },
     /// Remove a key.
     Delete {
-        /// The script id.
+        /// The script's name or id.
         script: String,
         /// The key.
         key: String,
@@ -59,7 +60,7 @@ pub(super) enum StateCommand {
     },
     /// Forget all of a script's state.
     Clear {
-        /// The script id.
+        /// The script's name or id.
         script: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -68,6 +69,7 @@ pub(super) enum StateCommand {
 
 pub(super) fn execute(command: StateCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
+        let command = command.with_script_id().await?;
         match command {
             StateCommand::List {
                 script,
@@ -140,6 +142,20 @@ pub(super) fn execute(command: StateCommand) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+impl StateCommand {
+    /// The command with its script named by id.
+    async fn with_script_id(mut self) -> anyhow::Result<Self> {
+        let (StateCommand::List { script, server, .. }
+        | StateCommand::Get { script, server, .. }
+        | StateCommand::Set { script, server, .. }
+        | StateCommand::Delete { script, server, .. }
+        | StateCommand::Clear { script, server }) = &mut self;
+        let base = server.server.trim_end_matches('/').to_string();
+        *script = script_id(&reqwest::Client::new(), server, &base, script).await?;
+        Ok(self)
+    }
 }
 
 async fn list(

@@ -54,6 +54,8 @@ struct Shared {
     token: Arc<Mutex<Option<String>>>,
     /// A token refused although well formed (access revoked at the provider).
     refused: Arc<Mutex<Option<String>>>,
+    /// Requests for this path are answered 500 once.
+    fail_once: Arc<Mutex<Option<String>>>,
 }
 
 /// A running stand-in; it serves until the test ends.
@@ -84,6 +86,7 @@ impl StandIn {
             requests: Arc::default(),
             token: Arc::default(),
             refused: Arc::default(),
+            fail_once: Arc::default(),
         };
         let app = axum::Router::new()
             .fallback(answer)
@@ -105,6 +108,11 @@ impl StandIn {
     pub fn refuse_token(&self, token: &str) {
         *self.shared.token.lock().unwrap() = None;
         *self.shared.refused.lock().unwrap() = Some(token.to_string());
+    }
+
+    /// Answers the next request for `path` with 500 (an outage).
+    pub fn fail_once(&self, path: &str) {
+        *self.shared.fail_once.lock().unwrap() = Some(path.to_string());
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -134,6 +142,17 @@ async fn answer(
         body: body.to_vec(),
     };
     shared.requests.lock().unwrap().push(recorded.clone());
+    {
+        let mut fail_once = shared.fail_once.lock().unwrap();
+        if fail_once.as_deref() == Some(recorded.path.as_str()) {
+            *fail_once = None;
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({ "error": { "code": 500, "message": "Internal error encountered.", "status": "INTERNAL" } })),
+            )
+                .into_response();
+        }
+    }
     let expected = shared.token.lock().unwrap().clone();
     let refused = shared.refused.lock().unwrap().clone();
     let authorized = match &expected {
@@ -148,9 +167,20 @@ async fn answer(
     }
 }
 
-const INBOX: [(&str, &str, &str); 2] = [
-    ("m1", "Ada Lovelace <ada@example.com>", "Quarterly report"),
-    ("m2", "Bob <bob@example.com>", "Lunch on Friday?"),
+/// Id, sender, subject and receive time (`internalDate`, ms).
+const INBOX: [(&str, &str, &str, &str); 2] = [
+    (
+        "m1",
+        "Ada Lovelace <ada@example.com>",
+        "Quarterly report",
+        "1764000000000",
+    ),
+    (
+        "m2",
+        "Bob <bob@example.com>",
+        "Lunch on Friday?",
+        "1764000600000",
+    ),
 ];
 
 fn google(request: &Recorded, authorized: bool) -> Response {
@@ -172,7 +202,7 @@ fn google(request: &Recorded, authorized: bool) -> Response {
     };
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/gmail/v1/users/me/messages") => axum::Json(json!({
-            "messages": INBOX.iter().map(|(id, _, _)| json!({ "id": id, "threadId": format!("t-{id}") })).collect::<Vec<_>>(),
+            "messages": INBOX.iter().map(|(id, _, _, _)| json!({ "id": id, "threadId": format!("t-{id}") })).collect::<Vec<_>>(),
             "resultSizeEstimate": INBOX.len(),
         }))
         .into_response(),
@@ -180,7 +210,9 @@ fn google(request: &Recorded, authorized: bool) -> Response {
             let Some(id) = path.strip_prefix("/gmail/v1/users/me/messages/") else {
                 return not_found();
             };
-            let Some((_, from, subject)) = INBOX.iter().find(|(known, _, _)| *known == id) else {
+            let Some((_, from, subject, received)) =
+                INBOX.iter().find(|(known, _, _, _)| *known == id)
+            else {
                 return not_found();
             };
             axum::Json(json!({
@@ -188,6 +220,7 @@ fn google(request: &Recorded, authorized: bool) -> Response {
                 "threadId": format!("t-{id}"),
                 "labelIds": ["INBOX", "UNREAD"],
                 "snippet": "…",
+                "internalDate": received,
                 "payload": {
                     "mimeType": "text/plain",
                     "headers": [
