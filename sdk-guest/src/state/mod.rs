@@ -141,7 +141,7 @@ pub fn list<T: DeserializeOwned>(prefix: &str) -> Result<Vec<(String, T)>, State
     loop {
         let answer = call(
             "list",
-            &json!({ "prefix": prefix, "after": after, "limit": 500 }),
+            &json!({ "prefix": prefix, "after": after, "limit": 100 }),
         )?;
         for entry in answer["entries"].as_array().into_iter().flatten() {
             let key = entry["key"].as_str().unwrap_or_default().to_string();

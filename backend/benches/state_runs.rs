@@ -1,0 +1,198 @@
+//! What script state costs a run: runs/s of the `state-probe` guest when
+//! each run reads and writes 10 keys, against the same guest touching
+//! none, on SQLite and (when ROOST_TEST_POSTGRES_URL is set) PostgreSQL.
+//! Every run is a manual run of one script, so the state writes of all of
+//! them take turns on that script's state (the worst case for the
+//! per-script turn the commit takes).
+//!
+//! The two kinds alternate, turn after turn, on one server, so both see the
+//! same machine; the table gives each turn and the medians.
+//!
+//! `cargo bench -p roost --bench state_runs` prints a table and writes
+//! `state_runs.json` into `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use roost::app::Application;
+use roost::auth::{hash_token, new_token};
+use serde_json::{Value, json};
+
+mod support;
+
+const RUNS_PER_TURN: usize = 1_000;
+const TURNS: usize = 4;
+const POSTERS: usize = 16;
+const KEYS: usize = 10;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bench-client")
+        .build()
+        .unwrap();
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let mut reports = vec![bench_store("SQLite", None).await];
+    match support::postgres_url() {
+        Some(base) => {
+            let url = support::fresh_postgres(&base).await;
+            println!();
+            reports.push(bench_store("PostgreSQL", Some(url)).await);
+        }
+        None => println!("PostgreSQL skipped: set ROOST_TEST_POSTGRES_URL to measure it too"),
+    }
+    support::write_report("state_runs", &json!(reports));
+}
+
+/// The probe's steps: none, or a read and a write of each of `KEYS` keys.
+fn steps(with_state: bool, n: usize) -> Value {
+    if !with_state {
+        return json!([]);
+    }
+    let mut steps = Vec::with_capacity(2 * KEYS);
+    for k in 0..KEYS {
+        steps.push(json!({ "get": format!("key-{k}") }));
+        steps.push(json!({ "set": [format!("key-{k}"), { "run": n, "cursor": n * KEYS + k }] }));
+    }
+    Value::Array(steps)
+}
+
+async fn bench_store(store_name: &str, database: Option<String>) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::server_config(dir.path(), database);
+    config.runner.poll = Duration::from_millis(20);
+    config.abuse.max_queued_runs_per_user = i64::MAX;
+    let workers = config.runner.workers;
+    let store = roost::store::connect(&config.database_url).await.unwrap();
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("roost-server")
+        .build()
+        .unwrap();
+    let (port_tx, port) = tokio::sync::oneshot::channel();
+    server.spawn(async move {
+        let app = Application::build(config).await.unwrap();
+        port_tx.send(app.port()).unwrap();
+        app.run_until(std::future::pending()).await
+    });
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port.await.unwrap()));
+    let base = format!("http://{addr}");
+    let token = new_token();
+    store
+        .create_user("bench", &hash_token(&token))
+        .await
+        .unwrap();
+    let component =
+        base64::engine::general_purpose::STANDARD.encode(roost_tests::example("state-probe"));
+    let deployed: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/scripts/deploy"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "probe", "component": component, "retries": { "max": 0 } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let script = deployed["script_id"].as_str().unwrap().to_string();
+    let poster = std::sync::Arc::new(support::lean_http::LeanPoster::new(
+        addr,
+        &format!("/v1/scripts/{script}/run"),
+        &token,
+    ));
+
+    let mut done = 0_i64;
+    let mut turns: Vec<(bool, f64)> = Vec::new();
+    // A warm-up turn of each kind, then the measured turns, alternating.
+    for (turn, with_state) in [false, true]
+        .into_iter()
+        .chain((0..TURNS).flat_map(|_| [false, true]))
+        .enumerate()
+    {
+        let started = Instant::now();
+        let mut posters = Vec::new();
+        for p in 0..POSTERS {
+            let poster = poster.clone();
+            posters.push(tokio::spawn(async move {
+                for n in (p..RUNS_PER_TURN).step_by(POSTERS) {
+                    let body = json!({ "payload": { "steps": steps(with_state, n) } });
+                    let reply = poster.post(body.to_string().as_bytes()).await;
+                    assert_eq!(
+                        reply.status,
+                        202,
+                        "{}",
+                        String::from_utf8_lossy(&reply.body)
+                    );
+                }
+            }));
+        }
+        for poster in posters {
+            poster.await.unwrap();
+        }
+        done += RUNS_PER_TURN as i64;
+        succeeded(store.as_ref(), done).await;
+        let rate = RUNS_PER_TURN as f64 / started.elapsed().as_secs_f64();
+        if turn >= 2 {
+            turns.push((with_state, rate));
+        }
+    }
+    let keys = store.state_usage(&script).await.unwrap().keys;
+    assert_eq!(keys, KEYS as i64, "every state run wrote its keys");
+
+    let median = |with_state: bool| {
+        let mut rates: Vec<f64> = turns
+            .iter()
+            .filter(|(s, _)| *s == with_state)
+            .map(|(_, r)| *r)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let (without, with) = (median(false), median(true));
+    println!(
+        "state on {store_name}, {workers} workers, {RUNS_PER_TURN} manual runs of one script per turn from {POSTERS} clients"
+    );
+    for (with_state, rate) in &turns {
+        let kind = if *with_state {
+            "10 reads + 10 writes"
+        } else {
+            "no state"
+        };
+        println!("  {kind:<22} {rate:>8.0} runs/s");
+    }
+    println!(
+        "median: no state {without:.0} runs/s, with state {with:.0} runs/s ({:.2}x)",
+        with / without
+    );
+    json!({
+        "store": store_name,
+        "workers": workers,
+        "runs_per_turn": RUNS_PER_TURN,
+        "turns": turns.iter().map(|(s, r)| json!({ "state": s, "runs_per_sec": r })).collect::<Vec<_>>(),
+        "median_runs_per_sec_without_state": without,
+        "median_runs_per_sec_with_state": with,
+        "ratio": with / without,
+    })
+}
+
+/// Waits until `total` runs have succeeded; any other end stops the bench.
+async fn succeeded(store: &dyn roost::store::Store, total: i64) {
+    loop {
+        let stats = store.run_stats(roost::store::now_millis()).await.unwrap();
+        let mut ok = 0;
+        for (status, n) in &stats.by_status {
+            match status.as_str() {
+                "succeeded" => ok = *n,
+                "queued" | "running" => {}
+                other => panic!("{n} runs ended {other}"),
+            }
+        }
+        if ok >= total {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
