@@ -9,11 +9,9 @@ use serde_json::Value;
 
 use crate::store::{
     MAX_STATE_VALUE_BYTES, StateChange, StateEntry, StateQuota, StateRefused, StateUsage,
-    StateWrites, StateWritten, Store, StoreError, canonical_json, now_millis, state_key_problem,
+    StateWrites, StateWritten, Store, StoreError, canonical_json, now_millis, state_expiry,
+    state_key_problem,
 };
-
-/// Longest expiry an entry may be given: ten years.
-pub const MAX_STATE_TTL_SECONDS: i64 = 10 * 365 * 24 * 3600;
 
 /// Why a state request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -120,17 +118,8 @@ impl StateService {
         if let Some(problem) = state_key_problem(key) {
             return Err(StateError::InvalidKey(problem));
         }
-        let expires_at = match ttl_seconds {
-            None => None,
-            Some(ttl) if (1..=MAX_STATE_TTL_SECONDS).contains(&ttl) => {
-                Some(now_millis() + ttl * 1000)
-            }
-            Some(_) => {
-                return Err(StateError::InvalidValue(format!(
-                    "`ttlSeconds` is from 1 to {MAX_STATE_TTL_SECONDS}"
-                )));
-            }
-        };
+        let expires_at =
+            state_expiry(ttl_seconds, now_millis()).map_err(StateError::InvalidValue)?;
         let value = canonical_json(value);
         if value.len() > MAX_STATE_VALUE_BYTES {
             return Err(StateError::TooLarge(value.len()));

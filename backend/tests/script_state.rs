@@ -375,6 +375,30 @@ async fn quotas_and_limits_are_refused_with_nothing_stored(backend: Backend) {
         (400, Some("invalid_key"))
     );
     assert_eq!(state_of(&app, &ada, &script).await.len(), 3);
+
+    // Listed in pages, by prefix.
+    let (_, first) = app
+        .get(
+            &ada,
+            &format!("/v1/scripts/{script}/state?prefix=k&limit=2"),
+        )
+        .await;
+    assert_eq!(first["entries"].as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(first["next_cursor"], "k2");
+    assert_eq!(first["usage"]["keys"], 3);
+    assert_eq!(first["quota"]["maxKeys"], 3);
+    let (_, rest) = app
+        .get(
+            &ada,
+            &format!("/v1/scripts/{script}/state?prefix=k&limit=2&cursor=k2"),
+        )
+        .await;
+    assert_eq!(rest["entries"][0]["key"], "k3", "{rest}");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let (_, none) = app
+        .get(&ada, &format!("/v1/scripts/{script}/state?prefix=x"))
+        .await;
+    assert_eq!(none["entries"], json!([]));
 }
 on_both_stores!(quotas_and_limits_are_refused_with_nothing_stored);
 

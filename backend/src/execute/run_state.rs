@@ -25,13 +25,12 @@ use super::host_services::error;
 use super::masking::Masker;
 use crate::store::{
     MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, StateChange, StateEntry, StateQuota, StateUsage,
-    StateWrites, canonical_json as canonical, now_millis, state_entry_size, state_key_problem,
+    StateWrites, canonical_json as canonical, now_millis, state_entry_size, state_expiry,
+    state_key_problem,
 };
 
 /// Most entries one `list` call answers with.
 const MAX_LIST_PAGE: i64 = 500;
-/// Longest expiry a value may be given: ten years.
-const MAX_TTL_SECONDS: i64 = 10 * 365 * 24 * 3600;
 
 /// The state a run starts from: the store's on a server, a file's for
 /// `roost run --state`.
@@ -315,17 +314,8 @@ impl RunState {
         value: Option<&Value>,
         ttl_seconds: Option<i64>,
     ) -> Result<StateChange, Refusal> {
-        let expires_at = match ttl_seconds {
-            None => None,
-            Some(ttl) if (1..=MAX_TTL_SECONDS).contains(&ttl) => Some(now_millis() + ttl * 1000),
-            Some(_) => {
-                return Err(error(
-                    400,
-                    "invalid_input",
-                    format!("`ttlSeconds` is from 1 to {MAX_TTL_SECONDS}"),
-                ));
-            }
-        };
+        let expires_at = state_expiry(ttl_seconds, now_millis())
+            .map_err(|problem| error(400, "invalid_input", problem))?;
         let value = value.map(|v| self.masker.mask_str(&canonical(v)));
         if let Some(value) = &value
             && value.len() > MAX_STATE_VALUE_BYTES
@@ -656,5 +646,31 @@ mod tests {
         let kept: Vec<_> = writes.changes.iter().map(|c| c.key.as_str()).collect();
         assert_eq!(kept, ["a", "b"]);
         assert_eq!(writes.changes[0].value.as_deref(), Some("2"));
+    }
+
+    #[tokio::test]
+    async fn a_credential_value_is_stored_masked() {
+        let state = RunState::new(
+            Box::new(Memory::default()),
+            StateQuota::default(),
+            Masker::new(["sk_live_0123456789"]),
+        );
+        let (status, _) = call(
+            &state,
+            "set",
+            json!({"key": "note", "value": {"token": "sk_live_0123456789"}}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (_, got) = call(&state, "get", json!({"key": "note"})).await;
+        assert_eq!(got["value"]["token"], super::super::masking::MARKER);
+        let writes = state.take_writes();
+        assert!(
+            !writes.changes[0]
+                .value
+                .as_ref()
+                .unwrap()
+                .contains("sk_live")
+        );
     }
 }

@@ -46,9 +46,9 @@ pub use runs::RunStore;
 pub use schedules::ScheduleStore;
 pub use scripts::ScriptStore;
 pub use state::{
-    MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, StateChange, StateEntry, StateQuota, StateRefused,
-    StateStore, StateUsage, StateWrites, StateWritten, canonical_json, state_entry_size,
-    state_key_problem,
+    MAX_STATE_KEY_BYTES, MAX_STATE_TTL_SECONDS, MAX_STATE_VALUE_BYTES, StateChange, StateEntry,
+    StateQuota, StateRefused, StateStore, StateUsage, StateWrites, StateWritten, canonical_json,
+    state_entry_size, state_expiry, state_key_problem,
 };
 pub use users::UserStore;
 pub use write_once::*;

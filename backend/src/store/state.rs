@@ -22,6 +22,8 @@ use super::{StoreResult, now_millis};
 pub const MAX_STATE_KEY_BYTES: usize = 256;
 /// Largest value (its JSON), in bytes.
 pub const MAX_STATE_VALUE_BYTES: usize = 64 * 1024;
+/// Longest an entry may be kept before it expires: ten years.
+pub const MAX_STATE_TTL_SECONDS: i64 = 10 * 365 * 24 * 3600;
 
 /// One remembered value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,6 +150,16 @@ pub fn state_key_problem(key: &str) -> Option<String> {
         return Some("a key has no control characters".into());
     }
     None
+}
+
+/// When an entry written at `now` (Unix ms) with `ttl_seconds` expires;
+/// why it cannot, if the TTL is out of range.
+pub fn state_expiry(ttl_seconds: Option<i64>, now: i64) -> Result<Option<i64>, String> {
+    match ttl_seconds {
+        None => Ok(None),
+        Some(ttl) if (1..=MAX_STATE_TTL_SECONDS).contains(&ttl) => Ok(Some(now + ttl * 1000)),
+        Some(_) => Err(format!("`ttlSeconds` is from 1 to {MAX_STATE_TTL_SECONDS}")),
+    }
 }
 
 /// `value` as stored: canonical JSON (object keys sorted, no spaces), so
@@ -325,6 +337,32 @@ pub(super) enum Checked {
     NoScript,
 }
 
+/// Takes script `script_id`'s turn at writing state: its usage as stored
+/// (expired entries included), or `None` if the script is gone.
+async fn take_turn<DB>(
+    conn: &mut DB::Connection,
+    script_id: &str,
+) -> StoreResult<Option<StateUsage>>
+where
+    DB: Engine,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB> + ColumnIndex<DB::Row>,
+    i64: Column<DB>,
+{
+    let row = sqlx::query(STATE_USAGE_LOCK_SQL)
+        .bind(script_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| {
+        Ok(StateUsage {
+            keys: row.try_get("keys")?,
+            bytes: row.try_get("bytes")?,
+        })
+    })
+    .transpose()
+}
+
 /// Takes script `script_id`'s turn at writing state and checks `writes`
 /// (see [`check`]), on `conn` inside a write transaction.
 pub(super) async fn check_in<DB>(
@@ -341,11 +379,7 @@ where
     String: Column<DB>,
     i64: Column<DB>,
 {
-    let Some(row) = sqlx::query(STATE_USAGE_LOCK_SQL)
-        .bind(script_id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    let Some(stored) = take_turn::<DB>(conn, script_id).await? else {
         return Ok(Checked::NoScript);
     };
     let expired = sqlx::query(STATE_EXPIRED_SQL)
@@ -354,8 +388,8 @@ where
         .fetch_one(&mut *conn)
         .await?;
     let usage = StateUsage {
-        keys: row.try_get::<i64, _>("keys")? - expired.try_get::<i64, _>("n")?,
-        bytes: row.try_get::<i64, _>("bytes")? - expired.try_get::<i64, _>("bytes")?,
+        keys: stored.keys - expired.try_get::<i64, _>("n")?,
+        bytes: stored.bytes - expired.try_get::<i64, _>("bytes")?,
     };
     let mut stored = HashMap::new();
     for key in touched_keys(writes) {
@@ -546,12 +580,7 @@ where
 
     async fn clear_state(&self, script_id: &str) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with(DB::BEGIN).await?;
-        if sqlx::query(STATE_USAGE_LOCK_SQL)
-            .bind(script_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
+        if take_turn::<DB>(&mut tx, script_id).await?.is_none() {
             return Ok(0);
         }
         let done = sqlx::query("DELETE FROM script_state WHERE script_id = $1")

@@ -53,6 +53,8 @@ pub enum StateError {
     ValueTooLarge(String),
     /// The write would pass the script's quota (the message names it).
     QuotaExceeded(String),
+    /// roost refused the call's input (a TTL out of range).
+    InvalidInput(String),
     /// A stored value is not the type asked for, or a value does not
     /// serialise.
     Decode(String),
@@ -66,6 +68,7 @@ impl fmt::Display for StateError {
             Self::InvalidKey(m) => write!(f, "state: invalid key: {m}"),
             Self::ValueTooLarge(m) => write!(f, "state: value too large: {m}"),
             Self::QuotaExceeded(m) => write!(f, "state: quota exceeded: {m}"),
+            Self::InvalidInput(m) => write!(f, "state: invalid input: {m}"),
             Self::Decode(m) => write!(f, "state: {m}"),
             Self::Unavailable(m) => write!(f, "state: unavailable: {m}"),
         }
@@ -194,6 +197,7 @@ fn call(operation: &str, body: &Value) -> Result<Value, StateError> {
         "invalid_key" => StateError::InvalidKey(message),
         "value_too_large" => StateError::ValueTooLarge(message),
         "quota_exceeded" => StateError::QuotaExceeded(message),
+        "invalid_input" => StateError::InvalidInput(message),
         _ => StateError::Unavailable(message),
     })
 }
