@@ -48,9 +48,9 @@ async fn bench() {
 }
 
 /// The probe's steps: none, or a read and a write of each of `KEYS` keys.
-/// (`ROOST_BENCH_STATE_STEPS=get|set|own|idle` makes them reads only, writes
-/// only, reads of the run's own write, or as many steps that call nothing,
-/// to tell the costs apart.)
+/// (`ROOST_BENCH_STATE_STEPS=many` reads the keys with one `get_many`;
+/// `get|set|own|idle` make them reads only, writes only, reads of the run's
+/// own write, or as many steps that call nothing, to tell the costs apart.)
 fn steps(with_state: bool, n: usize) -> Value {
     if !with_state {
         return json!([]);
@@ -66,6 +66,12 @@ fn steps(with_state: bool, n: usize) -> Value {
             "get" => (read.clone(), read),
             "set" => (write.clone(), write),
             "idle" => (idle.clone(), idle),
+            // The reads in one request, then the writes.
+            "many" if k == 0 => {
+                let keys: Vec<String> = (0..KEYS).map(|k| format!("key-{k}")).collect();
+                (json!({ "getMany": keys }), write)
+            }
+            "many" => (write, idle),
             // Reads the run's own write: the host answers from memory.
             "own" if k == 0 => (write, json!({ "get": "key-0" })),
             "own" => (json!({ "get": "key-0" }), json!({ "get": "key-0" })),

@@ -109,6 +109,7 @@ async fn writes_stand_only_with_a_success(backend: Backend) {
             { "set": ["cursor", { "after": 1 }] },
             { "get": "cursor" },
             { "set": ["seen/a", true] },
+            { "getMany": ["seen/a", "cursor", "none"] },
             { "list": "seen/" },
             { "message": "first" }
         ]),
@@ -121,6 +122,7 @@ async fn writes_stand_only_with_a_success(backend: Backend) {
         out.contains(r#"{"get":"cursor","value":{"after":1}}"#),
         "a run reads its own writes: {out}"
     );
+    assert!(out.contains(r#""values":[true,{"after":1},null]"#), "{out}");
     assert!(out.contains(r#""entries":[["seen/a",true]]"#), "{out}");
     assert_eq!(
         state_of(&app, &ada, &script).await,
@@ -310,13 +312,15 @@ async fn quotas_and_limits_are_refused_with_nothing_stored(backend: Backend) {
     let stderr = refused(Value::Array(keys)).await;
     assert!(
         stderr.contains(
-            "state: quota exceeded: the script's state would hold 4 keys; the most allowed is 3"
+            "state: quota exceeded: this run's writes would hold 4 keys; the most allowed is 3"
         ),
         "{stderr}"
     );
     let stderr = refused(json!([{ "set": ["big", "x".repeat(2_100)] }])).await;
     assert!(
-        stderr.contains("would take 2105 bytes of keys and values; the most allowed is 2000"),
+        stderr.contains(
+            "this run's writes would take 2105 bytes of keys and values; the most allowed is 2000"
+        ),
         "{stderr}"
     );
     let stderr = refused(json!([{ "set": ["huge", "x".repeat(70_000)] }])).await;
@@ -375,6 +379,24 @@ async fn quotas_and_limits_are_refused_with_nothing_stored(backend: Backend) {
         (400, Some("invalid_key"))
     );
     assert_eq!(state_of(&app, &ada, &script).await.len(), 3);
+
+    // A run whose writes fit alone but not with what is stored fails when
+    // its success is recorded, and keeps nothing (its message neither).
+    let run = probe(
+        &app,
+        &ada,
+        &script,
+        json!([{ "set": ["k9", 9] }, { "message": "k9 stored" }]),
+    )
+    .await;
+    assert_eq!(run["run"]["status"], "failed", "{run}");
+    let error = run["run"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("the script's state would hold 4 keys; the most allowed is 3"),
+        "{error}"
+    );
+    assert_eq!(state_of(&app, &ada, &script).await.len(), 3);
+    assert_eq!(outbox_len(&app, &ada).await, 0);
 
     // Listed in pages, by prefix.
     let (_, first) = app

@@ -58,7 +58,7 @@ pub fn dispatch(handlers: &[HandlerDef]) {
         }
         crate::exit(EXIT_NO_SUCH_HANDLER);
     };
-    match (handler.run)(&invocation) {
+    match (handler.run)(&invocation).and_then(|()| Ok(crate::state::flush()?)) {
         Ok(()) => {}
         Err(err) => {
             eprintln!("roost: handler `{}` failed: {err}", handler.name);

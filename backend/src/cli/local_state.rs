@@ -17,9 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::execute::run_state::CommittedState;
-use crate::store::{
-    StateEntry, StateUsage, StateWrites, canonical_json as canonical, now_millis, state_entry_size,
-};
+use crate::store::{StateEntry, StateWrites, canonical_json as canonical, now_millis};
 
 #[derive(Serialize, Deserialize)]
 struct StateFile {
@@ -124,8 +122,11 @@ fn sibling(path: &Path) -> PathBuf {
 
 #[async_trait]
 impl CommittedState for LocalState {
-    async fn entry(&self, key: &str) -> Result<Option<StateEntry>, String> {
-        Ok(self.entries.get(key).cloned())
+    async fn entries_by_keys(&self, keys: &[&str]) -> Result<Vec<StateEntry>, String> {
+        Ok(keys
+            .iter()
+            .filter_map(|key| self.entries.get(*key).cloned())
+            .collect())
     }
 
     async fn entries(
@@ -141,16 +142,5 @@ impl CommittedState for LocalState {
             .take(usize::try_from(limit).unwrap_or(0))
             .cloned()
             .collect())
-    }
-
-    async fn usage(&self) -> Result<StateUsage, String> {
-        Ok(StateUsage {
-            keys: self.entries.len() as i64,
-            bytes: self
-                .entries
-                .values()
-                .map(|e| state_entry_size(&e.key, &e.value))
-                .sum(),
-        })
     }
 }

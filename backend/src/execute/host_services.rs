@@ -26,7 +26,7 @@ use super::refusals::GivenCredentials;
 use super::run_state::{CommittedState, RunState};
 use crate::connectors::{Connectors, CredentialSource};
 use crate::store::{
-    MessageRow, RunEffects, RunRow, StateEntry, StateQuota, StateUsage, Store, new_id, now_millis,
+    MessageRow, RunEffects, RunRow, StateEntry, StateQuota, Store, new_id, now_millis,
 };
 
 /// Most messages one run may leave.
@@ -222,9 +222,9 @@ struct StoreState {
 
 #[async_trait::async_trait]
 impl CommittedState for StoreState {
-    async fn entry(&self, key: &str) -> Result<Option<StateEntry>, String> {
+    async fn entries_by_keys(&self, keys: &[&str]) -> Result<Vec<StateEntry>, String> {
         self.store
-            .state_entry(&self.script_id, key)
+            .state_entries_by_keys(&self.script_id, keys)
             .await
             .map_err(|e| e.to_string())
     }
@@ -236,12 +236,6 @@ impl CommittedState for StoreState {
     ) -> Result<Vec<StateEntry>, String> {
         self.store
             .state_entries(&self.script_id, prefix, after, limit)
-            .await
-            .map_err(|e| e.to_string())
-    }
-    async fn usage(&self) -> Result<StateUsage, String> {
-        self.store
-            .state_usage(&self.script_id)
             .await
             .map_err(|e| e.to_string())
     }

@@ -1,5 +1,5 @@
 //! The host side of `roost_sdk::state` for one run: `POST
-//! http://roost.internal/v1/state/{get,set,delete,compare-and-set,list}`.
+//! http://roost.internal/v1/state/{get,write,list}`.
 //!
 //! The run sees the script's committed state with its own writes on top,
 //! and writes nothing while it runs: its changes, and what each of its
@@ -8,7 +8,8 @@
 //! transaction that records the success. There the store checks them again
 //! (another run may have written meanwhile) and refuses them all, and the
 //! success, if a `compare_and_set` was overtaken or the quota would be
-//! passed.
+//! passed. The SDK keeps the run's view on its side too and sends its
+//! writes in batches, so a run makes few requests here.
 //!
 //! Values are JSON, kept in a canonical form (object keys sorted) so that
 //! equal values compare equal as text.
@@ -24,20 +25,21 @@ use serde_json::{Value, json};
 use super::host_services::error;
 use super::masking::Masker;
 use crate::store::{
-    MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, StateChange, StateEntry, StateQuota, StateUsage,
-    StateWrites, canonical_json as canonical, now_millis, state_entry_size, state_expiry,
-    state_key_problem,
+    MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, StateChange, StateEntry, StateQuota, StateWrites,
+    canonical_json as canonical, now_millis, state_entry_size, state_expiry, state_key_problem,
 };
 
 /// Most entries one `list` call answers with.
 const MAX_LIST_PAGE: i64 = 500;
+/// Most keys one `get` asks for.
+const MAX_KEYS_PER_GET: usize = 100;
 
 /// The state a run starts from: the store's on a server, a file's for
 /// `roost run --state`.
 #[async_trait]
 pub(crate) trait CommittedState: Send + Sync {
-    /// The live entry under `key`.
-    async fn entry(&self, key: &str) -> Result<Option<StateEntry>, String>;
+    /// The live entries under `keys` (those that exist), in any order.
+    async fn entries_by_keys(&self, keys: &[&str]) -> Result<Vec<StateEntry>, String>;
     /// Live entries with `prefix` after `after`, in key order, at most `limit`.
     async fn entries(
         &self,
@@ -45,8 +47,6 @@ pub(crate) trait CommittedState: Send + Sync {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<StateEntry>, String>;
-    /// What the live entries take.
-    async fn usage(&self) -> Result<StateUsage, String>;
 }
 
 /// One run's view of its script's state, and its writes.
@@ -64,11 +64,14 @@ struct Pending {
     /// What a `compare_and_set` saw committed under a key the run had not
     /// written yet: it must still be there when the run commits.
     expected: BTreeMap<String, Option<String>>,
-    /// The committed size of each key read or written (`None`: absent),
-    /// for the quota.
-    committed_sizes: BTreeMap<String, Option<i64>>,
-    /// The committed usage, read at the run's first write.
-    committed_usage: Option<StateUsage>,
+}
+
+/// Bytes a change would store (none for a removal).
+fn stored_size(change: &StateChange) -> Option<i64> {
+    change
+        .value
+        .as_ref()
+        .map(|v| state_entry_size(&change.key, v))
 }
 
 impl Pending {
@@ -83,48 +86,56 @@ impl Pending {
         })
     }
 
-    /// The usage the run's changes would leave.
-    fn usage_after(&self, committed: StateUsage) -> StateUsage {
-        let mut usage = committed;
-        for change in self.changes.values() {
-            if let Some(Some(size)) = self.committed_sizes.get(&change.key) {
-                usage.keys -= 1;
-                usage.bytes -= size;
-            }
-            if let Some(value) = &change.value {
-                usage.keys += 1;
-                usage.bytes += state_entry_size(&change.key, value);
-            }
+    /// Keys and bytes the run's changes would store by themselves, with
+    /// `batch` applied after them.
+    fn footprint_with(&self, batch: &[(StateChange, Option<Option<String>>)]) -> (i64, i64) {
+        let mut sizes: BTreeMap<&str, Option<i64>> = BTreeMap::new();
+        for (change, _) in batch {
+            sizes.insert(change.key.as_str(), stored_size(change));
         }
-        usage
+        let untouched: Vec<i64> = self
+            .changes
+            .values()
+            .filter(|c| !sizes.contains_key(c.key.as_str()))
+            .filter_map(stored_size)
+            .collect();
+        untouched
+            .into_iter()
+            .chain(sizes.into_values().flatten())
+            .fold((0, 0), |(keys, bytes), size| (keys + 1, bytes + size))
     }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KeyInput {
-    key: String,
+struct GetInput {
+    keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteInput {
+    writes: Vec<WriteOp>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SetInput {
+struct WriteOp {
     key: String,
+    /// `null` removes the key.
     value: Value,
     #[serde(default)]
     ttl_seconds: Option<i64>,
+    /// A `compare_and_set`: what the run saw committed under the key.
+    #[serde(default)]
+    expected: Option<Expected>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CompareAndSetInput {
-    key: String,
-    /// `null`: the key must be absent.
-    expected: Value,
-    /// `null`: remove the key.
+#[serde(deny_unknown_fields)]
+struct Expected {
+    /// `null`: the key was absent.
     value: Value,
-    #[serde(default)]
-    ttl_seconds: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -172,16 +183,12 @@ impl RunState {
     pub(crate) async fn handle(&self, operation: &str, body: &[u8]) -> HostResponse {
         let answer = match operation {
             "get" => self.get(body).await,
-            "set" => self.set(body).await,
-            "delete" => self.delete(body).await,
-            "compare-and-set" => self.compare_and_set(body).await,
+            "write" => self.write(body),
             "list" => self.list(body).await,
             _ => Err(error(
                 404,
                 "not_found",
-                format!(
-                    "roost's state has no operation `{operation}`: get, set, delete, compare-and-set or list"
-                ),
+                format!("roost's state has no operation `{operation}`: get, write or list"),
             )),
         };
         answer.unwrap_or_else(|refusal| refusal)
@@ -191,52 +198,119 @@ impl RunState {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `{"keys": [...]}` → `{"values": {key: {"value", "expiresAt"} | null}}`.
     async fn get(&self, body: &[u8]) -> Result<HostResponse, Refusal> {
-        let input: KeyInput = parse(body)?;
-        check_key(&input.key)?;
-        let found = self.view(&input.key).await?;
-        Ok(HostResponse::json(
-            200,
-            &match found {
-                Some((value, expires_at)) => {
-                    json!({ "found": true, "value": raw(&value), "expiresAt": expires_at })
-                }
-                None => json!({ "found": false }),
-            },
-        ))
-    }
-
-    async fn set(&self, body: &[u8]) -> Result<HostResponse, Refusal> {
-        let input: SetInput = parse(body)?;
-        check_key(&input.key)?;
-        let change = self.change(input.key, Some(&input.value), input.ttl_seconds)?;
-        self.write(change, None).await?;
-        Ok(HostResponse::json(200, &json!({})))
-    }
-
-    async fn delete(&self, body: &[u8]) -> Result<HostResponse, Refusal> {
-        let input: KeyInput = parse(body)?;
-        check_key(&input.key)?;
-        let change = self.change(input.key, None, None)?;
-        self.write(change, None).await?;
-        Ok(HostResponse::json(200, &json!({})))
-    }
-
-    async fn compare_and_set(&self, body: &[u8]) -> Result<HostResponse, Refusal> {
-        let input: CompareAndSetInput = parse(body)?;
-        check_key(&input.key)?;
-        let expected = (!input.expected.is_null()).then(|| canonical(&input.expected));
-        let new = (!input.value.is_null()).then_some(&input.value);
-        let change = self.change(input.key, new, input.ttl_seconds)?;
-        let current = self.view(&change.key).await?.map(|(value, _)| value);
-        if current != expected.map(|v| self.masker.mask_str(&v)) {
-            return Ok(HostResponse::json(
-                200,
-                &json!({ "swapped": false, "current": current.as_deref().map(raw) }),
+        let input: GetInput = parse(body)?;
+        if input.keys.len() > MAX_KEYS_PER_GET {
+            return Err(error(
+                400,
+                "invalid_input",
+                format!("one read asks for at most {MAX_KEYS_PER_GET} keys"),
             ));
         }
-        self.write(change, Some(current)).await?;
-        Ok(HostResponse::json(200, &json!({ "swapped": true })))
+        for key in &input.keys {
+            check_key(key)?;
+        }
+        let now = now_millis();
+        let mut values = serde_json::Map::new();
+        let mut missing = Vec::new();
+        {
+            let pending = self.lock();
+            for key in &input.keys {
+                match pending.own(key, now) {
+                    Some(own) => {
+                        values.insert(key.clone(), found(own));
+                    }
+                    None => missing.push(key.as_str()),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let entries = self
+                .committed
+                .entries_by_keys(&missing)
+                .await
+                .map_err(unavailable)?;
+            for key in missing {
+                values.insert(key.to_string(), Value::Null);
+            }
+            for entry in entries {
+                values.insert(entry.key, found(Some((entry.value, entry.expires_at))));
+            }
+        }
+        Ok(HostResponse::json(200, &json!({ "values": values })))
+    }
+
+    /// `{"writes": [...]}`: kept for the commit, all or none of them.
+    fn write(&self, body: &[u8]) -> Result<HostResponse, Refusal> {
+        let input: WriteInput = parse(body)?;
+        let now = now_millis();
+        let mut ops = Vec::with_capacity(input.writes.len());
+        for op in input.writes {
+            check_key(&op.key)?;
+            let expires_at = state_expiry(op.ttl_seconds, now)
+                .map_err(|problem| error(400, "invalid_input", problem))?;
+            let value = (!op.value.is_null()).then(|| self.masker.mask_str(&canonical(&op.value)));
+            if let Some(value) = &value
+                && value.len() > MAX_STATE_VALUE_BYTES
+            {
+                return Err(error(
+                    413,
+                    "value_too_large",
+                    format!(
+                        "the value of `{}` takes {} bytes as JSON; a value takes at most {MAX_STATE_VALUE_BYTES}",
+                        op.key,
+                        value.len()
+                    ),
+                ));
+            }
+            let seen = op
+                .expected
+                .map(|e| (!e.value.is_null()).then(|| self.masker.mask_str(&canonical(&e.value))));
+            ops.push((
+                StateChange {
+                    key: op.key,
+                    value,
+                    expires_at,
+                },
+                seen,
+            ));
+        }
+        let mut pending = self.lock();
+        // The store checks the quota against what is stored when the run
+        // commits; writes that pass it alone are refused here already.
+        let (keys, bytes) = pending.footprint_with(&ops);
+        if keys > self.quota.max_keys {
+            return Err(error(
+                507,
+                "quota_exceeded",
+                format!(
+                    "this run's writes would hold {keys} keys; the most allowed is {}",
+                    self.quota.max_keys
+                ),
+            ));
+        }
+        if bytes > self.quota.max_bytes {
+            return Err(error(
+                507,
+                "quota_exceeded",
+                format!(
+                    "this run's writes would take {bytes} bytes of keys and values; the most allowed is {}",
+                    self.quota.max_bytes
+                ),
+            ));
+        }
+        for (change, seen) in ops {
+            // Only what a compare-and-set saw of the committed state needs
+            // checking again; the run's own writes cannot change under it.
+            if let Some(seen) = seen
+                && !pending.changes.contains_key(&change.key)
+            {
+                pending.expected.entry(change.key.clone()).or_insert(seen);
+            }
+            pending.changes.insert(change.key.clone(), change);
+        }
+        Ok(HostResponse::json(200, &json!({})))
     }
 
     async fn list(&self, body: &[u8]) -> Result<HostResponse, Refusal> {
@@ -292,108 +366,12 @@ impl RunState {
             &json!({ "entries": entries, "next": if complete { None } else { last } }),
         ))
     }
+}
 
-    /// The run's view of `key`: its own write, else what is committed.
-    async fn view(&self, key: &str) -> Result<Option<(String, Option<i64>)>, Refusal> {
-        if let Some(own) = self.lock().own(key, now_millis()) {
-            return Ok(own);
-        }
-        let entry = self.committed.entry(key).await.map_err(unavailable)?;
-        let mut pending = self.lock();
-        pending.committed_sizes.insert(
-            key.to_string(),
-            entry.as_ref().map(|e| state_entry_size(&e.key, &e.value)),
-        );
-        Ok(entry.map(|e| (e.value, e.expires_at)))
-    }
-
-    /// A change to `key`, its value checked and canonical.
-    fn change(
-        &self,
-        key: String,
-        value: Option<&Value>,
-        ttl_seconds: Option<i64>,
-    ) -> Result<StateChange, Refusal> {
-        let expires_at = state_expiry(ttl_seconds, now_millis())
-            .map_err(|problem| error(400, "invalid_input", problem))?;
-        let value = value.map(|v| self.masker.mask_str(&canonical(v)));
-        if let Some(value) = &value
-            && value.len() > MAX_STATE_VALUE_BYTES
-        {
-            return Err(error(
-                413,
-                "value_too_large",
-                format!(
-                    "the value of `{key}` takes {} bytes as JSON; a value takes at most {MAX_STATE_VALUE_BYTES}",
-                    value.len()
-                ),
-            ));
-        }
-        Ok(StateChange {
-            key,
-            value,
-            expires_at,
-        })
-    }
-
-    /// Keeps `change` for the commit if the quota allows it; `seen`, what a
-    /// `compare_and_set` saw (to be checked again at the commit if that was
-    /// the committed value).
-    async fn write(
-        &self,
-        change: StateChange,
-        seen: Option<Option<String>>,
-    ) -> Result<(), Refusal> {
-        let (know_size, know_usage) = {
-            let pending = self.lock();
-            (
-                pending.changes.contains_key(&change.key)
-                    || pending.committed_sizes.contains_key(&change.key),
-                pending.committed_usage.is_some(),
-            )
-        };
-        if !know_size {
-            self.view(&change.key).await?;
-        }
-        if !know_usage {
-            let usage = self.committed.usage().await.map_err(unavailable)?;
-            self.lock().committed_usage.get_or_insert(usage);
-        }
-        let mut pending = self.lock();
-        let committed = pending.committed_usage.unwrap_or_default();
-        let before = pending.usage_after(committed);
-        let key = change.key.clone();
-        let previous = pending.changes.insert(key.clone(), change);
-        let after = pending.usage_after(committed);
-        let over = if after.keys > self.quota.max_keys && after.keys > before.keys {
-            Some(format!(
-                "the script's state would hold {} keys; the most allowed is {}",
-                after.keys, self.quota.max_keys
-            ))
-        } else if after.bytes > self.quota.max_bytes && after.bytes > before.bytes {
-            Some(format!(
-                "the script's state would take {} bytes of keys and values; the most allowed is {}",
-                after.bytes, self.quota.max_bytes
-            ))
-        } else {
-            None
-        };
-        if let Some(message) = over {
-            match previous {
-                Some(previous) => pending.changes.insert(key, previous),
-                None => pending.changes.remove(&key),
-            };
-            return Err(error(507, "quota_exceeded", message));
-        }
-        // Only what a compare-and-set saw of the committed state needs
-        // checking again; its own earlier writes cannot change under it.
-        if let Some(seen) = seen
-            && previous.is_none()
-            && !pending.expected.contains_key(&key)
-        {
-            pending.expected.insert(key, seen);
-        }
-        Ok(())
+fn found(own: Option<(String, Option<i64>)>) -> Value {
+    match own {
+        Some((value, expires_at)) => json!({ "value": raw(&value), "expiresAt": expires_at }),
+        None => Value::Null,
     }
 }
 
@@ -433,8 +411,11 @@ mod tests {
 
     #[async_trait]
     impl CommittedState for Memory {
-        async fn entry(&self, key: &str) -> Result<Option<StateEntry>, String> {
-            Ok(self.0.get(key).map(|v| entry(key, v)))
+        async fn entries_by_keys(&self, keys: &[&str]) -> Result<Vec<StateEntry>, String> {
+            Ok(keys
+                .iter()
+                .filter_map(|k| self.0.get(*k).map(|v| entry(k, v)))
+                .collect())
         }
         async fn entries(
             &self,
@@ -449,12 +430,6 @@ mod tests {
                 .take(limit as usize)
                 .map(|(k, v)| entry(k, v))
                 .collect())
-        }
-        async fn usage(&self) -> Result<StateUsage, String> {
-            Ok(StateUsage {
-                keys: self.0.len() as i64,
-                bytes: self.0.iter().map(|(k, v)| state_entry_size(k, v)).sum(),
-            })
         }
     }
 
@@ -489,20 +464,25 @@ mod tests {
             &[("cursor", "1"), ("seen/a", "true")],
             StateQuota::default(),
         );
-        let (_, got) = call(&state, "get", json!({"key": "cursor"})).await;
-        assert_eq!(got, json!({"found": true, "value": 1, "expiresAt": null}));
-        call(
+        let (_, got) = call(&state, "get", json!({"keys": ["cursor", "nothing"]})).await;
+        assert_eq!(
+            got,
+            json!({"values": {"cursor": {"value": 1, "expiresAt": null}, "nothing": null}})
+        );
+        let (status, _) = call(
             &state,
-            "set",
-            json!({"key": "cursor", "value": {"b": 2, "a": 1}}),
+            "write",
+            json!({"writes": [
+                {"key": "cursor", "value": {"b": 2, "a": 1}},
+                {"key": "seen/a", "value": null},
+                {"key": "seen/b", "value": true, "ttlSeconds": 60}
+            ]}),
         )
         .await;
-        call(&state, "delete", json!({"key": "seen/a"})).await;
-        call(&state, "set", json!({"key": "seen/b", "value": true})).await;
-        let (_, got) = call(&state, "get", json!({"key": "cursor"})).await;
-        assert_eq!(got["value"], json!({"a": 1, "b": 2}));
-        let (_, got) = call(&state, "get", json!({"key": "seen/a"})).await;
-        assert_eq!(got, json!({"found": false}));
+        assert_eq!(status, 200);
+        let (_, got) = call(&state, "get", json!({"keys": ["cursor", "seen/a"]})).await;
+        assert_eq!(got["values"]["cursor"]["value"], json!({"a": 1, "b": 2}));
+        assert_eq!(got["values"]["seen/a"], Value::Null);
         let (_, listed) = call(&state, "list", json!({"prefix": "seen/"})).await;
         assert_eq!(listed["entries"].as_array().unwrap().len(), 1);
         assert_eq!(listed["entries"][0]["key"], "seen/b");
@@ -522,6 +502,7 @@ mod tests {
                 ("seen/b", Some("true"))
             ]
         );
+        assert!(writes.changes[2].expires_at.is_some());
         assert!(
             writes.expected.is_empty(),
             "plain writes carry no condition"
@@ -530,37 +511,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn compare_and_set_checks_the_view_now_and_the_store_at_commit() {
+    async fn a_compare_and_set_is_checked_again_at_commit_only_against_the_committed_state() {
         let state = state(&[("lock", r#""free""#)], StateQuota::default());
-        let (_, answer) = call(
+        let (status, _) = call(
             &state,
-            "compare-and-set",
-            json!({"key": "lock", "expected": "taken", "value": "mine"}),
+            "write",
+            json!({"writes": [
+                {"key": "lock", "value": "mine", "expected": {"value": "free"}},
+                {"key": "lock", "value": null, "expected": {"value": "mine"}},
+                {"key": "new", "value": 1, "expected": {"value": null}}
+            ]}),
         )
         .await;
-        assert_eq!(answer, json!({"swapped": false, "current": "free"}));
-        let (_, answer) = call(
+        assert_eq!(status, 200);
+        // A later batch: the run's own write is what it compares against.
+        call(
             &state,
-            "compare-and-set",
-            json!({"key": "lock", "expected": "free", "value": "mine"}),
+            "write",
+            json!({"writes": [{"key": "new", "value": 2, "expected": {"value": 1}}]}),
         )
         .await;
-        assert_eq!(answer, json!({"swapped": true}));
-        // Against its own write now; the commit still checks what it saw first.
-        let (_, answer) = call(
-            &state,
-            "compare-and-set",
-            json!({"key": "lock", "expected": "mine", "value": null}),
-        )
-        .await;
-        assert_eq!(answer, json!({"swapped": true}));
-        let (_, answer) = call(
-            &state,
-            "compare-and-set",
-            json!({"key": "new", "expected": null, "value": 1}),
-        )
-        .await;
-        assert_eq!(answer, json!({"swapped": true}));
         let writes = state.take_writes();
         assert_eq!(
             writes.expected,
@@ -570,6 +540,7 @@ mod tests {
             ]
         );
         assert_eq!(writes.changes[0].value, None, "the lock was released");
+        assert_eq!(writes.changes[1].value.as_deref(), Some("2"));
     }
 
     #[tokio::test]
@@ -581,33 +552,27 @@ mod tests {
         let state = state(&[("a", "1")], quota);
         let long_key = "k".repeat(MAX_STATE_KEY_BYTES + 1);
         let huge = "x".repeat(MAX_STATE_VALUE_BYTES);
+        let many: Vec<String> = (0..=MAX_KEYS_PER_GET).map(|n| n.to_string()).collect();
+        let set = |key: &str, value: Value| json!({"writes": [{"key": key, "value": value}]});
         for (op, body, status, code) in [
+            ("write", set(&long_key, json!(1)), 400, "invalid_key"),
+            ("write", set("", json!(1)), 400, "invalid_key"),
+            ("write", set("a\nb", json!(1)), 400, "invalid_key"),
+            ("write", set("big", json!(huge)), 413, "value_too_large"),
             (
-                "set",
-                json!({"key": long_key, "value": 1}),
-                400,
-                "invalid_key",
-            ),
-            ("set", json!({"key": "", "value": 1}), 400, "invalid_key"),
-            (
-                "set",
-                json!({"key": "a\nb", "value": 1}),
-                400,
-                "invalid_key",
-            ),
-            (
-                "set",
-                json!({"key": "big", "value": huge}),
-                413,
-                "value_too_large",
-            ),
-            (
-                "set",
-                json!({"key": "b", "value": 1, "ttlSeconds": 0}),
+                "write",
+                json!({"writes": [{"key": "b", "value": 1, "ttlSeconds": 0}]}),
                 400,
                 "invalid_input",
             ),
-            ("set", json!({"key": "b", "valu": 1}), 400, "invalid_input"),
+            (
+                "write",
+                json!({"writes": [{"key": "b", "valu": 1}]}),
+                400,
+                "invalid_input",
+            ),
+            ("get", json!({"keys": many}), 400, "invalid_input"),
+            ("get", json!({"keys": [""]}), 400, "invalid_key"),
             ("rename", json!({}), 404, "not_found"),
         ] {
             let (got, answer) = call(&state, op, body.clone()).await;
@@ -617,34 +582,30 @@ mod tests {
                 "{body}"
             );
         }
-        assert_eq!(
-            call(&state, "set", json!({"key": "b", "value": 1})).await.0,
-            200
-        );
-        let (status, answer) = call(&state, "set", json!({"key": "c", "value": 1})).await;
+        // A batch is kept whole or not at all.
+        let (status, answer) = call(
+            &state,
+            "write",
+            json!({"writes": [{"key": "b", "value": 1}, {"key": "c", "value": 1}, {"key": "d", "value": 1}]}),
+        )
+        .await;
         assert_eq!(status, 507);
         assert!(
             answer["error"]["message"]
                 .as_str()
                 .unwrap()
-                .contains("most allowed is 2"),
+                .contains("this run's writes would hold 3 keys; the most allowed is 2"),
             "{answer}"
         );
-        // Replacing a key the run holds adds none.
-        assert_eq!(
-            call(&state, "set", json!({"key": "a", "value": 2})).await.0,
-            200
-        );
-        let (status, _) = call(
-            &state,
-            "set",
-            json!({"key": "a", "value": "y".repeat(1_000)}),
-        )
-        .await;
+        assert!(state.take_writes().is_empty());
+        assert_eq!(call(&state, "write", set("b", json!(1))).await.0, 200);
+        // Replacing a key the run holds adds none; a removal frees one.
+        assert_eq!(call(&state, "write", set("b", json!(2))).await.0, 200);
+        let (status, _) = call(&state, "write", set("c", json!("y".repeat(1_000)))).await;
         assert_eq!(status, 507, "bytes");
         let writes = state.take_writes();
         let kept: Vec<_> = writes.changes.iter().map(|c| c.key.as_str()).collect();
-        assert_eq!(kept, ["a", "b"]);
+        assert_eq!(kept, ["b"]);
         assert_eq!(writes.changes[0].value.as_deref(), Some("2"));
     }
 
@@ -657,13 +618,16 @@ mod tests {
         );
         let (status, _) = call(
             &state,
-            "set",
-            json!({"key": "note", "value": {"token": "sk_live_0123456789"}}),
+            "write",
+            json!({"writes": [{"key": "note", "value": {"token": "sk_live_0123456789"}}]}),
         )
         .await;
         assert_eq!(status, 200);
-        let (_, got) = call(&state, "get", json!({"key": "note"})).await;
-        assert_eq!(got["value"]["token"], super::super::masking::MARKER);
+        let (_, got) = call(&state, "get", json!({"keys": ["note"]})).await;
+        assert_eq!(
+            got["values"]["note"]["value"]["token"],
+            super::super::masking::MARKER
+        );
         let writes = state.take_writes();
         assert!(
             !writes.changes[0]

@@ -195,6 +195,12 @@ pub fn state_entry_size(key: &str, value: &str) -> i64 {
 pub trait StateStore: Send + Sync {
     /// The live entry under `key`, if any.
     async fn state_entry(&self, script_id: &str, key: &str) -> StoreResult<Option<StateEntry>>;
+    /// The live entries under `keys` (those that exist), in key order.
+    async fn state_entries_by_keys(
+        &self,
+        script_id: &str,
+        keys: &[&str],
+    ) -> StoreResult<Vec<StateEntry>>;
     /// Live entries whose keys start with `prefix` and sort after `after`,
     /// in key order (bytewise), at most `limit`.
     async fn state_entries(
@@ -514,6 +520,29 @@ where
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(entry_from).transpose()
+    }
+
+    async fn state_entries_by_keys(
+        &self,
+        script_id: &str,
+        keys: &[&str],
+    ) -> StoreResult<Vec<StateEntry>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for them all: `key IN ($3, $4, …)`.
+        let places: Vec<String> = (3..keys.len() + 3).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM script_state WHERE script_id = $1 \
+             AND (expires_at IS NULL OR expires_at > $2) AND key IN ({}) ORDER BY key",
+            places.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(script_id).bind(now_millis());
+        for key in keys {
+            query = query.bind(*key);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(entry_from).collect()
     }
 
     async fn state_entries(

@@ -4,7 +4,8 @@
 //!
 //! ```json
 //! {"steps": [
-//!   {"get": "k"}, {"set": ["k", 1]}, {"setTtl": ["k", 1, 60]}, {"delete": "k"},
+//!   {"get": "k"}, {"getMany": ["a", "b"]}, {"set": ["k", 1]}, {"setTtl": ["k", 1, 60]},
+//!   {"delete": "k"}, {"flush": null},
 //!   {"cas": ["k", null, 1]}, {"list": "prefix/"}, {"seen": ["orders", "id-1"]},
 //!   {"message": "text"}, {"sleepMs": 500}, {"fail": "why"}
 //! ]}
@@ -36,6 +37,15 @@ fn probe(invocation: &Invocation) -> roost_sdk::Result {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         let answer = match op.as_str() {
             "get" => json!({ "get": text(arg), "value": state::get::<Value>(&text(arg))? }),
+            "getMany" => {
+                let keys: Vec<String> = arg.as_array().into_iter().flatten().map(text).collect();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                json!({ "getMany": keys, "values": state::get_many::<Value>(&keys)? })
+            }
+            "flush" => {
+                state::flush()?;
+                json!({ "flushed": true })
+            }
             "set" => {
                 state::set(&text(&arg[0]), &arg[1])?;
                 json!({ "set": text(&arg[0]) })
