@@ -1,6 +1,7 @@
 //! What script state costs a run: runs/s of the `state-probe` guest when
-//! each run reads and writes 10 keys, against the same guest touching
-//! none, on SQLite and (when ROOST_TEST_POSTGRES_URL is set) PostgreSQL.
+//! each run reads 10 counters (one `get_many`) and writes each, against the
+//! same guest and step touching none, on SQLite and (when
+//! ROOST_TEST_POSTGRES_URL is set) PostgreSQL.
 //! Every run is a manual run of one script, so the state writes of all of
 //! them take turns on that script's state (the worst case for the
 //! per-script turn the commit takes).
@@ -20,8 +21,8 @@ use serde_json::{Value, json};
 
 mod support;
 
-const RUNS_PER_TURN: usize = 1_000;
-const TURNS: usize = 4;
+const RUNS_PER_TURN: usize = 2_000;
+const TURNS: usize = 6;
 const POSTERS: usize = 16;
 const KEYS: usize = 10;
 
@@ -47,40 +48,23 @@ async fn bench() {
     support::write_report("state_runs", &json!(reports));
 }
 
-/// The probe's steps: none, or a read and a write of each of `KEYS` keys.
-/// (`ROOST_BENCH_STATE_STEPS=many` reads the keys with one `get_many`;
-/// `get|set|own|idle` make them reads only, writes only, reads of the run's
-/// own write, or as many steps that call nothing, to tell the costs apart.)
+/// The probe's steps: one that reads `KEYS` counters in one request and
+/// writes each, or (`with_state` false) the same step touching none.
+/// `ROOST_BENCH_STATE_STEPS=get` reads them one request each instead;
+/// `read` or `write` only reads or only writes them.
 fn steps(with_state: bool, n: usize) -> Value {
-    if !with_state {
-        return json!([]);
+    let keys = if with_state { KEYS } else { 0 };
+    if std::env::var("ROOST_BENCH_STATE_STEPS").as_deref() == Ok("get") && with_state {
+        let mut steps: Vec<Value> = (0..KEYS)
+            .map(|k| json!({ "get": format!("counter-{k}") }))
+            .collect();
+        steps.extend((0..KEYS).map(|k| json!({ "set": [format!("counter-{k}"), n] })));
+        return Value::Array(steps);
     }
-    let kind = std::env::var("ROOST_BENCH_STATE_STEPS").unwrap_or_default();
-    let mut steps = Vec::with_capacity(2 * KEYS);
-    for k in 0..KEYS {
-        let key = format!("key-{k}");
-        let read = json!({ "get": key });
-        let write = json!({ "set": [key, { "run": n, "cursor": n * KEYS + k }] });
-        let idle = json!({ "sleepMs": 0 });
-        let (a, b) = match kind.as_str() {
-            "get" => (read.clone(), read),
-            "set" => (write.clone(), write),
-            "idle" => (idle.clone(), idle),
-            // The reads in one request, then the writes.
-            "many" if k == 0 => {
-                let keys: Vec<String> = (0..KEYS).map(|k| format!("key-{k}")).collect();
-                (json!({ "getMany": keys }), write)
-            }
-            "many" => (write, idle),
-            // Reads the run's own write: the host answers from memory.
-            "own" if k == 0 => (write, json!({ "get": "key-0" })),
-            "own" => (json!({ "get": "key-0" }), json!({ "get": "key-0" })),
-            _ => (read, write),
-        };
-        steps.push(a);
-        steps.push(b);
+    match std::env::var("ROOST_BENCH_STATE_STEPS").as_deref() {
+        Ok(only @ ("read" | "write")) => json!([{ "counters": [keys, only] }]),
+        _ => json!([{ "counters": keys }]),
     }
-    Value::Array(steps)
 }
 
 async fn bench_store(store_name: &str, database: Option<String>) -> Value {

@@ -91,16 +91,18 @@ impl Application {
             Connectors::new(&registry, &profiles, TransportPolicy::default())
                 .map_err(|e| anyhow::anyhow!("building integration connectors: {e}"))?,
         );
-        let executor = Arc::new(Executor::new(
-            store.clone(),
-            registry.clone(),
-            Arc::new(profiles),
-            oauth.clone(),
-            sandbox.clone(),
-            config.run_limits.clone(),
-            connectors.clone(),
-            config.abuse.state_quota(),
-        ));
+        let executor = Arc::new(
+            Executor::new(
+                store.clone(),
+                registry.clone(),
+                Arc::new(profiles),
+                oauth.clone(),
+                sandbox.clone(),
+                config.run_limits.clone(),
+                connectors.clone(),
+            )
+            .with_state_quota(config.abuse.state_quota()),
+        );
         let runner = Arc::new(Runner::new(
             store.clone(),
             executor,

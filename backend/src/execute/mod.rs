@@ -54,7 +54,6 @@ impl Executor {
         sandbox: Arc<Sandbox>,
         limits: RunLimits,
         connectors: Arc<Connectors>,
-        state_quota: StateQuota,
     ) -> Self {
         Self {
             store,
@@ -64,9 +63,15 @@ impl Executor {
             sandbox,
             limits,
             connectors,
-            state_quota,
+            state_quota: StateQuota::default(),
             guests: Mutex::default(),
         }
+    }
+
+    /// Holds every script's state to `quota` (the default otherwise).
+    pub fn with_state_quota(mut self, quota: StateQuota) -> Self {
+        self.state_quota = quota;
+        self
     }
 
     /// The output cap of runs, per stream.

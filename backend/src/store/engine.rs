@@ -29,6 +29,10 @@ pub(crate) trait Engine: Database {
     const RUNS_IN_STATE: &'static [(&'static str, &'static str)];
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
+    /// Where runs' state reads go instead of the pool, if anywhere.
+    fn state_reader(_queue: &Self::Queue) -> Option<&super::sqlite::StateReader> {
+        None
+    }
 }
 
 /// A Rust type both read from and written to a column of `DB`.

@@ -308,6 +308,16 @@ pub(super) fn touched_keys(writes: &StateWrites) -> Vec<&str> {
     keys
 }
 
+/// `keys` padded (with its first key again) to the next power of two, so
+/// that statements listing keys come in few shapes and stay prepared.
+pub(super) fn padded<'k>(keys: &[&'k str]) -> Vec<&'k str> {
+    let mut padded = keys.to_vec();
+    if let Some(first) = keys.first() {
+        padded.resize(keys.len().next_power_of_two(), first);
+    }
+    padded
+}
+
 /// The first key after every key starting with `prefix`, in bytewise
 /// order; `None` if there is none (an empty prefix).
 pub(super) fn prefix_end(prefix: &str) -> Option<String> {
@@ -530,7 +540,11 @@ where
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(reader) = DB::state_reader(&self.queue) {
+            return reader.entries_by_keys(script_id, keys, now_millis());
+        }
         // One statement for them all: `key IN ($3, $4, …)`.
+        let keys = padded(keys);
         let places: Vec<String> = (3..keys.len() + 3).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM script_state WHERE script_id = $1 \
@@ -539,7 +553,7 @@ where
         );
         let mut query = sqlx::query(&sql).bind(script_id).bind(now_millis());
         for key in keys {
-            query = query.bind(*key);
+            query = query.bind(key);
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(entry_from).collect()

@@ -7,7 +7,7 @@
 //!   {"get": "k"}, {"getMany": ["a", "b"]}, {"set": ["k", 1]}, {"setTtl": ["k", 1, 60]},
 //!   {"delete": "k"}, {"flush": null},
 //!   {"cas": ["k", null, 1]}, {"list": "prefix/"}, {"seen": ["orders", "id-1"]},
-//!   {"message": "text"}, {"sleepMs": 500}, {"fail": "why"}
+//!   {"message": "text"}, {"sleepMs": 500}, {"fail": "why"}, {"counters": 10}
 //! ]}
 //! ```
 //!
@@ -41,6 +41,28 @@ fn probe(invocation: &Invocation) -> roost_sdk::Result {
                 let keys: Vec<String> = arg.as_array().into_iter().flatten().map(text).collect();
                 let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
                 json!({ "getMany": keys, "values": state::get_many::<Value>(&keys)? })
+            }
+            // Reads counters `counter-0` … `counter-{n-1}` in one request and
+            // adds one to each (the state bench's run; 0 touches nothing).
+            // `{"counters": [n, "read"|"write"]}` only reads or only writes.
+            "counters" => {
+                let (n, only) = match arg {
+                    Value::Array(a) => (a[0].as_u64().unwrap_or(0) as usize, text(&a[1])),
+                    n => (n.as_u64().unwrap_or(0) as usize, String::new()),
+                };
+                let keys: Vec<String> = (0..n).map(|k| format!("counter-{k}")).collect();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let values = if keys.is_empty() || only == "write" {
+                    vec![None; keys.len()]
+                } else {
+                    state::get_many::<u64>(&keys)?
+                };
+                if only != "read" {
+                    for (key, value) in keys.iter().zip(&values) {
+                        state::set(key, &(value.unwrap_or(0) + 1))?;
+                    }
+                }
+                json!({ "counters": n })
             }
             "flush" => {
                 state::flush()?;

@@ -3,6 +3,7 @@
 //! writer, keep the writes apart.
 
 mod queue;
+mod run_state;
 
 use sqlx::postgres::PgPoolOptions;
 

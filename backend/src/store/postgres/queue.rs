@@ -7,6 +7,7 @@ use futures_util::StreamExt as _;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 
+use super::run_state::{apply_writes, check_writes};
 use super::{ADVISORY_LOCK_SQL, CLAIM_BEGIN, CLAIM_CANDIDATES, PostgresStore};
 use crate::store::engine::Engine;
 use crate::store::events::run_ids;
@@ -15,7 +16,7 @@ use crate::store::queue::{
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL, RunQueue,
 };
 use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
-use crate::store::state::{Checked, apply_in, check_in, refused_run_error};
+use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
     EventIngest, EventStore as _, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported,
     RetryPlan, RunFinish, RunReport, RunRow, RunStatus, StateUsage, StoreResult, TriggerKind,
@@ -202,7 +203,7 @@ impl RunQueue for PostgresStore {
         let checked = if effects.state.is_empty() {
             Checked::Passed(StateUsage::default())
         } else {
-            check_in::<sqlx::Postgres>(&mut tx, &effects.script_id, &effects.state, now).await?
+            check_writes(&mut tx, &effects.script_id, &effects.state, now).await?
         };
         let refused = match &checked {
             Checked::Refused(refused) => {
@@ -223,10 +224,10 @@ impl RunQueue for PostgresStore {
         if let Checked::Passed(usage) = checked
             && !effects.state.is_empty()
         {
-            apply_in::<sqlx::Postgres>(
+            apply_writes(
                 &mut tx,
                 &effects.script_id,
-                Some(run_id),
+                run_id,
                 &effects.state,
                 usage,
                 now,

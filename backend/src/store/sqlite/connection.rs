@@ -24,6 +24,9 @@ pub(super) fn open_own_connection(path: &Path, wal_limit: u64) -> StoreResult<Co
     // schedule tick, a heartbeat): try again every 100 us rather
     // than after SQLite's default sleeps of 1, 2, 5, 10 ms, for up to 5 s.
     conn.busy_handler(Some(retry_soon))?;
+    // Every statement the writer runs stays prepared (rusqlite keeps 16 by
+    // default, fewer than the writer's own).
+    conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -10,6 +10,7 @@ mod held_starts;
 mod plans;
 mod queue;
 mod run_state;
+mod state_reader;
 mod wal;
 mod writer_jobs;
 
@@ -20,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::StoreResult;
 use super::engine::{Engine, SqlStore};
 use group_commit::GroupCommit;
+pub(crate) use state_reader::StateReader;
 
 /// The store on SQLite.
 pub(crate) type SqliteStore = SqlStore<sqlx::Sqlite>;
@@ -29,7 +31,7 @@ pub(crate) type SqliteStore = SqlStore<sqlx::Sqlite>;
 // without waiting, when another writer got in between. That lock also
 // makes one user's deploys take turns.
 impl Engine for sqlx::Sqlite {
-    type Queue = GroupCommit;
+    type Queue = OwnConnections;
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const USER_LOCK_SQL: Option<&'static str> = None;
     const QUEUE_DEPTH_SQL: &'static str = QUEUE_DEPTH_SQL;
@@ -37,6 +39,16 @@ impl Engine for sqlx::Sqlite {
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }
+    fn state_reader(queue: &OwnConnections) -> Option<&StateReader> {
+        Some(&queue.state)
+    }
+}
+
+/// The connections the SQLite store keeps beside its sqlx pool: the
+/// writer's, on its own thread, and one for runs' state reads.
+pub(crate) struct OwnConnections {
+    writer: GroupCommit,
+    state: StateReader,
 }
 
 /// The WAL is rewound once it holds more than this (see group_commit.rs).
@@ -70,7 +82,10 @@ impl SqlStore<sqlx::Sqlite> {
         // The hot writes go through a connection of their own, on a
         // thread of their own (see group_commit.rs).
         Ok(Self {
-            queue: GroupCommit::start(options.get_filename(), wal_limit)?,
+            queue: OwnConnections {
+                writer: GroupCommit::start(options.get_filename(), wal_limit)?,
+                state: StateReader::open(options.get_filename())?,
+            },
             pool,
         })
     }

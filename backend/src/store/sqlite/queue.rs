@@ -14,7 +14,7 @@ use crate::store::{
 #[async_trait]
 impl RunQueue for SqliteStore {
     async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest> {
-        self.queue.ingest_event(event, None).await
+        self.queue.writer.ingest_event(event, None).await
     }
 
     async fn ingest_event_within(
@@ -22,7 +22,7 @@ impl RunQueue for SqliteStore {
         event: &NewEvent,
         limits: QueueLimits,
     ) -> StoreResult<EventIngest> {
-        self.queue.ingest_event(event, Some(limits)).await
+        self.queue.writer.ingest_event(event, Some(limits)).await
     }
 
     async fn claim_run(
@@ -32,6 +32,7 @@ impl RunQueue for SqliteStore {
         skip_users: &[String],
     ) -> StoreResult<Option<RunRow>> {
         self.queue
+            .writer
             .claim_run(worker_id, per_script_limit, skip_users)
             .await
     }
@@ -44,7 +45,7 @@ impl RunQueue for SqliteStore {
     }
 
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool> {
-        self.queue.heartbeat(run_id, worker_id).await
+        self.queue.writer.heartbeat(run_id, worker_id).await
     }
 
     async fn finish_run(
@@ -62,6 +63,7 @@ impl RunQueue for SqliteStore {
         };
         let reported = self
             .queue
+            .writer
             .report_and_claim(worker_id, vec![report], Vec::new(), None)
             .await?;
         Ok(reported.recorded.first().copied().unwrap_or(false))
@@ -75,11 +77,12 @@ impl RunQueue for SqliteStore {
         claim: Option<NextClaim>,
     ) -> StoreResult<Reported> {
         self.queue
+            .writer
             .report_and_claim(worker_id, reports, unstarted, claim)
             .await
     }
 
     fn hold_run_starts(&self, window: std::time::Duration) {
-        self.queue.hold_starts(window);
+        self.queue.writer.hold_starts(window);
     }
 }
