@@ -20,6 +20,10 @@ impl<E: std::fmt::Display> IntoHandlerResult for Result<(), E> {
     }
 }
 
+/// Sends the run's unsent state writes; set by `state` at its first write.
+pub static STATE_FLUSH: std::sync::OnceLock<fn() -> Result<(), String>> =
+    std::sync::OnceLock::new();
+
 /// Exit status when the requested handler does not exist.
 const EXIT_NO_SUCH_HANDLER: u8 = 2;
 /// Exit status when the invocation cannot be read.
@@ -58,7 +62,13 @@ pub fn dispatch(handlers: &[HandlerDef]) {
         }
         crate::exit(EXIT_NO_SUCH_HANDLER);
     };
-    match (handler.run)(&invocation).and_then(|()| Ok(crate::state::flush()?)) {
+    // A script that used `state` sends its last writes once the handler
+    // succeeded; one that did not links none of that code.
+    let sent = |()| match STATE_FLUSH.get() {
+        Some(flush) => flush().map_err(Error::msg),
+        None => Ok(()),
+    };
+    match (handler.run)(&invocation).and_then(sent) {
         Ok(()) => {}
         Err(err) => {
             eprintln!("roost: handler `{}` failed: {err}", handler.name);

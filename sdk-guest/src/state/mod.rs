@@ -274,6 +274,7 @@ fn write(
     if let Some(seen) = seen {
         op["expected"] = json!({ "value": seen });
     }
+    crate::__private::STATE_FLUSH.get_or_init(|| || flush().map_err(|e| e.to_string()));
     let size = key.len() + value.as_ref().map_or(0, |v| v.to_string().len());
     let full = LOCAL.with_borrow_mut(|local| {
         local.own.insert(key.to_string(), value);
