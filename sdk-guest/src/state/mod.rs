@@ -13,8 +13,9 @@
 //! it, so its retry starts from the same values. A run reads its own
 //! writes, and reads each key from roost once: [`get_many`] reads several
 //! in one request, and writes are sent in one batch when the handler
-//! returns (or at [`flush`]). Two runs writing the same key: the later success wins, unless a
-//! run wrote it with [`compare_and_set`]; if another writer changed the key
+//! returns (or at [`flush`]). Two runs writing the same key: the later
+//! success wins, unless a run wrote it with [`compare_and_set`]; if
+//! another writer changed the key
 //! after that run read it, the run's success is refused at its commit,
 //! nothing it wrote is kept (state or outbox), and it is retried as a
 //! failed run would be.
@@ -27,9 +28,8 @@
 //! none of them.
 //! [`HighWater`] and [`SeenSet`] are the usual "since the last run" shapes.
 //!
-//! Each call goes to roost itself (`http://roost.internal`), never to a
-//! network. Outside `wasm32` every call fails with
-//! [`StateError::Unavailable`].
+//! Reads and sends go to roost itself (`http://roost.internal`), never to
+//! a network. Outside `wasm32` they fail with [`StateError::Unavailable`].
 
 mod cursors;
 
