@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::store::{
-    MAX_STATE_VALUE_BYTES, StateChange, StateEntry, StateQuota, StateRefused, StateUsage,
-    StateWrites, StateWritten, Store, StoreError, canonical_json, now_millis, state_expiry,
-    state_key_problem,
+    MAX_STATE_TTL_SECONDS, MAX_STATE_VALUE_BYTES, StateChange, StateEntry, StateQuota,
+    StateRefused, StateUsage, StateWrites, StateWritten, Store, StoreError, canonical_json,
+    now_millis, state_expiry, state_key_problem,
 };
 
 /// Why a state request was refused.
@@ -153,6 +153,62 @@ impl StateService {
             },
         )
         .await
+    }
+
+    /// Replaces all of the script's state with `entries` (key, value, expiry
+    /// in Unix ms), or nothing if one is refused.
+    pub async fn replace(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        entries: Vec<(String, Value, Option<i64>)>,
+    ) -> Result<StateUsage, StateError> {
+        self.script(user_id, script_id).await?;
+        let now = now_millis();
+        let mut keys = std::collections::BTreeSet::new();
+        let mut changes = Vec::with_capacity(entries.len());
+        for (key, value, expires_at) in entries {
+            if let Some(problem) = state_key_problem(&key) {
+                return Err(StateError::InvalidKey(format!("`{key}`: {problem}")));
+            }
+            if !keys.insert(key.clone()) {
+                return Err(StateError::InvalidKey(format!("`{key}` is given twice")));
+            }
+            if let Some(at) = expires_at
+                && !(now < at && at <= now + MAX_STATE_TTL_SECONDS * 1000)
+            {
+                return Err(StateError::InvalidValue(format!(
+                    "the expiry of `{key}` is past or more than {MAX_STATE_TTL_SECONDS} seconds ahead"
+                )));
+            }
+            let value = canonical_json(&value);
+            if value.len() > MAX_STATE_VALUE_BYTES {
+                return Err(StateError::TooLarge(value.len()));
+            }
+            changes.push(StateChange {
+                key,
+                value: Some(value),
+                expires_at,
+            });
+        }
+        let writes = StateWrites {
+            changes,
+            expected: Vec::new(),
+            quota: self.quota,
+        };
+        match self.store.replace_state(script_id, &writes).await? {
+            StateWritten::Written(usage) => {
+                tracing::info!(
+                    script_id,
+                    keys = usage.keys,
+                    bytes = usage.bytes,
+                    "script state replaced through the API"
+                );
+                Ok(usage)
+            }
+            StateWritten::Refused(refused) => Err(StateError::Quota(refused)),
+            StateWritten::NoScript => Err(StateError::NotFound("script".into())),
+        }
     }
 
     /// Forgets all of the script's state; how many entries went.

@@ -397,6 +397,24 @@ async fn quotas_and_limits_are_refused_with_nothing_stored(backend: Backend) {
     );
     assert_eq!(state_of(&app, &ada, &script).await.len(), 3);
     assert_eq!(outbox_len(&app, &ada).await, 0);
+    // A restore past the quota replaces nothing.
+    let four: Vec<Value> = (1..=4)
+        .map(|i| json!({ "key": format!("r{i}"), "value": i }))
+        .collect();
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &ada,
+            &format!("/v1/scripts/{script}/state"),
+            json!({ "entries": four }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (507, Some("quota_exceeded")),
+        "{body}"
+    );
+    assert_eq!(state_of(&app, &ada, &script).await[0].0, "k1");
 
     // Listed in pages, by prefix.
     let (_, first) = app
@@ -529,6 +547,60 @@ async fn state_survives_rollback_and_goes_with_the_script(backend: Backend) {
     )
     .await;
     assert_eq!(state_of(&app, &ada, &script).await[0].0, "a/b");
+
+    // A restore replaces the whole state; a listing goes back in as it is.
+    let replace = |body: Value| {
+        let (app, ada, script) = (&app, &ada, &script);
+        async move {
+            app.send(
+                Method::PUT,
+                ada,
+                &format!("/v1/scripts/{script}/state"),
+                body,
+            )
+            .await
+        }
+    };
+    let (status, body) = replace(json!({ "entries": [
+        { "key": "cursor", "value": { "after": 9 } },
+        { "key": "seen/x", "value": true, "ttlSeconds": 3600 }
+    ] }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["usage"]["keys"], 2);
+    let (_, exported) = app.get(&ada, &format!("/v1/scripts/{script}/state")).await;
+    let listed = state_of(&app, &ada, &script).await;
+    assert_eq!(listed[0], ("cursor".to_string(), json!({ "after": 9 })));
+    assert_eq!(listed.len(), 2, "a/b is gone");
+    let (status, body) = replace(json!({ "entries": exported["entries"] })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(state_of(&app, &ada, &script).await, listed);
+    for (entries, code) in [
+        (
+            json!([{ "key": "k", "value": 1 }, { "key": "k", "value": 2 }]),
+            "invalid_key",
+        ),
+        (
+            json!([{ "key": "k", "value": 1, "expiresAt": 1 }]),
+            "invalid_input",
+        ),
+        (
+            json!([{ "key": "k", "value": 1, "expiresAt": 1, "ttlSeconds": 5 }]),
+            "invalid_input",
+        ),
+    ] {
+        let (status, body) = replace(json!({ "entries": entries })).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        state_of(&app, &ada, &script).await,
+        listed,
+        "nothing replaced"
+    );
 
     let (status, _) = app
         .send(

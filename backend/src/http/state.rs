@@ -1,5 +1,5 @@
-//! `/v1/scripts/{id}/state[/{key}]`: a script's state, to inspect and
-//! reset. Keys may hold `/`: the key is the rest of the path, decoded.
+//! `/v1/scripts/{id}/state[/{key}]`: a script's state, to inspect, restore
+//! and reset. Keys may hold `/`: the key is the rest of the path, decoded.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,7 +18,10 @@ const MAX_PAGE: i64 = 500;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/scripts/{id}/state", get(list).delete(clear))
+        .route(
+            "/v1/scripts/{id}/state",
+            get(list).put(replace).delete(clear),
+        )
         .route(
             "/v1/scripts/{id}/state/{*key}",
             get(one).put(set).delete(remove),
@@ -89,6 +92,56 @@ async fn remove(
 ) -> Result<impl IntoResponse, ApiError> {
     state.state.delete(&user.id, &id, &key).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceBody {
+    entries: Vec<ReplaceEntry>,
+}
+
+/// An entry as the list shows it (its `updatedAt` and `runId` are not
+/// kept), or with `ttlSeconds` instead of `expiresAt`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReplaceEntry {
+    key: String,
+    value: serde_json::Value,
+    expires_at: Option<i64>,
+    ttl_seconds: Option<i64>,
+    #[serde(rename = "updatedAt")]
+    _updated_at: Option<i64>,
+    #[serde(rename = "runId")]
+    _run_id: Option<String>,
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReplaceBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut entries = Vec::with_capacity(body.entries.len());
+    for entry in body.entries {
+        let expires_at = match (entry.expires_at, entry.ttl_seconds) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_input",
+                    format!("`{}` has both `expiresAt` and `ttlSeconds`", entry.key),
+                ));
+            }
+            (Some(at), None) => Some(at),
+            (None, ttl) => {
+                crate::store::state_expiry(ttl, crate::store::now_millis()).map_err(|problem| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", problem)
+                })?
+            }
+        };
+        entries.push((entry.key, entry.value, expires_at));
+    }
+    let usage = state.state.replace(&user.id, &id, entries).await?;
+    Ok(Json(json!({ "usage": usage })))
 }
 
 async fn clear(

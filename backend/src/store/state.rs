@@ -216,6 +216,13 @@ pub trait StateStore: Send + Sync {
     /// run's: `run_id` stays empty).
     async fn write_state(&self, script_id: &str, writes: &StateWrites)
     -> StoreResult<StateWritten>;
+    /// Replaces all of the script's state with the changes of `writes`
+    /// (an operator's restore), in one transaction, within the quota.
+    async fn replace_state(
+        &self,
+        script_id: &str,
+        writes: &StateWrites,
+    ) -> StoreResult<StateWritten>;
     /// Forgets all of the script's state; how many entries went.
     async fn clear_state(&self, script_id: &str) -> StoreResult<u64>;
 }
@@ -226,16 +233,16 @@ pub(super) const STATE_USAGE_LOCK_SQL: &str = "INSERT INTO script_state_usage (s
      SELECT $1, 0, 0 WHERE EXISTS (SELECT 1 FROM scripts WHERE id = $1) \
      ON CONFLICT (script_id) DO UPDATE SET keys = script_state_usage.keys RETURNING keys, bytes";
 /// What script `$1`'s entries expired by `$2` take.
-pub(super) const STATE_EXPIRED_SQL: &str = "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
+const STATE_EXPIRED_SQL: &str = "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
      FROM script_state WHERE script_id = $1 AND expires_at <= $2";
 /// The live entry `$2` of script `$1` at `$3`: its size and value.
-pub(super) const STATE_STORED_SQL: &str = "SELECT size, value FROM script_state \
+const STATE_STORED_SQL: &str = "SELECT size, value FROM script_state \
      WHERE script_id = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)";
 /// Removes script `$1`'s entries expired by `$2`.
 pub(super) const STATE_PRUNE_SQL: &str =
     "DELETE FROM script_state WHERE script_id = $1 AND expires_at <= $2";
 /// Writes entry `$2` of script `$1`.
-pub(super) const STATE_UPSERT_SQL: &str = "INSERT INTO script_state (script_id, key, value, size, expires_at, updated_at, run_id) \
+const STATE_UPSERT_SQL: &str = "INSERT INTO script_state (script_id, key, value, size, expires_at, updated_at, run_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (script_id, key) DO UPDATE SET value = excluded.value, \
      size = excluded.size, expires_at = excluded.expires_at, updated_at = excluded.updated_at, run_id = excluded.run_id";
 /// Removes entry `$2` of script `$1`.
@@ -381,7 +388,7 @@ where
 
 /// Takes script `script_id`'s turn at writing state and checks `writes`
 /// (see [`check`]), on `conn` inside a write transaction.
-pub(super) async fn check_in<DB>(
+async fn check_in<DB>(
     conn: &mut DB::Connection,
     script_id: &str,
     writes: &StateWrites,
@@ -432,7 +439,7 @@ where
 }
 
 /// Writes a batch [`check_in`] passed, leaving `usage`.
-pub(super) async fn apply_in<DB>(
+async fn apply_in<DB>(
     conn: &mut DB::Connection,
     script_id: &str,
     run_id: Option<&str>,
@@ -616,6 +623,29 @@ where
             Checked::Refused(refused) => return Ok(StateWritten::Refused(refused)),
             Checked::NoScript => return Ok(StateWritten::NoScript),
         };
+        apply_in::<DB>(&mut tx, script_id, None, writes, usage, now).await?;
+        tx.commit().await?;
+        Ok(StateWritten::Written(usage))
+    }
+
+    async fn replace_state(
+        &self,
+        script_id: &str,
+        writes: &StateWrites,
+    ) -> StoreResult<StateWritten> {
+        let now = now_millis();
+        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        if take_turn::<DB>(&mut tx, script_id).await?.is_none() {
+            return Ok(StateWritten::NoScript);
+        }
+        let usage = match check(writes, StateUsage::default(), &HashMap::new()) {
+            Ok(usage) => usage,
+            Err(refused) => return Ok(StateWritten::Refused(refused)),
+        };
+        sqlx::query("DELETE FROM script_state WHERE script_id = $1")
+            .bind(script_id)
+            .execute(&mut *tx)
+            .await?;
         apply_in::<DB>(&mut tx, script_id, None, writes, usage, now).await?;
         tx.commit().await?;
         Ok(StateWritten::Written(usage))
