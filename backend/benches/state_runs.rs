@@ -7,7 +7,10 @@
 //! per-script turn the commit takes).
 //!
 //! The two kinds alternate, turn after turn, on one server, so both see the
-//! same machine; the table gives each turn and the medians.
+//! same machine; the table gives each turn (with the CPU roost's threads
+//! spent per run), the medians, and the median ratio of each turn with
+//! state to the turn before it (the machine's speed drifts less within a
+//! pair than across the whole bench).
 //!
 //! `cargo bench -p roost --bench state_runs` prints a table and writes
 //! `state_runs.json` into `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
@@ -21,8 +24,17 @@ use serde_json::{Value, json};
 
 mod support;
 
+use support::cpu::{CpuAccount, PhaseCpu, ThreadTimes};
+
+/// One measured turn: its kind, its rate and the CPU it took.
+struct Turn {
+    with_state: bool,
+    rate: f64,
+    cpu: PhaseCpu,
+}
+
 const RUNS_PER_TURN: usize = 2_000;
-const TURNS: usize = 6;
+const TURNS: usize = 10;
 const POSTERS: usize = 16;
 const KEYS: usize = 10;
 
@@ -74,6 +86,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     config.abuse.max_queued_runs_per_user = i64::MAX;
     let workers = config.runner.workers;
     let store = roost::store::connect(&config.database_url).await.unwrap();
+    let before_server = ThreadTimes::now();
     let server = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("roost-server")
@@ -111,15 +124,25 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         &token,
     ));
 
+    let cpu = CpuAccount::new(&before_server, "bench-client");
     let mut done = 0_i64;
-    let mut turns: Vec<(bool, f64)> = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
     // A warm-up turn of each kind, then the measured turns, alternating.
-    for (turn, with_state) in [false, true]
-        .into_iter()
-        .chain((0..TURNS).flat_map(|_| [false, true]))
+    // `ROOST_BENCH_STATE_ONLY=with|without` runs turns of one kind, for a
+    // profiler; both kinds give the comparison.
+    let kinds: &[bool] = match std::env::var("ROOST_BENCH_STATE_ONLY").as_deref() {
+        Ok("with") => &[true],
+        Ok("without") => &[false],
+        _ => &[false, true],
+    };
+    for (turn, with_state) in kinds
+        .iter()
+        .copied()
+        .chain((0..TURNS).flat_map(|_| kinds.iter().copied()))
         .enumerate()
     {
         let started = Instant::now();
+        let mark = cpu.mark();
         let mut posters = Vec::new();
         for p in 0..POSTERS {
             let poster = poster.clone();
@@ -142,45 +165,77 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         done += RUNS_PER_TURN as i64;
         succeeded(store.as_ref(), &user.id, done).await;
         let rate = RUNS_PER_TURN as f64 / started.elapsed().as_secs_f64();
-        if turn >= 2 {
-            turns.push((with_state, rate));
+        let spent = cpu.since(&mark);
+        if turn >= kinds.len() {
+            turns.push(Turn {
+                with_state,
+                rate,
+                cpu: spent,
+            });
         }
     }
     server.shutdown_background();
 
-    let median = |with_state: bool| {
-        let mut rates: Vec<f64> = turns
+    let median = |with_state: bool, of: &dyn Fn(&Turn) -> f64| {
+        let mut values: Vec<f64> = turns
             .iter()
-            .filter(|(s, _)| *s == with_state)
-            .map(|(_, r)| *r)
+            .filter(|t| t.with_state == with_state)
+            .map(of)
             .collect();
-        rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
+        values.sort_by(f64::total_cmp);
+        // NaN for a kind this run left out.
+        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let (without, with) = (median(false), median(true));
+    let (without, with) = (median(false, &|t| t.rate), median(true, &|t| t.rate));
+    let cpu_per_run = |t: &Turn| t.cpu.server_secs() * 1e6 / RUNS_PER_TURN as f64;
+    let (cpu_without, cpu_with) = (median(false, &cpu_per_run), median(true, &cpu_per_run));
+    // Each turn with state against the turn just before it: the machine's
+    // speed drifts between turns, much less within two.
+    let mut pair_ratios: Vec<f64> = turns
+        .windows(2)
+        .filter(|pair| !pair[0].with_state && pair[1].with_state)
+        .map(|pair| pair[1].rate / pair[0].rate)
+        .collect();
+    pair_ratios.sort_by(f64::total_cmp);
+    let pair_ratio = pair_ratios
+        .get(pair_ratios.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
     println!(
         "state on {store_name}, {workers} workers, {RUNS_PER_TURN} manual runs of one script per turn from {POSTERS} clients"
     );
-    for (with_state, rate) in &turns {
-        let kind = if *with_state {
+    for turn in &turns {
+        let kind = if turn.with_state {
             "10 reads + 10 writes"
         } else {
             "no state"
         };
-        println!("  {kind:<22} {rate:>8.0} runs/s");
+        println!("  {kind:<22} {:>8.0} runs/s", turn.rate);
+        println!("    {}", turn.cpu.describe(RUNS_PER_TURN, "run"));
     }
     println!(
-        "median: no state {without:.0} runs/s, with state {with:.0} runs/s ({:.2}x)",
-        with / without
+        "median: no state {without:.0} runs/s, with state {with:.0} runs/s ({:.2}x); \
+         roost CPU per run {cpu_without:.0} µs without, {cpu_with:.0} µs with ({:.2}x); \
+         median of the {} turn pairs' ratios {pair_ratio:.2}x",
+        with / without,
+        cpu_without / cpu_with,
+        pair_ratios.len()
     );
     json!({
         "store": store_name,
         "workers": workers,
         "runs_per_turn": RUNS_PER_TURN,
-        "turns": turns.iter().map(|(s, r)| json!({ "state": s, "runs_per_sec": r })).collect::<Vec<_>>(),
+        "turns": turns.iter().map(|t| json!({
+            "state": t.with_state,
+            "runs_per_sec": t.rate,
+            "cpu": t.cpu.json(RUNS_PER_TURN),
+        })).collect::<Vec<_>>(),
+        "median_roost_cpu_us_per_run_without_state": cpu_without,
+        "median_roost_cpu_us_per_run_with_state": cpu_with,
         "median_runs_per_sec_without_state": without,
         "median_runs_per_sec_with_state": with,
         "ratio": with / without,
+        "median_pair_ratio": pair_ratio,
     })
 }
 
