@@ -155,6 +155,13 @@ impl Application {
                 config.slack_signing_secret.clone(),
             ),
             tokens: TokenUsers::new(store.clone(), KNOWN_TOKEN_TTL),
+            http_handlers: crate::triggers::http::HttpHandlers::new(
+                store.clone(),
+                runner.clone(),
+                guards.limits.queue_limits(),
+                config.max_run_limits.timeout,
+                &base_url,
+            ),
             registry: registry.clone(),
             credentials,
             deploy,

@@ -89,6 +89,10 @@ pub enum DeployError {
     /// A schedule's cron expression or timezone is invalid.
     #[error("invalid schedule: {0}")]
     InvalidSchedule(String),
+    /// An HTTP handler's method or path is invalid, or two handlers answer
+    /// the same method and path.
+    #[error("invalid HTTP handler: {0}")]
+    InvalidHttpHandler(String),
     /// The user has as many scripts as they may.
     #[error("{0}")]
     Quota(String),
@@ -244,6 +248,8 @@ impl DeployService {
                 )?;
             }
         }
+        crate::triggers::http::check_handlers(&metadata.handlers)
+            .map_err(DeployError::InvalidHttpHandler)?;
         let unknown = self.registry.unknown(&metadata.integrations);
         if !unknown.is_empty() {
             return Err(DeployError::UnknownIntegrations {
@@ -478,6 +484,11 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
                     (TriggerKind::Schedule, cron.clone(), timezone.clone())
                 }
                 Trigger::Event { name } => (TriggerKind::Event, name.clone(), None),
+                Trigger::Http(http) => (
+                    TriggerKind::Http,
+                    serde_json::to_string(http).expect("a trigger serialises"),
+                    None,
+                ),
             };
             TriggerRow {
                 handler: handler.name.clone(),

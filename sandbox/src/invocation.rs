@@ -21,6 +21,50 @@ pub enum Trigger {
         /// Event type, such as `order.created`.
         name: String,
     },
+    /// An HTTP request to the handler's URL on the server.
+    Http(HttpTrigger),
+}
+
+/// What an HTTP-triggered handler answers: a method and path, who may call
+/// it, and how long its caller waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpTrigger {
+    /// Method, upper case (`POST`).
+    pub method: String,
+    /// Path below the handler's URL, starting with `/`.
+    pub path: String,
+    /// Who may call it.
+    #[serde(default)]
+    pub access: HttpAccess,
+    /// How long the caller waits for the response, in ms (the server's
+    /// default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// What the caller gets when the deadline passes.
+    #[serde(default)]
+    pub on_deadline: OnDeadline,
+}
+
+/// Who may call an HTTP-triggered handler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpAccess {
+    /// Anyone who knows the URL; its path has an unguessable segment.
+    #[default]
+    Public,
+    /// A caller with a roost API token of the script's owner.
+    Bearer,
+}
+
+/// What a caller gets when the handler's deadline passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDeadline {
+    /// 202 with the run's id; the run goes on.
+    #[default]
+    Accept,
+    /// 504; the run goes on.
+    Fail,
 }
 
 /// One run of a guest: what it sees of the world.

@@ -40,6 +40,6 @@ pub use egress::{
 pub use engine::{Sandbox, reset_in_place};
 pub use error::SandboxError;
 pub use guest::{GuestKind, LoadedGuest};
-pub use invocation::{Invocation, Trigger};
+pub use invocation::{HttpAccess, HttpTrigger, Invocation, OnDeadline, Trigger};
 pub use limits::RunLimits;
 pub use outcome::{CapturedOutput, Limit, RunOutcome, Termination};

@@ -20,6 +20,17 @@ impl<E: std::fmt::Display> IntoHandlerResult for Result<(), E> {
     }
 }
 
+/// The `run` of an `#[on_http]` handler: reads the request from the
+/// invocation, calls `handler` and hands its response to roost. `dispatch`
+/// sends the state writes after this returns, so the response goes first.
+pub fn serve_http<F, R>(invocation: &Invocation, handler: F) -> crate::Result
+where
+    F: FnOnce(&crate::http::Request) -> R,
+    R: crate::http::IntoResponse,
+{
+    crate::http::serve(invocation, handler)
+}
+
 /// Sends the run's unsent state writes; set by `state` at its first write.
 pub static STATE_FLUSH: std::sync::OnceLock<fn() -> Result<(), String>> =
     std::sync::OnceLock::new();

@@ -24,6 +24,24 @@ pub enum Trigger {
         /// Event type, such as `order.created`.
         name: String,
     },
+    /// An HTTP request to an [`on_http`](crate::on_http) handler; the
+    /// request itself is the payload (read it with
+    /// [`Request::from_invocation`](crate::http::Request::from_invocation)).
+    Http {
+        /// Declared method.
+        method: String,
+        /// Declared path.
+        path: String,
+        /// Who may call.
+        #[serde(default)]
+        access: crate::http::Access,
+        /// How long the caller waits, in ms, when declared.
+        #[serde(default)]
+        deadline_ms: Option<u64>,
+        /// What the caller gets when the deadline passes.
+        #[serde(default)]
+        on_deadline: crate::http::OnDeadline,
+    },
 }
 
 /// The current run as roost describes it on stdin.
@@ -72,5 +90,43 @@ impl Invocation {
                 "the payload does not have the expected shape: {err}"
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Invocation, Trigger};
+    use crate::http::{Access, OnDeadline, Request};
+
+    #[test]
+    fn reads_an_http_envelope() {
+        let envelope = br#"{"handler":"echo","trigger":{"kind":"http","method":"POST","path":"/echo","access":"bearer","deadline_ms":300,"on_deadline":"fail"},"payload":{"method":"POST","path":"/echo","query":"","headers":[["x-foo","bar"]],"body_base64":"aGk="}}"#;
+        let invocation = Invocation::parse(envelope).unwrap();
+        assert_eq!(
+            invocation.trigger,
+            Trigger::Http {
+                method: "POST".into(),
+                path: "/echo".into(),
+                access: Access::Bearer,
+                deadline_ms: Some(300),
+                on_deadline: OnDeadline::Fail,
+            }
+        );
+        let request = Request::from_invocation(&invocation).unwrap();
+        assert_eq!(request.text(), "hi");
+        let minimal = br#"{"handler":"h","trigger":{"kind":"http","method":"GET","path":"/"}}"#;
+        let Trigger::Http {
+            access,
+            deadline_ms,
+            on_deadline,
+            ..
+        } = Invocation::parse(minimal).unwrap().trigger
+        else {
+            panic!("not an HTTP trigger");
+        };
+        assert_eq!(
+            (access, deadline_ms, on_deadline),
+            (Access::Public, None, OnDeadline::Accept)
+        );
     }
 }

@@ -19,9 +19,13 @@
 //! roost_sdk::main!(heartbeat, on_order);
 //! ```
 //!
+//! [`on_http`] makes a handler answer HTTP requests to a URL roost gives
+//! the script (see [`http`] under "Answering requests").
+//!
 //! Each trigger attribute records the handler and its trigger in a custom
 //! section of the built component, so roost knows a script's schedules,
-//! events and integrations without running it (`roost inspect script.wasm`).
+//! events, HTTP routes and integrations without running it
+//! (`roost inspect script.wasm`).
 //! At run time roost writes one [`Invocation`] to the script's stdin and
 //! `main!` calls the handler it names.
 //!
@@ -62,7 +66,7 @@ pub use error::{Error, Result};
 pub use exit::exit;
 pub use integration::{ErrorKind, IntegrationError};
 pub use invocation::{Invocation, Trigger};
-pub use roost_sdk_macros::{handler, main, on_event, on_schedule, uses_integrations};
+pub use roost_sdk_macros::{handler, main, on_event, on_http, on_schedule, uses_integrations};
 
 /// Asks roost to put an integration's OAuth refresh token in the run's
 /// environment (`GMAIL_REFRESH_TOKEN`, …) as well as its access token:
@@ -94,6 +98,20 @@ pub enum TriggerDef {
     Event {
         /// Event type.
         name: &'static str,
+    },
+    /// `#[on_http(method, path, …)]`.
+    Http {
+        /// Method, upper case.
+        method: &'static str,
+        /// Path, starting with `/`.
+        path: &'static str,
+        /// Who may call.
+        access: http::Access,
+        /// How long the caller waits, in ms (the server's default when
+        /// absent).
+        deadline_ms: Option<u64>,
+        /// What the caller gets when the deadline passes.
+        on_deadline: http::OnDeadline,
     },
 }
 

@@ -13,6 +13,8 @@
 //!   script's own call with 401 (see `refusals.rs`).
 //! - `POST /v1/state/{operation}`: the script's state (`roost_sdk::state`),
 //!   written with the run's outcome like the outbox (see `run_state.rs`).
+//! - `POST /v1/http/response`: an HTTP-triggered run's answer to its
+//!   caller, recorded with its success (see `http_reply.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,6 +23,7 @@ use roost_sandbox::{HostFuture, HostRequest, HostResponse, HostService};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::http_reply::HttpReplySlot;
 use super::masking::Masker;
 use super::refusals::GivenCredentials;
 use super::run_state::{CommittedState, RunState};
@@ -76,6 +79,8 @@ pub(super) struct Inner {
     notes: std::sync::Mutex<Vec<String>>,
     /// The script's state as the run sees it, and the run's writes.
     state: RunState,
+    /// An HTTP-triggered run's response.
+    http_reply: HttpReplySlot,
 }
 
 impl RunServices {
@@ -113,6 +118,7 @@ impl RunServices {
                 reported: Default::default(),
                 notes: Default::default(),
                 state,
+                http_reply: HttpReplySlot::new(run.trigger_kind == crate::store::TriggerKind::Http),
             }),
         }
     }
@@ -131,6 +137,7 @@ impl RunServices {
             script_id: self.inner.script_id.clone(),
             messages: std::mem::take(&mut *messages),
             state: self.inner.state.take_writes(),
+            http_response: self.inner.http_reply.take(),
         }
     }
 
@@ -156,6 +163,7 @@ impl HostService for RunServices {
             let path = request.path.split('?').next().unwrap_or("");
             match (request.method.as_str(), path) {
                 ("POST", "/v1/messages") => inner.send_message(&request.body).await,
+                ("POST", "/v1/http/response") => inner.http_reply.handle(&request.body),
                 ("POST", _) if path.starts_with("/v1/state/") => {
                     let operation = &path["/v1/state/".len()..];
                     inner.state.handle(operation, &request.body).await

@@ -7,6 +7,7 @@
 
 mod host_calls;
 mod host_services;
+mod http_reply;
 pub mod masking;
 mod refusals;
 pub(crate) mod run_state;
@@ -302,6 +303,7 @@ impl Executor {
                 name: run.trigger_spec.clone(),
             },
             TriggerKind::Manual => Trigger::Manual,
+            TriggerKind::Http => Trigger::Http(crate::triggers::http::invoked(&run.trigger_spec)),
         };
         let invocation = Invocation {
             env,

@@ -224,6 +224,9 @@ impl From<DeployError> for ApiError {
             DeployError::InvalidSchedule(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_schedule", message)
             }
+            DeployError::InvalidHttpHandler(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_http_handler", message)
+            }
             DeployError::MissingMetadata => {
                 Self::new(StatusCode::BAD_REQUEST, "missing_metadata", message)
             }

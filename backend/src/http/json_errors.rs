@@ -1,7 +1,7 @@
 //! Answers that axum writes itself (405 with an empty body, 413 and other
 //! extractor rejections as plain text) become the API's JSON error body,
 //! so every error a client sees has a code and says what to do. HTML
-//! pages and JSON answers pass untouched.
+//! pages, JSON answers and scripts' own HTTP responses pass untouched.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,12 @@ use super::ApiError;
 /// `response`, with a JSON error body if it is a 4xx or 5xx without one.
 pub(super) async fn rewrite(response: Response, max_body_bytes: usize) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || response
+            .extensions()
+            .get::<super::endpoints::ScriptAnswer>()
+            .is_some()
+    {
         return response;
     }
     let content_type = response

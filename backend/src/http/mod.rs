@@ -4,6 +4,7 @@ mod audit;
 mod body_deadline;
 mod cluster;
 mod credentials;
+mod endpoints;
 mod error;
 pub(crate) mod events;
 mod extract;
@@ -90,6 +91,8 @@ pub struct Services {
     pub connectors: Arc<crate::connectors::Connectors>,
     /// Whose API token a request carries.
     pub tokens: crate::auth::TokenUsers,
+    /// Scripts' HTTP handlers.
+    pub http_handlers: crate::triggers::http::HttpHandlers,
 }
 
 /// `routes`, whose bodies are kept with the runs they start, under the
@@ -117,6 +120,7 @@ pub fn router(
         .merge(payload_routes(events::router(), &state))
         .merge(payload_routes(webhooks::router(), &state))
         .merge(messages::router())
+        .merge(endpoints::router())
         .merge(cluster::router())
         .merge(audit::router())
         .route("/health", axum::routing::get(|| async { "ok" }))

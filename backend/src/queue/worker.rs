@@ -176,6 +176,11 @@ impl Runner {
         status: RunStatus,
         settings: Option<&ScriptSettings>,
     ) -> Option<RetryPlan> {
+        // An HTTP request's run answers its caller once; a retry would
+        // answer nobody, so the caller decides whether to ask again.
+        if run.trigger_kind == crate::store::TriggerKind::Http {
+            return None;
+        }
         let policy = settings?.retries;
         let retryable = status == RunStatus::Failed
             || (policy.on_limits

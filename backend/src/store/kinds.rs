@@ -25,6 +25,8 @@ super::stored_names::stored_names! {
         Schedule = "schedule",
         /// An event of one type (posted, or from a webhook).
         Event = "event",
+        /// An HTTP request to a handler's URL.
+        Http = "http",
     }
 }
 

@@ -9,6 +9,7 @@ mod calls;
 mod credentials;
 mod engine;
 mod events;
+mod http_endpoints;
 mod ids;
 mod integrations;
 mod kinds;
@@ -33,6 +34,7 @@ pub use audit::AuditStore;
 pub use calls::CallStore;
 pub use credentials::CredentialStore;
 pub use events::EventStore;
+pub use http_endpoints::{HttpEndpoint, HttpEndpointStore};
 pub use ids::{id_time, new_id};
 pub use integrations::IntegrationStore;
 pub use kinds::*;
@@ -123,6 +125,7 @@ pub trait Store:
     + AuditStore
     + MessageStore
     + StateStore
+    + HttpEndpointStore
     + NodeStore
     + 'static
 {

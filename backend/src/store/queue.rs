@@ -102,6 +102,10 @@ pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code 
 pub(super) const INSERT_MESSAGE_SQL: &str = "INSERT INTO messages (id, user_id, script_id, run_id, channel, recipient, \
      subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
+/// Records what HTTP-triggered run `$1` answered.
+pub(super) const INSERT_HTTP_RESPONSE_SQL: &str =
+    "INSERT INTO run_http_responses (run_id, status, headers, body) VALUES ($1, $2, $3, $4)";
+
 /// Records that worker `$3` still runs run `$2`, at `$1`.
 pub(super) const HEARTBEAT_SQL: &str =
     "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'";

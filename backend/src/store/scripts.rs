@@ -349,6 +349,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     String: Column<DB>,
     Option<String>: Column<DB>,
+    i64: Column<DB>,
 {
     sqlx::query("DELETE FROM triggers WHERE script_id = $1")
         .bind(script_id)
@@ -365,6 +366,15 @@ where
         .bind(&trigger.timezone)
         .execute(&mut **tx)
         .await?;
+        if trigger.kind == super::TriggerKind::Http {
+            sqlx::query(super::http_endpoints::ENSURE_ENDPOINT_SQL)
+                .bind(super::http_endpoints::new_endpoint_token())
+                .bind(script_id)
+                .bind(&trigger.handler)
+                .bind(super::now_millis())
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -89,11 +89,31 @@ pub struct RunEffects {
     /// would be passed, none of the run's effects are written and the run
     /// is recorded as failed (and retried as a failure would be).
     pub state: StateWrites,
+    /// What an HTTP-triggered run answered its caller.
+    pub http_response: Option<HttpReply>,
 }
 
 impl RunEffects {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.state.is_empty()
+        self.messages.is_empty() && self.state.is_empty() && self.http_response.is_none()
+    }
+}
+
+/// An HTTP-triggered run's response, recorded with its success.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpReply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// The headers as stored: a JSON array of `[name, value]` pairs.
+    pub fn headers_json(&self) -> String {
+        serde_json::to_string(&self.headers).expect("strings serialise")
     }
 }

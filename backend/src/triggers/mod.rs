@@ -1,9 +1,10 @@
 //! Triggers turn what happens into queued runs, each through the run
 //! queue (`crate::queue`): a user asking (manual), a schedule's tick, an
 //! event (posted, from a webhook, or from a cluster's stream), a webhook
-//! delivery from an integration.
+//! delivery from an integration, a request to an HTTP handler's URL.
 
 pub mod event;
+pub mod http;
 pub mod jetstream;
 pub mod manual;
 pub mod schedule;

@@ -13,6 +13,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Ident, ItemFn, LitStr, Token, parse_macro_input};
 
+mod http;
+
 /// Must match `roost_sandbox::metadata::SECTION_NAME`.
 const SECTION_NAME: &str = "roost-metadata";
 
@@ -64,6 +66,45 @@ pub fn on_event(args: TokenStream, item: TokenStream) -> TokenStream {
         trigger,
         quote!(::roost_sdk::TriggerDef::Event { name: #name }),
     )
+}
+
+/// Answers HTTP requests: `#[on_http("POST", "/orders")]`, with optional
+/// `access = "public" | "bearer"` (default `"public"`), `deadline_ms = 5000`
+/// and `on_deadline = "accept" | "fail"` (default `"accept"`).
+///
+/// The method is one of `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`,
+/// `OPTIONS`; the path starts with `/`, has no whitespace, `?` or `#`, and
+/// takes at most 256 bytes. The function is
+/// `fn name(request: &roost_sdk::http::Request) -> R`, `R` being
+/// `roost_sdk::http::Response` or `Result<Response, E: Display>`.
+///
+/// The response reaches the caller when the run ends successfully (roost
+/// records it with the run); an `Err` fails the run and sends none. The
+/// deadline applies: past it the caller gets `202` with the run's id
+/// (`"accept"`) or `504` (`"fail"`) while the run goes on. `"public"`: the
+/// URL, with its unguessable segment, is the secret. `"bearer"`: the caller
+/// sends a roost API token of the script's owner in
+/// `Authorization: Bearer …`, which the script never sees. See
+/// `roost_sdk::http` for an example.
+#[proc_macro_attribute]
+pub fn on_http(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(args as http::HttpArgs);
+    let function = parse_macro_input!(item as ItemFn);
+    let name = &function.sig.ident;
+    if function.sig.inputs.len() != 1 {
+        let span = if function.sig.inputs.is_empty() {
+            name.span()
+        } else {
+            function.sig.inputs.span_of_all()
+        };
+        return compile_error(
+            span,
+            "an #[on_http] handler takes one argument, `request: &roost_sdk::http::Request`",
+        );
+    }
+    let record = args.record(&name.to_string());
+    let run = quote!(|invocation| ::roost_sdk::__private::serve_http(invocation, #name));
+    emit_handler(&function, &record, args.trigger_def(), run)
 }
 
 /// A handler that only runs when started by hand (`roost run`, the API).
@@ -150,7 +191,6 @@ fn expand_handler(
 ) -> TokenStream {
     let function = parse_macro_input!(item as ItemFn);
     let name = &function.sig.ident;
-    let def = format_ident!("__roost_handler_{}", name);
     let (param, call) = match function.sig.inputs.len() {
         0 => (quote!(_), quote!(#name())),
         1 => (quote!(invocation), quote!(#name(invocation))),
@@ -161,8 +201,24 @@ fn expand_handler(
             );
         }
     };
-    let record =
-        metadata_record(&serde_json::json!({ "handler": name.to_string(), "trigger": trigger }));
+    let record = serde_json::json!({ "handler": name.to_string(), "trigger": trigger });
+    let run = quote! {
+        |#param| ::roost_sdk::__private::IntoHandlerResult::into_handler_result(#call)
+    };
+    emit_handler(&function, &record.to_string(), trigger_def, run)
+}
+
+/// The function, its `HandlerDef` (calling it through `run`) and its
+/// metadata `record` (one line of JSON).
+fn emit_handler(
+    function: &ItemFn,
+    record: &str,
+    trigger_def: TokenStream2,
+    run: TokenStream2,
+) -> TokenStream {
+    let name = &function.sig.ident;
+    let def = format_ident!("__roost_handler_{}", name);
+    let record = metadata_line(record);
     let name_str = name.to_string();
     quote! {
         #function
@@ -172,7 +228,7 @@ fn expand_handler(
         const #def: ::roost_sdk::HandlerDef = ::roost_sdk::HandlerDef {
             name: #name_str,
             trigger: #trigger_def,
-            run: |#param| ::roost_sdk::__private::IntoHandlerResult::into_handler_result(#call),
+            run: #run,
         };
 
         #record
@@ -183,6 +239,11 @@ fn expand_handler(
 /// A static in the metadata custom section; the linker concatenates all of
 /// them, one JSON record per line.
 fn metadata_record(record: &serde_json::Value) -> TokenStream2 {
+    metadata_line(&record.to_string())
+}
+
+/// [`metadata_record`] of a record already written out as JSON.
+fn metadata_line(record: &str) -> TokenStream2 {
     let line = format!("{record}\n");
     let bytes = syn::LitByteStr::new(line.as_bytes(), Span::call_site());
     let len = line.len();

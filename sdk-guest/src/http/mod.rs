@@ -13,9 +13,45 @@
 //!
 //! Outside `wasm32` (host builds, docs, tests) every request fails with
 //! [`HttpError::Transport`]: scripts only reach the network inside roost.
+//!
+//! # Answering requests
+//!
+//! [`on_http`](crate::on_http) makes a handler answer HTTP requests to a
+//! URL roost gives the script: it takes the [`Request`] and returns a
+//! [`Response`] (or `Result<Response, E>`).
+//!
+//! ```no_run
+//! use roost_sdk::http::{Request, Response};
+//! use roost_sdk::on_http;
+//!
+//! #[on_http("POST", "/orders", access = "bearer", deadline_ms = 5000, on_deadline = "fail")]
+//! fn create_order(request: &Request) -> Result<Response, serde_json::Error> {
+//!     let order: serde_json::Value = request.json()?;
+//!     Ok(Response::from_json(201, &order).with_header("x-order", "created"))
+//! }
+//!
+//! #[on_http("GET", "/health")]
+//! fn health(_request: &Request) -> Response {
+//!     Response::from_text(200, "ok")
+//! }
+//!
+//! roost_sdk::main!(create_order, health);
+//! ```
+//!
+//! The response reaches the caller when the run ends successfully: roost
+//! records it with the run, so a run that fails after the handler returned
+//! (its state writes refused, say) answers as a failed run. An `Err` from
+//! the handler fails the run and sends no response. The handler's deadline
+//! applies to the whole run: past it the caller gets `202 Accepted` with the
+//! run's id ([`OnDeadline::Accept`], the default) or `504`
+//! ([`OnDeadline::Fail`]), and the run goes on. [`Access`] says who may
+//! call.
 
 mod client;
 mod query;
+mod request;
+mod response;
+mod serve;
 mod transport;
 
 use std::fmt;
@@ -24,37 +60,10 @@ use std::fmt;
 pub use crate::__http_init as init;
 pub use client::Client;
 pub use query::Query;
-
-/// A response with its whole body read.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// HTTP status code.
-    pub status: u16,
-    /// Response headers, names in lower case, in the order received.
-    pub headers: Vec<(String, String)>,
-    /// The body bytes.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The body as text (lossy UTF-8).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// The body parsed as JSON.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.body)
-    }
-}
+pub use request::Request;
+pub use response::Response;
+pub(crate) use serve::serve;
+pub use serve::{Access, IntoResponse, OnDeadline};
 
 /// Why a request failed before any response arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]

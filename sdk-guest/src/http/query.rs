@@ -63,9 +63,61 @@ fn encode_into(out: &mut String, text: &str) {
     }
 }
 
+/// The first value of parameter `name` in an encoded query (without `?`),
+/// percent-decoded, with `+` read as a space as HTML forms send it. A
+/// parameter without `=` has the empty value.
+pub(crate) fn param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(key, _)| decode(key) == name)
+        .map(|(_, value)| decode(value))
+}
+
+/// Percent-decodes `text` (lossy UTF-8); a `%` not followed by two hex
+/// digits stays as it is.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| char::from(*b).to_digit(16));
+        match bytes[i] {
+            b'%' => {
+                if let (Some(high), Some(low)) = (hex(i + 1), hex(i + 2)) {
+                    // Two hex digits are at most 0xFF.
+                    out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Query;
+    use super::{Query, param};
+
+    #[test]
+    fn reads_parameters_back() {
+        let query = Query::new()
+            .push("q", "a&b=c d+é")
+            .push("n", 1)
+            .push("n", 2);
+        assert_eq!(param(query.as_str(), "q").as_deref(), Some("a&b=c d+é"));
+        assert_eq!(param(query.as_str(), "n").as_deref(), Some("1"));
+        assert_eq!(param("flag&x=a+b%2", "flag").as_deref(), Some(""));
+        assert_eq!(param("flag&x=a+b%2", "x").as_deref(), Some("a b%2"));
+        assert_eq!(param("%6Eame=v", "name").as_deref(), Some("v"));
+        assert_eq!(param("", "x"), None);
+    }
 
     #[test]
     fn encodes_reserved_characters_and_repeats() {

@@ -13,7 +13,8 @@ use crate::store::engine::Engine;
 use crate::store::events::run_ids;
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
-    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL, RunQueue,
+    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
+    RETRY_RUN_SQL, RunQueue,
 };
 use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
 use crate::store::state::{Checked, refused_run_error};
@@ -253,6 +254,15 @@ impl RunQueue for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(reply) = effects.http_response.as_ref().filter(|_| refused.is_none()) {
+            sqlx::query(INSERT_HTTP_RESPONSE_SQL)
+                .bind(run_id)
+                .bind(i64::from(reply.status))
+                .bind(reply.headers_json())
+                .bind(&reply.body)
+                .execute(&mut *tx)
+                .await?;
+        }
         // A success refused at its commit is retried as a failure would be.
         let succeeded = refused.is_none() && finish.status == RunStatus::Succeeded;
         if let Some(retry) = retry.filter(|_| !succeeded) {
@@ -318,12 +328,14 @@ impl RunQueue for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Tells every node that a manual run ended (`ended` is its finish's
+    /// Tells every node that a manual or HTTP-triggered run ended (`ended` is its finish's
     /// row). A lost notice only slows a waiting request to its next look.
     async fn announce_end(&self, run_id: &str, ended: &PgRow) {
         let manual = ended
             .try_get::<String, _>("trigger_kind")
-            .is_ok_and(|kind| kind == TriggerKind::Manual.as_str());
+            .is_ok_and(|kind| {
+                kind == TriggerKind::Manual.as_str() || kind == TriggerKind::Http.as_str()
+            });
         if !manual {
             return;
         }

@@ -13,7 +13,8 @@ use super::held_starts::{Held, HeldStarts};
 use super::run_state::{apply_writes, check_writes};
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
-    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, RETRY_RUN_SQL,
+    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
+    RETRY_RUN_SQL,
 };
 use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
 use crate::store::state::{Checked, refused_run_error};
@@ -75,6 +76,7 @@ pub(super) struct WriterSql {
     pub(super) retry_run: String,
     pub(super) give_back: String,
     pub(super) insert_message: String,
+    insert_http_response: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -94,6 +96,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     retry_run: numbered(RETRY_RUN_SQL),
     give_back: numbered(GIVE_BACK_RUN_SQL),
     insert_message: numbered(INSERT_MESSAGE_SQL),
+    insert_http_response: numbered(INSERT_HTTP_RESPONSE_SQL),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
@@ -467,6 +470,15 @@ fn finish(
                 message.body,
                 message.created_at,
             ])?;
+        }
+        if let Some(reply) = &effects.http_response {
+            tx.prepare_cached(&SQL.insert_http_response)?
+                .execute(params![
+                    run_id,
+                    reply.status,
+                    reply.headers_json(),
+                    reply.body,
+                ])?;
         }
     }
     if let Some(retry) = report

@@ -1,0 +1,215 @@
+//! The URLs of scripts' HTTP handlers: `/h/{token}{path}`, any method.
+//! The request is read (within the body cap), handed to the HTTP trigger
+//! service, and the run's response (or what became of the run) answered.
+//! Their owner lists them at `GET /v1/scripts/{id}/http` and gives one a
+//! new URL with `POST /v1/scripts/{id}/http/{handler}/rotate`.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::extract::AuthUser;
+use super::{ApiError, AppState};
+use crate::triggers::http::{
+    HttpOutcome, HttpTriggerError, IncomingRequest, MAX_HTTP_BODY, is_hop_by_hop,
+};
+
+/// Marks a response as the script's own, so the API's error rewriting
+/// leaves its body alone.
+#[derive(Clone, Copy)]
+pub(super) struct ScriptAnswer;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/h/{token}", axum::routing::any(at_root))
+        .route("/h/{token}/{*path}", axum::routing::any(below))
+        .route("/v1/scripts/{id}/http", axum::routing::get(list))
+        .route(
+            "/v1/scripts/{id}/http/{handler}/rotate",
+            axum::routing::post(rotate),
+        )
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(script_id): Path<String>,
+) -> Response {
+    match state.http_handlers.endpoints(&user.id, &script_id).await {
+        Ok(endpoints) => axum::Json(json!({ "handlers": endpoints })).into_response(),
+        Err(HttpTriggerError::NotFound) => ApiError::not_found("script").into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((script_id, handler)): Path<(String, String)>,
+) -> Response {
+    match state
+        .http_handlers
+        .rotate(&user.id, &script_id, &handler)
+        .await
+    {
+        Ok(endpoint) => axum::Json(endpoint).into_response(),
+        Err(HttpTriggerError::NotFound) => {
+            ApiError::not_found("HTTP handler of that script").into_response()
+        }
+        Err(err) => refusal(err),
+    }
+}
+
+async fn at_root(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Response {
+    answer(state, token, request).await
+}
+
+async fn below(
+    State(state): State<AppState>,
+    Path((token, _)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    answer(state, token, request).await
+}
+
+async fn answer(state: AppState, token: String, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    // The path as sent (still percent-encoded), after the token.
+    let full = parts.uri.path();
+    let path = full
+        .strip_prefix("/h/")
+        .and_then(|rest| rest.strip_prefix(token.as_str()))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or("/")
+        .to_string();
+    let body = match axum::body::to_bytes(body, MAX_HTTP_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a handler takes a body of at most {MAX_HTTP_BODY} bytes"),
+            )
+            .into_response();
+        }
+    };
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let incoming = IncomingRequest {
+        token,
+        method: parts.method.as_str().to_string(),
+        path,
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers,
+        body: body.to_vec(),
+    };
+    match state.http_handlers.call(incoming, bearer.as_deref()).await {
+        Ok(outcome) => outcome_response(outcome),
+        Err(err) => refusal(err),
+    }
+}
+
+fn outcome_response(outcome: HttpOutcome) -> Response {
+    match outcome {
+        HttpOutcome::Answered(reply) => {
+            let mut response = Response::new(Body::from(Bytes::from(reply.body)));
+            *response.status_mut() =
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (name, value) in reply.headers {
+                if is_hop_by_hop(&name) {
+                    continue;
+                }
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    response.headers_mut().append(name, value);
+                }
+            }
+            response.extensions_mut().insert(ScriptAnswer);
+            response
+        }
+        HttpOutcome::Accepted { run_id } => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "run_id": run_id,
+                "message": "the handler did not answer within its deadline; the run goes on, see GET /v1/runs/{run_id}",
+            })),
+        )
+            .into_response(),
+        HttpOutcome::DeadlinePassed { run_id } => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "deadline_passed",
+            "the handler did not answer within its deadline; the run goes on",
+        )
+        .with_details(json!({ "run_id": run_id }))
+        .into_response(),
+        HttpOutcome::NoAnswer { run_id, status } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "handler_failed",
+            format!("the handler's run ended {status} without a response; its owner can see why in the run"),
+        )
+        .with_details(json!({ "run_id": run_id, "status": status.as_str() }))
+        .into_response(),
+    }
+}
+
+fn refusal(err: HttpTriggerError) -> Response {
+    match err {
+        HttpTriggerError::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no handler answers at this URL",
+        )
+        .into_response(),
+        HttpTriggerError::MethodNotAllowed { allowed } => {
+            let mut response = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this URL answers {allowed} only"),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&allowed) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        HttpTriggerError::Unauthorized => {
+            let mut response =
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string())
+                    .into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+        HttpTriggerError::TooManyWaits(_) => ApiError::too_many(
+            "too_many_waiting",
+            err.to_string(),
+            std::time::Duration::from_secs(1),
+        )
+        .into_response(),
+        HttpTriggerError::Store(err) => ApiError::from(err).into_response(),
+    }
+}

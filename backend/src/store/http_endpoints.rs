@@ -1,0 +1,172 @@
+//! The URLs of HTTP-triggered handlers, and what their runs answered.
+
+use async_trait::async_trait;
+use rand::RngCore as _;
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
+
+use super::engine::{Column, Engine, SqlStore};
+use super::{HttpReply, StoreError, StoreResult, now_millis};
+
+/// One HTTP-triggered handler's URL and what it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpEndpoint {
+    /// The unguessable segment of its URL.
+    pub token: String,
+    /// The script's owner.
+    pub user_id: String,
+    /// The script.
+    pub script_id: String,
+    /// The handler.
+    pub handler: String,
+    /// Its trigger as the current version declares it (JSON of
+    /// `roost_sandbox::HttpTrigger`).
+    pub trigger: String,
+}
+
+/// HTTP endpoints.
+#[async_trait]
+pub trait HttpEndpointStore: Send + Sync {
+    /// The endpoint whose URL has `token`, if a current version's handler
+    /// answers there.
+    async fn http_endpoint(&self, token: &str) -> StoreResult<Option<HttpEndpoint>>;
+    /// A user's script's endpoints, by handler; `None` for no such script.
+    async fn http_endpoints(
+        &self,
+        user_id: &str,
+        script_id: &str,
+    ) -> StoreResult<Option<Vec<HttpEndpoint>>>;
+    /// Gives a handler's endpoint a new token (the old URL stops
+    /// answering); `None` if the user's script has no such HTTP handler.
+    async fn rotate_http_endpoint(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        handler: &str,
+    ) -> StoreResult<Option<HttpEndpoint>>;
+    /// What HTTP-triggered run `run_id` answered, once it succeeded.
+    async fn http_response(&self, run_id: &str) -> StoreResult<Option<HttpReply>>;
+}
+
+/// A fresh URL token: 192 random bits.
+pub(super) fn new_endpoint_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("h{}", hex::encode(bytes))
+}
+
+/// Gives every HTTP handler of `script_id` an endpoint if it has none;
+/// one it had (an earlier version, before a rollback) keeps its URL.
+pub(super) const ENSURE_ENDPOINT_SQL: &str = "INSERT INTO http_endpoints (token, script_id, handler, created_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (script_id, handler) DO NOTHING";
+
+const ENDPOINT_COLUMNS: &str = "SELECT e.token, s.user_id, e.script_id, e.handler, t.spec \
+     FROM http_endpoints e JOIN scripts s ON s.id = e.script_id \
+     JOIN triggers t ON t.script_id = e.script_id AND t.handler = e.handler AND t.kind = 'http'";
+
+fn endpoint<R>(row: &R) -> StoreResult<HttpEndpoint>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    String: Column<R::Database>,
+{
+    Ok(HttpEndpoint {
+        token: row.try_get("token")?,
+        user_id: row.try_get("user_id")?,
+        script_id: row.try_get("script_id")?,
+        handler: row.try_get("handler")?,
+        trigger: row.try_get("spec")?,
+    })
+}
+
+#[async_trait]
+impl<DB> HttpEndpointStore for SqlStore<DB>
+where
+    DB: Engine,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB> + ColumnIndex<DB::Row>,
+    String: Column<DB>,
+    i64: Column<DB>,
+    Vec<u8>: Column<DB>,
+{
+    async fn http_endpoint(&self, token: &str) -> StoreResult<Option<HttpEndpoint>> {
+        let sql = format!("{ENDPOINT_COLUMNS} WHERE e.token = $1");
+        let row = sqlx::query(&sql)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(endpoint).transpose()
+    }
+
+    async fn http_endpoints(
+        &self,
+        user_id: &str,
+        script_id: &str,
+    ) -> StoreResult<Option<Vec<HttpEndpoint>>> {
+        let owned = sqlx::query("SELECT id FROM scripts WHERE id = $1 AND user_id = $2")
+            .bind(script_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if owned.is_none() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "{ENDPOINT_COLUMNS} WHERE e.script_id = $1 AND s.user_id = $2 ORDER BY e.handler"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(script_id)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(endpoint)
+            .collect::<StoreResult<_>>()
+            .map(Some)
+    }
+
+    async fn rotate_http_endpoint(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        handler: &str,
+    ) -> StoreResult<Option<HttpEndpoint>> {
+        let token = new_endpoint_token();
+        let rotated = sqlx::query(
+            "UPDATE http_endpoints SET token = $1, created_at = $2 \
+             WHERE script_id = $3 AND handler = $4 \
+             AND script_id IN (SELECT id FROM scripts WHERE user_id = $5)",
+        )
+        .bind(&token)
+        .bind(now_millis())
+        .bind(script_id)
+        .bind(handler)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        if DB::rows_affected(&rotated) == 0 {
+            return Ok(None);
+        }
+        self.http_endpoint(&token).await
+    }
+
+    async fn http_response(&self, run_id: &str) -> StoreResult<Option<HttpReply>> {
+        let row =
+            sqlx::query("SELECT status, headers, body FROM run_http_responses WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let status: i64 = row.try_get("status")?;
+        let headers: String = row.try_get("headers")?;
+        Ok(Some(HttpReply {
+            status: u16::try_from(status)
+                .map_err(|_| StoreError::Corrupt(format!("HTTP status {status}")))?,
+            headers: serde_json::from_str(&headers)
+                .map_err(|e| StoreError::Corrupt(format!("HTTP response headers: {e}")))?,
+            body: row.try_get("body")?,
+        }))
+    }
+}

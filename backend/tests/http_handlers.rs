@@ -1,0 +1,250 @@
+//! HTTP-triggered handlers (`#[on_http]`): a request to a handler's URL is
+//! a recorded run whose response reaches the caller, with connection
+//! headers dropped both ways; each access mode refuses a caller without its
+//! credential; deadlines answer 202 or 504; bodies are capped; a rotated
+//! URL stops answering. Real HTTP requests against the server, driven by
+//! the `http-echo` example guest.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::sdk_app::finished;
+use support::{Backend, TestApp};
+
+/// Deploys `http-echo`; its id and each handler's URL.
+async fn deploy_echo(app: &TestApp, token: &str) -> (String, BTreeMap<String, String>) {
+    let component = roost_tests::example("http-echo");
+    let (status, deployed) = app.deploy(token, "echo", &component).await;
+    assert_eq!(status, 201, "{deployed}");
+    let script = deployed["script_id"].as_str().unwrap().to_string();
+    (script.clone(), handler_urls(app, token, &script).await)
+}
+
+async fn handler_urls(app: &TestApp, token: &str, script: &str) -> BTreeMap<String, String> {
+    let (status, listed) = app.get(token, &format!("/v1/scripts/{script}/http")).await;
+    assert_eq!(status, 200, "{listed}");
+    listed["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["handler"].as_str().unwrap().to_string(),
+                h["url"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn json_of(response: reqwest::Response) -> Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+async fn answers_its_caller_and_every_request_is_a_run(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.user("alice").await;
+    let (script, urls) = deploy_echo(&app, &token).await;
+    assert_eq!(urls.len(), 6, "{urls:?}");
+    assert!(urls["echo"].ends_with("/echo"), "{urls:?}");
+
+    let echoed = client()
+        .post(format!("{}?q=1&name=a%20b", urls["echo"]))
+        .header("x-test", "yes")
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), StatusCode::OK);
+    assert_eq!(echoed.headers()["x-echo"], "yes");
+    let echoed = json_of(echoed).await;
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["path"], "/echo");
+    assert_eq!(echoed["query"], "q=1&name=a%20b");
+    assert_eq!(echoed["body"], "hello");
+    assert_eq!(echoed["headers"]["x-test"], "yes");
+    assert!(
+        echoed["headers"].get("connection").is_none(),
+        "connection headers are not passed on: {echoed}"
+    );
+
+    // The script's status and headers reach the caller; its hop-by-hop
+    // header does not, and an error status keeps the script's own body.
+    let teapot = client()
+        .get(format!("{}?code=418", urls["status"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(teapot.status().as_u16(), 418);
+    assert_eq!(teapot.headers()["x-kept"], "1");
+    assert!(teapot.headers().get("connection").is_none());
+    assert_eq!(teapot.text().await.unwrap(), "status 418");
+
+    // Wrong method, wrong path, wrong token.
+    let wrong_method = client().get(&urls["echo"]).send().await.unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.headers()["allow"], "POST");
+    assert_eq!(
+        json_of(wrong_method).await["error"]["code"],
+        "method_not_allowed"
+    );
+    let wrong_path = urls["echo"].replace("/echo", "/nowhere");
+    let wrong_path = client().post(wrong_path).send().await.unwrap();
+    assert_eq!(wrong_path.status(), StatusCode::NOT_FOUND);
+    let base = app.base.clone();
+    let unknown = client()
+        .post(format!("{base}/h/hnotatoken/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json_of(unknown).await["error"]["code"], "not_found");
+
+    // A handler that fails: the caller learns which run, nothing else.
+    let boom = client().post(&urls["boom"]).send().await.unwrap();
+    assert_eq!(boom.status(), StatusCode::BAD_GATEWAY);
+    let boom = json_of(boom).await;
+    assert_eq!(boom["error"]["code"], "handler_failed", "{boom}");
+    let boom_run = boom["error"]["details"]["run_id"].as_str().unwrap();
+    let shown = finished(&app, &token, boom_run).await;
+    assert_eq!(shown["run"]["status"], "failed", "{shown}");
+
+    // Every request that reached a handler is a run, recorded as `http`
+    // with its method and path; a failed one is not retried.
+    let (_, page) = app
+        .get(&token, &format!("/v1/runs?script_id={script}&limit=50"))
+        .await;
+    let runs = page["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "echo, status and boom: {page}");
+    let mut seen: Vec<String> = runs
+        .iter()
+        .map(|run| {
+            assert_eq!(run["trigger_kind"], "http", "{run}");
+            run["trigger_spec"].as_str().unwrap().to_string()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["GET /status", "POST /boom", "POST /echo"]);
+}
+
+on_both_stores!(answers_its_caller_and_every_request_is_a_run);
+
+async fn access_deadlines_caps_and_rotation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.user("alice").await;
+    let other = app.user("bob").await;
+    let (script, urls) = deploy_echo(&app, &token).await;
+
+    // Bearer: no token, another user's token, the owner's.
+    let bare = client().get(&urls["private"]).send().await.unwrap();
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(bare.headers()["www-authenticate"], "Bearer");
+    assert_eq!(json_of(bare).await["error"]["code"], "unauthorized");
+    let stranger = client()
+        .get(&urls["private"])
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), StatusCode::UNAUTHORIZED);
+    let owner = client()
+        .get(&urls["private"])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(owner.status(), StatusCode::OK);
+    assert_eq!(owner.text().await.unwrap(), "private ok");
+    // The token never reached the run.
+    let (_, page) = app
+        .get(&token, &format!("/v1/runs?script_id={script}&limit=5"))
+        .await;
+    assert!(!page.to_string().contains(&token), "{page}");
+
+    // Past the deadline: 202 with the run, which goes on and succeeds; or
+    // 504 where the handler says so.
+    let accepted = client()
+        .post(format!("{}?ms=1500", urls["slow"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let accepted = json_of(accepted).await;
+    let slow_run = accepted["run_id"].as_str().unwrap();
+    let shown = finished(&app, &token, slow_run).await;
+    assert_eq!(shown["run"]["status"], "succeeded", "{shown}");
+    let failed = client()
+        .post(format!("{}?ms=1500", urls["slow_fail"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(json_of(failed).await["error"]["code"], "deadline_passed");
+    // Within its deadline the same handler answers.
+    let quick = client().post(&urls["slow"]).send().await.unwrap();
+    assert_eq!(quick.status(), StatusCode::OK);
+
+    // A body past the cap starts no run.
+    let (_, before) = app
+        .get(&token, &format!("/v1/runs?script_id={script}&limit=50"))
+        .await;
+    let huge = client()
+        .post(&urls["echo"])
+        .body(vec![b'x'; 1024 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_of(huge).await["error"]["code"], "body_too_large");
+    let (_, after) = app
+        .get(&token, &format!("/v1/runs?script_id={script}&limit=50"))
+        .await;
+    assert_eq!(
+        before["runs"].as_array().unwrap().len(),
+        after["runs"].as_array().unwrap().len()
+    );
+
+    // Rotation: the old URL stops answering, the new one answers; a
+    // redeploy keeps the URL; another user cannot list or rotate.
+    let (status, rotated) = app
+        .send(
+            Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/http/echo/rotate"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_url = rotated["url"].as_str().unwrap().to_string();
+    assert_ne!(new_url, urls["echo"]);
+    let old = client().post(&urls["echo"]).send().await.unwrap();
+    assert_eq!(old.status(), StatusCode::NOT_FOUND);
+    let new = client().post(&new_url).body("again").send().await.unwrap();
+    assert_eq!(new.status(), StatusCode::OK);
+    let (status, _) = app
+        .deploy(&token, "echo", &roost_tests::example("http-echo"))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(handler_urls(&app, &token, &script).await["echo"], new_url);
+    let (status, _) = app.get(&other, &format!("/v1/scripts/{script}/http")).await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .send(
+            Method::POST,
+            &other,
+            &format!("/v1/scripts/{script}/http/echo/rotate"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+on_both_stores!(access_deadlines_caps_and_rotation);
