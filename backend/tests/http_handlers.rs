@@ -248,3 +248,47 @@ async fn access_deadlines_caps_and_rotation(backend: Backend) {
 }
 
 on_both_stores!(access_deadlines_caps_and_rotation);
+
+/// `roost hooks list` prints each handler's URL; `roost hooks rotate`
+/// replaces one; an unknown script or handler is one readable line.
+// The CLI blocks its thread while the server answers on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_and_rotates_urls() {
+    use support::process::{roost, text};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.user("alice").await;
+    let (_, urls) = deploy_echo(&app, &token).await;
+    let env = [
+        ("ROOST_SERVER", app.base.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+
+    let listed = roost(dir.path(), &["hooks", "list", "echo"], &env);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed = text(&listed.stdout);
+    assert_eq!(listed.lines().count(), 6, "{listed}");
+    assert!(
+        listed.contains(&format!("echo  POST /echo  public  {}", urls["echo"])),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("private  GET /private  bearer  "),
+        "{listed}"
+    );
+
+    let rotated = roost(dir.path(), &["hooks", "rotate", "echo", "echo"], &env);
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let rotated = text(&rotated.stdout);
+    assert!(
+        rotated.starts_with("echo  POST /echo  public  "),
+        "{rotated}"
+    );
+    assert!(!rotated.contains(&urls["echo"]), "a new URL: {rotated}");
+
+    let unknown = roost(dir.path(), &["hooks", "rotate", "echo", "nope"], &env);
+    assert!(!unknown.status.success());
+    let said = text(&unknown.stderr);
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    assert!(said.contains("not found"), "{said}");
+}

@@ -4,6 +4,7 @@
 mod admin;
 mod client;
 mod compile;
+mod hooks;
 mod inspect;
 mod integration;
 mod local_state;
@@ -73,6 +74,9 @@ enum Command {
     /// Inspect or reset what a deployed script remembers between runs.
     #[command(subcommand)]
     State(state::StateCommand),
+    /// List or rotate the URLs of a deployed script's HTTP handlers.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
 }
 
 /// Entry point of the binary.
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => client::logs(args),
         Command::Messages(args) => client::messages(args),
         Command::State(command) => state::execute(command),
+        Command::Hooks(command) => hooks::execute(command),
     };
     match result {
         Ok(code) => code,

@@ -214,7 +214,7 @@ fn entry_path(script: &str, key: &str) -> String {
 }
 
 /// `text` as one path segment.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     let mut url = Url::parse("http://roost/").expect("a URL");
     url.path_segments_mut().expect("a base").push(text);
     url.path().trim_start_matches('/').to_string()
@@ -236,13 +236,13 @@ fn missing_entry(key: &str) -> StateEntryView {
     }
 }
 
-fn failed(message: String) -> ExitCode {
+pub(super) fn failed(message: String) -> ExitCode {
     eprintln!("roost: {message}");
     ExitCode::from(1)
 }
 
 /// Sends one request; the answer's JSON, or one line saying why not.
-async fn call(
+pub(super) async fn call(
     server: &ServerArgs,
     method: Method,
     path: &str,

@@ -1,0 +1,88 @@
+//! `roost hooks list|rotate SCRIPT`: the URLs of a deployed script's HTTP
+//! handlers, through the server's API.
+
+use std::process::ExitCode;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::client::{ServerArgs, runtime};
+use super::start::script_id;
+use super::state::{call, failed, segment};
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum HooksCommand {
+    /// List each HTTP handler: its method, path, access and URL.
+    List {
+        /// The script's name or id.
+        script: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Give a handler a new URL; the old one stops answering at once.
+    Rotate {
+        /// The script's name or id.
+        script: String,
+        /// The handler's name.
+        handler: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+pub(super) fn execute(command: HooksCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match command {
+            HooksCommand::List { script, server } => {
+                let script = id(&server, &script).await?;
+                let path = format!("/v1/scripts/{}/http", segment(&script));
+                let answer = call(&server, Method::GET, &path, None).await?;
+                Ok(answer.map_or_else(failed, |body| {
+                    let handlers = body["handlers"].as_array().cloned().unwrap_or_default();
+                    if handlers.is_empty() {
+                        println!("this script has no HTTP handlers");
+                    }
+                    for handler in &handlers {
+                        println!("{}", line(handler));
+                    }
+                    ExitCode::SUCCESS
+                }))
+            }
+            HooksCommand::Rotate {
+                script,
+                handler,
+                server,
+            } => {
+                let script = id(&server, &script).await?;
+                let path = format!(
+                    "/v1/scripts/{}/http/{}/rotate",
+                    segment(&script),
+                    segment(&handler)
+                );
+                let answer = call(&server, Method::POST, &path, None).await?;
+                Ok(answer.map_or_else(failed, |body| {
+                    println!("{}", line(&body));
+                    ExitCode::SUCCESS
+                }))
+            }
+        }
+    })
+}
+
+async fn id(server: &ServerArgs, script: &str) -> anyhow::Result<String> {
+    let base = server.server.trim_end_matches('/').to_string();
+    script_id(&reqwest::Client::new(), server, &base, script).await
+}
+
+/// `handler  METHOD /path  access  URL`.
+fn line(handler: &Value) -> String {
+    let field = |name: &str| handler[name].as_str().unwrap_or("?").to_string();
+    format!(
+        "{}  {} {}  {}  {}",
+        field("handler"),
+        field("method"),
+        field("path"),
+        field("access"),
+        field("url")
+    )
+}
