@@ -11,6 +11,7 @@
 //! {"sdk":"0.1.0"}
 //! {"handler":"digest","trigger":{"kind":"schedule","cron":"0 0 8 * * *"}}
 //! {"handler":"on_order","trigger":{"kind":"event","name":"order.created"}}
+//! {"handler":"orders","trigger":{"kind":"http","method":"POST","path":"/orders","access":"public"}}
 //! {"integration":"gmail"}
 //! {"refresh_token":"gmail"}
 //! ```

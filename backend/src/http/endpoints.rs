@@ -89,14 +89,17 @@ async fn answer(state: AppState, token: String, request: Request) -> Response {
         .filter(|rest| !rest.is_empty())
         .unwrap_or("/")
         .to_string();
-    let body = match axum::body::to_bytes(body, MAX_HTTP_BODY).await {
+    // The body becomes the run's payload: the server's payload limit holds.
+    let cap = MAX_HTTP_BODY.min(state.guards.limits.max_payload_bytes);
+    let body = match axum::body::to_bytes(body, cap).await {
         Ok(bytes) => bytes,
         Err(_) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("a handler takes a body of at most {MAX_HTTP_BODY} bytes"),
+                format!("a handler takes a body of at most {cap} bytes"),
             )
+            .with_details(json!({ "limit_bytes": cap }))
             .into_response();
         }
     };
