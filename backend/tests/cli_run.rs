@@ -331,3 +331,59 @@ fn run_keeps_state_in_a_file_when_asked() {
     assert!(stderr.contains("is not a state file"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// `roost run --request` routes the request to the handler that answers
+/// it, prints the response (status and headers on stderr, body on stdout),
+/// and refuses a request no handler answers in one line.
+#[test]
+fn run_tries_an_http_handler_locally() {
+    let data = tempfile::tempdir().unwrap();
+    let out = roost(
+        &[
+            "run",
+            &example("http-echo"),
+            "--request",
+            "POST /echo?q=1",
+            "--header",
+            "X-Test: yes",
+            "--body",
+            "hello",
+        ],
+        data.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("roost: HTTP 200"), "{stderr}");
+    assert!(stderr.contains("roost:   x-echo: yes"), "{stderr}");
+    let echoed: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the body");
+    assert_eq!(echoed["path"], "/echo");
+    assert_eq!(echoed["query"], "q=1");
+    assert_eq!(echoed["body"], "hello");
+    assert_eq!(echoed["headers"]["x-test"], "yes");
+
+    let teapot = roost(
+        &[
+            "run",
+            &example("http-echo"),
+            "--request",
+            "GET /status?code=418",
+        ],
+        data.path(),
+    );
+    let stderr = String::from_utf8_lossy(&teapot.stderr);
+    assert!(stderr.contains("roost: HTTP 418"), "{stderr}");
+    assert!(!stderr.contains("connection:"), "{stderr}");
+
+    let nowhere = roost(
+        &["run", &example("http-echo"), "--request", "GET /nowhere"],
+        data.path(),
+    );
+    assert!(!nowhere.status.success());
+    let stderr = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(
+        stderr.contains("no HTTP handler of this script answers GET /nowhere"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("POST /echo"), "{stderr}");
+}

@@ -7,6 +7,7 @@ mod compile;
 mod hooks;
 mod inspect;
 mod integration;
+mod local_http;
 mod local_state;
 mod run;
 mod scaffold;

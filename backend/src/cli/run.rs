@@ -13,6 +13,7 @@ use roost_sandbox::{
 
 use super::local_state::LocalState;
 use crate::data_dir::DataDir;
+use crate::execute::http_reply::HttpReplySlot;
 use crate::execute::masking::Masker;
 use crate::execute::run_state::RunState;
 use crate::store::StateQuota;
@@ -62,6 +63,16 @@ pub(super) struct RunArgs {
     /// starts from empty state and its writes are dropped.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Run the HTTP handler that answers this request (`"POST /orders?id=1"`)
+    /// and print its response (status and headers on stderr, body on stdout).
+    #[arg(long, value_name = "METHOD /PATH", conflicts_with_all = ["event", "payload", "handler"])]
+    request: Option<String>,
+    /// A header of the `--request` (`"name: value"`, repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "request")]
+    headers: Vec<String>,
+    /// The `--request`'s body: this text, or a file's bytes as `@FILE`.
+    #[arg(long, value_name = "TEXT|@FILE", requires = "request")]
+    body: Option<String>,
 }
 
 pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -77,8 +88,26 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
         Some(path) => LocalState::load(path)?,
         None => LocalState::default(),
     };
+    let request = match &args.request {
+        Some(line) => {
+            let body = match args.body.as_deref() {
+                Some(file) if file.starts_with('@') => std::fs::read(&file[1..])
+                    .with_context(|| format!("reading the body from {}", &file[1..]))?,
+                Some(text) => text.as_bytes().to_vec(),
+                None => Vec::new(),
+            };
+            Some(super::local_http::request(
+                &bytes,
+                line,
+                &args.headers,
+                body,
+            )?)
+        }
+        None => None,
+    };
     let services = std::sync::Arc::new(LocalServices {
         sent: Default::default(),
+        http_reply: HttpReplySlot::new(request.is_some()),
         state: std::sync::Arc::new(RunState::new(
             Box::new(committed.clone()),
             StateQuota::default(),
@@ -93,14 +122,26 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
         let guest = sandbox
             .load(&bytes)
             .with_context(|| format!("loading {}", args.component.display()))?;
+        let (handler, trigger, payload) = match &request {
+            Some(request) => (
+                Some(request.handler.clone()),
+                request.trigger.clone(),
+                request.payload.clone(),
+            ),
+            None => (
+                args.handler.clone(),
+                match &args.event {
+                    Some(name) => Trigger::Event { name: name.clone() },
+                    None => Trigger::Manual,
+                },
+                args.payload.clone().unwrap_or(serde_json::Value::Null),
+            ),
+        };
         let invocation = Invocation {
             env: args.env.iter().cloned().collect::<BTreeMap<_, _>>(),
-            handler: args.handler.clone(),
-            trigger: Some(match &args.event {
-                Some(name) => Trigger::Event { name: name.clone() },
-                None => Trigger::Manual,
-            }),
-            payload: args.payload.clone().unwrap_or(serde_json::Value::Null),
+            handler,
+            trigger: Some(trigger),
+            payload,
             program_name: args
                 .component
                 .file_stem()
@@ -131,15 +172,22 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
             writes.changes.len()
         );
     }
-    report(&outcome)
+    let code = report(&outcome)?;
+    if request.is_some() {
+        super::local_http::print(services.http_reply.take())?;
+    }
+    Ok(code)
 }
 
 /// What roost serves a local run at `http://roost.internal`: the
 /// `messaging` outbox, printed on roost's own stderr as messages arrive
-/// (there is no server to keep them), and the script's state.
+/// (there is no server to keep them), the script's state, and an HTTP
+/// handler's response.
 struct LocalServices {
     sent: std::sync::atomic::AtomicU32,
     state: std::sync::Arc<RunState>,
+    /// The response of a `--request`'s handler.
+    http_reply: HttpReplySlot,
 }
 
 impl HostService for LocalServices {
@@ -150,7 +198,9 @@ impl HostService for LocalServices {
             let (operation, state) = (operation.to_string(), self.state.clone());
             return Box::pin(async move { state.handle(&operation, &request.body).await });
         }
-        let answer = if request.method == "POST" && request.path == "/v1/messages" {
+        let answer = if request.method == "POST" && request.path == "/v1/http/response" {
+            self.http_reply.handle(&request.body)
+        } else if request.method == "POST" && request.path == "/v1/messages" {
             match serde_json::from_slice::<serde_json::Value>(&request.body) {
                 Ok(message) if message["body"].is_string() => {
                     let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -180,7 +230,7 @@ impl HostService for LocalServices {
         } else {
             HostResponse::json(
                 404,
-                &serde_json::json!({ "error": { "code": "not_found", "message": "`roost run` serves only the messaging outbox and the script's state" } }),
+                &serde_json::json!({ "error": { "code": "not_found", "message": "`roost run` serves only the messaging outbox, the script's state and HTTP responses" } }),
             )
         };
         Box::pin(async move { answer })

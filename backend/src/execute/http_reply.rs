@@ -16,7 +16,7 @@ use crate::triggers::http::{MAX_HTTP_BODY, is_hop_by_hop};
 const MAX_HEADERS: usize = 100;
 
 /// Where one run's response waits for the run's end.
-pub(super) struct HttpReplySlot {
+pub(crate) struct HttpReplySlot {
     /// Whether the run was started by an HTTP request.
     accepts: bool,
     reply: Mutex<Option<HttpReply>>,
@@ -33,7 +33,7 @@ struct Sent {
 }
 
 impl HttpReplySlot {
-    pub(super) fn new(accepts: bool) -> Self {
+    pub(crate) fn new(accepts: bool) -> Self {
         Self {
             accepts,
             reply: Mutex::new(None),
@@ -41,7 +41,7 @@ impl HttpReplySlot {
     }
 
     /// Takes the run's response, checked; refuses a second one.
-    pub(super) fn handle(&self, body: &[u8]) -> HostResponse {
+    pub(crate) fn handle(&self, body: &[u8]) -> HostResponse {
         if !self.accepts {
             return refuse(
                 409,
@@ -70,7 +70,7 @@ impl HttpReplySlot {
     }
 
     /// The response, once; `None` if the run sent none.
-    pub(super) fn take(&self) -> Option<HttpReply> {
+    pub(crate) fn take(&self) -> Option<HttpReply> {
         self.reply.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }

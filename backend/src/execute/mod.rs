@@ -7,7 +7,7 @@
 
 mod host_calls;
 mod host_services;
-mod http_reply;
+pub(crate) mod http_reply;
 pub mod masking;
 mod refusals;
 pub(crate) mod run_state;

@@ -348,7 +348,7 @@ impl HttpHandlers {
 
 /// The run's payload: the request as the SDK's `http::Request` reads it.
 /// A bearer handler's token stays with roost.
-fn payload(request: &IncomingRequest, access: HttpAccess) -> serde_json::Value {
+pub(crate) fn payload(request: &IncomingRequest, access: HttpAccess) -> serde_json::Value {
     let headers: Vec<[&str; 2]> = request
         .headers
         .iter()
