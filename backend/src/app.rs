@@ -161,6 +161,7 @@ impl Application {
                 guards.limits.queue_limits(),
                 config.max_run_limits.timeout,
                 &base_url,
+                credentials.keys().clone(),
             ),
             registry: registry.clone(),
             credentials,

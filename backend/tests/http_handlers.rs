@@ -52,7 +52,7 @@ async fn answers_its_caller_and_every_request_is_a_run(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.user("alice").await;
     let (script, urls) = deploy_echo(&app, &token).await;
-    assert_eq!(urls.len(), 6, "{urls:?}");
+    assert_eq!(urls.len(), 7, "{urls:?}");
     assert!(urls["echo"].ends_with("/echo"), "{urls:?}");
 
     let echoed = client()
@@ -249,6 +249,89 @@ async fn access_deadlines_caps_and_rotation(backend: Backend) {
 
 on_both_stores!(access_deadlines_caps_and_rotation);
 
+/// `hmac` access: refused until the owner sets a secret; then a request
+/// signed with it passes, and a wrong secret, a changed body, a stale
+/// timestamp or no signature are refused with nothing queued. The secret
+/// is never answered back.
+async fn signed_requests(backend: Backend) {
+    use roost::triggers::signing::sign;
+    let app = TestApp::spawn(backend).await;
+    let token = app.user("alice").await;
+    let other = app.user("bob").await;
+    let (script, urls) = deploy_echo(&app, &token).await;
+    let url = &urls["signed"];
+    let now = roost::store::now_millis() / 1000;
+    let send = |timestamp: i64, signature: String, body: &'static str| {
+        client()
+            .post(url)
+            .header("x-roost-timestamp", timestamp.to_string())
+            .header("x-roost-signature", signature)
+            .body(body)
+            .send()
+    };
+    let secret = "5f2b9c0e7a1d4e3f8b6a9c2d1e0f4a7b5c8d3e6f9a0b1c2d";
+    let good = || format!("v1={}", sign(secret, now, b"order 1"));
+
+    let before = send(now, good(), "order 1").await.unwrap();
+    assert_eq!(
+        before.status(),
+        StatusCode::UNAUTHORIZED,
+        "no secret set yet"
+    );
+    assert_eq!(json_of(before).await["error"]["code"], "invalid_signature");
+
+    let path = format!("/v1/scripts/{script}/http/signed/secret");
+    let (status, short) = app
+        .send(Method::PUT, &token, &path, json!({ "secret": "short" }))
+        .await;
+    assert_eq!(status, 400, "{short}");
+    assert_eq!(short["error"]["code"], "invalid_secret");
+    let (status, _) = app
+        .send(Method::PUT, &other, &path, json!({ "secret": secret }))
+        .await;
+    assert_eq!(status, 404, "another user cannot set it");
+    let (status, set) = app
+        .send(Method::PUT, &token, &path, json!({ "secret": secret }))
+        .await;
+    assert_eq!(status, 204, "{set}");
+
+    let ok = send(now, good(), "order 1").await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.text().await.unwrap(), "signed ok: order 1");
+
+    let wrong_secret = format!("v1={}", sign(&"x".repeat(40), now, b"order 1"));
+    let refusals = [
+        send(now, wrong_secret, "order 1"),
+        send(now, good(), "order 2"),
+        send(
+            now - 600,
+            format!("v1={}", sign(secret, now - 600, b"order 1")),
+            "order 1",
+        ),
+        send(now, "v1=zz".into(), "order 1"),
+    ];
+    for refused in refusals {
+        let refused = refused.await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(json_of(refused).await["error"]["code"], "invalid_signature");
+    }
+    let unsigned = client().post(url).body("order 1").send().await.unwrap();
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+
+    // One run: the signed request's; refusals queue nothing.
+    let (_, page) = app
+        .get(&token, &format!("/v1/runs?script_id={script}&limit=50"))
+        .await;
+    assert_eq!(page["runs"].as_array().unwrap().len(), 1, "{page}");
+    let (_, listed) = app.get(&token, &format!("/v1/scripts/{script}/http")).await;
+    assert!(
+        !listed.to_string().contains(secret),
+        "the secret is never shown"
+    );
+}
+
+on_both_stores!(signed_requests);
+
 /// `roost hooks list` prints each handler's URL; `roost hooks rotate`
 /// replaces one; an unknown script or handler is one readable line.
 // The CLI blocks its thread while the server answers on another.
@@ -267,7 +350,7 @@ async fn the_cli_lists_and_rotates_urls() {
     let listed = roost(dir.path(), &["hooks", "list", "echo"], &env);
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let listed = text(&listed.stdout);
-    assert_eq!(listed.lines().count(), 6, "{listed}");
+    assert_eq!(listed.lines().count(), 7, "{listed}");
     assert!(
         listed.contains(&format!("echo  POST /echo  public  {}", urls["echo"])),
         "{listed}"

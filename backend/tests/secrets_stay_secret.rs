@@ -132,7 +132,50 @@ async fn tokens_and_credentials_never_reach_logs_or_responses() {
     let sig = link.rsplit_once("sig=").unwrap().1.to_string();
     assert_eq!(app.client.get(&link).send().await.unwrap().status(), 200);
 
+    // An HTTP handler's URL token (a public handler's secret), and an API
+    // token sent to a bearer handler, stay out of the logs too.
+    let (status, deployed) = app
+        .deploy(&token, "echo", &roost_tests::example("http-echo"))
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+    let script = deployed["script_id"].as_str().unwrap();
+    let (_, listed) = app.get(&token, &format!("/v1/scripts/{script}/http")).await;
+    let url_of = |handler: &str| {
+        listed["handlers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["handler"] == handler)
+            .unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let status_url = url_of("status");
+    let answered = app.client.get(&status_url).send().await.unwrap();
+    assert_eq!(answered.status(), 200);
+    let private = app
+        .client
+        .get(url_of("private"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(private.status(), 200);
+    let url_token = status_url
+        .split("/h/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        !logs.contains(&url_token),
+        "an HTTP handler's URL token reached the logs"
+    );
     assert!(
         logs.contains("credentials stored"),
         "the flow was logged at all:\n{logs}"

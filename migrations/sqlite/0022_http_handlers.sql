@@ -1,11 +1,16 @@
 -- The URL of each HTTP-triggered handler: an unguessable token per
 -- (script, handler), kept across deploys and rollbacks, replaced when the
--- user rotates it, gone with the script.
+-- user rotates it, gone with the script. An `hmac` handler's signing
+-- secret, once its owner set one, is sealed like a credential (AES-GCM
+-- under master key `secret_key_id`, bound to the user, script and handler).
 CREATE TABLE http_endpoints (
-    token       TEXT PRIMARY KEY,
-    script_id   TEXT NOT NULL REFERENCES scripts(id) ON DELETE CASCADE,
-    handler     TEXT NOT NULL,
-    created_at  BIGINT NOT NULL,
+    token          TEXT PRIMARY KEY,
+    script_id      TEXT NOT NULL REFERENCES scripts(id) ON DELETE CASCADE,
+    handler        TEXT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    secret_key_id  TEXT,
+    secret_nonce   BLOB,
+    secret         BLOB,
     UNIQUE (script_id, handler)
 );
 

@@ -54,6 +54,8 @@ pub enum HttpAccess {
     Public,
     /// A caller with a roost API token of the script's owner.
     Bearer,
+    /// A caller that signs each request with the secret its owner set.
+    Hmac,
 }
 
 /// What a caller gets when the handler's deadline passes.

@@ -109,3 +109,54 @@ pub(super) fn reseal(
     fresh.expires_at = row.expires_at;
     Ok(fresh)
 }
+
+/// The slot of an HTTP handler's signing secret: its own "integration", so
+/// a sealed secret cannot be passed off as a credential or the other way.
+const HANDLER_SECRET: &str = "roost.http-handler";
+
+/// Seals an HTTP handler's signing secret, bound to its user, script and
+/// handler.
+pub(crate) fn seal_handler_secret(
+    keys: &MasterKeys,
+    user_id: &str,
+    script_id: &str,
+    handler: &str,
+    secret: &str,
+) -> crate::store::SealedSecret {
+    let cred_key = format!("{script_id}/{handler}");
+    let slot = Slot {
+        user_id,
+        integration_id: HANDLER_SECRET,
+        cred_key: &cred_key,
+    };
+    let row = seal(keys, &slot, secret, None);
+    crate::store::SealedSecret {
+        key_id: row.key_id,
+        nonce: row.nonce,
+        ciphertext: row.ciphertext,
+    }
+}
+
+/// Opens what [`seal_handler_secret`] sealed for the same user, script and
+/// handler.
+pub(crate) fn open_handler_secret(
+    keys: &MasterKeys,
+    user_id: &str,
+    script_id: &str,
+    handler: &str,
+    sealed: &crate::store::SealedSecret,
+) -> Result<String, CredentialError> {
+    let row = CredentialRow {
+        user_id: user_id.to_string(),
+        integration_id: HANDLER_SECRET.to_string(),
+        cred_key: format!("{script_id}/{handler}"),
+        key_id: sealed.key_id.clone(),
+        nonce: sealed.nonce.clone(),
+        ciphertext: sealed.ciphertext.clone(),
+        placement: None,
+        status: crate::store::CredentialStatus::Connected,
+        updated_at: 0,
+        expires_at: None,
+    };
+    open(keys, &row)
+}

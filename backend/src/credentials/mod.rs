@@ -321,8 +321,10 @@ impl CredentialService {
     }
 }
 
-/// Re-encrypts every stored credential under the current key of `keys`.
-/// Returns how many rows were rewritten. All or nothing.
+/// Re-encrypts every stored credential, and every HTTP handler's signing
+/// secret, under the current key of `keys`. Returns how many were
+/// rewritten. The credentials all or nothing, then the secrets one by one
+/// (a secret not yet resealed still opens with its old key).
 pub async fn reencrypt_all(store: &dyn Store, keys: &MasterKeys) -> Result<usize, CredentialError> {
     let rows = store.all_credentials().await?;
     let fresh: Vec<_> = rows
@@ -346,7 +348,19 @@ pub async fn reencrypt_all(store: &dyn Store, keys: &MasterKeys) -> Result<usize
         })
         .collect();
     crate::audit::record(store, &entries).await;
-    Ok(fresh.len())
+    // HTTP handlers' signing secrets are sealed under the same keys.
+    let mut resealed = 0;
+    for endpoint in store.sealed_http_secrets().await? {
+        let Some(sealed) = &endpoint.secret else {
+            continue;
+        };
+        let (user, script, handler) = (&endpoint.user_id, &endpoint.script_id, &endpoint.handler);
+        let secret = cipher::open_handler_secret(keys, user, script, handler, sealed)?;
+        let fresh = cipher::seal_handler_secret(keys, user, script, handler, &secret);
+        store.set_http_secret(user, script, handler, &fresh).await?;
+        resealed += 1;
+    }
+    Ok(fresh.len() + resealed)
 }
 
 #[cfg(test)]

@@ -141,6 +141,53 @@ async fn rotation_reencrypts_every_row_and_retires_the_old_key() {
     assert!(!format!("{audit:?}").contains("SG.value"));
 }
 
+/// An HTTP handler's signing secret is resealed with the credentials, so
+/// it still opens once the old key is retired; sealed for one handler, it
+/// does not open as another's.
+#[tokio::test]
+async fn rotation_reseals_http_handler_secrets() {
+    let (_dir, store, mut keys, user) = setup().await;
+    let trigger = crate::store::TriggerRow {
+        handler: "signed".into(),
+        kind: crate::store::TriggerKind::Http,
+        spec: r#"{"method":"POST","path":"/signed","access":"hmac"}"#.into(),
+        timezone: None,
+    };
+    let version = store
+        .create_script_version(&crate::store::NewScriptVersion {
+            user_id: user.clone(),
+            name: "s".into(),
+            component: b"\0asm".to_vec(),
+            content_hash: "ab".repeat(32),
+            metadata: serde_json::json!({ "handlers": [], "integrations": [] }),
+            triggers: vec![trigger],
+            retries: None,
+            limits: None,
+            caps: Default::default(),
+        })
+        .await
+        .unwrap();
+    let script = version.script_id;
+    let secret = "a-signing-secret-of-at-least-32-bytes";
+    let sealed = cipher::seal_handler_secret(&keys, &user, &script, "signed", secret);
+    assert!(cipher::open_handler_secret(&keys, &user, &script, "other", &sealed).is_err());
+    assert!(
+        store
+            .set_http_secret(&user, &script, "signed", &sealed)
+            .await
+            .unwrap()
+    );
+    let old_id = keys.current_id().to_string();
+    keys.add_new_current().unwrap();
+    assert_eq!(reencrypt_all(store.as_ref(), &keys).await.unwrap(), 1);
+    keys.retire_old().unwrap();
+    let stored = store.sealed_http_secrets().await.unwrap();
+    let resealed = stored[0].secret.as_ref().unwrap();
+    assert_ne!(resealed.key_id, old_id);
+    let opened = cipher::open_handler_secret(&keys, &user, &script, "signed", resealed).unwrap();
+    assert_eq!(opened, secret);
+}
+
 #[cfg(unix)]
 #[test]
 fn the_key_file_is_private() {

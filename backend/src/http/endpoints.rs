@@ -1,8 +1,9 @@
 //! The URLs of scripts' HTTP handlers: `/h/{token}{path}`, any method.
 //! The request is read (within the body cap), handed to the HTTP trigger
 //! service, and the run's response (or what became of the run) answered.
-//! Their owner lists them at `GET /v1/scripts/{id}/http` and gives one a
-//! new URL with `POST /v1/scripts/{id}/http/{handler}/rotate`.
+//! Their owner lists them at `GET /v1/scripts/{id}/http`, gives one a
+//! new URL with `POST /v1/scripts/{id}/http/{handler}/rotate`, and sets an
+//! `hmac` handler's signing secret with `PUT …/{handler}/secret`.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -11,7 +12,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::extract::AuthUser;
+use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
 use crate::triggers::http::{
     HttpOutcome, HttpTriggerError, IncomingRequest, MAX_HTTP_BODY, is_hop_by_hop,
@@ -22,6 +23,18 @@ use crate::triggers::http::{
 #[derive(Clone, Copy)]
 pub(super) struct ScriptAnswer;
 
+/// `path` with an HTTP handler's URL token (the secret of a public
+/// handler) replaced, for logs.
+pub(super) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/h/") {
+        Some(rest) => {
+            let below = rest.find('/').map_or("", |at| &rest[at..]);
+            format!("/h/{{token}}{below}").into()
+        }
+        None => path.into(),
+    }
+}
+
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/h/{token}", axum::routing::any(at_root))
@@ -31,6 +44,37 @@ pub(super) fn router() -> Router<AppState> {
             "/v1/scripts/{id}/http/{handler}/rotate",
             axum::routing::post(rotate),
         )
+        .route(
+            "/v1/scripts/{id}/http/{handler}/secret",
+            axum::routing::put(set_secret),
+        )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretBody {
+    secret: String,
+}
+
+/// Sets an `hmac` handler's signing secret. The secret is never answered
+/// back, here or anywhere.
+async fn set_secret(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((script_id, handler)): Path<(String, String)>,
+    ApiJson(body): ApiJson<SecretBody>,
+) -> Response {
+    match state
+        .http_handlers
+        .set_secret(&user.id, &script_id, &handler, &body.secret)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(HttpTriggerError::NotFound) => {
+            ApiError::not_found("HTTP handler of that script").into_response()
+        }
+        Err(err) => refusal(err),
+    }
 }
 
 async fn list(
@@ -207,6 +251,12 @@ fn refusal(err: HttpTriggerError) -> Response {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
+        HttpTriggerError::BadSignature(why) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", why).into_response()
+        }
+        HttpTriggerError::InvalidSecret(why) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_secret", why).into_response()
+        }
         HttpTriggerError::TooManyWaits(_) => ApiError::too_many(
             "too_many_waiting",
             err.to_string(),
@@ -214,5 +264,17 @@ fn refusal(err: HttpTriggerError) -> Response {
         )
         .into_response(),
         HttpTriggerError::Store(err) => ApiError::from(err).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn a_handlers_token_stays_out_of_logged_paths() {
+        assert_eq!(loggable_path("/h/hsecret/orders/1"), "/h/{token}/orders/1");
+        assert_eq!(loggable_path("/h/hsecret"), "/h/{token}");
+        assert_eq!(loggable_path("/v1/runs"), "/v1/runs");
     }
 }

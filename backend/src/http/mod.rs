@@ -133,14 +133,15 @@ pub fn router(
             json_errors::rewrite(response, max_body_bytes)
         }))
         // Requests are logged by method and path, never their query: a setup
-        // link's signature, an OAuth code or state travel there.
+        // link's signature, an OAuth code or state travel there. An HTTP
+        // handler's URL token is a secret too: it is left out of the path.
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<axum::body::Body>| {
                     tracing::debug_span!(
                         "request",
                         method = %request.method(),
-                        path = %request.uri().path()
+                        path = %endpoints::loggable_path(request.uri().path())
                     )
                 },
             ),

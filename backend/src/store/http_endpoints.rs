@@ -21,6 +21,20 @@ pub struct HttpEndpoint {
     /// Its trigger as the current version declares it (JSON of
     /// `roost_sandbox::HttpTrigger`).
     pub trigger: String,
+    /// An `hmac` handler's signing secret, sealed, once its owner set one.
+    pub secret: Option<SealedSecret>,
+}
+
+/// A secret sealed with AES-GCM under a master key (see
+/// `credentials::cipher`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// The master key's id.
+    pub key_id: String,
+    /// The nonce.
+    pub nonce: Vec<u8>,
+    /// The ciphertext.
+    pub ciphertext: Vec<u8>,
 }
 
 /// HTTP endpoints.
@@ -45,6 +59,17 @@ pub trait HttpEndpointStore: Send + Sync {
     ) -> StoreResult<Option<HttpEndpoint>>;
     /// What HTTP-triggered run `run_id` answered, once it succeeded.
     async fn http_response(&self, run_id: &str) -> StoreResult<Option<HttpReply>>;
+    /// Sets a handler's signing secret; false if the user's script has no
+    /// such HTTP handler.
+    async fn set_http_secret(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        handler: &str,
+        secret: &SealedSecret,
+    ) -> StoreResult<bool>;
+    /// Every endpoint with a signing secret (master-key rotation).
+    async fn sealed_http_secrets(&self) -> StoreResult<Vec<HttpEndpoint>>;
 }
 
 /// A fresh URL token: 192 random bits.
@@ -59,7 +84,8 @@ pub(super) fn new_endpoint_token() -> String {
 pub(super) const ENSURE_ENDPOINT_SQL: &str = "INSERT INTO http_endpoints (token, script_id, handler, created_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (script_id, handler) DO NOTHING";
 
-const ENDPOINT_COLUMNS: &str = "SELECT e.token, s.user_id, e.script_id, e.handler, t.spec \
+const ENDPOINT_COLUMNS: &str = "SELECT e.token, s.user_id, e.script_id, e.handler, t.spec, \
+     e.secret_key_id, e.secret_nonce, e.secret \
      FROM http_endpoints e JOIN scripts s ON s.id = e.script_id \
      JOIN triggers t ON t.script_id = e.script_id AND t.handler = e.handler AND t.kind = 'http'";
 
@@ -68,13 +94,26 @@ where
     R: Row,
     for<'c> &'c str: ColumnIndex<R>,
     String: Column<R::Database>,
+    Option<String>: Column<R::Database>,
+    Option<Vec<u8>>: Column<R::Database>,
 {
+    let key_id: Option<String> = row.try_get("secret_key_id")?;
+    let nonce: Option<Vec<u8>> = row.try_get("secret_nonce")?;
+    let ciphertext: Option<Vec<u8>> = row.try_get("secret")?;
     Ok(HttpEndpoint {
         token: row.try_get("token")?,
         user_id: row.try_get("user_id")?,
         script_id: row.try_get("script_id")?,
         handler: row.try_get("handler")?,
         trigger: row.try_get("spec")?,
+        secret: match (key_id, nonce, ciphertext) {
+            (Some(key_id), Some(nonce), Some(ciphertext)) => Some(SealedSecret {
+                key_id,
+                nonce,
+                ciphertext,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -86,8 +125,10 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB> + ColumnIndex<DB::Row>,
     String: Column<DB>,
+    Option<String>: Column<DB>,
     i64: Column<DB>,
     Vec<u8>: Column<DB>,
+    Option<Vec<u8>>: Column<DB>,
 {
     async fn http_endpoint(&self, token: &str) -> StoreResult<Option<HttpEndpoint>> {
         let sql = format!("{ENDPOINT_COLUMNS} WHERE e.token = $1");
@@ -132,6 +173,7 @@ where
         handler: &str,
     ) -> StoreResult<Option<HttpEndpoint>> {
         let token = new_endpoint_token();
+        // The URL changes; a signing secret stays until its owner sets another.
         let rotated = sqlx::query(
             "UPDATE http_endpoints SET token = $1, created_at = $2 \
              WHERE script_id = $3 AND handler = $4 \
@@ -168,5 +210,35 @@ where
                 .map_err(|e| StoreError::Corrupt(format!("HTTP response headers: {e}")))?,
             body: row.try_get("body")?,
         }))
+    }
+
+    async fn set_http_secret(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        handler: &str,
+        secret: &SealedSecret,
+    ) -> StoreResult<bool> {
+        let set = sqlx::query(
+            "UPDATE http_endpoints SET secret_key_id = $1, secret_nonce = $2, secret = $3 \
+             WHERE script_id = $4 AND handler = $5 \
+             AND script_id IN (SELECT id FROM scripts WHERE user_id = $6) \
+             AND EXISTS (SELECT 1 FROM triggers t WHERE t.script_id = $4 AND t.handler = $5 AND t.kind = 'http')",
+        )
+        .bind(secret.key_id.as_str())
+        .bind(&secret.nonce)
+        .bind(&secret.ciphertext)
+        .bind(script_id)
+        .bind(handler)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&set) > 0)
+    }
+
+    async fn sealed_http_secrets(&self) -> StoreResult<Vec<HttpEndpoint>> {
+        let sql = format!("{ENDPOINT_COLUMNS} WHERE e.secret IS NOT NULL");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(endpoint).collect()
     }
 }

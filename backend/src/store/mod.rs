@@ -34,7 +34,7 @@ pub use audit::AuditStore;
 pub use calls::CallStore;
 pub use credentials::CredentialStore;
 pub use events::EventStore;
-pub use http_endpoints::{HttpEndpoint, HttpEndpointStore};
+pub use http_endpoints::{HttpEndpoint, HttpEndpointStore, SealedSecret};
 pub use ids::{id_time, new_id};
 pub use integrations::IntegrationStore;
 pub use kinds::*;

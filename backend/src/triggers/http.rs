@@ -16,6 +16,9 @@ use roost_sandbox::metadata::HandlerMeta;
 use roost_sandbox::{HttpAccess, HttpTrigger, OnDeadline, Trigger};
 use serde_json::json;
 
+use super::signing;
+use crate::credentials::MasterKeys;
+use crate::credentials::cipher::{open_handler_secret, seal_handler_secret};
 use crate::queue::Runner;
 use crate::store::{
     Enqueued, HttpEndpoint, HttpReply, NewRun, QueueLimits, RunStatus, Store, StoreError,
@@ -156,6 +159,13 @@ pub enum HttpTriggerError {
     /// request had none that is.
     #[error("this handler takes an API token of the script's owner in `Authorization: Bearer`")]
     Unauthorized,
+    /// The handler takes signed requests, and this one's signature is
+    /// missing, stale or wrong (or the owner set no secret yet).
+    #[error("{0}")]
+    BadSignature(&'static str),
+    /// A signing secret the server does not take.
+    #[error("{0}")]
+    InvalidSecret(String),
     /// The owner has as many requests waiting as allowed here.
     #[error("the script's owner already has {0} requests waiting on runs at this server")]
     TooManyWaits(usize),
@@ -189,6 +199,8 @@ pub struct HttpHandlers {
     max_deadline: Duration,
     /// The server's public address, for handlers' URLs.
     base_url: String,
+    /// What signing secrets are sealed with.
+    keys: Arc<MasterKeys>,
 }
 
 impl HttpHandlers {
@@ -201,6 +213,7 @@ impl HttpHandlers {
         limits: QueueLimits,
         max_deadline: Duration,
         base_url: &str,
+        keys: Arc<MasterKeys>,
     ) -> Self {
         Self {
             store,
@@ -208,6 +221,28 @@ impl HttpHandlers {
             limits,
             max_deadline,
             base_url: base_url.trim_end_matches('/').to_string(),
+            keys,
+        }
+    }
+
+    /// Sets the secret a handler's callers sign with (`hmac` access); the
+    /// previous one stops working at once. roost never shows it again.
+    pub async fn set_secret(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        handler: &str,
+        secret: &str,
+    ) -> Result<(), HttpTriggerError> {
+        signing::check_secret(secret).map_err(HttpTriggerError::InvalidSecret)?;
+        let sealed = seal_handler_secret(&self.keys, user_id, script_id, handler, secret);
+        match self
+            .store
+            .set_http_secret(user_id, script_id, handler, &sealed)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(HttpTriggerError::NotFound),
         }
     }
 
@@ -289,6 +324,26 @@ impl HttpHandlers {
             if owner.is_none_or(|user| user.id != endpoint.user_id) {
                 return Err(HttpTriggerError::Unauthorized);
             }
+        }
+        if trigger.access == HttpAccess::Hmac {
+            let Some(sealed) = &endpoint.secret else {
+                return Err(HttpTriggerError::BadSignature(signing::NO_SECRET));
+            };
+            let secret = open_handler_secret(
+                &self.keys,
+                &endpoint.user_id,
+                &endpoint.script_id,
+                &endpoint.handler,
+                sealed,
+            )
+            .map_err(|_| HttpTriggerError::BadSignature(signing::NO_SECRET))?;
+            signing::verify(
+                &secret,
+                &request.headers,
+                &request.body,
+                crate::store::now_millis() / 1000,
+            )
+            .map_err(HttpTriggerError::BadSignature)?;
         }
         let slot = self
             .runner

@@ -8,6 +8,7 @@ pub mod http;
 pub mod jetstream;
 pub mod manual;
 pub mod schedule;
+pub mod signing;
 pub mod webhook;
 
 pub use event::{EventError, EventService, Submitted, valid_type};

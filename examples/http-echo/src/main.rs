@@ -1,4 +1,5 @@
 //! HTTP-triggered handlers for the tests: an echo, a bearer-only route, a
+//! signed-only route, a
 //! chosen status, sleeps past a deadline (accepted or failed), and a handler
 //! that fails on purpose.
 
@@ -32,6 +33,12 @@ fn echo(request: &Request) -> Response {
 #[on_http("GET", "/private", access = "bearer")]
 fn private(_request: &Request) -> Response {
     Response::from_text(200, "private ok")
+}
+
+/// Reachable only with a request signed with the secret its owner set.
+#[on_http("POST", "/signed", access = "hmac")]
+fn signed(request: &Request) -> Response {
+    Response::from_text(200, format!("signed ok: {}", request.text()))
 }
 
 /// Answers with the status in `?code=` (200 by default), plus a hop-by-hop
@@ -76,4 +83,4 @@ fn boom(_request: &Request) -> Result<Response, &'static str> {
     Err("boom on purpose")
 }
 
-roost_sdk::main!(echo, private, status, slow, slow_fail, boom);
+roost_sdk::main!(echo, private, signed, status, slow, slow_fail, boom);

@@ -22,7 +22,7 @@ pub(crate) struct HttpArgs {
 impl Parse for HttpArgs {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let usage = "expected `#[on_http(\"METHOD\", \"/path\")]`, optionally followed by \
-                     `access = \"public\" | \"bearer\"`, `deadline_ms = 5000`, \
+                     `access = \"public\" | \"bearer\" | \"hmac\"`, `deadline_ms = 5000`, \
                      `on_deadline = \"accept\" | \"fail\"`";
         let method: LitStr = input
             .parse()
@@ -54,7 +54,7 @@ impl Parse for HttpArgs {
                 ));
             }
             match name.as_str() {
-                "access" => args.access = one_of(input, &["public", "bearer"])?,
+                "access" => args.access = one_of(input, &["public", "bearer", "hmac"])?,
                 "on_deadline" => args.on_deadline = Some(one_of(input, &["accept", "fail"])?),
                 "deadline_ms" => {
                     let value: LitInt = input.parse()?;
@@ -227,7 +227,7 @@ mod tests {
             (r#""GET""#, "expected `#[on_http"),
             (
                 r#""GET", "/a", access = "private""#,
-                r#"expected "public" or "bearer""#,
+                r#"expected "public" or "bearer" or "hmac""#,
             ),
             (
                 r#""GET", "/a", on_deadline = "retry""#,

@@ -69,7 +69,7 @@ pub fn on_event(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Answers HTTP requests: `#[on_http("POST", "/orders")]`, with optional
-/// `access = "public" | "bearer"` (default `"public"`), `deadline_ms = 5000`
+/// `access = "public" | "bearer" | "hmac"` (default `"public"`), `deadline_ms = 5000`
 /// and `on_deadline = "accept" | "fail"` (default `"accept"`).
 ///
 /// The method is one of `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`,
@@ -84,7 +84,9 @@ pub fn on_event(args: TokenStream, item: TokenStream) -> TokenStream {
 /// (`"accept"`) or `504` (`"fail"`) while the run goes on. `"public"`: the
 /// URL, with its unguessable segment, is the secret. `"bearer"`: the caller
 /// sends a roost API token of the script's owner in
-/// `Authorization: Bearer …`, which the script never sees. See
+/// `Authorization: Bearer …`, which the script never sees. `"hmac"`: the
+/// caller signs each request with a secret the owner set (see
+/// `roost_sdk::http::Access::Hmac`). See
 /// `roost_sdk::http` for an example.
 #[proc_macro_attribute]
 pub fn on_http(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -26,6 +26,11 @@ pub enum Access {
     /// `Authorization: Bearer …`. roost checks the token and removes the
     /// header: the script never sees it.
     Bearer,
+    /// Only a caller that signs each request with a secret its owner set
+    /// (`PUT /v1/scripts/{id}/http/{handler}/secret`): `X-Roost-Timestamp`
+    /// (Unix seconds, within 5 minutes of roost's clock) and
+    /// `X-Roost-Signature: v1=<hex HMAC-SHA256 of "{timestamp}.{body}">`.
+    Hmac,
 }
 
 /// What the caller gets when an [`on_http`](crate::on_http) handler's
