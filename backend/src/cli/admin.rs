@@ -82,7 +82,7 @@ pub(super) fn keys(command: KeysCommand, data_dir: &Path) -> anyhow::Result<Exit
             eprintln!("roost: new master key {id} added to {}", config.key_file().display());
         }
         let count = reencrypt_all(store.as_ref(), &keys).await?;
-        eprintln!("roost: re-encrypted {count} credential(s) under key {}", keys.current_id());
+        eprintln!("roost: re-encrypted {count} credential(s) and HTTP handler secret(s) under key {}", keys.current_id());
         let retired = keys.retire_old()?;
         if keys.is_file_backed() {
             eprintln!("roost: retired old key(s): {}", if retired.is_empty() { "none".into() } else { retired.join(", ") });

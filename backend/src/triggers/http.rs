@@ -336,7 +336,14 @@ impl HttpHandlers {
                 &endpoint.handler,
                 sealed,
             )
-            .map_err(|_| HttpTriggerError::BadSignature(signing::NO_SECRET))?;
+            .map_err(|_| {
+                tracing::warn!(
+                    script_id = %endpoint.script_id,
+                    handler = %endpoint.handler,
+                    "an HTTP handler's signing secret does not open with this server's master keys; its owner must set it again"
+                );
+                HttpTriggerError::BadSignature(signing::NO_SECRET)
+            })?;
             signing::verify(
                 &secret,
                 &request.headers,
