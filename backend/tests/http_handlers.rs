@@ -369,6 +369,25 @@ async fn the_cli_lists_and_rotates_urls() {
     );
     assert!(!rotated.contains(&urls["echo"]), "a new URL: {rotated}");
 
+    // A new signing secret, printed once, signs requests to the handler.
+    let secret = roost(dir.path(), &["hooks", "secret", "echo", "signed"], &env);
+    assert!(secret.status.success(), "{}", text(&secret.stderr));
+    let secret = text(&secret.stdout).trim().to_string();
+    assert_eq!(secret.len(), 64, "{secret}");
+    let now = roost::store::now_millis() / 1000;
+    let signed = client()
+        .post(&urls["signed"])
+        .header("x-roost-timestamp", now.to_string())
+        .header(
+            "x-roost-signature",
+            format!("v1={}", roost::triggers::signing::sign(&secret, now, b"hi")),
+        )
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::OK);
+
     let unknown = roost(dir.path(), &["hooks", "rotate", "echo", "nope"], &env);
     assert!(!unknown.status.success());
     let said = text(&unknown.stderr);

@@ -1,8 +1,10 @@
-//! `roost hooks list|rotate SCRIPT`: the URLs of a deployed script's HTTP
-//! handlers, through the server's API.
+//! `roost hooks list|rotate|secret SCRIPT`: the URLs of a deployed
+//! script's HTTP handlers, and `hmac` handlers' signing secrets, through the
+//! server's API.
 
 use std::process::ExitCode;
 
+use rand::RngCore as _;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -25,6 +27,19 @@ pub(super) enum HooksCommand {
         script: String,
         /// The handler's name.
         handler: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Set an `hmac` handler's signing secret: a new random one, printed
+    /// once (the server never shows it), or yours with `--stdin`.
+    Secret {
+        /// The script's name or id.
+        script: String,
+        /// The handler's name.
+        handler: String,
+        /// Read the secret from standard input instead of making one.
+        #[arg(long)]
+        stdin: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -62,6 +77,42 @@ pub(super) fn execute(command: HooksCommand) -> anyhow::Result<ExitCode> {
                 let answer = call(&server, Method::POST, &path, None).await?;
                 Ok(answer.map_or_else(failed, |body| {
                     println!("{}", line(&body));
+                    ExitCode::SUCCESS
+                }))
+            }
+            HooksCommand::Secret {
+                script,
+                handler,
+                stdin,
+                server,
+            } => {
+                let secret = if stdin {
+                    let mut read = String::new();
+                    std::io::stdin().read_line(&mut read)?;
+                    read.trim_end_matches(['\r', '\n']).to_string()
+                } else {
+                    let mut bytes = [0u8; 32];
+                    rand::rngs::OsRng.fill_bytes(&mut bytes);
+                    hex::encode(bytes)
+                };
+                let script = id(&server, &script).await?;
+                let path = format!(
+                    "/v1/scripts/{}/http/{}/secret",
+                    segment(&script),
+                    segment(&handler)
+                );
+                let body = serde_json::json!({ "secret": secret });
+                let answer = call(&server, Method::PUT, &path, Some(body)).await?;
+                Ok(answer.map_or_else(failed, |_| {
+                    if stdin {
+                        eprintln!("roost: signing secret set");
+                    } else {
+                        // The only time this secret is shown: give it to the caller.
+                        println!("{secret}");
+                        eprintln!(
+                            "roost: signing secret set; keep it now, roost never shows it again"
+                        );
+                    }
                     ExitCode::SUCCESS
                 }))
             }
