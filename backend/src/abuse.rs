@@ -21,6 +21,8 @@ pub struct AbuseLimits {
     pub api_burst: u32,
     /// Events per minute per user.
     pub events_per_minute: u32,
+    /// Requests per minute to one user's HTTP handlers, all callers together.
+    pub http_requests_per_minute: u32,
     /// Scripts one user may have deployed.
     pub max_scripts_per_user: usize,
     /// Versions kept per script; older ones are deleted at deploy.
@@ -54,6 +56,7 @@ impl Default for AbuseLimits {
             api_requests_per_sec: 200.0,
             api_burst: 1_000,
             events_per_minute: 60_000,
+            http_requests_per_minute: 600_000,
             max_scripts_per_user: 200,
             max_versions_per_script: 50,
             max_component_bytes: 10 * 1024 * 1024,
@@ -154,6 +157,8 @@ pub struct Guards {
     pub api: RateLimiter,
     /// Events per user.
     pub events: RateLimiter,
+    /// Requests to each user's HTTP handlers.
+    pub http_requests: RateLimiter,
     /// Failed authentications per client address.
     pub auth_failures: RateLimiter,
 }
@@ -166,6 +171,10 @@ impl Guards {
             events: RateLimiter::new(
                 f64::from(limits.events_per_minute) / 60.0,
                 limits.events_per_minute,
+            ),
+            http_requests: RateLimiter::new(
+                f64::from(limits.http_requests_per_minute) / 60.0,
+                limits.http_requests_per_minute,
             ),
             auth_failures: RateLimiter::new(
                 f64::from(limits.failed_auths_per_minute) / 60.0,

@@ -162,6 +162,7 @@ impl Application {
                 config.max_run_limits.timeout,
                 &base_url,
                 credentials.keys().clone(),
+                guards.clone(),
             ),
             registry: registry.clone(),
             credentials,

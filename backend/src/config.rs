@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub api_burst: Option<u32>,
     /// Events per minute per user.
     pub events_per_minute: Option<u32>,
+    /// Requests per minute to one user's HTTP handlers.
+    pub http_requests_per_minute: Option<u32>,
     /// Scripts per user.
     pub max_scripts_per_user: Option<usize>,
     /// Versions kept per script.

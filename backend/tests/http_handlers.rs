@@ -86,6 +86,14 @@ async fn answers_its_caller_and_every_request_is_a_run(backend: Backend) {
     assert_eq!(teapot.status().as_u16(), 418);
     assert_eq!(teapot.headers()["x-kept"], "1");
     assert!(teapot.headers().get("connection").is_none());
+    assert!(
+        teapot.headers().get("set-cookie").is_none(),
+        "a script sets no cookie on roost's origin"
+    );
+    assert_eq!(
+        teapot.headers()["content-security-policy"],
+        "sandbox allow-scripts allow-forms allow-popups"
+    );
     assert_eq!(teapot.text().await.unwrap(), "status 418");
 
     // Wrong method, wrong path, wrong token.
@@ -393,4 +401,29 @@ async fn the_cli_lists_and_rotates_urls() {
     let said = text(&unknown.stderr);
     assert_eq!(said.trim().lines().count(), 1, "{said}");
     assert!(said.contains("not found"), "{said}");
+}
+
+/// One owner's handlers take at most `http_requests_per_minute` requests,
+/// all callers together; past it a caller gets 429 with `Retry-After` and
+/// no run is queued.
+#[tokio::test]
+async fn a_flood_of_callers_is_held_to_the_owners_rate() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.http_requests_per_minute = 2;
+    })
+    .await;
+    let token = app.user("alice").await;
+    let (script, urls) = deploy_echo(&app, &token).await;
+    for _ in 0..2 {
+        let ok = client().get(&urls["status"]).send().await.unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
+    let flooded = client().get(&urls["status"]).send().await.unwrap();
+    assert_eq!(flooded.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(flooded.headers().get("retry-after").is_some());
+    assert_eq!(json_of(flooded).await["error"]["code"], "rate_limited");
+    let (_, page) = app
+        .get(&token, &format!("/v1/runs?script_id={script}&limit=50"))
+        .await;
+    assert_eq!(page["runs"].as_array().unwrap().len(), 2, "{page}");
 }

@@ -107,7 +107,10 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
     };
     let services = std::sync::Arc::new(LocalServices {
         sent: Default::default(),
-        http_reply: HttpReplySlot::new(request.is_some()),
+        http_reply: HttpReplySlot::new(
+            request.is_some(),
+            Masker::new(args.env.iter().map(|(_, value)| value.as_str())),
+        ),
         state: std::sync::Arc::new(RunState::new(
             Box::new(committed.clone()),
             StateQuota::default(),

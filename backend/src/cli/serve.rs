@@ -133,6 +133,9 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(v) = file.events_per_minute {
         abuse.events_per_minute = v;
     }
+    if let Some(v) = file.http_requests_per_minute {
+        abuse.http_requests_per_minute = v;
+    }
     if let Some(v) = file.max_scripts_per_user {
         abuse.max_scripts_per_user = v;
     }

@@ -101,6 +101,10 @@ impl RunServices {
             deps.state_quota,
             masker.clone(),
         );
+        let http_reply = HttpReplySlot::new(
+            run.trigger_kind == crate::store::TriggerKind::Http,
+            masker.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 deps,
@@ -118,7 +122,7 @@ impl RunServices {
                 reported: Default::default(),
                 notes: Default::default(),
                 state,
-                http_reply: HttpReplySlot::new(run.trigger_kind == crate::store::TriggerKind::Http),
+                http_reply,
             }),
         }
     }

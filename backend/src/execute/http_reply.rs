@@ -9,6 +9,7 @@ use roost_sandbox::HostResponse;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::masking::Masker;
 use crate::store::HttpReply;
 use crate::triggers::http::{MAX_HTTP_BODY, is_hop_by_hop};
 
@@ -19,6 +20,9 @@ const MAX_HEADERS: usize = 100;
 pub(crate) struct HttpReplySlot {
     /// Whether the run was started by an HTTP request.
     accepts: bool,
+    /// The run's credential values, masked in what it answers like in
+    /// everything else it leaves.
+    masker: Masker,
     reply: Mutex<Option<HttpReply>>,
 }
 
@@ -33,9 +37,10 @@ struct Sent {
 }
 
 impl HttpReplySlot {
-    pub(crate) fn new(accepts: bool) -> Self {
+    pub(crate) fn new(accepts: bool, masker: Masker) -> Self {
         Self {
             accepts,
+            masker,
             reply: Mutex::new(None),
         }
     }
@@ -53,7 +58,7 @@ impl HttpReplySlot {
             Ok(sent) => sent,
             Err(e) => return refuse(400, "invalid_response", format!("the response: {e}")),
         };
-        let reply = match check(sent) {
+        let reply = match check(sent, &self.masker) {
             Ok(reply) => reply,
             Err(message) => return refuse(400, "invalid_response", message),
         };
@@ -77,7 +82,7 @@ impl HttpReplySlot {
 
 /// A response the server can send: a real status, valid headers (those
 /// only a connection may set dropped), a body within the cap.
-fn check(sent: Sent) -> Result<HttpReply, String> {
+fn check(sent: Sent, masker: &Masker) -> Result<HttpReply, String> {
     if !(200..=599).contains(&sent.status) {
         return Err(format!(
             "status {} is not one roost answers with (200 to 599)",
@@ -95,10 +100,11 @@ fn check(sent: Sent) -> Result<HttpReply, String> {
         {
             return Err(format!("header `{name}` is not a valid HTTP header"));
         }
-        if is_hop_by_hop(&name) || name == "content-length" {
+        // Scripts answer on roost's own origin: none may set its cookies.
+        if is_hop_by_hop(&name) || name == "content-length" || name == "set-cookie" {
             continue;
         }
-        headers.push((name, value));
+        headers.push((name, masker.mask_str(&value)));
     }
     let body = base64::engine::general_purpose::STANDARD
         .decode(sent.body_base64.as_bytes())
@@ -112,7 +118,7 @@ fn check(sent: Sent) -> Result<HttpReply, String> {
     Ok(HttpReply {
         status: sent.status,
         headers,
-        body,
+        body: masker.mask(&body, false),
     })
 }
 
@@ -133,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_response_is_checked_kept_once_and_cleaned_of_connection_headers() {
-        let slot = HttpReplySlot::new(true);
+        let slot = HttpReplySlot::new(true, Masker::new([]));
         assert_eq!(send(&slot, json!({ "status": 99 })), 400);
         assert_eq!(
             send(
@@ -148,7 +154,12 @@ mod tests {
         );
         let ok = json!({
             "status": 201,
-            "headers": [["Connection", "close"], ["X-Kept", "1"], ["content-length", "9"]],
+            "headers": [
+                ["Connection", "close"],
+                ["X-Kept", "1"],
+                ["content-length", "9"],
+                ["Set-Cookie", "session=stolen"],
+            ],
             "body_base64": "aGk=",
         });
         assert_eq!(send(&slot, ok.clone()), 200);
@@ -160,8 +171,24 @@ mod tests {
     }
 
     #[test]
+    fn the_runs_credentials_are_masked_in_its_answer() {
+        let slot = HttpReplySlot::new(true, Masker::new(["sk-live-0123456789"]));
+        let answer = json!({
+            "status": 200,
+            "headers": [["x-key", "sk-live-0123456789"]],
+            "body_base64": base64::engine::general_purpose::STANDARD
+                .encode("the key is sk-live-0123456789"),
+        });
+        assert_eq!(send(&slot, answer), 200);
+        let reply = slot.take().unwrap();
+        let shown = format!("{reply:?}{}", String::from_utf8_lossy(&reply.body));
+        assert!(!shown.contains("sk-live-0123456789"), "{shown}");
+        assert!(String::from_utf8_lossy(&reply.body).starts_with("the key is "));
+    }
+
+    #[test]
     fn a_run_not_started_by_a_request_has_nobody_to_answer() {
-        let slot = HttpReplySlot::new(false);
+        let slot = HttpReplySlot::new(false, Masker::new([]));
         assert_eq!(send(&slot, json!({ "status": 200 })), 409);
         assert!(slot.take().is_none());
     }

@@ -194,6 +194,16 @@ fn outcome_response(outcome: HttpOutcome) -> Response {
                     response.headers_mut().append(name, value);
                 }
             }
+            // A script's page runs in an origin of its own, never roost's
+            // (whose pages and API it could otherwise read as a visitor).
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox allow-scripts allow-forms allow-popups"),
+            );
+            response.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             response.extensions_mut().insert(ScriptAnswer);
             response
         }
@@ -256,6 +266,9 @@ fn refusal(err: HttpTriggerError) -> Response {
         }
         HttpTriggerError::InvalidSecret(why) => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_secret", why).into_response()
+        }
+        HttpTriggerError::RateLimited(wait) => {
+            ApiError::too_many("rate_limited", err.to_string(), wait).into_response()
         }
         HttpTriggerError::TooManyWaits(_) => ApiError::too_many(
             "too_many_waiting",

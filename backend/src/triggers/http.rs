@@ -166,6 +166,12 @@ pub enum HttpTriggerError {
     /// A signing secret the server does not take.
     #[error("{0}")]
     InvalidSecret(String),
+    /// The owner's handlers took as many requests as the rate allows; retry
+    /// after this long.
+    #[error(
+        "this script's owner has had as many requests to their handlers as the server takes per minute; retry later"
+    )]
+    RateLimited(Duration),
     /// The owner has as many requests waiting as allowed here.
     #[error("the script's owner already has {0} requests waiting on runs at this server")]
     TooManyWaits(usize),
@@ -201,6 +207,8 @@ pub struct HttpHandlers {
     base_url: String,
     /// What signing secrets are sealed with.
     keys: Arc<MasterKeys>,
+    /// The rate of requests each owner's handlers take, all callers together.
+    rate: Arc<crate::abuse::Guards>,
 }
 
 impl HttpHandlers {
@@ -214,6 +222,7 @@ impl HttpHandlers {
         max_deadline: Duration,
         base_url: &str,
         keys: Arc<MasterKeys>,
+        rate: Arc<crate::abuse::Guards>,
     ) -> Self {
         Self {
             store,
@@ -222,6 +231,7 @@ impl HttpHandlers {
             max_deadline,
             base_url: base_url.trim_end_matches('/').to_string(),
             keys,
+            rate,
         }
     }
 
@@ -352,6 +362,13 @@ impl HttpHandlers {
             )
             .map_err(HttpTriggerError::BadSignature)?;
         }
+        // Anyone may call a public handler: its owner's budget, not the
+        // server's, is what a flood of callers spends (refused
+        // callers start nothing, so they are counted nowhere).
+        self.rate
+            .http_requests
+            .check(&endpoint.user_id)
+            .map_err(HttpTriggerError::RateLimited)?;
         let slot = self
             .runner
             .wait_slot(&endpoint.user_id)

@@ -42,7 +42,7 @@ fn signed(request: &Request) -> Response {
 }
 
 /// Answers with the status in `?code=` (200 by default), plus a hop-by-hop
-/// header roost must strip and one it must keep.
+/// header and a cookie roost must strip, and one header it must keep.
 #[on_http("GET", "/status")]
 fn status(request: &Request) -> Result<Response, String> {
     let code = match request.query_param("code") {
@@ -53,6 +53,7 @@ fn status(request: &Request) -> Result<Response, String> {
     };
     Ok(Response::from_text(code, format!("status {code}"))
         .with_header("connection", "close")
+        .with_header("set-cookie", "session=from-a-script")
         .with_header("x-kept", "1"))
 }
 
