@@ -25,7 +25,7 @@ use crate::registry::{Registry, RunProfiles};
 use crate::scripts::ScriptService;
 use crate::setup_link::SetupLinks;
 use crate::store;
-use crate::triggers::{EventService, JetStreamBus, ManualRuns, SlackWebhooks};
+use crate::triggers::{EventService, JetStreamBus, ManualRuns, Webhooks};
 
 /// How long a node trusts a token it found valid without asking the
 /// database again (see `KnownTokens`).
@@ -44,7 +44,14 @@ pub struct Application {
     base_url: String,
     /// How long a client may take to send a request's headers.
     header_read_timeout: std::time::Duration,
+    /// Keeps users' webhook subscriptions in step with their scripts.
+    subscriptions: Arc<crate::subscriptions::Subscriptions>,
+    nudges: Option<crate::subscriptions::Nudges>,
 }
+
+/// How soon a webhook subscription that could not be made or removed is
+/// tried again.
+const SUBSCRIPTION_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Application {
     /// Opens everything and binds the listener.
@@ -62,7 +69,8 @@ impl Application {
             config.master_key_old.as_deref(),
             &config.key_file(),
         )?;
-        let credentials = CredentialService::new(store.clone(), keys);
+        let (nudge, nudges) = crate::subscriptions::channel();
+        let credentials = CredentialService::new(store.clone(), keys).with_nudge(nudge.clone());
         let data_dir = DataDir::new(&config.data_dir);
         let sandbox = Sandbox::new(sandbox_config(data_dir.compile_cache()))?;
 
@@ -91,6 +99,13 @@ impl Application {
             Connectors::new(&registry, &profiles, TransportPolicy::default())
                 .map_err(|e| anyhow::anyhow!("building integration connectors: {e}"))?,
         );
+        let subscriptions = Arc::new(crate::subscriptions::Subscriptions::new(
+            registry.clone(),
+            connectors.clone(),
+            oauth.clone(),
+            credentials.clone(),
+            &base_url,
+        ));
         let executor = Arc::new(
             Executor::new(
                 store.clone(),
@@ -134,6 +149,7 @@ impl Application {
             compile_slots: Arc::new(tokio::sync::Semaphore::new(
                 config.abuse.max_concurrent_compiles.max(1),
             )),
+            nudge: nudge.clone(),
         });
         let store_handle = store.clone();
         let guards = Arc::new(crate::abuse::Guards::new(config.abuse.clone()));
@@ -141,7 +157,7 @@ impl Application {
         let state = AppState::new(Services {
             manual: ManualRuns::new(store.clone(), runner.clone(), guards.limits.queue_limits()),
             runs: RunHistory::new(store.clone()),
-            scripts: ScriptService::new(store.clone()),
+            scripts: ScriptService::new(store.clone()).with_nudge(nudge.clone()),
             state: crate::script_state::StateService::new(
                 store.clone(),
                 config.abuse.state_quota(),
@@ -149,10 +165,12 @@ impl Application {
             audit: AuditTrail::new(store.clone()),
             outbox: Outbox::new(store.clone()),
             cluster: Cluster::new(store.clone(), runner.clone()),
-            slack: SlackWebhooks::new(
-                store.clone(),
+            webhooks: Webhooks::new(
+                registry.clone(),
+                credentials.clone(),
                 events.clone(),
-                config.slack_signing_secret.clone(),
+                config.webhook_secrets.clone(),
+                &base_url,
             ),
             tokens: TokenUsers::new(store.clone(), KNOWN_TOKEN_TTL),
             http_handlers: crate::triggers::http::HttpHandlers::new(
@@ -195,6 +213,8 @@ impl Application {
             port,
             base_url,
             header_read_timeout: config.header_read_timeout,
+            subscriptions,
+            nudges: Some(nudges),
         })
     }
 
@@ -226,7 +246,7 @@ impl Application {
     /// Serves the API and runs the workers until `shutdown` resolves, then
     /// finishes in-flight requests and the runs in hand.
     pub async fn run_until(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -238,6 +258,11 @@ impl Application {
                 stopped.clone(),
             ));
         }
+        workers.push(self.subscriptions.clone().start(
+            self.nudges.take().expect("an application runs once"),
+            stopped.clone(),
+            SUBSCRIPTION_RETRY,
+        ));
         let now = crate::store::now_millis();
         workers.push(crate::cluster::report(
             self.store.clone(),

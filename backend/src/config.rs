@@ -137,8 +137,10 @@ pub struct ServerConfig {
     pub run_limits: roost_sandbox::RunLimits,
     /// The most a script may ask for at deploy.
     pub max_run_limits: roost_sandbox::RunLimits,
-    /// Signing secret of roost's Slack app (Events API webhooks).
-    pub slack_signing_secret: Option<String>,
+    /// Webhook signing secrets of roost's own apps, by integration id, for
+    /// integrations whose definition takes the secret from the server
+    /// (Slack's signing secret).
+    pub webhook_secrets: BTreeMap<String, String>,
     /// The operator's token for `/metrics` and `/v1/cluster`; without one
     /// those routes are off.
     pub operator_token: Option<String>,
@@ -182,7 +184,7 @@ impl ServerConfig {
                 max_output_bytes: 16 * 1024 * 1024,
                 fuel: None,
             },
-            slack_signing_secret: None,
+            webhook_secrets: BTreeMap::new(),
             operator_token: None,
             header_read_timeout: std::time::Duration::from_secs(30),
             body_read_timeout: std::time::Duration::from_secs(60),

@@ -152,6 +152,8 @@ pub struct DeployService {
     pub oauth: Arc<crate::oauth::OAuth>,
     /// How many deploys may compile at once (`max_concurrent_compiles`).
     pub compile_slots: Arc<tokio::sync::Semaphore>,
+    /// Tells the webhook subscriptions a user's event types changed.
+    pub nudge: crate::subscriptions::Nudge,
 }
 
 /// A `roost compile` child process compiling into the server's cache.
@@ -351,6 +353,7 @@ impl DeployService {
             other => other?,
         };
         tracing::info!(user = user_id, script = %version.script_id, version = version.version, "script deployed");
+        self.nudge.user(user_id);
         Ok(version)
     }
 }

@@ -31,4 +31,5 @@ pub mod scripts;
 mod serve;
 pub mod setup_link;
 pub mod store;
+pub mod subscriptions;
 pub mod triggers;

@@ -32,12 +32,23 @@ pub enum ScriptError {
 #[derive(Clone)]
 pub struct ScriptService {
     store: Arc<dyn Store>,
+    nudge: crate::subscriptions::Nudge,
 }
 
 impl ScriptService {
     /// The scripts in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            nudge: Default::default(),
+        }
+    }
+
+    /// Tells `nudge` when a rollback or a delete changes a user's event
+    /// types (webhook subscriptions follow them).
+    pub fn with_nudge(mut self, nudge: crate::subscriptions::Nudge) -> Self {
+        self.nudge = nudge;
+        self
     }
 
     /// The user's scripts, by name.
@@ -82,16 +93,22 @@ impl ScriptService {
         let metadata = serde_json::from_value(chosen.metadata.clone())
             .map_err(|e| StoreError::Corrupt(format!("version metadata: {e}")))?;
         let triggers = crate::deploy::triggers_of(&metadata);
-        self.store
+        let script = self
+            .store
             .set_current_version(user_id, script_id, version, &triggers)
             .await?
-            .ok_or_else(missing)
+            .ok_or_else(missing)?;
+        self.nudge.user(user_id);
+        Ok(script)
     }
 
     /// Deletes one of the user's scripts (its pending runs are cancelled).
     pub async fn delete(&self, user_id: &str, script_id: &str) -> Result<(), ScriptError> {
         match self.store.delete_script(user_id, script_id).await? {
-            true => Ok(()),
+            true => {
+                self.nudge.user(user_id);
+                Ok(())
+            }
             false => Err(ScriptError::NotFound("script".into())),
         }
     }

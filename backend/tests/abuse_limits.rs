@@ -287,7 +287,9 @@ async fn a_client_trickling_its_body_is_answered_408() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
         config.body_read_timeout = Duration::from_secs(1);
-        config.slack_signing_secret = Some("s3cret".into());
+        config
+            .webhook_secrets
+            .insert("slack".into(), "s3cret".into());
     })
     .await;
     let address = app.base.trim_start_matches("http://").to_string();

@@ -269,6 +269,71 @@ fn integration_check_validates_a_definition_as_startup_would() {
     );
 }
 
+/// A webhook scheme is proven by its test vectors: the shipped Stripe
+/// definition passes, and a vector that does not hold, or a section
+/// without a delivery that fails, is refused naming the field.
+#[test]
+fn integration_check_proves_a_webhook_scheme_with_its_vectors() {
+    let data = tempfile::tempdir().unwrap();
+    let builtin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/stripe.json");
+    let definition: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(builtin).unwrap()).unwrap();
+    let file = data.path().join("stripe.json");
+    let check = |definition: &serde_json::Value| {
+        std::fs::write(&file, definition.to_string()).unwrap();
+        roost(
+            &["integration", "check", file.to_str().unwrap()],
+            data.path(),
+        )
+    };
+    let out = check(&definition);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .contains("webhooks: HMAC-SHA256 in Stripe-Signature with the user's `webhook_secret`")
+            && stdout.contains("6 test vector(s) pass"),
+        "{stdout}"
+    );
+
+    let mut changed_body = definition.clone();
+    let body = changed_body["webhooks"]["testVectors"][0]["body"]
+        .as_str()
+        .unwrap()
+        .replace("2000", "2001");
+    changed_body["webhooks"]["testVectors"][0]["body"] = body.into();
+    let mut only_valid = definition.clone();
+    only_valid["webhooks"]["testVectors"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|v| v["valid"] == true);
+    let mut unknown_secret = definition.clone();
+    unknown_secret["webhooks"]["secret"]["key"] = "signing_key".into();
+    for (bad, needle) in [
+        (
+            changed_body,
+            "`webhooks.testVectors[0]`: `an invoice.paid event` should verify: signature mismatch",
+        ),
+        (
+            only_valid,
+            "`webhooks.testVectors`: needs at least one delivery that verifies and one that does not",
+        ),
+        (
+            unknown_secret,
+            "`webhooks.secret.key`: `signing_key` is not one of the credentials",
+        ),
+    ] {
+        let out = check(&bad);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle), "{needle} not in {stderr}");
+    }
+}
+
 /// `roost run --state FILE`: state kept in a file across local runs, saved
 /// only when a run succeeds.
 #[test]

@@ -521,7 +521,8 @@ async fn registry_and_docs(backend: Backend) {
             "openai",
             "sendgrid",
             "shopify",
-            "slack"
+            "slack",
+            "stripe"
         ]
     );
 
@@ -586,7 +587,7 @@ async fn registry_and_docs(backend: Backend) {
     assert_eq!(status, 404);
 
     let stored = app.store.integration_definitions().await.unwrap();
-    assert_eq!(stored.len(), 9, "definitions are upserted into the table");
+    assert_eq!(stored.len(), 10, "definitions are upserted into the table");
 }
 on_both_stores!(registry_and_docs);
 

@@ -48,7 +48,7 @@ async fn post(
 async fn app_with_slack(backend: Backend, provider: &Provider) -> TestApp {
     let client = provider.client("slack-client");
     TestApp::spawn_with(backend, move |config| {
-        config.slack_signing_secret = Some(SECRET.into());
+        config.webhook_secrets.insert("slack".into(), SECRET.into());
         config.oauth_clients.insert("slack".into(), client);
     })
     .await
@@ -177,7 +177,7 @@ async fn a_slack_delivery_runs_only_the_connected_users_handlers(backend: Backen
     let (status, body) = post(&app, carol, event, &now, &signature).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (403, Some("slack_not_connected")),
+        (403, Some("not_connected")),
         "{body}"
     );
     // Another workspace, or another app, signed with roost's secret.
@@ -188,7 +188,7 @@ async fn a_slack_delivery_runs_only_the_connected_users_handlers(backend: Backen
         let (status, body) = post(&app, bob, other, &now, &sign(&now, other, SECRET)).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
-            (403, Some("workspace_mismatch")),
+            (403, Some("account_mismatch")),
             "{body}"
         );
     }

@@ -14,7 +14,8 @@ use super::state::{call, failed, segment};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum HooksCommand {
-    /// List each HTTP handler: its method, path, access and URL.
+    /// List each HTTP handler (method, path, access, URL) and each
+    /// integration webhook URL the script's events arrive by.
     List {
         /// The script's name or id.
         script: String,
@@ -51,17 +52,27 @@ pub(super) fn execute(command: HooksCommand) -> anyhow::Result<ExitCode> {
             HooksCommand::List { script, server } => {
                 let script = id(&server, &script).await?;
                 let path = format!("/v1/scripts/{}/http", segment(&script));
-                let answer = call(&server, Method::GET, &path, None).await?;
-                Ok(answer.map_or_else(failed, |body| {
-                    let handlers = body["handlers"].as_array().cloned().unwrap_or_default();
-                    if handlers.is_empty() {
-                        println!("this script has no HTTP handlers");
-                    }
-                    for handler in &handlers {
-                        println!("{}", line(handler));
-                    }
-                    ExitCode::SUCCESS
-                }))
+                let handlers = match call(&server, Method::GET, &path, None).await? {
+                    Ok(body) => body["handlers"].as_array().cloned().unwrap_or_default(),
+                    Err(refusal) => return Ok(failed(refusal)),
+                };
+                let path = format!("/v1/scripts/{}/webhooks", segment(&script));
+                let webhooks = match call(&server, Method::GET, &path, None).await? {
+                    Ok(body) => body["webhooks"].as_array().cloned().unwrap_or_default(),
+                    Err(refusal) => return Ok(failed(refusal)),
+                };
+                if handlers.is_empty() && webhooks.is_empty() {
+                    println!(
+                        "this script has no HTTP handlers and takes no integration's webhooks"
+                    );
+                }
+                for handler in &handlers {
+                    println!("{}", line(handler));
+                }
+                for webhook in &webhooks {
+                    println!("{}", webhook_line(webhook));
+                }
+                Ok(ExitCode::SUCCESS)
             }
             HooksCommand::Rotate {
                 script,
@@ -135,5 +146,21 @@ fn line(handler: &Value) -> String {
         field("path"),
         field("access"),
         field("url")
+    )
+}
+
+/// `webhook shopify  shopify.orders.create,…  URL`.
+fn webhook_line(webhook: &Value) -> String {
+    let events: Vec<&str> = webhook["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    format!(
+        "webhook {}  {}  {}",
+        webhook["integration"].as_str().unwrap_or("?"),
+        events.join(","),
+        webhook["url"].as_str().unwrap_or("?")
     )
 }

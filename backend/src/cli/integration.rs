@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::scaffold::{ScaffoldAuth, ScaffoldRequest, scaffold};
-use crate::registry::{CredentialDelivery, Registry};
+use crate::registry::{CredentialDelivery, Registry, SecretSource, WebhookDef};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum IntegrationCommand {
@@ -36,6 +36,23 @@ pub(super) enum IntegrationCommand {
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
+}
+
+/// One line on how deliveries are checked; reaching it means every test
+/// vector came out as it says.
+fn webhooks_summary(webhooks: &WebhookDef) -> String {
+    let secret = match &webhooks.secret {
+        SecretSource::Credential { key } => format!("the user's `{key}`"),
+        SecretSource::Server => "the server's secret".to_string(),
+    };
+    format!(
+        "webhooks: HMAC-SHA256 in {} with {secret}; event type from {}, delivery id from {}; \
+         {} test vector(s) pass",
+        webhooks.signature.header,
+        webhooks.event_type.from,
+        webhooks.delivery_id,
+        webhooks.test_vectors.len()
+    )
 }
 
 pub(super) fn execute(command: IntegrationCommand) -> anyhow::Result<ExitCode> {
@@ -99,6 +116,9 @@ pub(super) fn execute(command: IntegrationCommand) -> anyhow::Result<ExitCode> {
                         None => "no http mapping: not callable from the host unless roost has code for it".into(),
                     };
                     println!("  {}: {how}", method.id);
+                }
+                if let Some(webhooks) = &definition.webhooks {
+                    println!("  {}", webhooks_summary(webhooks));
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -189,9 +189,7 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
             }
         })
         .collect::<anyhow::Result<_>>()?;
-    config.slack_signing_secret = std::env::var("ROOST_SLACK_SIGNING_SECRET")
-        .ok()
-        .filter(|v| !v.is_empty());
+    config.webhook_secrets = webhook_secrets(std::env::vars());
     config.operator_token = std::env::var("ROOST_OPERATOR_TOKEN")
         .ok()
         .or(file.operator_token)
@@ -203,6 +201,27 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
         .ok()
         .filter(|v| !v.is_empty());
     Ok(config)
+}
+
+/// `ROOST_WEBHOOK_SECRET_<ID>` (the id upper-cased, `-` as `_`) by
+/// integration id, and `ROOST_SLACK_SIGNING_SECRET`, the name Slack's came
+/// under first.
+fn webhook_secrets(
+    vars: impl Iterator<Item = (String, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut secrets = std::collections::BTreeMap::new();
+    let mut slack_legacy = None;
+    for (name, value) in vars.filter(|(_, value)| !value.is_empty()) {
+        if let Some(id) = name.strip_prefix("ROOST_WEBHOOK_SECRET_") {
+            secrets.insert(id.to_ascii_lowercase(), value);
+        } else if name == "ROOST_SLACK_SIGNING_SECRET" {
+            slack_legacy = Some(value);
+        }
+    }
+    if let Some(value) = slack_legacy {
+        secrets.entry("slack".into()).or_insert(value);
+    }
+    secrets
 }
 
 pub(super) fn execute(args: ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {

@@ -76,6 +76,7 @@ pub struct ConnectedIntegration {
 pub struct CredentialService {
     store: Arc<dyn Store>,
     keys: Arc<MasterKeys>,
+    nudge: crate::subscriptions::Nudge,
 }
 
 impl CredentialService {
@@ -84,7 +85,20 @@ impl CredentialService {
         Self {
             store,
             keys: Arc::new(keys),
+            nudge: Default::default(),
         }
+    }
+
+    /// Tells `nudge` when a user's connections change (webhook
+    /// subscriptions need the connection).
+    pub fn with_nudge(mut self, nudge: crate::subscriptions::Nudge) -> Self {
+        self.nudge = nudge;
+        self
+    }
+
+    /// A user's connection changed outside [`Self::put`] (the OAuth flow).
+    pub fn changed(&self, user_id: &str) {
+        self.nudge.user(user_id);
     }
 
     /// The master keys (for sealing OAuth tokens and deriving secrets).
@@ -192,6 +206,7 @@ impl CredentialService {
             },
         }
         tracing::info!(user = user_id, integration = %definition.integration_id, keys = rows.len(), "credentials stored");
+        self.nudge.user(user_id);
         let keys: Vec<&str> = values.keys().map(String::as_str).collect();
         crate::audit::record(
             self.store.as_ref(),
@@ -205,6 +220,21 @@ impl CredentialService {
         )
         .await;
         Ok(())
+    }
+
+    /// One stored value of a user's connection (`None` if not stored),
+    /// for roost's own use: a webhook signing secret.
+    pub async fn value(
+        &self,
+        user_id: &str,
+        integration: &str,
+        key: &str,
+    ) -> Result<Option<String>, CredentialError> {
+        let rows = self.store.credentials(user_id, Some(integration)).await?;
+        match rows.iter().find(|row| row.cred_key == key) {
+            Some(row) => Ok(Some(cipher::open(&self.keys, row)?)),
+            None => Ok(None),
+        }
     }
 
     /// Which integrations a user has connected.

@@ -83,8 +83,8 @@ pub struct Services {
     pub events: crate::triggers::EventService,
     /// Rate limits and caps.
     pub guards: Arc<crate::abuse::Guards>,
-    /// Slack's Events API deliveries.
-    pub slack: crate::triggers::SlackWebhooks,
+    /// Webhook deliveries from integrations (Slack, Shopify, GitHub…).
+    pub webhooks: crate::triggers::Webhooks,
     /// SHA-256 of the operator's token, when one is set.
     pub operator_token_hash: Option<String>,
     /// Every integration's host-side methods.
@@ -119,6 +119,7 @@ pub fn router(
         .merge(payload_routes(runs::router(), &state))
         .merge(payload_routes(events::router(), &state))
         .merge(payload_routes(webhooks::router(), &state))
+        .merge(webhooks::listing())
         .merge(messages::router())
         .merge(endpoints::router())
         .merge(cluster::router())

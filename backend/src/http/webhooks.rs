@@ -1,5 +1,6 @@
-//! `POST /webhooks/slack/{user_id}`: Slack's Events API deliveries (see
-//! `triggers::webhook`).
+//! `POST /webhooks/{integration}/{user_id}`: deliveries from the providers
+//! whose definitions have a `webhooks` section (see `triggers::webhook`);
+//! and which of those URLs a script listens through.
 
 use axum::Json;
 use axum::Router;
@@ -7,65 +8,87 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::json;
 
+use super::extract::AuthUser;
 use super::{ApiError, AppState};
-use crate::triggers::{SlackAnswer, SlackError, Submitted};
+use crate::triggers::Submitted;
+use crate::triggers::webhook::{WebhookAnswer, WebhookError};
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/slack/{user_id}", post(slack))
+    Router::new().route("/webhooks/{integration}/{user_id}", post(deliver))
 }
 
-async fn slack(
+/// `GET /v1/scripts/{id}/webhooks`: the URLs a script's events arrive by.
+pub(super) fn listing() -> Router<AppState> {
+    Router::new().route("/v1/scripts/{id}/webhooks", get(for_script))
+}
+
+async fn for_script(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    AuthUser(user): AuthUser,
+    Path(script_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let webhooks = state
+        .webhooks
+        .for_script(&user.id, &script_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("script"))?;
+    Ok(Json(json!({ "webhooks": webhooks })))
+}
+
+async fn deliver(
+    State(state): State<AppState>,
+    Path((integration, user_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
     let answer = state
-        .slack
-        .receive(
-            &user_id,
-            header("x-slack-request-timestamp"),
-            header("x-slack-signature"),
-            &body,
-        )
+        .webhooks
+        .receive(&integration, &user_id, &headers, &body)
         .await
-        .map_err(slack_error)?;
+        .map_err(webhook_error)?;
     Ok(Json(match answer {
-        SlackAnswer::Challenge(challenge) => json!({ "challenge": challenge }),
-        SlackAnswer::Event(Submitted::Ingested { duplicate, run_ids }) => {
-            json!({ "ok": true, "duplicate": duplicate, "run_ids": run_ids })
+        WebhookAnswer::Challenge(challenge) => json!({ "challenge": challenge }),
+        WebhookAnswer::Event {
+            event_id,
+            submitted: Submitted::Ingested { duplicate, run_ids },
+        } => {
+            json!({ "ok": true, "event_id": event_id, "duplicate": duplicate, "run_ids": run_ids })
         }
-        SlackAnswer::Event(Submitted::Published { duplicate, .. }) => {
-            json!({ "ok": true, "duplicate": duplicate, "run_ids": null })
+        WebhookAnswer::Event {
+            event_id,
+            submitted: Submitted::Published { duplicate, .. },
+        } => {
+            json!({ "ok": true, "event_id": event_id, "duplicate": duplicate, "run_ids": null })
         }
     }))
 }
 
-/// The API's answer to a refused Slack delivery.
-fn slack_error(err: SlackError) -> ApiError {
+/// The API's answer to a refused delivery.
+fn webhook_error(err: WebhookError) -> ApiError {
+    use crate::registry::ReadError;
     let message = err.to_string();
     let (status, code) = match err {
-        SlackError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
-        SlackError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
-        SlackError::NotJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
-        SlackError::InvalidEventType => (StatusCode::BAD_REQUEST, "invalid_event_type"),
-        SlackError::NoEventId => (StatusCode::BAD_REQUEST, "invalid_body"),
-        SlackError::NoUser => return ApiError::not_found("user"),
-        SlackError::NotConnected => (StatusCode::FORBIDDEN, "slack_not_connected"),
-        SlackError::WorkspaceMismatch => (StatusCode::FORBIDDEN, "workspace_mismatch"),
-        SlackError::Replayed => (StatusCode::CONFLICT, "delivery_replayed"),
-        SlackError::Unsupported(_) => (StatusCode::BAD_REQUEST, "unsupported_event"),
-        SlackError::Event(err) => return err.into(),
-        SlackError::Store(err) => return err.into(),
+        WebhookError::NotFound => return ApiError::not_found("webhook"),
+        WebhookError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
+        WebhookError::NotConnected { .. } => (StatusCode::FORBIDDEN, "not_connected"),
+        WebhookError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
+        WebhookError::Unreadable(ReadError::NotJson(_)) => {
+            (StatusCode::BAD_REQUEST, "malformed_json")
+        }
+        WebhookError::Unreadable(ReadError::EventType) => {
+            (StatusCode::BAD_REQUEST, "invalid_event_type")
+        }
+        WebhookError::Unreadable(ReadError::DeliveryId(_)) => {
+            (StatusCode::BAD_REQUEST, "invalid_body")
+        }
+        WebhookError::AccountMismatch => (StatusCode::FORBIDDEN, "account_mismatch"),
+        WebhookError::Replayed => (StatusCode::CONFLICT, "delivery_replayed"),
+        WebhookError::Event(err) => return err.into(),
+        WebhookError::Credential(err) => return err.into(),
+        WebhookError::Store(err) => return err.into(),
     };
     ApiError::new(status, code, message)
 }

@@ -316,6 +316,7 @@ impl OAuth {
         )
         .await;
         tracing::info!(user = %row.user_id, integration = %row.integration_id, "OAuth integration connected");
+        self.credentials.changed(&row.user_id);
         Ok((row.user_id, row.integration_id))
     }
 

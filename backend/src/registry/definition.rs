@@ -266,6 +266,9 @@ pub struct IntegrationDefinition {
     pub config_schema: serde_json::Value,
     /// Methods.
     pub methods: Vec<MethodDef>,
+    /// How the provider's webhook deliveries are verified and read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<super::WebhookDef>,
 }
 
 /// Why a definition was refused: the field and the reason.
@@ -447,6 +450,26 @@ impl IntegrationDefinition {
                 && let Err((field, reason)) = self.check_mapping(method, http)
             {
                 return problem(&format!("methods[{i}].http.{field}"), reason);
+            }
+        }
+        if let Some(webhooks) = &self.webhooks {
+            webhooks
+                .validate(&self.integration_id)
+                .or_else(|(field, reason)| problem(&format!("webhooks.{field}"), reason))?;
+            if let super::SecretSource::Credential { key } = &webhooks.secret
+                && !self.credentials.iter().any(|spec| &spec.key == key)
+            {
+                return problem(
+                    "webhooks.secret.key",
+                    format!("`{key}` is not one of the credentials"),
+                );
+            }
+            if let Some(subscriptions) = &webhooks.subscriptions {
+                subscriptions
+                    .validate(self, webhooks)
+                    .or_else(|(field, reason)| {
+                        problem(&format!("webhooks.subscriptions.{field}"), reason)
+                    })?;
             }
         }
         Ok(())

@@ -4,6 +4,7 @@
 mod definition;
 mod docs;
 mod settings;
+mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::sync::Arc;
 pub use definition::*;
 pub use docs::{render_docs, render_index};
 pub use settings::{IntegrationConfig, RunProfile, RunProfiles, descriptor_var};
+pub use webhooks::*;
 
 use crate::store::{DefinitionRow, Store, StoreError, now_millis};
 
@@ -44,6 +46,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../integrations/shopify.json"),
     ),
     ("slack.json", include_str!("../../integrations/slack.json")),
+    (
+        "stripe.json",
+        include_str!("../../integrations/stripe.json"),
+    ),
 ];
 
 /// Why the registry could not load.
@@ -235,6 +241,7 @@ mod tests {
             "openai",
             "notion",
             "github",
+            "stripe",
         ] {
             assert!(registry.get(id).is_some(), "{id} missing");
         }

@@ -27,6 +27,7 @@ mod scripts;
 mod sqlite;
 mod state;
 mod stored_names;
+mod subscriptions;
 mod users;
 mod write_once;
 
@@ -52,6 +53,7 @@ pub use state::{
     StateQuota, StateRefused, StateStore, StateUsage, StateWrites, StateWritten, canonical_json,
     state_entry_size, state_expiry, state_key_problem,
 };
+pub use subscriptions::{SubscriptionRow, SubscriptionStore};
 pub use users::UserStore;
 pub use write_once::*;
 
@@ -126,6 +128,7 @@ pub trait Store:
     + MessageStore
     + StateStore
     + HttpEndpointStore
+    + SubscriptionStore
     + NodeStore
     + 'static
 {

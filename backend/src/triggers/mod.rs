@@ -14,4 +14,4 @@ pub mod webhook;
 pub use event::{EventError, EventService, Submitted, valid_type};
 pub use jetstream::{JetStreamBus, NatsConfig};
 pub use manual::{ManualRequest, ManualRunError, ManualRuns};
-pub use webhook::{SlackAnswer, SlackError, SlackWebhooks};
+pub use webhook::{WebhookAnswer, WebhookError, WebhookUrl, Webhooks};

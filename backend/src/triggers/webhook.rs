@@ -1,249 +1,297 @@
-//! Webhooks from integrations that push events. Slack's Events API first:
-//! each request is verified (v0 HMAC-SHA256 over `v0:timestamp:body` with the
-//! signing secret, a five-minute timestamp window, constant-time compare)
-//! before anything is read from it; `url_verification` is answered; event
-//! callbacks become `slack.<event type>` events of the user in the URL, with
-//! Slack's `event_id` as the idempotency key (Slack retries deliveries),
-//! provided they come from the workspace and app that user connected and
-//! were not first delivered for another user.
+//! Webhook deliveries from integrations, read the way each integration's
+//! definition says (`webhooks` in its JSON: see `registry::WebhookDef`).
+//! A delivery is verified before anything is read from it; a URL check is
+//! answered; anything else becomes an event of the user in the URL, with
+//! the provider's delivery id as its idempotency key (providers retry), in
+//! the same transaction as its runs are queued.
+//!
+//! When the secret is the server's (one app for every user, as Slack's
+//! signing secret), the signature does not say whose delivery it is: it
+//! must name the account the user connected, and a delivery first received
+//! at one user's URL is refused at another's.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 
 use super::event::{EventError, EventService, Submitted};
+use crate::credentials::{CredentialError, CredentialService};
+use crate::registry::{Delivery, Headers, ReadError, Registry, SecretSource};
 use crate::store::{NewEvent, Store, StoreError, now_millis};
 
-/// Slack's replay window.
-const MAX_SKEW_SECS: i64 = 5 * 60;
-
-/// Checks a Slack request signature. Pure, so it can be tested on its own.
-pub(crate) fn verify_slack(
-    secret: &str,
-    timestamp: &str,
-    signature: &str,
-    body: &[u8],
-    now_secs: i64,
-) -> Result<(), &'static str> {
-    let ts: i64 = timestamp.parse().map_err(|_| "bad timestamp")?;
-    if (now_secs - ts).abs() > MAX_SKEW_SECS {
-        return Err("stale timestamp");
-    }
-    let expected = signature
-        .strip_prefix("v0=")
-        .ok_or("bad signature version")?;
-    let expected = hex::decode(expected).map_err(|_| "bad signature encoding")?;
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).map_err(|_| "bad secret")?;
-    mac.update(b"v0:");
-    mac.update(timestamp.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    mac.verify_slice(&expected)
-        .map_err(|_| "signature mismatch")
-}
-
-/// Why a Slack delivery was refused.
+/// Why a delivery was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum SlackError {
-    /// roost has no Slack signing secret.
-    #[error("set ROOST_SLACK_SIGNING_SECRET to receive Slack events")]
-    NotConfigured,
-    /// The signature does not verify.
-    #[error("the Slack signature does not verify: {0}")]
-    BadSignature(&'static str),
-    /// The body is not JSON.
-    #[error("the Slack payload is not JSON: {0}")]
-    NotJson(String),
-    /// The event type is not one.
-    #[error("a Slack event type is 1 to 64 lower-case letters, digits, `_` and `.`")]
-    InvalidEventType,
-    /// An event callback without its id.
-    #[error("an event_callback needs an event_id")]
-    NoEventId,
-    /// No user has the id in the URL.
-    #[error("no such user")]
-    NoUser,
-    /// The user has not connected Slack.
+pub enum WebhookError {
+    /// No such integration with webhooks, or no such user: the same answer
+    /// for both, so the URL does not tell which.
+    #[error("no webhook at this URL")]
+    NotFound,
+    /// The server secret this integration needs is not set.
+    #[error("set {0} to receive this integration's webhooks")]
+    NotConfigured(String),
+    /// The user has no secret to check the delivery with, or has not
+    /// connected the account it names.
     #[error(
-        "this account has not connected Slack, so it takes no Slack events; connect Slack \
-         through a setup link first"
+        "this account has not connected `{integration}`{what}, so it takes none of its \
+         webhooks; connect it through a setup link first"
     )]
-    NotConnected,
-    /// The delivery comes from another workspace or app.
-    #[error("this Slack delivery comes from a workspace or app this account did not connect")]
-    WorkspaceMismatch,
+    NotConnected {
+        /// The integration.
+        integration: String,
+        /// What is missing, if more than the connection.
+        what: String,
+    },
+    /// The signature does not verify.
+    #[error("the webhook signature does not verify: {0}")]
+    BadSignature(&'static str),
+    /// The verified body cannot be read.
+    #[error(transparent)]
+    Unreadable(#[from] ReadError),
+    /// The delivery names an account or app this user did not connect.
+    #[error("this delivery comes from an account or app this user did not connect")]
+    AccountMismatch,
     /// The delivery was first received for another user.
-    #[error("this Slack delivery was already received for another account")]
+    #[error("this delivery was already received for another account")]
     Replayed,
-    /// A request type roost does not take.
-    #[error("unsupported Slack request type {0}")]
-    Unsupported(String),
     /// The event was not accepted.
     #[error(transparent)]
     Event(#[from] EventError),
+    /// Reading the user's secret failed.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// What a verified Slack request asks for.
+/// What a verified delivery asked for.
 #[derive(Debug)]
-pub enum SlackAnswer {
-    /// `url_verification`: the challenge to send back.
+pub enum WebhookAnswer {
+    /// A URL check: the value to send back.
     Challenge(Value),
-    /// An event callback, submitted as an event of the user.
-    Event(Submitted),
+    /// An event of the user, submitted.
+    Event {
+        /// Its id (`shopify:<delivery id>`).
+        event_id: String,
+        /// What became of it.
+        submitted: Submitted,
+    },
 }
 
-/// Receives Slack's Events API deliveries.
+/// Receives every integration's webhook deliveries.
 #[derive(Clone)]
-pub struct SlackWebhooks {
-    store: Arc<dyn Store>,
+pub struct Webhooks {
+    registry: Arc<Registry>,
+    credentials: CredentialService,
     events: EventService,
-    signing_secret: Option<String>,
+    server_secrets: Arc<BTreeMap<String, String>>,
+    base_url: String,
 }
 
-impl SlackWebhooks {
-    /// Deliveries signed with `signing_secret` (none: Slack is not set up)
-    /// become events through `events`.
+/// Where one integration's deliveries for a script's events go.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WebhookUrl {
+    /// The integration (`shopify`).
+    pub integration: String,
+    /// The script's event types this integration's deliveries become.
+    pub events: Vec<String>,
+    /// The URL to give the provider.
+    pub url: String,
+}
+
+impl Webhooks {
+    /// Deliveries checked against the user's credentials or the server's
+    /// `server_secrets` (by integration id, `-` written `_`) become events
+    /// through `events`.
     pub fn new(
-        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        credentials: CredentialService,
         events: EventService,
-        signing_secret: Option<String>,
+        server_secrets: BTreeMap<String, String>,
+        base_url: &str,
     ) -> Self {
         Self {
-            store,
+            registry,
+            credentials,
             events,
-            signing_secret,
+            server_secrets: Arc::new(server_secrets),
+            base_url: base_url.trim_end_matches('/').to_string(),
         }
     }
 
-    /// One delivery for `user_id`, with its `X-Slack-Request-Timestamp`
-    /// and `X-Slack-Signature` headers.
-    pub async fn receive(
+    /// The webhook URLs a user's script listens through: one per
+    /// integration with webhooks whose events (`<integration>.…`) its
+    /// handlers take. `None` if the user has no such script.
+    pub async fn for_script(
         &self,
         user_id: &str,
-        timestamp: &str,
-        signature: &str,
-        body: &[u8],
-    ) -> Result<SlackAnswer, SlackError> {
-        let secret = self
-            .signing_secret
-            .as_deref()
-            .ok_or(SlackError::NotConfigured)?;
-        if let Err(reason) = verify_slack(secret, timestamp, signature, body, now_millis() / 1000) {
-            tracing::warn!(reason, "refused a Slack webhook");
-            return Err(SlackError::BadSignature(reason));
+        script_id: &str,
+    ) -> Result<Option<Vec<WebhookUrl>>, StoreError> {
+        if self.store().get_script(user_id, script_id).await?.is_none() {
+            return Ok(None);
         }
-        let envelope: Value =
-            serde_json::from_slice(body).map_err(|e| SlackError::NotJson(e.to_string()))?;
-        match envelope["type"].as_str() {
-            Some("url_verification") => Ok(SlackAnswer::Challenge(envelope["challenge"].clone())),
-            Some("event_callback") => self.event(user_id, &envelope).await.map(SlackAnswer::Event),
-            other => Err(SlackError::Unsupported(format!("{other:?}"))),
+        let mut by_integration: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for trigger in self.store().triggers(script_id).await? {
+            if trigger.kind != crate::store::TriggerKind::Event {
+                continue;
+            }
+            let Some((integration, _)) = trigger.spec.split_once('.') else {
+                continue;
+            };
+            if self
+                .registry
+                .get(integration)
+                .is_some_and(|d| d.webhooks.is_some())
+            {
+                let events = by_integration.entry(integration.to_string()).or_default();
+                if !events.contains(&trigger.spec) {
+                    events.push(trigger.spec);
+                }
+            }
         }
+        Ok(Some(
+            by_integration
+                .into_iter()
+                .map(|(integration, events)| WebhookUrl {
+                    url: Self::url(&self.base_url, &integration, user_id),
+                    integration,
+                    events,
+                })
+                .collect(),
+        ))
     }
 
-    async fn event(&self, user_id: &str, envelope: &Value) -> Result<Submitted, SlackError> {
-        let kind = envelope["event"]["type"].as_str().unwrap_or("");
-        if !is_event_type(kind) {
-            return Err(SlackError::InvalidEventType);
+    fn store(&self) -> &Arc<dyn Store> {
+        self.credentials.store()
+    }
+
+    /// One delivery of `integration` for `user_id`.
+    pub async fn receive(
+        &self,
+        integration: &str,
+        user_id: &str,
+        headers: &dyn Headers,
+        body: &[u8],
+    ) -> Result<WebhookAnswer, WebhookError> {
+        let definition = self
+            .registry
+            .get(integration)
+            .ok_or(WebhookError::NotFound)?;
+        let def = definition.webhooks.as_ref().ok_or(WebhookError::NotFound)?;
+        let server_secret = match &def.secret {
+            SecretSource::Server => Some(
+                self.server_secrets
+                    .get(&integration.replace('-', "_"))
+                    .ok_or_else(|| WebhookError::NotConfigured(server_secret_var(integration)))?,
+            ),
+            SecretSource::Credential { .. } => None,
+        };
+        if self.store().get_user(user_id).await?.is_none() {
+            return Err(WebhookError::NotFound);
         }
-        let event_id = envelope["event_id"].as_str().ok_or(SlackError::NoEventId)?;
-        if self.store.get_user(user_id).await?.is_none() {
-            return Err(SlackError::NoUser);
+        let secret = match (&def.secret, server_secret) {
+            (_, Some(secret)) => secret.clone(),
+            (SecretSource::Credential { key }, None) => self
+                .credentials
+                .value(user_id, integration, key)
+                .await?
+                .ok_or_else(|| WebhookError::NotConnected {
+                    integration: integration.to_string(),
+                    what: format!(" with its `{key}`"),
+                })?,
+            (SecretSource::Server, None) => unreachable!("checked above"),
+        };
+        if let Err(reason) = def.verify(&secret, headers, body, now_millis() / 1000) {
+            tracing::warn!(integration, reason, "refused a webhook delivery");
+            return Err(WebhookError::BadSignature(reason));
         }
-        self.check_workspace(user_id, envelope).await?;
-        // Slack sends each delivery to one URL: the same signed body at
-        // another user's URL is a replay.
-        let first_for = self
-            .store
-            .claim_delivery("slack", event_id, user_id)
-            .await?;
-        if first_for != user_id {
-            tracing::warn!("refused a Slack delivery replayed to another user's URL");
-            return Err(SlackError::Replayed);
+        let (event_type, delivery_id, account, payload) =
+            match def.read(integration, headers, body)? {
+                Delivery::Challenge(answer) => return Ok(WebhookAnswer::Challenge(answer)),
+                Delivery::Event {
+                    event_type,
+                    delivery_id,
+                    account,
+                    payload,
+                } => (event_type, delivery_id, account, payload),
+            };
+        if let Some((account, app)) = &account {
+            self.check_account(integration, user_id, account, app.as_deref())
+                .await?;
         }
+        if def.secret == SecretSource::Server {
+            // The provider sends each delivery to one URL: the same signed
+            // body at another user's URL is a replay.
+            let first_for = self
+                .store()
+                .claim_delivery(integration, &delivery_id, user_id)
+                .await?;
+            if first_for != user_id {
+                tracing::warn!(
+                    integration,
+                    "refused a delivery replayed to another user's URL"
+                );
+                return Err(WebhookError::Replayed);
+            }
+        }
+        let source = match &account {
+            Some((account, _)) => format!("{integration}:{account}"),
+            None => integration.to_string(),
+        };
         let event = NewEvent {
             user_id: user_id.to_string(),
-            event_id: format!("slack:{event_id}"),
-            event_type: format!("slack.{kind}"),
-            source: Some(format!(
-                "slack:{}",
-                envelope["team_id"].as_str().unwrap_or("?")
-            )),
-            payload: envelope["event"].clone(),
+            event_id: format!("{integration}:{delivery_id}"),
+            event_type,
+            source: Some(source),
+            payload,
         };
-        Ok(self.events.submit(&event, None).await?)
+        let submitted = self.events.submit(&event, None).await?;
+        Ok(WebhookAnswer::Event {
+            event_id: event.event_id,
+            submitted,
+        })
     }
 
-    /// The delivery must come from the Slack workspace and app the user
-    /// connected: the signing secret is the app's, shared by every user, so
-    /// the signature alone does not say whose events these are.
-    async fn check_workspace(&self, user_id: &str, envelope: &Value) -> Result<(), SlackError> {
-        let Some((team, app)) = self.store.bound_account(user_id, "slack").await? else {
-            return Err(SlackError::NotConnected);
+    /// The delivery must come from the account (and app) the user connected.
+    async fn check_account(
+        &self,
+        integration: &str,
+        user_id: &str,
+        account: &str,
+        app: Option<&str>,
+    ) -> Result<(), WebhookError> {
+        let Some((bound, bound_app)) = self.store().bound_account(user_id, integration).await?
+        else {
+            return Err(WebhookError::NotConnected {
+                integration: integration.to_string(),
+                what: String::new(),
+            });
         };
-        let same_team = envelope["team_id"].as_str() == Some(team.as_str());
-        let same_app = app.is_none_or(|app| envelope["api_app_id"].as_str() == Some(app.as_str()));
-        if !(same_team && same_app) {
-            tracing::warn!("refused a Slack delivery from a workspace the user did not connect");
-            return Err(SlackError::WorkspaceMismatch);
+        let same_app = bound_app.is_none_or(|bound_app| app == Some(bound_app.as_str()));
+        if bound != account || !same_app {
+            tracing::warn!(
+                integration,
+                "refused a delivery from an account the user did not connect"
+            );
+            return Err(WebhookError::AccountMismatch);
         }
         Ok(())
     }
+
+    /// Where `user_id`'s deliveries of `integration` go.
+    pub fn url(base_url: &str, integration: &str, user_id: &str) -> String {
+        format!(
+            "{}/webhooks/{integration}/{user_id}",
+            base_url.trim_end_matches('/')
+        )
+    }
 }
 
-/// Whether `kind` reads as a Slack event type (`message`, `app_mention`).
-fn is_event_type(kind: &str) -> bool {
-    !kind.is_empty()
-        && kind.len() <= 64
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sign(secret: &str, ts: &str, body: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(format!("v0:{ts}:").as_bytes());
-        mac.update(body);
-        format!("v0={}", hex::encode(mac.finalize().into_bytes()))
-    }
-
-    #[test]
-    fn good_bad_and_stale_signatures() {
-        let body = br#"{"type":"event_callback"}"#;
-        let good = sign("s3cret", "1700000000", body);
-        assert_eq!(
-            verify_slack("s3cret", "1700000000", &good, body, 1_700_000_100),
-            Ok(())
-        );
-        assert_eq!(
-            verify_slack("other", "1700000000", &good, body, 1_700_000_100),
-            Err("signature mismatch")
-        );
-        assert_eq!(
-            verify_slack("s3cret", "1700000000", &good, b"{}", 1_700_000_100),
-            Err("signature mismatch")
-        );
-        assert_eq!(
-            verify_slack("s3cret", "1700000000", &good, body, 1_700_000_301),
-            Err("stale timestamp")
-        );
-        assert_eq!(
-            verify_slack("s3cret", "1700000000", "v1=00", body, 1_700_000_000),
-            Err("bad signature version")
-        );
-        assert_eq!(
-            verify_slack("s3cret", "soon", &good, body, 1_700_000_000),
-            Err("bad timestamp")
-        );
-    }
+/// The variable that holds the server secret of `integration`.
+pub fn server_secret_var(integration: &str) -> String {
+    format!(
+        "ROOST_WEBHOOK_SECRET_{}",
+        integration.to_ascii_uppercase().replace('-', "_")
+    )
 }
