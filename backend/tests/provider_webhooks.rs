@@ -435,3 +435,57 @@ async fn subscriptions_follow_the_scripts(backend: Backend) {
         .await;
 }
 on_both_stores!(subscriptions_follow_the_scripts);
+
+/// `GET /v1/scripts/{id}/webhooks` and `roost hooks list` give the URL of
+/// each integration a script's events come from.
+// The CLI blocks its thread while the server answers on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripts_webhook_urls_are_listed() {
+    use support::process::{roost, text};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.user("ada").await;
+    let user_id = app.user_id(&token).await;
+    let script = deploy_listener(
+        &app,
+        &token,
+        &[
+            "shopify.orders.create",
+            "stripe.invoice.paid",
+            "shopify.orders.paid",
+            "order.created",
+        ],
+    )
+    .await;
+    let (status, listed) = app
+        .get(&token, &format!("/v1/scripts/{script}/webhooks"))
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["webhooks"],
+        json!([
+            { "integration": "shopify", "events": ["shopify.orders.create", "shopify.orders.paid"],
+              "url": format!("{}/webhooks/shopify/{user_id}", app.base) },
+            { "integration": "stripe", "events": ["stripe.invoice.paid"],
+              "url": format!("{}/webhooks/stripe/{user_id}", app.base) },
+        ])
+    );
+    let (status, _) = app.get(&token, "/v1/scripts/scr_nope/webhooks").await;
+    assert_eq!(status, 404);
+
+    let env = [
+        ("ROOST_SERVER", app.base.as_str()),
+        ("ROOST_TOKEN", token.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let out = roost(dir.path(), &["hooks", "list", "listener"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = text(&out.stdout);
+    assert!(
+        out.contains(&format!(
+            "webhook shopify  shopify.orders.create,shopify.orders.paid  {}/webhooks/shopify/{user_id}",
+            app.base
+        )),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+}

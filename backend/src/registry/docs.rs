@@ -88,6 +88,9 @@ pub fn render_docs(d: &IntegrationDefinition) -> String {
             render_params(&mut out, "Returns", &method.output_schema);
         }
     }
+    if let Some(webhooks) = &d.webhooks {
+        render_webhooks(&mut out, d, webhooks);
+    }
     let _ = writeln!(
         out,
         "\n## Example\n\n```rust\n{}```\n\nProvider docs: {}",
@@ -95,6 +98,33 @@ pub fn render_docs(d: &IntegrationDefinition) -> String {
         d.docs_url
     );
     out
+}
+
+fn render_webhooks(out: &mut String, d: &IntegrationDefinition, webhooks: &super::WebhookDef) {
+    let id = &d.integration_id;
+    let example = webhooks
+        .test_vectors
+        .iter()
+        .find_map(|v| v.event_type.clone())
+        .unwrap_or_else(|| format!("{id}.<type>"));
+    let secret = match &webhooks.secret {
+        super::SecretSource::Credential { key } => format!("the user's `{key}` credential"),
+        super::SecretSource::Server => "the server's app secret".into(),
+    };
+    let _ = writeln!(
+        out,
+        "\n## Webhook events\n\n{} sends its events to `POST /webhooks/{id}/{{user_id}}`; roost \
+         verifies each delivery ({} in `{}`, with {secret}) and turns it into an event of type \
+         `{id}.<type>` (the type from the {}), for example `{example}`: a script takes it with \
+         `#[on_event(\"{example}\")]`. A delivery the provider retries runs once.",
+        d.name, "HMAC-SHA256", webhooks.signature.header, webhooks.event_type.from,
+    );
+    if webhooks.subscriptions.is_some() {
+        out.push_str(
+            "\nroost registers the subscriptions the user's deployed scripts need at the provider \
+             once the user is connected, and removes them when no script takes those events.\n",
+        );
+    }
 }
 
 fn render_params(out: &mut String, title: &str, schema: &serde_json::Value) {
