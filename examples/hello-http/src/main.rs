@@ -8,3 +8,5 @@ use roost_sdk::on_http;
 fn hello(_request: &Request) -> Response {
     Response::from_text(200, "hello, world\n")
 }
+
+roost_sdk::main!(hello);
