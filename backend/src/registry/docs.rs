@@ -114,10 +114,10 @@ fn render_webhooks(out: &mut String, d: &IntegrationDefinition, webhooks: &super
     let _ = writeln!(
         out,
         "\n## Webhook events\n\n{} sends its events to `POST /webhooks/{id}/{{user_id}}`; roost \
-         verifies each delivery ({} in `{}`, with {secret}) and turns it into an event of type \
+         verifies each delivery (HMAC-SHA256 in `{}`, with {secret}) and turns it into an event of type \
          `{id}.<type>` (the type from the {}), for example `{example}`: a script takes it with \
          `#[on_event(\"{example}\")]`. A delivery the provider retries runs once.",
-        d.name, "HMAC-SHA256", webhooks.signature.header, webhooks.event_type.from,
+        d.name, webhooks.signature.header, webhooks.event_type.from,
     );
     if webhooks.subscriptions.is_some() {
         out.push_str(
