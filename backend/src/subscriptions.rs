@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::connectors::{CallRequest, Connectors, CredentialSource};
-use crate::credentials::CredentialService;
+use crate::credentials::{CredentialError, CredentialService};
 use crate::registry::{IntegrationDefinition, Registry, SecretSource, SubscriptionsDef, render};
 use crate::store::{Store, StoreError, SubscriptionRow, now_millis};
 use crate::triggers::Webhooks;
@@ -61,6 +61,17 @@ pub struct Reconciled {
     /// What failed, for the log (no secrets: provider errors are masked
     /// by the connectors' error text).
     pub failures: Vec<String>,
+}
+
+/// Why a user's subscriptions could not be looked at.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The user's credentials could not be read.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
 }
 
 /// Reconciles users' subscriptions.
@@ -164,7 +175,7 @@ impl Subscriptions {
         &self,
         user_id: &str,
         definition: &Arc<IntegrationDefinition>,
-    ) -> Result<Reconciled, StoreError> {
+    ) -> Result<Reconciled, SubscriptionError> {
         let mut done = Reconciled::default();
         let (Some(webhooks), id) = (&definition.webhooks, &definition.integration_id) else {
             return Ok(done);
@@ -175,15 +186,14 @@ impl Subscriptions {
         let connected = self
             .credentials
             .missing(user_id, std::slice::from_ref(definition))
-            .await
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .await?
             .is_empty();
-        let existing = self.store().subscriptions(user_id, id).await?;
         if !connected {
             // Without the credential roost cannot reach the provider; what
             // it made stays until the user connects again.
             return Ok(done);
         }
+        let existing = self.store().subscriptions(user_id, id).await?;
         let mut topics: Vec<String> = self
             .store()
             .listened_event_types(user_id, &format!("{id}."))
@@ -218,7 +228,11 @@ impl Subscriptions {
             {
                 match self.remove(user_id, definition, subs, row).await {
                     Ok(()) => done.removed += 1,
-                    Err(failure) => done.failures.push(failure),
+                    Err(failure) => {
+                        // Kept on record, so the next attempt removes it.
+                        self.restore(user_id, id, row).await?;
+                        done.failures.push(failure);
+                    }
                 }
             }
         }
@@ -246,6 +260,23 @@ impl Subscriptions {
             }
         }
         Ok(done)
+    }
+
+    async fn restore(
+        &self,
+        user_id: &str,
+        id: &str,
+        row: &SubscriptionRow,
+    ) -> Result<(), StoreError> {
+        self.store()
+            .claim_subscription(user_id, id, &row.scope, &row.topics)
+            .await?;
+        if let Some(remote_id) = &row.remote_id {
+            self.store()
+                .subscription_created(user_id, id, &row.scope, &row.topics, remote_id)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The `each` items of the user's credential, or the one scope.

@@ -295,14 +295,14 @@ impl Connectors {
         } = self.resolve(request)?;
         let id = request.integration;
         let provider_request = code.request(&input, &connector.settings)?;
-        let base = connector.settings.get("baseUrl").and_then(Value::as_str).ok_or_else(|| {
-            CallError::NotConfigured(format!(
-                "`{id}` has no base URL on this server; the operator sets integration_config.{id}.baseUrl"
-            ))
-        })?;
         let mut credential = credentials
             .credential(request.user_id, &connector.definition)
             .await?;
+        let base = match connector.settings.get("baseUrl").and_then(Value::as_str) {
+            Some(base) => base.to_string(),
+            None => outgoing::host_base(&connector.definition, credential.as_ref())?,
+        };
+        let base = base.as_str();
         // A method with limits of its own counts in its own bucket.
         let bucket = match &operation.method.rate_limits {
             Some(_) => format!("{id}.{}", operation.method.id),

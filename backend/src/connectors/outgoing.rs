@@ -7,7 +7,52 @@ use super::credentials::HostCredential;
 use super::error::CallError;
 use super::mapping::{ProviderRequest, ProviderResponse};
 use super::transport::{OutgoingRequest, retry_after};
-use crate::registry::PlacementLocation;
+use crate::registry::{IntegrationDefinition, PlacementLocation};
+
+/// `https://{host}` from a credential placed `in: host` (Shopify's shop
+/// domain), for an integration the server has no base URL for. The user
+/// chose the host, so it must be one of the definition's outbound hosts.
+pub(super) fn host_base(
+    definition: &IntegrationDefinition,
+    credential: Option<&HostCredential>,
+) -> Result<String, CallError> {
+    let id = &definition.integration_id;
+    let Some((_, host)) = credential
+        .iter()
+        .flat_map(|c| c.parts.iter())
+        .find(|(placement, _)| placement.location == PlacementLocation::Host)
+    else {
+        return Err(CallError::NotConfigured(format!(
+            "`{id}` has no base URL on this server; the operator sets integration_config.{id}.baseUrl"
+        )));
+    };
+    let host = host.trim().trim_end_matches('/').to_ascii_lowercase();
+    let is_name = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    let allowed =
+        definition
+            .outbound_hosts
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => host == *pattern,
+            });
+    if !(is_name && allowed) {
+        return Err(CallError::NotConfigured(format!(
+            "the stored host of `{id}` is not one of {}; store the account's host (as \
+             my-store.myshopify.com) again",
+            definition.outbound_hosts.join(", ")
+        )));
+    }
+    Ok(format!("https://{host}"))
+}
 
 /// The full request: base URL, path, query, headers, JSON body, and the
 /// credential in the placement its definition names.
@@ -118,5 +163,61 @@ pub(super) fn provider_error(response: &ProviderResponse) -> CallError {
         code,
         message,
         retry_after: retry_after(&response.headers).map(|d| d.as_secs()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Placement, Registry};
+
+    fn shop(domain: &str) -> HostCredential {
+        let placement = |location, name: &str| Placement {
+            location,
+            name: name.into(),
+            prefix: None,
+        };
+        HostCredential {
+            parts: vec![
+                (
+                    placement(PlacementLocation::Header, "X-Shopify-Access-Token"),
+                    "shpat_x".into(),
+                ),
+                (
+                    placement(PlacementLocation::Host, "shop_domain"),
+                    domain.into(),
+                ),
+            ],
+        }
+    }
+
+    /// The shop's own host, and nothing the user could point elsewhere.
+    #[test]
+    fn a_stored_host_must_be_one_of_the_outbound_hosts() {
+        let registry = Registry::load(None).unwrap();
+        let shopify = registry.get("shopify").unwrap();
+        assert_eq!(
+            host_base(shopify, Some(&shop("My-Store.myshopify.com"))).unwrap(),
+            "https://my-store.myshopify.com"
+        );
+        for bad in [
+            "evil.example",
+            "myshopify.com",
+            "evilmyshopify.com",
+            "a.myshopify.com@evil.example",
+            "a.myshopify.com/path",
+            "127.0.0.1",
+            "",
+        ] {
+            let err = host_base(shopify, Some(&shop(bad))).unwrap_err();
+            assert!(
+                err.to_string().contains("is not one of *.myshopify.com"),
+                "{bad}: {err}"
+            );
+        }
+        // Without a host credential the server's base URL is the only one.
+        let gmail = registry.get("gmail").unwrap();
+        let err = host_base(gmail, None).unwrap_err().to_string();
+        assert!(err.contains("integration_config.gmail.baseUrl"), "{err}");
     }
 }

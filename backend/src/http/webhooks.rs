@@ -73,7 +73,9 @@ fn webhook_error(err: WebhookError) -> ApiError {
     let (status, code) = match err {
         WebhookError::NotFound => return ApiError::not_found("webhook"),
         WebhookError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
-        WebhookError::NotConnected { .. } => (StatusCode::FORBIDDEN, "not_connected"),
+        WebhookError::NoSecret { .. } | WebhookError::NotConnected(_) => {
+            (StatusCode::FORBIDDEN, "not_connected")
+        }
         WebhookError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
         WebhookError::Unreadable(ReadError::NotJson(_)) => {
             (StatusCode::BAD_REQUEST, "malformed_json")

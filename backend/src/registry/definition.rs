@@ -62,6 +62,10 @@ pub enum PlacementLocation {
     Header,
     /// A query parameter.
     Query,
+    /// The API's host: calls go to `https://{value}` unless the server sets
+    /// a base URL (Shopify's shop domain). The value must match one of the
+    /// integration's `outboundHosts`.
+    Host,
 }
 
 /// One credential an integration needs, and the env var it becomes.
@@ -373,6 +377,17 @@ impl IntegrationDefinition {
                     );
                 }
                 _ => {}
+            }
+            if spec
+                .placement
+                .as_ref()
+                .is_some_and(|p| p.location == PlacementLocation::Host)
+                && self.outbound_hosts.is_empty()
+            {
+                return problem(
+                    &at("placement"),
+                    "a host placement needs outboundHosts the host must match".into(),
+                );
             }
             if spec.kind == CredentialType::Oauth2 && self.auth_type != AuthType::Oauth2 {
                 return problem(

@@ -247,6 +247,7 @@ fn profile(
                 "in": match placement.location {
                     PlacementLocation::Header => "header",
                     PlacementLocation::Query => "query",
+                    PlacementLocation::Host => "host",
                 },
                 "name": placement.name,
                 "prefix": placement.prefix,

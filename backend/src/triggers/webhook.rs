@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::event::{EventError, EventService, Submitted};
 use crate::credentials::{CredentialError, CredentialService};
 use crate::registry::{Delivery, Headers, ReadError, Registry, SecretSource};
-use crate::store::{NewEvent, Store, StoreError, now_millis};
+use crate::store::{NewEvent, QueueLimits, Store, StoreError, now_millis};
 
 /// Why a delivery was refused.
 #[derive(Debug, thiserror::Error)]
@@ -30,18 +30,23 @@ pub enum WebhookError {
     /// The server secret this integration needs is not set.
     #[error("set {0} to receive this integration's webhooks")]
     NotConfigured(String),
-    /// The user has no secret to check the delivery with, or has not
-    /// connected the account it names.
+    /// The user has not stored the secret deliveries are checked with.
     #[error(
-        "this account has not connected `{integration}`{what}, so it takes none of its \
-         webhooks; connect it through a setup link first"
+        "this account has no `{key}` of `{integration}` to check its webhooks with; store it \
+         (PUT /v1/credentials/{integration}) first"
     )]
-    NotConnected {
+    NoSecret {
         /// The integration.
         integration: String,
-        /// What is missing, if more than the connection.
-        what: String,
+        /// The credential that holds the secret.
+        key: String,
     },
+    /// The user has not connected the account deliveries must name.
+    #[error(
+        "this account has not connected `{0}`, so it takes none of its webhooks; connect it \
+         through a setup link first"
+    )]
+    NotConnected(String),
     /// The signature does not verify.
     #[error("the webhook signature does not verify: {0}")]
     BadSignature(&'static str),
@@ -87,6 +92,7 @@ pub struct Webhooks {
     events: EventService,
     server_secrets: Arc<BTreeMap<String, String>>,
     base_url: String,
+    limits: QueueLimits,
 }
 
 /// Where one integration's deliveries for a script's events go.
@@ -103,13 +109,15 @@ pub struct WebhookUrl {
 impl Webhooks {
     /// Deliveries checked against the user's credentials or the server's
     /// `server_secrets` (by integration id, `-` written `_`) become events
-    /// through `events`.
+    /// through `events`, while the user's queue is within `limits` (a
+    /// provider retries a delivery refused with 429).
     pub fn new(
         registry: Arc<Registry>,
         credentials: CredentialService,
         events: EventService,
         server_secrets: BTreeMap<String, String>,
         base_url: &str,
+        limits: QueueLimits,
     ) -> Self {
         Self {
             registry,
@@ -117,6 +125,7 @@ impl Webhooks {
             events,
             server_secrets: Arc::new(server_secrets),
             base_url: base_url.trim_end_matches('/').to_string(),
+            limits,
         }
     }
 
@@ -179,10 +188,12 @@ impl Webhooks {
             .get(integration)
             .ok_or(WebhookError::NotFound)?;
         let def = definition.webhooks.as_ref().ok_or(WebhookError::NotFound)?;
+        // A server without the secret answers so before looking at users.
         let server_secret = match &def.secret {
             SecretSource::Server => Some(
                 self.server_secrets
                     .get(&integration.replace('-', "_"))
+                    .cloned()
                     .ok_or_else(|| WebhookError::NotConfigured(server_secret_var(integration)))?,
             ),
             SecretSource::Credential { .. } => None,
@@ -190,17 +201,19 @@ impl Webhooks {
         if self.store().get_user(user_id).await?.is_none() {
             return Err(WebhookError::NotFound);
         }
-        let secret = match (&def.secret, server_secret) {
-            (_, Some(secret)) => secret.clone(),
-            (SecretSource::Credential { key }, None) => self
+        let secret = match (server_secret, &def.secret) {
+            (Some(secret), _) => secret,
+            (None, SecretSource::Credential { key }) => self
                 .credentials
                 .value(user_id, integration, key)
                 .await?
-                .ok_or_else(|| WebhookError::NotConnected {
+                .ok_or_else(|| WebhookError::NoSecret {
                     integration: integration.to_string(),
-                    what: format!(" with its `{key}`"),
+                    key: key.clone(),
                 })?,
-            (SecretSource::Server, None) => unreachable!("checked above"),
+            (None, SecretSource::Server) => {
+                return Err(WebhookError::NotConfigured(server_secret_var(integration)));
+            }
         };
         if let Err(reason) = def.verify(&secret, headers, body, now_millis() / 1000) {
             tracing::warn!(integration, reason, "refused a webhook delivery");
@@ -246,7 +259,7 @@ impl Webhooks {
             source: Some(source),
             payload,
         };
-        let submitted = self.events.submit(&event, None).await?;
+        let submitted = self.events.submit(&event, Some(self.limits)).await?;
         Ok(WebhookAnswer::Event {
             event_id: event.event_id,
             submitted,
@@ -263,10 +276,7 @@ impl Webhooks {
     ) -> Result<(), WebhookError> {
         let Some((bound, bound_app)) = self.store().bound_account(user_id, integration).await?
         else {
-            return Err(WebhookError::NotConnected {
-                integration: integration.to_string(),
-                what: String::new(),
-            });
+            return Err(WebhookError::NotConnected(integration.to_string()));
         };
         let same_app = bound_app.is_none_or(|bound_app| app == Some(bound_app.as_str()));
         if bound != account || !same_app {
