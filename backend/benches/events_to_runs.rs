@@ -18,7 +18,6 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use roost::app::Application;
 use roost::auth::{hash_token, new_token};
 use serde_json::{Value, json};
@@ -101,19 +100,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         .await
         .unwrap();
     let client = reqwest::Client::new();
-    let component =
-        base64::engine::general_purpose::STANDARD.encode(roost_tests::example("event-echo"));
-    let deployed: Value = client
-        .post(format!("{base}/v1/scripts/deploy"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "echo", "component": component }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(deployed["script_id"].is_string(), "{deployed}");
+    support::deploy(&client, &base, &token, "echo", "event-echo", json!({})).await;
 
     // The events go through the lean client (support/lean_http.rs): the
     // load shares the server's two cores, and reqwest spent 48-80 us of

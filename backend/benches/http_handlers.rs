@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
 use roost::app::Application;
 use roost::auth::{hash_token, new_token};
 use serde_json::{Value, json};
@@ -114,31 +113,22 @@ async fn roost_side(seconds: u64) -> (Load, i64) {
         .await
         .unwrap();
     let client = reqwest::Client::new();
-    let component =
-        base64::engine::general_purpose::STANDARD.encode(roost_tests::example("hello-http"));
-    let deployed: Value = client
-        .post(format!("{base}/v1/scripts/deploy"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "hello-http", "component": component }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let script = deployed["script_id"]
-        .as_str()
-        .expect("deployed")
-        .to_string();
-    let handlers: Value = client
-        .get(format!("{base}/v1/scripts/{script}/http"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let script = support::deploy(
+        &client,
+        &base,
+        &token,
+        "hello-http",
+        "hello-http",
+        json!({}),
+    )
+    .await;
+    let handlers = support::get_json(
+        &client,
+        &base,
+        &token,
+        &format!("/v1/scripts/{script}/http"),
+    )
+    .await;
     let url = handlers["handlers"][0]["url"].as_str().unwrap().to_string();
     let answer = client.get(&url).send().await.unwrap().text().await.unwrap();
     assert_eq!(answer, "hello, world\n");

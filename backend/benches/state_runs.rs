@@ -17,7 +17,6 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use roost::app::Application;
 use roost::auth::{hash_token, new_token};
 use serde_json::{Value, json};
@@ -105,19 +104,15 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         .create_user("bench", &hash_token(&token))
         .await
         .unwrap();
-    let component =
-        base64::engine::general_purpose::STANDARD.encode(roost_tests::example("state-probe"));
-    let deployed: Value = reqwest::Client::new()
-        .post(format!("{base}/v1/scripts/deploy"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "probe", "component": component, "retries": { "max": 0 } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let script = deployed["script_id"].as_str().unwrap().to_string();
+    let script = support::deploy(
+        &reqwest::Client::new(),
+        &base,
+        &token,
+        "probe",
+        "state-probe",
+        json!({ "retries": { "max": 0 } }),
+    )
+    .await;
     let poster = std::sync::Arc::new(support::lean_http::LeanPoster::new(
         addr,
         &format!("/v1/scripts/{script}/run"),

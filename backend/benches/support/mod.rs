@@ -74,3 +74,48 @@ pub fn write_report(name: &str, report: &serde_json::Value) {
 pub fn pct<T: Copy>(sorted: &[T], p: usize) -> T {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
+
+/// Deploys example guest `example` as script `name` for `token`, with
+/// `extra` deploy fields (`{"retries": …}`); returns its id.
+pub async fn deploy(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    example: &str,
+    extra: serde_json::Value,
+) -> String {
+    use base64::Engine as _;
+    let mut body = serde_json::json!({
+        "name": name,
+        "component": base64::engine::general_purpose::STANDARD.encode(roost_tests::example(example)),
+    });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let deployed = send_json(
+        client
+            .post(format!("{base}/v1/scripts/deploy"))
+            .bearer_auth(token)
+            .json(&body),
+    )
+    .await;
+    deployed["script_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("deploying {example}: {deployed}"))
+        .to_string()
+}
+
+/// `GET {base}{path}` with `token`, as JSON.
+pub async fn get_json(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+) -> serde_json::Value {
+    send_json(client.get(format!("{base}{path}")).bearer_auth(token)).await
+}
+
+async fn send_json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
