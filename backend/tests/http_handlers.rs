@@ -309,6 +309,8 @@ async fn signed_requests(backend: Backend) {
 
     let wrong_secret = format!("v1={}", sign(&"x".repeat(40), now, b"order 1"));
     let refusals = [
+        // The accepted request again: a signature is taken once.
+        send(now, good(), "order 1"),
         send(now, wrong_secret, "order 1"),
         send(now, good(), "order 2"),
         send(

@@ -23,6 +23,14 @@ pub trait EventStore: Send + Sync {
         delivery_id: &str,
         user_id: &str,
     ) -> StoreResult<String>;
+    /// Records delivery `delivery_id` of `source` for `user_id`: true if it
+    /// is new, false if it was recorded before (a replay).
+    async fn first_delivery(
+        &self,
+        source: &str,
+        delivery_id: &str,
+        user_id: &str,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -73,7 +81,24 @@ where
         delivery_id: &str,
         user_id: &str,
     ) -> StoreResult<String> {
-        sqlx::query(
+        self.first_delivery(source, delivery_id, user_id).await?;
+        Ok(sqlx::query(
+            "SELECT user_id FROM webhook_deliveries WHERE source = $1 AND delivery_id = $2",
+        )
+        .bind(source)
+        .bind(delivery_id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("user_id")?)
+    }
+
+    async fn first_delivery(
+        &self,
+        source: &str,
+        delivery_id: &str,
+        user_id: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
             "INSERT INTO webhook_deliveries (source, delivery_id, user_id, received_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (source, delivery_id) DO NOTHING",
         )
@@ -83,14 +108,7 @@ where
         .bind(now_millis())
         .execute(&self.pool)
         .await?;
-        Ok(sqlx::query(
-            "SELECT user_id FROM webhook_deliveries WHERE source = $1 AND delivery_id = $2",
-        )
-        .bind(source)
-        .bind(delivery_id)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("user_id")?)
+        Ok(DB::rows_affected(&done) > 0)
     }
 }
 

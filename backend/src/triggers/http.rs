@@ -361,6 +361,25 @@ impl HttpHandlers {
                 crate::store::now_millis() / 1000,
             )
             .map_err(HttpTriggerError::BadSignature)?;
+            // A captured request replayed within the timestamp window
+            // carries a signature already taken: it starts nothing.
+            let signature = request
+                .headers
+                .iter()
+                .find(|(name, _)| name == "x-roost-signature")
+                .map(|(_, value)| value.trim())
+                .unwrap_or_default();
+            let first = self
+                .store
+                .first_delivery(
+                    "http-hmac",
+                    &format!("{}:{signature}", endpoint.token),
+                    &endpoint.user_id,
+                )
+                .await?;
+            if !first {
+                return Err(HttpTriggerError::BadSignature(signing::REPLAYED));
+            }
         }
         // Anyone may call a public handler: its owner's budget, not the
         // server's, is what a flood of callers spends (refused

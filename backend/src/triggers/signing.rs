@@ -2,7 +2,8 @@
 //! seconds) and `X-Roost-Signature: v1=<hex>`, the HMAC-SHA256 of
 //! `"{timestamp}.{body}"` under the secret the handler's owner set. A
 //! timestamp more than [`TOLERANCE_SECS`] from roost's clock is refused, so
-//! a captured request cannot be replayed later than that.
+//! a captured request cannot be replayed later than that, and within it a
+//! signature is taken once (see `HttpHandlers::call`).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -20,6 +21,9 @@ const MISSING: &str = "this handler takes signed requests: send X-Roost-Timestam
 const STALE: &str =
     "the request's X-Roost-Timestamp is more than 5 minutes from the server's clock";
 const WRONG: &str = "the request's signature does not match its timestamp and body";
+/// Said of a signature seen before.
+pub(super) const REPLAYED: &str =
+    "this signed request was already received; sign each request anew, with its own timestamp";
 
 /// Whether `secret` is one roost takes: 32 to 256 bytes, no control
 /// characters.
