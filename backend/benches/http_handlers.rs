@@ -97,6 +97,17 @@ async fn roost_side(seconds: u64) -> (Load, i64) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = support::server_config(dir.path(), None);
     config.abuse.http_requests_per_minute = u32::MAX;
+    // For A/B runs of the worker pool: `ROOST_BENCH_WORKERS`, and
+    // `ROOST_BENCH_PER_USER_WORKERS` (default: half of them).
+    let knob = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    if let Some(workers) = knob("ROOST_BENCH_WORKERS") {
+        config.runner.workers = workers;
+    }
+    config.runner.per_user_workers = knob("ROOST_BENCH_PER_USER_WORKERS");
     config.abuse.max_queued_runs_per_user = i64::MAX;
     let database = config.database_url.clone();
     let (port_tx, port) = tokio::sync::oneshot::channel();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 pub use history::{Cancelled, RunHistory};
-pub use waiting::WaitSlot;
+pub use waiting::{RunEnd, WaitSlot};
 
 use crate::execute::Executor;
 use crate::metrics::Metrics;

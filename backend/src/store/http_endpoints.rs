@@ -18,6 +18,8 @@ pub struct HttpEndpoint {
     pub script_id: String,
     /// The handler.
     pub handler: String,
+    /// The script's current version (the one a request runs).
+    pub script_version: i64,
     /// Its trigger as the current version declares it (JSON of
     /// `roost_sandbox::HttpTrigger`).
     pub trigger: String,
@@ -84,7 +86,7 @@ pub(super) fn new_endpoint_token() -> String {
 pub(super) const ENSURE_ENDPOINT_SQL: &str = "INSERT INTO http_endpoints (token, script_id, handler, created_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (script_id, handler) DO NOTHING";
 
-const ENDPOINT_COLUMNS: &str = "SELECT e.token, s.user_id, e.script_id, e.handler, t.spec, \
+const ENDPOINT_COLUMNS: &str = "SELECT e.token, s.user_id, e.script_id, e.handler, t.spec, s.current_version, \
      e.secret_key_id, e.secret_nonce, e.secret \
      FROM http_endpoints e JOIN scripts s ON s.id = e.script_id \
      JOIN triggers t ON t.script_id = e.script_id AND t.handler = e.handler AND t.kind = 'http'";
@@ -96,6 +98,7 @@ where
     String: Column<R::Database>,
     Option<String>: Column<R::Database>,
     Option<Vec<u8>>: Column<R::Database>,
+    i64: Column<R::Database>,
 {
     let key_id: Option<String> = row.try_get("secret_key_id")?;
     let nonce: Option<Vec<u8>> = row.try_get("secret_nonce")?;
@@ -105,6 +108,7 @@ where
         user_id: row.try_get("user_id")?,
         script_id: row.try_get("script_id")?,
         handler: row.try_get("handler")?,
+        script_version: row.try_get("current_version")?,
         trigger: row.try_get("spec")?,
         secret: match (key_id, nonce, ciphertext) {
             (Some(key_id), Some(nonce), Some(ciphertext)) => Some(SealedSecret {

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::signing;
 use crate::credentials::MasterKeys;
 use crate::credentials::cipher::{open_handler_secret, seal_handler_secret};
-use crate::queue::Runner;
+use crate::queue::{RunEnd, Runner};
 use crate::store::{
     Enqueued, HttpEndpoint, HttpReply, NewRun, QueueLimits, RunStatus, Store, StoreError,
     TriggerKind,
@@ -392,20 +392,17 @@ impl HttpHandlers {
             .runner
             .wait_slot(&endpoint.user_id)
             .ok_or_else(|| HttpTriggerError::TooManyWaits(self.runner.waits_per_user()))?;
-        let script = self
-            .store
-            .get_script(&endpoint.user_id, &endpoint.script_id)
-            .await?
-            .ok_or(HttpTriggerError::NotFound)?;
         let new_run = NewRun {
             user_id: endpoint.user_id.clone(),
             script_id: endpoint.script_id.clone(),
-            script_version: script.current_version,
+            script_version: endpoint.script_version,
             handler: Some(endpoint.handler.clone()),
             trigger_kind: TriggerKind::Http,
             trigger_spec: format!("{} {}", request.method, request.path),
             payload: payload(&request, trigger.access),
         };
+        // Taken before the run is queued, so its end cannot pass unseen.
+        let ends = self.runner.run_ends();
         let run = match self
             .runner
             .enqueue_manual(&new_run, None, self.limits)
@@ -420,10 +417,23 @@ impl HttpHandlers {
             .deadline_ms
             .map_or(DEFAULT_DEADLINE, Duration::from_millis)
             .min(self.max_deadline);
-        let run = self
+        let run = match self
             .runner
-            .wait(&slot, &endpoint.user_id, &run.id, deadline)
-            .await?;
+            .wait_announced(&slot, &endpoint.user_id, &run.id, deadline, ends)
+            .await?
+        {
+            // The usual end: a response is recorded with the success, and
+            // one read answers the caller.
+            RunEnd::Announced => match self.store.http_response(&run.id).await? {
+                Some(reply) => return Ok(HttpOutcome::Answered(reply)),
+                None => self
+                    .store
+                    .get_run(&endpoint.user_id, &run.id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("run vanished".into()))?,
+            },
+            RunEnd::Looked(run) => run,
+        };
         if !run.status.is_terminal() {
             return Ok(match trigger.on_deadline {
                 OnDeadline::Accept => HttpOutcome::Accepted { run_id: run.id },
