@@ -303,10 +303,9 @@ impl Subscriptions {
             if subs.scope_vars(item).is_some() {
                 scopes.push(item.to_string());
             } else {
-                done.failures.push(format!(
-                    "`{item}` in `{}` is not in the expected form",
-                    each.credential
-                ));
+                // The user's to fix; trying again would not help.
+                tracing::warn!(user = user_id, integration = id, credential = %each.credential,
+                    "an item of the credential is not in the expected form; no subscription for it");
             }
         }
         scopes

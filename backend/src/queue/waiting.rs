@@ -25,7 +25,7 @@ pub enum RunEnd {
     Announced,
     /// A look at the run: its end not announced (cancelled, reaped), or
     /// the deadline passed.
-    Looked(RunRow),
+    Looked(Box<RunRow>),
 }
 
 /// A user's place among the requests waiting on runs at this node.
@@ -126,7 +126,7 @@ impl Runner {
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("run vanished".into()))?;
             if run.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-                return Ok(RunEnd::Looked(run));
+                return Ok(RunEnd::Looked(Box::new(run)));
             }
         }
     }

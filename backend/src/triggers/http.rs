@@ -432,7 +432,7 @@ impl HttpHandlers {
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("run vanished".into()))?,
             },
-            RunEnd::Looked(run) => run,
+            RunEnd::Looked(run) => *run,
         };
         if !run.status.is_terminal() {
             return Ok(match trigger.on_deadline {
