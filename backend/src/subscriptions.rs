@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use crate::connectors::{CallRequest, Connectors, CredentialSource};
 use crate::credentials::{CredentialError, CredentialService};
 use crate::registry::{IntegrationDefinition, Registry, SecretSource, SubscriptionsDef, render};
-use crate::store::{Store, StoreError, SubscriptionRow, now_millis};
+use crate::store::{Store, StoreError, SubscriptionKey, SubscriptionRow, now_millis};
 use crate::triggers::Webhooks;
 
 /// A claim whose creator never recorded the provider's id (it died in
@@ -217,13 +217,13 @@ impl Subscriptions {
         let now = now_millis();
         let mut have: BTreeSet<(String, String)> = BTreeSet::new();
         for row in &existing {
-            let key = (row.scope.clone(), row.topics.clone());
+            let recorded = (row.scope.clone(), row.topics.clone());
             let abandoned = row.remote_id.is_none() && now - row.created_at > ABANDONED_AFTER_MS;
-            if wanted.contains(&key) && !abandoned {
-                have.insert(key);
+            if wanted.contains(&recorded) && !abandoned {
+                have.insert(recorded);
             } else if self
                 .store()
-                .drop_subscription(user_id, id, &row.scope, &row.topics)
+                .drop_subscription(key(user_id, id, &row.scope, &row.topics))
                 .await?
             {
                 match self.remove(user_id, definition, subs, row).await {
@@ -236,24 +236,24 @@ impl Subscriptions {
                 }
             }
         }
-        for (scope, key) in wanted.difference(&have) {
+        for (scope, topics) in wanted.difference(&have) {
             if !self
                 .store()
-                .claim_subscription(user_id, id, scope, key)
+                .claim_subscription(key(user_id, id, scope, topics))
                 .await?
             {
                 continue;
             }
-            match self.create(user_id, definition, subs, scope, key).await {
+            match self.create(user_id, definition, subs, scope, topics).await {
                 Ok(remote_id) => {
                     self.store()
-                        .subscription_created(user_id, id, scope, key, &remote_id)
+                        .subscription_created(key(user_id, id, scope, topics), &remote_id)
                         .await?;
                     done.created += 1;
                 }
                 Err(failure) => {
                     self.store()
-                        .drop_subscription(user_id, id, scope, key)
+                        .drop_subscription(key(user_id, id, scope, topics))
                         .await?;
                     done.failures.push(failure);
                 }
@@ -269,11 +269,11 @@ impl Subscriptions {
         row: &SubscriptionRow,
     ) -> Result<(), StoreError> {
         self.store()
-            .claim_subscription(user_id, id, &row.scope, &row.topics)
+            .claim_subscription(key(user_id, id, &row.scope, &row.topics))
             .await?;
         if let Some(remote_id) = &row.remote_id {
             self.store()
-                .subscription_created(user_id, id, &row.scope, &row.topics, remote_id)
+                .subscription_created(key(user_id, id, &row.scope, &row.topics), remote_id)
                 .await?;
         }
         Ok(())
@@ -453,6 +453,20 @@ impl Subscriptions {
         report
             .result
             .map_err(|err| (report.http_status, format!("{method}: {err}")))
+    }
+}
+
+fn key<'a>(
+    user_id: &'a str,
+    integration: &'a str,
+    scope: &'a str,
+    topics: &'a str,
+) -> SubscriptionKey<'a> {
+    SubscriptionKey {
+        user_id,
+        integration,
+        scope,
+        topics,
     }
 }
 

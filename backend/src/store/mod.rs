@@ -53,7 +53,7 @@ pub use state::{
     StateQuota, StateRefused, StateStore, StateUsage, StateWrites, StateWritten, canonical_json,
     state_entry_size, state_expiry, state_key_problem,
 };
-pub use subscriptions::{SubscriptionRow, SubscriptionStore};
+pub use subscriptions::{SubscriptionKey, SubscriptionRow, SubscriptionStore};
 pub use users::UserStore;
 pub use write_once::*;
 

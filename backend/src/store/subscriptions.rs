@@ -20,6 +20,19 @@ pub struct SubscriptionRow {
     pub created_at: i64,
 }
 
+/// Which subscription: a user's, of an integration, for a scope and topics.
+#[derive(Debug, Clone, Copy)]
+pub struct SubscriptionKey<'a> {
+    /// Whose.
+    pub user_id: &'a str,
+    /// Of which integration.
+    pub integration: &'a str,
+    /// The `each` item, or empty.
+    pub scope: &'a str,
+    /// Its topics, comma-separated and sorted.
+    pub topics: &'a str,
+}
+
 /// Webhook subscriptions.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
@@ -34,30 +47,15 @@ pub trait SubscriptionStore: Send + Sync {
     ) -> StoreResult<Vec<SubscriptionRow>>;
     /// Claims a subscription before the provider is asked for it: true if
     /// this call recorded it, false if it was there already.
-    async fn claim_subscription(
-        &self,
-        user_id: &str,
-        integration: &str,
-        scope: &str,
-        topics: &str,
-    ) -> StoreResult<bool>;
+    async fn claim_subscription(&self, key: SubscriptionKey<'_>) -> StoreResult<bool>;
     /// Records the provider's id of a claimed subscription.
     async fn subscription_created(
         &self,
-        user_id: &str,
-        integration: &str,
-        scope: &str,
-        topics: &str,
+        key: SubscriptionKey<'_>,
         remote_id: &str,
     ) -> StoreResult<()>;
     /// Forgets a subscription: true if this call removed it.
-    async fn drop_subscription(
-        &self,
-        user_id: &str,
-        integration: &str,
-        scope: &str,
-        topics: &str,
-    ) -> StoreResult<bool>;
+    async fn drop_subscription(&self, key: SubscriptionKey<'_>) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -111,21 +109,15 @@ where
             .collect()
     }
 
-    async fn claim_subscription(
-        &self,
-        user_id: &str,
-        integration: &str,
-        scope: &str,
-        topics: &str,
-    ) -> StoreResult<bool> {
+    async fn claim_subscription(&self, key: SubscriptionKey<'_>) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO webhook_subscriptions (user_id, integration_id, scope, topics, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
-        .bind(user_id)
-        .bind(integration)
-        .bind(scope)
-        .bind(topics)
+        .bind(key.user_id)
+        .bind(key.integration)
+        .bind(key.scope)
+        .bind(key.topics)
         .bind(now_millis())
         .execute(&self.pool)
         .await?;
@@ -134,41 +126,32 @@ where
 
     async fn subscription_created(
         &self,
-        user_id: &str,
-        integration: &str,
-        scope: &str,
-        topics: &str,
+        key: SubscriptionKey<'_>,
         remote_id: &str,
     ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE webhook_subscriptions SET remote_id = $5 \
              WHERE user_id = $1 AND integration_id = $2 AND scope = $3 AND topics = $4",
         )
-        .bind(user_id)
-        .bind(integration)
-        .bind(scope)
-        .bind(topics)
+        .bind(key.user_id)
+        .bind(key.integration)
+        .bind(key.scope)
+        .bind(key.topics)
         .bind(remote_id)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn drop_subscription(
-        &self,
-        user_id: &str,
-        integration: &str,
-        scope: &str,
-        topics: &str,
-    ) -> StoreResult<bool> {
+    async fn drop_subscription(&self, key: SubscriptionKey<'_>) -> StoreResult<bool> {
         let done = sqlx::query(
             "DELETE FROM webhook_subscriptions \
              WHERE user_id = $1 AND integration_id = $2 AND scope = $3 AND topics = $4",
         )
-        .bind(user_id)
-        .bind(integration)
-        .bind(scope)
-        .bind(topics)
+        .bind(key.user_id)
+        .bind(key.integration)
+        .bind(key.scope)
+        .bind(key.topics)
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&done) > 0)
