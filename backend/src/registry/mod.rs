@@ -4,6 +4,7 @@
 mod definition;
 mod docs;
 mod settings;
+mod syntax;
 mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
