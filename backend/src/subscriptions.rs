@@ -106,8 +106,9 @@ impl Subscriptions {
         self.credentials.store()
     }
 
-    /// Reconciles each nudged user until `stop`, a failed attempt again
-    /// after `retry`.
+    /// Reconciles every user who may need it once at start (a change a
+    /// stopped node was nudged about is not lost), then each nudged user
+    /// until `stop`, a failed attempt again after `retry`.
     pub fn start(
         self: Arc<Self>,
         mut nudges: Nudges,
@@ -116,6 +117,18 @@ impl Subscriptions {
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut again: BTreeSet<String> = BTreeSet::new();
+            match self.store().subscription_users().await {
+                Ok(users) => {
+                    for user in users {
+                        if !self.reconcile_user(&user).await {
+                            again.insert(user);
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "listing users for webhook subscriptions failed; their next change reconciles them");
+                }
+            }
             loop {
                 let first = tokio::select! {
                     _ = stop.changed() => return,

@@ -475,3 +475,55 @@ async fn a_scripts_webhook_urls_are_listed() {
     );
     assert_eq!(out.lines().count(), 2, "{out}");
 }
+
+/// A node that starts reconciles what changed while nothing did: here a
+/// script stored without the nudge a deploy gives.
+#[tokio::test]
+async fn a_starting_node_makes_the_subscriptions_it_finds_missing() {
+    let api = support::hook_providers::HookProviders::start().await;
+    let base = api.base.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |config| {
+        let settings = json!({ "baseUrl": base });
+        config
+            .integration_config
+            .insert("shopify".into(), settings.as_object().unwrap().clone());
+    })
+    .await;
+    let token = app.user("ada").await;
+    let user_id = app.user_id(&token).await;
+    let (status, body) = app
+        .send(reqwest::Method::PUT, &token, "/v1/credentials/shopify",
+            json!({ "values": { "access_token": "shpat_0123456789", "shop_domain": "example.myshopify.com" } }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.store
+        .create_script_version(&roost::store::NewScriptVersion {
+            user_id: user_id.clone(),
+            name: "listener".into(),
+            component: support::bare_module(),
+            content_hash: "0".repeat(64),
+            metadata: json!({ "integrations": [], "triggers": [] }),
+            triggers: vec![roost::store::TriggerRow {
+                handler: "on_order".into(),
+                kind: roost::store::TriggerKind::Event,
+                spec: "shopify.orders.create".into(),
+                timezone: None,
+            }],
+            retries: None,
+            limits: None,
+            caps: Default::default(),
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(api.live().is_empty(), "nothing nudged the running node");
+    let second = app.another_node().await;
+    let live = api
+        .wait_for("the new node's subscription", |live| live.len() == 1)
+        .await;
+    assert_eq!(live[0].topics, ["orders/create"]);
+    assert_eq!(
+        live[0].address,
+        format!("{second}/webhooks/shopify/{user_id}")
+    );
+}
