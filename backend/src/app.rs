@@ -171,7 +171,7 @@ impl Application {
                 events.clone(),
                 config.webhook_secrets.clone(),
                 &base_url,
-                guards.limits.queue_limits(),
+                guards.clone(),
             ),
             tokens: TokenUsers::new(store.clone(), KNOWN_TOKEN_TTL),
             http_handlers: crate::triggers::http::HttpHandlers::new(

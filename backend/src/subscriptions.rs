@@ -117,16 +117,9 @@ impl Subscriptions {
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut again: BTreeSet<String> = BTreeSet::new();
-            match self.store().subscription_users().await {
-                Ok(users) => {
-                    for user in users {
-                        if !self.reconcile_user(&user).await {
-                            again.insert(user);
-                        }
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "listing users for webhook subscriptions failed; their next change reconciles them");
+            for user in self.users_to_sweep().await {
+                if !self.reconcile_user(&user).await {
+                    again.insert(user);
                 }
             }
             loop {
@@ -152,18 +145,39 @@ impl Subscriptions {
         })
     }
 
+    /// The integrations roost makes subscriptions at.
+    fn subscribing(&self) -> impl Iterator<Item = &Arc<IntegrationDefinition>> {
+        self.registry.all().filter(|definition| {
+            definition
+                .webhooks
+                .as_ref()
+                .is_some_and(|w| w.subscriptions.is_some())
+        })
+    }
+
+    /// The users connected to an integration with subscriptions, or with
+    /// subscriptions on record: the only ones a sweep can change.
+    async fn users_to_sweep(&self) -> BTreeSet<String> {
+        let mut users = BTreeSet::new();
+        for definition in self.subscribing() {
+            match self
+                .store()
+                .subscription_users(&definition.integration_id)
+                .await
+            {
+                Ok(found) => users.extend(found),
+                Err(err) => tracing::warn!(integration = %definition.integration_id, error = %err,
+                    "listing users for webhook subscriptions failed; their next change reconciles them"),
+            }
+        }
+        users
+    }
+
     /// Every integration with subscriptions, for one user; false if
     /// something failed (to be tried again).
     async fn reconcile_user(&self, user_id: &str) -> bool {
         let mut ok = true;
-        for definition in self.registry.all() {
-            if definition
-                .webhooks
-                .as_ref()
-                .is_none_or(|w| w.subscriptions.is_none())
-            {
-                continue;
-            }
+        for definition in self.subscribing() {
             let id = &definition.integration_id;
             match self.reconcile(user_id, definition).await {
                 Ok(done) => {

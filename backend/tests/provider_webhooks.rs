@@ -527,3 +527,68 @@ async fn a_starting_node_makes_the_subscriptions_it_finds_missing() {
         format!("{second}/webhooks/shopify/{user_id}")
     );
 }
+
+/// Verified deliveries count against the user's `events_per_minute` like
+/// posted events (429, which providers retry); forged ones spend nothing.
+#[tokio::test]
+async fn deliveries_are_held_to_the_users_event_rate() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.events_per_minute = 1;
+    })
+    .await;
+    let token = app.user("ada").await;
+    let user_id = app.user_id(&token).await;
+    deploy_listener(&app, &token, &["stripe.invoice.paid"]).await;
+    let provider = &providers()[2];
+    let (status, _) = app
+        .send(
+            reqwest::Method::PUT,
+            &token,
+            "/v1/credentials/stripe",
+            json!({ "values": provider.credentials }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let url = format!("/webhooks/stripe/{user_id}");
+    let now = roost::store::now_millis() / 1000;
+    let body = |id: &str| {
+        format!(
+            r#"{{"id":"{id}","object":"event","type":"invoice.paid","data":{{"object":{{}}}}}}"#
+        )
+    };
+    for _ in 0..3 {
+        let forged = body("evt_forged");
+        let (status, _) = post(
+            &app,
+            &url,
+            &stripe("not-the-secret", &forged, now, ""),
+            &forged,
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let first = body("evt_1");
+    let (status, answer) = post(
+        &app,
+        &url,
+        &stripe(provider.secret, &first, now, ""),
+        &first,
+    )
+    .await;
+    assert_eq!(status, 200, "forged requests spent nothing: {answer}");
+    let second = body("evt_2");
+    let (status, answer) = post(
+        &app,
+        &url,
+        &stripe(provider.secret, &second, now, ""),
+        &second,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (429, Some("event_rate_limited")),
+        "{answer}"
+    );
+    let (_, runs) = app.get(&token, "/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+}

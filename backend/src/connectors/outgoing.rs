@@ -35,15 +35,8 @@ pub(super) fn host_base(
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     let allowed =
-        definition
-            .outbound_hosts
-            .iter()
-            .any(|pattern| match pattern.strip_prefix("*.") {
-                Some(domain) => host
-                    .strip_suffix(domain)
-                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
-                None => host == *pattern,
-            });
+        roost_sandbox::EgressPolicy::allow_hosts(definition.outbound_hosts.iter().cloned())
+            .host_allowed(&host);
     if !(is_name && allowed) {
         return Err(CallError::NotConfigured(format!(
             "the stored host of `{id}` is not one of {}; store the account's host (as \

@@ -87,6 +87,9 @@ fn webhook_error(err: WebhookError) -> ApiError {
             (StatusCode::BAD_REQUEST, "invalid_body")
         }
         WebhookError::AccountMismatch => (StatusCode::FORBIDDEN, "account_mismatch"),
+        WebhookError::RateLimited { wait, .. } => {
+            return ApiError::too_many("event_rate_limited", message, wait);
+        }
         WebhookError::Replayed => (StatusCode::CONFLICT, "delivery_replayed"),
         WebhookError::Event(err) => return err.into(),
         WebhookError::Credential(err) => return err.into(),

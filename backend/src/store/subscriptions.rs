@@ -39,9 +39,9 @@ pub trait SubscriptionStore: Send + Sync {
     /// The event types starting with `prefix` that current versions of the
     /// user's scripts take, sorted.
     async fn listened_event_types(&self, user_id: &str, prefix: &str) -> StoreResult<Vec<String>>;
-    /// Users whose subscriptions may need work: those with an event
-    /// trigger, and those with subscriptions on record.
-    async fn subscription_users(&self) -> StoreResult<Vec<String>>;
+    /// Users whose subscriptions of `integration` may need work: those
+    /// with a credential of it, and those with subscriptions on record.
+    async fn subscription_users(&self, integration: &str) -> StoreResult<Vec<String>>;
     /// The user's subscriptions of `integration`.
     async fn subscriptions(
         &self,
@@ -87,12 +87,12 @@ where
         rows.iter().map(|row| Ok(row.try_get("spec")?)).collect()
     }
 
-    async fn subscription_users(&self) -> StoreResult<Vec<String>> {
+    async fn subscription_users(&self, integration: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT s.user_id FROM triggers t JOIN scripts s ON s.id = t.script_id \
-             WHERE t.kind = 'event' \
-             UNION SELECT user_id FROM webhook_subscriptions",
+            "SELECT user_id FROM credentials WHERE integration_id = $1 \
+             UNION SELECT user_id FROM webhook_subscriptions WHERE integration_id = $1",
         )
+        .bind(integration)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok(row.try_get("user_id")?)).collect()

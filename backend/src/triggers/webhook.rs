@@ -16,9 +16,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::event::{EventError, EventService, Submitted};
+use crate::abuse::Guards;
 use crate::credentials::{CredentialError, CredentialService};
 use crate::registry::{Delivery, Headers, ReadError, Registry, SecretSource};
-use crate::store::{NewEvent, QueueLimits, Store, StoreError, now_millis};
+use crate::store::{NewEvent, Store, StoreError, now_millis};
 
 /// Why a delivery was refused.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,15 @@ pub enum WebhookError {
     /// The delivery names an account or app this user did not connect.
     #[error("this delivery comes from an account or app this user did not connect")]
     AccountMismatch,
+    /// The user's events arrive faster than `events_per_minute`; the
+    /// provider retries later.
+    #[error("more than {limit} events a minute for this account; retry in {} s", .wait.as_secs().max(1))]
+    RateLimited {
+        /// The limit.
+        limit: u32,
+        /// How long until one more is taken.
+        wait: std::time::Duration,
+    },
     /// The delivery was first received for another user.
     #[error("this delivery was already received for another account")]
     Replayed,
@@ -92,7 +102,7 @@ pub struct Webhooks {
     events: EventService,
     server_secrets: Arc<BTreeMap<String, String>>,
     base_url: String,
-    limits: QueueLimits,
+    guards: Arc<Guards>,
 }
 
 /// Where one integration's deliveries for a script's events go.
@@ -109,15 +119,16 @@ pub struct WebhookUrl {
 impl Webhooks {
     /// Deliveries checked against the user's credentials or the server's
     /// `server_secrets` (by integration id, `-` written `_`) become events
-    /// through `events`, while the user's queue is within `limits` (a
-    /// provider retries a delivery refused with 429).
+    /// through `events`, held to `guards`' per-user event rate and queue
+    /// caps like posted events (a provider retries a delivery refused with
+    /// 429).
     pub fn new(
         registry: Arc<Registry>,
         credentials: CredentialService,
         events: EventService,
         server_secrets: BTreeMap<String, String>,
         base_url: &str,
-        limits: QueueLimits,
+        guards: Arc<Guards>,
     ) -> Self {
         Self {
             registry,
@@ -125,7 +136,7 @@ impl Webhooks {
             events,
             server_secrets: Arc::new(server_secrets),
             base_url: base_url.trim_end_matches('/').to_string(),
-            limits,
+            guards,
         }
     }
 
@@ -248,6 +259,14 @@ impl Webhooks {
                 return Err(WebhookError::Replayed);
             }
         }
+        // Counted once verified, so a stranger's forged requests cannot
+        // spend the user's budget.
+        if let Err(wait) = self.guards.events.check(user_id) {
+            return Err(WebhookError::RateLimited {
+                limit: self.guards.limits.events_per_minute,
+                wait,
+            });
+        }
         let source = match &account {
             Some((account, _)) => format!("{integration}:{account}"),
             None => integration.to_string(),
@@ -259,7 +278,10 @@ impl Webhooks {
             source: Some(source),
             payload,
         };
-        let submitted = self.events.submit(&event, Some(self.limits)).await?;
+        let submitted = self
+            .events
+            .submit(&event, Some(self.guards.limits.queue_limits()))
+            .await?;
         Ok(WebhookAnswer::Event {
             event_id: event.event_id,
             submitted,
