@@ -491,11 +491,40 @@ async fn a_starting_node_makes_the_subscriptions_it_finds_missing() {
     .await;
     let token = app.user("ada").await;
     let user_id = app.user_id(&token).await;
+    // A script deployed as usual, so the running node's reconciler shows
+    // it has swept and handled its nudges: one subscription.
+    let (status, body) = app
+        .deploy_with(&token, json!({
+            "name": "early",
+            "component": support::b64(&support::bare_module()),
+            "metadata": { "integrations": [], "triggers": [{ "name": "on_gone", "trigger": { "kind": "event", "name": "shopify.app.uninstalled" } }] },
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
     let (status, body) = app
         .send(reqwest::Method::PUT, &token, "/v1/credentials/shopify",
             json!({ "values": { "access_token": "shpat_0123456789", "shop_domain": "example.myshopify.com" } }))
         .await;
     assert_eq!(status, 200, "{body}");
+    api.wait_for("the deployed script's subscription", |live| live.len() == 1)
+        .await;
+    // The nudges are handled in order, so once the redeploy's
+    // subscription is there, nothing earlier is left to handle.
+    let (status, body) = app
+        .deploy_with(&token, json!({
+            "name": "early",
+            "component": support::b64(&support::bare_module()),
+            "metadata": { "integrations": [], "triggers": [
+                { "name": "on_gone", "trigger": { "kind": "event", "name": "shopify.app.uninstalled" } },
+                { "name": "on_paid", "trigger": { "kind": "event", "name": "shopify.orders.paid" } },
+            ] },
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    api.wait_for("the redeployed script's subscriptions", |live| {
+        live.len() == 2
+    })
+    .await;
     app.store
         .create_script_version(&roost::store::NewScriptVersion {
             user_id: user_id.clone(),
@@ -516,16 +545,13 @@ async fn a_starting_node_makes_the_subscriptions_it_finds_missing() {
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(api.live().is_empty(), "nothing nudged the running node");
+    assert_eq!(api.live().len(), 2, "nothing nudged the running node");
     let second = app.another_node().await;
     let live = api
-        .wait_for("the new node's subscription", |live| live.len() == 1)
+        .wait_for("the new node's subscription", |live| live.len() == 3)
         .await;
-    assert_eq!(live[0].topics, ["orders/create"]);
-    assert_eq!(
-        live[0].address,
-        format!("{second}/webhooks/shopify/{user_id}")
-    );
+    let made = live.iter().find(|l| l.topics == ["orders/create"]).unwrap();
+    assert_eq!(made.address, format!("{second}/webhooks/shopify/{user_id}"));
 }
 
 /// Verified deliveries count against the user's `events_per_minute` like
