@@ -52,7 +52,7 @@ async fn answers_its_caller_and_every_request_is_a_run(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.user("alice").await;
     let (script, urls) = deploy_echo(&app, &token).await;
-    assert_eq!(urls.len(), 7, "{urls:?}");
+    assert_eq!(urls.len(), 8, "{urls:?}");
     assert!(urls["echo"].ends_with("/echo"), "{urls:?}");
 
     let echoed = client()
@@ -360,7 +360,7 @@ async fn the_cli_lists_and_rotates_urls() {
     let listed = roost(dir.path(), &["hooks", "list", "echo"], &env);
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let listed = text(&listed.stdout);
-    assert_eq!(listed.lines().count(), 7, "{listed}");
+    assert_eq!(listed.lines().count(), 8, "{listed}");
     assert!(
         listed.contains(&format!("echo  POST /echo  public  {}", urls["echo"])),
         "{listed}"

@@ -84,6 +84,9 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(cap) = file.max_waits_per_user {
         config.runner.per_user_waits = cap.max(1);
     }
+    if let Some(cap) = file.max_http_runs {
+        config.runner.http_runs = cap.max(1);
+    }
     if let Some(policy) = args.orphan_runs.or(file.orphan_runs) {
         config.runner.requeue_orphans = match policy.as_str() {
             "requeue" => true,

@@ -3,6 +3,7 @@
 //! dead worker back on the queue.
 
 mod hand;
+mod here;
 mod history;
 mod reaper;
 mod settings_cache;
@@ -15,8 +16,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
+pub use here::{HereEnd, HereSlot};
 pub use history::{Cancelled, RunHistory};
-pub use waiting::{RunEnd, WaitSlot};
+pub use waiting::WaitSlot;
 
 use crate::execute::Executor;
 use crate::metrics::Metrics;
@@ -48,6 +50,10 @@ pub struct RunnerConfig {
     pub per_user_workers: Option<usize>,
     /// Most requests one user keeps waiting on runs (`?wait`) at this node.
     pub per_user_waits: usize,
+    /// Most HTTP-triggered runs this node runs at once as their requests
+    /// arrive, outside the queue and its workers (see queue/here.rs);
+    /// further requests wait for a place, in order.
+    pub http_runs: usize,
     /// Finished runs older than this are deleted.
     pub retention: Duration,
     /// A run whose worker died is re-queued (true) or marked failed (false).
@@ -71,6 +77,9 @@ impl Default for RunnerConfig {
             per_script_concurrency: 4,
             per_user_workers: None,
             per_user_waits: 32,
+            // Enough to keep every core busy while some runs wait on the
+            // network, and far below the sandbox's instance pool (128).
+            http_runs: 8 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             retention: Duration::from_secs(30 * 24 * 3600),
             requeue_orphans: true,
         }
@@ -99,6 +108,8 @@ pub struct Runner {
     workers_by_user: Arc<user_slots::UserSlots>,
     /// Requests waiting on runs (`?wait`), by user.
     waits_by_user: Arc<user_slots::UserSlots>,
+    /// Places for runs begun here, outside the queue.
+    here: here::HereGates,
 }
 
 impl Runner {
@@ -121,6 +132,10 @@ impl Runner {
         Self {
             workers_by_user: user_slots::UserSlots::new(per_user_workers),
             waits_by_user: user_slots::UserSlots::new(config.per_user_waits),
+            here: here::HereGates::new(
+                config.http_runs,
+                usize::try_from(config.per_script_concurrency).unwrap_or(1),
+            ),
             store,
             executor,
             config,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::Runner;
 use super::user_slots::Slot;
@@ -18,15 +18,6 @@ use crate::store::{RunRow, StoreError, StoreResult};
 /// How often a waiting request looks at its run in case its end was not
 /// announced.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
-
-/// What waiting for a run's announced end found.
-pub enum RunEnd {
-    /// Its end was announced: its outcome is written.
-    Announced,
-    /// A look at the run: its end not announced (cancelled, reaped), or
-    /// the deadline passed.
-    Looked(Box<RunRow>),
-}
 
 /// A user's place among the requests waiting on runs at this node.
 pub struct WaitSlot {
@@ -79,54 +70,6 @@ impl Runner {
                     },
                     _ = &mut next_look => break,
                 }
-            }
-        }
-    }
-
-    /// Run ends as they are announced. Taken before a run is queued, it
-    /// cannot miss that run's end, so [`Self::wait_announced`] need not
-    /// look at the run first.
-    pub fn run_ends(&self) -> broadcast::Receiver<String> {
-        self.finished.subscribe()
-    }
-
-    /// Waits for the end of a run queued after `ends` was taken, without
-    /// reading the run unless its end goes unannounced for a second (or
-    /// the announcements lag), or `timeout` passes.
-    pub async fn wait_announced(
-        &self,
-        _slot: &WaitSlot,
-        user_id: &str,
-        run_id: &str,
-        timeout: Duration,
-        mut ends: broadcast::Receiver<String>,
-    ) -> StoreResult<RunEnd> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let next_look =
-                tokio::time::sleep_until((tokio::time::Instant::now() + LOOK_EVERY).min(deadline));
-            tokio::pin!(next_look);
-            loop {
-                tokio::select! {
-                    id = ends.recv() => match id {
-                        Ok(id) if id == run_id => return Ok(RunEnd::Announced),
-                        Ok(_) => continue,
-                        Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(broadcast::error::RecvError::Closed) => {
-                            (&mut next_look).await;
-                            break;
-                        }
-                    },
-                    _ = &mut next_look => break,
-                }
-            }
-            let run = self
-                .store
-                .get_run(user_id, run_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("run vanished".into()))?;
-            if run.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-                return Ok(RunEnd::Looked(Box::new(run)));
             }
         }
     }

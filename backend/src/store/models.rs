@@ -220,6 +220,22 @@ pub struct NewRun {
     pub payload: serde_json::Value,
 }
 
+/// A run a node began at once, outside the queue (an HTTP request
+/// answered by the node that received it): recorded as running under
+/// `worker_id` once it outlasts its caller's deadline, or only with its
+/// end.
+#[derive(Debug, Clone)]
+pub struct StartedRun {
+    /// Its id, chosen when it began.
+    pub id: String,
+    /// What it runs.
+    pub run: NewRun,
+    /// The node's worker id it runs under (heartbeats, the reaper).
+    pub worker_id: String,
+    /// When it began (Unix ms); also when it was received.
+    pub started_at: i64,
+}
+
 /// One run, queued, running or finished.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct RunRow {

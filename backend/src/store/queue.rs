@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{
     EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RetryPlan, RunFinish, RunReport,
-    RunRow, StoreResult,
+    RunRow, RunStatus, StartedRun, StoreResult,
 };
 
 /// The queue's side of the store.
@@ -63,6 +63,17 @@ pub trait RunQueue: Send + Sync {
         finish: &RunFinish,
         retry: Option<&RetryPlan>,
     ) -> StoreResult<bool>;
+    /// Records a run begun outside the queue (see [`StartedRun`]) as
+    /// running under its worker: from now on it heart-beats, counts
+    /// against its script's cap and is re-queued if its node dies, as a
+    /// claimed run is. `finish_run` records its end.
+    async fn record_started(&self, run: &StartedRun) -> StoreResult<()>;
+    /// Records a run begun outside the queue and already ended, in one
+    /// transaction: inserted as running under its worker, then finished
+    /// as `finish_run` finishes a run (its effects, or a failure if its
+    /// state writes are refused). Never retried: its caller was answered.
+    /// Answers with the status recorded.
+    async fn record_ended(&self, run: &StartedRun, finish: &RunFinish) -> StoreResult<RunStatus>;
     /// A worker's trip to the store: records how each of `reports` ended,
     /// in order, as `finish_run` does; gives back `unstarted`, runs it was
     /// handed and did not begin (they are claimable again at once); and,
@@ -95,6 +106,14 @@ pub trait RunQueue: Send + Sync {
 pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, \
      stdout = $5, stderr = $6, stdout_truncated = $7, stderr_truncated = $8, output_cap = $9, finished_at = $10 \
      WHERE id = $11 AND status = 'running' AND worker_id = $12";
+
+/// Inserts a run begun outside the queue as running: `$1` id, `$2` user,
+/// `$3` script, `$4` version, `$5` handler, `$6` trigger kind, `$7`
+/// trigger spec, `$8` payload, `$9` when it began, `$10` its worker, `$11`
+/// now (its heartbeat).
+pub(super) const INSERT_STARTED_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at, started_at, heartbeat_at, worker_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', 1, $9, $9, $11, $10)";
 
 /// Stores an outbox message a run left: `$1` id, `$2` user, `$3` script,
 /// `$4` run, `$5` channel, `$6` recipient, `$7` subject, `$8` body, `$9`

@@ -4,9 +4,10 @@
 //!
 //! The request is mapped onto the run's invocation (its payload) rather
 //! than served through a `wasi:http` export, so an HTTP run is a run like
-//! any other: queued durably, limited, retried by nobody, recorded, with
-//! its state and outbox committed with its success. See
-//! `docs/http-handlers.md`.
+//! any other: limited, retried by nobody, recorded, with its state and
+//! outbox committed with its success. It is begun at once by the node that
+//! received it (queue/here.rs) and recorded with its end, before its
+//! caller is answered. See `docs/http-handlers.md`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use serde_json::json;
 use super::signing;
 use crate::credentials::MasterKeys;
 use crate::credentials::cipher::{open_handler_secret, seal_handler_secret};
-use crate::queue::{RunEnd, Runner};
+use crate::queue::{HereEnd, Runner};
 use crate::store::{
     Enqueued, HttpEndpoint, HttpReply, NewRun, QueueLimits, RunStatus, Store, StoreError,
     TriggerKind,
@@ -388,7 +389,7 @@ impl HttpHandlers {
             .http_requests
             .check(&endpoint.user_id)
             .map_err(HttpTriggerError::RateLimited)?;
-        let slot = self
+        let _waiting = self
             .runner
             .wait_slot(&endpoint.user_id)
             .ok_or_else(|| HttpTriggerError::TooManyWaits(self.runner.waits_per_user()))?;
@@ -401,56 +402,42 @@ impl HttpHandlers {
             trigger_spec: format!("{} {}", request.method, request.path),
             payload: payload(&request, trigger.access),
         };
-        // Taken before the run is queued, so its end cannot pass unseen.
-        let ends = self.runner.run_ends();
-        let run = match self
-            .runner
-            .enqueue_manual(&new_run, None, self.limits)
-            .await?
-        {
-            Enqueued::New(run) => *run,
-            Enqueued::Repeat { .. } => {
-                return Err(StoreError::Corrupt("a request without a key repeated".into()).into());
-            }
+        let deadline = tokio::time::Instant::now()
+            + trigger
+                .deadline_ms
+                .map_or(DEFAULT_DEADLINE, Duration::from_millis)
+                .min(self.max_deadline);
+        let past_deadline = |run_id: String| match trigger.on_deadline {
+            OnDeadline::Accept => HttpOutcome::Accepted { run_id },
+            OnDeadline::Fail => HttpOutcome::DeadlinePassed { run_id },
         };
-        let deadline = trigger
-            .deadline_ms
-            .map_or(DEFAULT_DEADLINE, Duration::from_millis)
-            .min(self.max_deadline);
-        let run = match self
-            .runner
-            .wait_announced(&slot, &endpoint.user_id, &run.id, deadline, ends)
-            .await?
-        {
-            // The usual end: a response is recorded with the success, and
-            // one read answers the caller.
-            RunEnd::Announced => match self.store.http_response(&run.id).await? {
-                Some(reply) => return Ok(HttpOutcome::Answered(reply)),
-                None => self
-                    .store
-                    .get_run(&endpoint.user_id, &run.id)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("run vanished".into()))?,
+        // The run is begun here, at once, and recorded with its end; only
+        // when no place comes before the deadline does it go to the queue.
+        let Some(place) = self.runner.here_slot(&endpoint.script_id, deadline).await else {
+            return match self
+                .runner
+                .enqueue_manual(&new_run, None, self.limits)
+                .await?
+            {
+                Enqueued::New(run) => Ok(past_deadline(run.id)),
+                Enqueued::Repeat { .. } => {
+                    Err(StoreError::Corrupt("a request without a key repeated".into()).into())
+                }
+            };
+        };
+        Ok(
+            match self.runner.run_here(place, new_run, deadline).await? {
+                HereEnd::Ended {
+                    reply: Some(reply), ..
+                } => HttpOutcome::Answered(reply),
+                HereEnd::Ended {
+                    run_id,
+                    status,
+                    reply: None,
+                } => HttpOutcome::NoAnswer { run_id, status },
+                HereEnd::Going { run_id } => past_deadline(run_id),
             },
-            RunEnd::Looked(run) => *run,
-        };
-        if !run.status.is_terminal() {
-            return Ok(match trigger.on_deadline {
-                OnDeadline::Accept => HttpOutcome::Accepted { run_id: run.id },
-                OnDeadline::Fail => HttpOutcome::DeadlinePassed { run_id: run.id },
-            });
-        }
-        let reply = match run.status {
-            RunStatus::Succeeded => self.store.http_response(&run.id).await?,
-            _ => None,
-        };
-        Ok(match reply {
-            Some(reply) => HttpOutcome::Answered(reply),
-            None => HttpOutcome::NoAnswer {
-                run_id: run.id,
-                status: run.status,
-            },
-        })
+        )
     }
 }
 

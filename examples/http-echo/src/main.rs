@@ -1,12 +1,12 @@
 //! HTTP-triggered handlers for the tests: an echo, a bearer-only route, a
 //! signed-only route, a
-//! chosen status, sleeps past a deadline (accepted or failed), and a handler
-//! that fails on purpose.
+//! chosen status, sleeps past a deadline (accepted or failed), a counter
+//! kept in the script's state, and a handler that fails on purpose.
 
 use std::time::Duration;
 
 use roost_sdk::http::{Request, Response};
-use roost_sdk::on_http;
+use roost_sdk::{on_http, state};
 use serde_json::{Map, Value, json};
 
 /// 200 with the request as JSON: method, path, query, headers (first value
@@ -78,10 +78,25 @@ fn sleep(request: &Request) -> Result<Response, String> {
     Ok(Response::from_text(200, "slept"))
 }
 
+/// Adds one to `count` in the script's state, hands the write to roost,
+/// sleeps `?ms=` milliseconds and answers the new count: a run stopped in
+/// its sleep (its server killed) must keep nothing.
+#[on_http("POST", "/count")]
+fn count(request: &Request) -> Result<Response, String> {
+    let count = state::get::<u64>("count")
+        .map_err(|e| e.to_string())?
+        .unwrap_or(0)
+        + 1;
+    state::set("count", &count).map_err(|e| e.to_string())?;
+    state::flush().map_err(|e| e.to_string())?;
+    sleep(request)?;
+    Ok(Response::from_text(200, count.to_string()))
+}
+
 /// Fails the run: no response is sent.
 #[on_http("POST", "/boom")]
 fn boom(_request: &Request) -> Result<Response, &'static str> {
     Err("boom on purpose")
 }
 
-roost_sdk::main!(echo, private, signed, status, slow, slow_fail, boom);
+roost_sdk::main!(echo, private, signed, status, slow, slow_fail, count, boom);

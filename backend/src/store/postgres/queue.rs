@@ -14,14 +14,14 @@ use crate::store::events::run_ids;
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
-    RETRY_RUN_SQL, RunQueue,
+    INSERT_STARTED_RUN_SQL, RETRY_RUN_SQL, RunQueue,
 };
 use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
 use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
     EventIngest, EventStore as _, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported,
-    RetryPlan, RunFinish, RunReport, RunRow, RunStatus, StateUsage, StoreResult, TriggerKind,
-    check_queue_room, new_id, now_millis,
+    RetryPlan, RunFinish, RunReport, RunRow, RunStatus, StartedRun, StateUsage, StoreError,
+    StoreResult, TriggerKind, check_queue_room, new_id, now_millis,
 };
 
 /// `FINISH_RUN_SQL` answering with the run's trigger, to announce the ends
@@ -170,26 +170,10 @@ impl RunQueue for PostgresStore {
         retry: Option<&RetryPlan>,
     ) -> StoreResult<bool> {
         let now = now_millis();
-        let effects = &finish.effects;
-        let update = |status: RunStatus, error: Option<&'_ str>| {
-            sqlx::query(FINISH_RETURNING_SQL.as_str())
-                .bind(status.as_str())
-                .bind(finish.exit_code)
-                .bind(finish.duration_ms)
-                .bind(error.map(str::to_string))
-                .bind(&finish.stdout)
-                .bind(&finish.stderr)
-                .bind(i64::from(finish.stdout_truncated))
-                .bind(i64::from(finish.stderr_truncated))
-                .bind(finish.output_cap)
-                .bind(now)
-                .bind(run_id)
-                .bind(worker_id)
-        };
         // `retry` is queued if the run is recorded as anything but a success.
-        if effects.is_empty() && (retry.is_none() || finish.status == RunStatus::Succeeded) {
+        if finish.effects.is_empty() && (retry.is_none() || finish.status == RunStatus::Succeeded) {
             // One statement needs no transaction of its own.
-            let Some(ended) = update(finish.status, finish.error.as_deref())
+            let Some(ended) = finish_update(run_id, worker_id, finish, finish.status, None, now)
                 .fetch_optional(&self.pool)
                 .await?
             else {
@@ -199,83 +183,10 @@ impl RunQueue for PostgresStore {
             return Ok(true);
         }
         let mut tx = self.pool.begin_with(sqlx::Postgres::BEGIN).await?;
-        // The script's state is checked first: its usage row is where the
-        // writes of one script take turns.
-        let checked = if effects.state.is_empty() {
-            Checked::Passed(StateUsage::default())
-        } else {
-            check_writes(&mut tx, &effects.script_id, &effects.state, now).await?
-        };
-        let refused = match &checked {
-            Checked::Refused(refused) => {
-                tracing::warn!(run_id = %run_id, error = %refused, "a run's state writes were refused; it is recorded as failed");
-                Some(refused_run_error(refused))
-            }
-            _ => None,
-        };
-        let ended = match &refused {
-            Some(error) => update(RunStatus::Failed, Some(error)),
-            None => update(finish.status, finish.error.as_deref()),
-        }
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(ended) = ended else {
+        let Some((ended, _)) = finish_in(&mut tx, run_id, worker_id, finish, retry, now).await?
+        else {
             return Ok(false);
         };
-        if let Checked::Passed(usage) = checked
-            && !effects.state.is_empty()
-        {
-            apply_writes(
-                &mut tx,
-                &effects.script_id,
-                run_id,
-                &effects.state,
-                usage,
-                now,
-            )
-            .await?;
-        }
-        let messages = if refused.is_some() {
-            &[][..]
-        } else {
-            &effects.messages[..]
-        };
-        for message in messages {
-            sqlx::query(INSERT_MESSAGE_SQL)
-                .bind(&message.id)
-                .bind(&message.user_id)
-                .bind(&message.script_id)
-                .bind(&message.run_id)
-                .bind(&message.channel)
-                .bind(&message.recipient)
-                .bind(&message.subject)
-                .bind(&message.body)
-                .bind(message.created_at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(reply) = effects.http_response.as_ref().filter(|_| refused.is_none()) {
-            sqlx::query(INSERT_HTTP_RESPONSE_SQL)
-                .bind(run_id)
-                .bind(i64::from(reply.status))
-                .bind(reply.headers_json())
-                .bind(&reply.body)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // A success refused at its commit is retried as a failure would be.
-        let succeeded = refused.is_none() && finish.status == RunStatus::Succeeded;
-        if let Some(retry) = retry.filter(|_| !succeeded) {
-            sqlx::query(RETRY_RUN_SQL)
-                .bind(new_id("run"))
-                .bind(retry.attempt)
-                .bind(&retry.first_run_id)
-                .bind(now)
-                .bind(retry.not_before)
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         self.announce_end(run_id, &ended).await;
         Ok(true)
@@ -323,8 +234,173 @@ impl RunQueue for PostgresStore {
         Ok(reported)
     }
 
+    async fn record_started(&self, run: &StartedRun) -> StoreResult<()> {
+        insert_started(run).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn record_ended(&self, run: &StartedRun, finish: &RunFinish) -> StoreResult<RunStatus> {
+        let mut tx = self.pool.begin_with(sqlx::Postgres::BEGIN).await?;
+        insert_started(run).execute(&mut *tx).await?;
+        // Nobody waits on its announced end: its caller is answered.
+        let (_, status) = finish_in(&mut tx, &run.id, &run.worker_id, finish, None, now_millis())
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a run recorded with its end has none".into()))?;
+        tx.commit().await?;
+        Ok(status)
+    }
+
     // A cluster's nodes must see every claim: starts are never held.
     fn hold_run_starts(&self, _window: std::time::Duration) {}
+}
+
+/// `run` inserted as running under its worker (`INSERT_STARTED_RUN_SQL`).
+fn insert_started(
+    run: &StartedRun,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let new = &run.run;
+    sqlx::query(INSERT_STARTED_RUN_SQL)
+        .bind(&run.id)
+        .bind(&new.user_id)
+        .bind(&new.script_id)
+        .bind(new.script_version)
+        .bind(&new.handler)
+        .bind(new.trigger_kind.as_str())
+        .bind(&new.trigger_spec)
+        .bind(new.payload.to_string())
+        .bind(run.started_at)
+        .bind(&run.worker_id)
+        .bind(now_millis())
+}
+
+/// `FINISH_RUN_SQL` for `finish`, recorded with `status` and `error`
+/// (the finish's own where `None`), answering with the run's trigger.
+fn finish_update<'q>(
+    run_id: &'q str,
+    worker_id: &'q str,
+    finish: &'q RunFinish,
+    status: RunStatus,
+    error: Option<&str>,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(FINISH_RETURNING_SQL.as_str())
+        .bind(status.as_str())
+        .bind(finish.exit_code)
+        .bind(finish.duration_ms)
+        .bind(error.map(str::to_string).or_else(|| finish.error.clone()))
+        .bind(&finish.stdout)
+        .bind(&finish.stderr)
+        .bind(i64::from(finish.stdout_truncated))
+        .bind(i64::from(finish.stderr_truncated))
+        .bind(finish.output_cap)
+        .bind(now)
+        .bind(run_id)
+        .bind(worker_id)
+}
+
+/// Records how a running run ended in `tx` (see `RunQueue::finish_run`),
+/// with its effects and its retry, answering with the finish's row and
+/// the status recorded; `None` if it was no longer running under
+/// `worker_id`. A success whose state writes are refused is recorded as a
+/// failure, with none of its effects.
+async fn finish_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    run_id: &str,
+    worker_id: &str,
+    finish: &RunFinish,
+    retry: Option<&RetryPlan>,
+    now: i64,
+) -> StoreResult<Option<(PgRow, RunStatus)>> {
+    let effects = &finish.effects;
+    // The script's state is checked first: its usage row is where the
+    // writes of one script take turns.
+    let checked = if effects.state.is_empty() {
+        Checked::Passed(StateUsage::default())
+    } else {
+        check_writes(&mut **tx, &effects.script_id, &effects.state, now).await?
+    };
+    let refused = match &checked {
+        Checked::Refused(refused) => {
+            tracing::warn!(run_id = %run_id, error = %refused, "a run's state writes were refused; it is recorded as failed");
+            Some(refused_run_error(refused))
+        }
+        _ => None,
+    };
+    let ended = match &refused {
+        Some(error) => finish_update(
+            run_id,
+            worker_id,
+            finish,
+            RunStatus::Failed,
+            Some(error),
+            now,
+        ),
+        None => finish_update(run_id, worker_id, finish, finish.status, None, now),
+    }
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(ended) = ended else {
+        return Ok(None);
+    };
+    if let Checked::Passed(usage) = checked
+        && !effects.state.is_empty()
+    {
+        apply_writes(
+            &mut **tx,
+            &effects.script_id,
+            run_id,
+            &effects.state,
+            usage,
+            now,
+        )
+        .await?;
+    }
+    let messages = if refused.is_some() {
+        &[][..]
+    } else {
+        &effects.messages[..]
+    };
+    for message in messages {
+        sqlx::query(INSERT_MESSAGE_SQL)
+            .bind(&message.id)
+            .bind(&message.user_id)
+            .bind(&message.script_id)
+            .bind(&message.run_id)
+            .bind(&message.channel)
+            .bind(&message.recipient)
+            .bind(&message.subject)
+            .bind(&message.body)
+            .bind(message.created_at)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(reply) = effects.http_response.as_ref().filter(|_| refused.is_none()) {
+        sqlx::query(INSERT_HTTP_RESPONSE_SQL)
+            .bind(run_id)
+            .bind(i64::from(reply.status))
+            .bind(reply.headers_json())
+            .bind(&reply.body)
+            .execute(&mut **tx)
+            .await?;
+    }
+    // A success refused at its commit is retried as a failure would be.
+    let succeeded = refused.is_none() && finish.status == RunStatus::Succeeded;
+    if let Some(retry) = retry.filter(|_| !succeeded) {
+        sqlx::query(RETRY_RUN_SQL)
+            .bind(new_id("run"))
+            .bind(retry.attempt)
+            .bind(&retry.first_run_id)
+            .bind(now)
+            .bind(retry.not_before)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let status = match refused {
+        Some(_) => RunStatus::Failed,
+        None => finish.status,
+    };
+    Ok(Some((ended, status)))
 }
 
 impl PostgresStore {

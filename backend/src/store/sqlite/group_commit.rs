@@ -36,10 +36,10 @@ use tokio::sync::oneshot;
 use super::connection::open_own_connection;
 use super::held_starts::{Held, HeldStarts};
 use super::wal::{WalLimit, checkpoint_loop};
-use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, report};
+use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, record, report};
 use crate::store::{
-    EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RunReport, RunRow, StoreError,
-    StoreResult, now_millis,
+    EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RunFinish, RunReport, RunRow,
+    RunStatus, StartedRun, StoreError, StoreResult, now_millis,
 };
 
 /// At most this many jobs per turn, so one transaction stays short.
@@ -80,6 +80,14 @@ enum Job {
         reply: Reply<bool>,
         done: Option<StoreResult<bool>>,
     },
+    /// A run begun outside the queue: its start, or (with `ended`) its
+    /// whole record.
+    Record {
+        run: StartedRun,
+        ended: Option<RunFinish>,
+        reply: Reply<Option<RunStatus>>,
+        done: Option<StoreResult<Option<RunStatus>>>,
+    },
     /// A worker's reports and give-backs, and then (with `claim`) the runs
     /// it runs next, whose starts may be held (`hold_for`).
     Report {
@@ -98,7 +106,7 @@ impl Job {
     fn turn_order(&self) -> u8 {
         match self {
             Job::Ingest { .. } => 0,
-            Job::Report { .. } | Job::Heartbeat { .. } => 1,
+            Job::Report { .. } | Job::Heartbeat { .. } | Job::Record { .. } => 1,
             Job::Claim { .. } => 2,
         }
     }
@@ -151,6 +159,14 @@ impl Job {
                 *done = Some(outcome);
                 ok
             }
+            Job::Record {
+                run, ended, done, ..
+            } => {
+                let outcome = record(tx, held, run, ended.as_ref(), now);
+                let ok = outcome.is_ok();
+                *done = Some(outcome);
+                ok
+            }
             Job::Report {
                 worker_id,
                 reports,
@@ -190,6 +206,7 @@ impl Job {
             Job::Claim { reply, done, .. } => send(reply, done),
             Job::Heartbeat { reply, done, .. } => send(reply, done),
             Job::Report { reply, done, .. } => send(reply, done),
+            Job::Record { reply, done, .. } => send(reply, done),
         }
     }
 
@@ -202,6 +219,7 @@ impl Job {
             Job::Claim { reply, .. } => drop(reply.send(Err(err()))),
             Job::Heartbeat { reply, .. } => drop(reply.send(Err(err()))),
             Job::Report { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Record { reply, .. } => drop(reply.send(Err(err()))),
         }
     }
 }
@@ -308,6 +326,20 @@ impl GroupCommit {
                 0 => None,
                 micros => Some(Duration::from_micros(micros)),
             },
+            reply,
+            done: None,
+        })
+        .await
+    }
+
+    pub(super) async fn record(
+        &self,
+        run: &StartedRun,
+        ended: Option<&RunFinish>,
+    ) -> StoreResult<Option<RunStatus>> {
+        self.submit(|reply| Job::Record {
+            run: run.clone(),
+            ended: ended.cloned(),
             reply,
             done: None,
         })

@@ -8,7 +8,7 @@ use super::SqliteStore;
 use crate::store::queue::RunQueue;
 use crate::store::{
     EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RetryPlan, RunFinish, RunReport,
-    RunRow, StoreResult,
+    RunRow, RunStatus, StartedRun, StoreError, StoreResult,
 };
 
 #[async_trait]
@@ -80,6 +80,15 @@ impl RunQueue for SqliteStore {
             .writer
             .report_and_claim(worker_id, reports, unstarted, claim)
             .await
+    }
+
+    async fn record_started(&self, run: &StartedRun) -> StoreResult<()> {
+        self.queue.writer.record(run, None).await.map(drop)
+    }
+
+    async fn record_ended(&self, run: &StartedRun, finish: &RunFinish) -> StoreResult<RunStatus> {
+        let recorded = self.queue.writer.record(run, Some(finish)).await?;
+        recorded.ok_or_else(|| StoreError::Corrupt("a run recorded with its end has none".into()))
     }
 
     fn hold_run_starts(&self, window: std::time::Duration) {

@@ -14,13 +14,13 @@ use super::run_state::{apply_writes, check_writes};
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
-    RETRY_RUN_SQL,
+    INSERT_STARTED_RUN_SQL, RETRY_RUN_SQL,
 };
 use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
 use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
-    EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RunReport, RunRow,
-    RunStatus, StateUsage, StoreError, StoreResult, new_id,
+    EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RetryPlan, RunFinish,
+    RunReport, RunRow, RunStatus, StartedRun, StateUsage, StoreError, StoreResult, new_id,
 };
 
 /// The writer's claim, step one: the queued runs past their backoff (`$1`,
@@ -77,6 +77,7 @@ pub(super) struct WriterSql {
     pub(super) give_back: String,
     pub(super) insert_message: String,
     insert_http_response: String,
+    insert_started_run: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -97,6 +98,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     give_back: numbered(GIVE_BACK_RUN_SQL),
     insert_message: numbered(INSERT_MESSAGE_SQL),
     insert_http_response: numbered(INSERT_HTTP_RESPONSE_SQL),
+    insert_started_run: numbered(INSERT_STARTED_RUN_SQL),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
@@ -369,7 +371,15 @@ pub(super) fn report(
 ) -> StoreResult<Reported> {
     let mut reported = Reported::default();
     for report in reports {
-        reported.recorded.push(finish(tx, held, claimer, report)?);
+        let ended = Ended {
+            run_id: &report.run_id,
+            finish: &report.finish,
+            retry: report.retry.as_ref(),
+            started_at: report.started_at,
+        };
+        reported
+            .recorded
+            .push(finish(tx, held, claimer, ended)?.is_some());
     }
     for run_id in unstarted {
         // A held run is still queued: letting go of it is enough.
@@ -394,6 +404,56 @@ pub(super) fn report(
     Ok(reported)
 }
 
+/// A run's end as `finish` records it (a report's parts).
+struct Ended<'a> {
+    run_id: &'a str,
+    finish: &'a RunFinish,
+    retry: Option<&'a RetryPlan>,
+    started_at: Option<i64>,
+}
+
+/// Records a run begun outside the queue as running under its worker and,
+/// given how it ended, finishes it at once (see `RunQueue::record_ended`)
+/// and answers with the status recorded.
+pub(super) fn record(
+    tx: &Connection,
+    held: &mut HeldStarts,
+    run: &StartedRun,
+    ended: Option<&RunFinish>,
+    now: i64,
+) -> StoreResult<Option<RunStatus>> {
+    let new = &run.run;
+    tx.prepare_cached(&SQL.insert_started_run)?
+        .execute(params![
+            run.id,
+            new.user_id,
+            new.script_id,
+            new.script_version,
+            new.handler,
+            new.trigger_kind.as_str(),
+            new.trigger_spec,
+            new.payload.to_string(),
+            run.started_at,
+            run.worker_id,
+            now,
+        ])?;
+    let Some(outcome) = ended else {
+        return Ok(None);
+    };
+    let claimer = Claimer {
+        worker_id: &run.worker_id,
+        now,
+        hold_for: None,
+    };
+    let ended = Ended {
+        run_id: &run.id,
+        finish: outcome,
+        retry: None,
+        started_at: None,
+    };
+    finish(tx, held, &claimer, ended)
+}
+
 /// Records how a run ended, if it is still the claimer's (held, or running
 /// under its worker), with its effects, and queues its retry if it failed.
 /// A success whose state writes are refused (state.rs) is recorded as a
@@ -402,14 +462,10 @@ fn finish(
     tx: &Connection,
     held: &mut HeldStarts,
     claimer: &Claimer<'_>,
-    report: &RunReport,
-) -> StoreResult<bool> {
-    let (finish, run_id, worker_id, now) = (
-        &report.finish,
-        &report.run_id,
-        claimer.worker_id,
-        claimer.now,
-    );
+    ended: Ended<'_>,
+) -> StoreResult<Option<RunStatus>> {
+    let (finish, run_id, worker_id, now) =
+        (ended.finish, ended.run_id, claimer.worker_id, claimer.now);
     let effects = &finish.effects;
     let checked = if effects.state.is_empty() {
         Checked::Passed(StateUsage::default())
@@ -441,7 +497,7 @@ fn finish(
     let finished = match held.release(run_id, worker_id) {
         // Its start and its end in one change (cancelled meanwhile: none).
         Some(run) => {
-            let started_at = report.started_at.unwrap_or(run.started_at);
+            let started_at = ended.started_at.unwrap_or(run.started_at);
             let mut finish_held = tx.prepare_cached(&SQL.finish_held)?;
             let mut values = outcome.to_vec();
             values.push(&started_at);
@@ -450,7 +506,7 @@ fn finish(
         None => tx.prepare_cached(&SQL.finish_run)?.execute(outcome)? > 0,
     };
     if !finished {
-        return Ok(false);
+        return Ok(None);
     }
     if !matches!(checked, Checked::Refused(_)) {
         if let Checked::Passed(usage) = checked
@@ -481,11 +537,7 @@ fn finish(
                 ])?;
         }
     }
-    if let Some(retry) = report
-        .retry
-        .as_ref()
-        .filter(|_| status != RunStatus::Succeeded)
-    {
+    if let Some(retry) = ended.retry.filter(|_| status != RunStatus::Succeeded) {
         tx.prepare_cached(&SQL.retry_run)?.execute(params![
             new_id("run"),
             retry.attempt,
@@ -495,7 +547,7 @@ fn finish(
             run_id
         ])?;
     }
-    Ok(true)
+    Ok(Some(status))
 }
 
 /// A run row's columns, read by position where the statement lists them
