@@ -29,8 +29,8 @@ pub(crate) trait Engine: Database {
     const RUNS_IN_STATE: &'static [(&'static str, &'static str)];
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
-    /// Where runs' state reads go instead of the pool, if anywhere.
-    fn state_reader(_queue: &Self::Queue) -> Option<&super::sqlite::StateReader> {
+    /// Where the reads on a run's path (its state, an HTTP handler's endpoint) go instead of the pool, if anywhere.
+    fn run_reader(_queue: &Self::Queue) -> Option<&super::sqlite::RunReader> {
         None
     }
 }

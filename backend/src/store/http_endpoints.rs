@@ -91,6 +91,10 @@ const ENDPOINT_COLUMNS: &str = "SELECT e.token, s.user_id, e.script_id, e.handle
      FROM http_endpoints e JOIN scripts s ON s.id = e.script_id \
      JOIN triggers t ON t.script_id = e.script_id AND t.handler = e.handler AND t.kind = 'http'";
 
+/// The endpoint whose token is `$1`.
+pub(super) static ENDPOINT_BY_TOKEN_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{ENDPOINT_COLUMNS} WHERE e.token = $1"));
+
 fn endpoint<R>(row: &R) -> StoreResult<HttpEndpoint>
 where
     R: Row,
@@ -100,9 +104,6 @@ where
     Option<Vec<u8>>: Column<R::Database>,
     i64: Column<R::Database>,
 {
-    let key_id: Option<String> = row.try_get("secret_key_id")?;
-    let nonce: Option<Vec<u8>> = row.try_get("secret_nonce")?;
-    let ciphertext: Option<Vec<u8>> = row.try_get("secret")?;
     Ok(HttpEndpoint {
         token: row.try_get("token")?,
         user_id: row.try_get("user_id")?,
@@ -110,15 +111,28 @@ where
         handler: row.try_get("handler")?,
         script_version: row.try_get("current_version")?,
         trigger: row.try_get("spec")?,
-        secret: match (key_id, nonce, ciphertext) {
-            (Some(key_id), Some(nonce), Some(ciphertext)) => Some(SealedSecret {
-                key_id,
-                nonce,
-                ciphertext,
-            }),
-            _ => None,
-        },
+        secret: sealed_secret(
+            row.try_get("secret_key_id")?,
+            row.try_get("secret_nonce")?,
+            row.try_get("secret")?,
+        ),
     })
+}
+
+/// An endpoint's signing secret, from its three columns (all set, or none).
+pub(super) fn sealed_secret(
+    key_id: Option<String>,
+    nonce: Option<Vec<u8>>,
+    ciphertext: Option<Vec<u8>>,
+) -> Option<SealedSecret> {
+    match (key_id, nonce, ciphertext) {
+        (Some(key_id), Some(nonce), Some(ciphertext)) => Some(SealedSecret {
+            key_id,
+            nonce,
+            ciphertext,
+        }),
+        _ => None,
+    }
 }
 
 #[async_trait]
@@ -135,8 +149,10 @@ where
     Option<Vec<u8>>: Column<DB>,
 {
     async fn http_endpoint(&self, token: &str) -> StoreResult<Option<HttpEndpoint>> {
-        let sql = format!("{ENDPOINT_COLUMNS} WHERE e.token = $1");
-        let row = sqlx::query(&sql)
+        if let Some(reader) = DB::run_reader(&self.queue) {
+            return reader.http_endpoint(token);
+        }
+        let row = sqlx::query(&ENDPOINT_BY_TOKEN_SQL)
             .bind(token)
             .fetch_optional(&self.pool)
             .await?;

@@ -35,8 +35,9 @@ use tokio::sync::oneshot;
 
 use super::connection::open_own_connection;
 use super::held_starts::{Held, HeldStarts};
+use super::run_ends::record;
 use super::wal::{WalLimit, checkpoint_loop};
-use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, record, report};
+use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, report};
 use crate::store::{
     EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RunFinish, RunReport, RunRow,
     RunStatus, StartedRun, StoreError, StoreResult, now_millis,
@@ -162,7 +163,7 @@ impl Job {
             Job::Record {
                 run, ended, done, ..
             } => {
-                let outcome = record(tx, held, run, ended.as_ref(), now);
+                let outcome = record(tx, run, ended.as_ref(), now);
                 let ok = outcome.is_ok();
                 *done = Some(outcome);
                 ok

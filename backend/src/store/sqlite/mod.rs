@@ -9,8 +9,9 @@ mod held_starts;
 #[cfg(test)]
 mod plans;
 mod queue;
+mod run_ends;
+mod run_reader;
 mod run_state;
-mod state_reader;
 mod wal;
 mod writer_jobs;
 
@@ -21,7 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::StoreResult;
 use super::engine::{Engine, SqlStore};
 use group_commit::GroupCommit;
-pub(crate) use state_reader::StateReader;
+pub(crate) use run_reader::RunReader;
 
 /// The store on SQLite.
 pub(crate) type SqliteStore = SqlStore<sqlx::Sqlite>;
@@ -39,7 +40,7 @@ impl Engine for sqlx::Sqlite {
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }
-    fn state_reader(queue: &OwnConnections) -> Option<&StateReader> {
+    fn run_reader(queue: &OwnConnections) -> Option<&RunReader> {
         Some(&queue.state)
     }
 }
@@ -48,7 +49,7 @@ impl Engine for sqlx::Sqlite {
 /// writer's, on its own thread, and one for runs' state reads.
 pub(crate) struct OwnConnections {
     writer: GroupCommit,
-    state: StateReader,
+    state: RunReader,
 }
 
 /// The WAL is rewound once it holds more than this (see group_commit.rs).
@@ -84,7 +85,7 @@ impl SqlStore<sqlx::Sqlite> {
         Ok(Self {
             queue: OwnConnections {
                 writer: GroupCommit::start(options.get_filename(), wal_limit)?,
-                state: StateReader::open(options.get_filename())?,
+                state: RunReader::open(options.get_filename())?,
             },
             pool,
         })

@@ -10,17 +10,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::QUEUE_DEPTH_SQL;
 use super::held_starts::{Held, HeldStarts};
-use super::run_state::{apply_writes, check_writes};
+use super::run_ends::{Ended, finish};
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
     INSERT_STARTED_RUN_SQL, RETRY_RUN_SQL,
 };
 use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
-use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
-    EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RetryPlan, RunFinish,
-    RunReport, RunRow, RunStatus, StartedRun, StateUsage, StoreError, StoreResult, new_id,
+    EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RunReport, RunRow,
+    StoreError, StoreResult, new_id,
 };
 
 /// The writer's claim, step one: the queued runs past their backoff (`$1`,
@@ -76,8 +75,8 @@ pub(super) struct WriterSql {
     pub(super) retry_run: String,
     pub(super) give_back: String,
     pub(super) insert_message: String,
-    insert_http_response: String,
-    insert_started_run: String,
+    pub(super) insert_http_response: String,
+    pub(super) insert_started_run: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -402,152 +401,6 @@ pub(super) fn report(
         }
     }
     Ok(reported)
-}
-
-/// A run's end as `finish` records it (a report's parts).
-struct Ended<'a> {
-    run_id: &'a str,
-    finish: &'a RunFinish,
-    retry: Option<&'a RetryPlan>,
-    started_at: Option<i64>,
-}
-
-/// Records a run begun outside the queue as running under its worker and,
-/// given how it ended, finishes it at once (see `RunQueue::record_ended`)
-/// and answers with the status recorded.
-pub(super) fn record(
-    tx: &Connection,
-    held: &mut HeldStarts,
-    run: &StartedRun,
-    ended: Option<&RunFinish>,
-    now: i64,
-) -> StoreResult<Option<RunStatus>> {
-    let new = &run.run;
-    tx.prepare_cached(&SQL.insert_started_run)?
-        .execute(params![
-            run.id,
-            new.user_id,
-            new.script_id,
-            new.script_version,
-            new.handler,
-            new.trigger_kind.as_str(),
-            new.trigger_spec,
-            new.payload.to_string(),
-            run.started_at,
-            run.worker_id,
-            now,
-        ])?;
-    let Some(outcome) = ended else {
-        return Ok(None);
-    };
-    let claimer = Claimer {
-        worker_id: &run.worker_id,
-        now,
-        hold_for: None,
-    };
-    let ended = Ended {
-        run_id: &run.id,
-        finish: outcome,
-        retry: None,
-        started_at: None,
-    };
-    finish(tx, held, &claimer, ended)
-}
-
-/// Records how a run ended, if it is still the claimer's (held, or running
-/// under its worker), with its effects, and queues its retry if it failed.
-/// A success whose state writes are refused (state.rs) is recorded as a
-/// failure, without any of its effects.
-fn finish(
-    tx: &Connection,
-    held: &mut HeldStarts,
-    claimer: &Claimer<'_>,
-    ended: Ended<'_>,
-) -> StoreResult<Option<RunStatus>> {
-    let (finish, run_id, worker_id, now) =
-        (ended.finish, ended.run_id, claimer.worker_id, claimer.now);
-    let effects = &finish.effects;
-    let checked = if effects.state.is_empty() {
-        Checked::Passed(StateUsage::default())
-    } else {
-        check_writes(tx, &effects.script_id, &effects.state, now)?
-    };
-    let (status, error) = match &checked {
-        Checked::Refused(refused) => {
-            tracing::warn!(run_id = %run_id, error = %refused, "a run's state writes were refused; it is recorded as failed");
-            (RunStatus::Failed, Some(refused_run_error(refused)))
-        }
-        _ => (finish.status, None),
-    };
-    let error = error.as_ref().or(finish.error.as_ref());
-    let outcome = params![
-        status.as_str(),
-        finish.exit_code,
-        finish.duration_ms,
-        error,
-        finish.stdout,
-        finish.stderr,
-        i64::from(finish.stdout_truncated),
-        i64::from(finish.stderr_truncated),
-        finish.output_cap,
-        now,
-        run_id,
-        worker_id,
-    ];
-    let finished = match held.release(run_id, worker_id) {
-        // Its start and its end in one change (cancelled meanwhile: none).
-        Some(run) => {
-            let started_at = ended.started_at.unwrap_or(run.started_at);
-            let mut finish_held = tx.prepare_cached(&SQL.finish_held)?;
-            let mut values = outcome.to_vec();
-            values.push(&started_at);
-            finish_held.execute(values.as_slice())? > 0
-        }
-        None => tx.prepare_cached(&SQL.finish_run)?.execute(outcome)? > 0,
-    };
-    if !finished {
-        return Ok(None);
-    }
-    if !matches!(checked, Checked::Refused(_)) {
-        if let Checked::Passed(usage) = checked
-            && !effects.state.is_empty()
-        {
-            apply_writes(tx, &effects.script_id, run_id, &effects.state, usage, now)?;
-        }
-        for message in &effects.messages {
-            tx.prepare_cached(&SQL.insert_message)?.execute(params![
-                message.id,
-                message.user_id,
-                message.script_id,
-                message.run_id,
-                message.channel,
-                message.recipient,
-                message.subject,
-                message.body,
-                message.created_at,
-            ])?;
-        }
-        if let Some(reply) = &effects.http_response {
-            tx.prepare_cached(&SQL.insert_http_response)?
-                .execute(params![
-                    run_id,
-                    reply.status,
-                    reply.headers_json(),
-                    reply.body,
-                ])?;
-        }
-    }
-    if let Some(retry) = ended.retry.filter(|_| status != RunStatus::Succeeded) {
-        tx.prepare_cached(&SQL.retry_run)?.execute(params![
-            new_id("run"),
-            retry.attempt,
-            retry.first_run_id,
-            now,
-            retry.not_before,
-            run_id
-        ])?;
-    }
-    Ok(Some(status))
 }
 
 /// A run row's columns, read by position where the statement lists them

@@ -226,7 +226,7 @@ where
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(reader) = DB::state_reader(&self.queue) {
+        if let Some(reader) = DB::run_reader(&self.queue) {
             return reader.entries_by_keys(script_id, keys, now_millis());
         }
         // One statement for them all: `key IN ($3, $4, …)`.
