@@ -242,6 +242,13 @@ async fn access_deadlines_caps_and_rotation(backend: Backend) {
         .await;
     assert_eq!(status, 201);
     assert_eq!(handler_urls(&app, &token, &script).await["echo"], new_url);
+    // The next request runs the new version at once.
+    let after_deploy = client().post(&new_url).send().await.unwrap();
+    assert_eq!(after_deploy.status(), StatusCode::OK);
+    let (_, page) = app
+        .get(&token, &format!("/v1/runs?script_id={script}&limit=1"))
+        .await;
+    assert_eq!(page["runs"][0]["script_version"], 2, "{page}");
     let (status, _) = app.get(&other, &format!("/v1/scripts/{script}/http")).await;
     assert_eq!(status, 404);
     let (status, _) = app
@@ -253,6 +260,19 @@ async fn access_deadlines_caps_and_rotation(backend: Backend) {
         )
         .await;
     assert_eq!(status, 404);
+
+    // A deleted script's URLs stop answering at once.
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &token,
+            &format!("/v1/scripts/{script}"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let gone = client().post(&new_url).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
 
 on_both_stores!(access_deadlines_caps_and_rotation);

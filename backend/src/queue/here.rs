@@ -118,10 +118,7 @@ impl Runner {
         // Its own task: a caller that hangs up leaves the run to end and
         // be recorded all the same.
         let runner = self.clone();
-        tokio::spawn(async move {
-            runner.drive_here(started, deadline, answer).await;
-            drop(slot);
-        });
+        tokio::spawn(async move { runner.drive_here(slot, started, deadline, answer).await });
         answered.await.unwrap_or_else(|_| {
             Err(StoreError::Writer(
                 "a run begun here stopped unrecorded".into(),
@@ -131,6 +128,7 @@ impl Runner {
 
     async fn drive_here(
         &self,
+        slot: HereSlot,
         started: StartedRun,
         deadline: Instant,
         answer: oneshot::Sender<StoreResult<HereEnd>>,
@@ -152,26 +150,35 @@ impl Runner {
         };
         match finish {
             Some(finish) => {
+                // Its places are for running: the next run may begin while
+                // this one's record is written.
+                drop(slot);
+                self.metrics
+                    .running
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 let ended = self.record_ended(&started, finish, &span).await;
                 drop(answer.send(ended));
             }
-            None => match self.store.record_started(&started).await {
-                Ok(()) => {
-                    tracing::info!(parent: &span, trigger = %row.trigger_kind, "run outlasted its caller's deadline; recorded as running");
-                    drop(answer.send(Ok(HereEnd::Going {
-                        run_id: started.id.clone(),
-                    })));
-                    self.finish_going(&started, execution, &span).await;
+            None => {
+                match self.store.record_started(&started).await {
+                    Ok(()) => {
+                        tracing::info!(parent: &span, trigger = %row.trigger_kind, "run outlasted its caller's deadline; recorded as running");
+                        drop(answer.send(Ok(HereEnd::Going {
+                            run_id: started.id.clone(),
+                        })));
+                        self.finish_going(&started, execution, &span).await;
+                    }
+                    Err(err) => {
+                        tracing::error!(parent: &span, error = %err, "recording a run that outlasted its caller's deadline failed; the script was stopped");
+                        drop(answer.send(Err(err)));
+                    }
                 }
-                Err(err) => {
-                    tracing::error!(parent: &span, error = %err, "recording a run that outlasted its caller's deadline failed; the script was stopped");
-                    drop(answer.send(Err(err)));
-                }
-            },
+                drop(slot);
+                self.metrics
+                    .running
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
-        self.metrics
-            .running
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes a run's record with its end, and says how it is recorded.

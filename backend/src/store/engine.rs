@@ -52,6 +52,16 @@ pub(crate) struct SqlStore<DB: Engine> {
     pub(super) queue: DB::Queue,
 }
 
+impl<DB: Engine> SqlStore<DB> {
+    /// After a committed write that may have changed an HTTP handler's
+    /// endpoint: what the run reader keeps of them is forgotten.
+    pub(super) fn endpoints_changed(&self) {
+        if let Some(reader) = DB::run_reader(&self.queue) {
+            reader.endpoints_changed();
+        }
+    }
+}
+
 /// Maps unique-constraint violations to `StoreError::Conflict`.
 pub(super) fn conflict(err: sqlx::Error, what: &str) -> super::StoreError {
     match &err {

@@ -209,6 +209,7 @@ where
         if DB::rows_affected(&rotated) == 0 {
             return Ok(None);
         }
+        self.endpoints_changed();
         self.http_endpoint(&token).await
     }
 
@@ -253,6 +254,7 @@ where
         .bind(user_id)
         .execute(&self.pool)
         .await?;
+        self.endpoints_changed();
         Ok(DB::rows_affected(&set) > 0)
     }
 

@@ -165,6 +165,7 @@ where
                 .await?;
         }
         tx.commit().await?;
+        self.endpoints_changed();
         Ok(ScriptVersion {
             script_id,
             version,
@@ -248,6 +249,7 @@ where
             .await?;
         replace_triggers(&mut tx, script_id, triggers).await?;
         tx.commit().await?;
+        self.endpoints_changed();
         self.get_script(user_id, script_id).await
     }
 
@@ -269,6 +271,7 @@ where
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.endpoints_changed();
         Ok(DB::rows_affected(&done) > 0)
     }
 

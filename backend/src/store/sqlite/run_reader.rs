@@ -4,11 +4,14 @@
 //! more in the hand-off to the connection's thread and back than the read
 //! itself (BENCHMARKS.md, state and HTTP handlers). SQLite's WAL lets it
 //! read while the writer writes; the lock is held for one indexed read.
+//! Endpoints are kept in memory between writes (endpoint_cache.rs).
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags};
+
+use super::endpoint_cache::EndpointCache;
 
 use crate::store::http_endpoints::{ENDPOINT_BY_TOKEN_SQL, sealed_secret};
 use crate::store::state::padded;
@@ -17,6 +20,7 @@ use crate::store::{HttpEndpoint, StateEntry, StoreError, StoreResult};
 /// The run reader's connection.
 pub(crate) struct RunReader {
     conn: Mutex<Connection>,
+    endpoints: EndpointCache,
 }
 
 impl RunReader {
@@ -29,6 +33,7 @@ impl RunReader {
         conn.set_prepared_statement_cache_capacity(32);
         Ok(Self {
             conn: Mutex::new(conn),
+            endpoints: EndpointCache::default(),
         })
     }
 
@@ -67,6 +72,23 @@ impl RunReader {
     /// The endpoint whose URL has `token` (see
     /// `HttpEndpointStore::http_endpoint`).
     pub(crate) fn http_endpoint(&self, token: &str) -> StoreResult<Option<HttpEndpoint>> {
+        if let Some(endpoint) = self.endpoints.get(token) {
+            return Ok(Some(endpoint));
+        }
+        let generation = self.endpoints.generation();
+        let endpoint = self.read_endpoint(token)?;
+        if let Some(endpoint) = &endpoint {
+            self.endpoints.keep(generation, endpoint);
+        }
+        Ok(endpoint)
+    }
+
+    /// Forgets the endpoints kept in memory: a write may have changed one.
+    pub(crate) fn endpoints_changed(&self) {
+        self.endpoints.forget_all();
+    }
+
+    fn read_endpoint(&self, token: &str) -> StoreResult<Option<HttpEndpoint>> {
         let conn = self.connection()?;
         let mut statement = conn.prepare_cached(&ENDPOINT_BY_TOKEN_SQL)?;
         let mut rows = statement.query([token])?;
