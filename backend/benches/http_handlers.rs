@@ -14,6 +14,10 @@
 //! `cargo bench -p roost --bench http_handlers` prints a table and writes
 //! `http_handlers.json` into `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
 
+// The allocator `roost serve` runs with (backend/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
