@@ -8,7 +8,7 @@
 //! hot write is a job on a channel; the writer takes whatever has arrived
 //! while it was busy and commits it together. Nobody waits for a batch to
 //! fill: a lone job is written at once, and under load the turns grow by
-//! themselves. Each caller is answered once its turn is committed.
+//! themselves (the writer yields its CPU once between two full turns). Each caller is answered once its turn is committed.
 //!
 //! Why a thread and rusqlite rather than sqlx: sqlx runs each SQLite
 //! connection on a thread of its own and hands every statement, and every
@@ -369,6 +369,9 @@ fn write_loop(
     mut wal: WalLimit,
 ) {
     let mut held = HeldStarts::default();
+    // How many jobs the last turn took: more than one means callers are
+    // arriving together.
+    let mut last_len = 0usize;
     // When the writer next looks at the WAL's length.
     let mut next_look = Instant::now();
     loop {
@@ -382,6 +385,13 @@ fn write_loop(
         };
         match first {
             Some(first) => {
+                // Under load, the callers running on the other threads get
+                // the CPU once before the turn is taken, so it takes their
+                // jobs too: fewer, fuller turns (docs/sqlite-queue.md). A
+                // lone caller's job is written at once.
+                if last_len > 1 {
+                    std::thread::yield_now();
+                }
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match queue.try_recv() {
@@ -389,6 +399,7 @@ fn write_loop(
                         Err(_) => break,
                     }
                 }
+                last_len = batch.len();
                 write_turn(&mut conn, batch, &mut held);
             }
             // Every handle is gone (a timeout only ends the wait).
