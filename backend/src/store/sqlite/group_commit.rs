@@ -8,7 +8,8 @@
 //! hot write is a job on a channel; the writer takes whatever has arrived
 //! while it was busy and commits it together. Nobody waits for a batch to
 //! fill: a lone job is written at once, and under load the turns grow by
-//! themselves (the writer yields its CPU once between two full turns). Each caller is answered once its turn is committed.
+//! themselves (the writer yields its CPU once between two full turns).
+//! Each caller is answered once its turn is committed.
 //!
 //! Why a thread and rusqlite rather than sqlx: sqlx runs each SQLite
 //! connection on a thread of its own and hands every statement, and every
