@@ -277,6 +277,49 @@ async fn access_deadlines_caps_and_rotation(backend: Backend) {
 
 on_both_stores!(access_deadlines_caps_and_rotation);
 
+/// A script runs at most its concurrency cap of requests at once; a
+/// request that gets no place before its deadline is queued as a run of
+/// its own, its caller gets 202 with the run id, and the run ends once a
+/// place is free.
+async fn requests_past_the_scripts_cap_wait_then_queue(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.runner.per_script_concurrency = 1;
+    })
+    .await;
+    let token = app.user("alice").await;
+    let (_, urls) = deploy_echo(&app, &token).await;
+
+    // The first takes the script's one place for 1.5 s.
+    let first = client()
+        .post(format!("{}?ms=1500", urls["slow"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first_run = json_of(first).await["run_id"].as_str().unwrap().to_string();
+    // The second would answer at once, but has no place within its 300 ms.
+    let began = std::time::Instant::now();
+    let second = client().post(&urls["slow"]).send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::ACCEPTED);
+    assert!(began.elapsed() >= std::time::Duration::from_millis(300));
+    let second_run = json_of(second).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, shown) = app.get(&token, &format!("/v1/runs/{second_run}")).await;
+    assert_eq!(shown["run"]["status"], "queued", "{shown}");
+    // Both end: the queued one once the first has let go of the place.
+    let first = finished(&app, &token, &first_run).await;
+    let second = finished(&app, &token, &second_run).await;
+    assert_eq!(first["run"]["status"], "succeeded", "{first}");
+    assert_eq!(second["run"]["status"], "succeeded", "{second}");
+    let first_end = first["run"]["finished_at"].as_i64().unwrap();
+    let second_start = second["run"]["started_at"].as_i64().unwrap();
+    assert!(second_start >= first_end, "{first} {second}");
+}
+
+on_both_stores!(requests_past_the_scripts_cap_wait_then_queue);
+
 /// `hmac` access: refused until the owner sets a secret; then a request
 /// signed with it passes, and a wrong secret, a changed body, a stale
 /// timestamp or no signature are refused with nothing queued. The secret

@@ -317,7 +317,7 @@ async fn finish_in(
     let checked = if effects.state.is_empty() {
         Checked::Passed(StateUsage::default())
     } else {
-        check_writes(&mut **tx, &effects.script_id, &effects.state, now).await?
+        check_writes(tx, &effects.script_id, &effects.state, now).await?
     };
     let refused = match &checked {
         Checked::Refused(refused) => {
@@ -345,15 +345,7 @@ async fn finish_in(
     if let Checked::Passed(usage) = checked
         && !effects.state.is_empty()
     {
-        apply_writes(
-            &mut **tx,
-            &effects.script_id,
-            run_id,
-            &effects.state,
-            usage,
-            now,
-        )
-        .await?;
+        apply_writes(tx, &effects.script_id, run_id, &effects.state, usage, now).await?;
     }
     let messages = if refused.is_some() {
         &[][..]
