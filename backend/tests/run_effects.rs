@@ -15,24 +15,11 @@ async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
     let ada = store.create_user("ada", "h").await.unwrap();
-    let script = store
-        .create_script_version(&roost::store::NewScriptVersion {
-            user_id: ada.id.clone(),
-            name: "s".into(),
-            component: b"\0asm".to_vec(),
-            content_hash: "ab".repeat(32),
-            metadata: json!({ "handlers": [], "integrations": [] }),
-            triggers: Vec::new(),
-            retries: None,
-            limits: None,
-            caps: Default::default(),
-        })
-        .await
-        .unwrap();
+    let script = support::bare_script(store.as_ref(), &ada.id).await;
     let run = store
         .enqueue_run(&roost::store::NewRun {
             user_id: ada.id.clone(),
-            script_id: script.script_id.clone(),
+            script_id: script.clone(),
             script_version: 1,
             handler: None,
             trigger_kind: roost::store::TriggerKind::Manual,
@@ -44,7 +31,7 @@ async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend
     let message = |body: &str| MessageRow {
         id: new_id("msg"),
         user_id: ada.id.clone(),
-        script_id: script.script_id.clone(),
+        script_id: script.clone(),
         run_id: run.id.clone(),
         channel: None,
         recipient: None,

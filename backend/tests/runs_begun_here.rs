@@ -7,8 +7,8 @@
 mod support;
 
 use roost::store::{
-    HttpReply, MessageFilter, MessageRow, NewRun, NewScriptVersion, RunStatus, StartedRun,
-    StateChange, StateWrites, Store, TriggerKind, new_id, now_millis,
+    HttpReply, MessageFilter, MessageRow, NewRun, RunStatus, StartedRun, StateChange, StateWrites,
+    Store, TriggerKind, new_id, now_millis,
 };
 use serde_json::json;
 use support::{Backend, open_store, succeeded_with};
@@ -16,25 +16,12 @@ use support::{Backend, open_store, succeeded_with};
 /// A user's script, and an HTTP request's run of it begun by `worker`.
 async fn begun(store: &dyn Store, worker: &str) -> StartedRun {
     let user = store.create_user("ada", "h").await.unwrap();
-    let script = store
-        .create_script_version(&NewScriptVersion {
-            user_id: user.id.clone(),
-            name: "s".into(),
-            component: b"\0asm".to_vec(),
-            content_hash: "ab".repeat(32),
-            metadata: json!({ "handlers": [], "integrations": [] }),
-            triggers: Vec::new(),
-            retries: None,
-            limits: None,
-            caps: Default::default(),
-        })
-        .await
-        .unwrap();
+    let script_id = support::bare_script(store, &user.id).await;
     StartedRun {
         id: new_id("run"),
         run: NewRun {
             user_id: user.id,
-            script_id: script.script_id,
+            script_id,
             script_version: 1,
             handler: Some("orders".into()),
             trigger_kind: TriggerKind::Http,
@@ -78,6 +65,15 @@ fn answered(run: &StartedRun, expected: Option<&str>) -> roost::store::RunFinish
     finish
 }
 
+/// How many outbox messages `user` has.
+async fn messages_of(store: &dyn Store, user: &str) -> usize {
+    let filter = MessageFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    store.list_messages(user, &filter).await.unwrap().len()
+}
+
 async fn a_run_recorded_with_its_end_keeps_its_effects_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
@@ -99,17 +95,7 @@ async fn a_run_recorded_with_its_end_keeps_its_effects_once(backend: Backend) {
     assert_eq!((reply.status, reply.body.as_slice()), (201, &b"made"[..]));
     let count = store.state_entry(script, "count").await.unwrap().unwrap();
     assert_eq!(count.run_id.as_deref(), Some(run.id.as_str()));
-    let messages = store
-        .list_messages(
-            user,
-            &MessageFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(messages.len(), 1);
+    assert_eq!(messages_of(store.as_ref(), user).await, 1);
     // Nothing is left queued, and the same run cannot be recorded twice.
     assert_eq!(store.queue_depth(user).await.unwrap().runs, 0);
     assert!(store.claim_run("w", 10, &[]).await.unwrap().is_none());
@@ -119,17 +105,11 @@ async fn a_run_recorded_with_its_end_keeps_its_effects_once(backend: Backend) {
             .await
             .is_err()
     );
-    let messages = store
-        .list_messages(
-            user,
-            &MessageFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(messages.len(), 1, "a second record wrote nothing");
+    assert_eq!(
+        messages_of(store.as_ref(), user).await,
+        1,
+        "a second record wrote nothing"
+    );
 
     // A run whose compare-and-set was overtaken is recorded failed, with
     // none of its effects and no retry.
@@ -148,17 +128,7 @@ async fn a_run_recorded_with_its_end_keeps_its_effects_once(backend: Backend) {
     assert!(store.http_response(&second.id).await.unwrap().is_none());
     let count = store.state_entry(script, "count").await.unwrap().unwrap();
     assert_eq!(count.run_id.as_deref(), Some(run.id.as_str()));
-    let messages = store
-        .list_messages(
-            user,
-            &MessageFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(messages.len(), 1);
+    assert_eq!(messages_of(store.as_ref(), user).await, 1);
     assert!(store.claim_run("w", 10, &[]).await.unwrap().is_none());
 }
 on_both_stores!(a_run_recorded_with_its_end_keeps_its_effects_once);

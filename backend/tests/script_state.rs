@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use roost::store::{
-    NewRun, NewScriptVersion, RetryPlan, RunStatus, StateChange, StateQuota, StateWrites,
-    TriggerKind, now_millis,
+    NewRun, RetryPlan, RunStatus, StateChange, StateQuota, StateWrites, TriggerKind, now_millis,
 };
 use serde_json::{Value, json};
 use support::process::{Server, roost, text};
@@ -632,21 +631,7 @@ async fn the_commit_checks_conditions_and_quotas(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(backend, dir.path()).await;
     let ada = store.create_user("ada", "h").await.unwrap();
-    let script = store
-        .create_script_version(&NewScriptVersion {
-            user_id: ada.id.clone(),
-            name: "s".into(),
-            component: b"\0asm".to_vec(),
-            content_hash: "ab".repeat(32),
-            metadata: json!({ "handlers": [], "integrations": [] }),
-            triggers: Vec::new(),
-            retries: None,
-            limits: None,
-            caps: Default::default(),
-        })
-        .await
-        .unwrap()
-        .script_id;
+    let script = support::bare_script(store.as_ref(), &ada.id).await;
     let claimed = || async {
         store
             .enqueue_run(&NewRun {

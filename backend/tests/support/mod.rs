@@ -255,6 +255,27 @@ pub fn bare_module() -> Vec<u8> {
     wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap()
 }
 
+/// A script `s` of `user_id` with no triggers, made in the store directly
+/// (for tests of the store's side, without a guest); its id.
+#[allow(dead_code)]
+pub async fn bare_script(store: &dyn Store, user_id: &str) -> String {
+    store
+        .create_script_version(&roost::store::NewScriptVersion {
+            user_id: user_id.into(),
+            name: "s".into(),
+            component: b"\0asm".to_vec(),
+            content_hash: "ab".repeat(32),
+            metadata: serde_json::json!({ "handlers": [], "integrations": [] }),
+            triggers: Vec::new(),
+            retries: None,
+            limits: None,
+            caps: Default::default(),
+        })
+        .await
+        .unwrap()
+        .script_id
+}
+
 /// A successful run's end, as a worker reports it, leaving `messages` in
 /// the outbox.
 pub fn succeeded_with(messages: Vec<roost::store::MessageRow>) -> roost::store::RunFinish {

@@ -3,7 +3,7 @@
 //! record of a run begun outside the queue (queue/here.rs), written as one
 //! new row.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, ToSql, params};
 
 use super::held_starts::HeldStarts;
 use super::run_state::{apply_writes, check_writes};
@@ -41,46 +41,47 @@ pub(super) fn record(
 ) -> StoreResult<Option<RunStatus>> {
     let new = &run.run;
     let payload = new.payload.to_string();
+    let trigger_kind = new.trigger_kind.as_str();
+    // `$1`-`$10`, the same in both statements.
+    let mut values: Vec<&dyn ToSql> = vec![
+        &run.id,
+        &new.user_id,
+        &new.script_id,
+        &new.script_version,
+        &new.handler,
+        &trigger_kind,
+        &new.trigger_spec,
+        &payload,
+        &run.started_at,
+        &run.worker_id,
+    ];
     let Some(finish) = ended else {
+        values.push(&now);
         tx.prepare_cached(&SQL.insert_started_run)?
-            .execute(params![
-                run.id,
-                new.user_id,
-                new.script_id,
-                new.script_version,
-                new.handler,
-                new.trigger_kind.as_str(),
-                new.trigger_spec,
-                payload,
-                run.started_at,
-                run.worker_id,
-                now,
-            ])?;
+            .execute(values.as_slice())?;
         return Ok(None);
     };
     let (checked, status, error) = checked(tx, &run.id, finish, now)?;
-    tx.prepare_cached(INSERT_ENDED_RUN_SQL)?.execute(params![
-        run.id,
-        new.user_id,
-        new.script_id,
-        new.script_version,
-        new.handler,
-        new.trigger_kind.as_str(),
-        new.trigger_spec,
-        payload,
-        run.started_at,
-        run.worker_id,
-        status.as_str(),
-        finish.exit_code,
-        finish.duration_ms,
-        error.as_ref().or(finish.error.as_ref()),
-        finish.stdout,
-        finish.stderr,
+    let status_text = status.as_str();
+    let error = error.as_ref().or(finish.error.as_ref());
+    let (stdout_truncated, stderr_truncated) = (
         i64::from(finish.stdout_truncated),
         i64::from(finish.stderr_truncated),
-        finish.output_cap,
-        now,
-    ])?;
+    );
+    values.extend([
+        &status_text as &dyn ToSql,
+        &finish.exit_code,
+        &finish.duration_ms,
+        &error,
+        &finish.stdout,
+        &finish.stderr,
+        &stdout_truncated,
+        &stderr_truncated,
+        &finish.output_cap,
+        &now,
+    ]);
+    tx.prepare_cached(INSERT_ENDED_RUN_SQL)?
+        .execute(values.as_slice())?;
     write_effects(tx, &run.id, finish, checked, now)?;
     Ok(Some(status))
 }
