@@ -10,21 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Backend;
-use support::process::{Server, roost, text};
-
-async fn api(method: reqwest::Method, url: &str, token: &str, body: Value) -> Value {
-    let mut request = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(token);
-    if !body.is_null() {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
+use support::process::{Server, api, roost, text};
 
 /// The script's runs, oldest first: (trigger spec, status).
 async fn runs_of(base: &str, token: &str, script: &str) -> Vec<(String, String)> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use roost::store::{MessageFilter, MessageRow, new_id, now_millis};
 use serde_json::{Value, json};
-use support::process::{Server, roost, text};
+use support::process::{Server, api, roost, text};
 use support::{Backend, open_store, succeeded_with};
 
 async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend) {
@@ -99,20 +99,6 @@ async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend
     assert_eq!(bodies, ["one", "two"]);
 }
 on_both_stores!(effects_are_written_only_with_the_end_that_is_recorded);
-
-async fn api(method: reqwest::Method, url: &str, token: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
 
 /// A run that left an outbox message is killed (SIGKILL) before it ends;
 /// after the restart it is executed again, and the outbox holds its

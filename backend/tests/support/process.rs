@@ -71,3 +71,25 @@ pub fn roost(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A request to a server started here, with `token`; its JSON answer,
+/// which must be a success. `Value::Null` sends no body.
+#[allow(dead_code)]
+pub async fn api(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if !body.is_null() {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
+}
