@@ -320,6 +320,52 @@ async fn requests_past_the_scripts_cap_wait_then_queue(backend: Backend) {
 
 on_both_stores!(requests_past_the_scripts_cap_wait_then_queue);
 
+/// One owner's slow handlers take at most half of a node's places: another
+/// owner's requests are still answered at once.
+async fn one_owner_cannot_take_every_place(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.runner.http_runs = 2;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let (_, alices) = deploy_echo(&app, &alice).await;
+    let (_, bobs) = deploy_echo(&app, &bob).await;
+
+    // Alice's first request holds her one place for 1.5 s; her second
+    // waits for it, past its deadline, and Bob's takes the node's other.
+    let first = client()
+        .post(format!("{}?ms=1500", alices["slow"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let second = tokio::spawn(client().post(format!("{}?ms=1500", alices["slow"])).send());
+    // Had she a second place, her second request would hold it by now.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let began = std::time::Instant::now();
+    let answered = client()
+        .post(&bobs["echo"])
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+    assert!(
+        began.elapsed() < std::time::Duration::from_millis(1000),
+        "Bob waited {:?}",
+        began.elapsed()
+    );
+    let second = second.await.unwrap().unwrap();
+    assert_eq!(
+        second.status(),
+        StatusCode::ACCEPTED,
+        "Alice's second waited"
+    );
+}
+
+on_both_stores!(one_owner_cannot_take_every_place);
+
 /// `hmac` access: refused until the owner sets a secret; then a request
 /// signed with it passes, and a wrong secret, a changed body, a stale
 /// timestamp or no signature are refused with nothing queued. The secret

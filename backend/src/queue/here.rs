@@ -7,6 +7,7 @@
 //! is. See docs/http-handlers.md for what this means when a node dies.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,55 +40,104 @@ pub enum HereEnd {
     },
 }
 
-/// The places a run takes to be run here: one of its script's (up to the
-/// script's concurrency cap, on this node) and one of the node's.
+/// The places a run takes to be run here: one of its owner's (half the
+/// node's, so one tenant's slow handlers always leave places for the
+/// others), one of its script's (its concurrency cap, on this node) and
+/// one of the node's.
 pub struct HereSlot {
+    _user: OwnedSemaphorePermit,
     _script: OwnedSemaphorePermit,
     _node: OwnedSemaphorePermit,
 }
 
-/// Per-script and node-wide caps on the runs begun here. Callers wait for
-/// a place in arrival order.
+/// The caps on the runs begun here: per user, per script, per node.
+/// Callers wait for a place in arrival order.
 pub(super) struct HereGates {
     node: Arc<Semaphore>,
-    per_script: usize,
-    scripts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    users: KeyedGates,
+    scripts: KeyedGates,
 }
 
 impl HereGates {
     pub(super) fn new(node: usize, per_script: usize) -> Self {
+        let node = node.max(1);
         Self {
-            node: Arc::new(Semaphore::new(node.max(1))),
-            per_script: per_script.max(1),
-            scripts: Mutex::default(),
+            node: Arc::new(Semaphore::new(node)),
+            users: KeyedGates::new((node / 2).max(1)),
+            scripts: KeyedGates::new(per_script),
+        }
+    }
+}
+
+/// One semaphore of `cap` places per key, made when first asked for.
+struct KeyedGates {
+    cap: usize,
+    gates: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl KeyedGates {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            gates: Mutex::default(),
         }
     }
 
-    fn script(&self, script_id: &str) -> Arc<Semaphore> {
-        let mut scripts = self.scripts.lock().unwrap_or_else(|p| p.into_inner());
-        // Scripts with nothing running here are forgotten once the map
+    fn gate(&self, key: &str) -> Arc<Semaphore> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        // Keys with nothing running here are forgotten once the map
         // grows, so it holds about as many as run at once.
-        if scripts.len() >= 1024 {
-            let cap = self.per_script;
-            scripts.retain(|_, gate| Arc::strong_count(gate) > 1 || gate.available_permits() < cap);
+        if gates.len() >= 1024 {
+            let cap = self.cap;
+            gates.retain(|_, gate| Arc::strong_count(gate) > 1 || gate.available_permits() < cap);
         }
-        scripts
-            .entry(script_id.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_script)))
+        gates
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.cap)))
             .clone()
+    }
+}
+
+/// A run's places while it runs, counted as running on this node.
+struct Running {
+    _slot: HereSlot,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Running {
+    fn new(slot: HereSlot, metrics: &Arc<crate::metrics::Metrics>) -> Self {
+        metrics.running.fetch_add(1, Ordering::Relaxed);
+        Self {
+            _slot: slot,
+            metrics: metrics.clone(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Runner {
     /// Waits, until `deadline` at the latest, for a place to run one of
-    /// `script_id`'s runs here; `None` if none came by then.
-    pub async fn here_slot(&self, script_id: &str, deadline: Instant) -> Option<HereSlot> {
-        let script = self.here.script(script_id);
+    /// `user_id`'s runs of `script_id` here; `None` if none came by then.
+    pub async fn here_slot(
+        &self,
+        user_id: &str,
+        script_id: &str,
+        deadline: Instant,
+    ) -> Option<HereSlot> {
+        let user = self.here.users.gate(user_id);
+        let script = self.here.scripts.gate(script_id);
         let node = self.here.node.clone();
         let places = async {
+            let user = user.acquire_owned().await.ok()?;
             let script = script.acquire_owned().await.ok()?;
             let node = node.acquire_owned().await.ok()?;
             Some(HereSlot {
+                _user: user,
                 _script: script,
                 _node: node,
             })
@@ -111,7 +161,7 @@ impl Runner {
         let started = StartedRun {
             id: new_id("run"),
             run,
-            worker_id: format!("{}-here", self.node_id),
+            worker_id: self.here_worker_id.clone(),
             started_at: now_millis(),
         };
         let (answer, answered) = oneshot::channel();
@@ -139,9 +189,7 @@ impl Runner {
             .settings
             .get(self.store.as_ref(), &row.script_id, row.script_version)
             .await;
-        self.metrics
-            .running
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let running = Running::new(slot, &self.metrics);
         let execution = self.executor.execute(&row, settings.as_ref());
         tokio::pin!(execution);
         let finish = tokio::select! {
@@ -152,10 +200,7 @@ impl Runner {
             Some(finish) => {
                 // Its places are for running: the next run may begin while
                 // this one's record is written.
-                drop(slot);
-                self.metrics
-                    .running
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                drop(running);
                 let ended = self.record_ended(&started, finish, &span).await;
                 drop(answer.send(ended));
             }
@@ -173,10 +218,7 @@ impl Runner {
                         drop(answer.send(Err(err)));
                     }
                 }
-                drop(slot);
-                self.metrics
-                    .running
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                drop(running);
             }
         }
     }

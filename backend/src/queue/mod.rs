@@ -110,6 +110,8 @@ pub struct Runner {
     waits_by_user: Arc<user_slots::UserSlots>,
     /// Places for runs begun here, outside the queue.
     here: here::HereGates,
+    /// The worker id runs begun here are recorded under.
+    here_worker_id: String,
 }
 
 impl Runner {
@@ -136,6 +138,7 @@ impl Runner {
                 config.http_runs,
                 usize::try_from(config.per_script_concurrency).unwrap_or(1),
             ),
+            here_worker_id: format!("{node_id}-here"),
             store,
             executor,
             config,

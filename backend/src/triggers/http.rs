@@ -413,7 +413,11 @@ impl HttpHandlers {
         };
         // The run is begun here, at once, and recorded with its end; only
         // when no place comes before the deadline does it go to the queue.
-        let Some(place) = self.runner.here_slot(&endpoint.script_id, deadline).await else {
+        let Some(place) = self
+            .runner
+            .here_slot(&endpoint.user_id, &endpoint.script_id, deadline)
+            .await
+        else {
             return match self
                 .runner
                 .enqueue_manual(&new_run, None, self.limits)
