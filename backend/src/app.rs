@@ -47,6 +47,8 @@ pub struct Application {
     /// Keeps users' webhook subscriptions in step with their scripts.
     subscriptions: Arc<crate::subscriptions::Subscriptions>,
     nudges: Option<crate::subscriptions::Nudges>,
+    /// Runs as users read them; its followers let go when the server stops.
+    runs: RunHistory,
 }
 
 /// How soon a webhook subscription that could not be made or removed is
@@ -153,10 +155,11 @@ impl Application {
         });
         let store_handle = store.clone();
         let guards = Arc::new(crate::abuse::Guards::new(config.abuse.clone()));
+        let runs = RunHistory::new(store.clone());
         // Handlers reach the store only through these services.
         let state = AppState::new(Services {
             manual: ManualRuns::new(store.clone(), runner.clone(), guards.limits.queue_limits()),
-            runs: RunHistory::new(store.clone()),
+            runs: runs.clone(),
             scripts: ScriptService::new(store.clone()).with_nudge(nudge.clone()),
             state: crate::script_state::StateService::new(
                 store.clone(),
@@ -183,6 +186,16 @@ impl Application {
                 credentials.keys().clone(),
                 guards.clone(),
             ),
+            web: crate::web::WebServices {
+                sessions: crate::web::WebSessions::new(store.clone()),
+                dashboard: crate::dashboard::Dashboard::new(
+                    store.clone(),
+                    registry.clone(),
+                    deploy.clone(),
+                ),
+                stats: crate::run_stats::RunStats::new(store.clone()),
+                secure_cookies: base_url.starts_with("https://"),
+            },
             registry: registry.clone(),
             credentials,
             deploy,
@@ -216,6 +229,7 @@ impl Application {
             header_read_timeout: config.header_read_timeout,
             subscriptions,
             nudges: Some(nudges),
+            runs,
         })
     }
 
@@ -280,6 +294,13 @@ impl Application {
             crate::triggers::schedule::Scheduler::new(self.store.clone(), self.runner.clone())
                 .start(stopped),
         );
+        // Streams following runs end first, so the graceful stop does not
+        // wait on them.
+        let runs = self.runs.clone();
+        let shutdown = async move {
+            shutdown.await;
+            runs.close();
+        };
         crate::serve::serve(
             self.listener,
             self.router,

@@ -206,6 +206,15 @@ impl Compiler {
 }
 
 impl DeployService {
+    /// A signed link that connects `definition` for `user_id`.
+    pub fn setup_link(&self, definition: &crate::registry::IntegrationDefinition, user_id: &str) -> String {
+        self.links.sign(
+            &definition.setup_url(&self.base_url, user_id),
+            &definition.integration_id,
+            user_id,
+        )
+    }
+
     /// Runs the deploy flow for `user_id`.
     pub async fn deploy(
         &self,
@@ -282,11 +291,7 @@ impl DeployService {
                 .iter()
                 .map(|d| SetupLink {
                     integration: d.integration_id.clone(),
-                    setup_url: self.links.sign(
-                        &d.setup_url(&self.base_url, user_id),
-                        &d.integration_id,
-                        user_id,
-                    ),
+                    setup_url: self.setup_link(d, user_id),
                 })
                 .collect();
             return Err(DeployError::MissingCredentials(links));

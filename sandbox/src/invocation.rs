@@ -87,6 +87,8 @@ pub struct Invocation {
     pub payload: serde_json::Value,
     /// Program name given to the guest as `argv[0]`.
     pub program_name: Option<String>,
+    /// Where the caller watches the run's output while it runs, if it does.
+    pub output_probe: Option<crate::OutputProbe>,
 }
 
 /// The JSON document written to the guest's stdin. The SDK's

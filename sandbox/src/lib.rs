@@ -43,3 +43,4 @@ pub use guest::{GuestKind, LoadedGuest};
 pub use invocation::{HttpAccess, HttpTrigger, Invocation, OnDeadline, Trigger};
 pub use limits::RunLimits;
 pub use outcome::{CapturedOutput, Limit, RunOutcome, Termination};
+pub use output::OutputProbe;

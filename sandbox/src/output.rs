@@ -3,6 +3,7 @@
 //! Writing past the cap keeps what fits, flags the stream as truncated and
 //! traps the guest: an output flood is a limit like any other, and stopping
 //! it early spares the host from running a guest whose output nobody keeps.
+//! An [`OutputProbe`] lets the caller read the streams while the run goes on.
 
 use std::io;
 use std::pin::Pin;
@@ -63,6 +64,15 @@ impl CappedOutput {
             .truncated
     }
 
+    /// How many bytes are kept so far.
+    fn len(&self) -> usize {
+        self.buffer
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .bytes
+            .len()
+    }
+
     pub(crate) fn snapshot(&self) -> CapturedOutput {
         let buffer = self
             .buffer
@@ -73,6 +83,56 @@ impl CappedOutput {
             truncated: buffer.truncated,
             cap: self.cap,
         }
+    }
+}
+
+/// A window on a run's stdout and stderr while the guest is still running,
+/// for a caller that shows output as it arrives. Give it to the run in
+/// [`Invocation::output_probe`](crate::Invocation::output_probe); clones
+/// look at the same run. It sees the most recent run it was given to.
+#[derive(Clone, Default)]
+pub struct OutputProbe {
+    streams: Arc<Mutex<Option<(CappedOutput, CappedOutput)>>>,
+}
+
+impl OutputProbe {
+    /// A probe not yet given to a run.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Copies of stdout and stderr as far as the guest wrote them; `None`
+    /// until the run began.
+    pub fn snapshot(&self) -> Option<(CapturedOutput, CapturedOutput)> {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let (stdout, stderr) = streams.as_ref()?;
+        Some((stdout.snapshot(), stderr.snapshot()))
+    }
+
+    /// How many bytes stdout and stderr hold so far, without copying them:
+    /// a cheap check for new output. `None` until the run began.
+    pub fn written(&self) -> Option<(usize, usize)> {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let (stdout, stderr) = streams.as_ref()?;
+        Some((stdout.len(), stderr.len()))
+    }
+
+    pub(crate) fn connect(&self, stdout: &CappedOutput, stderr: &CappedOutput) {
+        *self.streams.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((stdout.clone(), stderr.clone()));
+    }
+}
+
+impl std::fmt::Debug for OutputProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let connected = self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        f.debug_struct("OutputProbe")
+            .field("connected", &connected)
+            .finish()
     }
 }
 

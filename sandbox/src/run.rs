@@ -49,6 +49,9 @@ impl Sandbox {
         }
         let stdout = CappedOutput::new(limits.max_output_bytes);
         let stderr = CappedOutput::new(limits.max_output_bytes);
+        if let Some(probe) = &invocation.output_probe {
+            probe.connect(&stdout, &stderr);
+        }
         let memory_cap = limits.max_memory_bytes.min(self.config.max_memory_bytes);
         let limiter = MemoryLimiter::new(memory_cap);
 

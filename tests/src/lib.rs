@@ -1,4 +1,7 @@
-//! Shared helpers of roost's end-to-end tests: where the example guests are.
+//! Shared helpers of roost's end-to-end tests: where the example guests are,
+//! and a real browser for the dashboard ([`browser`]).
+
+pub mod browser;
 
 use std::path::PathBuf;
 

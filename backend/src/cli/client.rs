@@ -165,6 +165,10 @@ pub(super) struct MessagesArgs {
 pub(super) struct LogsArgs {
     /// The run id (from `roost runs`).
     run_id: String,
+    /// Print the output as it arrives until the run ends, then its status
+    /// (exit 1 unless it succeeded).
+    #[arg(long, short)]
+    follow: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -284,6 +288,9 @@ pub(super) fn messages(args: MessagesArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    if args.follow {
+        return runtime()?.block_on(super::follow::follow(&args.server, &args.run_id));
+    }
     runtime()?.block_on(print_text(
         &args.server,
         &format!("/v1/runs/{}/logs", args.run_id),

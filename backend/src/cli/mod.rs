@@ -4,6 +4,7 @@
 mod admin;
 mod client;
 mod compile;
+mod follow;
 mod hooks;
 mod inspect;
 mod integration;
@@ -68,7 +69,7 @@ enum Command {
     Start(start::StartArgs),
     /// List runs on the server, newest first.
     Runs(client::RunsArgs),
-    /// Print a run's captured output.
+    /// Print a run's captured output (`--follow`: as it arrives).
     Logs(client::LogsArgs),
     /// List the messages scripts left in your outbox, newest first.
     Messages(client::MessagesArgs),

@@ -149,6 +149,7 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
                 .component
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned()),
+            output_probe: None,
         };
         let limits = RunLimits {
             timeout: Duration::from_millis(args.timeout_ms),

@@ -8,6 +8,7 @@
 mod host_calls;
 mod host_services;
 pub(crate) mod http_reply;
+mod live;
 pub mod masking;
 mod refusals;
 pub(crate) mod run_state;
@@ -21,6 +22,7 @@ use roost_sandbox::{
 };
 
 pub use host_services::{MAX_MESSAGE_BYTES, MAX_MESSAGES_PER_RUN};
+pub use live::LiveOutput;
 
 use crate::connectors::{Connectors, HostCredential};
 use crate::oauth::OAuth;
@@ -83,9 +85,15 @@ impl Executor {
     /// Runs `run` to its end. Never fails: whatever goes wrong is the run's
     /// outcome.
     /// `settings` are the script's own (fetched once per run by the caller).
-    pub async fn execute(&self, run: &RunRow, settings: Option<&ScriptSettings>) -> RunFinish {
+    /// `live` shows the run's output, masked, while it runs.
+    pub async fn execute(
+        &self,
+        run: &RunRow,
+        settings: Option<&ScriptSettings>,
+        live: &LiveOutput,
+    ) -> RunFinish {
         let limits = self.limits_for(settings);
-        match self.prepare(run).await {
+        match self.prepare(run, live).await {
             Ok((guest, invocation, egress, masker, services)) => match self
                 .sandbox
                 .run(&guest, &invocation, &limits, &egress)
@@ -205,6 +213,7 @@ impl Executor {
     async fn prepare(
         &self,
         run: &RunRow,
+        live: &LiveOutput,
     ) -> Result<
         (
             LoadedGuest,
@@ -311,6 +320,7 @@ impl Executor {
             trigger: Some(trigger),
             payload: run.payload.clone(),
             program_name: Some(run.script_id.clone()),
+            output_probe: Some(live.attach(&masker)),
         };
         Ok((guest, invocation, egress, masker, services))
     }

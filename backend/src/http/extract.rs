@@ -118,7 +118,8 @@ impl FromRequestParts<AppState> for Operator {
 
 /// The address the request came from (empty where the server was not
 /// told, as in tests that call the router directly).
-fn client_address(parts: &Parts) -> String {
+/// The address a request came from (its peer), for per-address limits.
+pub(crate) fn client_address(parts: &Parts) -> String {
     parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

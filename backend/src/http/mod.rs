@@ -14,6 +14,7 @@ mod messages;
 mod pages;
 mod paging;
 mod payload_limit;
+mod run_stream;
 mod runs;
 pub(crate) mod scripts;
 mod setup;
@@ -25,8 +26,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 
 pub use error::ApiError;
+pub(crate) use extract::client_address;
 
 use crate::credentials::CredentialService;
 use crate::deploy::DeployService;
@@ -93,6 +96,8 @@ pub struct Services {
     pub tokens: crate::auth::TokenUsers,
     /// Scripts' HTTP handlers.
     pub http_handlers: crate::triggers::http::HttpHandlers,
+    /// The dashboard's sessions and composed reads.
+    pub web: crate::web::WebServices,
 }
 
 /// `routes`, whose bodies are kept with the runs they start, under the
@@ -117,6 +122,7 @@ pub fn router(
         .merge(state::router())
         .merge(setup::router())
         .merge(payload_routes(runs::router(), &state))
+        .merge(run_stream::router())
         .merge(payload_routes(events::router(), &state))
         .merge(payload_routes(webhooks::router(), &state))
         .merge(webhooks::listing())
@@ -124,8 +130,16 @@ pub fn router(
         .merge(endpoints::router())
         .merge(cluster::router())
         .merge(audit::router())
+        .merge(crate::web::router())
         .route("/health", axum::routing::get(|| async { "ok" }))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|request: axum::extract::Request| async move {
+            // A person who typed a wrong address gets a page; clients, JSON.
+            if crate::web::wants_page(&request) {
+                crate::web::no_such_page()
+            } else {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+            }
+        })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {
             body_deadline::read_within(request, next, body_deadline, max_body_bytes)

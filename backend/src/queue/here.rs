@@ -15,6 +15,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::Instant;
 
 use super::Runner;
+use super::live_output::OutputFlush;
+use crate::execute::LiveOutput;
 use crate::store::{
     HttpReply, NewRun, RunFinish, RunRow, RunStatus, StartedRun, StoreError, StoreResult, new_id,
     now_millis,
@@ -190,7 +192,8 @@ impl Runner {
             .get(self.store.as_ref(), &row.script_id, row.script_version)
             .await;
         let running = Running::new(slot, &self.metrics);
-        let execution = self.executor.execute(&row, settings.as_ref());
+        let live = LiveOutput::new();
+        let execution = self.executor.execute(&row, settings.as_ref(), &live);
         tokio::pin!(execution);
         let finish = tokio::select! {
             finish = &mut execution => Some(finish),
@@ -211,7 +214,7 @@ impl Runner {
                         drop(answer.send(Ok(HereEnd::Going {
                             run_id: started.id.clone(),
                         })));
-                        self.finish_going(&started, execution, &span).await;
+                        self.finish_going(&started, execution, live.clone(), &span).await;
                     }
                     Err(err) => {
                         tracing::error!(parent: &span, error = %err, "recording a run that outlasted its caller's deadline failed; the script was stopped");
@@ -259,15 +262,18 @@ impl Runner {
         })
     }
 
-    /// Lets a run recorded as running go on to its end, heart-beating as a
-    /// worker does, and finishes it; a heartbeat that finds it cancelled
-    /// stops it.
+    /// Lets a run recorded as running go on to its end, heart-beating and
+    /// writing its output as a worker does, and finishes it; a heartbeat
+    /// that finds it cancelled stops it.
     async fn finish_going(
         &self,
         started: &StartedRun,
         mut execution: std::pin::Pin<&mut impl std::future::Future<Output = RunFinish>>,
+        live: LiveOutput,
         span: &tracing::Span,
     ) {
+        // Recorded as running, its output is written as it grows.
+        let mut flush = OutputFlush::new(live, self.config.output_flush);
         let mut beat = tokio::time::interval_at(
             Instant::now() + self.config.heartbeat,
             self.config.heartbeat,
@@ -291,6 +297,10 @@ impl Runner {
                         return;
                     }
                     Err(err) => tracing::warn!(parent: span, error = %err, "heartbeat failed"),
+                },
+                _ = flush.due() => if !flush.write(self.store.as_ref(), &started.id, &started.worker_id, span).await {
+                    tracing::info!(parent: span, "run cancelled while running; the script was stopped");
+                    return;
                 },
             }
         };

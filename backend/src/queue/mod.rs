@@ -2,9 +2,11 @@
 //! it, heart-beating while they run, and a reaper that puts the runs of a
 //! dead worker back on the queue.
 
+pub mod follow;
 mod hand;
 mod here;
 mod history;
+mod live_output;
 mod reaper;
 mod settings_cache;
 mod user_slots;
@@ -35,6 +37,9 @@ pub struct RunnerConfig {
     pub heartbeat: Duration,
     /// A running run whose heartbeat is older than this is re-queued.
     pub stale_after: Duration,
+    /// How often a running run's output, if it grew, is written to its
+    /// row (where GET /v1/runs/{id}/stream and /logs read it).
+    pub output_flush: Duration,
     /// How often idle workers look at the queue (new local runs wake them at once).
     pub poll: Duration,
     /// How long a received event id, and a manual run's idempotency key,
@@ -71,6 +76,7 @@ impl Default for RunnerConfig {
             workers: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             heartbeat: Duration::from_secs(2),
             stale_after: Duration::from_secs(30),
+            output_flush: Duration::from_secs(1),
             poll: Duration::from_millis(250),
             event_dedup_window: Duration::from_secs(24 * 3600),
             retry_base: Duration::from_secs(2),

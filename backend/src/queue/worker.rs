@@ -8,6 +8,8 @@ use tokio::sync::watch;
 
 use super::Runner;
 use super::hand::{Hand, RUNS_PER_TRIP};
+use super::live_output::OutputFlush;
+use crate::execute::LiveOutput;
 use crate::store::{
     NextClaim, RetryPlan, RunReport, RunRow, RunStatus, ScriptSettings, now_millis,
 };
@@ -98,8 +100,11 @@ impl Runner {
             .settings
             .get(self.store.as_ref(), &run.script_id, run.script_version)
             .await;
-        let execution = self.executor.execute(&run, settings.as_ref());
+        let live = LiveOutput::new();
+        let execution = self.executor.execute(&run, settings.as_ref(), &live);
         tokio::pin!(execution);
+        // Its output so far is written as it grows, for whoever follows it.
+        let mut flush = OutputFlush::new(live.clone(), self.config.output_flush);
         // The first beat is one period from now. (An interval's immediate
         // first tick still waits for the timer's next millisecond, which
         // cost every run up to 1 ms.)
@@ -137,6 +142,10 @@ impl Runner {
                         return;
                     }
                     Err(err) => tracing::warn!(parent: &span, error = %err, "heartbeat failed"),
+                },
+                _ = flush.due() => if !flush.write(self.store.as_ref(), &run.id, hand.worker_id(), &span).await {
+                    tracing::info!(parent: &span, "run cancelled or taken over while running; the script was stopped");
+                    return;
                 },
             }
         };

@@ -16,11 +16,13 @@ mod kinds;
 mod messages;
 mod models;
 mod nodes;
+mod overview;
 mod paging;
 mod postgres;
 mod queue;
 mod queue_room;
 mod rows;
+mod run_stats;
 mod runs;
 mod schedules;
 mod scripts;
@@ -29,6 +31,7 @@ mod state;
 mod stored_names;
 mod subscriptions;
 mod users;
+mod web_sessions;
 mod write_once;
 
 pub use audit::AuditStore;
@@ -42,9 +45,13 @@ pub use kinds::*;
 pub use messages::MessageStore;
 pub use models::*;
 pub use nodes::NodeStore;
+pub use overview::OverviewStore;
 pub use paging::*;
-pub use queue::RunQueue;
+pub use queue::{PartialOutput, RunQueue};
 pub use queue_room::*;
+pub use run_stats::{
+    EndedDuration, MINUTE_MS, MinuteCount, RunStatsStore, RunsByMinute, StatsWindow,
+};
 pub use runs::RunStore;
 pub use schedules::ScheduleStore;
 pub use scripts::ScriptStore;
@@ -55,6 +62,7 @@ pub use state::{
 };
 pub use subscriptions::{SubscriptionKey, SubscriptionRow, SubscriptionStore};
 pub use users::UserStore;
+pub use web_sessions::{WebSession, WebSessionStore};
 pub use write_once::*;
 
 use postgres::PostgresStore;
@@ -120,6 +128,7 @@ pub trait Store:
     + CredentialStore
     + ScriptStore
     + RunStore
+    + RunStatsStore
     + RunQueue
     + EventStore
     + ScheduleStore
@@ -130,6 +139,8 @@ pub trait Store:
     + HttpEndpointStore
     + SubscriptionStore
     + NodeStore
+    + WebSessionStore
+    + OverviewStore
     + 'static
 {
 }

@@ -48,6 +48,16 @@ pub trait RunQueue: Send + Sync {
     /// Records that `worker_id` still works on the run; false when the run
     /// is no longer this worker's to run (cancelled, or re-queued).
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
+    /// Stores what a running run has printed so far (masked by its
+    /// worker), while it is still running under `worker_id`, fenced as
+    /// `heartbeat_run` is; false, and nothing written, otherwise.
+    /// `finish_run` later overwrites it with the run's whole output.
+    async fn write_partial_output(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        output: &PartialOutput,
+    ) -> StoreResult<bool>;
     /// Records how a running run ended and, in the same transaction, writes
     /// its effects (`finish.effects`) and queues `retry` if the run is
     /// recorded as anything but a success; false if it was no longer
@@ -101,6 +111,27 @@ pub trait RunQueue: Send + Sync {
     /// it (a cluster's nodes must see every claim).
     fn hold_run_starts(&self, window: std::time::Duration);
 }
+
+/// What a running run has printed so far, masked: stored on its row while
+/// it runs, so its output can be followed from any node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartialOutput {
+    /// stdout so far.
+    pub stdout: Vec<u8>,
+    /// stderr so far.
+    pub stderr: Vec<u8>,
+    /// Whether stdout already hit the cap.
+    pub stdout_truncated: bool,
+    /// Whether stderr already hit the cap.
+    pub stderr_truncated: bool,
+    /// The output cap in force, per stream.
+    pub output_cap: i64,
+}
+
+/// Stores run `$6`'s output so far, if it is still running under worker
+/// `$7` (`$1` stdout, `$2` stderr, `$3`/`$4` truncated, `$5` the cap).
+pub(super) const PARTIAL_OUTPUT_SQL: &str = "UPDATE runs SET stdout = $1, stderr = $2, stdout_truncated = $3, \
+     stderr_truncated = $4, output_cap = $5 WHERE id = $6 AND worker_id = $7 AND status = 'running'";
 
 /// Records how a running run ended, if it is still `$12`'s.
 pub(super) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, exit_code = $2, duration_ms = $3, error = $4, \

@@ -1,6 +1,7 @@
 //! Spawns the real server on a random port, on SQLite or on PostgreSQL.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod dashboard;
 pub mod hook_providers;
 pub mod oauth_provider;
 pub mod process;

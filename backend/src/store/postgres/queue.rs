@@ -14,14 +14,14 @@ use crate::store::events::run_ids;
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
-    INSERT_STARTED_RUN_SQL, RETRY_RUN_SQL, RunQueue,
+    INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL, RunQueue,
 };
 use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
 use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
-    EventIngest, EventStore as _, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported,
-    RetryPlan, RunFinish, RunReport, RunRow, RunStatus, StartedRun, StateUsage, StoreError,
-    StoreResult, TriggerKind, check_queue_room, new_id, now_millis,
+    EventIngest, EventStore as _, NewEvent, NextClaim, PartialOutput, QueueDepth, QueueLimits,
+    Reported, RetryPlan, RunFinish, RunReport, RunRow, RunStatus, StartedRun, StateUsage,
+    StoreError, StoreResult, TriggerKind, check_queue_room, new_id, now_millis,
 };
 
 /// `FINISH_RUN_SQL` answering with the run's trigger, to announce the ends
@@ -155,6 +155,25 @@ impl RunQueue for PostgresStore {
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool> {
         let done = sqlx::query(HEARTBEAT_SQL)
             .bind(now_millis())
+            .bind(run_id)
+            .bind(worker_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn write_partial_output(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        output: &PartialOutput,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(PARTIAL_OUTPUT_SQL)
+            .bind(&output.stdout)
+            .bind(&output.stderr)
+            .bind(i64::from(output.stdout_truncated))
+            .bind(i64::from(output.stderr_truncated))
+            .bind(output.output_cap)
             .bind(run_id)
             .bind(worker_id)
             .execute(&self.pool)

@@ -38,10 +38,10 @@ use super::connection::open_own_connection;
 use super::held_starts::{Held, HeldStarts};
 use super::run_ends::record;
 use super::wal::{WalLimit, checkpoint_loop};
-use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, report};
+use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, partial_output, report};
 use crate::store::{
-    EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RunFinish, RunReport, RunRow,
-    RunStatus, StartedRun, StoreError, StoreResult, now_millis,
+    EventIngest, NewEvent, NextClaim, PartialOutput, QueueLimits, Reported, RunFinish, RunReport,
+    RunRow, RunStatus, StartedRun, StoreError, StoreResult, now_millis,
 };
 
 /// At most this many jobs per turn, so one transaction stays short.
@@ -82,6 +82,14 @@ enum Job {
         reply: Reply<bool>,
         done: Option<StoreResult<bool>>,
     },
+    /// A running run's output so far.
+    Output {
+        run_id: String,
+        worker_id: String,
+        output: PartialOutput,
+        reply: Reply<bool>,
+        done: Option<StoreResult<bool>>,
+    },
     /// A run begun outside the queue: its start, or (with `ended`) its
     /// whole record.
     Record {
@@ -108,7 +116,10 @@ impl Job {
     fn turn_order(&self) -> u8 {
         match self {
             Job::Ingest { .. } => 0,
-            Job::Report { .. } | Job::Heartbeat { .. } | Job::Record { .. } => 1,
+            Job::Report { .. }
+            | Job::Heartbeat { .. }
+            | Job::Output { .. }
+            | Job::Record { .. } => 1,
             Job::Claim { .. } => 2,
         }
     }
@@ -161,6 +172,18 @@ impl Job {
                 *done = Some(outcome);
                 ok
             }
+            Job::Output {
+                run_id,
+                worker_id,
+                output,
+                done,
+                ..
+            } => {
+                let outcome = partial_output(tx, held, run_id, worker_id, output, now);
+                let ok = outcome.is_ok();
+                *done = Some(outcome);
+                ok
+            }
             Job::Record {
                 run, ended, done, ..
             } => {
@@ -207,6 +230,7 @@ impl Job {
             Job::Ingest { reply, done, .. } => send(reply, done),
             Job::Claim { reply, done, .. } => send(reply, done),
             Job::Heartbeat { reply, done, .. } => send(reply, done),
+            Job::Output { reply, done, .. } => send(reply, done),
             Job::Report { reply, done, .. } => send(reply, done),
             Job::Record { reply, done, .. } => send(reply, done),
         }
@@ -220,6 +244,7 @@ impl Job {
             Job::Ingest { reply, .. } => drop(reply.send(Err(err()))),
             Job::Claim { reply, .. } => drop(reply.send(Err(err()))),
             Job::Heartbeat { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Output { reply, .. } => drop(reply.send(Err(err()))),
             Job::Report { reply, .. } => drop(reply.send(Err(err()))),
             Job::Record { reply, .. } => drop(reply.send(Err(err()))),
         }
@@ -272,6 +297,22 @@ impl GroupCommit {
         self.submit(|reply| Job::Heartbeat {
             run_id: run_id.to_string(),
             worker_id: worker_id.to_string(),
+            reply,
+            done: None,
+        })
+        .await
+    }
+
+    pub(super) async fn partial_output(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        output: &PartialOutput,
+    ) -> StoreResult<bool> {
+        self.submit(|reply| Job::Output {
+            run_id: run_id.to_string(),
+            worker_id: worker_id.to_string(),
+            output: output.clone(),
             reply,
             done: None,
         })

@@ -98,6 +98,7 @@ async fn claims_read_only_the_queued_and_running_runs() {
         ("finish", &SQL.finish_run),
         ("held finish", &SQL.finish_held),
         ("heartbeat", &SQL.heartbeat),
+        ("partial output", &SQL.partial_output),
     ] {
         let lines = plan(&path, sql);
         assert!(

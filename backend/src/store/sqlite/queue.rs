@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use super::SqliteStore;
 use crate::store::queue::RunQueue;
 use crate::store::{
-    EventIngest, NewEvent, NextClaim, QueueLimits, Reported, RetryPlan, RunFinish, RunReport,
-    RunRow, RunStatus, StartedRun, StoreError, StoreResult,
+    EventIngest, NewEvent, NextClaim, PartialOutput, QueueLimits, Reported, RetryPlan, RunFinish,
+    RunReport, RunRow, RunStatus, StartedRun, StoreError, StoreResult,
 };
 
 #[async_trait]
@@ -46,6 +46,18 @@ impl RunQueue for SqliteStore {
 
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool> {
         self.queue.writer.heartbeat(run_id, worker_id).await
+    }
+
+    async fn write_partial_output(
+        &self,
+        run_id: &str,
+        worker_id: &str,
+        output: &PartialOutput,
+    ) -> StoreResult<bool> {
+        self.queue
+            .writer
+            .partial_output(run_id, worker_id, output)
+            .await
     }
 
     async fn finish_run(

@@ -14,12 +14,12 @@ use super::run_ends::{Ended, finish};
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
-    INSERT_STARTED_RUN_SQL, RETRY_RUN_SQL,
+    INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL,
 };
 use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
 use crate::store::{
-    EventIngest, NewEvent, NextClaim, QueueDepth, QueueLimits, Reported, RunReport, RunRow,
-    StoreError, StoreResult, new_id,
+    EventIngest, NewEvent, NextClaim, PartialOutput, QueueDepth, QueueLimits, Reported, RunReport,
+    RunRow, StoreError, StoreResult, new_id,
 };
 
 /// The writer's claim, step one: the queued runs past their backoff (`$1`,
@@ -72,6 +72,7 @@ pub(super) struct WriterSql {
     pub(super) finish_run: String,
     pub(super) finish_held: String,
     pub(super) heartbeat: String,
+    pub(super) partial_output: String,
     pub(super) retry_run: String,
     pub(super) give_back: String,
     pub(super) insert_message: String,
@@ -93,6 +94,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     finish_run: numbered(FINISH_RUN_SQL),
     finish_held: numbered(FINISH_HELD_RUN_SQL),
     heartbeat: numbered(HEARTBEAT_SQL),
+    partial_output: numbered(PARTIAL_OUTPUT_SQL),
     retry_run: numbered(RETRY_RUN_SQL),
     give_back: numbered(GIVE_BACK_RUN_SQL),
     insert_message: numbered(INSERT_MESSAGE_SQL),
@@ -353,6 +355,37 @@ pub(super) fn heartbeat(
             .prepare_cached(&SQL.heartbeat)?
             .execute(params![now, run_id, worker_id])?,
     };
+    Ok(changed > 0)
+}
+
+/// Stores a running run's output so far; a held run gets its start
+/// written first, as a heartbeat writes it. False if the run is not this
+/// worker's.
+pub(super) fn partial_output(
+    tx: &Connection,
+    held: &mut HeldStarts,
+    run_id: &str,
+    worker_id: &str,
+    output: &PartialOutput,
+    now: i64,
+) -> StoreResult<bool> {
+    if let Some(run) = held.release(run_id, worker_id) {
+        tx.prepare_cached(&SQL.start_run)?.execute(params![
+            run.started_at,
+            worker_id,
+            run_id,
+            now
+        ])?;
+    }
+    let changed = tx.prepare_cached(&SQL.partial_output)?.execute(params![
+        output.stdout,
+        output.stderr,
+        i64::from(output.stdout_truncated),
+        i64::from(output.stderr_truncated),
+        output.output_cap,
+        run_id,
+        worker_id
+    ])?;
     Ok(changed > 0)
 }
 
