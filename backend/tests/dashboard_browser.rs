@@ -243,3 +243,61 @@ async fn the_pages_fit_a_phone_and_work_without_a_mouse() {
         browser.screenshot(&format!("phone{}", path.replace('/', "-"))).await;
     }
 }
+
+#[tokio::test]
+async fn hostile_names_and_output_show_as_text_and_run_nothing() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.user("ada").await;
+    let user_id = app.user_id(&token).await;
+    // Deploy refuses such a name; a row written another way must still be
+    // shown as text.
+    app.store
+        .create_script_version(&roost::store::NewScriptVersion {
+            user_id,
+            name: "<script>alert(1)</script>".into(),
+            component: b"\0asm".to_vec(),
+            content_hash: "ab".repeat(32),
+            metadata: json!({ "handlers": [], "integrations": [] }),
+            triggers: Vec::new(),
+            retries: None,
+            limits: None,
+            caps: Default::default(),
+        })
+        .await
+        .unwrap();
+    let script = deploy(&app, &token, "echo", "event-echo").await;
+    let (status, run) = app
+        .send(
+            reqwest::Method::POST,
+            &token,
+            &format!("/v1/scripts/{script}/run?wait=true"),
+            json!({ "handler": "on_created", "payload": { "note": "<img src=x onerror=alert(2)>" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    let run_id = run["run_id"].as_str().unwrap();
+
+    sign_in(&browser, &app, &token).await;
+    browser
+        .wait_for_text("#scripts", "<script>alert(1)</script>")
+        .await;
+    browser.screenshot("hostile-name").await;
+    assert!(
+        browser.client().get_alert_text().await.is_err(),
+        "a script name ran as code"
+    );
+
+    browser.goto(&format!("{}/runs/{run_id}", app.base)).await;
+    browser
+        .wait_for_text("#stdout", "<img src=x onerror=alert(2)>")
+        .await;
+    assert!(browser.find_all("#stdout img").await.is_empty());
+    assert!(
+        browser.client().get_alert_text().await.is_err(),
+        "a run's output ran as code"
+    );
+    browser.screenshot("hostile-output").await;
+}

@@ -150,6 +150,13 @@ async fn forms_need_the_pages_token_and_origin(backend: Backend) {
         .await;
     assert_eq!(bad_json.status, 400);
     assert!(bad_json.body.contains("the payload is not JSON"), "{}", bad_json.body);
+    let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
+    let too_large = session
+        .post(&run_now, &[("handler", "on_created"), ("payload", &huge), ("csrf", &csrf)])
+        .await;
+    assert_eq!(too_large.status, 413, "{}", too_large.body);
+    let (_, runs) = app.get(&token, "/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "a refused form queued a run");
     let started = session
         .post(&run_now, &[("handler", "on_created"), ("payload", "{\"n\":1}"), ("csrf", &csrf)])
         .await;
@@ -265,3 +272,20 @@ async fn unknown_pages_and_bad_filters_say_so() {
     let bad_page = session.get("/runs?older=garbage").await;
     assert_eq!(bad_page.status, 400);
 }
+
+async fn a_session_works_on_every_node(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.user("ada").await;
+    let on_a = Session::sign_in(&app, &token).await;
+    let mut on_b = Session::sign_in(&app, &token).await;
+    on_b.cookie = on_a.cookie.clone();
+    on_b.base = app.another_node().await;
+
+    let page = on_b.get("/scripts").await;
+    assert_eq!(page.status, 200, "node B does not know node A's session");
+    // Signed out on B: A refuses the cookie at once, not after a cache period.
+    let out = on_b.post("/signout", &[("csrf", &page.csrf())]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(on_a.get("/scripts").await.status, 303);
+}
+on_both_stores!(a_session_works_on_every_node);

@@ -25,6 +25,9 @@ pub(crate) enum WebError {
     /// Input that is not what the page asked for.
     #[error("{0}")]
     BadRequest(String),
+    /// More than roost keeps.
+    #[error("{0}")]
+    TooLarge(String),
     /// The user has no such thing.
     #[error("no such {0}")]
     NotFound(String),
@@ -96,6 +99,7 @@ impl IntoResponse for WebError {
             }
             Self::CrossSite | Self::CsrfToken => (StatusCode::FORBIDDEN, "Form refused"),
             Self::BadForm(_) | Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "Not understood"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Too large"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "Not done"),
             Self::Internal(detail) => {

@@ -294,6 +294,14 @@ async fn run_now(
     Path(id): Path<String>,
     CsrfForm { viewer, form }: CsrfForm<RunForm>,
 ) -> Result<Response, WebError> {
+    // The same limit as the API's manual runs: every run keeps its payload.
+    let limit = state.guards.limits.max_payload_bytes;
+    if form.payload.as_ref().is_some_and(|p| p.len() > limit) {
+        return Err(WebError::TooLarge(format!(
+            "the payload is larger than the {limit} bytes a run's payload may be; \
+             pass a reference to the data (a URL, an id) instead"
+        )));
+    }
     let payload = match form.payload.as_deref().map(str::trim) {
         None | Some("") => serde_json::Value::Null,
         Some(text) => serde_json::from_str(text)
