@@ -217,7 +217,7 @@ async fn the_pages_fit_a_phone_and_work_without_a_mouse() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
     deploy(&app, &token, "beat", "heartbeat").await;
-    browser.client().set_window_size(390, 844).await.unwrap();
+    browser.emulate_phone(390, 844).await;
 
     // Sign in with the keyboard alone: type the token, press Enter.
     browser.goto(&format!("{}/signin", app.base)).await;

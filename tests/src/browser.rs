@@ -20,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -27,8 +28,9 @@ use serde_json::json;
 /// How long the waits wait unless told otherwise.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// The window's size, so screenshots and layouts are the same everywhere.
-pub const WINDOW: (u32, u32) = (1280, 900);
+/// What pages see of the window (CSS pixels), so layouts and screenshots
+/// are the same everywhere.
+pub const VIEWPORT: (u32, u32) = (1280, 900);
 
 /// A headless Chromium and the chromedriver driving it, for one test.
 pub struct Browser {
@@ -100,12 +102,74 @@ impl Browser {
             scratch,
         };
         // Dropping `browser` from here on kills chromedriver and Chromium.
-        browser
-            .client
-            .set_window_size(WINDOW.0, WINDOW.1)
+        browser.set_viewport(VIEWPORT.0, VIEWPORT.1).await;
+        Some(browser)
+    }
+
+    /// Makes pages see `width`×`height` CSS pixels; screenshots are that
+    /// size. Chromium's windows are at least 500 pixels wide, so a narrower
+    /// viewport is emulated ([`Browser::emulate_phone`] also behaves as a
+    /// phone).
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        self.cdp("Emulation.clearDeviceMetricsOverride", json!({}))
+            .await;
+        // The window's frame takes some of its outer size: ask the page how
+        // much, and size the window for the rest.
+        self.client
+            .set_window_size(width, height)
             .await
             .unwrap_or_else(|err| panic!("sizing the browser window: {err}"));
-        Some(browser)
+        let [inner_width, inner_height] = self.inner_size().await;
+        if (inner_width, inner_height) != (width, height) {
+            self.client
+                .set_window_size(
+                    width + (width - inner_width.min(width)),
+                    height + (height - inner_height.min(height)),
+                )
+                .await
+                .unwrap_or_else(|err| panic!("sizing the browser window: {err}"));
+        }
+        if self.inner_size().await != [width, height] {
+            self.override_metrics(width, height, false).await;
+        }
+    }
+
+    /// Makes pages see a phone's screen, `width`×`height` CSS pixels
+    /// (390×844, say), with what a phone's browser does: `<meta
+    /// name=viewport>` applies and scrollbars overlay.
+    pub async fn emulate_phone(&self, width: u32, height: u32) {
+        self.override_metrics(width, height, true).await;
+    }
+
+    async fn override_metrics(&self, width: u32, height: u32, mobile: bool) {
+        let metrics = json!({
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
+        });
+        self.cdp("Emulation.setDeviceMetricsOverride", metrics)
+            .await;
+    }
+
+    /// `window.innerWidth` and `window.innerHeight`.
+    async fn inner_size(&self) -> [u32; 2] {
+        let size = self
+            .client
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await
+            .unwrap_or_else(|err| panic!("reading the viewport's size: {err}"));
+        [0, 1].map(|i| size[i].as_u64().unwrap_or(0) as u32)
+    }
+
+    /// Sends the Chrome DevTools Protocol command `method` with `params`
+    /// (<https://chromedevtools.github.io/devtools-protocol/>); its result.
+    pub async fn cdp(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let command = Cdp {
+            method: method.to_string(),
+            params,
+        };
+        self.client
+            .issue_cmd(command)
+            .await
+            .unwrap_or_else(|err| panic!("the DevTools command {method}: {err}"))
     }
 
     /// The fantoccini client, for what the helpers below do not cover.
@@ -350,6 +414,31 @@ impl Drop for Browser {
     }
 }
 
+/// chromedriver's endpoint for a DevTools command in the session.
+#[derive(Debug)]
+struct Cdp {
+    method: String,
+    params: serde_json::Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.method, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
 /// Starts chromedriver on a port it picks (`--port=0`) in a process group of
 /// its own; the child and its URL.
 fn start_chromedriver(chromedriver: &Path, log: &Path) -> (Child, String) {
@@ -417,7 +506,7 @@ async fn connect(url: &str, scratch: &Path) -> Result<Client, fantoccini::error:
         "--disable-component-update".into(),
         "--disable-sync".into(),
         "--disable-dev-shm-usage".into(),
-        format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+        format!("--window-size={},{}", VIEWPORT.0, VIEWPORT.1),
         format!("--user-data-dir={}", profile.display()),
         "--lang=en-US".into(),
     ];

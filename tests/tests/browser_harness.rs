@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use roost_tests::browser::{Browser, screenshot_dir};
+use roost_tests::browser::{Browser, VIEWPORT, screenshot_dir};
 
 const FORM: &str = r#"<!doctype html><title>Sign in</title>
 <form method="post" action="/signin"><input id="token" name="token" type="password">
@@ -72,6 +72,12 @@ fn page(status: &str, headers: &str, body: &str) -> String {
     )
 }
 
+/// Width and height from a PNG's header.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    let word = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
 #[tokio::test]
 async fn a_form_is_filled_posted_and_its_cookie_read() {
     let Some(browser) = Browser::start().await else {
@@ -109,6 +115,30 @@ async fn a_form_is_filled_posted_and_its_cookie_read() {
     );
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(png_size(&png), VIEWPORT);
+
+    // A phone's viewport: what the page sees, and what the screenshot holds.
+    browser.set_viewport(390, 844).await;
+    let seen = browser
+        .client()
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(seen, serde_json::json!([390, 844]));
+    let phone = std::fs::read(browser.screenshot("phone").await).unwrap();
+    assert_eq!(png_size(&phone), (390, 844));
+    // As a phone: its screen; a page without `<meta name=viewport>` (this
+    // one) is laid out wider and zoomed out, as phones do.
+    browser.emulate_phone(360, 780).await;
+    let screen = browser
+        .client()
+        .execute("return [screen.width, screen.height];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(screen, serde_json::json!([360, 780]));
+    browser.set_viewport(VIEWPORT.0, VIEWPORT.1).await;
+    let desktop = std::fs::read(browser.screenshot("desktop").await).unwrap();
+    assert_eq!(png_size(&desktop), VIEWPORT);
 }
 
 #[tokio::test]

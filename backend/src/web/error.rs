@@ -88,9 +88,11 @@ impl IntoResponse for WebError {
         let (status, title) = match &self {
             Self::SignedOut { next } => {
                 // Only a path of this site is a place to come back to.
-                let back = (next.starts_with('/') && !next.starts_with("//"))
-                    .then(|| format!("?next={}", urlencode(next)))
-                    .unwrap_or_default();
+                let back = if next.starts_with('/') && !next.starts_with("//") {
+                    format!("?next={}", urlencode(next))
+                } else {
+                    String::new()
+                };
                 return (
                     StatusCode::SEE_OTHER,
                     [(header::LOCATION, format!("/signin{back}"))],
