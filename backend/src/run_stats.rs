@@ -4,10 +4,12 @@
 //!
 //! A run that ended counts in the minute it ended; a run still queued or
 //! running counts in the minute it was queued (so one queued more than an
-//! hour ago is not shown). Percentiles are computed here from the ended
-//! runs' durations, at most [`RunStats::MAX_DURATIONS`] of them, the most
-//! recent: SQLite has no percentile function, and reading a few hundred
-//! kilobytes of numbers is cheap. The counts are exact whatever the cap.
+//! hour ago is not shown, nor one that ended more than an hour after it
+//! was queued: see `store::LOOKBACK_MS`). Percentiles are computed here
+//! from the ended runs' durations, at most [`RunStats::MAX_DURATIONS`] of
+//! them, the most recently queued: SQLite has no percentile function, and
+//! reading some hundred kilobytes of numbers is cheap. The counts are
+//! complete whatever the cap.
 
 use std::sync::Arc;
 
@@ -119,8 +121,8 @@ pub struct HourStats {
     /// How many durations were read.
     pub durations_read: u64,
     /// Whether more runs ended than were read: percentiles are of the most
-    /// recent [`RunStats::MAX_DURATIONS`], and the oldest minutes may have
-    /// fewer durations (or none) than runs.
+    /// recently queued [`RunStats::MAX_DURATIONS`], and the oldest minutes
+    /// may have fewer durations (or none) than runs.
     pub durations_capped: bool,
 }
 

@@ -50,7 +50,7 @@ pub use paging::*;
 pub use queue::{PartialOutput, RunQueue};
 pub use queue_room::*;
 pub use run_stats::{
-    EndedDuration, MINUTE_MS, MinuteCount, RunStatsStore, RunsByMinute, StatsWindow,
+    EndedDuration, LOOKBACK_MS, MINUTE_MS, MinuteCount, RunStatsStore, RunsByMinute, StatsWindow,
 };
 pub use runs::RunStore;
 pub use schedules::ScheduleStore;

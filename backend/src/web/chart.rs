@@ -193,7 +193,14 @@ fn durations_panel(svg: &mut String, stats: &HourStats) {
     let top = nice_ceil(most.max(1) as f64);
     let ticks: Vec<(f64, String)> = [0.0, top / 2.0, top]
         .into_iter()
-        .map(|v| (v / top, format_ms(v as i64)))
+        .map(|v| {
+            let text = if v == 0.0 {
+                "0".into()
+            } else {
+                format_ms(v as i64)
+            };
+            (v / top, text)
+        })
         .collect();
     y_axis(svg, DURATIONS_TOP, DURATIONS_H, &ticks);
     for (class, color, dashes, p99) in [
@@ -370,7 +377,7 @@ fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
