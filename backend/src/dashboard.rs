@@ -118,7 +118,11 @@ impl Dashboard {
                 .iter()
                 .filter(|s| s.script_id == script.id && !s.paused)
                 .filter_map(|s| Schedule::parse(&s.cron, s.timezone.as_deref()).ok())
-                .filter_map(|s| s.occurrences_between(now, now + 400 * DAY_MS, 1).first().copied())
+                .filter_map(|s| {
+                    s.occurrences_between(now, now + 400 * DAY_MS, 1)
+                        .first()
+                        .copied()
+                })
                 .min();
             summaries.push(ScriptSummary {
                 failures_24h: failures.get(&script.id).copied().unwrap_or(0),
@@ -149,7 +153,10 @@ impl Dashboard {
                 .flatten()
                 .filter_map(|v| v.as_str())
             {
-                used_by.entry(id.to_string()).or_default().push(script.name.clone());
+                used_by
+                    .entry(id.to_string())
+                    .or_default()
+                    .push(script.name.clone());
             }
         }
         let mut stored: BTreeMap<String, CredentialStatus> = BTreeMap::new();

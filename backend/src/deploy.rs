@@ -207,7 +207,11 @@ impl Compiler {
 
 impl DeployService {
     /// A signed link that connects `definition` for `user_id`.
-    pub fn setup_link(&self, definition: &crate::registry::IntegrationDefinition, user_id: &str) -> String {
+    pub fn setup_link(
+        &self,
+        definition: &crate::registry::IntegrationDefinition,
+        user_id: &str,
+    ) -> String {
         self.links.sign(
             &definition.setup_url(&self.base_url, user_id),
             &definition.integration_id,

@@ -18,12 +18,16 @@ async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
     browser.goto(&format!("{}/", app.base)).await;
     browser.wait_for_path("/signin").await;
     browser.fill("#token", token).await;
-    browser.click("form[action='/signin'] button[type=submit]").await;
+    browser
+        .click("form[action='/signin'] button[type=submit]")
+        .await;
     browser.wait_for_path("/scripts").await;
 }
 
 async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String {
-    let (status, body) = app.deploy(token, name, &roost_tests::example(example)).await;
+    let (status, body) = app
+        .deploy(token, name, &roost_tests::example(example))
+        .await;
     assert_eq!(status, 201, "{body}");
     body["script_id"].as_str().unwrap().to_string()
 }
@@ -66,7 +70,9 @@ async fn a_failed_run_is_found_and_its_error_read() {
     browser.screenshot("scripts-with-a-failure").await;
 
     browser.goto(&format!("{}/runs", app.base)).await;
-    browser.wait_for_text("#run-rows .status-failed", "failed").await;
+    browser
+        .wait_for_text("#run-rows .status-failed", "failed")
+        .await;
     // Filter to failures with the form (keyboard-reachable controls).
     browser
         .find("#filter-status")
@@ -85,7 +91,9 @@ async fn a_failed_run_is_found_and_its_error_read() {
     let error = browser.text("#run-error").await;
     assert!(error.contains("exited with status 10"), "{error}");
     assert!(error.contains("outbound requests denied"), "{error}");
-    browser.wait_for_text("#denials", "forbidden.example.com").await;
+    browser
+        .wait_for_text("#denials", "forbidden.example.com")
+        .await;
     let stderr = browser.text("#stderr").await;
     assert!(!stderr.trim().is_empty(), "the run's stderr is shown");
     browser.screenshot("failed-run").await;
@@ -125,7 +133,11 @@ async fn a_running_runs_output_arrives_while_the_page_is_open() {
         .wait_for_text_within("#stdout", "line 2", Duration::from_secs(15))
         .await;
     let status = browser.text("#run-status").await;
-    assert_eq!(status.trim(), "running", "the output arrived only after the end");
+    assert_eq!(
+        status.trim(),
+        "running",
+        "the output arrived only after the end"
+    );
     assert!(!browser.text("#stdout").await.contains("done"));
     browser.screenshot("run-output-live").await;
     // Then the end, without a reload.
@@ -133,8 +145,15 @@ async fn a_running_runs_output_arrives_while_the_page_is_open() {
         .wait_for_text_within("#run-status", "succeeded", Duration::from_secs(20))
         .await;
     let stdout = browser.text("#stdout").await;
-    assert!(stdout.contains("line 4") && stdout.contains("done"), "{stdout}");
-    assert_eq!(stdout.matches("line 1").count(), 1, "output shown twice: {stdout}");
+    assert!(
+        stdout.contains("line 4") && stdout.contains("done"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("line 1").count(),
+        1,
+        "output shown twice: {stdout}"
+    );
     browser.wait_for_text("#stderr", "note 4").await;
     browser.screenshot("run-output-ended").await;
 }
@@ -159,13 +178,17 @@ async fn a_credential_is_reconnected_through_its_setup_page() {
     browser
         .wait_for_text("#connection-sendgrid .standing", "rejected")
         .await;
-    browser.wait_for_text("#connection-sendgrid", "printer").await;
+    browser
+        .wait_for_text("#connection-sendgrid", "printer")
+        .await;
     browser.screenshot("connections-rejected").await;
 
     browser.click("#connection-sendgrid a.setup").await;
     browser.wait_for("input#api_key").await;
     browser.screenshot("setup-page").await;
-    browser.fill("#api_key", "SG.a-new-key-that-works-0123456789").await;
+    browser
+        .fill("#api_key", "SG.a-new-key-that-works-0123456789")
+        .await;
     browser.click("form button[type=submit]").await;
     browser.wait_for_text("body", "onnected").await;
 
@@ -189,12 +212,18 @@ async fn a_schedule_is_paused_and_a_version_rolled_back() {
     sign_in(&browser, &app, &token).await;
     browser.click("#scripts a.script-name").await;
     browser.wait_for_path(&format!("/scripts/{script}")).await;
-    browser.wait_for_text("#schedule-beat .schedule-state", "active").await;
+    browser
+        .wait_for_text("#schedule-beat .schedule-state", "active")
+        .await;
     browser.screenshot("script-page").await;
 
     browser.click("#schedule-beat button.pause").await;
-    browser.wait_for_text("#schedule-beat .schedule-state", "paused").await;
-    browser.wait_for_text("#notice", "schedule was changed").await;
+    browser
+        .wait_for_text("#schedule-beat .schedule-state", "paused")
+        .await;
+    browser
+        .wait_for_text("#notice", "schedule was changed")
+        .await;
     let (_, schedules) = app
         .get(&token, &format!("/v1/scripts/{script}/schedules"))
         .await;
@@ -240,7 +269,9 @@ async fn the_pages_fit_a_phone_and_work_without_a_mouse() {
             overflow.as_i64().unwrap_or(0) <= 0,
             "{path} is wider than a phone by {overflow}px"
         );
-        browser.screenshot(&format!("phone{}", path.replace('/', "-"))).await;
+        browser
+            .screenshot(&format!("phone{}", path.replace('/', "-")))
+            .await;
     }
 }
 

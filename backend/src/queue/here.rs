@@ -214,7 +214,8 @@ impl Runner {
                         drop(answer.send(Ok(HereEnd::Going {
                             run_id: started.id.clone(),
                         })));
-                        self.finish_going(&started, execution, live.clone(), &span).await;
+                        self.finish_going(&started, execution, live.clone(), &span)
+                            .await;
                     }
                     Err(err) => {
                         tracing::error!(parent: &span, error = %err, "recording a run that outlasted its caller's deadline failed; the script was stopped");

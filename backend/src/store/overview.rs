@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 
-use super::{RunStatus, StoreError, StoreResult};
 use super::engine::{Column, Engine, SqlStore};
+use super::{RunStatus, StoreError, StoreResult};
 
 /// Counts over a user's runs.
 #[async_trait]

@@ -2,10 +2,10 @@
 //! with their credentials, newest first.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use super::error::{WebError, urlencode};

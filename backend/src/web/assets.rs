@@ -12,7 +12,10 @@ const JS: &str = include_str!("assets/roost.js");
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/assets/roost.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
+        .route(
+            "/assets/roost.css",
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
         .route(
             "/assets/roost.js",
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),

@@ -2,10 +2,10 @@
 //! stands, and the links and forms to connect, reconnect or disconnect.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use super::error::WebError;
@@ -73,7 +73,10 @@ struct Nothing {}
 async fn disconnect(
     State(state): State<AppState>,
     Path(integration): Path<String>,
-    CsrfForm { viewer, form: Nothing {} }: CsrfForm<Nothing>,
+    CsrfForm {
+        viewer,
+        form: Nothing {},
+    }: CsrfForm<Nothing>,
 ) -> Result<Response, WebError> {
     let deleted = state
         .credentials

@@ -17,7 +17,9 @@ pub(crate) enum WebError {
     #[error("this form was sent from another site; roost only takes its own pages' forms")]
     CrossSite,
     /// The form's token is missing or not this session's.
-    #[error("this form has expired or did not come from this dashboard; reload the page and send it again")]
+    #[error(
+        "this form has expired or did not come from this dashboard; reload the page and send it again"
+    )]
     CsrfToken,
     /// The form could not be read.
     #[error("the form could not be read: {0}")]

@@ -132,9 +132,15 @@ mod tests {
 
     #[test]
     fn another_sites_form_is_refused() {
-        let ok = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")]);
+        let ok = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
         assert!(same_origin(&ok).is_ok());
-        let other = headers(&[("host", "127.0.0.1:8080"), ("origin", "https://evil.example")]);
+        let other = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "https://evil.example"),
+        ]);
         assert!(same_origin(&other).is_err());
         let fetch = headers(&[("sec-fetch-site", "cross-site")]);
         assert!(same_origin(&fetch).is_err());
@@ -147,6 +153,9 @@ mod tests {
     fn the_session_cookie_is_found_among_others() {
         let map = headers(&[("cookie", "a=1; roost_session=abc ; b=2")]);
         assert_eq!(session_cookie(&map), Some("abc"));
-        assert_eq!(session_cookie(&headers(&[("cookie", "roost_session=")])), None);
+        assert_eq!(
+            session_cookie(&headers(&[("cookie", "roost_session=")])),
+            None
+        );
     }
 }

@@ -6,11 +6,11 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
@@ -122,7 +122,9 @@ fn local_time(text: &str, field: &str) -> Result<Option<i64>, WebError> {
         .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
         .map(|t| Some(t.and_utc().timestamp_millis()))
         .ok_or_else(|| {
-            WebError::BadRequest(format!("`{field}` is a date and time like 2026-12-07T09:30"))
+            WebError::BadRequest(format!(
+                "`{field}` is a date and time like 2026-12-07T09:30"
+            ))
         })
 }
 
@@ -146,7 +148,10 @@ struct RunRows {
 }
 
 /// The user's script names by id.
-async fn script_names(state: &AppState, user_id: &str) -> Result<HashMap<String, String>, WebError> {
+async fn script_names(
+    state: &AppState,
+    user_id: &str,
+) -> Result<HashMap<String, String>, WebError> {
     Ok(state
         .scripts
         .list(user_id)
@@ -159,7 +164,9 @@ async fn script_names(state: &AppState, user_id: &str) -> Result<HashMap<String,
 fn lines(runs: &[RunRow], names: &HashMap<String, String>) -> Vec<RunLine> {
     runs.iter()
         .map(|run| {
-            let name = names.get(&run.script_id).map_or("(deleted)", String::as_str);
+            let name = names
+                .get(&run.script_id)
+                .map_or("(deleted)", String::as_str);
             RunLine::new(run, name)
         })
         .collect()
@@ -180,7 +187,10 @@ async fn list(
         .flatten()
         .map(|last| {
             let cursor = urlencode(&format!("{}:{}", last.queued_at, last.id));
-            format!("/runs?{query}{}older={cursor}", if query.is_empty() { "" } else { "&" })
+            format!(
+                "/runs?{query}{}older={cursor}",
+                if query.is_empty() { "" } else { "&" }
+            )
         });
     // Only the newest page changes as runs come and go.
     let live = filter
@@ -232,7 +242,11 @@ async fn list_live(
                 }
             };
             if rows != last {
-                if sender.send(Event::default().event("rows").data(&rows)).await.is_err() {
+                if sender
+                    .send(Event::default().event("rows").data(&rows))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 last = rows;
@@ -242,7 +256,11 @@ async fn list_live(
     Ok(Sse::new(stream.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()))
 }
 
-async fn rows_html(state: &AppState, user_id: &str, filter: &RunFilter) -> Result<String, WebError> {
+async fn rows_html(
+    state: &AppState,
+    user_id: &str,
+    filter: &RunFilter,
+) -> Result<String, WebError> {
     let runs = state.runs.list(user_id, filter).await?;
     let names = script_names(state, user_id).await?;
     RunRows {
@@ -264,7 +282,9 @@ where
     tokio_stream_from(receiver)
 }
 
-fn tokio_stream_from(mut receiver: tokio::sync::mpsc::Receiver<Event>) -> impl Stream<Item = Event> {
+fn tokio_stream_from(
+    mut receiver: tokio::sync::mpsc::Receiver<Event>,
+) -> impl Stream<Item = Event> {
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
@@ -353,8 +373,14 @@ async fn one(
     } else {
         Vec::new()
     };
-    let retries = if retries.len() > 1 { retries } else { Vec::new() };
-    let script = names.get(&run.script_id).map_or("(deleted)", String::as_str);
+    let retries = if retries.len() > 1 {
+        retries
+    } else {
+        Vec::new()
+    };
+    let script = names
+        .get(&run.script_id)
+        .map_or("(deleted)", String::as_str);
     Ok(render::ok(&RunPage {
         nav: Nav::new(&viewer, "runs"),
         id: run.id.clone(),
@@ -415,7 +441,9 @@ async fn one_live(
         .ok_or_else(|| WebError::NotFound("run".into()))?;
     let events = events.map(|event| {
         Ok::<_, Infallible>(match event {
-            RunEvent::Status(run) => Event::default().event("status").data(shown(&run).to_string()),
+            RunEvent::Status(run) => Event::default()
+                .event("status")
+                .data(shown(&run).to_string()),
             RunEvent::Output(chunk) => Event::default()
                 .event("output")
                 .data(serde_json::to_string(&chunk).unwrap_or_default()),
@@ -431,7 +459,10 @@ struct Nothing {}
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    CsrfForm { viewer, form: Nothing {} }: CsrfForm<Nothing>,
+    CsrfForm {
+        viewer,
+        form: Nothing {},
+    }: CsrfForm<Nothing>,
 ) -> Result<Response, WebError> {
     state
         .runs
@@ -457,7 +488,10 @@ mod tests {
 
     #[test]
     fn a_filter_reads_times_as_utc() {
-        assert_eq!(local_time("1970-01-01T00:01", "since").unwrap(), Some(60_000));
+        assert_eq!(
+            local_time("1970-01-01T00:01", "since").unwrap(),
+            Some(60_000)
+        );
         assert!(local_time("yesterday", "since").is_err());
     }
 }

@@ -2,10 +2,10 @@
 //! schedules, state and URLs, and the forms that act on them.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use super::error::WebError;

@@ -45,7 +45,13 @@ impl WebSessions {
         let now = now_millis();
         let expires_at = now + i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2);
         self.store
-            .insert_web_session(&hash_token(&cookie), &user.id, &random_hex(), now, expires_at)
+            .insert_web_session(
+                &hash_token(&cookie),
+                &user.id,
+                &random_hex(),
+                now,
+                expires_at,
+            )
             .await?;
         tracing::info!(user = %user.id, "dashboard sign-in");
         Ok(Some(SignedIn { cookie }))

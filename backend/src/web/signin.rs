@@ -104,7 +104,11 @@ async fn sign_in(State(state): State<AppState>, request: Request) -> Result<Resp
         ));
     };
     let mut response = super::see_other(next);
-    let secure = if state.web.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.web.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         signed_in.cookie,
@@ -123,13 +127,19 @@ struct Nothing {}
 async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
-    CsrfForm { form: Nothing {}, .. }: CsrfForm<Nothing>,
+    CsrfForm {
+        form: Nothing {}, ..
+    }: CsrfForm<Nothing>,
 ) -> Result<Response, WebError> {
     if let Some(cookie) = session_cookie(&headers) {
         state.web.sessions.sign_out(cookie).await?;
     }
     let mut response = super::see_other("/signin");
-    let secure = if state.web.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.web.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&format!(
