@@ -10,6 +10,9 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use crate::execute::LiveOutput;
 use crate::store::Store;
 
+/// The most output a running run's flushes write per second, on average.
+const MAX_BYTES_PER_SEC: f64 = 256.0 * 1024.0;
+
 /// When, and what of, a run's output is written while it runs.
 pub(super) struct OutputFlush {
     live: LiveOutput,
@@ -56,6 +59,14 @@ impl OutputFlush {
         match store.write_partial_output(run_id, worker_id, &output).await {
             Ok(true) => {
                 self.stored = written;
+                // Each write stores the whole output so far: a large one
+                // waits longer for the next, so a long run that keeps
+                // printing writes at most about `MAX_BYTES_PER_SEC`.
+                let size = output.stdout.len() + output.stderr.len();
+                let pause = Duration::from_secs_f64(size as f64 / MAX_BYTES_PER_SEC);
+                if pause > self.tick.period() {
+                    self.tick.reset_after(pause);
+                }
                 true
             }
             Ok(false) => false,

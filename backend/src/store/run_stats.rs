@@ -6,9 +6,8 @@
 //! queued_at)`, over the runs queued from [`LOOKBACK_MS`] before the
 //! window: no index holds a user's runs by their end, and one on
 //! `(user_id, finished_at)` would be written on every run's finish, the
-//! writer's hottest path (a SQLite simulation of 50 users' runs finishing
-//! ten to a transaction: 48% more WAL bytes and a quarter more time per
-//! run). So a run that ended in the window more than [`LOOKBACK_MS`] after
+//! writer's hottest path (docs/store-decisions.md has the measurement).
+//! So a run that ended in the window more than [`LOOKBACK_MS`] after
 //! it was queued is not counted: with run timeouts and retry backoffs of at
 //! most 15 minutes each, only a run that also waited half an hour in a
 //! backlog.
