@@ -24,14 +24,6 @@ async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
     browser.wait_for_path("/scripts").await;
 }
 
-async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String {
-    let (status, body) = app
-        .deploy(token, name, &roost_tests::example(example))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["script_id"].as_str().unwrap().to_string()
-}
-
 async fn connect_sendgrid(app: &TestApp, token: &str) {
     let (status, body) = app
         .send(
@@ -51,7 +43,9 @@ async fn a_failed_run_is_found_and_its_error_read() {
     };
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
-    let script = deploy(&app, &token, "fetcher", "forbidden-egress").await;
+    let script = app
+        .deploy_example(&token, "fetcher", "forbidden-egress")
+        .await;
     let (status, run) = app
         .send(
             reqwest::Method::POST,
@@ -66,7 +60,14 @@ async fn a_failed_run_is_found_and_its_error_read() {
 
     sign_in(&browser, &app, &token).await;
     // The scripts page counts the failure and links to it.
-    browser.wait_for_text("#scripts a.failures", "1").await;
+    browser.wait_for("#scripts a.failures").await;
+    let failures: u32 = browser
+        .text("#scripts a.failures")
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{failures} failures shown");
     browser.screenshot("scripts-with-a-failure").await;
 
     browser.goto(&format!("{}/runs", app.base)).await;
@@ -85,7 +86,10 @@ async fn a_failed_run_is_found_and_its_error_read() {
     assert!(browser.url().await.contains("status=failed"));
     browser.screenshot("failed-runs").await;
 
-    browser.click("#run-rows a.run-link").await;
+    // Its retries are listed too (the default policy retries a failure).
+    browser
+        .click(&format!("#run-rows a.run-link[href='/runs/{run_id}']"))
+        .await;
     browser.wait_for_path(&format!("/runs/{run_id}")).await;
     browser.wait_for_text("#run-status", "failed").await;
     let error = browser.text("#run-error").await;
@@ -94,6 +98,8 @@ async fn a_failed_run_is_found_and_its_error_read() {
     browser
         .wait_for_text("#denials", "forbidden.example.com")
         .await;
+    // Its retry (the default policy retries a failure), linked.
+    browser.wait_for_text("#retries", "attempt 2").await;
     let stderr = browser.text("#stderr").await;
     assert!(!stderr.trim().is_empty(), "the run's stderr is shown");
     browser.screenshot("failed-run").await;
@@ -107,7 +113,7 @@ async fn a_running_runs_output_arrives_while_the_page_is_open() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
     connect_sendgrid(&app, &token).await;
-    let script = deploy(&app, &token, "printer", "slow-printer").await;
+    let script = app.deploy_example(&token, "printer", "slow-printer").await;
     sign_in(&browser, &app, &token).await;
 
     // The runs list, open before the run starts, shows it without a reload.
@@ -166,7 +172,7 @@ async fn a_credential_is_reconnected_through_its_setup_page() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
     connect_sendgrid(&app, &token).await;
-    deploy(&app, &token, "printer", "slow-printer").await;
+    app.deploy_example(&token, "printer", "slow-printer").await;
     let user_id = app.user_id(&token).await;
     app.store
         .set_credential_status(&user_id, "sendgrid", CredentialStatus::Rejected)
@@ -206,8 +212,8 @@ async fn a_schedule_is_paused_and_a_version_rolled_back() {
     };
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
-    let script = deploy(&app, &token, "beat", "heartbeat").await;
-    deploy(&app, &token, "beat", "heartbeat").await;
+    let script = app.deploy_example(&token, "beat", "heartbeat").await;
+    app.deploy_example(&token, "beat", "heartbeat").await;
 
     sign_in(&browser, &app, &token).await;
     browser.click("#scripts a.script-name").await;
@@ -245,7 +251,7 @@ async fn the_pages_fit_a_phone_and_work_without_a_mouse() {
     };
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
-    deploy(&app, &token, "beat", "heartbeat").await;
+    app.deploy_example(&token, "beat", "heartbeat").await;
     browser.emulate_phone(390, 844).await;
 
     // Sign in with the keyboard alone: type the token, press Enter.
@@ -285,21 +291,8 @@ async fn hostile_names_and_output_show_as_text_and_run_nothing() {
     let user_id = app.user_id(&token).await;
     // Deploy refuses such a name; a row written another way must still be
     // shown as text.
-    app.store
-        .create_script_version(&roost::store::NewScriptVersion {
-            user_id,
-            name: "<script>alert(1)</script>".into(),
-            component: b"\0asm".to_vec(),
-            content_hash: "ab".repeat(32),
-            metadata: json!({ "handlers": [], "integrations": [] }),
-            triggers: Vec::new(),
-            retries: None,
-            limits: None,
-            caps: Default::default(),
-        })
-        .await
-        .unwrap();
-    let script = deploy(&app, &token, "echo", "event-echo").await;
+    support::script_named(app.store.as_ref(), &user_id, "<script>alert(1)</script>").await;
+    let script = app.deploy_example(&token, "echo", "event-echo").await;
     let (status, run) = app
         .send(
             reqwest::Method::POST,

@@ -9,14 +9,6 @@ use serde_json::json;
 use support::dashboard::{Session, sign_in_answer};
 use support::{Backend, TestApp};
 
-async fn deploy_echo(app: &TestApp, token: &str, name: &str) -> String {
-    let (status, body) = app
-        .deploy(token, name, &roost_tests::example("event-echo"))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["script_id"].as_str().unwrap().to_string()
-}
-
 async fn sessions_are_cookies_that_end(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.user("ada").await;
@@ -109,8 +101,8 @@ async fn over_https_the_cookie_is_secure() {
 async fn forms_need_the_pages_token_and_origin(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.user("ada").await;
-    let script = deploy_echo(&app, &token, "echo").await;
-    deploy_echo(&app, &token, "echo").await; // version 2
+    let script = app.deploy_example(&token, "echo", "event-echo").await;
+    app.deploy_example(&token, "echo", "event-echo").await; // version 2
     let session = Session::sign_in(&app, &token).await;
     let page = session.get(&format!("/scripts/{script}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -238,21 +230,8 @@ async fn what_scripts_and_users_control_is_text(backend: Backend) {
     let user_id = app.user_id(&token).await;
     // Deploy refuses such a name; a row written another way must still
     // render as text.
-    app.store
-        .create_script_version(&roost::store::NewScriptVersion {
-            user_id: user_id.clone(),
-            name: "<script>alert(1)</script>".into(),
-            component: b"\0asm".to_vec(),
-            content_hash: "ab".repeat(32),
-            metadata: json!({ "handlers": [], "integrations": [] }),
-            triggers: Vec::new(),
-            retries: None,
-            limits: None,
-            caps: Default::default(),
-        })
-        .await
-        .unwrap();
-    let script = deploy_echo(&app, &token, "echo").await;
+    support::script_named(app.store.as_ref(), &user_id, "<script>alert(1)</script>").await;
+    let script = app.deploy_example(&token, "echo", "event-echo").await;
     let (status, run) = app
         .send(
             reqwest::Method::POST,
@@ -292,7 +271,9 @@ async fn one_user_never_sees_anothers(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.user("ada").await;
     let bob = app.user("bob").await;
-    let script = deploy_echo(&app, &ada, "adas-secret-script").await;
+    let script = app
+        .deploy_example(&ada, "adas-secret-script", "event-echo")
+        .await;
     let (_, run) = app
         .send(
             reqwest::Method::POST,

@@ -10,14 +10,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Backend, TestApp};
 
-async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String {
-    let (status, body) = app
-        .deploy(token, name, &roost_tests::example(example))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["script_id"].as_str().unwrap().to_string()
-}
-
 /// Starts a run of `script` that the request waits on, in the background.
 fn wait_in_background(
     app: &TestApp,
@@ -66,8 +58,8 @@ async fn a_users_long_runs_leave_workers_for_other_users(backend: Backend) {
     .await;
     let ada = app.user("ada").await;
     let bob = app.user("bob").await;
-    let sleeper = deploy(&app, &ada, "sleeper", "sleeper").await;
-    let hello = deploy(&app, &bob, "hello", "hello").await;
+    let sleeper = app.deploy_example(&ada, "sleeper", "sleeper").await;
+    let hello = app.deploy_example(&bob, "hello", "hello").await;
 
     let ada_waits: Vec<_> = (0..6)
         .map(|_| wait_in_background(&app, &ada, &sleeper, json!({ "payload": { "ms": 1500 } })))
@@ -122,8 +114,8 @@ async fn waiting_requests_are_capped_per_user_and_a_refused_one_queues_nothing()
     .await;
     let ada = app.user("ada").await;
     let bob = app.user("bob").await;
-    let sleeper = deploy(&app, &ada, "sleeper", "sleeper").await;
-    let hello = deploy(&app, &bob, "hello", "hello").await;
+    let sleeper = app.deploy_example(&ada, "sleeper", "sleeper").await;
+    let hello = app.deploy_example(&bob, "hello", "hello").await;
     let sleep = json!({ "payload": { "ms": 1500 } });
     let first = wait_in_background(&app, &ada, &sleeper, sleep.clone());
     let second = wait_in_background(&app, &ada, &sleeper, sleep.clone());
@@ -199,7 +191,7 @@ async fn a_wait_at_one_node_answers_when_another_node_ends_the_run() {
     tokio::spawn(node.run_until(std::future::pending()));
 
     let ada = app.user("ada").await;
-    let hello = deploy(&app, &ada, "hello", "hello").await;
+    let hello = app.deploy_example(&ada, "hello", "hello").await;
     for _ in 0..5 {
         let (status, body) = app
             .send(
@@ -233,9 +225,9 @@ async fn payloads_are_capped_in_size_and_in_total_per_user(backend: Backend) {
     .await;
     let ada = app.user("ada").await;
     let bob = app.user("bob").await;
-    let echo = deploy(&app, &ada, "echo", "event-echo").await;
-    let hello = deploy(&app, &ada, "hello", "hello").await;
-    deploy(&app, &bob, "echo", "event-echo").await;
+    let echo = app.deploy_example(&ada, "echo", "event-echo").await;
+    let hello = app.deploy_example(&ada, "hello", "hello").await;
+    app.deploy_example(&bob, "echo", "event-echo").await;
     let blob = |bytes: usize| "x".repeat(bytes);
     // Posts an order.created event carrying `bytes` of payload as `token`.
     let post = |token: &str, bytes: usize| {

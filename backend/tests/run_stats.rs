@@ -11,14 +11,6 @@ use serde_json::{Value, json};
 use support::sdk_app::run_and_wait;
 use support::{Backend, TestApp, open_store};
 
-async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String {
-    let (status, body) = app
-        .deploy(token, name, &roost_tests::example(example))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["script_id"].as_str().unwrap().to_string()
-}
-
 /// Each minute's counts.
 fn counts(hour: &roost::run_stats::HourStats) -> Vec<StatusCounts> {
     hour.minutes.iter().map(|m| m.counts).collect()
@@ -50,7 +42,7 @@ async fn runs_count_in_the_minute_they_ended(backend: Backend) {
     let bob = app.user("bob").await;
     let ada_id = app.user_id(&ada).await;
     let bob_id = app.user_id(&bob).await;
-    let hello = deploy(&app, &ada, "hello", "hello").await;
+    let hello = app.deploy_example(&ada, "hello", "hello").await;
     // forbidden-egress exits 10 without a URL: a plain failure, not retried
     // (a retry would be queued, and counted as such).
     let (status, deployed) = app
@@ -62,7 +54,7 @@ async fn runs_count_in_the_minute_they_ended(backend: Backend) {
         .await;
     assert_eq!(status, 201, "{deployed}");
     let failing = deployed["script_id"].as_str().unwrap().to_string();
-    let bobs = deploy(&app, &bob, "hello", "hello").await;
+    let bobs = app.deploy_example(&bob, "hello", "hello").await;
 
     let mut adas = Vec::new();
     for (script, expected) in [

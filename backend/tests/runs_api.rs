@@ -11,14 +11,6 @@ use serde_json::{Value, json};
 use support::sdk_app::run_and_wait;
 use support::{Backend, TestApp};
 
-async fn deploy(app: &TestApp, token: &str, name: &str, example: &str) -> String {
-    let (status, body) = app
-        .deploy(token, name, &roost_tests::example(example))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["script_id"].as_str().unwrap().to_string()
-}
-
 async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.user("ada").await;
@@ -54,7 +46,7 @@ async fn a_manual_run_gets_exactly_its_integrations_credentials(backend: Backend
     )
     .await;
 
-    let script = deploy(&app, &ada, "report", "env-report").await;
+    let script = app.deploy_example(&ada, "report", "env-report").await;
     let run = run_and_wait(&app, &ada, &script, json!({ "payload": { "n": 1 } })).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let stdout = run["stdout"].as_str().unwrap();
@@ -217,7 +209,7 @@ async fn runs_can_be_cancelled_and_deleting_a_script_cancels_its_queue(backend: 
     // No workers: runs stay queued.
     let app = TestApp::spawn_with(backend, |config| config.runner.workers = 0).await;
     let token = app.user("ada").await;
-    let script = deploy(&app, &token, "hello", "hello").await;
+    let script = app.deploy_example(&token, "hello", "hello").await;
     let (status, queued) = app
         .send(
             Method::POST,
@@ -297,7 +289,7 @@ async fn runs_of_a_dead_worker_are_requeued_and_run_once(backend: Backend) {
     })
     .await;
     let token = app.user("ada").await;
-    let script = deploy(&app, &token, "hello", "hello").await;
+    let script = app.deploy_example(&token, "hello", "hello").await;
     let (_, queued) = app
         .send(
             Method::POST,
@@ -491,7 +483,7 @@ async fn finished_runs_past_retention_are_deleted(backend: Backend) {
     })
     .await;
     let token = app.user("ada").await;
-    let script = deploy(&app, &token, "hello", "hello").await;
+    let script = app.deploy_example(&token, "hello", "hello").await;
     let run = run_and_wait(&app, &token, &script, json!(null)).await;
     let id = run["run_id"].as_str().unwrap();
     assert_eq!(app.get(&token, &format!("/v1/runs/{id}")).await.0, 200);
@@ -551,8 +543,8 @@ async fn cancelling_a_running_run_stops_the_script(backend: Backend) {
     })
     .await;
     let token = app.user("ada").await;
-    let sleeper = deploy(&app, &token, "sleeper", "sleeper").await;
-    let hello = deploy(&app, &token, "hello", "hello").await;
+    let sleeper = app.deploy_example(&token, "sleeper", "sleeper").await;
+    let hello = app.deploy_example(&token, "hello", "hello").await;
     let (_, queued) = app
         .send(
             Method::POST,
@@ -595,7 +587,7 @@ on_both_stores!(cancelling_a_running_run_stops_the_script);
 async fn orphaned_runs_can_be_failed_instead(backend: Backend) {
     let app = TestApp::spawn_with(backend, |config| config.runner.workers = 0).await;
     let token = app.user("ada").await;
-    let script = deploy(&app, &token, "hello", "hello").await;
+    let script = app.deploy_example(&token, "hello", "hello").await;
     let (_, queued) = app
         .send(
             Method::POST,
@@ -659,8 +651,8 @@ async fn a_long_run_holds_up_neither_earlier_outcomes_nor_later_runs(backend: Ba
     })
     .await;
     let token = app.user("ada").await;
-    let sleeper = deploy(&app, &token, "sleeper", "sleeper").await;
-    let hello = deploy(&app, &token, "hello", "hello").await;
+    let sleeper = app.deploy_example(&token, "sleeper", "sleeper").await;
+    let hello = app.deploy_example(&token, "hello", "hello").await;
     let run = |id: String| {
         let (app, token) = (&app, &token);
         async move { app.get(token, &format!("/v1/runs/{id}")).await.1["run"].clone() }

@@ -30,6 +30,7 @@ use axum::response::IntoResponse;
 
 pub use error::ApiError;
 pub(crate) use extract::client_address;
+pub(crate) use pages::escape as escape_html;
 
 use crate::credentials::CredentialService;
 use crate::deploy::DeployService;

@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-/// Escapes text for HTML bodies and attribute values.
-pub(super) fn escape(text: &str) -> String {
+/// Escapes text for HTML (and SVG) bodies and attribute values.
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -194,26 +194,11 @@ pub(super) fn durations_sql(by_script: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use rusqlite::Connection;
+    use crate::store::sqlite::plans::plan;
 
     use super::{counts_sql, durations_sql};
 
     const BY_USER: &str = "runs_by_user (user_id=? AND queued_at>? AND queued_at<?)";
-
-    /// The lines of SQLite's query plan for `sql` on the database at `path`.
-    fn plan(path: &Path, sql: &str) -> Vec<String> {
-        let conn = Connection::open(path).unwrap();
-        let sql = sql.replace('$', "?");
-        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let mut rows = statement.raw_query();
-        let mut lines = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            lines.push(row.get::<_, String>("detail").unwrap());
-        }
-        lines
-    }
 
     /// The chart reads one user's recent runs through their index, never
     /// the whole table, and reads the durations in the index's order, so

@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use crate::http::escape_html as escape;
 use crate::run_stats::{HourStats, MINUTES, RunStats, StatusCounts};
 use crate::store::RunStatus;
 
@@ -383,22 +384,6 @@ fn thousands(n: i64) -> String {
         out.push(c);
     }
     if n < 0 { format!("-{out}") } else { out }
-}
-
-/// `text` safe in XML text and in a quoted attribute.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

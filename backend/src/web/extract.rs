@@ -22,12 +22,16 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        // Only a page can be come back to; a form's address is not one.
         let signed_out = || WebError::SignedOut {
-            next: parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default(),
+            next: match parts.method {
+                axum::http::Method::GET => parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            },
         };
         let Some(cookie) = session_cookie(&parts.headers) else {
             return Err(signed_out());

@@ -230,6 +230,15 @@ impl TestApp {
             .await
     }
 
+    /// Deploys the example guest `example` as `name`; its script id.
+    pub async fn deploy_example(&self, token: &str, name: &str, example: &str) -> String {
+        let (status, body) = self
+            .deploy(token, name, &roost_tests::example(example))
+            .await;
+        assert_eq!(status, 201, "deploying {example}: {body}");
+        body["script_id"].as_str().unwrap().to_string()
+    }
+
     pub async fn deploy_with(&self, token: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::POST, token, "/v1/scripts/deploy", body)
             .await
@@ -260,10 +269,17 @@ pub fn bare_module() -> Vec<u8> {
 /// (for tests of the store's side, without a guest); its id.
 #[allow(dead_code)]
 pub async fn bare_script(store: &dyn Store, user_id: &str) -> String {
+    script_named(store, user_id, "s").await
+}
+
+/// A script `name` of `user_id` with no triggers, made in the store
+/// directly, whatever deploy would say of its name; its id.
+#[allow(dead_code)]
+pub async fn script_named(store: &dyn Store, user_id: &str, name: &str) -> String {
     store
         .create_script_version(&roost::store::NewScriptVersion {
             user_id: user_id.into(),
-            name: "s".into(),
+            name: name.into(),
             component: b"\0asm".to_vec(),
             content_hash: "ab".repeat(32),
             metadata: serde_json::json!({ "handlers": [], "integrations": [] }),

@@ -8,7 +8,7 @@ mod endpoint_cache;
 mod group_commit;
 mod held_starts;
 #[cfg(test)]
-mod plans;
+pub(crate) mod plans;
 mod queue;
 mod run_ends;
 mod run_reader;

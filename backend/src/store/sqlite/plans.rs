@@ -9,10 +9,11 @@ use rusqlite::Connection;
 use super::writer_jobs::SQL;
 use crate::store::runs::list_runs_sql;
 
-/// The lines of SQLite's query plan for `sql`, on the migrated
-/// database at `path`.
-fn plan(path: &Path, sql: &str) -> Vec<String> {
+/// The lines of SQLite's query plan for `sql` (parameters written `?` or
+/// `$n`), on the migrated database at `path`.
+pub(crate) fn plan(path: &Path, sql: &str) -> Vec<String> {
     let conn = Connection::open(path).unwrap();
+    let sql = sql.replace('$', "?");
     let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
     // Unbound parameters are NULL, which is all a plan needs.
     let mut rows = statement.raw_query();
