@@ -288,21 +288,7 @@ async fn hostile_names_and_output_show_as_text_and_run_nothing() {
     };
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.user("ada").await;
-    let user_id = app.user_id(&token).await;
-    // Deploy refuses such a name; a row written another way must still be
-    // shown as text.
-    support::script_named(app.store.as_ref(), &user_id, "<script>alert(1)</script>").await;
-    let script = app.deploy_example(&token, "echo", "event-echo").await;
-    let (status, run) = app
-        .send(
-            reqwest::Method::POST,
-            &token,
-            &format!("/v1/scripts/{script}/run?wait=true"),
-            json!({ "handler": "on_created", "payload": { "note": "<img src=x onerror=alert(2)>" } }),
-        )
-        .await;
-    assert_eq!(status, 200, "{run}");
-    let run_id = run["run_id"].as_str().unwrap();
+    let run_id = &support::dashboard::hostile_script_and_run(&app, &token).await;
 
     sign_in(&browser, &app, &token).await;
     browser

@@ -227,21 +227,7 @@ on_both_stores!(forms_need_the_pages_token_and_origin);
 async fn what_scripts_and_users_control_is_text(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.user("ada").await;
-    let user_id = app.user_id(&token).await;
-    // Deploy refuses such a name; a row written another way must still
-    // render as text.
-    support::script_named(app.store.as_ref(), &user_id, "<script>alert(1)</script>").await;
-    let script = app.deploy_example(&token, "echo", "event-echo").await;
-    let (status, run) = app
-        .send(
-            reqwest::Method::POST,
-            &token,
-            &format!("/v1/scripts/{script}/run?wait=true"),
-            json!({ "handler": "on_created", "payload": { "note": "<img src=x onerror=alert(2)>" } }),
-        )
-        .await;
-    assert_eq!(status, 200, "{run}");
-    let run_id = run["run_id"].as_str().unwrap();
+    let run_id = &support::dashboard::hostile_script_and_run(&app, &token).await;
 
     let session = Session::sign_in(&app, &token).await;
     let scripts = session.get("/scripts").await;

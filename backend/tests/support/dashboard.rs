@@ -111,3 +111,22 @@ impl Session {
         page(request.send().await.unwrap()).await
     }
 }
+
+/// A script named `<script>alert(1)</script>` (written to the store:
+/// deploy refuses such a name) and a run whose payload and output hold an
+/// `<img onerror>`; the run's id.
+pub async fn hostile_script_and_run(app: &TestApp, token: &str) -> String {
+    let user_id = app.user_id(token).await;
+    super::script_named(app.store.as_ref(), &user_id, "<script>alert(1)</script>").await;
+    let script = app.deploy_example(token, "echo", "event-echo").await;
+    let (status, run) = app
+        .send(
+            reqwest::Method::POST,
+            token,
+            &format!("/v1/scripts/{script}/run?wait=true"),
+            serde_json::json!({ "handler": "on_created", "payload": { "note": "<img src=x onerror=alert(2)>" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    run["run_id"].as_str().unwrap().to_string()
+}
