@@ -139,15 +139,8 @@ impl Dashboard {
     /// have connected, by id.
     pub async fn connections(&self, user_id: &str) -> Result<Vec<Connection>, StoreError> {
         let mut used_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for script in self.store.list_scripts(user_id).await? {
-            let versions = self.store.list_versions(user_id, &script.id).await?;
-            let Some(current) = versions
-                .iter()
-                .find(|v| v.version == script.current_version)
-            else {
-                continue;
-            };
-            for id in current.metadata["integrations"]
+        for (name, metadata) in self.store.current_metadata(user_id).await? {
+            for id in metadata["integrations"]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -156,7 +149,7 @@ impl Dashboard {
                 used_by
                     .entry(id.to_string())
                     .or_default()
-                    .push(script.name.clone());
+                    .push(name.clone());
             }
         }
         let mut stored: BTreeMap<String, CredentialStatus> = BTreeMap::new();

@@ -12,6 +12,11 @@ pub trait OverviewStore: Send + Sync {
     /// Per script id, the user's runs queued since `since` that ended
     /// failed, timed out or over a limit.
     async fn failures_since(&self, user_id: &str, since: i64) -> StoreResult<Vec<(String, i64)>>;
+    /// Each of the user's scripts' name and current version's metadata.
+    async fn current_metadata(
+        &self,
+        user_id: &str,
+    ) -> StoreResult<Vec<(String, serde_json::Value)>>;
     /// Every attempt of the user's run `first_run_id` (it and its
     /// retries): id, attempt and status, first attempt first.
     async fn attempts(
@@ -68,6 +73,28 @@ where
                     .parse()
                     .map_err(|_| StoreError::Corrupt(format!("run status `{status}`")))?;
                 Ok((row.try_get("id")?, row.try_get("attempt")?, status))
+            })
+            .collect()
+    }
+
+    async fn current_metadata(
+        &self,
+        user_id: &str,
+    ) -> StoreResult<Vec<(String, serde_json::Value)>> {
+        let rows = sqlx::query(
+            "SELECT s.name, v.metadata FROM scripts s \
+             JOIN script_versions v ON v.script_id = s.id AND v.version = s.current_version \
+             WHERE s.user_id = $1 ORDER BY s.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let metadata: String = row.try_get("metadata")?;
+                let metadata = serde_json::from_str(&metadata)
+                    .map_err(|e| StoreError::Corrupt(format!("version metadata: {e}")))?;
+                Ok((row.try_get("name")?, metadata))
             })
             .collect()
     }
