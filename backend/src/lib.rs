@@ -22,6 +22,7 @@ pub mod execute;
 pub mod fuzzing;
 pub mod http;
 pub mod logging;
+pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod outbox;

@@ -11,7 +11,7 @@ use crate::auth::hash_token;
 use crate::store::User;
 
 /// The user behind the request's `Authorization: Bearer` token.
-pub(super) struct AuthUser(pub(super) User);
+pub(crate) struct AuthUser(pub(crate) User);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;

@@ -29,8 +29,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 pub use error::ApiError;
+pub(crate) use extract::AuthUser;
 pub(crate) use extract::client_address;
 pub(crate) use pages::escape as escape_html;
+pub(crate) use runs::manual_run_error;
 
 use crate::credentials::CredentialService;
 use crate::deploy::DeployService;
@@ -132,6 +134,7 @@ pub fn router(
         .merge(cluster::router())
         .merge(audit::router())
         .merge(crate::web::router())
+        .merge(crate::mcp::router(&state))
         .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|request: axum::extract::Request| async move {
             // A person who typed a wrong address gets a page; clients, JSON.

@@ -109,7 +109,7 @@ async fn start(
 }
 
 /// The API's answer to a manual run that was not started.
-fn manual_run_error(err: ManualRunError) -> ApiError {
+pub(crate) fn manual_run_error(err: ManualRunError) -> ApiError {
     let message = err.to_string();
     match err {
         ManualRunError::NoScript => ApiError::not_found("script"),

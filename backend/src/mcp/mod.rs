@@ -1,0 +1,60 @@
+//! `/mcp`: the Model Context Protocol over Streamable HTTP (issue #32), so an
+//! agent can read the integration docs, see its user's scripts and runs, and
+//! run a script. Built on the official SDK (`rmcp`); every tool calls the
+//! same services as the REST handlers, under the same bearer token.
+
+mod tools;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::http::{AppState, AuthUser};
+
+/// The MCP endpoint, authenticated as the REST API is.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let services = state.clone();
+    // The SDK guards against DNS rebinding by accepting only loopback `Host`s
+    // by default; that attack needs ambient credentials (cookies), and every
+    // request here carries an explicit bearer token, so any host may serve.
+    let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
+    // An agent's open streams end when the server stops, as run streams do
+    // (`RunHistory::close`), so the graceful stop does not wait on them.
+    let cancel = config.cancellation_token.clone();
+    let mut closing = state.runs.closing();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            // An error is a dropped sender: the server is gone either way.
+            let _ = closing.wait_for(|closing| *closing).await;
+            cancel.cancel();
+        });
+    }
+    let service = StreamableHttpService::new(
+        move || Ok(tools::Roost::new(services.clone())),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    Router::new()
+        .nest_service("/mcp", service)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
+}
+
+/// Every request, not only `initialize`, must bear a valid token: a session
+/// id alone is not a credential. The user rides in the request's extensions,
+/// which the SDK hands to the tools.
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match AuthUser::from_request_parts(&mut parts, &state).await {
+        Ok(AuthUser(user)) => {
+            parts.extensions.insert(user);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(err) => err.into_response(),
+    }
+}
