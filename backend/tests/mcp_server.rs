@@ -6,8 +6,9 @@ mod support;
 
 use std::path::PathBuf;
 
+use roost::oauth::OAuthClientConfig;
 use serde_json::Value;
-use support::{Backend, TestApp};
+use support::{Backend, TestApp, b64};
 
 /// The venv's python, when `tests/setup` has made it.
 fn mcp_python() -> Option<PathBuf> {
@@ -29,11 +30,48 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
         );
         return;
     };
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // gmail and slack connectable (clients configured), so a deploy needing
+    // them asks for connections rather than for the operator.
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        for id in ["gmail", "slack"] {
+            let client = OAuthClientConfig {
+                client_id: format!("mcp-{id}-client"),
+                client_secret: Some("test-secret".into()),
+                authorization_url: Some("http://127.0.0.1:9/authorize".into()),
+                token_url: Some("http://127.0.0.1:9/token".into()),
+            };
+            config.oauth_clients.insert(id.into(), client);
+        }
+    })
+    .await;
     let ada = app.user("ada").await;
     let bob = app.user("bob").await;
     let script_id = app.deploy_example(&ada, "hello", "hello").await;
     let bobs_script = app.deploy_example(&bob, "hello", "hello").await;
+    // A script of Ada's that declares gmail, as one deployed before its
+    // credential was disconnected would (a deploy now would be refused).
+    let ada_id = app.user_id(&ada).await;
+    app.store
+        .create_script_version(&roost::store::NewScriptVersion {
+            user_id: ada_id,
+            name: "needs-gmail".into(),
+            component: b"\0asm".to_vec(),
+            content_hash: "cd".repeat(32),
+            metadata: serde_json::json!({ "handlers": [], "integrations": ["gmail"] }),
+            triggers: Vec::new(),
+            retries: None,
+            limits: None,
+            caps: Default::default(),
+        })
+        .await
+        .unwrap();
+    // The guests the client deploys, as files: too big for an argument.
+    let components = app.dir.path().join("mcp-components");
+    std::fs::create_dir_all(&components).unwrap();
+    for example in ["gmail-digest", "hello", "event-echo"] {
+        let encoded = b64(&roost_tests::example(example));
+        std::fs::write(components.join(format!("{example}.b64")), encoded).unwrap();
+    }
 
     let client = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mcp/client.py");
     let output = tokio::process::Command::new(&python)
@@ -42,6 +80,7 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
         .arg(&ada)
         .arg(&script_id)
         .arg(&bobs_script)
+        .arg(&components)
         .output()
         .await
         .unwrap();
@@ -60,6 +99,10 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
         "list_runs",
         "get_run_logs",
         "run_script",
+        "inspect_script",
+        "deploy_script",
+        "send_event",
+        "connections",
     ] {
         assert_eq!(tools[name]["type"], "object", "{name}: {tools:?}");
     }
@@ -96,8 +139,9 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
     let scripts = seen["scripts"]["structuredContent"]["scripts"]
         .as_array()
         .unwrap();
-    assert_eq!(scripts.len(), 1, "only Ada's script: {scripts:?}");
-    assert_eq!(scripts[0]["id"], script_id.as_str());
+    assert_eq!(scripts.len(), 2, "only Ada's scripts: {scripts:?}");
+    assert!(scripts.iter().any(|s| s["id"] == script_id.as_str()));
+    assert!(scripts.iter().all(|s| s["id"] != bobs_script.as_str()));
 
     // The run waited for its end and brought its output back.
     let run = &seen["run"]["structuredContent"];
@@ -150,4 +194,85 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_token");
+
+    // A deploy needing gmail (and slack), not connected: the links, in words.
+    let refused = &seen["deploy_gmail"];
+    assert_eq!(refused["isError"], true, "{refused}");
+    let words = text(refused);
+    assert!(
+        words.starts_with("This script needs credentials that are not connected yet.")
+            && words.contains("\n- gmail: ")
+            && words.contains(&format!("{}/integrations/gmail/setup", app.base)),
+        "{words}"
+    );
+    assert_eq!(
+        refused["structuredContent"]["error"]["code"],
+        "missing_credentials"
+    );
+    let missing = refused["structuredContent"]["error"]["details"]["missing"]
+        .as_array()
+        .unwrap();
+    assert!(
+        missing.iter().any(|m| m["integration"] == "gmail"),
+        "{refused}"
+    );
+
+    // A deploy that goes through, and the script it made.
+    let deployed = &seen["deploy_hello"];
+    assert_ne!(deployed["isError"], true, "{deployed}");
+    let hello_id = deployed["structuredContent"]["script_id"].as_str().unwrap();
+    assert_eq!(deployed["structuredContent"]["version"], 1);
+    let inspected = &seen["inspect"]["structuredContent"];
+    assert_eq!(inspected["script"]["id"], hello_id, "{inspected}");
+    assert_eq!(inspected["script"]["name"], "hello-again");
+    assert_eq!(inspected["versions"].as_array().unwrap().len(), 1);
+    assert!(inspected["triggers"].is_array() && inspected["schedules"].is_array());
+    // The same as the REST API says of it.
+    let (status, rest) = app.get(&ada, &format!("/v1/scripts/{hello_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(inspected["script"], rest["script"]);
+    assert_eq!(inspected["triggers"], rest["triggers"]);
+    let others = &seen["inspect_others"];
+    assert_eq!(others["isError"], true);
+    assert_eq!(others["structuredContent"]["error"]["code"], "not_found");
+
+    // An event starts the run of the script that subscribes to it.
+    assert_ne!(
+        seen["deploy_echo"]["isError"], true,
+        "{}",
+        seen["deploy_echo"]
+    );
+    let event = &seen["event"];
+    assert_ne!(event["isError"], true, "{event}");
+    let event_id = event["structuredContent"]["event_id"].as_str().unwrap();
+    let run_ids = event["structuredContent"]["run_ids"].as_array().unwrap();
+    assert_eq!(run_ids.len(), 1, "{event}");
+    let (status, run) = app
+        .get(&ada, &format!("/v1/runs/{}", run_ids[0].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    let (status, _) = app.get(&ada, &format!("/v1/events/{event_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        seen["bad_event"]["structuredContent"]["error"]["code"],
+        "invalid_event_type"
+    );
+
+    // gmail, declared by a script of Ada's and never connected, is missing.
+    let listed = seen["connections"]["structuredContent"]["connections"]
+        .as_array()
+        .unwrap();
+    let gmail = listed
+        .iter()
+        .find(|c| c["integration"] == "gmail")
+        .unwrap_or_else(|| panic!("no gmail: {listed:?}"));
+    assert_eq!(gmail["standing"], "missing");
+    assert_eq!(gmail["used_by"], serde_json::json!(["needs-gmail"]));
+    assert!(
+        gmail["setup_url"]
+            .as_str()
+            .unwrap()
+            .contains("/integrations/gmail/setup"),
+        "{gmail}"
+    );
 }

@@ -1,10 +1,14 @@
 """An MCP client nobody here wrote (the official `mcp` SDK) driving roost's
 /mcp: backend/tests/mcp_server.rs runs it and asserts on the JSON it prints.
 
-usage: client.py URL TOKEN SCRIPT_ID OTHER_USERS_SCRIPT_ID
+usage: client.py URL TOKEN SCRIPT_ID OTHER_USERS_SCRIPT_ID COMPONENTS_DIR
+
+COMPONENTS_DIR holds the example guests to deploy, base64, one file each
+(`gmail-digest.b64`, `hello.b64`, `event-echo.b64`).
 """
 
 import json
+import os
 import sys
 
 import anyio
@@ -17,7 +21,12 @@ def dump(result):
     return result.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-async def session_calls(url, token, script_id, others_script_id):
+def component(components, name):
+    with open(os.path.join(components, f"{name}.b64")) as f:
+        return f.read()
+
+
+async def session_calls(url, token, script_id, others_script_id, components):
     out = {}
     headers = {"Authorization": f"Bearer {token}"}
     async with create_mcp_http_client(headers=headers) as http:
@@ -48,6 +57,41 @@ async def session_calls(url, token, script_id, others_script_id):
                     await session.call_tool("run_script", {"script_id": others_script_id})
                 )
                 out["bad_status"] = dump(await session.call_tool("list_runs", {"status": "sleepy"}))
+
+                gmail = component(components, "gmail-digest")
+                out["deploy_gmail"] = dump(
+                    await session.call_tool(
+                        "deploy_script", {"name": "digest", "component_base64": gmail}
+                    )
+                )
+                hello = await session.call_tool(
+                    "deploy_script",
+                    {"name": "hello-again", "component_base64": component(components, "hello")},
+                )
+                out["deploy_hello"] = dump(hello)
+                out["inspect"] = dump(
+                    await session.call_tool(
+                        "inspect_script", {"script_id": hello.structured_content["script_id"]}
+                    )
+                )
+                out["inspect_others"] = dump(
+                    await session.call_tool("inspect_script", {"script_id": others_script_id})
+                )
+                out["deploy_echo"] = dump(
+                    await session.call_tool(
+                        "deploy_script",
+                        {"name": "echo", "component_base64": component(components, "event-echo")},
+                    )
+                )
+                out["event"] = dump(
+                    await session.call_tool(
+                        "send_event", {"type": "order.created", "payload": {"order": 7}}
+                    )
+                )
+                out["bad_event"] = dump(
+                    await session.call_tool("send_event", {"type": "no..type"})
+                )
+                out["connections"] = dump(await session.call_tool("connections", {}))
     return out
 
 
@@ -66,8 +110,8 @@ async def refused(url):
 
 
 async def main():
-    url, token, script_id, others = sys.argv[1:5]
-    out = await session_calls(url, token, script_id, others)
+    url, token, script_id, others, components = sys.argv[1:6]
+    out = await session_calls(url, token, script_id, others, components)
     out["no_token"] = await refused(url)
     print(json.dumps(out))
 

@@ -1,7 +1,8 @@
 //! `/mcp`: the Model Context Protocol over Streamable HTTP (issue #32), so an
-//! agent can read the integration docs, see its user's scripts and runs, and
-//! run a script. Built on the official SDK (`rmcp`); every tool calls the
-//! same services as the REST handlers, under the same bearer token.
+//! agent can read the integration docs, deploy and inspect scripts, run
+//! them, read runs and connections, and send events. Built on the official
+//! SDK (`rmcp`); every tool calls the same services as the REST handlers,
+//! under the same bearer token.
 
 mod tools;
 

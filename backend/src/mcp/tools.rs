@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
+use base64::Engine as _;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
@@ -14,10 +15,13 @@ use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::api::Deployed;
+use crate::deploy::{DeclaredMetadata, DeployError, DeployRequest};
+use crate::http::events::{Envelope, event_from};
 use crate::http::{ApiError, AppState, manual_run_error};
 use crate::registry::{render_docs, render_index};
 use crate::store::{RunFilter, RunStatus, User};
-use crate::triggers::ManualRequest;
+use crate::triggers::{ManualRequest, Submitted};
 
 /// Most runs `list_runs` returns, as one REST page.
 const MAX_RUNS: i64 = 200;
@@ -81,6 +85,49 @@ pub(super) struct RunScriptArgs {
     #[serde(default)]
     #[schemars(range(min = 1, max = 600))]
     timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScriptIdArgs {
+    /// The script's id (from `list_scripts` or `deploy_script`).
+    script_id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeployArgs {
+    /// The script's name: a new script, or a new version of yours so named.
+    name: String,
+    /// The compiled component (`.wasm`), standard base64.
+    component_base64: String,
+    /// What the script declares, when the component does not embed it:
+    /// `{"integrations": [...], "triggers": [...]}`, as the REST deploy body.
+    #[serde(default)]
+    metadata: Option<Value>,
+    /// Retry policy: `{"max": 0..=10, "on_limits": bool}`.
+    #[serde(default)]
+    retries: Option<Value>,
+    /// Run limits within the server's maxima:
+    /// `{"timeout_ms", "memory_bytes", "output_bytes"}`.
+    #[serde(default)]
+    limits: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SendEventArgs {
+    /// The event's type (for example `order.created`): every one of your
+    /// scripts with an `on_event` handler for it runs.
+    #[serde(rename = "type")]
+    event_type: String,
+    /// What the handlers receive: any JSON value (default null).
+    #[serde(default)]
+    payload: Value,
+    /// Idempotency key: an id seen before starts nothing again. Generated
+    /// when absent.
+    #[serde(default)]
+    id: Option<String>,
 }
 
 /// `status` as the enum of the run statuses the REST filter takes.
@@ -294,6 +341,209 @@ impl Roost {
             "stderr": stderr,
         })))
     }
+
+    #[tool(
+        description = "Inspect one of your scripts: the script, its current version's \
+                       triggers, its versions and its schedules."
+    )]
+    async fn inspect_script(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<ScriptIdArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let user = user(&parts)?;
+        let scripts = &self.state.scripts;
+        // As GET /v1/scripts/{id}, /versions and /schedules.
+        let (script, triggers) = match scripts.get(&user.id, &args.script_id).await {
+            Ok(found) => found,
+            Err(err) => return tool_error(err.into()).await,
+        };
+        let versions = match scripts.versions(&user.id, &args.script_id).await {
+            Ok(versions) => versions,
+            Err(err) => return tool_error(err.into()).await,
+        };
+        let schedules = match scripts.schedules(&user.id, &args.script_id).await {
+            Ok(schedules) => schedules,
+            Err(err) => return tool_error(err.into()).await,
+        };
+        Ok(CallToolResult::structured(json!({
+            "script": script,
+            "triggers": triggers,
+            "versions": versions,
+            "schedules": schedules,
+        })))
+    }
+
+    #[tool(
+        description = "Deploy a script: a compiled component (base64) under a name, as a new \
+                       script or a new version. Returns its script_id and version; when it needs \
+                       integrations you have not connected, the links to connect them."
+    )]
+    async fn deploy_script(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<DeployArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let user = user(&parts)?;
+        let component =
+            match base64::engine::general_purpose::STANDARD.decode(args.component_base64.trim()) {
+                Ok(component) => component,
+                Err(err) => {
+                    let error = ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_base64",
+                        format!("`component_base64` must be standard base64: {err}"),
+                    );
+                    return tool_error(error).await;
+                }
+            };
+        let declared: DeclaredMetadata = match optional(args.metadata, "metadata") {
+            Ok(declared) => declared.unwrap_or_default(),
+            Err(error) => return tool_error(error).await,
+        };
+        let retries = match optional(args.retries, "retries") {
+            Ok(retries) => retries,
+            Err(error) => return tool_error(error).await,
+        };
+        let limits = match optional(args.limits, "limits") {
+            Ok(limits) => limits,
+            Err(error) => return tool_error(error).await,
+        };
+        let request = DeployRequest {
+            name: args.name,
+            component,
+            declared,
+            retries,
+            limits,
+        };
+        let version = match self.state.deploy.deploy(&user.id, request).await {
+            Ok(version) => version,
+            Err(DeployError::MissingCredentials(links)) => {
+                // Said in words for the model to pass on: the links are the
+                // user's next step, not a detail of an error.
+                let mut text = String::from(
+                    "This script needs credentials that are not connected yet. Open these \
+                     links to connect them, then deploy again:",
+                );
+                for link in &links {
+                    text.push_str(&format!("\n- {}: {}", link.integration, link.setup_url));
+                }
+                let error = DeployError::MissingCredentials(links).into();
+                let mut result = tool_error(error).await?;
+                result.content.insert(0, ContentBlock::text(text));
+                return Ok(result);
+            }
+            Err(err) => return tool_error(err.into()).await,
+        };
+        // What POST /v1/scripts/deploy answers, notices included.
+        let notices: Vec<String> = version.metadata["refresh_tokens"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str())
+            .map(|id| {
+                format!(
+                    "this script gets `{id}`'s refresh token, which lasts until you revoke \
+                     roost's access at the provider; roost refreshes tokens itself, so a script \
+                     rarely needs it"
+                )
+            })
+            .collect();
+        let deployed = Deployed {
+            script_id: version.script_id,
+            version: version.version,
+            content_hash: version.content_hash,
+            created_at: version.created_at,
+            metadata: version.metadata,
+            notices,
+        };
+        match serde_json::to_value(deployed) {
+            Ok(body) => Ok(CallToolResult::structured(body)),
+            Err(err) => Err(ErrorData::internal_error(err.to_string(), None)),
+        }
+    }
+
+    #[tool(
+        description = "Send an event: every one of your scripts with an on_event handler for \
+                       its type runs with the payload. Returns the event id and the runs it \
+                       started."
+    )]
+    async fn send_event(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<SendEventArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let user = user(&parts)?;
+        let state = &self.state;
+        // As POST /v1/events/{type}: the same checks, limits and answer.
+        let envelope: Envelope =
+            match serde_json::from_value(json!({ "id": args.id, "payload": args.payload })) {
+                Ok(envelope) => envelope,
+                Err(err) => return Err(ErrorData::internal_error(err.to_string(), None)),
+            };
+        let event = match event_from(user.id.clone(), args.event_type, envelope) {
+            Ok(event) => event,
+            Err(error) => return tool_error(error).await,
+        };
+        if let Err(wait) = state.guards.events.check(&user.id) {
+            let error = ApiError::too_many(
+                "event_rate_limited",
+                format!(
+                    "more than {} events a minute; retry in {} s",
+                    state.guards.limits.events_per_minute,
+                    wait.as_secs().max(1)
+                ),
+                wait,
+            );
+            return tool_error(error).await;
+        }
+        let event_id = event.event_id.clone();
+        let limits = state.guards.limits.queue_limits();
+        let body = match state.events.submit(&event, Some(limits)).await {
+            Ok(Submitted::Ingested { duplicate, run_ids }) => {
+                json!({ "event_id": event_id, "duplicate": duplicate, "run_ids": run_ids })
+            }
+            // On a cluster the runs are made by whichever node consumes it.
+            Ok(Submitted::Published {
+                duplicate,
+                sequence,
+            }) => json!({
+                "event_id": event_id, "duplicate": duplicate, "run_ids": null,
+                "stream_sequence": sequence,
+            }),
+            Err(err) => return tool_error(err.into()).await,
+        };
+        Ok(CallToolResult::structured(body))
+    }
+
+    #[tool(
+        description = "List the integrations you have connected and those your scripts need, \
+                       each with its standing (connected, reconnect_needed, rejected or \
+                       missing) and a link to connect it."
+    )]
+    async fn connections(
+        &self,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let user = user(&parts)?;
+        let connections = match self.state.web.dashboard.connections(&user.id).await {
+            Ok(connections) => connections,
+            Err(err) => return tool_error(err.into()).await,
+        };
+        let items: Vec<_> = connections
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "integration": c.integration,
+                    "name": c.name,
+                    "standing": c.standing.as_str(),
+                    "used_by": c.used_by,
+                    "setup_url": c.setup_url,
+                })
+            })
+            .collect();
+        Ok(CallToolResult::structured(json!({ "connections": items })))
+    }
 }
 
 // The table built once per session, not per call (the macro's default).
@@ -304,8 +554,26 @@ impl ServerHandler for Roost {
             .with_server_info(Implementation::new("roost", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "roost runs small WebAssembly scripts with integrations. Read the \
-                 integration docs, list your scripts and runs, run a script and read its output.",
+                 integration docs, deploy and inspect scripts, connect what they need, run \
+                 them or send them events, and read their runs' output.",
             )
+    }
+}
+
+/// An optional JSON argument as `T`, or the REST API's `invalid_body` error.
+fn optional<T: serde::de::DeserializeOwned>(
+    value: Option<Value>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => serde_json::from_value(value).map(Some).map_err(|err| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("`{name}`: {err}"),
+            )
+        }),
     }
 }
 
