@@ -33,6 +33,7 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
     // gmail and slack connectable (clients configured), so a deploy needing
     // them asks for connections rather than for the operator.
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.max_payload_bytes = 64 * 1024;
         for id in ["gmail", "slack"] {
             let client = OAuthClientConfig {
                 client_id: format!("mcp-{id}-client"),
@@ -256,6 +257,24 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
     assert_eq!(
         seen["bad_event"]["structuredContent"]["error"]["code"],
         "invalid_event_type"
+    );
+    // A payload over the limit is refused through MCP as through REST, and
+    // starts nothing.
+    for call in ["big_event", "big_run"] {
+        assert_eq!(
+            seen[call]["structuredContent"]["error"]["code"], "payload_too_large",
+            "{call}: {}",
+            seen[call]
+        );
+    }
+    let (_, runs) = app.get(&ada, "/v1/runs?limit=200").await;
+    assert!(
+        runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|run| run["payload"]["blob"].is_null()),
+        "an oversized payload was queued"
     );
 
     // gmail, declared by a script of Ada's and never connected, is missing.

@@ -91,6 +91,18 @@ async def session_calls(url, token, script_id, others_script_id, components):
                 out["bad_event"] = dump(
                     await session.call_tool("send_event", {"type": "no..type"})
                 )
+                # Over the server's payload limit (the test sets 64 KiB).
+                big = {"blob": "x" * 100_000}
+                out["big_event"] = dump(
+                    await session.call_tool(
+                        "send_event", {"type": "order.created", "payload": big}
+                    )
+                )
+                out["big_run"] = dump(
+                    await session.call_tool(
+                        "run_script", {"script_id": script_id, "payload": big}
+                    )
+                )
                 out["connections"] = dump(await session.call_tool("connections", {}))
     return out
 

@@ -50,6 +50,11 @@ async fn operations(
 }
 
 async fn list(State(state): State<AppState>, _user: AuthUser) -> impl IntoResponse {
+    Json(listing(&state))
+}
+
+/// The registry as `GET /v1/integrations` (and the MCP tool) lists it.
+pub(crate) fn listing(state: &AppState) -> serde_json::Value {
     let items: Vec<_> = state
         .registry
         .all()
@@ -68,7 +73,7 @@ async fn list(State(state): State<AppState>, _user: AuthUser) -> impl IntoRespon
             })
         })
         .collect();
-    Json(json!({ "integrations": items }))
+    json!({ "integrations": items })
 }
 
 async fn one(

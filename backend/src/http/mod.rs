@@ -31,7 +31,10 @@ use axum::response::IntoResponse;
 pub use error::ApiError;
 pub(crate) use extract::AuthUser;
 pub(crate) use extract::client_address;
+pub(crate) use integrations::listing as integrations_listing;
 pub(crate) use pages::escape as escape_html;
+pub(crate) use payload_limit::check_payload;
+pub(crate) use runs::logs_text;
 pub(crate) use runs::manual_run_error;
 
 use crate::credentials::CredentialService;

@@ -27,16 +27,31 @@ pub(super) async fn within(
             .and_then(|v| v.to_str().ok()?.parse().ok())
     });
     if size.is_some_and(|size| size > limit as u64) {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "the body is larger than the {limit} bytes an event or a run's payload may be; \
-                 send a reference to the data (a URL, an id) instead of the data"
-            ),
-        )
-        .with_details(json!({ "limit_bytes": limit }))
-        .into_response();
+        return too_large(limit).into_response();
     }
     next.run(request).await
+}
+
+/// The refusal of a payload over `limit` bytes.
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "the body is larger than the {limit} bytes an event or a run's payload may be; \
+             send a reference to the data (a URL, an id) instead of the data"
+        ),
+    )
+    .with_details(json!({ "limit_bytes": limit }))
+}
+
+/// The same limit for a payload that came in another envelope (an MCP tool
+/// call, whose body is the whole JSON-RPC message): its JSON size counts.
+pub(crate) fn check_payload(state: &AppState, payload: &serde_json::Value) -> Result<(), ApiError> {
+    let limit = state.guards.limits.max_payload_bytes;
+    let size = serde_json::to_vec(payload).map_or(usize::MAX, |bytes| bytes.len());
+    if size > limit {
+        return Err(too_large(limit));
+    }
+    Ok(())
 }

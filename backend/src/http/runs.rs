@@ -236,6 +236,14 @@ async fn logs(
         .logs(&user.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        logs_text(&run, &logs),
+    ))
+}
+
+/// A run's output as `GET /v1/runs/{id}/logs` (and the MCP tool) shows it.
+pub(crate) fn logs_text(run: &crate::store::RunRow, logs: &crate::store::RunLogs) -> String {
     let mut text = String::new();
     for (name, bytes, truncated) in [
         ("stdout", &logs.stdout, run.stdout_truncated),
@@ -255,7 +263,7 @@ async fn logs(
             ));
         }
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+    text
 }
 
 async fn cancel(

@@ -64,7 +64,12 @@ async fn deploy(
         limits: body.limits,
     };
     let version = state.deploy.deploy(&user.id, request).await?;
-    // What a user should know before the script runs with their accounts.
+    Ok((StatusCode::CREATED, Json(deployed(version))))
+}
+
+/// What a deploy answers (REST and MCP), with what a user should know
+/// before the script runs with their accounts.
+pub(crate) fn deployed(version: crate::store::ScriptVersion) -> Deployed {
     let notices: Vec<String> = version.metadata["refresh_tokens"]
         .as_array()
         .into_iter()
@@ -77,17 +82,14 @@ async fn deploy(
             )
         })
         .collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(Deployed {
-            script_id: version.script_id,
-            version: version.version,
-            content_hash: version.content_hash,
-            created_at: version.created_at,
-            metadata: version.metadata,
-            notices,
-        }),
-    ))
+    Deployed {
+        script_id: version.script_id,
+        version: version.version,
+        content_hash: version.content_hash,
+        created_at: version.created_at,
+        metadata: version.metadata,
+        notices,
+    }
 }
 
 async fn list(

@@ -18,7 +18,10 @@ use serde_json::{Value, json};
 use crate::api::Deployed;
 use crate::deploy::{DeclaredMetadata, DeployError, DeployRequest};
 use crate::http::events::{Envelope, event_from};
-use crate::http::{ApiError, AppState, manual_run_error};
+use crate::http::scripts::deployed;
+use crate::http::{
+    ApiError, AppState, check_payload, integrations_listing as listing, logs_text, manual_run_error,
+};
 use crate::registry::{render_docs, render_index};
 use crate::store::{RunFilter, RunStatus, User};
 use crate::triggers::{ManualRequest, Submitted};
@@ -155,25 +158,7 @@ impl Roost {
                        whether this server can connect them."
     )]
     async fn list_integrations(&self) -> Result<CallToolResult, ErrorData> {
-        let state = &self.state;
-        // The same fields as GET /v1/integrations.
-        let items: Vec<_> = state
-            .registry
-            .all()
-            .map(|d| {
-                json!({
-                    "integrationId": d.integration_id,
-                    "name": d.name,
-                    "description": d.description,
-                    "version": d.version,
-                    "authType": d.auth_type,
-                    "methods": d.methods.iter().map(|m| &m.id).collect::<Vec<_>>(),
-                    "configured": state.oauth.missing_client_settings(d).is_none(),
-                    "operatorSettings": state.oauth.missing_client_settings(d),
-                })
-            })
-            .collect();
-        Ok(CallToolResult::structured(json!({ "integrations": items })))
+        Ok(CallToolResult::structured(listing(&self.state)))
     }
 
     #[tool(
@@ -272,26 +257,7 @@ impl Roost {
             Ok(None) => return tool_error(ApiError::not_found("run")).await,
             Err(err) => return tool_error(err.into()).await,
         };
-        // The same text as GET /v1/runs/{id}/logs.
-        let mut text = String::new();
-        for (name, bytes, truncated) in [
-            ("stdout", &logs.stdout, run.stdout_truncated),
-            ("stderr", &logs.stderr, run.stderr_truncated),
-        ] {
-            text.push_str(&format!(
-                "--- {name} ---\n{}",
-                String::from_utf8_lossy(bytes)
-            ));
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            if truncated {
-                text.push_str(&format!(
-                    "[roost: output truncated at {} bytes]\n",
-                    run.output_cap.unwrap_or_default()
-                ));
-            }
-        }
+        let text = logs_text(&run, &logs);
         Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
     }
 
@@ -305,6 +271,9 @@ impl Roost {
         Parameters(args): Parameters<RunScriptArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         let user = user(&parts)?;
+        if let Err(error) = check_payload(&self.state, &args.payload) {
+            return tool_error(error).await;
+        }
         let wait = args.timeout_secs.unwrap_or(60).clamp(1, MAX_WAIT_SECS);
         // As POST /v1/scripts/{id}/run?wait=true.
         let request = ManualRequest {
@@ -435,28 +404,7 @@ impl Roost {
             }
             Err(err) => return tool_error(err.into()).await,
         };
-        // What POST /v1/scripts/deploy answers, notices included.
-        let notices: Vec<String> = version.metadata["refresh_tokens"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|id| id.as_str())
-            .map(|id| {
-                format!(
-                    "this script gets `{id}`'s refresh token, which lasts until you revoke \
-                     roost's access at the provider; roost refreshes tokens itself, so a script \
-                     rarely needs it"
-                )
-            })
-            .collect();
-        let deployed = Deployed {
-            script_id: version.script_id,
-            version: version.version,
-            content_hash: version.content_hash,
-            created_at: version.created_at,
-            metadata: version.metadata,
-            notices,
-        };
+        let deployed = deployed(version);
         match serde_json::to_value(deployed) {
             Ok(body) => Ok(CallToolResult::structured(body)),
             Err(err) => Err(ErrorData::internal_error(err.to_string(), None)),
@@ -476,6 +424,9 @@ impl Roost {
         let user = user(&parts)?;
         let state = &self.state;
         // As POST /v1/events/{type}: the same checks, limits and answer.
+        if let Err(error) = check_payload(state, &args.payload) {
+            return tool_error(error).await;
+        }
         let envelope: Envelope =
             match serde_json::from_value(json!({ "id": args.id, "payload": args.payload })) {
                 Ok(envelope) => envelope,
