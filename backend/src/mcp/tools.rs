@@ -15,7 +15,6 @@ use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::Deployed;
 use crate::deploy::{DeclaredMetadata, DeployError, DeployRequest};
 use crate::http::events::{Envelope, event_from};
 use crate::http::scripts::deployed;
