@@ -10,6 +10,7 @@ mod inspect;
 mod integration;
 mod local_http;
 mod local_state;
+mod mcp;
 mod run;
 mod scaffold;
 mod serve;
@@ -79,12 +80,20 @@ enum Command {
     /// List or rotate the URLs of a deployed script's HTTP handlers.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    /// Serve the server's MCP tools over stdio, for a local agent client
+    /// (connects to ROOST_SERVER with ROOST_TOKEN).
+    #[command(long_about = mcp::LONG_ABOUT)]
+    Mcp(mcp::McpArgs),
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `roost mcp` speaks MCP on stdout; on stderr, only what goes wrong.
+    init_tracing(match cli.command {
+        Command::Mcp(_) => "roost=warn",
+        _ => "info,sqlx=warn,tower_http=info,wasmtime_cache=warn",
+    });
     let result = match cli.command {
         Command::Run(args) => run::execute(args, &cli.data_dir),
         Command::Inspect(args) => inspect::execute(args),
@@ -101,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Messages(args) => client::messages(args),
         Command::State(command) => state::execute(command),
         Command::Hooks(command) => hooks::execute(command),
+        Command::Mcp(args) => mcp::execute(args),
     };
     match result {
         Ok(code) => code,
@@ -111,10 +121,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info,wasmtime_cache=warn")
-    });
+/// Logs to stderr, filtered by `ROOST_LOG`, else by `default`.
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(crate::logging::guarded(filter))
         .with_writer(std::io::stderr)
