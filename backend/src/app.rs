@@ -131,6 +131,7 @@ impl Application {
             None => None,
         };
         let events = EventService::new(store.clone(), runner.clone(), bus.clone());
+        let script_changes = crate::scripts::ScriptChanges::default();
         let deploy = Arc::new(DeployService {
             store: store.clone(),
             registry: registry.clone(),
@@ -152,6 +153,7 @@ impl Application {
                 config.abuse.max_concurrent_compiles.max(1),
             )),
             nudge: nudge.clone(),
+            changes: script_changes.clone(),
         });
         let store_handle = store.clone();
         let guards = Arc::new(crate::abuse::Guards::new(config.abuse.clone()));
@@ -160,7 +162,10 @@ impl Application {
         let state = AppState::new(Services {
             manual: ManualRuns::new(store.clone(), runner.clone(), guards.limits.queue_limits()),
             runs: runs.clone(),
-            scripts: ScriptService::new(store.clone()).with_nudge(nudge.clone()),
+            scripts: ScriptService::new(store.clone())
+                .with_nudge(nudge.clone())
+                .with_changes(script_changes.clone()),
+            script_changes,
             state: crate::script_state::StateService::new(
                 store.clone(),
                 config.abuse.state_quota(),

@@ -93,6 +93,10 @@ pub enum DeployError {
     /// the same method and path.
     #[error("invalid HTTP handler: {0}")]
     InvalidHttpHandler(String),
+    /// A tool without a description, or whose input is not described by
+    /// a JSON Schema of an object.
+    #[error("invalid tool: {0}")]
+    InvalidTool(String),
     /// The user has as many scripts as they may.
     #[error("{0}")]
     Quota(String),
@@ -154,6 +158,8 @@ pub struct DeployService {
     pub compile_slots: Arc<tokio::sync::Semaphore>,
     /// Tells the webhook subscriptions a user's event types changed.
     pub nudge: crate::subscriptions::Nudge,
+    /// Told of every deploy (agents' tool lists follow).
+    pub changes: crate::scripts::ScriptChanges,
 }
 
 /// A `roost compile` child process compiling into the server's cache.
@@ -265,6 +271,7 @@ impl DeployService {
         }
         crate::triggers::http::check_handlers(&metadata.handlers)
             .map_err(DeployError::InvalidHttpHandler)?;
+        crate::triggers::tool::check_tools(&metadata.handlers).map_err(DeployError::InvalidTool)?;
         let unknown = self.registry.unknown(&metadata.integrations);
         if !unknown.is_empty() {
             return Err(DeployError::UnknownIntegrations {
@@ -339,7 +346,10 @@ impl DeployService {
                 DeployError::CompileTimeout(self.abuse.compile_timeout)
             })?
             .map_err(|e| DeployError::InvalidWasm(format!("compilation did not finish: {e}")))?;
-        loaded.map_err(|err| DeployError::InvalidWasm(err.to_string()))?;
+        let loaded = loaded.map_err(|err| DeployError::InvalidWasm(err.to_string()))?;
+        let metadata = crate::triggers::tool::describe(&self.sandbox, &loaded, metadata)
+            .await
+            .map_err(DeployError::InvalidTool)?;
 
         let new = NewScriptVersion {
             user_id: user_id.to_string(),
@@ -363,6 +373,7 @@ impl DeployService {
         };
         tracing::info!(user = user_id, script = %version.script_id, version = version.version, "script deployed");
         self.nudge.user(user_id);
+        self.changes.changed(user_id);
         Ok(version)
     }
 }
@@ -499,6 +510,11 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
                 Trigger::Http(http) => (
                     TriggerKind::Http,
                     serde_json::to_string(http).expect("a trigger serialises"),
+                    None,
+                ),
+                Trigger::Mcp(tool) => (
+                    TriggerKind::Mcp,
+                    serde_json::to_string(tool).expect("a trigger serialises"),
                     None,
                 ),
             };

@@ -3,9 +3,50 @@
 
 use std::sync::Arc;
 
+use roost_sandbox::ToolTrigger;
+use tokio::sync::broadcast;
+
 use crate::store::{
-    SchedulePatch, ScheduleRow, Script, ScriptVersion, Store, StoreError, TriggerRow,
+    SchedulePatch, ScheduleRow, Script, ScriptVersion, Store, StoreError, TriggerKind, TriggerRow,
 };
+
+/// Tells who listens (agents' MCP sessions) that a user's scripts changed:
+/// a deploy, a rollback or a delete, on this node.
+#[derive(Clone)]
+pub struct ScriptChanges(broadcast::Sender<String>);
+
+impl Default for ScriptChanges {
+    fn default() -> Self {
+        // A listener that falls this far behind looks again anyway.
+        Self(broadcast::channel(256).0)
+    }
+}
+
+impl ScriptChanges {
+    /// `user_id`'s scripts changed.
+    pub fn changed(&self, user_id: &str) {
+        // No listener is no error.
+        let _ = self.0.send(user_id.to_string());
+    }
+
+    /// The users whose scripts change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.0.subscribe()
+    }
+}
+
+/// A handler of one of the user's scripts offered to agents as a tool.
+#[derive(Debug, Clone)]
+pub struct ScriptTool {
+    /// The name agents call it by (`<script>__<handler>`).
+    pub name: String,
+    /// Its script.
+    pub script: Script,
+    /// The handler a call runs.
+    pub handler: String,
+    /// What it does and takes.
+    pub tool: ToolTrigger,
+}
 
 /// Why a change to a script was refused.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +74,7 @@ pub enum ScriptError {
 pub struct ScriptService {
     store: Arc<dyn Store>,
     nudge: crate::subscriptions::Nudge,
+    changes: ScriptChanges,
 }
 
 impl ScriptService {
@@ -41,7 +83,42 @@ impl ScriptService {
         Self {
             store,
             nudge: Default::default(),
+            changes: Default::default(),
         }
+    }
+
+    /// Tells `changes` of every rollback and delete.
+    pub fn with_changes(mut self, changes: ScriptChanges) -> Self {
+        self.changes = changes;
+        self
+    }
+
+    /// The tools the user's scripts offer agents, by name. Two handlers
+    /// that would share a name (`a__b` + `c` and `a` + `b__c`): the first
+    /// script by name keeps it.
+    pub async fn tools(&self, user_id: &str) -> Result<Vec<ScriptTool>, ScriptError> {
+        let mut tools: Vec<ScriptTool> = Vec::new();
+        for script in self.store.list_scripts(user_id).await? {
+            for trigger in self.store.triggers(&script.id).await? {
+                if trigger.kind != TriggerKind::Mcp {
+                    continue;
+                }
+                let tool: ToolTrigger = serde_json::from_str(&trigger.spec)
+                    .map_err(|e| StoreError::Corrupt(format!("a tool's trigger: {e}")))?;
+                let name = crate::triggers::tool::tool_name(&script.name, &trigger.handler);
+                if tools.iter().any(|t| t.name == name) {
+                    continue;
+                }
+                tools.push(ScriptTool {
+                    name,
+                    script: script.clone(),
+                    handler: trigger.handler,
+                    tool,
+                });
+            }
+        }
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tools)
     }
 
     /// Tells `nudge` when a rollback or a delete changes a user's event
@@ -99,6 +176,7 @@ impl ScriptService {
             .await?
             .ok_or_else(missing)?;
         self.nudge.user(user_id);
+        self.changes.changed(user_id);
         Ok(script)
     }
 
@@ -107,6 +185,7 @@ impl ScriptService {
         match self.store.delete_script(user_id, script_id).await? {
             true => {
                 self.nudge.user(user_id);
+                self.changes.changed(user_id);
                 Ok(())
             }
             false => Err(ScriptError::NotFound("script".into())),

@@ -123,6 +123,68 @@ fn inspect_prints_metadata_as_json() {
 }
 
 #[test]
+fn inspect_shows_tools_with_their_input_schemas_and_run_prints_a_result() {
+    let data = tempfile::tempdir().unwrap();
+    let out = roost(&["inspect", &example("agent-tools")], data.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let handlers = meta["handlers"].as_array().unwrap();
+    let sum = handlers.iter().find(|h| h["name"] == "sum").unwrap();
+    assert_eq!(sum["trigger"]["kind"], "mcp");
+    assert!(
+        sum["trigger"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Adds up")
+    );
+    assert_eq!(
+        sum["trigger"]["input_schema"]["required"],
+        serde_json::json!(["numbers"])
+    );
+    let status = handlers.iter().find(|h| h["name"] == "status").unwrap();
+    assert_eq!(status["trigger"]["kind"], "manual");
+
+    // Run by hand, a tool prints its result as JSON.
+    let out = roost(
+        &[
+            "run",
+            &example("agent-tools"),
+            "--handler",
+            "sum",
+            "--payload",
+            r#"{"numbers": [2, 3]}"#,
+        ],
+        data.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"total\": 5.0"), "{stdout}");
+    // Arguments that do not fit fail the run, saying why.
+    let out = roost(
+        &[
+            "run",
+            &example("agent-tools"),
+            "--handler",
+            "sum",
+            "--payload",
+            "{}",
+        ],
+        data.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("do not fit its input"), "{stderr}");
+}
+
+#[test]
 fn an_integration_without_its_credential_fails_with_a_typed_error() {
     let data = tempfile::tempdir().unwrap();
     // order-alert uses slack; run outside roost's server, nothing injects

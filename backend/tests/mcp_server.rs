@@ -169,6 +169,18 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
         seen["bad_status"]["structuredContent"]["error"]["code"],
         "invalid_status"
     );
+    assert!(run["method_calls"].is_array(), "{run}");
+    // Pages as GET /v1/runs: Ada has one run so far.
+    let page1 = &seen["page1"]["structuredContent"];
+    assert_eq!(page1["runs"].as_array().unwrap().len(), 1, "{page1}");
+    assert!(page1["next_cursor"].is_string(), "{page1}");
+    let page2 = &seen["page2"]["structuredContent"];
+    assert_eq!(page2["runs"], serde_json::json!([]), "{page2}");
+    assert!(page2["next_cursor"].is_null(), "{page2}");
+    assert_eq!(
+        seen["bad_cursor"]["structuredContent"]["error"]["code"],
+        "invalid_cursor"
+    );
 
     // Without a token the SDK's client is turned away...
     assert_eq!(seen["no_token"]["refused"], true, "{}", seen["no_token"]);

@@ -23,7 +23,27 @@ pub enum Trigger {
     },
     /// An HTTP request to the handler's URL on the server.
     Http(HttpTrigger),
+    /// A tool an agent calls over the Model Context Protocol.
+    Mcp(ToolTrigger),
 }
+
+/// A handler offered to agents as an MCP tool: what it does and what it
+/// takes. Delivered to the guest without the schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolTrigger {
+    /// What the tool does, for the agent choosing it.
+    #[serde(default)]
+    pub description: String,
+    /// The JSON Schema of its arguments (an object). The component
+    /// describes it when deploy asks (see the SDK's `#[tool]`); metadata
+    /// declared by hand may give it directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<serde_json::Value>,
+}
+
+/// The handler name that asks an SDK-built component to describe its tools
+/// instead of running a handler: a name no Rust function can have.
+pub const DESCRIBE_HANDLER: &str = "roost:describe";
 
 /// What an HTTP-triggered handler answers: a method and path, who may call
 /// it, and how long its caller waits.

@@ -40,7 +40,9 @@ pub use egress::{
 pub use engine::{Sandbox, reset_in_place};
 pub use error::SandboxError;
 pub use guest::{GuestKind, LoadedGuest};
-pub use invocation::{HttpAccess, HttpTrigger, Invocation, OnDeadline, Trigger};
+pub use invocation::{
+    DESCRIBE_HANDLER, HttpAccess, HttpTrigger, Invocation, OnDeadline, ToolTrigger, Trigger,
+};
 pub use limits::RunLimits;
 pub use outcome::{CapturedOutput, Limit, RunOutcome, Termination};
 pub use output::OutputProbe;

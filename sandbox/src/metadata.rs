@@ -12,6 +12,7 @@
 //! {"handler":"digest","trigger":{"kind":"schedule","cron":"0 0 8 * * *"}}
 //! {"handler":"on_order","trigger":{"kind":"event","name":"order.created"}}
 //! {"handler":"orders","trigger":{"kind":"http","method":"POST","path":"/orders","access":"public"}}
+//! {"handler":"forecast","trigger":{"kind":"mcp","description":"The weather for a city"}}
 //! {"integration":"gmail"}
 //! {"refresh_token":"gmail"}
 //! ```

@@ -1,6 +1,10 @@
 //! Support code for the macros. Not a public API.
 
+pub use crate::tool::{IntoToolResult, NoArgs, run_tool, tool_schema};
 use crate::{Error, HandlerDef, Invocation};
+
+/// Must match `roost_sandbox::DESCRIBE_HANDLER`.
+const DESCRIBE_HANDLER: &str = "roost:describe";
 
 /// Lets handlers return `()` or any `Result<(), E: Display>`.
 pub trait IntoHandlerResult {
@@ -54,6 +58,10 @@ pub fn dispatch(handlers: &[HandlerDef]) {
         .handler
         .clone()
         .or_else(|| std::env::args().nth(1));
+    if requested.as_deref() == Some(DESCRIBE_HANDLER) {
+        crate::tool::describe(handlers);
+        return;
+    }
     let chosen = match &requested {
         Some(name) => handlers.iter().find(|h| h.name == name),
         None if handlers.len() == 1 => handlers.first(),

@@ -42,6 +42,9 @@ pub enum Trigger {
         #[serde(default)]
         on_deadline: crate::http::OnDeadline,
     },
+    /// An agent's call of a [`tool`](crate::tool) over MCP; the arguments
+    /// are the payload.
+    Mcp {},
 }
 
 /// The current run as roost describes it on stdin.

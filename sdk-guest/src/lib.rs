@@ -20,7 +20,9 @@
 //! ```
 //!
 //! [`on_http`] makes a handler answer HTTP requests to a URL roost gives
-//! the script (see [`http`] under "Answering requests").
+//! the script (see [`http`] under "Answering requests"). [`tool`] offers a
+//! handler to AI agents as an MCP tool, its input described by a JSON
+//! Schema derived from its argument's type.
 //!
 //! Each trigger attribute records the handler and its trigger in a custom
 //! section of the built component, so roost knows a script's schedules,
@@ -61,12 +63,18 @@ pub mod messaging;
 mod refusal;
 pub mod slack;
 pub mod state;
+mod tool;
 
 pub use error::{Error, Result};
 pub use exit::exit;
 pub use integration::{ErrorKind, IntegrationError};
 pub use invocation::{Invocation, Trigger};
-pub use roost_sdk_macros::{handler, main, on_event, on_http, on_schedule, uses_integrations};
+pub use roost_sdk_macros::{
+    handler, main, on_event, on_http, on_schedule, tool, uses_integrations,
+};
+/// The JSON Schema derive a [`tool`]'s input uses: `use roost_sdk::schemars;`
+/// then `#[derive(serde::Deserialize, schemars::JsonSchema)]`.
+pub use schemars;
 
 /// Asks roost to put an integration's OAuth refresh token in the run's
 /// environment (`GMAIL_REFRESH_TOKEN`, …) as well as its access token:
@@ -113,6 +121,11 @@ pub enum TriggerDef {
         /// What the caller gets when the deadline passes.
         on_deadline: http::OnDeadline,
     },
+    /// `#[tool(description = …)]`.
+    Tool {
+        /// What the tool does.
+        description: &'static str,
+    },
 }
 
 /// A handler as registered by its trigger attribute; `main!` dispatches
@@ -125,4 +138,6 @@ pub struct HandlerDef {
     pub trigger: TriggerDef,
     /// Calls the function.
     pub run: fn(&Invocation) -> Result,
+    /// For a tool, the JSON Schema of its input.
+    pub describe: Option<fn() -> serde_json::Value>,
 }

@@ -57,6 +57,13 @@ async def session_calls(url, token, script_id, others_script_id, components):
                     await session.call_tool("run_script", {"script_id": others_script_id})
                 )
                 out["bad_status"] = dump(await session.call_tool("list_runs", {"status": "sleepy"}))
+                page1 = await session.call_tool("list_runs", {"limit": 1})
+                out["page1"] = dump(page1)
+                cursor = page1.structured_content["next_cursor"]
+                out["page2"] = dump(
+                    await session.call_tool("list_runs", {"limit": 1, "cursor": cursor})
+                )
+                out["bad_cursor"] = dump(await session.call_tool("list_runs", {"cursor": "nope!"}))
 
                 gmail = component(components, "gmail-digest")
                 out["deploy_gmail"] = dump(

@@ -21,6 +21,30 @@ pub(super) fn execute(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 args.component.display()
             )
         })?;
+    let metadata = with_tool_schemas(&bytes, metadata)
+        .with_context(|| format!("describing the tools of {}", args.component.display()))?;
     println!("{}", serde_json::to_string_pretty(&metadata)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `metadata` with its tools' input schemas, which the component gives
+/// when asked (as deploy asks), so they show what an agent will see.
+fn with_tool_schemas(
+    bytes: &[u8],
+    metadata: roost_sandbox::metadata::ScriptMetadata,
+) -> anyhow::Result<roost_sandbox::metadata::ScriptMetadata> {
+    if crate::triggers::tool::tools(&metadata.handlers)
+        .next()
+        .is_none()
+    {
+        return Ok(metadata);
+    }
+    let sandbox = roost_sandbox::Sandbox::new(roost_sandbox::SandboxConfig::default())?;
+    let guest = sandbox.load(bytes)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(crate::triggers::tool::describe(&sandbox, &guest, metadata))
+        .map_err(anyhow::Error::msg)
 }

@@ -13,7 +13,7 @@ use roost_sandbox::{
 
 use super::local_state::LocalState;
 use crate::data_dir::DataDir;
-use crate::execute::http_reply::HttpReplySlot;
+use crate::execute::http_reply::{Caller, HttpReplySlot};
 use crate::execute::masking::Masker;
 use crate::execute::run_state::RunState;
 use crate::store::StateQuota;
@@ -107,8 +107,13 @@ pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode
     };
     let services = std::sync::Arc::new(LocalServices {
         sent: Default::default(),
+        // A tool handler run here is a manual run: it prints its result.
         http_reply: HttpReplySlot::new(
-            request.is_some(),
+            if request.is_some() {
+                Caller::Http
+            } else {
+                Caller::Nobody
+            },
             Masker::new(args.env.iter().map(|(_, value)| value.as_str())),
         ),
         state: std::sync::Arc::new(RunState::new(

@@ -15,6 +15,8 @@
 //!   written with the run's outcome like the outbox (see `run_state.rs`).
 //! - `POST /v1/http/response`: an HTTP-triggered run's answer to its
 //!   caller, recorded with its success (see `http_reply.rs`).
+//! - `POST /v1/tool/result`: an MCP tool call's result, recorded the same
+//!   way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,7 +25,7 @@ use roost_sandbox::{HostFuture, HostRequest, HostResponse, HostService};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http_reply::HttpReplySlot;
+use super::http_reply::{Caller, HttpReplySlot};
 use super::masking::Masker;
 use super::refusals::GivenCredentials;
 use super::run_state::{CommittedState, RunState};
@@ -101,10 +103,12 @@ impl RunServices {
             deps.state_quota,
             masker.clone(),
         );
-        let http_reply = HttpReplySlot::new(
-            run.trigger_kind == crate::store::TriggerKind::Http,
-            masker.clone(),
-        );
+        let caller = match run.trigger_kind {
+            crate::store::TriggerKind::Http => Caller::Http,
+            crate::store::TriggerKind::Mcp => Caller::Tool,
+            _ => Caller::Nobody,
+        };
+        let http_reply = HttpReplySlot::new(caller, masker.clone());
         Self {
             inner: Arc::new(Inner {
                 deps,
@@ -168,6 +172,7 @@ impl HostService for RunServices {
             match (request.method.as_str(), path) {
                 ("POST", "/v1/messages") => inner.send_message(&request.body).await,
                 ("POST", "/v1/http/response") => inner.http_reply.handle(&request.body),
+                ("POST", "/v1/tool/result") => inner.http_reply.handle_tool(&request.body),
                 ("POST", _) if path.starts_with("/v1/state/") => {
                     let operation = &path["/v1/state/".len()..];
                     inner.state.handle(operation, &request.body).await

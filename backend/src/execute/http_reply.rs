@@ -1,6 +1,8 @@
 //! `POST roost.internal/v1/http/response`: an HTTP-triggered run's answer
 //! to its caller, kept with the run and recorded with its success (see
-//! `triggers/http.rs`, which hands it to the caller).
+//! `triggers/http.rs`, which hands it to the caller). `POST
+//! roost.internal/v1/tool/result`: an MCP tool call's result, kept the
+//! same way as a JSON answer (see `mcp/script_tools.rs`).
 
 use std::sync::Mutex;
 
@@ -16,14 +18,31 @@ use crate::triggers::http::{MAX_HTTP_BODY, is_hop_by_hop};
 /// Most headers one response may carry.
 const MAX_HEADERS: usize = 100;
 
+/// Who waits for a run's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// Nobody: the run answers no one.
+    Nobody,
+    /// An HTTP request to one of the script's handlers.
+    Http,
+    /// An agent's MCP tool call.
+    Tool,
+}
+
 /// Where one run's response waits for the run's end.
 pub(crate) struct HttpReplySlot {
-    /// Whether the run was started by an HTTP request.
-    accepts: bool,
+    /// Who started the run, and so what answer it may give.
+    caller: Caller,
     /// The run's credential values, masked in what it answers like in
     /// everything else it leaves.
     masker: Masker,
     reply: Mutex<Option<HttpReply>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolResult {
+    result: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -37,17 +56,50 @@ struct Sent {
 }
 
 impl HttpReplySlot {
-    pub(crate) fn new(accepts: bool, masker: Masker) -> Self {
+    pub(crate) fn new(caller: Caller, masker: Masker) -> Self {
         Self {
-            accepts,
+            caller,
             masker,
             reply: Mutex::new(None),
         }
     }
 
+    /// Takes a tool call's result (`{"result": <any JSON>}`), kept as a
+    /// JSON answer; refuses a second one.
+    pub(crate) fn handle_tool(&self, body: &[u8]) -> HostResponse {
+        if self.caller != Caller::Tool {
+            return refuse(
+                409,
+                "not_tool_call",
+                "this run was not started by an MCP tool call; it has no result to give".into(),
+            );
+        }
+        if body.len() > MAX_HTTP_BODY {
+            return refuse(
+                400,
+                "invalid_result",
+                format!(
+                    "the result is {} bytes; a tool answers with at most {MAX_HTTP_BODY}",
+                    body.len()
+                ),
+            );
+        }
+        let sent: ToolResult = match serde_json::from_slice(body) {
+            Ok(sent) => sent,
+            Err(e) => return refuse(400, "invalid_result", format!("the result: {e}")),
+        };
+        let result = masked(sent.result, &self.masker);
+        let reply = HttpReply {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(&result).expect("a JSON value serialises"),
+        };
+        self.keep(reply)
+    }
+
     /// Takes the run's response, checked; refuses a second one.
     pub(crate) fn handle(&self, body: &[u8]) -> HostResponse {
-        if !self.accepts {
+        if self.caller != Caller::Http {
             return refuse(
                 409,
                 "not_http",
@@ -62,6 +114,10 @@ impl HttpReplySlot {
             Ok(reply) => reply,
             Err(message) => return refuse(400, "invalid_response", message),
         };
+        self.keep(reply)
+    }
+
+    fn keep(&self, reply: HttpReply) -> HostResponse {
         let mut slot = self.reply.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_some() {
             return refuse(
@@ -122,6 +178,23 @@ fn check(sent: Sent, masker: &Masker) -> Result<HttpReply, String> {
     })
 }
 
+/// `value` with the run's secrets masked in every string, keys included;
+/// masking the JSON text would miss a secret that JSON escapes.
+fn masked(value: serde_json::Value, masker: &Masker) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(masker.mask_str(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| masked(v, masker)).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (masker.mask_str(&k), masked(v, masker)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fn refuse(status: u16, code: &str, message: String) -> HostResponse {
     HostResponse::json(
         status,
@@ -139,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_response_is_checked_kept_once_and_cleaned_of_connection_headers() {
-        let slot = HttpReplySlot::new(true, Masker::new([]));
+        let slot = HttpReplySlot::new(Caller::Http, Masker::new([]));
         assert_eq!(send(&slot, json!({ "status": 99 })), 400);
         assert_eq!(
             send(
@@ -172,7 +245,7 @@ mod tests {
 
     #[test]
     fn the_runs_credentials_are_masked_in_its_answer() {
-        let slot = HttpReplySlot::new(true, Masker::new(["sk-live-0123456789"]));
+        let slot = HttpReplySlot::new(Caller::Http, Masker::new(["sk-live-0123456789"]));
         let answer = json!({
             "status": 200,
             "headers": [["x-key", "sk-live-0123456789"]],
@@ -188,8 +261,39 @@ mod tests {
 
     #[test]
     fn a_run_not_started_by_a_request_has_nobody_to_answer() {
-        let slot = HttpReplySlot::new(false, Masker::new([]));
+        let slot = HttpReplySlot::new(Caller::Nobody, Masker::new([]));
         assert_eq!(send(&slot, json!({ "status": 200 })), 409);
+        let result = json!({ "result": 1 }).to_string();
+        assert_eq!(slot.handle_tool(result.as_bytes()).status, 409);
         assert!(slot.take().is_none());
+        let http = HttpReplySlot::new(Caller::Http, Masker::new([]));
+        assert_eq!(http.handle_tool(result.as_bytes()).status, 409);
+    }
+
+    #[test]
+    fn a_tool_result_is_kept_once_as_json_with_secrets_masked() {
+        let slot = HttpReplySlot::new(Caller::Tool, Masker::new(["sk-\"quoted\"-1234"]));
+        assert_eq!(
+            slot.handle_tool(b"{\"result\": 1, \"more\": 2}").status,
+            400
+        );
+        assert_eq!(
+            slot.handle(json!({ "status": 200 }).to_string().as_bytes())
+                .status,
+            409
+        );
+        let result = json!({ "result": { "key": "sk-\"quoted\"-1234", "n": [1, 2] } });
+        assert_eq!(slot.handle_tool(result.to_string().as_bytes()).status, 200);
+        assert_eq!(slot.handle_tool(result.to_string().as_bytes()).status, 409);
+        let reply = slot.take().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["n"], json!([1, 2]));
+        assert!(
+            !String::from_utf8_lossy(&reply.body).contains("quoted"),
+            "{body}"
+        );
+        let large = format!("{{\"result\": \"{}\"}}", "x".repeat(MAX_HTTP_BODY));
+        let fresh = HttpReplySlot::new(Caller::Tool, Masker::new([]));
+        assert_eq!(fresh.handle_tool(large.as_bytes()).status, 400);
     }
 }

@@ -313,6 +313,7 @@ impl Executor {
             },
             TriggerKind::Manual => Trigger::Manual,
             TriggerKind::Http => Trigger::Http(crate::triggers::http::invoked(&run.trigger_spec)),
+            TriggerKind::Mcp => Trigger::Mcp(roost_sandbox::ToolTrigger::default()),
         };
         let invocation = Invocation {
             env,

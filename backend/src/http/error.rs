@@ -227,6 +227,9 @@ impl From<DeployError> for ApiError {
             DeployError::InvalidHttpHandler(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_http_handler", message)
             }
+            DeployError::InvalidTool(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_tool", message)
+            }
             DeployError::MissingMetadata => {
                 Self::new(StatusCode::BAD_REQUEST, "missing_metadata", message)
             }

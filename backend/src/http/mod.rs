@@ -12,7 +12,7 @@ mod integrations;
 mod json_errors;
 mod messages;
 mod pages;
-mod paging;
+pub(crate) mod paging;
 mod payload_limit;
 mod run_stream;
 mod runs;
@@ -80,6 +80,8 @@ pub struct Services {
     pub runs: crate::queue::RunHistory,
     /// A user's scripts.
     pub scripts: crate::scripts::ScriptService,
+    /// Who is told that a user's scripts changed (agents' tool lists).
+    pub script_changes: crate::scripts::ScriptChanges,
     /// Scripts' state.
     pub state: crate::script_state::StateService,
     /// Users' audit trails.

@@ -69,6 +69,7 @@ async fn start(
         wait: query
             .wait
             .then(|| Duration::from_secs(query.timeout.unwrap_or(60).min(600))),
+        trigger: Default::default(),
     };
     let started = state
         .manual

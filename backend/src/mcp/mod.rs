@@ -2,8 +2,12 @@
 //! agent can read the integration docs, deploy and inspect scripts, run
 //! them, read runs and connections, and send events. Built on the official
 //! SDK (`rmcp`); every tool calls the same services as the REST handlers,
-//! under the same bearer token.
+//! under the same bearer token. A user's `#[tool]` handlers are tools too
+//! (`script_tools.rs`), and the integration docs are resources.
 
+mod resources;
+mod script_tools;
+mod server;
 mod tools;
 
 use axum::Router;

@@ -1,6 +1,7 @@
 //! The MCP tools: thin wrappers over the services the REST handlers call,
 //! answering with the same JSON and, on failure, the REST API's error body.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -10,8 +11,8 @@ use base64::Engine as _;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{ErrorData, schemars, tool, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -34,8 +35,11 @@ const MAX_WAIT_SECS: u64 = 600;
 /// One MCP session's server: the shared services and the tool table.
 #[derive(Clone)]
 pub(super) struct Roost {
-    state: AppState,
-    tool_router: ToolRouter<Self>,
+    pub(super) state: AppState,
+    pub(super) tool_router: ToolRouter<Self>,
+    /// Dropped with the session's last handle: ends its watch on the
+    /// user's scripts (see `server.rs`).
+    pub(super) session: Arc<tokio::sync::watch::Sender<()>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -62,6 +66,9 @@ pub(super) struct ListRunsArgs {
     #[serde(default)]
     #[schemars(range(min = 1, max = 200))]
     limit: Option<i64>,
+    /// The next page: a previous answer's `next_cursor`, unchanged.
+    #[serde(default)]
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -149,6 +156,7 @@ impl Roost {
         Self {
             state,
             tool_router: Self::tool_router(),
+            session: Arc::new(tokio::sync::watch::channel(()).0),
         }
     }
 
@@ -210,7 +218,10 @@ impl Roost {
         }
     }
 
-    #[tool(description = "List your scripts' runs, newest first.")]
+    #[tool(
+        description = "List your scripts' runs, newest first, a page at a time: pass \
+                       `next_cursor` back as `cursor` for the next page (none: the last page)."
+    )]
     async fn list_runs(
         &self,
         Extension(parts): Extension<Parts>,
@@ -230,16 +241,28 @@ impl Roost {
                 return tool_error(error).await;
             }
         };
+        let after = match crate::http::paging::parse_cursor(args.cursor.as_deref()) {
+            Ok(after) => after,
+            Err(error) => return tool_error(error).await,
+        };
+        let limit = args.limit.unwrap_or(50).clamp(1, MAX_RUNS);
         let filter = RunFilter {
             script_id: args.script_id,
             status,
             before: None,
             since: None,
-            after: None,
-            limit: args.limit.unwrap_or(50).clamp(1, MAX_RUNS),
+            after,
+            limit,
         };
         match self.state.runs.list(&user.id, &filter).await {
-            Ok(runs) => Ok(CallToolResult::structured(json!({ "runs": runs }))),
+            Ok(runs) => {
+                // As GET /v1/runs pages.
+                let next_cursor =
+                    crate::http::paging::next_cursor(&runs, limit, |x| (x.queued_at, &x.id));
+                Ok(CallToolResult::structured(
+                    json!({ "runs": runs, "next_cursor": next_cursor }),
+                ))
+            }
             Err(err) => tool_error(err.into()).await,
         }
     }
@@ -262,7 +285,7 @@ impl Roost {
 
     #[tool(
         description = "Run one of your scripts now and wait for its end (up to timeout_secs): \
-                       returns the run's id, status, stdout and stderr."
+                       returns the run's id, status, stdout, stderr and integration calls."
     )]
     async fn run_script(
         &self,
@@ -280,6 +303,7 @@ impl Roost {
             payload: args.payload,
             idempotency_key: None,
             wait: Some(Duration::from_secs(wait)),
+            trigger: Default::default(),
         };
         let started = match self
             .state
@@ -291,12 +315,13 @@ impl Roost {
             Err(err) => return tool_error(manual_run_error(err)).await,
         };
         let run = started.run;
-        let (stdout, stderr) = started
+        let (stdout, stderr, method_calls) = started
             .waited
             .map(|output| {
                 (
                     String::from_utf8_lossy(&output.logs.stdout).into_owned(),
                     String::from_utf8_lossy(&output.logs.stderr).into_owned(),
+                    output.method_calls,
                 )
             })
             .unwrap_or_default();
@@ -307,6 +332,7 @@ impl Roost {
             "run": run,
             "stdout": stdout,
             "stderr": stderr,
+            "method_calls": method_calls,
         })))
     }
 
@@ -496,20 +522,6 @@ impl Roost {
     }
 }
 
-// The table built once per session, not per call (the macro's default).
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Roost {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("roost", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "roost runs small WebAssembly scripts with integrations. Read the \
-                 integration docs, deploy and inspect scripts, connect what they need, run \
-                 them or send them events, and read their runs' output.",
-            )
-    }
-}
-
 /// An optional JSON argument as `T`, or the REST API's `invalid_body` error.
 fn optional<T: serde::de::DeserializeOwned>(
     value: Option<Value>,
@@ -528,7 +540,7 @@ fn optional<T: serde::de::DeserializeOwned>(
 }
 
 /// The authenticated user, put there by `super::authenticate`.
-fn user(parts: &Parts) -> Result<&User, ErrorData> {
+pub(super) fn user(parts: &Parts) -> Result<&User, ErrorData> {
     parts
         .extensions
         .get::<User>()
@@ -538,7 +550,7 @@ fn user(parts: &Parts) -> Result<&User, ErrorData> {
 /// A failed tool call, as MCP reports one to the model (`isError`), with the
 /// REST API's error body (`{"error": {"code", "message", "details"}}`) both
 /// as structured content and as text.
-async fn tool_error(error: ApiError) -> Result<CallToolResult, ErrorData> {
+pub(super) async fn tool_error(error: ApiError) -> Result<CallToolResult, ErrorData> {
     let response = error.into_response();
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await

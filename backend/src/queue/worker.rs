@@ -185,9 +185,13 @@ impl Runner {
         status: RunStatus,
         settings: Option<&ScriptSettings>,
     ) -> Option<RetryPlan> {
-        // An HTTP request's run answers its caller once; a retry would
-        // answer nobody, so the caller decides whether to ask again.
-        if run.trigger_kind == crate::store::TriggerKind::Http {
+        // An HTTP request's or a tool call's run answers its caller once; a
+        // retry would answer nobody, so the caller decides whether to ask
+        // again.
+        if matches!(
+            run.trigger_kind,
+            crate::store::TriggerKind::Http | crate::store::TriggerKind::Mcp
+        ) {
             return None;
         }
         let policy = settings?.retries;

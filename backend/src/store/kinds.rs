@@ -27,6 +27,8 @@ super::stored_names::stored_names! {
         Event = "event",
         /// An HTTP request to a handler's URL.
         Http = "http",
+        /// An agent's call of a handler offered as an MCP tool.
+        Mcp = "mcp",
     }
 }
 

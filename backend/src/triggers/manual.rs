@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::queue::Runner;
 use crate::store::{
-    Enqueued, IdempotencyKey, MethodCallRow, NewRun, QueueLimits, RunLogs, RunRow, Store,
-    StoreError, TriggerKind,
+    Enqueued, HttpReply, IdempotencyKey, MethodCallRow, NewRun, QueueLimits, RunLogs, RunRow,
+    Store, StoreError, TriggerKind,
 };
 
 /// What a user asks for.
@@ -25,6 +25,9 @@ pub struct ManualRequest {
     pub idempotency_key: Option<String>,
     /// How long to wait for the run's end, if at all.
     pub wait: Option<Duration>,
+    /// Who asks: a person or a program (`Manual`, the default), or an
+    /// agent calling a tool (`Mcp`), whose run answers with a result.
+    pub trigger: TriggerKind,
 }
 
 /// A manual run, as started.
@@ -46,6 +49,8 @@ pub struct RunOutput {
     pub logs: RunLogs,
     /// Its host-mediated calls, oldest first.
     pub method_calls: Vec<MethodCallRow>,
+    /// What a tool call's run answered, recorded with its success.
+    pub reply: Option<HttpReply>,
 }
 
 /// Why a manual run was not started.
@@ -147,7 +152,7 @@ impl ManualRuns {
             script_id: script.id.clone(),
             script_version: script.current_version,
             handler: request.handler,
-            trigger_kind: TriggerKind::Manual,
+            trigger_kind: request.trigger,
             trigger_spec: String::new(),
             payload: request.payload,
         };
@@ -185,10 +190,20 @@ impl ManualRuns {
             .await?
             .unwrap_or_default();
         let method_calls = self.store.method_calls(&run.id).await?;
+        let reply = match run.trigger_kind {
+            TriggerKind::Mcp if run.status.is_terminal() => {
+                self.store.http_response(&run.id).await?
+            }
+            _ => None,
+        };
         Ok(Started {
             run,
             replayed,
-            waited: Some(RunOutput { logs, method_calls }),
+            waited: Some(RunOutput {
+                logs,
+                method_calls,
+                reply,
+            }),
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Triggers turn what happens into queued runs, each through the run
 //! queue (`crate::queue`): a user asking (manual), a schedule's tick, an
 //! event (posted, from a webhook, or from a cluster's stream), a webhook
-//! delivery from an integration, a request to an HTTP handler's URL.
+//! delivery from an integration, a request to an HTTP handler's URL, an
+//! agent's call of a tool.
 
 pub mod event;
 pub mod http;
@@ -9,6 +10,7 @@ pub mod jetstream;
 pub mod manual;
 pub mod schedule;
 pub mod signing;
+pub mod tool;
 pub mod webhook;
 
 pub use event::{EventError, EventService, Submitted, valid_type};

@@ -312,6 +312,7 @@ async fn run_now(
         payload,
         idempotency_key: None,
         wait: None,
+        trigger: Default::default(),
     };
     let started = state
         .manual

@@ -32,6 +32,7 @@ pub(crate) fn trigger(trigger: &TriggerRow) -> String {
             None => format!("cron {}", trigger.spec),
         },
         TriggerKind::Event => format!("event {}", trigger.spec),
+        TriggerKind::Mcp => "MCP tool".into(),
         kind => kind.to_string(),
     };
     format!("{what} → {}", trigger.handler)

@@ -14,6 +14,7 @@ use syn::punctuated::Punctuated;
 use syn::{Ident, ItemFn, LitStr, Token, parse_macro_input};
 
 mod http;
+mod tool;
 
 /// Must match `roost_sandbox::metadata::SECTION_NAME`.
 const SECTION_NAME: &str = "roost-metadata";
@@ -106,7 +107,28 @@ pub fn on_http(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     let record = args.record(&name.to_string());
     let run = quote!(|invocation| ::roost_sdk::__private::serve_http(invocation, #name));
-    emit_handler(&function, &record, args.trigger_def(), run)
+    emit_handler(&function, &record, args.trigger_def(), run, no_describe())
+}
+
+/// Offers the function to agents as an MCP tool:
+/// `#[tool(description = "The weather for a city")]`.
+///
+/// The function takes no argument or one, the tool's input: a type deriving
+/// `serde::Deserialize` and `schemars::JsonSchema` (its JSON Schema is the
+/// tool's input schema, so doc comments on its fields reach the agent). It
+/// returns `()`, a `serde_json::Value` or `Result<T, E>` with `T:
+/// Serialize` and `E: Display`: the value is the tool's result, an `Err`
+/// fails the run and the call.
+///
+/// roost lists the tool to the script owner's MCP clients as
+/// `<script>__<function>`, checks an agent's arguments against the schema
+/// and records each call as a run (trigger `mcp`). Started by hand (`roost
+/// run`, the API), the handler prints its result as JSON.
+#[proc_macro_attribute]
+pub fn tool(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(args as tool::ToolArgs);
+    let function = parse_macro_input!(item as ItemFn);
+    tool::expand(args, function)
 }
 
 /// A handler that only runs when started by hand (`roost run`, the API).
@@ -207,16 +229,29 @@ fn expand_handler(
     let run = quote! {
         |#param| ::roost_sdk::__private::IntoHandlerResult::into_handler_result(#call)
     };
-    emit_handler(&function, &record.to_string(), trigger_def, run)
+    emit_handler(
+        &function,
+        &record.to_string(),
+        trigger_def,
+        run,
+        no_describe(),
+    )
 }
 
-/// The function, its `HandlerDef` (calling it through `run`) and its
-/// metadata `record` (one line of JSON).
+/// The `describe` of a handler that is no tool.
+fn no_describe() -> TokenStream2 {
+    quote!(::core::option::Option::None)
+}
+
+/// The function, its `HandlerDef` (calling it through `run`, describing
+/// its input through `describe`) and its metadata `record` (one line of
+/// JSON).
 fn emit_handler(
     function: &ItemFn,
     record: &str,
     trigger_def: TokenStream2,
     run: TokenStream2,
+    describe: TokenStream2,
 ) -> TokenStream {
     let name = &function.sig.ident;
     let def = format_ident!("__roost_handler_{}", name);
@@ -231,6 +266,7 @@ fn emit_handler(
             name: #name_str,
             trigger: #trigger_def,
             run: #run,
+            describe: #describe,
         };
 
         #record

@@ -415,13 +415,16 @@ async fn finish_in(
 }
 
 impl PostgresStore {
-    /// Tells every node that a manual or HTTP-triggered run ended (`ended` is its finish's
+    /// Tells every node that a run someone may be waiting on (manual,
+    /// HTTP-triggered or an MCP tool call) ended (`ended` is its finish's
     /// row). A lost notice only slows a waiting request to its next look.
     async fn announce_end(&self, run_id: &str, ended: &PgRow) {
         let manual = ended
             .try_get::<String, _>("trigger_kind")
             .is_ok_and(|kind| {
-                kind == TriggerKind::Manual.as_str() || kind == TriggerKind::Http.as_str()
+                kind == TriggerKind::Manual.as_str()
+                    || kind == TriggerKind::Http.as_str()
+                    || kind == TriggerKind::Mcp.as_str()
             });
         if !manual {
             return;

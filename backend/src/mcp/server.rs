@@ -1,0 +1,139 @@
+//! The MCP server a session talks to: roost's own tools beside the user's
+//! script tools, the integration docs as resources, and a notice to the
+//! client whenever the user's scripts (and so their tools) change.
+
+use axum::http::request::Parts;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::tools::{Roost, user};
+use super::{resources, script_tools};
+use crate::store::User;
+
+impl ServerHandler for Roost {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_resources()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("roost", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "roost runs small WebAssembly scripts with integrations. Read the \
+                 integration docs (tools, or the roost://integrations resources), deploy and \
+                 inspect scripts, connect what they need, run them or send them events, and \
+                 read their runs' output. Tools named `<script>__<handler>` are the user's \
+                 own scripts' tools: calling one runs the script.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let user = request_user(&context.extensions)?;
+        let mut tools = self.tool_router.list_all();
+        tools.extend(script_tools::list(&self.state, &user).await?);
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.tool_router.has_route(&request.name) {
+            let call = ToolCallContext::new(self, request, context);
+            return self.tool_router.call(call).await;
+        }
+        let user = request_user(&context.extensions)?;
+        match script_tools::call(&self.state, &user, &request.name, request.arguments).await? {
+            Some(result) => Ok(result.into()),
+            None => Err(ErrorData::invalid_params(
+                format!("no tool `{}`", request.name),
+                None,
+            )),
+        }
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        // Script tools are checked by `script_tools::call` against their
+        // stored schema; roost's own by the SDK against theirs.
+        self.tool_router.get(name).cloned()
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(resources::list(
+            &self.state,
+        )))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(&self.state, &request.uri).map(Into::into)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let Ok(user) = request_user(&context.extensions) else {
+            return;
+        };
+        let peer = context.peer;
+        let mut changes = self.state.script_changes.subscribe();
+        let mut session = self.session.subscribe();
+        let mut closing = self.state.runs.closing();
+        tokio::spawn(async move {
+            loop {
+                let changed = tokio::select! {
+                    changed = changes.recv() => changed,
+                    // The session's handler is gone: so is the session.
+                    _ = session.changed() => return,
+                    _ = closing.wait_for(|closing| *closing) => return,
+                };
+                match changed {
+                    Ok(id) if id != user.id => continue,
+                    // Its scripts changed, or too much changed to tell.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        if peer.notify_tool_list_changed().await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
+
+/// The user `super::authenticate` put in the request's extensions.
+fn request_user(extensions: &rmcp::model::Extensions) -> Result<User, ErrorData> {
+    let parts = extensions
+        .get::<Parts>()
+        .ok_or_else(|| ErrorData::internal_error("request not authenticated", None))?;
+    user(parts).cloned()
+}
