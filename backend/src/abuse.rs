@@ -48,6 +48,9 @@ pub struct AbuseLimits {
     pub max_state_keys_per_script: i64,
     /// Bytes of keys and values one script's state may take.
     pub max_state_bytes_per_script: i64,
+    /// MCP sessions one user keeps open at one node (each holds a task and
+    /// a stream; idle ones close after 5 minutes).
+    pub max_mcp_sessions_per_user: usize,
 }
 
 impl Default for AbuseLimits {
@@ -68,6 +71,7 @@ impl Default for AbuseLimits {
             failed_auths_per_minute: 60,
             max_state_keys_per_script: crate::store::StateQuota::default().max_keys,
             max_state_bytes_per_script: crate::store::StateQuota::default().max_bytes,
+            max_mcp_sessions_per_user: 16,
         }
     }
 }

@@ -307,3 +307,82 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
         "{gmail}"
     );
 }
+
+/// Opens an MCP session for `token` with a bare `initialize`; its id, or
+/// the JSON-RPC error the server answered with.
+async fn initialize(app: &TestApp, token: &str) -> Result<String, Value> {
+    let response = app
+        .client
+        .post(format!("{}/mcp", app.base))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": { "name": "cap-test", "version": "1" },
+            },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.text().await.unwrap();
+    // One server-sent event carrying the JSON-RPC answer.
+    let answer: Value = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+        .find(|message: &Value| message.get("id").is_some())
+        .unwrap_or_else(|| panic!("no answer in {body}"));
+    match answer.get("error") {
+        Some(error) => Err(error.clone()),
+        None => Ok(session.expect("a session id")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_keeps_at_most_the_cap_of_mcp_sessions_open() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.abuse.max_mcp_sessions_per_user = 2;
+    })
+    .await;
+    let ada = app.user("ada").await;
+    let bob = app.user("bob").await;
+    let first = initialize(&app, &ada).await.unwrap();
+    initialize(&app, &ada).await.unwrap();
+    let refused = initialize(&app, &ada).await.unwrap_err();
+    assert_eq!(refused["data"]["code"], "too_many_sessions", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("2 MCP sessions"),
+        "{refused}"
+    );
+    // Another user's sessions are theirs.
+    initialize(&app, &bob).await.unwrap();
+    // Closing one gives its place back.
+    let closed = app
+        .client
+        .delete(format!("{}/mcp", app.base))
+        .bearer_auth(&ada)
+        .header("mcp-session-id", &first)
+        .send()
+        .await
+        .unwrap();
+    assert!(closed.status().is_success(), "{}", closed.status());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match initialize(&app, &ada).await {
+            Ok(_) => break,
+            Err(error) if std::time::Instant::now() < deadline => {
+                assert_eq!(error["data"]["code"], "too_many_sessions");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("the closed session's place never came back: {error}"),
+        }
+    }
+}

@@ -18,6 +18,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use crate::http::{AppState, AuthUser};
+use crate::queue::user_slots::UserSlots;
 
 /// The MCP endpoint, authenticated as the REST API is.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -37,8 +38,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             cancel.cancel();
         });
     }
+    let sessions = UserSlots::new(state.guards.limits.max_mcp_sessions_per_user);
     let service = StreamableHttpService::new(
-        move || Ok(tools::Roost::new(services.clone())),
+        move || Ok(tools::Roost::new(services.clone(), sessions.clone())),
         LocalSessionManager::default().into(),
         config,
     );

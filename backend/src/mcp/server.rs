@@ -5,9 +5,10 @@
 use axum::http::request::Parts;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, InitializeRequestParams,
+    InitializeResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -33,6 +34,29 @@ impl ServerHandler for Roost {
                  read their runs' output. Tools named `<script>__<handler>` are the user's \
                  own scripts' tools: calling one runs the script.",
             )
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        let user = request_user(&context.extensions)?;
+        let Some(slot) = self.sessions.take(&user.id) else {
+            let cap = self.state.guards.limits.max_mcp_sessions_per_user;
+            return Err(ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "you have {cap} MCP sessions open at this server, the most it keeps; close \
+                     one (DELETE /mcp with its Mcp-Session-Id) or let an idle one expire (5 min)"
+                ),
+                Some(serde_json::json!({ "code": "too_many_sessions" })),
+            ));
+        };
+        // A second `initialize` on one session keeps its first place.
+        let _ = self.slot.set(slot);
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
     }
 
     async fn list_tools(

@@ -22,6 +22,7 @@ use crate::http::scripts::deployed;
 use crate::http::{
     ApiError, AppState, check_payload, integrations_listing as listing, logs_text, manual_run_error,
 };
+use crate::queue::user_slots::{Slot, UserSlots};
 use crate::registry::{render_docs, render_index};
 use crate::store::{RunFilter, RunStatus, User};
 use crate::triggers::{ManualRequest, Submitted};
@@ -40,6 +41,11 @@ pub(super) struct Roost {
     /// Dropped with the session's last handle: ends its watch on the
     /// user's scripts (see `server.rs`).
     pub(super) session: Arc<tokio::sync::watch::Sender<()>>,
+    /// Open sessions by user, at this node.
+    pub(super) sessions: Arc<UserSlots>,
+    /// This session's place among its user's, taken at `initialize` and
+    /// given back when the session ends.
+    pub(super) slot: Arc<std::sync::OnceLock<Slot>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -152,11 +158,13 @@ fn status_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 #[tool_router]
 impl Roost {
-    pub(super) fn new(state: AppState) -> Self {
+    pub(super) fn new(state: AppState, sessions: Arc<UserSlots>) -> Self {
         Self {
             state,
             tool_router: Self::tool_router(),
             session: Arc::new(tokio::sync::watch::channel(()).0),
+            sessions,
+            slot: Arc::default(),
         }
     }
 

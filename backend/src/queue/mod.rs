@@ -9,7 +9,7 @@ mod history;
 mod live_output;
 mod reaper;
 mod settings_cache;
-mod user_slots;
+pub(crate) mod user_slots;
 mod waiting;
 mod worker;
 

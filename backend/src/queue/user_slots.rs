@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// How many slots of one kind each user holds, up to `cap`.
-pub(super) struct UserSlots {
+pub(crate) struct UserSlots {
     cap: usize,
     held: Mutex<HashMap<String, usize>>,
 }
 
 impl UserSlots {
-    pub(super) fn new(cap: usize) -> Arc<Self> {
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             cap: cap.max(1),
             held: Mutex::default(),
@@ -42,7 +42,7 @@ impl UserSlots {
 
     /// A slot for `user_id`, given back when it drops; `None` while the
     /// user holds `cap`.
-    pub(super) fn take(self: &Arc<Self>, user_id: &str) -> Option<Slot> {
+    pub(crate) fn take(self: &Arc<Self>, user_id: &str) -> Option<Slot> {
         let mut held = self.held.lock().expect("user slots lock");
         let slots = held.entry(user_id.to_string()).or_default();
         if *slots >= self.cap {
@@ -57,7 +57,7 @@ impl UserSlots {
 }
 
 /// One slot a user holds.
-pub(super) struct Slot {
+pub(crate) struct Slot {
     slots: Arc<UserSlots>,
     user_id: String,
 }
