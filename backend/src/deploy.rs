@@ -271,7 +271,8 @@ impl DeployService {
         }
         crate::triggers::http::check_handlers(&metadata.handlers)
             .map_err(DeployError::InvalidHttpHandler)?;
-        crate::triggers::tool::check_tools(&metadata.handlers).map_err(DeployError::InvalidTool)?;
+        crate::triggers::tool::check_tools(&request.name, &metadata.handlers)
+            .map_err(DeployError::InvalidTool)?;
         let unknown = self.registry.unknown(&metadata.integrations);
         if !unknown.is_empty() {
             return Err(DeployError::UnknownIntegrations {

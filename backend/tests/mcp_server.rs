@@ -10,13 +10,6 @@ use roost::oauth::OAuthClientConfig;
 use serde_json::Value;
 use support::{Backend, TestApp, b64};
 
-/// The venv's python, when `tests/setup` has made it.
-fn mcp_python() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let python = PathBuf::from(home).join(".cache/roost-mcp-venv/bin/python");
-    python.is_file().then_some(python)
-}
-
 /// The text of a tool result's first content block.
 fn text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap_or_default()
@@ -24,7 +17,7 @@ fn text(result: &Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
-    let Some(python) = mcp_python() else {
+    let Some(python) = support::mcp_python() else {
         eprintln!(
             "skipped: run tests/setup to install the mcp Python SDK (~/.cache/roost-mcp-venv)"
         );
@@ -359,11 +352,28 @@ async fn a_user_keeps_at_most_the_cap_of_mcp_sessions_open() {
     let refused = initialize(&app, &ada).await.unwrap_err();
     assert_eq!(refused["data"]["code"], "too_many_sessions", "{refused}");
     assert!(
-        refused["message"].as_str().unwrap().contains("2 MCP sessions"),
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 MCP sessions"),
         "{refused}"
     );
-    // Another user's sessions are theirs.
+    // Another user's sessions are theirs, and one user's session is not
+    // another's to use.
     initialize(&app, &bob).await.unwrap();
+    let response = app
+        .client
+        .post(format!("{}/mcp", app.base))
+        .bearer_auth(&bob)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &first)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&serde_json::json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }))
+        .send()
+        .await
+        .unwrap();
+    let body = response.text().await.unwrap();
+    assert!(body.contains("not_your_session"), "{body}");
     // Closing one gives its place back.
     let closed = app
         .client

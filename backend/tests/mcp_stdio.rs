@@ -11,13 +11,6 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use support::process::{Server, roost, text};
 
-/// The venv's python, when `tests/setup` has made it.
-fn mcp_python() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let python = PathBuf::from(home).join(".cache/roost-mcp-venv/bin/python");
-    python.is_file().then_some(python)
-}
-
 /// The text of a tool result's first content block.
 fn first_text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap_or_default()
@@ -38,7 +31,7 @@ fn roost_mcp(data_dir: &Path, server: &str, token: &str) -> Output {
 
 #[test]
 fn an_agent_over_stdio_reaches_the_servers_tools() {
-    let Some(python) = mcp_python() else {
+    let Some(python) = support::mcp_python() else {
         eprintln!(
             "skipped: run tests/setup to install the mcp Python SDK (~/.cache/roost-mcp-venv)"
         );
@@ -116,24 +109,21 @@ fn an_agent_over_stdio_reaches_the_servers_tools() {
     assert_eq!(scripts.len(), 1, "{scripts:?}");
     assert_eq!(scripts[0]["name"], "hello");
 
-    // resources/list: the server's list where it serves resources, else its
-    // JSON-RPC error (method not found), passed on as it is.
-    if init["capabilities"]["resources"].is_object() {
-        let resources = seen["resources"]["resources"].as_array().unwrap();
-        assert!(seen["templates"]["resourceTemplates"].is_array(), "{seen}");
-        if let Some(first) = resources.first() {
-            let read = &seen["resource_read"]["contents"][0];
-            assert_eq!(read["uri"], first["uri"], "{seen}");
-        }
-    } else {
-        assert_eq!(seen["resources_error"]["code"], -32601, "{seen}");
-    }
-    // A deploy while connected changes the tools: where the server says so,
-    // its notification reaches the local client.
-    if init["capabilities"]["tools"]["listChanged"] == true {
-        assert_eq!(seen["deploy_status"], 0, "{seen}");
-        assert_eq!(seen["list_changed"], true, "no tools/list_changed: {seen}");
-    }
+    // The server's resources (the integration docs), listed and read
+    // through the proxy.
+    assert!(init["capabilities"]["resources"].is_object(), "{init}");
+    let resources = seen["resources"]["resources"].as_array().unwrap();
+    assert!(seen["templates"]["resourceTemplates"].is_array(), "{seen}");
+    let first = resources
+        .first()
+        .unwrap_or_else(|| panic!("no resources: {seen}"));
+    let read = &seen["resource_read"]["contents"][0];
+    assert_eq!(read["uri"], first["uri"], "{seen}");
+    // A deploy while connected changes the tools, and the server's notice
+    // reaches the local client.
+    assert_eq!(init["capabilities"]["tools"]["listChanged"], true, "{init}");
+    assert_eq!(seen["deploy_status"], 0, "{seen}");
+    assert_eq!(seen["list_changed"], true, "no tools/list_changed: {seen}");
     // Its stdin closed, `roost mcp` ended by itself, well within the SDK's
     // grace period before it terminates a server.
     let exit_secs = seen["exit_secs"].as_f64().unwrap();

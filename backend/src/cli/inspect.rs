@@ -21,8 +21,15 @@ pub(super) fn execute(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 args.component.display()
             )
         })?;
-    let metadata = with_tool_schemas(&bytes, metadata)
-        .with_context(|| format!("describing the tools of {}", args.component.display()))?;
+    // What the component declares stands even when its tools cannot be
+    // described: that is what deploy would refuse, said beside it.
+    let metadata = match with_tool_schemas(&bytes, metadata.clone()) {
+        Ok(described) => described,
+        Err(err) => {
+            eprintln!("roost inspect: deploy would refuse this script: {err:#}");
+            metadata
+        }
+    };
     println!("{}", serde_json::to_string_pretty(&metadata)?);
     Ok(ExitCode::SUCCESS)
 }

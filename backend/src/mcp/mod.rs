@@ -20,6 +20,15 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use crate::http::{AppState, AuthUser};
 use crate::queue::user_slots::UserSlots;
 
+/// How long an MCP session may stay idle before it is closed.
+pub(crate) const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+// The longest a tool call waits on its run, with room to answer.
+const _: () = assert!(
+    tools::MAX_WAIT_SECS + 60 < SESSION_IDLE.as_secs()
+        && script_tools::CALL_WAIT.as_secs() + 60 < SESSION_IDLE.as_secs()
+);
+
 /// The MCP endpoint, authenticated as the REST API is.
 pub fn router(state: &AppState) -> Router<AppState> {
     let services = state.clone();
@@ -39,9 +48,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         });
     }
     let sessions = UserSlots::new(state.guards.limits.max_mcp_sessions_per_user);
+    // An idle session closes after `SESSION_IDLE`; a call still waiting on
+    // a run does not count as activity, so the longest wait is shorter.
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(SESSION_IDLE);
     let service = StreamableHttpService::new(
         move || Ok(tools::Roost::new(services.clone(), sessions.clone())),
-        LocalSessionManager::default().into(),
+        manager.into(),
         config,
     );
     Router::new()

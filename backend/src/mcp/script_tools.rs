@@ -18,7 +18,10 @@ use crate::triggers::ManualRequest;
 
 /// Longest a call waits for its run; a run still going then is named in
 /// the answer, to be read with `get_run_logs`.
-const CALL_WAIT: Duration = Duration::from_secs(300);
+pub(super) const CALL_WAIT: Duration = Duration::from_secs(300);
+
+/// Most of a failed run's stderr an answer carries (its end).
+const MAX_STDERR: usize = 8 * 1024;
 
 /// Most schema violations one answer lists.
 const MAX_VIOLATIONS: usize = 20;
@@ -157,7 +160,11 @@ fn answer(started: crate::triggers::manual::Started) -> CallToolResult {
                 run.id,
                 run.error.as_deref().unwrap_or("no reason recorded")
             ),
-            "details": { "run_id": run.id, "status": status, "stderr": stderr },
+            "details": {
+                "run_id": run.id,
+                "status": status,
+                "stderr": crate::triggers::tool::tail(&stderr, MAX_STDERR),
+            },
         }})),
     };
     let mut meta = MetaObject::new();

@@ -10,11 +10,11 @@ use rmcp::model::{
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
     ServerConfig, Tool,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::tools::{Roost, user};
+use super::tools::{Owner, Roost, user};
 use super::{resources, script_tools};
 use crate::store::User;
 
@@ -42,19 +42,26 @@ impl ServerHandler for Roost {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         let user = request_user(&context.extensions)?;
-        let Some(slot) = self.sessions.take(&user.id) else {
-            let cap = self.state.guards.limits.max_mcp_sessions_per_user;
-            return Err(ErrorData::new(
-                ErrorCode::INVALID_REQUEST,
-                format!(
-                    "you have {cap} MCP sessions open at this server, the most it keeps; close \
-                     one (DELETE /mcp with its Mcp-Session-Id) or let an idle one expire (5 min)"
-                ),
-                Some(serde_json::json!({ "code": "too_many_sessions" })),
-            ));
-        };
         // A second `initialize` on one session keeps its first place.
-        let _ = self.slot.set(slot);
+        if self.owner.get().is_none() {
+            let Some(slot) = self.sessions.take(&user.id) else {
+                let cap = self.state.guards.limits.max_mcp_sessions_per_user;
+                return Err(ErrorData::new(
+                    ErrorCode::INVALID_REQUEST,
+                    format!(
+                        "you have {cap} MCP sessions open at this server, the most it keeps; \
+                         close one (DELETE /mcp with its Mcp-Session-Id) or let an idle one \
+                         expire ({} min)",
+                        super::SESSION_IDLE.as_secs() / 60
+                    ),
+                    Some(serde_json::json!({ "code": "too_many_sessions" })),
+                ));
+            };
+            if self.owner.set(Owner::new(user.id.clone(), slot)).is_ok() {
+                self.watch_scripts(&user, context.peer.clone());
+            }
+        }
+        self.session_user(&context.extensions)?;
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
@@ -64,7 +71,7 @@ impl ServerHandler for Roost {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let user = request_user(&context.extensions)?;
+        let user = self.session_user(&context.extensions)?;
         let mut tools = self.tool_router.list_all();
         tools.extend(script_tools::list(&self.state, &user).await?);
         Ok(ListToolsResult::with_all_items(tools))
@@ -75,11 +82,11 @@ impl ServerHandler for Roost {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let user = self.session_user(&context.extensions)?;
         if self.tool_router.has_route(&request.name) {
             let call = ToolCallContext::new(self, request, context);
             return self.tool_router.call(call).await;
         }
-        let user = request_user(&context.extensions)?;
         match script_tools::call(&self.state, &user, &request.name, request.arguments).await? {
             Some(result) => Ok(result.into()),
             None => Err(ErrorData::invalid_params(
@@ -122,12 +129,32 @@ impl ServerHandler for Roost {
     ) -> Result<ReadResourceResponse, ErrorData> {
         resources::read(&self.state, &request.uri).map(Into::into)
     }
+}
 
-    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        let Ok(user) = request_user(&context.extensions) else {
-            return;
-        };
-        let peer = context.peer;
+impl Roost {
+    /// The request's user, who must be the session's: a session id is no
+    /// credential, and one user's session is not another's to use.
+    fn session_user(&self, extensions: &rmcp::model::Extensions) -> Result<User, ErrorData> {
+        let user = request_user(extensions)?;
+        match self.owner.get() {
+            Some(owner) if owner.user_id == user.id => Ok(user),
+            Some(_) => Err(ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                "this MCP session belongs to another user",
+                Some(serde_json::json!({ "code": "not_your_session" })),
+            )),
+            None => Err(ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                "initialize the session first",
+                None,
+            )),
+        }
+    }
+
+    /// Tells the session's client each time `user`'s scripts change, until
+    /// the session ends (once per session: started by its `initialize`).
+    fn watch_scripts(&self, user: &User, peer: rmcp::Peer<RoleServer>) {
+        let user_id = user.id.clone();
         let mut changes = self.state.script_changes.subscribe();
         let mut session = self.session.subscribe();
         let mut closing = self.state.runs.closing();
@@ -140,7 +167,7 @@ impl ServerHandler for Roost {
                     _ = closing.wait_for(|closing| *closing) => return,
                 };
                 match changed {
-                    Ok(id) if id != user.id => continue,
+                    Ok(id) if id != user_id => continue,
                     // Its scripts changed, or too much changed to tell.
                     Ok(_) | Err(RecvError::Lagged(_)) => {
                         if peer.notify_tool_list_changed().await.is_err() {

@@ -31,7 +31,7 @@ use crate::triggers::{ManualRequest, Submitted};
 const MAX_RUNS: i64 = 200;
 
 /// Longest `run_script` wait, as `?wait=true&timeout=` allows.
-const MAX_WAIT_SECS: u64 = 600;
+pub(super) const MAX_WAIT_SECS: u64 = 600;
 
 /// One MCP session's server: the shared services and the tool table.
 #[derive(Clone)]
@@ -43,9 +43,24 @@ pub(super) struct Roost {
     pub(super) session: Arc<tokio::sync::watch::Sender<()>>,
     /// Open sessions by user, at this node.
     pub(super) sessions: Arc<UserSlots>,
-    /// This session's place among its user's, taken at `initialize` and
-    /// given back when the session ends.
-    pub(super) slot: Arc<std::sync::OnceLock<Slot>>,
+    /// Who opened the session, with their place among their sessions:
+    /// set at `initialize`, given back when the session ends.
+    pub(super) owner: Arc<std::sync::OnceLock<Owner>>,
+}
+
+/// The user a session belongs to.
+pub(super) struct Owner {
+    pub(super) user_id: String,
+    _slot: Slot,
+}
+
+impl Owner {
+    pub(super) fn new(user_id: String, slot: Slot) -> Self {
+        Self {
+            user_id,
+            _slot: slot,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -164,7 +179,7 @@ impl Roost {
             tool_router: Self::tool_router(),
             session: Arc::new(tokio::sync::watch::channel(()).0),
             sessions,
-            slot: Arc::default(),
+            owner: Arc::default(),
         }
     }
 

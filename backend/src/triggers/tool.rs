@@ -25,10 +25,11 @@ const DESCRIBE_LIMITS: RunLimits = RunLimits {
     fuel: None,
 };
 
-/// The name an agent calls `handler` of `script` by. Script names are
-/// `[A-Za-z0-9._-]` and handlers Rust identifiers, both within what MCP
-/// clients accept; the double underscore keeps them apart from roost's own
-/// tools, none of which has one.
+/// Longest tool name: what the model APIs behind most agents accept.
+const MAX_TOOL_NAME: usize = 64;
+
+/// The name an agent calls `handler` of `script` by. The double underscore
+/// keeps them apart from roost's own tools, none of which has one.
 pub fn tool_name(script: &str, handler: &str) -> String {
     format!("{script}__{handler}")
 }
@@ -41,10 +42,23 @@ pub fn tools(handlers: &[HandlerMeta]) -> impl Iterator<Item = (&str, &ToolTrigg
     })
 }
 
-/// Checks the tools a script declares: a description, and an input schema
-/// that is a valid JSON Schema of an object (MCP's rule for tool inputs).
-pub fn check_tools(handlers: &[HandlerMeta]) -> Result<(), String> {
+/// Checks the tools script `script` declares: a name agents' models accept
+/// (`[A-Za-z0-9_-]{1,64}`, though MCP itself allows dots), a description,
+/// and an input schema that is a valid JSON Schema of an object (MCP's rule
+/// for tool inputs).
+pub fn check_tools(script: &str, handlers: &[HandlerMeta]) -> Result<(), String> {
     for (name, tool) in tools(handlers) {
+        let called = tool_name(script, name);
+        let valid = called.len() <= MAX_TOOL_NAME
+            && called
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(format!(
+                "tool `{name}`: agents call it `{called}`, which must be 1 to {MAX_TOOL_NAME} of \
+                 [A-Za-z0-9_-]; give the script a shorter name without dots"
+            ));
+        }
         let description = tool.description.trim();
         if description.is_empty() || tool.description.len() > MAX_DESCRIPTION {
             return Err(format!(
@@ -77,7 +91,9 @@ fn check_schema(name: &str, schema: &Value) -> Result<(), String> {
 
 /// `metadata` with every tool's input schema, asking the component to
 /// describe the tools whose metadata has none. The component runs with no
-/// network, no environment and tight limits, and no handler of it runs.
+/// network, no environment, no host services and tight limits; one built
+/// with the SDK runs no handler (one without it runs its entry point, in
+/// the same sandbox).
 pub async fn describe(
     sandbox: &Sandbox,
     guest: &LoadedGuest,
@@ -103,7 +119,7 @@ pub async fn describe(
         return Err(format!(
             "the component did not describe its tools' inputs ({:?}): {}",
             outcome.termination,
-            outcome.stderr.to_text().trim()
+            tail(&outcome.stderr.to_text(), 2048)
         ));
     }
     let described: Value = serde_json::from_slice(&outcome.stdout.bytes).map_err(|err| {
@@ -128,6 +144,17 @@ pub async fn describe(
     Ok(metadata)
 }
 
+/// The last `max` bytes of `text` (at a character boundary), trimmed: what
+/// an error keeps of a long output.
+pub(crate) fn tail(text: &str, max: usize) -> &str {
+    let text = text.trim();
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,21 +173,25 @@ mod tests {
     #[test]
     fn a_tool_needs_a_description_and_an_object_schema() {
         let object = json!({ "type": "object", "properties": { "a": { "type": "string" } } });
-        assert!(check_tools(&tool("adds", Some(object))).is_ok());
+        assert!(check_tools("s", &tool("adds", Some(object))).is_ok());
         assert!(
-            check_tools(&tool("adds", None)).is_ok(),
+            check_tools("s", &tool("adds", None)).is_ok(),
             "described at deploy"
         );
-        assert!(check_tools(&tool("  ", None)).is_err());
-        assert!(check_tools(&tool(&"x".repeat(MAX_DESCRIPTION + 1), None)).is_err());
+        assert!(check_tools("s", &tool("  ", None)).is_err());
+        assert!(check_tools("s", &tool(&"x".repeat(MAX_DESCRIPTION + 1), None)).is_err());
         let string = json!({ "type": "string" });
-        assert!(check_tools(&tool("adds", Some(string))).is_err());
+        assert!(check_tools("s", &tool("adds", Some(string))).is_err());
         let broken = json!({ "type": "object", "properties": { "a": { "type": 7 } } });
-        assert!(check_tools(&tool("adds", Some(broken))).is_err());
+        assert!(check_tools("s", &tool("adds", Some(broken))).is_err());
+        // Names agents' models refuse: a dot, or too long.
+        assert!(check_tools("weather.v2", &tool("adds", None)).is_err());
+        assert!(check_tools(&"s".repeat(62), &tool("adds", None)).is_err());
+        assert!(check_tools(&"s".repeat(59), &tool("adds", None)).is_ok());
     }
 
     #[test]
     fn tool_names_keep_script_and_handler_apart() {
-        assert_eq!(tool_name("weather.v2", "forecast"), "weather.v2__forecast");
+        assert_eq!(tool_name("weather", "forecast"), "weather__forecast");
     }
 }

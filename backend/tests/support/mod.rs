@@ -312,3 +312,12 @@ pub fn succeeded_with(messages: Vec<roost::store::MessageRow>) -> roost::store::
         },
     }
 }
+
+/// The python of the venv `tests/setup` makes with the official MCP SDK,
+/// when it is there.
+#[allow(dead_code)]
+pub fn mcp_python() -> Option<std::path::PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let python = std::path::PathBuf::from(home).join(".cache/roost-mcp-venv/bin/python");
+    python.is_file().then_some(python)
+}
