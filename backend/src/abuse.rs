@@ -48,6 +48,10 @@ pub struct AbuseLimits {
     pub max_state_keys_per_script: i64,
     /// Bytes of keys and values one script's state may take.
     pub max_state_bytes_per_script: i64,
+    /// Most links in a chain of events scripts emit (an event emitted by a
+    /// run an emitted event started is one more): past it, an event is
+    /// recorded as stopped and starts nothing.
+    pub max_event_chain: i64,
     /// MCP sessions one user keeps open at one node (each holds a task and
     /// a stream; idle ones close after 5 minutes).
     pub max_mcp_sessions_per_user: usize,
@@ -72,6 +76,7 @@ impl Default for AbuseLimits {
             max_state_keys_per_script: crate::store::StateQuota::default().max_keys,
             max_state_bytes_per_script: crate::store::StateQuota::default().max_bytes,
             max_mcp_sessions_per_user: 16,
+            max_event_chain: 16,
         }
     }
 }
@@ -87,6 +92,15 @@ impl AbuseLimits {
 }
 
 impl AbuseLimits {
+    /// What bounds the events runs emit.
+    pub(crate) fn emit_limits(&self) -> crate::execute::emitted_events::EmitLimits {
+        crate::execute::emitted_events::EmitLimits {
+            chain_limit: self.max_event_chain,
+            max_payload_bytes: self.max_payload_bytes,
+            queue: self.queue_limits(),
+        }
+    }
+
     /// The most state one script may keep.
     pub fn state_quota(&self) -> crate::store::StateQuota {
         crate::store::StateQuota {

@@ -118,7 +118,8 @@ impl Application {
                 config.run_limits.clone(),
                 connectors.clone(),
             )
-            .with_state_quota(config.abuse.state_quota()),
+            .with_state_quota(config.abuse.state_quota())
+            .with_emit_limits(config.abuse.emit_limits()),
         );
         let runner = Arc::new(Runner::new(
             store.clone(),

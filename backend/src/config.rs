@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub max_waits_per_user: Option<usize>,
     /// Most MCP sessions one user keeps open at this node.
     pub max_mcp_sessions_per_user: Option<usize>,
+    /// Most links in a chain of events scripts emit.
+    pub max_event_chain: Option<i64>,
     /// Most HTTP-triggered runs this node runs at once as requests arrive.
     pub max_http_runs: Option<usize>,
     /// Wall-clock limit of each run, in milliseconds.

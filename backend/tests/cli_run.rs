@@ -185,6 +185,32 @@ fn inspect_shows_tools_with_their_input_schemas_and_run_prints_a_result() {
 }
 
 #[test]
+fn a_local_run_shows_the_events_it_emits() {
+    let data = tempfile::tempdir().unwrap();
+    let out = roost(
+        &[
+            "run",
+            &example("ping"),
+            "--handler",
+            "start",
+            "--payload",
+            r#"{"stop_at": 2}"#,
+        ],
+        data.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"emitted event local-e1 ping: {"n":1,"sleep_ms":0,"stop_at":2}"#),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_integration_without_its_credential_fails_with_a_typed_error() {
     let data = tempfile::tempdir().unwrap();
     // order-alert uses slack; run outside roost's server, nothing injects

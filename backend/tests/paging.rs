@@ -130,6 +130,8 @@ async fn rows_sharing_a_millisecond_are_each_listed_once(backend: Backend) {
             event_type: "order.created".into(),
             source: None,
             payload: Value::Null,
+            source_run_id: None,
+            chain_depth: 0,
         })
         .await
         .unwrap();

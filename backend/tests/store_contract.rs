@@ -98,6 +98,8 @@ fn order_created(user_id: &str, n: usize) -> roost::store::NewEvent {
         event_type: "order.created".into(),
         source: None,
         payload: json!({ "n": n }),
+        source_run_id: None,
+        chain_depth: 0,
     }
 }
 
@@ -415,6 +417,8 @@ async fn events_arriving_together_run_once_each(backend: Backend) {
         event_type: event_type.into(),
         source: n.is_multiple_of(2).then(|| "shop".into()),
         payload: json!({ "n": n, "price": 1.5e-7, "name": "naïve \"quoted\"" }),
+        source_run_id: None,
+        chain_depth: 0,
     };
     let earlier = store
         .ingest_event(&event(&ada.id, "e0".into(), "order.created", 0))

@@ -42,6 +42,9 @@
 //! credential itself (the only way to reach integrations whose credentials
 //! are host-only).
 //!
+//! [`events::emit`] publishes an event that runs the user's `#[on_event]`
+//! handlers, committed with the run's success.
+//!
 //! [`state`] keeps values between runs, written only when a run succeeds
 //! (with cursors for "since the last run": [`state::HighWater`],
 //! [`state::SeenSet`]).
@@ -52,6 +55,7 @@
 #[doc(hidden)]
 pub mod __private;
 mod error;
+pub mod events;
 mod exit;
 pub mod gmail;
 pub mod http;

@@ -229,6 +229,28 @@ impl HostService for LocalServices {
                     &serde_json::json!({ "error": { "code": "invalid_input", "message": "a message needs a string `body`" } }),
                 ),
             }
+        } else if request.method == "POST" && request.path == "/v1/events/emit" {
+            // Nothing subscribes here: the event is shown, not delivered.
+            match serde_json::from_slice::<serde_json::Value>(&request.body) {
+                Ok(event)
+                    if event["type"]
+                        .as_str()
+                        .is_some_and(crate::triggers::valid_type) =>
+                {
+                    let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let id = format!("local-e{n}");
+                    eprintln!(
+                        "roost: emitted event {id} {}: {}",
+                        event["type"].as_str().unwrap_or_default(),
+                        event["payload"]
+                    );
+                    HostResponse::json(200, &serde_json::json!({ "event_id": id }))
+                }
+                _ => HostResponse::json(
+                    400,
+                    &serde_json::json!({ "error": { "code": "invalid_event", "message": "an event needs a valid `type`" } }),
+                ),
+            }
         } else if request.path.starts_with("/v1/integrations/") {
             // Host-mediated calls need the user's stored credentials, which
             // only a server holds.
@@ -239,7 +261,7 @@ impl HostService for LocalServices {
         } else {
             HostResponse::json(
                 404,
-                &serde_json::json!({ "error": { "code": "not_found", "message": "`roost run` serves only the messaging outbox, the script's state and HTTP responses" } }),
+                &serde_json::json!({ "error": { "code": "not_found", "message": "`roost run` serves only the messaging outbox, the script's state, emitted events and HTTP responses" } }),
             )
         };
         Box::pin(async move { answer })

@@ -157,6 +157,9 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
     if let Some(v) = file.max_mcp_sessions_per_user {
         abuse.max_mcp_sessions_per_user = v.max(1);
     }
+    if let Some(v) = file.max_event_chain {
+        abuse.max_event_chain = v.max(1);
+    }
     if let Some(v) = file.max_stored_payload_bytes_per_user {
         abuse.max_stored_payload_bytes_per_user = v;
     }

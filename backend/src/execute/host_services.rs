@@ -17,6 +17,8 @@
 //!   caller, recorded with its success (see `http_reply.rs`).
 //! - `POST /v1/tool/result`: an MCP tool call's result, recorded the same
 //!   way.
+//! - `POST /v1/events/emit`: an event the script emits, committed with the
+//!   run's success (see `emitted_events.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,6 +27,7 @@ use roost_sandbox::{HostFuture, HostRequest, HostResponse, HostService};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::emitted_events::{EmitLimits, EmittedEvents};
 use super::http_reply::{Caller, HttpReplySlot};
 use super::masking::Masker;
 use super::refusals::GivenCredentials;
@@ -55,6 +58,8 @@ pub(crate) struct ServiceDeps {
     pub(crate) credentials: Arc<dyn CredentialSource>,
     /// The most state one script may keep.
     pub(crate) state_quota: StateQuota,
+    /// What bounds the events a run emits.
+    pub(crate) emit_limits: EmitLimits,
 }
 
 pub(super) struct Inner {
@@ -83,6 +88,8 @@ pub(super) struct Inner {
     state: RunState,
     /// An HTTP-triggered run's response.
     http_reply: HttpReplySlot,
+    /// The events the run emitted.
+    emitted: EmittedEvents,
 }
 
 impl RunServices {
@@ -109,6 +116,7 @@ impl RunServices {
             _ => Caller::Nobody,
         };
         let http_reply = HttpReplySlot::new(caller, masker.clone());
+        let emitted = EmittedEvents::new(run, deps.emit_limits, masker.clone());
         Self {
             inner: Arc::new(Inner {
                 deps,
@@ -127,6 +135,7 @@ impl RunServices {
                 notes: Default::default(),
                 state,
                 http_reply,
+                emitted,
             }),
         }
     }
@@ -141,11 +150,14 @@ impl RunServices {
             .messages
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        let (emitted, queue_limits) = self.inner.emitted.take();
         RunEffects {
             script_id: self.inner.script_id.clone(),
             messages: std::mem::take(&mut *messages),
             state: self.inner.state.take_writes(),
             http_response: self.inner.http_reply.take(),
+            emitted,
+            queue_limits: Some(queue_limits),
         }
     }
 
@@ -173,6 +185,7 @@ impl HostService for RunServices {
                 ("POST", "/v1/messages") => inner.send_message(&request.body).await,
                 ("POST", "/v1/http/response") => inner.http_reply.handle(&request.body),
                 ("POST", "/v1/tool/result") => inner.http_reply.handle_tool(&request.body),
+                ("POST", "/v1/events/emit") => inner.emitted.handle(&request.body),
                 ("POST", _) if path.starts_with("/v1/state/") => {
                     let operation = &path["/v1/state/".len()..];
                     inner.state.handle(operation, &request.body).await
@@ -387,6 +400,7 @@ mod tests {
             ),
             credentials: Arc::new(NoCredentials),
             state_quota: StateQuota::default(),
+            emit_limits: Default::default(),
         }
     }
 

@@ -88,7 +88,7 @@ impl HttpReplySlot {
             Ok(sent) => sent,
             Err(e) => return refuse(400, "invalid_result", format!("the result: {e}")),
         };
-        let result = masked(sent.result, &self.masker);
+        let result = self.masker.mask_json(sent.result);
         let reply = HttpReply {
             status: 200,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -176,23 +176,6 @@ fn check(sent: Sent, masker: &Masker) -> Result<HttpReply, String> {
         headers,
         body: masker.mask(&body, false),
     })
-}
-
-/// `value` with the run's secrets masked in every string, keys included;
-/// masking the JSON text would miss a secret that JSON escapes.
-fn masked(value: serde_json::Value, masker: &Masker) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::String(text) => Value::String(masker.mask_str(&text)),
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| masked(v, masker)).collect()),
-        Value::Object(fields) => Value::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| (masker.mask_str(&k), masked(v, masker)))
-                .collect(),
-        ),
-        other => other,
-    }
 }
 
 fn refuse(status: u16, code: &str, message: String) -> HostResponse {

@@ -93,6 +93,25 @@ impl Masker {
     pub fn mask_str(&self, text: &str) -> String {
         String::from_utf8_lossy(&self.mask(text.as_bytes(), false)).into_owned()
     }
+
+    /// `value` with every secret masked in every string, keys included;
+    /// masking the JSON text would miss a secret that JSON escapes.
+    pub fn mask_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => Value::String(self.mask_str(&text)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.mask_json(v)).collect())
+            }
+            Value::Object(fields) => Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (self.mask_str(&k), self.mask_json(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]

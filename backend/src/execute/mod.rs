@@ -5,6 +5,7 @@
 //! its host calls (integration methods, outbox messages) are served here,
 //! and every credential value is masked out of what it leaves behind.
 
+pub(crate) mod emitted_events;
 mod host_calls;
 mod host_services;
 pub(crate) mod http_reply;
@@ -44,6 +45,7 @@ pub struct Executor {
     limits: RunLimits,
     connectors: Arc<Connectors>,
     state_quota: StateQuota,
+    emit_limits: emitted_events::EmitLimits,
     guests: Mutex<HashMap<(String, i64), (LoadedGuest, ScriptMetadata)>>,
 }
 
@@ -67,8 +69,15 @@ impl Executor {
             limits,
             connectors,
             state_quota: StateQuota::default(),
+            emit_limits: Default::default(),
             guests: Mutex::default(),
         }
+    }
+
+    /// Bounds the events runs emit (the defaults otherwise).
+    pub(crate) fn with_emit_limits(mut self, limits: emitted_events::EmitLimits) -> Self {
+        self.emit_limits = limits;
+        self
     }
 
     /// Holds every script's state to `quota` (the default otherwise).
@@ -294,6 +303,7 @@ impl Executor {
             connectors: self.connectors.clone(),
             credentials: self.oauth.clone(),
             state_quota: self.state_quota,
+            emit_limits: self.emit_limits,
         };
         let services = Arc::new(RunServices::new(
             deps,

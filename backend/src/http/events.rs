@@ -116,6 +116,8 @@ pub(crate) fn event_from(
         event_type,
         source: envelope.source,
         payload: envelope.payload,
+        source_run_id: None,
+        chain_depth: 0,
     })
 }
 

@@ -29,6 +29,9 @@ pub(super) struct Hand {
     store: Arc<dyn Store>,
     /// Where the ends of runs are announced (see `Runner::wait`).
     ended: broadcast::Sender<String>,
+    /// Wakes this node's idle workers: runs that emitted events queued
+    /// more work with their end.
+    wake: Arc<tokio::sync::Notify>,
     unstarted: VecDeque<RunRow>,
     finished: Vec<RunReport>,
     logs: Vec<FinishLog>,
@@ -41,11 +44,13 @@ impl Hand {
         worker_id: String,
         store: Arc<dyn Store>,
         ended: broadcast::Sender<String>,
+        wake: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
             worker_id,
             store,
             ended,
+            wake,
             unstarted: VecDeque::new(),
             finished: Vec::new(),
             logs: Vec::new(),
@@ -137,6 +142,7 @@ impl Hand {
         if reports.is_empty() && unstarted.is_empty() && next.is_none() {
             return;
         }
+        let emitted = reports.iter().any(|r| !r.finish.effects.emitted.is_empty());
         match self
             .store
             .report_and_claim(&self.worker_id, reports, unstarted, next)
@@ -147,6 +153,9 @@ impl Hand {
                     log.recorded(recorded, &self.ended);
                 }
                 self.unstarted.extend(reported.next);
+                if emitted {
+                    self.wake.notify_waiters();
+                }
             }
             Err(err) => {
                 for log in logs {

@@ -16,7 +16,12 @@ use crate::store::{
 
 impl Runner {
     pub(super) async fn work(&self, worker_id: String, mut stop: watch::Receiver<bool>) {
-        let mut hand = Hand::new(worker_id, self.store.clone(), self.finished.clone());
+        let mut hand = Hand::new(
+            worker_id,
+            self.store.clone(),
+            self.finished.clone(),
+            self.wake.clone(),
+        );
         loop {
             if let Some(run) = hand.next_unstarted() {
                 let Some(seat) = self.workers_by_user.take(&run.user_id) else {

@@ -46,8 +46,8 @@ where
 {
     async fn get_event(&self, user_id: &str, event_id: &str) -> StoreResult<Option<EventRow>> {
         let row = sqlx::query(
-            "SELECT event_id, event_type, source, received_at, run_ids FROM events \
-             WHERE user_id = $1 AND event_id = $2",
+            "SELECT event_id, event_type, source, received_at, run_ids, source_run_id, chain_depth, \
+             stopped FROM events WHERE user_id = $1 AND event_id = $2",
         )
         .bind(user_id)
         .bind(event_id)
@@ -60,6 +60,9 @@ where
             source: row.try_get("source")?,
             received_at: row.try_get("received_at")?,
             run_ids: run_ids(&row.try_get::<String, _>("run_ids")?)?,
+            source_run_id: row.try_get("source_run_id")?,
+            chain_depth: row.try_get("chain_depth")?,
+            stopped: row.try_get("stopped")?,
         }))
     }
 

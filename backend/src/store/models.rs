@@ -285,6 +285,11 @@ pub struct RunRow {
     pub output_cap: Option<i64>,
     /// A retry waits until this time (Unix ms).
     pub not_before: Option<i64>,
+    /// The event that started it, for a run an event started.
+    pub cause_event_id: Option<String>,
+    /// Links from an outside event to this run: 0 for runs no emitted
+    /// event started, its event's depth otherwise.
+    pub chain_depth: i64,
 }
 
 /// How a run ended, as the worker records it.
@@ -383,7 +388,7 @@ pub struct RunLogs {
 }
 
 /// An event to turn into runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     /// Owner.
     pub user_id: String,
@@ -395,6 +400,10 @@ pub struct NewEvent {
     pub source: Option<String>,
     /// Handed to every subscribed handler.
     pub payload: serde_json::Value,
+    /// The run that emitted it, for an event a script emitted.
+    pub source_run_id: Option<String>,
+    /// Links from an outside event (0) to this one.
+    pub chain_depth: i64,
 }
 
 /// What ingesting an event did.
@@ -538,6 +547,13 @@ pub struct EventRow {
     pub received_at: i64,
     /// The runs it started.
     pub run_ids: Vec<String>,
+    /// The run that emitted it, for an event a script emitted.
+    pub source_run_id: Option<String>,
+    /// Links from an outside event (0) to this one.
+    pub chain_depth: i64,
+    /// Why it started no runs, when it was stopped: `chain_limit` (too
+    /// many links) or `queue_full` (its owner's queue was at its cap).
+    pub stopped: Option<String>,
 }
 
 /// Cluster-wide run figures for the operator view and `/metrics`.

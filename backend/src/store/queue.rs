@@ -167,9 +167,9 @@ pub(super) const GIVE_BACK_RUN_SQL: &str = "UPDATE runs SET status = 'queued', w
 
 /// Queues the next attempt of run `$6`.
 pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, \
-     trigger_spec, payload, status, attempt, first_run_id, queued_at, not_before) \
+     trigger_spec, payload, status, attempt, first_run_id, queued_at, not_before, cause_event_id, chain_depth) \
      SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-     'queued', $2, $3, $4, $5 FROM runs WHERE id = $6";
+     'queued', $2, $3, $4, $5, cause_event_id, chain_depth FROM runs WHERE id = $6";
 
 /// The runs an event id already made (`$1` user, `$2` event id).
 pub(super) const EVENT_LOOKUP_SQL: &str =
@@ -181,12 +181,14 @@ pub(super) const EVENT_SUBSCRIBERS_SQL: &str = "SELECT s.id AS script_id, s.curr
      WHERE s.user_id = $1 AND t.kind = 'event' AND t.spec = $2 ORDER BY s.id, t.handler";
 
 /// A queued run for one subscriber of an event: `$1` id, `$2` user, `$3`
-/// script, `$4` version, `$5` handler, `$6` event type, `$7` payload, `$8` now.
+/// script, `$4` version, `$5` handler, `$6` event type, `$7` payload, `$8`
+/// now, `$9` the event's id, `$10` its chain depth.
 pub(super) const INSERT_EVENT_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
-     trigger_kind, trigger_spec, payload, status, attempt, queued_at) \
-     VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8)";
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth) \
+     VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8, $9, $10)";
 
 /// An event received: `$1` user, `$2` id, `$3` type, `$4` source, `$5` now,
-/// `$6` the JSON list of the runs it made.
-pub(super) const INSERT_EVENT_SQL: &str = "INSERT INTO events (user_id, event_id, event_type, source, received_at, run_ids) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+/// `$6` the JSON list of the runs it made, `$7` the run that emitted it,
+/// `$8` its chain depth, `$9` why it was stopped.
+pub(super) const INSERT_EVENT_SQL: &str = "INSERT INTO events (user_id, event_id, event_type, source, received_at, run_ids, \
+     source_run_id, chain_depth, stopped) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";

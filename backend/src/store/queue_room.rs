@@ -3,7 +3,7 @@
 use super::{Store, StoreError, StoreResult};
 
 /// How much of the queue a user may fill.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
     /// Runs queued at once.
     pub runs: i64,

@@ -7,7 +7,7 @@ use super::{RunRow, StoreError, StoreResult};
 /// Columns of a run row, in the order `run_from_row` reads them.
 pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
      payload, status, attempt, first_run_id, worker_id, heartbeat_at, queued_at, started_at, finished_at, exit_code, \
-     duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before";
+     duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before, cause_event_id, chain_depth";
 
 /// A run from a row holding `RUN_COLUMNS`.
 pub(super) fn run_from_row(row: &impl RunColumns) -> StoreResult<RunRow> {
@@ -40,6 +40,8 @@ pub(super) fn run_from_row(row: &impl RunColumns) -> StoreResult<RunRow> {
         stderr_truncated: row.int("stderr_truncated")? != 0,
         output_cap: row.maybe_int("output_cap")?,
         not_before: row.maybe_int("not_before")?,
+        cause_event_id: row.maybe_text("cause_event_id")?,
+        chain_depth: row.int("chain_depth")?,
     })
 }
 

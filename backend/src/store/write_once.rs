@@ -91,13 +91,30 @@ pub struct RunEffects {
     pub state: StateWrites,
     /// What an HTTP-triggered run answered its caller.
     pub http_response: Option<HttpReply>,
+    /// Events the run emitted: recorded, and their runs queued, with the
+    /// run's success.
+    pub emitted: Vec<Emitted>,
+    /// The owner's queue caps, which an emitted event's runs must fit.
+    pub queue_limits: Option<super::QueueLimits>,
 }
 
 impl RunEffects {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.state.is_empty() && self.http_response.is_none()
+        self.messages.is_empty()
+            && self.state.is_empty()
+            && self.http_response.is_none()
+            && self.emitted.is_empty()
     }
+}
+
+/// An event a run emitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emitted {
+    /// The event, with the run as its source.
+    pub event: super::NewEvent,
+    /// Past the chain limit: recorded as stopped, starting nothing.
+    pub past_chain_limit: bool,
 }
 
 /// An HTTP-triggered run's response, recorded with its success.

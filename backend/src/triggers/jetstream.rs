@@ -309,6 +309,8 @@ impl JetStreamBus {
             event_type: event_type.to_string(),
             source: header("Roost-Source").or_else(|| Some("nats".into())),
             payload,
+            source_run_id: None,
+            chain_depth: 0,
         })
     }
 }

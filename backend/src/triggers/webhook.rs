@@ -277,6 +277,8 @@ impl Webhooks {
             event_type,
             source: Some(source),
             payload,
+            source_run_id: None,
+            chain_depth: 0,
         };
         let submitted = self
             .events

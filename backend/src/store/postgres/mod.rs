@@ -2,6 +2,7 @@
 //! node writes through its own pool; PostgreSQL's row locks, not a single
 //! writer, keep the writes apart.
 
+mod emitted;
 mod queue;
 mod run_state;
 

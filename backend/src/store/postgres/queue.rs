@@ -12,9 +12,8 @@ use super::{ADVISORY_LOCK_SQL, CLAIM_BEGIN, CLAIM_CANDIDATES, PostgresStore};
 use crate::store::engine::Engine;
 use crate::store::events::run_ids;
 use crate::store::queue::{
-    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
-    INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
-    INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL, RunQueue,
+    EVENT_LOOKUP_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL, INSERT_HTTP_RESPONSE_SQL,
+    INSERT_MESSAGE_SQL, INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL, RunQueue,
 };
 use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
 use crate::store::state::{Checked, refused_run_error};
@@ -394,6 +393,9 @@ async fn finish_in(
             .execute(&mut **tx)
             .await?;
     }
+    if refused.is_none() {
+        super::emitted::write_emitted(tx, effects, now).await?;
+    }
     // A success refused at its commit is retried as a failure would be.
     let succeeded = refused.is_none() && finish.status == RunStatus::Succeeded;
     if let Some(retry) = retry.filter(|_| !succeeded) {
@@ -464,27 +466,7 @@ impl PostgresStore {
         if let Some(row) = earlier {
             return seen(row.try_get("run_ids")?);
         }
-        let subscribers = sqlx::query(EVENT_SUBSCRIBERS_SQL)
-            .bind(&event.user_id)
-            .bind(&event.event_type)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut run_ids = Vec::new();
-        for row in &subscribers {
-            let id = new_id("run");
-            sqlx::query(INSERT_EVENT_RUN_SQL)
-                .bind(&id)
-                .bind(&event.user_id)
-                .bind(row.try_get::<String, _>("script_id")?)
-                .bind(row.try_get::<i64, _>("current_version")?)
-                .bind(row.try_get::<String, _>("handler")?)
-                .bind(&event.event_type)
-                .bind(payload)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            run_ids.push(id);
-        }
+        let run_ids = super::emitted::queue_event_runs(&mut tx, event, payload, now).await?;
         // The check before counted one copy of the payload; an event that
         // starts several runs stores several. Checked again with them
         // counted (the triggers have added them), in its transaction:
@@ -502,15 +484,7 @@ impl PostgresStore {
             };
             limits.admit(before, incoming)?;
         }
-        let inserted = sqlx::query(INSERT_EVENT_SQL)
-            .bind(&event.user_id)
-            .bind(&event.event_id)
-            .bind(&event.event_type)
-            .bind(&event.source)
-            .bind(now)
-            .bind(serde_json::to_string(&run_ids).expect("ids serialise"))
-            .execute(&mut *tx)
-            .await;
+        let inserted = super::emitted::insert_event(&mut tx, event, &run_ids, None, now).await;
         match inserted {
             Ok(_) => {
                 tx.commit().await?;

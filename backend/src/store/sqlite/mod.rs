@@ -4,6 +4,7 @@
 //! (group_commit.rs), which batches them into few transactions.
 
 mod connection;
+mod emitted;
 mod endpoint_cache;
 mod group_commit;
 mod held_starts;

@@ -167,7 +167,8 @@ fn checked(
 }
 
 /// Writes what the run did that roost keeps (state, outbox messages, its
-/// HTTP response), unless its state writes were refused.
+/// HTTP response, the events it emitted), unless its state writes were
+/// refused.
 fn write_effects(
     tx: &Connection,
     run_id: &str,
@@ -205,5 +206,5 @@ fn write_effects(
                 reply.body,
             ])?;
     }
-    Ok(())
+    super::emitted::write_emitted(tx, effects, now)
 }

@@ -182,22 +182,40 @@ pub(super) fn ingest(
             handler,
             event.event_type,
             payload,
-            now
+            now,
+            event.event_id,
+            event.chain_depth
         ])?;
         run_ids.push(id);
     }
+    insert_event(tx, event, &run_ids, None, now)?;
+    Ok(EventIngest {
+        duplicate: false,
+        run_ids,
+    })
+}
+
+/// Records `event` with the runs it made, or, `stopped`, with why it made
+/// none.
+pub(super) fn insert_event(
+    tx: &Connection,
+    event: &NewEvent,
+    run_ids: &[String],
+    stopped: Option<&str>,
+    now: i64,
+) -> StoreResult<()> {
     tx.prepare_cached(&SQL.insert_event)?.execute(params![
         event.user_id,
         event.event_id,
         event.event_type,
         event.source,
         now,
-        serde_json::to_string(&run_ids).expect("ids serialise")
+        serde_json::to_string(run_ids).expect("ids serialise"),
+        event.source_run_id,
+        event.chain_depth,
+        stopped
     ])?;
-    Ok(EventIngest {
-        duplicate: false,
-        run_ids,
-    })
+    Ok(())
 }
 
 /// Who claims, when, and for how long the start may be held (`None`:

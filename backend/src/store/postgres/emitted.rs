@@ -1,0 +1,102 @@
+//! The events a run emitted, written in its finish's transaction: each is
+//! recorded and queues its subscribers' runs as a posted event would, or is
+//! recorded as stopped (past the chain limit, or its owner's queue full).
+
+use sqlx::Row;
+
+use crate::store::engine::Engine;
+use crate::store::queue::{EVENT_SUBSCRIBERS_SQL, INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL};
+use crate::store::{NewEvent, QueueDepth, RunEffects, StoreError, StoreResult, new_id};
+
+pub(super) async fn write_emitted(
+    tx: &mut sqlx::PgConnection,
+    effects: &RunEffects,
+    now: i64,
+) -> StoreResult<()> {
+    for emitted in &effects.emitted {
+        let event = &emitted.event;
+        if emitted.past_chain_limit {
+            insert_event(tx, event, &[], Some("chain_limit"), now).await?;
+            continue;
+        }
+        let payload = event.payload.to_string();
+        if let Some(limits) = effects.queue_limits {
+            let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
+                .bind(&event.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let depth = QueueDepth {
+                runs: depth.try_get("n")?,
+                payload_bytes: depth.try_get("bytes")?,
+            };
+            match limits.admit(depth, payload.len() as i64) {
+                Ok(()) => {}
+                Err(StoreError::QueueFull { .. } | StoreError::PayloadQuotaFull { .. }) => {
+                    insert_event(tx, event, &[], Some("queue_full"), now).await?;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let run_ids = queue_event_runs(tx, event, &payload, now).await?;
+        insert_event(tx, event, &run_ids, None, now).await?;
+    }
+    Ok(())
+}
+
+/// Queues a run of `event` for each handler subscribed to its type; their
+/// ids.
+pub(super) async fn queue_event_runs(
+    tx: &mut sqlx::PgConnection,
+    event: &NewEvent,
+    payload: &str,
+    now: i64,
+) -> StoreResult<Vec<String>> {
+    let subscribers = sqlx::query(EVENT_SUBSCRIBERS_SQL)
+        .bind(&event.user_id)
+        .bind(&event.event_type)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut run_ids = Vec::with_capacity(subscribers.len());
+    for row in &subscribers {
+        let id = new_id("run");
+        sqlx::query(INSERT_EVENT_RUN_SQL)
+            .bind(&id)
+            .bind(&event.user_id)
+            .bind(row.try_get::<String, _>("script_id")?)
+            .bind(row.try_get::<i64, _>("current_version")?)
+            .bind(row.try_get::<String, _>("handler")?)
+            .bind(&event.event_type)
+            .bind(payload)
+            .bind(now)
+            .bind(&event.event_id)
+            .bind(event.chain_depth)
+            .execute(&mut *tx)
+            .await?;
+        run_ids.push(id);
+    }
+    Ok(run_ids)
+}
+
+/// Records `event` with the runs it made, or, `stopped`, with why it made
+/// none.
+pub(super) async fn insert_event(
+    tx: &mut sqlx::PgConnection,
+    event: &NewEvent,
+    run_ids: &[String],
+    stopped: Option<&str>,
+    now: i64,
+) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
+    sqlx::query(INSERT_EVENT_SQL)
+        .bind(&event.user_id)
+        .bind(&event.event_id)
+        .bind(&event.event_type)
+        .bind(&event.source)
+        .bind(now)
+        .bind(serde_json::to_string(run_ids).expect("ids serialise"))
+        .bind(&event.source_run_id)
+        .bind(event.chain_depth)
+        .bind(stopped)
+        .execute(&mut *tx)
+        .await
+}

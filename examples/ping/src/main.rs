@@ -1,0 +1,43 @@
+//! Half of a rally: `start` serves the first `ping`; each `pong` is
+//! answered with the next `ping` until the count reaches `stop_at`.
+//! Deployed beside `pong`, each hit is a run that an emitted event started.
+
+use roost_sdk::{Invocation, events, handler, on_event};
+use serde_json::json;
+
+/// Serves the first ball: `{"stop_at": N, "sleep_ms": M}` (both optional).
+#[handler]
+fn start(invocation: &Invocation) -> roost_sdk::Result {
+    let stop_at = invocation.payload["stop_at"].as_u64().unwrap_or(3);
+    let sleep_ms = invocation.payload["sleep_ms"].as_u64().unwrap_or(0);
+    let id = events::emit("ping", &json!({ "n": 1, "stop_at": stop_at, "sleep_ms": sleep_ms }))?;
+    println!("served ping 1 as {id}");
+    Ok(())
+}
+
+#[on_event("pong")]
+fn volley(invocation: &Invocation) -> roost_sdk::Result {
+    hit(invocation, "ping")
+}
+
+/// Sends the ball back as `kind` unless the rally is over, then sleeps
+/// `sleep_ms`.
+fn hit(invocation: &Invocation, kind: &str) -> roost_sdk::Result {
+    let ball = &invocation.payload;
+    let n = ball["n"].as_u64().unwrap_or(0);
+    let stop_at = ball["stop_at"].as_u64().unwrap_or(0);
+    if n >= stop_at {
+        println!("rally over at {n}");
+        return Ok(());
+    }
+    let next = json!({ "n": n + 1, "stop_at": stop_at, "sleep_ms": ball["sleep_ms"] });
+    let id = events::emit(kind, &next)?;
+    println!("{kind} {} as {id}", n + 1);
+    // Emitted, not yet committed: a crash now must not lose or double it.
+    std::thread::sleep(std::time::Duration::from_millis(
+        ball["sleep_ms"].as_u64().unwrap_or(0),
+    ));
+    Ok(())
+}
+
+roost_sdk::main!(start, volley);
