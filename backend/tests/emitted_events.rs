@@ -109,6 +109,19 @@ async fn a_chain_runs_once_per_link_and_says_what_caused_what(backend: Backend) 
         );
         assert_eq!(run["payload"]["n"], depth as i64 + 1);
     }
+    // The dashboard's run page names the event that started a run.
+    let session = support::dashboard::Session::sign_in(&app, &ada).await;
+    let last = runs.last().unwrap();
+    let page = session
+        .get(&format!("/runs/{}", last["id"].as_str().unwrap()))
+        .await;
+    let cause = last["cause_event_id"].as_str().unwrap();
+    assert!(
+        page.body
+            .contains(&format!("event <code>{cause}</code> · link 3 of its chain")),
+        "{}",
+        page.body
+    );
 }
 
 on_both_stores!(two_scripts_that_emit_each_others_events_stop_at_the_limit);

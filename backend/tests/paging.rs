@@ -84,6 +84,7 @@ async fn rows_sharing_a_millisecond_are_each_listed_once(backend: Backend) {
             trigger_kind: roost::store::TriggerKind::Manual,
             trigger_spec: String::new(),
             payload: Value::Null,
+            not_before: None,
         })
         .await
         .unwrap();

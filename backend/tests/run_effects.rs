@@ -25,6 +25,7 @@ async fn effects_are_written_only_with_the_end_that_is_recorded(backend: Backend
             trigger_kind: roost::store::TriggerKind::Manual,
             trigger_spec: String::new(),
             payload: Value::Null,
+            not_before: None,
         })
         .await
         .unwrap();

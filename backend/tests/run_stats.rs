@@ -155,6 +155,7 @@ async fn queued_runs_count_in_the_minute_they_were_queued(backend: Backend) {
         trigger_kind: TriggerKind::Manual,
         trigger_spec: String::new(),
         payload: Value::Null,
+        not_before: None,
     };
     let mut queued = Vec::new();
     for _ in 0..3 {

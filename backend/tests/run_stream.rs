@@ -289,6 +289,7 @@ async fn output_so_far_is_written_only_by_the_runs_worker_while_it_runs(backend:
         trigger_kind: TriggerKind::Manual,
         trigger_spec: String::new(),
         payload: Value::Null,
+        not_before: None,
     };
     let queued = [
         store.enqueue_run(&new_run).await.unwrap(),

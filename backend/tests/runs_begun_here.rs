@@ -27,6 +27,7 @@ async fn begun(store: &dyn Store, worker: &str) -> StartedRun {
             trigger_kind: TriggerKind::Http,
             trigger_spec: "POST /orders".into(),
             payload: json!({ "method": "POST" }),
+            not_before: None,
         },
         worker_id: worker.into(),
         started_at: now_millis() - 5,

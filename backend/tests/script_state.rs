@@ -642,6 +642,7 @@ async fn the_commit_checks_conditions_and_quotas(backend: Backend) {
                 trigger_kind: TriggerKind::Manual,
                 trigger_spec: String::new(),
                 payload: Value::Null,
+                not_before: None,
             })
             .await
             .unwrap();

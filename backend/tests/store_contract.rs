@@ -42,6 +42,7 @@ fn manual_run(user_id: &str, script_id: &str, payload: serde_json::Value) -> roo
         trigger_kind: roost::store::TriggerKind::Manual,
         trigger_spec: String::new(),
         payload,
+        not_before: None,
     }
 }
 

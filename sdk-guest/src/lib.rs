@@ -43,7 +43,8 @@
 //! are host-only).
 //!
 //! [`events::emit`] publishes an event that runs the user's `#[on_event]`
-//! handlers, committed with the run's success.
+//! handlers, and [`runs::schedule`] asks for a run of a handler at a time,
+//! both committed with the run's success.
 //!
 //! [`state`] keeps values between runs, written only when a run succeeds
 //! (with cursors for "since the last run": [`state::HighWater`],
@@ -65,6 +66,7 @@ pub mod integrations;
 mod invocation;
 pub mod messaging;
 mod refusal;
+pub mod runs;
 pub mod slack;
 pub mod state;
 mod tool;

@@ -13,6 +13,7 @@ mod live;
 pub mod masking;
 mod refusals;
 pub(crate) mod run_state;
+mod scheduled_runs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -309,6 +310,11 @@ impl Executor {
             deps,
             run,
             &metadata.integrations,
+            &metadata
+                .handlers
+                .iter()
+                .map(|h| h.name.clone())
+                .collect::<Vec<_>>(),
             masker.clone(),
             given,
         ));

@@ -14,6 +14,7 @@ mod messages;
 mod pages;
 pub(crate) mod paging;
 mod payload_limit;
+mod run_at;
 mod run_stream;
 mod runs;
 pub(crate) mod scripts;

@@ -35,6 +35,10 @@ struct RunBody {
     handler: Option<String>,
     #[serde(default)]
     payload: serde_json::Value,
+    /// Not before this time (RFC 3339).
+    run_at: Option<String>,
+    /// Not before this long from now.
+    delay: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +66,18 @@ async fn start(
     } else {
         parse_json(&raw)?
     };
+    let not_before = super::run_at::not_before(
+        body.run_at.as_deref(),
+        body.delay.as_ref(),
+        crate::store::now_millis(),
+    )?;
+    if not_before.is_some() && query.wait {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_run_at",
+            "a run at a time cannot be waited on (`wait`); follow it with GET /v1/runs/{id}",
+        ));
+    }
     let request = ManualRequest {
         idempotency_key: idempotency_key(&headers)?,
         handler: body.handler,
@@ -70,6 +86,7 @@ async fn start(
             .wait
             .then(|| Duration::from_secs(query.timeout.unwrap_or(60).min(600))),
         trigger: Default::default(),
+        not_before,
     };
     let started = state
         .manual
@@ -87,7 +104,7 @@ async fn start(
         return Ok((
             StatusCode::ACCEPTED,
             replayed,
-            Json(json!({ "run_id": run.id, "status": run.status })),
+            Json(json!({ "run_id": run.id, "status": run.status, "not_before": run.not_before })),
         ));
     };
     let status = if run.status.is_terminal() {

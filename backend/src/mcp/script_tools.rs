@@ -81,6 +81,7 @@ pub(super) async fn call(
         idempotency_key: None,
         wait: Some(CALL_WAIT),
         trigger: TriggerKind::Mcp,
+        not_before: None,
     };
     let started = match state.manual.start(&user.id, &tool.script.id, request).await {
         Ok(started) => started,

@@ -327,6 +327,7 @@ impl Roost {
             idempotency_key: None,
             wait: Some(Duration::from_secs(wait)),
             trigger: Default::default(),
+            not_before: None,
         };
         let started = match self
             .state

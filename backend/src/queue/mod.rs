@@ -2,6 +2,7 @@
 //! it, heart-beating while they run, and a reaper that puts the runs of a
 //! dead worker back on the queue.
 
+mod due;
 pub mod follow;
 mod hand;
 mod here;
@@ -103,6 +104,8 @@ pub struct Runner {
     executor: Arc<Executor>,
     config: RunnerConfig,
     wake: Arc<Notify>,
+    /// Tells the watch on due runs (due.rs) that one was queued here.
+    due_changed: Notify,
     node_id: String,
     metrics: Arc<Metrics>,
     /// Scripts' settings by version.
@@ -149,6 +152,7 @@ impl Runner {
             executor,
             config,
             wake: Arc::new(Notify::new()),
+            due_changed: Notify::new(),
             node_id,
             metrics,
             settings: Default::default(),
@@ -166,12 +170,20 @@ impl Runner {
         &self.metrics
     }
 
-    /// Queues a run and wakes a worker.
+    /// Queues a run and wakes a worker (or, for a run at a time, the watch
+    /// on due runs).
     pub async fn enqueue(&self, run: &NewRun) -> StoreResult<RunRow> {
         let row = self.store.enqueue_run(run).await?;
-        tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, "run queued");
-        self.wake.notify_one();
+        tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, not_before = ?row.not_before, "run queued");
+        self.queued(&row);
         Ok(row)
+    }
+
+    fn queued(&self, row: &RunRow) {
+        match row.not_before {
+            Some(_) => self.due_changed(),
+            None => self.wake.notify_one(),
+        }
     }
 
     /// Queues a manual run, refused while the user's queue is full
@@ -197,8 +209,8 @@ impl Runner {
         crate::store::check_queue_room(self.store.as_ref(), &run.user_id, limits, incoming).await?;
         let enqueued = self.store.enqueue_run_once(run, key, since).await?;
         if let Enqueued::New(row) = &enqueued {
-            tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, "run queued");
-            self.wake.notify_one();
+            tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, not_before = ?row.not_before, "run queued");
+            self.queued(row);
         }
         Ok(enqueued)
     }
@@ -227,6 +239,9 @@ impl Runner {
         let runner = self.clone();
         let reaper_stop = stop.clone();
         handles.push(tokio::spawn(async move { runner.reap(reaper_stop).await }));
+        let runner = self.clone();
+        let due_stop = stop.clone();
+        handles.push(tokio::spawn(runner.wake_when_due(due_stop)));
         let runner = self.clone();
         handles.push(tokio::spawn(
             async move { runner.relay_run_ends(stop).await },

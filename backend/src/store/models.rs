@@ -202,7 +202,7 @@ pub struct RetryPlan {
 }
 
 /// A run to put on the queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRun {
     /// Owner.
     pub user_id: String,
@@ -218,6 +218,8 @@ pub struct NewRun {
     pub trigger_spec: String,
     /// JSON payload.
     pub payload: serde_json::Value,
+    /// A run at a time: not claimable before this (Unix ms).
+    pub not_before: Option<i64>,
 }
 
 /// A run a node began at once, outside the queue (an HTTP request

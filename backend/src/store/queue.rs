@@ -171,6 +171,13 @@ pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id
      SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
      'queued', $2, $3, $4, $5, cause_event_id, chain_depth FROM runs WHERE id = $6";
 
+/// A run a run scheduled, queued with its end: `$1` id, `$2` user, `$3`
+/// script, `$4` version, `$5` handler, `$6` trigger kind, `$7` trigger
+/// spec, `$8` payload, `$9` now, `$10` not before, `$11` chain depth.
+pub(super) const INSERT_SCHEDULED_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at, not_before, chain_depth) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9, $10, $11)";
+
 /// The runs an event id already made (`$1` user, `$2` event id).
 pub(super) const EVENT_LOOKUP_SQL: &str =
     "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";

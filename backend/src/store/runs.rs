@@ -55,6 +55,9 @@ pub trait RunStore: Send + Sync {
     /// How much of the queue `user_id` fills: runs queued, and bytes of
     /// payload their runs keep.
     async fn queue_depth(&self, user_id: &str) -> StoreResult<QueueDepth>;
+    /// The earliest time after `now` a queued run waits for (a run at a
+    /// time, or a retry's backoff), if any.
+    async fn next_due(&self, now: i64) -> StoreResult<Option<i64>>;
 }
 
 #[async_trait]
@@ -302,6 +305,17 @@ where
         })
     }
 
+    async fn next_due(&self, now: i64) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(not_before) AS due FROM runs \
+             WHERE status = 'queued' AND not_before IS NOT NULL AND not_before > $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("due")?)
+    }
+
     async fn queue_depth(&self, user_id: &str) -> StoreResult<QueueDepth> {
         let row = sqlx::query(DB::QUEUE_DEPTH_SQL)
             .bind(user_id)
@@ -316,11 +330,12 @@ where
 
 /// The statement queuing a new run, returning it: `$1` id, `$2` user,
 /// `$3` script, `$4` version, `$5` handler, `$6` trigger kind, `$7`
-/// trigger spec, `$8` payload, `$9` now.
+/// trigger spec, `$8` payload, `$9` now, `$10` not before.
 fn insert_run_sql() -> String {
     format!(
         "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-         status, attempt, queued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9) RETURNING {RUN_COLUMNS}"
+         status, attempt, queued_at, not_before) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9, $10) \
+         RETURNING {RUN_COLUMNS}"
     )
 }
 
@@ -334,6 +349,7 @@ where
     String: Column<DB>,
     Option<String>: Column<DB>,
     i64: Column<DB>,
+    Option<i64>: Column<DB>,
     for<'s> &'s str: Encode<'s, DB> + Type<DB>,
 {
     query
@@ -346,6 +362,7 @@ where
         .bind(&run.trigger_spec)
         .bind(run.payload.to_string())
         .bind(now_millis())
+        .bind(run.not_before)
 }
 
 /// The (run id, request hash, time) idempotency key `$2` of user `$1` was

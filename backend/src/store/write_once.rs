@@ -96,6 +96,19 @@ pub struct RunEffects {
     pub emitted: Vec<Emitted>,
     /// The owner's queue caps, which an emitted event's runs must fit.
     pub queue_limits: Option<super::QueueLimits>,
+    /// Runs the run asked for at a time: queued with its success.
+    pub scheduled: Vec<ScheduledRun>,
+}
+
+/// A run a run asked for (`roost_sdk::runs::schedule`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRun {
+    /// Its id, told to the script when it asked.
+    pub id: String,
+    /// The run, with its time.
+    pub run: super::NewRun,
+    /// One link deeper than the run that asked.
+    pub chain_depth: i64,
 }
 
 impl RunEffects {
@@ -105,6 +118,7 @@ impl RunEffects {
             && self.state.is_empty()
             && self.http_response.is_none()
             && self.emitted.is_empty()
+            && self.scheduled.is_empty()
     }
 }
 

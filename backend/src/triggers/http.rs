@@ -401,6 +401,7 @@ impl HttpHandlers {
             trigger_kind: TriggerKind::Http,
             trigger_spec: format!("{} {}", request.method, request.path),
             payload: payload(&request, trigger.access),
+            not_before: None,
         };
         let deadline = tokio::time::Instant::now()
             + trigger

@@ -28,6 +28,8 @@ pub struct ManualRequest {
     /// Who asks: a person or a program (`Manual`, the default), or an
     /// agent calling a tool (`Mcp`), whose run answers with a result.
     pub trigger: TriggerKind,
+    /// A run at a time: not before this (Unix ms).
+    pub not_before: Option<i64>,
 }
 
 /// A manual run, as started.
@@ -155,6 +157,7 @@ impl ManualRuns {
             trigger_kind: request.trigger,
             trigger_spec: String::new(),
             payload: request.payload,
+            not_before: request.not_before,
         };
         let (run, replayed) = match self
             .runner
@@ -212,6 +215,7 @@ impl ManualRuns {
 /// script, the handler and the payload.
 fn idempotency_key(key: &str, script_id: &str, request: &ManualRequest) -> IdempotencyKey {
     let mut hash = Sha256::new();
+    // Not the time of a run at a time: a `delay` repeated is the same ask.
     for part in [
         script_id,
         request.handler.as_deref().unwrap_or(""),

@@ -313,6 +313,10 @@ struct RunPage {
     version: i64,
     run: RunLine,
     first_run: Option<String>,
+    /// A run at a time (or a retry's backoff): not before this.
+    not_before: Option<String>,
+    /// The event that started it, and its chain depth.
+    cause: Option<(String, i64)>,
     started: String,
     finished: String,
     exit_code: String,
@@ -388,6 +392,11 @@ async fn one(
         version: run.script_version,
         run: RunLine::new(&run, script),
         first_run: run.first_run_id.clone().filter(|f| *f != run.id),
+        not_before: run.not_before.map(|at| maybe_when(Some(at))),
+        cause: run
+            .cause_event_id
+            .clone()
+            .map(|event| (event, run.chain_depth)),
         started: maybe_when(run.started_at),
         finished: maybe_when(run.finished_at),
         exit_code: run.exit_code.map_or("—".into(), |c| c.to_string()),

@@ -313,6 +313,7 @@ async fn run_now(
         idempotency_key: None,
         wait: None,
         trigger: Default::default(),
+        not_before: None,
     };
     let started = state
         .manual

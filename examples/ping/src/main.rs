@@ -2,6 +2,7 @@
 //! answered with the next `ping` until the count reaches `stop_at`.
 //! Deployed beside `pong`, each hit is a run that an emitted event started.
 
+use roost_sdk::runs::{self, When};
 use roost_sdk::{Invocation, events, handler, on_event};
 use serde_json::json;
 
@@ -12,6 +13,21 @@ fn start(invocation: &Invocation) -> roost_sdk::Result {
     let sleep_ms = invocation.payload["sleep_ms"].as_u64().unwrap_or(0);
     let id = events::emit("ping", &json!({ "n": 1, "stop_at": stop_at, "sleep_ms": sleep_ms }))?;
     println!("served ping 1 as {id}");
+    Ok(())
+}
+
+/// Serves later: asks for a run of `start` in `in_ms` (default 1000) with
+/// the same payload. With `"fail": true` it fails after asking, so nothing
+/// is asked for.
+#[handler]
+fn serve_later(invocation: &Invocation) -> roost_sdk::Result {
+    let in_ms = invocation.payload["in_ms"].as_u64().unwrap_or(1000);
+    let when = When::In(std::time::Duration::from_millis(in_ms));
+    let scheduled = runs::schedule("start", when, &invocation.payload)?;
+    println!("start will run as {} at {}", scheduled.run_id, scheduled.not_before);
+    if invocation.payload["fail"] == true {
+        return Err(roost_sdk::Error::msg("asked to fail after scheduling"));
+    }
     Ok(())
 }
 
@@ -40,4 +56,4 @@ fn hit(invocation: &Invocation, kind: &str) -> roost_sdk::Result {
     Ok(())
 }
 
-roost_sdk::main!(start, volley);
+roost_sdk::main!(start, serve_later, volley);

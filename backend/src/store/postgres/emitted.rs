@@ -1,11 +1,12 @@
-//! The events a run emitted, written in its finish's transaction: each is
-//! recorded and queues its subscribers' runs as a posted event would, or is
-//! recorded as stopped (past the chain limit, or its owner's queue full).
+//! The events a run emitted and the runs it scheduled, written in its
+//! finish's transaction (see `sqlite/emitted.rs`).
 
 use sqlx::Row;
 
 use crate::store::engine::Engine;
-use crate::store::queue::{EVENT_SUBSCRIBERS_SQL, INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL};
+use crate::store::queue::{
+    EVENT_SUBSCRIBERS_SQL, INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_SCHEDULED_RUN_SQL,
+};
 use crate::store::{NewEvent, QueueDepth, RunEffects, StoreError, StoreResult, new_id};
 
 pub(super) async fn write_emitted(
@@ -40,6 +41,23 @@ pub(super) async fn write_emitted(
         }
         let run_ids = queue_event_runs(tx, event, &payload, now).await?;
         insert_event(tx, event, &run_ids, None, now).await?;
+    }
+    for scheduled in &effects.scheduled {
+        let run = &scheduled.run;
+        sqlx::query(INSERT_SCHEDULED_RUN_SQL)
+            .bind(&scheduled.id)
+            .bind(&run.user_id)
+            .bind(&run.script_id)
+            .bind(run.script_version)
+            .bind(&run.handler)
+            .bind(run.trigger_kind.as_str())
+            .bind(&run.trigger_spec)
+            .bind(run.payload.to_string())
+            .bind(now)
+            .bind(run.not_before)
+            .bind(scheduled.chain_depth)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(())
 }

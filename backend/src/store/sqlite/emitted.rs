@@ -1,10 +1,13 @@
-//! The events a run emitted, written in its finish's transaction: each is
-//! recorded and queues its subscribers' runs as a posted event would, or is
-//! recorded as stopped (past the chain limit, or its owner's queue full).
+//! The events a run emitted and the runs it scheduled, written in its
+//! finish's transaction: each event is recorded and queues its subscribers'
+//! runs as a posted event would, or is recorded as stopped (past the chain
+//! limit, or its owner's queue full); each scheduled run is queued.
 
 use rusqlite::Connection;
 
-use super::writer_jobs::{ingest, insert_event};
+use rusqlite::params;
+
+use super::writer_jobs::{SQL, ingest, insert_event};
 use crate::store::{RunEffects, StoreError, StoreResult};
 
 pub(super) fn write_emitted(tx: &Connection, effects: &RunEffects, now: i64) -> StoreResult<()> {
@@ -22,6 +25,23 @@ pub(super) fn write_emitted(tx: &Connection, effects: &RunEffects, now: i64) -> 
             }
             Err(err) => return Err(err),
         }
+    }
+    for scheduled in &effects.scheduled {
+        let run = &scheduled.run;
+        tx.prepare_cached(&SQL.insert_scheduled_run)?
+            .execute(params![
+                scheduled.id,
+                run.user_id,
+                run.script_id,
+                run.script_version,
+                run.handler,
+                run.trigger_kind.as_str(),
+                run.trigger_spec,
+                run.payload.to_string(),
+                now,
+                run.not_before,
+                scheduled.chain_depth,
+            ])?;
     }
     Ok(())
 }

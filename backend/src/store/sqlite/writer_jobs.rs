@@ -14,7 +14,7 @@ use super::run_ends::{Ended, finish};
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
-    INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL,
+    INSERT_SCHEDULED_RUN_SQL, INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL,
 };
 use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
 use crate::store::{
@@ -78,6 +78,7 @@ pub(super) struct WriterSql {
     pub(super) insert_message: String,
     pub(super) insert_http_response: String,
     pub(super) insert_started_run: String,
+    pub(super) insert_scheduled_run: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -100,6 +101,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     insert_message: numbered(INSERT_MESSAGE_SQL),
     insert_http_response: numbered(INSERT_HTTP_RESPONSE_SQL),
     insert_started_run: numbered(INSERT_STARTED_RUN_SQL),
+    insert_scheduled_run: numbered(INSERT_SCHEDULED_RUN_SQL),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
