@@ -138,6 +138,7 @@ async fn bench() {
                 String::new()
             },
             timezone: None,
+            flow: None,
         };
         store
             .create_script_version(&NewScriptVersion {

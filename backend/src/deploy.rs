@@ -97,6 +97,10 @@ pub enum DeployError {
     /// a JSON Schema of an object.
     #[error("invalid tool: {0}")]
     InvalidTool(String),
+    /// Flow control that is not valid (debounce on a handler no event
+    /// starts, a period out of range, a malformed key).
+    #[error("invalid flow control: {0}")]
+    InvalidFlow(String),
     /// The user has as many scripts as they may.
     #[error("{0}")]
     Quota(String),
@@ -273,6 +277,8 @@ impl DeployService {
             .map_err(DeployError::InvalidHttpHandler)?;
         crate::triggers::tool::check_tools(&request.name, &metadata.handlers)
             .map_err(DeployError::InvalidTool)?;
+        crate::triggers::flow_control::check_flows(&metadata.handlers)
+            .map_err(DeployError::InvalidFlow)?;
         let unknown = self.registry.unknown(&metadata.integrations);
         if !unknown.is_empty() {
             return Err(DeployError::UnknownIntegrations {
@@ -524,6 +530,10 @@ pub fn triggers_of(metadata: &roost_sandbox::metadata::ScriptMetadata) -> Vec<Tr
                 kind,
                 spec,
                 timezone,
+                flow: handler
+                    .flow
+                    .as_ref()
+                    .map(|flow| serde_json::to_string(flow).expect("a flow serialises")),
             }
         })
         .collect()

@@ -55,6 +55,7 @@ async fn rows_sharing_a_millisecond_are_each_listed_once(backend: Backend) {
             kind: roost::store::TriggerKind::Event,
             spec: "order.created".into(),
             timezone: None,
+            flow: None,
         })
         .collect();
     let script = app

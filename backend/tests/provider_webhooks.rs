@@ -537,6 +537,7 @@ async fn a_starting_node_makes_the_subscriptions_it_finds_missing() {
                 kind: roost::store::TriggerKind::Event,
                 spec: "shopify.orders.create".into(),
                 timezone: None,
+                flow: None,
             }],
             retries: None,
             limits: None,

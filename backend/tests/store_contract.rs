@@ -124,6 +124,7 @@ fn manual(handler: &str) -> TriggerRow {
         kind: roost::store::TriggerKind::Manual,
         spec: String::new(),
         timezone: None,
+        flow: None,
     }
 }
 
@@ -384,6 +385,7 @@ fn on_event(handler: &str, event_type: &str) -> TriggerRow {
         kind: roost::store::TriggerKind::Event,
         spec: event_type.into(),
         timezone: None,
+        flow: None,
     }
 }
 

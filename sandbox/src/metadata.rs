@@ -35,6 +35,29 @@ pub struct HandlerMeta {
     pub name: String,
     /// What starts it.
     pub trigger: Trigger,
+    /// How the queue paces its runs, when declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowControl>,
+}
+
+/// How the queue paces a handler's runs, by a key read from each run's
+/// payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowControl {
+    /// A burst of runs for one key value becomes one run, with the last
+    /// payload, once the burst has been quiet for the period.
+    pub debounce: Debounce,
+}
+
+/// See [`FlowControl::debounce`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Debounce {
+    /// A path into the payload (`customer.id`; empty: one key for all).
+    pub key: String,
+    /// The quiet period, in milliseconds.
+    pub period_ms: u64,
 }
 
 /// Everything a script declares about itself.
@@ -55,10 +78,21 @@ pub struct ScriptMetadata {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Record {
-    Sdk { sdk: String },
-    Handler { handler: String, trigger: Trigger },
-    Integration { integration: String },
-    RefreshToken { refresh_token: String },
+    Sdk {
+        sdk: String,
+    },
+    Handler {
+        handler: String,
+        trigger: Trigger,
+        #[serde(default)]
+        flow: Option<FlowControl>,
+    },
+    Integration {
+        integration: String,
+    },
+    RefreshToken {
+        refresh_token: String,
+    },
     Other(serde::de::IgnoredAny),
 }
 
@@ -102,7 +136,11 @@ pub fn parse_records(content: &[u8]) -> Result<ScriptMetadata, SandboxError> {
             .map_err(|err| SandboxError::Metadata(format!("bad record {line:?}: {err}")))?;
         match record {
             Record::Sdk { sdk } => meta.sdk_version = Some(sdk),
-            Record::Handler { handler, trigger } => {
+            Record::Handler {
+                handler,
+                trigger,
+                flow,
+            } => {
                 if meta.handlers.iter().any(|h| h.name == handler) {
                     return Err(SandboxError::Metadata(format!(
                         "handler `{handler}` is declared twice"
@@ -111,6 +149,7 @@ pub fn parse_records(content: &[u8]) -> Result<ScriptMetadata, SandboxError> {
                 meta.handlers.push(HandlerMeta {
                     name: handler,
                     trigger,
+                    flow,
                 });
             }
             Record::Integration { integration } => {

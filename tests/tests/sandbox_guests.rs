@@ -21,11 +21,13 @@ fn metadata_is_read_from_a_built_example_without_running_it() {
                 trigger: Trigger::Schedule {
                     cron: "0 */5 * * * *".into(),
                     timezone: None
-                }
+                },
+                flow: None,
             },
             HandlerMeta {
                 name: "status".into(),
-                trigger: Trigger::Manual
+                trigger: Trigger::Manual,
+                flow: None,
             },
         ]
     );
@@ -38,7 +40,8 @@ fn metadata_is_read_from_a_built_example_without_running_it() {
         hello.handlers,
         [HandlerMeta {
             name: "hello".into(),
-            trigger: Trigger::Manual
+            trigger: Trigger::Manual,
+            flow: None,
         }]
     );
 }

@@ -152,6 +152,7 @@ async fn rotation_reseals_http_handler_secrets() {
         kind: crate::store::TriggerKind::Http,
         spec: r#"{"method":"POST","path":"/signed","access":"hmac"}"#.into(),
         timezone: None,
+        flow: None,
     };
     let version = store
         .create_script_version(&crate::store::NewScriptVersion {

@@ -230,6 +230,9 @@ impl From<DeployError> for ApiError {
             DeployError::InvalidTool(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_tool", message)
             }
+            DeployError::InvalidFlow(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_flow", message)
+            }
             DeployError::MissingMetadata => {
                 Self::new(StatusCode::BAD_REQUEST, "missing_metadata", message)
             }

@@ -9,6 +9,7 @@ mod calls;
 mod credentials;
 mod engine;
 mod events;
+pub(crate) mod flow;
 mod http_endpoints;
 mod ids;
 mod integrations;

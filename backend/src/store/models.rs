@@ -132,6 +132,9 @@ pub struct TriggerRow {
     pub spec: String,
     /// IANA timezone for schedules.
     pub timezone: Option<String>,
+    /// How the queue paces the handler's runs (a `FlowControl` as JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
 }
 
 /// What a deploy stores.

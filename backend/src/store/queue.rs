@@ -183,7 +183,7 @@ pub(super) const EVENT_LOOKUP_SQL: &str =
     "SELECT run_ids FROM events WHERE user_id = $1 AND event_id = $2";
 
 /// The handlers of user `$1`'s scripts subscribed to event type `$2`.
-pub(super) const EVENT_SUBSCRIBERS_SQL: &str = "SELECT s.id AS script_id, s.current_version, t.handler \
+pub(super) const EVENT_SUBSCRIBERS_SQL: &str = "SELECT s.id AS script_id, s.current_version, t.handler, t.flow \
      FROM triggers t JOIN scripts s ON s.id = t.script_id \
      WHERE s.user_id = $1 AND t.kind = 'event' AND t.spec = $2 ORDER BY s.id, t.handler";
 
@@ -193,6 +193,16 @@ pub(super) const EVENT_SUBSCRIBERS_SQL: &str = "SELECT s.id AS script_id, s.curr
 pub(super) const INSERT_EVENT_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
      trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth) \
      VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8, $9, $10)";
+
+/// A debounced handler's run for an event: `INSERT_EVENT_RUN_SQL` with
+/// `$11` its key and `$12` its time, or, when a run of that key waits in
+/// the queue already, that run with this payload and time; its id.
+pub(super) const UPSERT_DEBOUNCED_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth, flow_key, not_before) \
+     VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8, $9, $10, $11, $12) \
+     ON CONFLICT (flow_key) WHERE status = 'queued' DO UPDATE SET payload = excluded.payload, \
+     not_before = excluded.not_before, cause_event_id = excluded.cause_event_id, \
+     chain_depth = excluded.chain_depth, script_version = excluded.script_version RETURNING id";
 
 /// An event received: `$1` user, `$2` id, `$3` type, `$4` source, `$5` now,
 /// `$6` the JSON list of the runs it made, `$7` the run that emitted it,

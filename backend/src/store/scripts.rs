@@ -277,7 +277,7 @@ where
 
     async fn triggers(&self, script_id: &str) -> StoreResult<Vec<TriggerRow>> {
         let rows = sqlx::query(
-            "SELECT handler, kind, spec, timezone FROM triggers WHERE script_id = $1 ORDER BY handler",
+            "SELECT handler, kind, spec, timezone, flow FROM triggers WHERE script_id = $1 ORDER BY handler",
         )
         .bind(script_id)
         .fetch_all(&self.pool)
@@ -292,6 +292,7 @@ where
                         .map_err(StoreError::Corrupt)?,
                     spec: row.try_get("spec")?,
                     timezone: row.try_get("timezone")?,
+                    flow: row.try_get("flow")?,
                 })
             })
             .collect()
@@ -360,13 +361,14 @@ where
         .await?;
     for trigger in triggers {
         sqlx::query(
-            "INSERT INTO triggers (script_id, handler, kind, spec, timezone) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO triggers (script_id, handler, kind, spec, timezone, flow) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(script_id)
         .bind(&trigger.handler)
         .bind(trigger.kind.as_str())
         .bind(&trigger.spec)
         .bind(&trigger.timezone)
+        .bind(&trigger.flow)
         .execute(&mut **tx)
         .await?;
         if trigger.kind == super::TriggerKind::Http {

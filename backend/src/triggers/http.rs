@@ -481,6 +481,7 @@ mod tests {
                 deadline_ms: None,
                 on_deadline: OnDeadline::Accept,
             }),
+            flow: None,
         }
     }
 

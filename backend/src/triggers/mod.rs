@@ -5,6 +5,7 @@
 //! agent's call of a tool.
 
 pub mod event;
+pub mod flow_control;
 pub mod http;
 pub mod jetstream;
 pub mod manual;

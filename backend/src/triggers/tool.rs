@@ -167,6 +167,7 @@ mod tests {
                 description: description.into(),
                 input_schema,
             }),
+            flow: None,
         }]
     }
 

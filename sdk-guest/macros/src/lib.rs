@@ -13,6 +13,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Ident, ItemFn, LitStr, Token, parse_macro_input};
 
+mod flow;
 mod http;
 mod tool;
 
@@ -55,16 +56,26 @@ pub fn on_schedule(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Runs the function when an event of the given type arrives:
 /// `#[on_event("order.created")]`.
+///
+/// With `debounce(key = "customer.id", period_ms = 5000)`, a burst of
+/// events with one value at `key` in their payload becomes one run, with
+/// the last payload, once no such event has come for `period_ms`.
 #[proc_macro_attribute]
 pub fn on_event(args: TokenStream, item: TokenStream) -> TokenStream {
-    let name = parse_macro_input!(args as LitStr);
+    let args = parse_macro_input!(args as flow::EventArgs);
+    let name = args.name;
     if name.value().trim().is_empty() {
         return compile_error(name.span(), "the event type must not be empty");
     }
     let trigger = serde_json::json!({ "kind": "event", "name": name.value() });
-    expand_handler(
-        item,
-        trigger,
+    let function = parse_macro_input!(item as ItemFn);
+    let mut record = handler_record(&function, trigger);
+    if let Some(flow) = args.flow {
+        record["flow"] = flow;
+    }
+    expand_record(
+        function,
+        record,
         quote!(::roost_sdk::TriggerDef::Event { name: #name }),
     )
 }
@@ -214,6 +225,21 @@ fn expand_handler(
     trigger_def: TokenStream2,
 ) -> TokenStream {
     let function = parse_macro_input!(item as ItemFn);
+    let record = handler_record(&function, trigger);
+    expand_record(function, record, trigger_def)
+}
+
+/// The metadata record of a handler: its name and trigger.
+fn handler_record(function: &ItemFn, trigger: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "handler": function.sig.ident.to_string(), "trigger": trigger })
+}
+
+/// A handler taking no argument or one `&Invocation`, with its `record`.
+fn expand_record(
+    function: ItemFn,
+    record: serde_json::Value,
+    trigger_def: TokenStream2,
+) -> TokenStream {
     let name = &function.sig.ident;
     let (param, call) = match function.sig.inputs.len() {
         0 => (quote!(_), quote!(#name())),
@@ -225,7 +251,6 @@ fn expand_handler(
             );
         }
     };
-    let record = serde_json::json!({ "handler": name.to_string(), "trigger": trigger });
     let run = quote! {
         |#param| ::roost_sdk::__private::IntoHandlerResult::into_handler_result(#call)
     };

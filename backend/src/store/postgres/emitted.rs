@@ -4,8 +4,10 @@
 use sqlx::Row;
 
 use crate::store::engine::Engine;
+use crate::store::flow::debounced;
 use crate::store::queue::{
     EVENT_SUBSCRIBERS_SQL, INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_SCHEDULED_RUN_SQL,
+    UPSERT_DEBOUNCED_RUN_SQL,
 };
 use crate::store::{NewEvent, QueueDepth, RunEffects, StoreError, StoreResult, new_id};
 
@@ -77,6 +79,30 @@ pub(super) async fn queue_event_runs(
         .await?;
     let mut run_ids = Vec::with_capacity(subscribers.len());
     for row in &subscribers {
+        let script_id: String = row.try_get("script_id")?;
+        let handler: String = row.try_get("handler")?;
+        let flow: Option<String> = row.try_get("flow")?;
+        if let Some(debounced) =
+            debounced(flow.as_deref(), &script_id, &handler, &event.payload, now)?
+        {
+            let upserted = sqlx::query(UPSERT_DEBOUNCED_RUN_SQL)
+                .bind(new_id("run"))
+                .bind(&event.user_id)
+                .bind(&script_id)
+                .bind(row.try_get::<i64, _>("current_version")?)
+                .bind(&handler)
+                .bind(&event.event_type)
+                .bind(payload)
+                .bind(now)
+                .bind(&event.event_id)
+                .bind(event.chain_depth)
+                .bind(&debounced.flow_key)
+                .bind(debounced.not_before)
+                .fetch_one(&mut *tx)
+                .await?;
+            run_ids.push(upserted.try_get("id")?);
+            continue;
+        }
         let id = new_id("run");
         sqlx::query(INSERT_EVENT_RUN_SQL)
             .bind(&id)

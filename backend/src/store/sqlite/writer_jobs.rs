@@ -11,6 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::QUEUE_DEPTH_SQL;
 use super::held_starts::{Held, HeldStarts};
 use super::run_ends::{Ended, finish};
+use crate::store::flow::debounced;
+use crate::store::queue::UPSERT_DEBOUNCED_RUN_SQL;
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
@@ -79,6 +81,7 @@ pub(super) struct WriterSql {
     pub(super) insert_http_response: String,
     pub(super) insert_started_run: String,
     pub(super) insert_scheduled_run: String,
+    pub(super) upsert_debounced_run: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -102,6 +105,7 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     insert_http_response: numbered(INSERT_HTTP_RESPONSE_SQL),
     insert_started_run: numbered(INSERT_STARTED_RUN_SQL),
     insert_scheduled_run: numbered(INSERT_SCHEDULED_RUN_SQL),
+    upsert_debounced_run: numbered(UPSERT_DEBOUNCED_RUN_SQL),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
@@ -165,6 +169,7 @@ pub(super) fn ingest(
                 row.get::<_, String>("script_id")?,
                 row.get::<_, i64>("current_version")?,
                 row.get::<_, Option<String>>("handler")?,
+                row.get::<_, Option<String>>("flow")?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -174,7 +179,30 @@ pub(super) fn ingest(
     }
     let mut insert_run = tx.prepare_cached(&SQL.insert_event_run)?;
     let mut run_ids = Vec::with_capacity(subscribers.len());
-    for (script_id, version, handler) in subscribers {
+    for (script_id, version, handler, flow) in subscribers {
+        let name = handler.as_deref().unwrap_or_default();
+        if let Some(debounced) = debounced(flow.as_deref(), &script_id, name, &event.payload, now)?
+        {
+            let id: String = tx.prepare_cached(&SQL.upsert_debounced_run)?.query_row(
+                params![
+                    new_id("run"),
+                    event.user_id,
+                    script_id,
+                    version,
+                    handler,
+                    event.event_type,
+                    payload,
+                    now,
+                    event.event_id,
+                    event.chain_depth,
+                    debounced.flow_key,
+                    debounced.not_before
+                ],
+                |row| row.get(0),
+            )?;
+            run_ids.push(id);
+            continue;
+        }
         let id = new_id("run");
         insert_run.execute(params![
             id,

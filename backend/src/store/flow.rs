@@ -1,0 +1,76 @@
+//! Flow control the queue enforces when it queues a handler's runs (today
+//! `debounce`): the key a run carries, read from its payload.
+
+use roost_sandbox::metadata::FlowControl;
+
+use super::{StoreError, StoreResult};
+
+/// A debounced run: at most one per key waits in the queue; a later one
+/// for the same key replaces its payload and pushes back its time.
+pub(super) struct Debounced {
+    /// `<script>/<handler>/<key value>`.
+    pub(super) flow_key: String,
+    /// The end of the quiet period that starts now.
+    pub(super) not_before: i64,
+}
+
+/// The debounce of a trigger whose `flow` is `flow`, for a run of
+/// `handler` of `script_id` with `payload`; `None` for a trigger without.
+pub(super) fn debounced(
+    flow: Option<&str>,
+    script_id: &str,
+    handler: &str,
+    payload: &serde_json::Value,
+    now: i64,
+) -> StoreResult<Option<Debounced>> {
+    let Some(flow) = flow else { return Ok(None) };
+    let flow: FlowControl = serde_json::from_str(flow)
+        .map_err(|e| StoreError::Corrupt(format!("a trigger's flow: {e}")))?;
+    let debounce = flow.debounce;
+    let value = key_value(payload, &debounce.key);
+    Ok(Some(Debounced {
+        flow_key: format!("{script_id}/{handler}/{value}"),
+        not_before: now.saturating_add(i64::try_from(debounce.period_ms).unwrap_or(i64::MAX)),
+    }))
+}
+
+/// The value at `path` (`customer.id`, `items.0.sku`) in `payload`, as
+/// text: a string as it is, anything else as JSON, nothing as empty.
+pub(crate) fn key_value(payload: &serde_json::Value, path: &str) -> String {
+    let mut at = payload;
+    for step in path.split('.').filter(|s| !s.is_empty()) {
+        let next = match at {
+            serde_json::Value::Object(fields) => fields.get(step),
+            serde_json::Value::Array(items) => {
+                step.parse::<usize>().ok().and_then(|i| items.get(i))
+            }
+            _ => None,
+        };
+        match next {
+            Some(next) => at = next,
+            None => return String::new(),
+        }
+    }
+    match at {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::key_value;
+
+    #[test]
+    fn keys_from_payloads() {
+        let payload = json!({ "customer": { "id": "c1", "n": 7 }, "items": [{ "sku": "A" }] });
+        assert_eq!(key_value(&payload, "customer.id"), "c1");
+        assert_eq!(key_value(&payload, "customer.n"), "7");
+        assert_eq!(key_value(&payload, "items.0.sku"), "A");
+        assert_eq!(key_value(&payload, "missing.path"), "");
+        assert_eq!(key_value(&payload, ""), payload.to_string());
+    }
+}
