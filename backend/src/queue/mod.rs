@@ -105,7 +105,7 @@ pub struct Runner {
     config: RunnerConfig,
     wake: Arc<Notify>,
     /// Tells the watch on due runs (due.rs) that one was queued here.
-    due_changed: Notify,
+    due_changed: Arc<Notify>,
     node_id: String,
     metrics: Arc<Metrics>,
     /// Scripts' settings by version.
@@ -152,7 +152,7 @@ impl Runner {
             executor,
             config,
             wake: Arc::new(Notify::new()),
-            due_changed: Notify::new(),
+            due_changed: Arc::new(Notify::new()),
             node_id,
             metrics,
             settings: Default::default(),
@@ -215,10 +215,12 @@ impl Runner {
         Ok(enqueued)
     }
 
-    /// Wakes the workers (after runs were queued by other means, such as events).
+    /// Wakes the workers (after runs were queued by other means, such as
+    /// events), and the watch on due runs (a debounced run waits).
     pub fn wake(&self) {
         self.wake.notify_waiters();
         self.wake.notify_one();
+        self.due_changed.notify_one();
     }
 
     /// Starts the workers and the reaper; they stop when `stop` turns true,

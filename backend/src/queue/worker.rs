@@ -21,6 +21,7 @@ impl Runner {
             self.store.clone(),
             self.finished.clone(),
             self.wake.clone(),
+            self.due_changed.clone(),
         );
         loop {
             if let Some(run) = hand.next_unstarted() {

@@ -27,16 +27,23 @@ pub(super) fn debounced(
     let flow: FlowControl = serde_json::from_str(flow)
         .map_err(|e| StoreError::Corrupt(format!("a trigger's flow: {e}")))?;
     let debounce = flow.debounce;
+    // Hashed: a key value is as long as the payload allows, an index entry
+    // is not.
     let value = key_value(payload, &debounce.key);
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(value.as_bytes()));
     Ok(Some(Debounced {
-        flow_key: format!("{script_id}/{handler}/{value}"),
+        flow_key: format!("{script_id}/{handler}/{hash}"),
         not_before: now.saturating_add(i64::try_from(debounce.period_ms).unwrap_or(i64::MAX)),
     }))
 }
 
 /// The value at `path` (`customer.id`, `items.0.sku`) in `payload`, as
-/// text: a string as it is, anything else as JSON, nothing as empty.
+/// JSON text (so `7` and `"7"` differ), or empty when the payload has
+/// nothing there; an empty path is one key for every payload.
 pub(crate) fn key_value(payload: &serde_json::Value, path: &str) -> String {
+    if path.is_empty() {
+        return String::new();
+    }
     let mut at = payload;
     for step in path.split('.').filter(|s| !s.is_empty()) {
         let next = match at {
@@ -51,11 +58,7 @@ pub(crate) fn key_value(payload: &serde_json::Value, path: &str) -> String {
             None => return String::new(),
         }
     }
-    match at {
-        serde_json::Value::String(text) => text.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    }
+    at.to_string()
 }
 
 #[cfg(test)]
@@ -67,10 +70,15 @@ mod tests {
     #[test]
     fn keys_from_payloads() {
         let payload = json!({ "customer": { "id": "c1", "n": 7 }, "items": [{ "sku": "A" }] });
-        assert_eq!(key_value(&payload, "customer.id"), "c1");
+        assert_eq!(key_value(&payload, "customer.id"), r#""c1""#);
         assert_eq!(key_value(&payload, "customer.n"), "7");
-        assert_eq!(key_value(&payload, "items.0.sku"), "A");
+        assert_eq!(
+            key_value(&json!({ "customer": { "n": "7" } }), "customer.n"),
+            r#""7""#
+        );
+        assert_eq!(key_value(&payload, "items.0.sku"), r#""A""#);
         assert_eq!(key_value(&payload, "missing.path"), "");
-        assert_eq!(key_value(&payload, ""), payload.to_string());
+        assert_eq!(key_value(&json!({ "missing": null }), "missing"), "null");
+        assert_eq!(key_value(&payload, ""), "", "one key for all");
     }
 }

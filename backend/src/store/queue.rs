@@ -161,9 +161,10 @@ pub(super) const HEARTBEAT_SQL: &str =
     "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND worker_id = $3 AND status = 'running'";
 
 /// Puts run `$1`, handed to worker `$2` and not begun, back on the queue
-/// as it was (a held start needs no write: it is still queued).
+/// as it was (a held start needs no write: it is still queued). A debounced
+/// run comes back without its key: a newer run of the key may wait already.
 pub(super) const GIVE_BACK_RUN_SQL: &str = "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, \
-     started_at = NULL WHERE id = $1 AND worker_id = $2 AND status = 'running'";
+     started_at = NULL, flow_key = NULL WHERE id = $1 AND worker_id = $2 AND status = 'running'";
 
 /// Queues the next attempt of run `$6`.
 pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, \

@@ -178,8 +178,10 @@ where
     async fn requeue_stale_runs(&self, stale_before: i64, requeue: bool) -> StoreResult<u64> {
         let done = if requeue {
             sqlx::query(
-                "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, started_at = NULL \
-                 WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1)",
+                // Without a debounced run's key: a newer run of the key
+                // may be waiting already.
+                "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, started_at = NULL, \
+                 flow_key = NULL WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1)",
             )
             .bind(stale_before)
             .execute(&self.pool)

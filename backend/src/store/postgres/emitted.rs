@@ -6,8 +6,8 @@ use sqlx::Row;
 use crate::store::engine::Engine;
 use crate::store::flow::debounced;
 use crate::store::queue::{
-    EVENT_SUBSCRIBERS_SQL, INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_SCHEDULED_RUN_SQL,
-    UPSERT_DEBOUNCED_RUN_SQL,
+    EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL,
+    INSERT_SCHEDULED_RUN_SQL, UPSERT_DEBOUNCED_RUN_SQL,
 };
 use crate::store::{NewEvent, QueueDepth, RunEffects, StoreError, StoreResult, new_id};
 
@@ -20,6 +20,16 @@ pub(super) async fn write_emitted(
         let event = &emitted.event;
         if emitted.past_chain_limit {
             insert_event(tx, event, &[], Some("chain_limit"), now).await?;
+            continue;
+        }
+        // An id seen before (a user may post any id) is not recorded
+        // twice, as on SQLite: a unique violation would abort the finish.
+        let seen = sqlx::query(EVENT_LOOKUP_SQL)
+            .bind(&event.user_id)
+            .bind(&event.event_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if seen.is_some() {
             continue;
         }
         let payload = event.payload.to_string();
@@ -46,6 +56,22 @@ pub(super) async fn write_emitted(
     }
     for scheduled in &effects.scheduled {
         let run = &scheduled.run;
+        let payload = run.payload.to_string();
+        if let Some(limits) = effects.queue_limits {
+            let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
+                .bind(&run.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let depth = QueueDepth {
+                runs: depth.try_get("n")?,
+                payload_bytes: depth.try_get("bytes")?,
+            };
+            if let Err(full) = limits.admit(depth, payload.len() as i64) {
+                // The asking run succeeded; the run it asked for is not kept.
+                tracing::warn!(run_id = %scheduled.id, error = %full, "a scheduled run was dropped: its owner's queue is full");
+                continue;
+            }
+        }
         sqlx::query(INSERT_SCHEDULED_RUN_SQL)
             .bind(&scheduled.id)
             .bind(&run.user_id)
@@ -54,7 +80,7 @@ pub(super) async fn write_emitted(
             .bind(&run.handler)
             .bind(run.trigger_kind.as_str())
             .bind(&run.trigger_spec)
-            .bind(run.payload.to_string())
+            .bind(&payload)
             .bind(now)
             .bind(run.not_before)
             .bind(scheduled.chain_depth)

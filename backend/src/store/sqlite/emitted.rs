@@ -7,17 +7,23 @@ use rusqlite::Connection;
 
 use rusqlite::params;
 
+use super::held_starts::HeldStarts;
 use super::writer_jobs::{SQL, ingest, insert_event};
-use crate::store::{RunEffects, StoreError, StoreResult};
+use crate::store::{QueueDepth, RunEffects, StoreError, StoreResult};
 
-pub(super) fn write_emitted(tx: &Connection, effects: &RunEffects, now: i64) -> StoreResult<()> {
+pub(super) fn write_emitted(
+    tx: &Connection,
+    held: &HeldStarts,
+    effects: &RunEffects,
+    now: i64,
+) -> StoreResult<()> {
     for emitted in &effects.emitted {
         let event = &emitted.event;
         if emitted.past_chain_limit {
             insert_event(tx, event, &[], Some("chain_limit"), now)?;
             continue;
         }
-        match ingest(tx, event, effects.queue_limits, now) {
+        match ingest(tx, held, event, effects.queue_limits, now) {
             Ok(_) => {}
             // Checked before any run is written: the event is kept, stopped.
             Err(StoreError::QueueFull { .. } | StoreError::PayloadQuotaFull { .. }) => {
@@ -28,6 +34,22 @@ pub(super) fn write_emitted(tx: &Connection, effects: &RunEffects, now: i64) -> 
     }
     for scheduled in &effects.scheduled {
         let run = &scheduled.run;
+        let payload = run.payload.to_string();
+        if let Some(limits) = effects.queue_limits {
+            let depth =
+                tx.prepare_cached(&SQL.queue_depth)?
+                    .query_row(params![run.user_id], |row| {
+                        Ok(QueueDepth {
+                            runs: row.get(0)?,
+                            payload_bytes: row.get(1)?,
+                        })
+                    })?;
+            if let Err(full) = limits.admit(depth, payload.len() as i64) {
+                // The asking run succeeded; the run it asked for is not kept.
+                tracing::warn!(run_id = %scheduled.id, error = %full, "a scheduled run was dropped: its owner's queue is full");
+                continue;
+            }
+        }
         tx.prepare_cached(&SQL.insert_scheduled_run)?
             .execute(params![
                 scheduled.id,
@@ -37,7 +59,7 @@ pub(super) fn write_emitted(tx: &Connection, effects: &RunEffects, now: i64) -> 
                 run.handler,
                 run.trigger_kind.as_str(),
                 run.trigger_spec,
-                run.payload.to_string(),
+                payload,
                 now,
                 run.not_before,
                 scheduled.chain_depth,

@@ -135,7 +135,7 @@ impl Job {
                 done,
                 ..
             } => {
-                let outcome = ingest(tx, event, *limits, now);
+                let outcome = ingest(tx, held, event, *limits, now);
                 // A full queue is an answer, not a failure: the job wrote
                 // nothing, so the turn goes on.
                 let ok = matches!(
@@ -187,7 +187,7 @@ impl Job {
             Job::Record {
                 run, ended, done, ..
             } => {
-                let outcome = record(tx, run, ended.as_ref(), now);
+                let outcome = record(tx, held, run, ended.as_ref(), now);
                 let ok = outcome.is_ok();
                 *done = Some(outcome);
                 ok

@@ -35,6 +35,7 @@ pub(super) struct Ended<'a> {
 /// recorded.
 pub(super) fn record(
     tx: &Connection,
+    held: &HeldStarts,
     run: &StartedRun,
     ended: Option<&RunFinish>,
     now: i64,
@@ -82,7 +83,7 @@ pub(super) fn record(
     ]);
     tx.prepare_cached(INSERT_ENDED_RUN_SQL)?
         .execute(values.as_slice())?;
-    write_effects(tx, &run.id, finish, checked, now)?;
+    write_effects(tx, held, &run.id, finish, checked, now)?;
     Ok(Some(status))
 }
 
@@ -128,7 +129,7 @@ pub(super) fn finish(
     if !finished {
         return Ok(None);
     }
-    write_effects(tx, run_id, finish, checked, now)?;
+    write_effects(tx, held, run_id, finish, checked, now)?;
     if let Some(retry) = ended.retry.filter(|_| status != RunStatus::Succeeded) {
         tx.prepare_cached(&SQL.retry_run)?.execute(params![
             new_id("run"),
@@ -171,6 +172,7 @@ fn checked(
 /// refused.
 fn write_effects(
     tx: &Connection,
+    held: &HeldStarts,
     run_id: &str,
     finish: &RunFinish,
     checked: Checked,
@@ -206,5 +208,5 @@ fn write_effects(
                 reply.body,
             ])?;
     }
-    super::emitted::write_emitted(tx, effects, now)
+    super::emitted::write_emitted(tx, held, effects, now)
 }

@@ -82,6 +82,8 @@ pub(super) struct WriterSql {
     pub(super) insert_started_run: String,
     pub(super) insert_scheduled_run: String,
     pub(super) upsert_debounced_run: String,
+    pub(super) debounced_waiting: String,
+    pub(super) forget_flow_key: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -106,6 +108,8 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     insert_started_run: numbered(INSERT_STARTED_RUN_SQL),
     insert_scheduled_run: numbered(INSERT_SCHEDULED_RUN_SQL),
     upsert_debounced_run: numbered(UPSERT_DEBOUNCED_RUN_SQL),
+    debounced_waiting: "SELECT id FROM runs WHERE flow_key = ?1 AND status = 'queued'".into(),
+    forget_flow_key: "UPDATE runs SET flow_key = NULL WHERE id = ?1".into(),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
@@ -131,6 +135,7 @@ pub(super) fn numbered(sql: &str) -> String {
 /// the caps).
 pub(super) fn ingest(
     tx: &Connection,
+    held: &HeldStarts,
     event: &NewEvent,
     limits: Option<QueueLimits>,
     now: i64,
@@ -183,6 +188,17 @@ pub(super) fn ingest(
         let name = handler.as_deref().unwrap_or_default();
         if let Some(debounced) = debounced(flow.as_deref(), &script_id, name, &event.payload, now)?
         {
+            // A run of the key handed to a worker whose start is not yet
+            // written (held) is no longer waiting: it keeps its payload,
+            // and this event makes the next run.
+            let waiting: Option<String> = tx
+                .prepare_cached(&SQL.debounced_waiting)?
+                .query_row(params![debounced.flow_key], |row| row.get(0))
+                .optional()?;
+            if let Some(waiting) = waiting.filter(|id| held.holds(id)) {
+                tx.prepare_cached(&SQL.forget_flow_key)?
+                    .execute(params![waiting])?;
+            }
             let id: String = tx.prepare_cached(&SQL.upsert_debounced_run)?.query_row(
                 params![
                     new_id("run"),
