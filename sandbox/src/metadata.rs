@@ -47,7 +47,27 @@ pub struct HandlerMeta {
 pub struct FlowControl {
     /// A burst of runs for one key value becomes one run, with the last
     /// payload, once the burst has been quiet for the period.
-    pub debounce: Debounce,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<Debounce>,
+    /// At most `limit` runs per key value start in any `period_ms`; the
+    /// others wait their turn (or, with `drop`, are not queued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttle>,
+}
+
+/// See [`FlowControl::throttle`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// A path into the payload (`tenant`; empty: one key for all).
+    pub key: String,
+    /// Runs per period.
+    pub limit: u32,
+    /// The period, in milliseconds.
+    pub period_ms: u64,
+    /// Drop a run that would have to wait, rather than queue it.
+    #[serde(default)]
+    pub drop: bool,
 }
 
 /// See [`FlowControl::debounce`].

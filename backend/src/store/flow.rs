@@ -1,5 +1,5 @@
-//! Flow control the queue enforces when it queues a handler's runs (today
-//! `debounce`): the key a run carries, read from its payload.
+//! Flow control the queue enforces when it queues a handler's runs
+//! (`debounce`, `throttle`): the key a run carries, read from its payload.
 
 use roost_sandbox::metadata::FlowControl;
 
@@ -14,27 +14,59 @@ pub(super) struct Debounced {
     pub(super) not_before: i64,
 }
 
-/// The debounce of a trigger whose `flow` is `flow`, for a run of
-/// `handler` of `script_id` with `payload`; `None` for a trigger without.
-pub(super) fn debounced(
+/// A throttled run: it starts no sooner than `period_ms` after the
+/// `limit`-th latest run of its key.
+pub(super) struct Throttled {
+    /// `<script>/<handler>/<key value>`.
+    pub(super) throttle_key: String,
+    pub(super) limit: u32,
+    pub(super) period_ms: i64,
+    /// Not queued at all when it would have to wait.
+    pub(super) drop: bool,
+}
+
+impl Throttled {
+    /// The run's time, given the time of the `limit`-th latest run of its
+    /// key (`None`: fewer runs than that); `None` for a run dropped.
+    pub(super) fn slot(&self, earlier: Option<i64>, now: i64) -> Option<i64> {
+        let slot = earlier.map_or(now, |at| at.saturating_add(self.period_ms).max(now));
+        (slot == now || !self.drop).then_some(slot)
+    }
+}
+
+/// The flow control of a trigger whose `flow` is `flow`, for a run of
+/// `handler` of `script_id` with `payload`: its debounce and its throttle,
+/// each `None` when not declared.
+pub(super) fn flow_of(
     flow: Option<&str>,
     script_id: &str,
     handler: &str,
     payload: &serde_json::Value,
     now: i64,
-) -> StoreResult<Option<Debounced>> {
-    let Some(flow) = flow else { return Ok(None) };
+) -> StoreResult<(Option<Debounced>, Option<Throttled>)> {
+    let Some(flow) = flow else {
+        return Ok((None, None));
+    };
     let flow: FlowControl = serde_json::from_str(flow)
         .map_err(|e| StoreError::Corrupt(format!("a trigger's flow: {e}")))?;
-    let debounce = flow.debounce;
-    // Hashed: a key value is as long as the payload allows, an index entry
-    // is not.
-    let value = key_value(payload, &debounce.key);
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(value.as_bytes()));
-    Ok(Some(Debounced {
-        flow_key: format!("{script_id}/{handler}/{hash}"),
+    let key = |path: &str| {
+        // Hashed: a key value is as long as the payload allows, an index
+        // entry is not.
+        let value = key_value(payload, path);
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(value.as_bytes()));
+        format!("{script_id}/{handler}/{hash}")
+    };
+    let debounced = flow.debounce.map(|debounce| Debounced {
+        flow_key: key(&debounce.key),
         not_before: now.saturating_add(i64::try_from(debounce.period_ms).unwrap_or(i64::MAX)),
-    }))
+    });
+    let throttled = flow.throttle.map(|throttle| Throttled {
+        throttle_key: key(&throttle.key),
+        limit: throttle.limit,
+        period_ms: i64::try_from(throttle.period_ms).unwrap_or(i64::MAX),
+        drop: throttle.drop,
+    });
+    Ok((debounced, throttled))
 }
 
 /// The value at `path` (`customer.id`, `items.0.sku`) in `payload`, as
@@ -66,6 +98,21 @@ mod tests {
     use serde_json::json;
 
     use super::key_value;
+
+    #[test]
+    fn throttled_runs_take_the_next_slot_or_are_dropped() {
+        let throttled = |drop| super::Throttled {
+            throttle_key: "k".into(),
+            limit: 2,
+            period_ms: 1000,
+            drop,
+        };
+        assert_eq!(throttled(false).slot(None, 50), Some(50));
+        assert_eq!(throttled(false).slot(Some(10), 50), Some(1010));
+        assert_eq!(throttled(false).slot(Some(-2000), 50), Some(50));
+        assert_eq!(throttled(true).slot(Some(10), 50), None);
+        assert_eq!(throttled(true).slot(None, 50), Some(50));
+    }
 
     #[test]
     fn keys_from_payloads() {

@@ -205,6 +205,15 @@ pub(super) const UPSERT_DEBOUNCED_RUN_SQL: &str = "INSERT INTO runs (id, user_id
      not_before = excluded.not_before, cause_event_id = excluded.cause_event_id, \
      chain_depth = excluded.chain_depth, script_version = excluded.script_version RETURNING id";
 
+/// The time of the `$2 + 1`-th latest run of throttle key `$1`.
+pub(super) const THROTTLE_SLOT_SQL: &str = "SELECT not_before FROM runs WHERE throttle_key = $1 ORDER BY not_before DESC LIMIT 1 OFFSET $2";
+
+/// A throttled handler's run for an event: `INSERT_EVENT_RUN_SQL` with
+/// `$11` its key and `$12` its time.
+pub(super) const INSERT_THROTTLED_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth, throttle_key, \
+     not_before) VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8, $9, $10, $11, $12)";
+
 /// An event received: `$1` user, `$2` id, `$3` type, `$4` source, `$5` now,
 /// `$6` the JSON list of the runs it made, `$7` the run that emitted it,
 /// `$8` its chain depth, `$9` why it was stopped.

@@ -4,10 +4,11 @@
 use sqlx::Row;
 
 use crate::store::engine::Engine;
-use crate::store::flow::debounced;
+use crate::store::flow::flow_of;
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL,
-    INSERT_SCHEDULED_RUN_SQL, UPSERT_DEBOUNCED_RUN_SQL,
+    INSERT_SCHEDULED_RUN_SQL, INSERT_THROTTLED_RUN_SQL, THROTTLE_SLOT_SQL,
+    UPSERT_DEBOUNCED_RUN_SQL,
 };
 use crate::store::{NewEvent, QueueDepth, RunEffects, StoreError, StoreResult, new_id};
 
@@ -108,9 +109,45 @@ pub(super) async fn queue_event_runs(
         let script_id: String = row.try_get("script_id")?;
         let handler: String = row.try_get("handler")?;
         let flow: Option<String> = row.try_get("flow")?;
-        if let Some(debounced) =
-            debounced(flow.as_deref(), &script_id, &handler, &event.payload, now)?
-        {
+        let (debounced, throttled) =
+            flow_of(flow.as_deref(), &script_id, &handler, &event.payload, now)?;
+        if let Some(throttled) = throttled {
+            // One key's slots are taken in turn, whichever node queues.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(&throttled.throttle_key)
+                .execute(&mut *tx)
+                .await?;
+            let earlier = sqlx::query(THROTTLE_SLOT_SQL)
+                .bind(&throttled.throttle_key)
+                .bind(i64::from(throttled.limit.saturating_sub(1)))
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get::<i64, _>("not_before"))
+                .transpose()?;
+            // Dropped: a run that would have to wait is not queued.
+            let Some(slot) = throttled.slot(earlier, now) else {
+                continue;
+            };
+            let id = new_id("run");
+            sqlx::query(INSERT_THROTTLED_RUN_SQL)
+                .bind(&id)
+                .bind(&event.user_id)
+                .bind(&script_id)
+                .bind(row.try_get::<i64, _>("current_version")?)
+                .bind(&handler)
+                .bind(&event.event_type)
+                .bind(payload)
+                .bind(now)
+                .bind(&event.event_id)
+                .bind(event.chain_depth)
+                .bind(&throttled.throttle_key)
+                .bind(slot)
+                .execute(&mut *tx)
+                .await?;
+            run_ids.push(id);
+            continue;
+        }
+        if let Some(debounced) = debounced {
             let upserted = sqlx::query(UPSERT_DEBOUNCED_RUN_SQL)
                 .bind(new_id("run"))
                 .bind(&event.user_id)

@@ -11,13 +11,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::QUEUE_DEPTH_SQL;
 use super::held_starts::{Held, HeldStarts};
 use super::run_ends::{Ended, finish};
-use crate::store::flow::debounced;
-use crate::store::queue::UPSERT_DEBOUNCED_RUN_SQL;
+use crate::store::flow::flow_of;
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL,
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
     INSERT_SCHEDULED_RUN_SQL, INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL,
 };
+use crate::store::queue::{INSERT_THROTTLED_RUN_SQL, THROTTLE_SLOT_SQL, UPSERT_DEBOUNCED_RUN_SQL};
 use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
 use crate::store::{
     EventIngest, NewEvent, NextClaim, PartialOutput, QueueDepth, QueueLimits, Reported, RunReport,
@@ -84,6 +84,8 @@ pub(super) struct WriterSql {
     pub(super) upsert_debounced_run: String,
     pub(super) debounced_waiting: String,
     pub(super) forget_flow_key: String,
+    pub(super) throttle_slot: String,
+    pub(super) insert_throttled_run: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -110,6 +112,8 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     upsert_debounced_run: numbered(UPSERT_DEBOUNCED_RUN_SQL),
     debounced_waiting: "SELECT id FROM runs WHERE flow_key = ?1 AND status = 'queued'".into(),
     forget_flow_key: "UPDATE runs SET flow_key = NULL WHERE id = ?1".into(),
+    throttle_slot: numbered(THROTTLE_SLOT_SQL),
+    insert_throttled_run: numbered(INSERT_THROTTLED_RUN_SQL),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
@@ -186,8 +190,40 @@ pub(super) fn ingest(
     let mut run_ids = Vec::with_capacity(subscribers.len());
     for (script_id, version, handler, flow) in subscribers {
         let name = handler.as_deref().unwrap_or_default();
-        if let Some(debounced) = debounced(flow.as_deref(), &script_id, name, &event.payload, now)?
-        {
+        let (debounced, throttled) =
+            flow_of(flow.as_deref(), &script_id, name, &event.payload, now)?;
+        if let Some(throttled) = throttled {
+            let earlier: Option<i64> = tx
+                .prepare_cached(&SQL.throttle_slot)?
+                .query_row(
+                    params![throttled.throttle_key, throttled.limit.saturating_sub(1)],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            // Dropped: a run that would have to wait is not queued.
+            let Some(slot) = throttled.slot(earlier, now) else {
+                continue;
+            };
+            let id = new_id("run");
+            tx.prepare_cached(&SQL.insert_throttled_run)?
+                .execute(params![
+                    id,
+                    event.user_id,
+                    script_id,
+                    version,
+                    handler,
+                    event.event_type,
+                    payload,
+                    now,
+                    event.event_id,
+                    event.chain_depth,
+                    throttled.throttle_key,
+                    slot
+                ])?;
+            run_ids.push(id);
+            continue;
+        }
+        if let Some(debounced) = debounced {
             // A run of the key handed to a worker whose start is not yet
             // written (held) is no longer waiting: it keeps its payload,
             // and this event makes the next run.
