@@ -108,9 +108,25 @@ pub(super) async fn queue_event_runs(
     for row in &subscribers {
         let script_id: String = row.try_get("script_id")?;
         let handler: String = row.try_get("handler")?;
+        let version: i64 = row.try_get("current_version")?;
         let flow: Option<String> = row.try_get("flow")?;
         let (debounced, throttled) =
             flow_of(flow.as_deref(), &script_id, &handler, &event.payload, now)?;
+        let id = new_id("run");
+        // The ten parameters every event run takes (INSERT_EVENT_RUN_SQL).
+        let bound = |sql| {
+            sqlx::query(sql)
+                .bind(&id)
+                .bind(&event.user_id)
+                .bind(&script_id)
+                .bind(version)
+                .bind(&handler)
+                .bind(&event.event_type)
+                .bind(payload)
+                .bind(now)
+                .bind(&event.event_id)
+                .bind(event.chain_depth)
+        };
         if let Some(throttled) = throttled {
             // One key's slots are taken in turn, whichever node queues.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
@@ -128,59 +144,23 @@ pub(super) async fn queue_event_runs(
             let Some(slot) = throttled.slot(earlier, now) else {
                 continue;
             };
-            let id = new_id("run");
-            sqlx::query(INSERT_THROTTLED_RUN_SQL)
-                .bind(&id)
-                .bind(&event.user_id)
-                .bind(&script_id)
-                .bind(row.try_get::<i64, _>("current_version")?)
-                .bind(&handler)
-                .bind(&event.event_type)
-                .bind(payload)
-                .bind(now)
-                .bind(&event.event_id)
-                .bind(event.chain_depth)
+            bound(INSERT_THROTTLED_RUN_SQL)
                 .bind(&throttled.throttle_key)
                 .bind(slot)
                 .execute(&mut *tx)
                 .await?;
             run_ids.push(id);
-            continue;
-        }
-        if let Some(debounced) = debounced {
-            let upserted = sqlx::query(UPSERT_DEBOUNCED_RUN_SQL)
-                .bind(new_id("run"))
-                .bind(&event.user_id)
-                .bind(&script_id)
-                .bind(row.try_get::<i64, _>("current_version")?)
-                .bind(&handler)
-                .bind(&event.event_type)
-                .bind(payload)
-                .bind(now)
-                .bind(&event.event_id)
-                .bind(event.chain_depth)
+        } else if let Some(debounced) = debounced {
+            let upserted = bound(UPSERT_DEBOUNCED_RUN_SQL)
                 .bind(&debounced.flow_key)
                 .bind(debounced.not_before)
                 .fetch_one(&mut *tx)
                 .await?;
             run_ids.push(upserted.try_get("id")?);
-            continue;
+        } else {
+            bound(INSERT_EVENT_RUN_SQL).execute(&mut *tx).await?;
+            run_ids.push(id);
         }
-        let id = new_id("run");
-        sqlx::query(INSERT_EVENT_RUN_SQL)
-            .bind(&id)
-            .bind(&event.user_id)
-            .bind(row.try_get::<String, _>("script_id")?)
-            .bind(row.try_get::<i64, _>("current_version")?)
-            .bind(row.try_get::<String, _>("handler")?)
-            .bind(&event.event_type)
-            .bind(payload)
-            .bind(now)
-            .bind(&event.event_id)
-            .bind(event.chain_depth)
-            .execute(&mut *tx)
-            .await?;
-        run_ids.push(id);
     }
     Ok(run_ids)
 }

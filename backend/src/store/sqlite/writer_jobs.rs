@@ -6,7 +6,8 @@
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::QUEUE_DEPTH_SQL;
 use super::held_starts::{Held, HeldStarts};
@@ -186,12 +187,25 @@ pub(super) fn ingest(
     if let Some((limits, depth)) = depth {
         limits.admit(depth, subscribers.len() as i64 * payload.len() as i64)?;
     }
-    let mut insert_run = tx.prepare_cached(&SQL.insert_event_run)?;
     let mut run_ids = Vec::with_capacity(subscribers.len());
     for (script_id, version, handler, flow) in subscribers {
         let name = handler.as_deref().unwrap_or_default();
         let (debounced, throttled) =
             flow_of(flow.as_deref(), &script_id, name, &event.payload, now)?;
+        let id = new_id("run");
+        // The ten parameters every event run takes (INSERT_EVENT_RUN_SQL).
+        let common: [&dyn ToSql; 10] = [
+            &id,
+            &event.user_id,
+            &script_id,
+            &version,
+            &handler,
+            &event.event_type,
+            &payload,
+            &now,
+            &event.event_id,
+            &event.chain_depth,
+        ];
         if let Some(throttled) = throttled {
             let earlier: Option<i64> = tx
                 .prepare_cached(&SQL.throttle_slot)?
@@ -204,26 +218,14 @@ pub(super) fn ingest(
             let Some(slot) = throttled.slot(earlier, now) else {
                 continue;
             };
-            let id = new_id("run");
             tx.prepare_cached(&SQL.insert_throttled_run)?
-                .execute(params![
-                    id,
-                    event.user_id,
-                    script_id,
-                    version,
-                    handler,
-                    event.event_type,
-                    payload,
-                    now,
-                    event.event_id,
-                    event.chain_depth,
-                    throttled.throttle_key,
-                    slot
-                ])?;
+                .execute(params_from_iter(
+                    common
+                        .into_iter()
+                        .chain([&throttled.throttle_key as &dyn ToSql, &slot]),
+                ))?;
             run_ids.push(id);
-            continue;
-        }
-        if let Some(debounced) = debounced {
+        } else if let Some(debounced) = debounced {
             // A run of the key handed to a worker whose start is not yet
             // written (held) is no longer waiting: it keeps its payload,
             // and this event makes the next run.
@@ -235,40 +237,20 @@ pub(super) fn ingest(
                 tx.prepare_cached(&SQL.forget_flow_key)?
                     .execute(params![waiting])?;
             }
-            let id: String = tx.prepare_cached(&SQL.upsert_debounced_run)?.query_row(
-                params![
-                    new_id("run"),
-                    event.user_id,
-                    script_id,
-                    version,
-                    handler,
-                    event.event_type,
-                    payload,
-                    now,
-                    event.event_id,
-                    event.chain_depth,
-                    debounced.flow_key,
-                    debounced.not_before
-                ],
+            let upserted: String = tx.prepare_cached(&SQL.upsert_debounced_run)?.query_row(
+                params_from_iter(
+                    common
+                        .into_iter()
+                        .chain([&debounced.flow_key as &dyn ToSql, &debounced.not_before]),
+                ),
                 |row| row.get(0),
             )?;
+            run_ids.push(upserted);
+        } else {
+            tx.prepare_cached(&SQL.insert_event_run)?
+                .execute(params_from_iter(common))?;
             run_ids.push(id);
-            continue;
         }
-        let id = new_id("run");
-        insert_run.execute(params![
-            id,
-            event.user_id,
-            script_id,
-            version,
-            handler,
-            event.event_type,
-            payload,
-            now,
-            event.event_id,
-            event.chain_depth
-        ])?;
-        run_ids.push(id);
     }
     insert_event(tx, event, &run_ids, None, now)?;
     Ok(EventIngest {
