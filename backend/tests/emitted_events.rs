@@ -188,6 +188,38 @@ async fn a_run_that_fails_after_emitting_emits_nothing(backend: Backend) {
     assert_eq!(ping_runs["runs"], json!([]));
 }
 
+on_both_stores!(a_run_that_floods_events_is_stopped_and_emits_none);
+
+/// A hostile script emitting past the per-run caps (100 events, 4 MiB of
+/// payload) is refused by roost; its run fails, so none of them is kept.
+async fn a_run_that_floods_events_is_stopped_and_emits_none(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.user("ada").await;
+    let ping = app.deploy_example(&ada, "ping", "ping").await;
+    for (payload, code) in [
+        (json!({ "count": 101, "size": 10 }), "too_many_events"),
+        (
+            json!({ "count": 6, "size": 900_000 }),
+            "payload_budget_spent",
+        ),
+    ] {
+        let (status, body) = app
+            .send(
+                reqwest::Method::POST,
+                &ada,
+                &format!("/v1/scripts/{ping}/run?wait=true"),
+                json!({ "handler": "flood", "payload": payload }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["run"]["status"], "failed", "{body}");
+        assert!(body["stderr"].as_str().unwrap().contains(code), "{body}");
+        let first = format!("{}.e1", body["run"]["id"].as_str().unwrap());
+        let (status, _) = app.get(&ada, &format!("/v1/events/{first}")).await;
+        assert_eq!(status, 404, "a failed run's events were kept");
+    }
+}
+
 on_both_stores!(a_chain_killed_mid_link_runs_each_link_once);
 
 /// SIGKILL while a link has emitted its event but not committed: after the

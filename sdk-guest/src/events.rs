@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::Error;
 
-const EMIT_URL: &str = "http://roost.internal/v1/events/emit";
+const EMIT_PATH: &str = "/v1/events/emit";
 
 /// Emits an event of type `event_type` (`order.created`: letters, digits,
 /// `._:-`) with `payload`; its id, which `GET /v1/events/{id}` shows once
@@ -34,24 +34,9 @@ pub fn emit(event_type: &str, payload: &impl Serialize) -> Result<String, Error>
         .map_err(|err| Error::msg(format!("the event's payload is not JSON: {err}")))?;
     let body = serde_json::to_vec(&serde_json::json!({ "type": event_type, "payload": payload }))
         .expect("a JSON value serialises");
-    let answer = crate::http::send(
-        "POST",
-        EMIT_URL,
-        &[("content-type", "application/json")],
-        &body,
-    )
-    .map_err(|err| Error::msg(format!("could not hand the event to roost: {err}")))?;
-    let json: serde_json::Value = answer.json().unwrap_or_default();
-    if (200..300).contains(&answer.status) {
-        return json["event_id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| Error::msg("roost took the event but named no id"));
-    }
-    Err(Error::msg(format!(
-        "roost did not take the event ({}): {}: {}",
-        answer.status,
-        json["error"]["code"].as_str().unwrap_or("unknown"),
-        json["error"]["message"].as_str().unwrap_or("no message"),
-    )))
+    let answer = crate::internal::post(EMIT_PATH, &body, "the event")?;
+    answer["event_id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::msg("roost took the event but named no id"))
 }

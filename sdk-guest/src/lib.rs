@@ -63,6 +63,7 @@ pub mod http;
 pub mod integration;
 mod integration_error;
 pub mod integrations;
+mod internal;
 mod invocation;
 pub mod messaging;
 mod refusal;

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::Error;
 
-const SCHEDULE_URL: &str = "http://roost.internal/v1/runs/schedule";
+const SCHEDULE_PATH: &str = "/v1/runs/schedule";
 
 /// When a scheduled run may start.
 #[derive(Debug, Clone, Copy)]
@@ -58,27 +58,12 @@ pub fn schedule(handler: &str, when: When, payload: &impl Serialize) -> Result<S
         }
     }
     let body = serde_json::to_vec(&body).expect("a JSON value serialises");
-    let answer = crate::http::send(
-        "POST",
-        SCHEDULE_URL,
-        &[("content-type", "application/json")],
-        &body,
-    )
-    .map_err(|err| Error::msg(format!("could not hand the run to roost: {err}")))?;
-    let json: serde_json::Value = answer.json().unwrap_or_default();
-    if (200..300).contains(&answer.status) {
-        return match (json["run_id"].as_str(), json["not_before"].as_i64()) {
-            (Some(run_id), Some(not_before)) => Ok(Scheduled {
-                run_id: run_id.to_string(),
-                not_before,
-            }),
-            _ => Err(Error::msg("roost took the run but named no id")),
-        };
+    let answer = crate::internal::post(SCHEDULE_PATH, &body, "the run")?;
+    match (answer["run_id"].as_str(), answer["not_before"].as_i64()) {
+        (Some(run_id), Some(not_before)) => Ok(Scheduled {
+            run_id: run_id.to_string(),
+            not_before,
+        }),
+        _ => Err(Error::msg("roost took the run but named no id")),
     }
-    Err(Error::msg(format!(
-        "roost did not take the run ({}): {}: {}",
-        answer.status,
-        json["error"]["code"].as_str().unwrap_or("unknown"),
-        json["error"]["message"].as_str().unwrap_or("no message"),
-    )))
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::{Error, HandlerDef, Invocation, Trigger};
 
 /// Where a tool call's result goes.
-const RESULT_URL: &str = "http://roost.internal/v1/tool/result";
+const RESULT_PATH: &str = "/v1/tool/result";
 
 /// The input of a tool that takes no arguments: an empty object.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -77,26 +77,7 @@ where
 fn send_result(result: &serde_json::Value) -> crate::Result {
     let body = serde_json::to_vec(&serde_json::json!({ "result": result }))
         .expect("a JSON value serialises");
-    let answer = crate::http::send(
-        "POST",
-        RESULT_URL,
-        &[("content-type", "application/json")],
-        &body,
-    )
-    .map_err(|err| Error::msg(format!("could not hand the tool's result to roost: {err}")))?;
-    if (200..300).contains(&answer.status) {
-        return Ok(());
-    }
-    let error = answer
-        .json::<serde_json::Value>()
-        .map(|json| json["error"].clone())
-        .unwrap_or_default();
-    Err(Error::msg(format!(
-        "roost did not take the tool's result ({}): {}: {}",
-        answer.status,
-        error["code"].as_str().unwrap_or("unknown"),
-        error["message"].as_str().unwrap_or("no message"),
-    )))
+    crate::internal::post(RESULT_PATH, &body, "the tool's result").map(drop)
 }
 
 /// Prints `{"tools": {"<handler>": <input schema>, …}}`: what deploy reads

@@ -16,6 +16,63 @@ use crate::store::{Emitted, NewEvent, QueueLimits, RunRow};
 /// Most events one run may emit.
 pub(crate) const MAX_EVENTS_PER_RUN: usize = 100;
 
+/// Most payload bytes one run's emitted events (and, apart, its scheduled
+/// runs) hold in memory until its end.
+pub(crate) const MAX_BYTES_PER_RUN: usize = 4 * 1024 * 1024;
+
+/// What a run has asked for so far (events, or runs), under its caps.
+pub(crate) struct Asked<T> {
+    pub(crate) items: Vec<T>,
+    bytes: usize,
+}
+
+impl<T> Default for Asked<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<T> Asked<T> {
+    /// Room for one more `noun` with `payload`: within the payload limit,
+    /// at most `max` of them and `MAX_BYTES_PER_RUN` bytes in all; the
+    /// answer to the script otherwise.
+    pub(crate) fn admit(
+        &mut self,
+        payload: &serde_json::Value,
+        limits: &EmitLimits,
+        max: usize,
+        noun: &str,
+    ) -> Result<(), HostResponse> {
+        let size = serde_json::to_vec(payload).map_or(usize::MAX, |b| b.len());
+        if size > limits.max_payload_bytes {
+            return Err(error(
+                413,
+                "payload_too_large",
+                format!("a payload takes at most {} bytes", limits.max_payload_bytes),
+            ));
+        }
+        if self.items.len() >= max {
+            return Err(error(
+                429,
+                &format!("too_many_{noun}"),
+                format!("a run may ask for at most {max} {noun}"),
+            ));
+        }
+        if self.bytes.saturating_add(size) > MAX_BYTES_PER_RUN {
+            return Err(error(
+                413,
+                "payload_budget_spent",
+                format!("the {noun} of one run carry at most {MAX_BYTES_PER_RUN} bytes of payload"),
+            ));
+        }
+        self.bytes += size;
+        Ok(())
+    }
+}
+
 /// What bounds the events runs emit.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EmitLimits {
@@ -60,7 +117,7 @@ pub(crate) struct EmittedEvents {
     depth: i64,
     limits: EmitLimits,
     masker: Masker,
-    events: Mutex<Vec<Emitted>>,
+    events: Mutex<Asked<Emitted>>,
 }
 
 impl EmittedEvents {
@@ -90,30 +147,17 @@ impl EmittedEvents {
                     .into(),
             );
         }
-        let size = serde_json::to_vec(&emit.payload).map_or(usize::MAX, |b| b.len());
-        if size > self.limits.max_payload_bytes {
-            return error(
-                413,
-                "payload_too_large",
-                format!(
-                    "an event's payload takes at most {} bytes",
-                    self.limits.max_payload_bytes
-                ),
-            );
-        }
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if events.len() >= MAX_EVENTS_PER_RUN {
-            return error(
-                429,
-                "too_many_events",
-                format!("a run may emit at most {MAX_EVENTS_PER_RUN} events"),
-            );
+        if let Err(refused) =
+            events.admit(&emit.payload, &self.limits, MAX_EVENTS_PER_RUN, "events")
+        {
+            return refused;
         }
         // Named by the run and its count: a run executed again after its
         // node died emits the same ids, and only one execution commits.
-        let event_id = format!("{}.e{}", self.run_id, events.len() + 1);
+        let event_id = format!("{}.e{}", self.run_id, events.items.len() + 1);
         let payload = self.masker.mask_json(emit.payload);
-        events.push(Emitted {
+        events.items.push(Emitted {
             event: NewEvent {
                 user_id: self.user_id.clone(),
                 event_id: event_id.clone(),
@@ -131,6 +175,6 @@ impl EmittedEvents {
     /// The events, once, for the run's commit.
     pub(crate) fn take(&self) -> (Vec<Emitted>, QueueLimits) {
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        (std::mem::take(&mut *events), self.limits.queue)
+        (std::mem::take(&mut events.items), self.limits.queue)
     }
 }

@@ -8,16 +8,13 @@ use roost_sandbox::HostResponse;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::emitted_events::EmitLimits;
+use super::emitted_events::{Asked, EmitLimits};
 use super::host_services::error;
 use super::masking::Masker;
 use crate::store::{NewRun, RunRow, ScheduledRun, TriggerKind, new_id, now_millis};
 
 /// Most runs one run may schedule.
 const MAX_RUNS_PER_RUN: usize = 100;
-
-/// The furthest ahead a run can be put.
-const MAX_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +35,7 @@ pub(crate) struct ScheduledRuns {
     handlers: Vec<String>,
     limits: EmitLimits,
     masker: Masker,
-    runs: Mutex<Vec<ScheduledRun>>,
+    runs: Mutex<Asked<ScheduledRun>>,
 }
 
 impl ScheduledRuns {
@@ -87,22 +84,11 @@ impl ScheduledRuns {
                 );
             }
         };
-        if at - now > MAX_AHEAD_MS {
+        if at - now > crate::triggers::manual::MAX_AHEAD_MS {
             return error(
                 400,
                 "invalid_schedule",
                 "a run can be put at most 366 days ahead".into(),
-            );
-        }
-        let size = serde_json::to_vec(&asked.payload).map_or(usize::MAX, |b| b.len());
-        if size > self.limits.max_payload_bytes {
-            return error(
-                413,
-                "payload_too_large",
-                format!(
-                    "a run's payload takes at most {} bytes",
-                    self.limits.max_payload_bytes
-                ),
             );
         }
         // A script that schedules itself again and again is a chain, too.
@@ -119,15 +105,11 @@ impl ScheduledRuns {
             );
         }
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        if runs.len() >= MAX_RUNS_PER_RUN {
-            return error(
-                429,
-                "too_many_runs",
-                format!("a run may schedule at most {MAX_RUNS_PER_RUN} runs"),
-            );
+        if let Err(refused) = runs.admit(&asked.payload, &self.limits, MAX_RUNS_PER_RUN, "runs") {
+            return refused;
         }
         let id = new_id("run");
-        runs.push(ScheduledRun {
+        runs.items.push(ScheduledRun {
             id: id.clone(),
             run: NewRun {
                 user_id: self.run.user_id.clone(),
@@ -146,6 +128,6 @@ impl ScheduledRuns {
 
     /// The runs, once, for the run's commit.
     pub(crate) fn take(&self) -> Vec<ScheduledRun> {
-        std::mem::take(&mut *self.runs.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut self.runs.lock().unwrap_or_else(|p| p.into_inner()).items)
     }
 }

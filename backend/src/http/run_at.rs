@@ -5,8 +5,7 @@ use axum::http::StatusCode;
 
 use super::ApiError;
 
-/// The furthest ahead a run can be put.
-const MAX_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
+use crate::triggers::manual::MAX_AHEAD_MS;
 
 /// The run's earliest start (Unix ms), `None` for at once. A time in the
 /// past is now.

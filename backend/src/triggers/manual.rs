@@ -13,6 +13,9 @@ use crate::store::{
     Store, StoreError, TriggerKind,
 };
 
+/// The furthest ahead a run at a time can be put (366 days, in ms).
+pub const MAX_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
+
 /// What a user asks for.
 #[derive(Debug, Clone, Default)]
 pub struct ManualRequest {

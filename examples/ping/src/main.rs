@@ -31,6 +31,18 @@ fn serve_later(invocation: &Invocation) -> roost_sdk::Result {
     Ok(())
 }
 
+/// Emits `count` `flood` events of `size` bytes each: roost's per-run caps
+/// stop it, and the run fails with roost's refusal.
+#[handler]
+fn flood(invocation: &Invocation) -> roost_sdk::Result {
+    let count = invocation.payload["count"].as_u64().unwrap_or(1);
+    let pad = "x".repeat(invocation.payload["size"].as_u64().unwrap_or(1) as usize);
+    for n in 0..count {
+        events::emit("flood", &json!({ "n": n, "pad": pad }))?;
+    }
+    Ok(())
+}
+
 #[on_event("pong")]
 fn volley(invocation: &Invocation) -> roost_sdk::Result {
     hit(invocation, "ping")
@@ -56,4 +68,4 @@ fn hit(invocation: &Invocation, kind: &str) -> roost_sdk::Result {
     Ok(())
 }
 
-roost_sdk::main!(start, serve_later, volley);
+roost_sdk::main!(start, serve_later, flood, volley);

@@ -70,7 +70,7 @@ impl<E: std::fmt::Display> IntoResponse for Result<Response, E> {
 }
 
 /// Where the handler's response goes.
-const RESPONSE_URL: &str = "http://roost.internal/v1/http/response";
+const RESPONSE_PATH: &str = "/v1/http/response";
 
 /// Runs an HTTP handler: reads the request from the invocation, calls the
 /// handler and hands its response to roost. The body of the `run` that
@@ -97,31 +97,7 @@ fn wire(response: &Response) -> Vec<u8> {
 }
 
 fn send_response(response: &Response) -> crate::Result {
-    let answer = super::send(
-        "POST",
-        RESPONSE_URL,
-        &[("content-type", "application/json")],
-        &wire(response),
-    )
-    .map_err(|err| Error::msg(format!("could not hand the HTTP response to roost: {err}")))?;
-    if (200..300).contains(&answer.status) {
-        return Ok(());
-    }
-    Err(Error::msg(refusal(&answer)))
-}
-
-/// Why roost did not take the response, from its error answer.
-fn refusal(answer: &Response) -> String {
-    let error = answer
-        .json::<serde_json::Value>()
-        .map(|json| json["error"].clone())
-        .unwrap_or_default();
-    let code = error["code"].as_str().unwrap_or("unknown");
-    let message = error["message"].as_str().unwrap_or("no message");
-    format!(
-        "roost did not take the HTTP response ({}): {code}: {message}",
-        answer.status
-    )
+    crate::internal::post(RESPONSE_PATH, &wire(response), "the HTTP response").map(drop)
 }
 
 /// `#[on_http]` refuses, at compile time:
@@ -265,6 +241,7 @@ mod tests {
             409,
             &json!({ "error": { "code": "already_answered", "message": "once" } }),
         );
+        let refusal = |answer| crate::internal::refusal(answer, "the HTTP response");
         assert_eq!(
             refusal(&answer),
             "roost did not take the HTTP response (409): already_answered: once"
