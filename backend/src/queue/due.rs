@@ -1,8 +1,9 @@
 //! Runs at a time (and retries after their backoff) start on time: a task
 //! per node sleeps until the earliest time a queued run waits for and then
 //! wakes the idle workers, rather than leaving the run to their next look.
-//! It looks at the store again at each poll (runs queued at other nodes)
-//! and at once when a run at a time is queued here.
+//! It looks at the store again at each poll (runs queued at other nodes,
+//! debounced and throttled runs) and at once when a run at a time is
+//! queued here, by a request or a script.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -32,8 +32,8 @@ pub(super) struct Hand {
     /// Wakes this node's idle workers: runs that emitted events queued
     /// more work with their end.
     wake: Arc<tokio::sync::Notify>,
-    /// Wakes the watch on due runs: runs that scheduled runs (or emitted
-    /// events to debounced handlers) queued runs with a time.
+    /// Wakes the watch on due runs: runs that scheduled runs queued runs
+    /// with a time.
     due_changed: Arc<tokio::sync::Notify>,
     unstarted: VecDeque<RunRow>,
     finished: Vec<RunReport>,
@@ -147,10 +147,10 @@ impl Hand {
         if reports.is_empty() && unstarted.is_empty() && next.is_none() {
             return;
         }
-        let emitted = reports.iter().any(|r| {
-            let effects = &r.finish.effects;
-            !effects.emitted.is_empty() || !effects.scheduled.is_empty()
-        });
+        let emitted = reports.iter().any(|r| !r.finish.effects.emitted.is_empty());
+        let scheduled = reports
+            .iter()
+            .any(|r| !r.finish.effects.scheduled.is_empty());
         match self
             .store
             .report_and_claim(&self.worker_id, reports, unstarted, next)
@@ -163,6 +163,8 @@ impl Hand {
                 self.unstarted.extend(reported.next);
                 if emitted {
                     self.wake.notify_waiters();
+                }
+                if scheduled {
                     self.due_changed.notify_one();
                 }
             }

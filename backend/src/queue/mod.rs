@@ -216,11 +216,12 @@ impl Runner {
     }
 
     /// Wakes the workers (after runs were queued by other means, such as
-    /// events), and the watch on due runs (a debounced run waits).
+    /// events). Not the watch on due runs: on the event path that would be
+    /// a query per event; it finds debounced and throttled turns at its
+    /// next look.
     pub fn wake(&self) {
         self.wake.notify_waiters();
         self.wake.notify_one();
-        self.due_changed.notify_one();
     }
 
     /// Starts the workers and the reaper; they stop when `stop` turns true,
