@@ -154,16 +154,9 @@ async fn debounce_is_declared_on_event_handlers_with_a_sane_period(backend: Back
 /// still becomes one run.
 #[tokio::test]
 async fn a_burst_across_three_nodes_becomes_one_run() {
-    if support::postgres_base_url().is_none() {
-        eprintln!("skipped: set ROOST_TEST_POSTGRES_URL to run the three-node case");
+    let Some((app, nodes)) = support::three_postgres_nodes().await else {
         return;
-    }
-    let app = TestApp::spawn(Backend::Postgres).await;
-    let nodes = [
-        app.base.clone(),
-        app.another_node().await,
-        app.another_node().await,
-    ];
+    };
     let ada = app.user("ada").await;
     app.deploy_example(&ada, "cart", "cart-settle").await;
     let ids = burst(&app, &nodes, &ada, "c1", 30).await;

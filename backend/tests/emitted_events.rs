@@ -301,13 +301,9 @@ async fn a_chain_killed_mid_link_runs_each_link_once(backend: Backend) {
 /// wherever, each once.
 #[tokio::test]
 async fn a_chain_on_three_nodes_runs_once_per_link() {
-    if support::postgres_base_url().is_none() {
-        eprintln!("skipped: set ROOST_TEST_POSTGRES_URL to run the three-node chain");
+    let Some((app, _nodes)) = support::three_postgres_nodes().await else {
         return;
-    }
-    let app = TestApp::spawn(Backend::Postgres).await;
-    app.another_node().await;
-    app.another_node().await;
+    };
     let ada = app.user("ada").await;
     let ping = rally(&app, &ada).await;
     app.send(

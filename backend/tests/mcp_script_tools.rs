@@ -241,6 +241,22 @@ async fn tools_whose_input_is_not_an_object_are_refused_at_deploy(backend: Backe
         assert_eq!(status, 400, "{trigger}: {body}");
         assert_eq!(body["error"]["code"], "invalid_tool", "{trigger}: {body}");
     }
+    // A hostile component asked for its tools' inputs that never answers
+    // is stopped at the describe run's time limit (5 s).
+    let spinning = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#,
+    )
+    .unwrap();
+    let mut body = declared(json!({ "kind": "mcp", "description": "t" }));
+    body["component"] = json!(b64(&spinning));
+    let started = std::time::Instant::now();
+    let (status, answer) = app.deploy_with(&ada, body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "invalid_tool", "{answer}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the describe run was not stopped"
+    );
     let (_, scripts) = app.get(&ada, "/v1/scripts").await;
     assert_eq!(scripts["scripts"], json!([]), "nothing was stored");
 

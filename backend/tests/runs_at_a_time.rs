@@ -203,16 +203,9 @@ async fn a_script_schedules_a_run_with_its_success_only(backend: Backend) {
 /// once, not before their time.
 #[tokio::test]
 async fn runs_at_a_time_run_once_on_three_nodes() {
-    if support::postgres_base_url().is_none() {
-        eprintln!("skipped: set ROOST_TEST_POSTGRES_URL to run the three-node case");
+    let Some((app, nodes)) = support::three_postgres_nodes().await else {
         return;
-    }
-    let app = TestApp::spawn(Backend::Postgres).await;
-    let nodes = [
-        app.base.clone(),
-        app.another_node().await,
-        app.another_node().await,
-    ];
+    };
     let ada = app.user("ada").await;
     let hello = app.deploy_example(&ada, "hello", "hello").await;
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);

@@ -149,16 +149,9 @@ async fn flow_control_is_one_kind_with_a_sane_limit(backend: Backend) {
 /// their turns in one line.
 #[tokio::test]
 async fn a_throttle_holds_across_three_nodes() {
-    if support::postgres_base_url().is_none() {
-        eprintln!("skipped: set ROOST_TEST_POSTGRES_URL to run the three-node case");
+    let Some((app, nodes)) = support::three_postgres_nodes().await else {
         return;
-    }
-    let app = TestApp::spawn(Backend::Postgres).await;
-    let nodes = [
-        app.base.clone(),
-        app.another_node().await,
-        app.another_node().await,
-    ];
+    };
     let ada = app.user("ada").await;
     app.deploy_example(&ada, "api", "rate-limited").await;
     post(&app, &nodes, &ada, "api.call", "t1", 6).await;

@@ -321,3 +321,20 @@ pub fn mcp_python() -> Option<std::path::PathBuf> {
     let python = std::path::PathBuf::from(home).join(".cache/roost-mcp-venv/bin/python");
     python.is_file().then_some(python)
 }
+
+/// A node on PostgreSQL and two more on its database, with the three base
+/// URLs; `None`, having said why, when no PostgreSQL is configured.
+#[allow(dead_code)]
+pub async fn three_postgres_nodes() -> Option<(TestApp, [String; 3])> {
+    if postgres_base_url().is_none() {
+        eprintln!("skipped: set ROOST_TEST_POSTGRES_URL to run the three-node case");
+        return None;
+    }
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let nodes = [
+        app.base.clone(),
+        app.another_node().await,
+        app.another_node().await,
+    ];
+    Some((app, nodes))
+}
