@@ -123,6 +123,36 @@ fn inspect_prints_metadata_as_json() {
 }
 
 #[test]
+fn inspect_shows_flow_control_with_its_keys() {
+    let data = tempfile::tempdir().unwrap();
+    let out = roost(&["inspect", &example("ledger-sync")], data.path());
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flow = |name: &str| {
+        meta["handlers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == name)
+            .unwrap()["flow"]
+            .clone()
+    };
+    assert_eq!(
+        flow("sync"),
+        serde_json::json!({ "concurrency": { "key": "customer", "limit": 1 } })
+    );
+    assert_eq!(
+        flow("export"),
+        serde_json::json!({ "concurrency": { "key": "", "limit": 2 } })
+    );
+}
+
+#[test]
 fn inspect_shows_tools_with_their_input_schemas_and_run_prints_a_result() {
     let data = tempfile::tempdir().unwrap();
     let out = roost(&["inspect", &example("agent-tools")], data.path());

@@ -1,7 +1,8 @@
 //! Events scripts emit (`roost_sdk::events::emit`): committed with the
 //! emitting run's success, once, starting the subscribers' runs like any
 //! event; chains are followed both ways and stopped at their limit. Driven
-//! by the `ping` and `pong` examples, which rally events between them.
+//! by the `ping` and `pong` examples, which rally events between them, and
+//! `scorekeeper`, which counts each rally's end in its state.
 
 mod support;
 
@@ -57,11 +58,21 @@ async fn event(base: &str, token: &str, id: &str) -> Value {
     .await
 }
 
-/// Deploys `ping` and `pong` for `token`; `ping`'s script id.
-async fn rally(app: &TestApp, token: &str) -> String {
+/// Deploys `ping`, `pong` and `scorekeeper` for `token`; the ids of
+/// `ping` and `scorekeeper`.
+async fn rally(app: &TestApp, token: &str) -> (String, String) {
     let ping = app.deploy_example(token, "ping", "ping").await;
     app.deploy_example(token, "pong", "pong").await;
-    ping
+    let scorekeeper = app
+        .deploy_example(token, "scorekeeper", "scorekeeper")
+        .await;
+    (ping, scorekeeper)
+}
+
+/// How many rallies `scorekeeper` (script `id`) has counted.
+async fn rallies(base: &str, token: &str, id: &str) -> Value {
+    let url = format!("{base}/v1/scripts/{id}/state/rallies");
+    api(reqwest::Method::GET, &url, token, Value::Null).await["entry"]["value"].clone()
 }
 
 on_both_stores!(a_chain_runs_once_per_link_and_says_what_caused_what);
@@ -69,7 +80,7 @@ on_both_stores!(a_chain_runs_once_per_link_and_says_what_caused_what);
 async fn a_chain_runs_once_per_link_and_says_what_caused_what(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.user("ada").await;
-    let ping = rally(&app, &ada).await;
+    let (ping, scorekeeper) = rally(&app, &ada).await;
     let (status, body) = app
         .send(
             reqwest::Method::POST,
@@ -80,8 +91,9 @@ async fn a_chain_runs_once_per_link_and_says_what_caused_what(backend: Backend) 
         .await;
     assert_eq!(status, 202, "{body}");
 
-    // start → ping 1 (pong) → pong 2 (ping) → ping 3 (pong, the last).
-    let runs = settled_runs(&app.base, &ada, 4).await;
+    // start → ping 1 (pong) → pong 2 (ping) → ping 3 (pong, the last) →
+    // rally.over (scorekeeper): three scripts.
+    let runs = settled_runs(&app.base, &ada, 5).await;
     assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:#?}");
     let start = &runs[0];
     assert_eq!(start["trigger_kind"], "manual");
@@ -91,7 +103,10 @@ async fn a_chain_runs_once_per_link_and_says_what_caused_what(backend: Backend) 
         .iter()
         .map(|r| r["trigger_spec"].as_str().unwrap())
         .collect();
-    assert_eq!(handlers, ["ping", "pong", "ping"]);
+    assert_eq!(handlers, ["ping", "pong", "ping", "rally.over"]);
+    assert_eq!(runs[4]["script_id"], json!(scorekeeper));
+    assert_eq!(runs[4]["payload"], json!({ "hits": 3 }));
+    assert_eq!(rallies(&app.base, &ada, &scorekeeper).await, 1);
     for (depth, pair) in runs.windows(2).enumerate() {
         let (cause, run) = (&pair[0], &pair[1]);
         assert_eq!(run["trigger_kind"], "event");
@@ -107,7 +122,9 @@ async fn a_chain_runs_once_per_link_and_says_what_caused_what(backend: Backend) 
             event["source"],
             format!("roost:script/{}", cause["script_id"].as_str().unwrap())
         );
-        assert_eq!(run["payload"]["n"], depth as i64 + 1);
+        if run["trigger_spec"] != "rally.over" {
+            assert_eq!(run["payload"]["n"], depth as i64 + 1);
+        }
     }
     // The dashboard's run page names the event that started a run.
     let session = support::dashboard::Session::sign_in(&app, &ada).await;
@@ -118,7 +135,7 @@ async fn a_chain_runs_once_per_link_and_says_what_caused_what(backend: Backend) 
     let cause = last["cause_event_id"].as_str().unwrap();
     assert!(
         page.body
-            .contains(&format!("event <code>{cause}</code> · link 3 of its chain")),
+            .contains(&format!("event <code>{cause}</code> · link 4 of its chain")),
         "{}",
         page.body
     );
@@ -129,7 +146,7 @@ on_both_stores!(two_scripts_that_emit_each_others_events_stop_at_the_limit);
 async fn two_scripts_that_emit_each_others_events_stop_at_the_limit(backend: Backend) {
     let app = TestApp::spawn_with(backend, |config| config.abuse.max_event_chain = 5).await;
     let ada = app.user("ada").await;
-    let ping = rally(&app, &ada).await;
+    let (ping, _) = rally(&app, &ada).await;
     app.send(
         reqwest::Method::POST,
         &ada,
@@ -223,8 +240,8 @@ async fn a_run_that_floods_events_is_stopped_and_emits_none(backend: Backend) {
 on_both_stores!(a_chain_killed_mid_link_runs_each_link_once);
 
 /// SIGKILL while a link has emitted its event but not committed: after the
-/// restart the link is run again, and the chain goes on with one event and
-/// one run per link.
+/// restart the link is run again, and the chain of three scripts goes on
+/// with one event and one run per link, and one count at its end.
 async fn a_chain_killed_mid_link_runs_each_link_once(backend: Backend) {
     let data = tempfile::tempdir().unwrap();
     let database = support::database_url(backend, data.path()).await;
@@ -235,7 +252,7 @@ async fn a_chain_killed_mid_link_runs_each_link_once(backend: Backend) {
     let token = text(&created.stdout).trim().to_string();
     assert!(!token.is_empty(), "{}", text(&created.stderr));
     let mut ids = Vec::new();
-    for name in ["ping", "pong"] {
+    for name in ["ping", "pong", "scorekeeper"] {
         let component = std::fs::read(roost_tests::example_path(name)).unwrap();
         let deployed = api(
             reqwest::Method::POST,
@@ -275,7 +292,7 @@ async fn a_chain_killed_mid_link_runs_each_link_once(backend: Backend) {
     server.kill_hard();
 
     let server = Server::start_with(data.path(), &flags, &env);
-    let runs = settled_runs(&server.url, &token, 4).await;
+    let runs = settled_runs(&server.url, &token, 5).await;
     assert!(
         runs.iter().all(|r| r["status"] == "succeeded"),
         "before the kill: {seen:#}; after: {runs:#?}"
@@ -284,7 +301,8 @@ async fn a_chain_killed_mid_link_runs_each_link_once(backend: Backend) {
         .iter()
         .map(|r| r["chain_depth"].as_i64().unwrap())
         .collect();
-    assert_eq!(depths, [0, 1, 2, 3]);
+    assert_eq!(depths, [0, 1, 2, 3, 4]);
+    assert_eq!(rallies(&server.url, &token, &ids[2]).await, 1);
     for run in &runs[1..] {
         let id = run["cause_event_id"].as_str().unwrap();
         let event = event(&server.url, &token, id).await;
@@ -305,7 +323,7 @@ async fn a_chain_on_three_nodes_runs_once_per_link() {
         return;
     };
     let ada = app.user("ada").await;
-    let ping = rally(&app, &ada).await;
+    let (ping, scorekeeper) = rally(&app, &ada).await;
     app.send(
         reqwest::Method::POST,
         &ada,
@@ -313,13 +331,14 @@ async fn a_chain_on_three_nodes_runs_once_per_link() {
         json!({ "handler": "start", "payload": { "stop_at": 6 } }),
     )
     .await;
-    let runs = settled_runs(&app.base, &ada, 7).await;
+    let runs = settled_runs(&app.base, &ada, 8).await;
     assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:#?}");
     let depths: Vec<i64> = runs
         .iter()
         .map(|r| r["chain_depth"].as_i64().unwrap())
         .collect();
-    assert_eq!(depths, [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(depths, [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(rallies(&app.base, &ada, &scorekeeper).await, 1);
     for run in &runs[1..] {
         let event = event(&app.base, &ada, run["cause_event_id"].as_str().unwrap()).await;
         assert_eq!(event["run_ids"], json!([run["id"]]), "{event}");

@@ -53,6 +53,20 @@ pub struct FlowControl {
     /// others wait their turn (or, with `drop`, are not queued).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<Throttle>,
+    /// At most `limit` runs per key value run at once; the others wait,
+    /// in the order they were queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
+}
+
+/// See [`FlowControl::concurrency`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrency {
+    /// A path into the payload (`customer.id`; empty: one key for all).
+    pub key: String,
+    /// Runs of one key value at once.
+    pub limit: u32,
 }
 
 /// See [`FlowControl::throttle`].

@@ -58,6 +58,7 @@ pub mod __private;
 mod error;
 pub mod events;
 mod exit;
+mod flow_checks;
 pub mod gmail;
 pub mod http;
 pub mod integration;

@@ -21,6 +21,9 @@ pub(super) fn execute(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 args.component.display()
             )
         })?;
+    if let Err(err) = crate::triggers::flow_control::check_flows(&metadata.handlers) {
+        eprintln!("roost inspect: deploy would refuse this script: {err}");
+    }
     // What the component declares stands even when its tools cannot be
     // described: that is what deploy would refuse, said beside it.
     let metadata = match with_tool_schemas(&bytes, metadata.clone()) {

@@ -1,5 +1,6 @@
 //! Flow control the queue enforces when it queues a handler's runs
-//! (`debounce`, `throttle`): the key a run carries, read from its payload.
+//! (`debounce`, `throttle`) and when it claims them (`concurrency`): the
+//! keys a run carries, read from its payload.
 
 use roost_sandbox::metadata::FlowControl;
 
@@ -34,18 +35,33 @@ impl Throttled {
     }
 }
 
+/// A run of a handler with a concurrency limit: at most `limit` runs of
+/// its key run at once.
+pub(super) struct Limited {
+    /// `<script>/<handler>/<key value>`.
+    pub(super) concurrency_key: String,
+    pub(super) limit: i64,
+}
+
+/// The flow control of one run: each part `None` when not declared.
+#[derive(Default)]
+pub(super) struct RunFlow {
+    pub(super) debounced: Option<Debounced>,
+    pub(super) throttled: Option<Throttled>,
+    pub(super) limited: Option<Limited>,
+}
+
 /// The flow control of a trigger whose `flow` is `flow`, for a run of
-/// `handler` of `script_id` with `payload`: its debounce and its throttle,
-/// each `None` when not declared.
+/// `handler` of `script_id` with `payload`.
 pub(super) fn flow_of(
     flow: Option<&str>,
     script_id: &str,
     handler: &str,
     payload: &serde_json::Value,
     now: i64,
-) -> StoreResult<(Option<Debounced>, Option<Throttled>)> {
+) -> StoreResult<RunFlow> {
     let Some(flow) = flow else {
-        return Ok((None, None));
+        return Ok(RunFlow::default());
     };
     let flow: FlowControl = serde_json::from_str(flow)
         .map_err(|e| StoreError::Corrupt(format!("a trigger's flow: {e}")))?;
@@ -56,17 +72,22 @@ pub(super) fn flow_of(
         let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(value.as_bytes()));
         format!("{script_id}/{handler}/{hash}")
     };
-    let debounced = flow.debounce.map(|debounce| Debounced {
-        flow_key: key(&debounce.key),
-        not_before: now.saturating_add(i64::try_from(debounce.period_ms).unwrap_or(i64::MAX)),
-    });
-    let throttled = flow.throttle.map(|throttle| Throttled {
-        throttle_key: key(&throttle.key),
-        limit: throttle.limit,
-        period_ms: i64::try_from(throttle.period_ms).unwrap_or(i64::MAX),
-        drop: throttle.drop,
-    });
-    Ok((debounced, throttled))
+    Ok(RunFlow {
+        debounced: flow.debounce.map(|debounce| Debounced {
+            flow_key: key(&debounce.key),
+            not_before: now.saturating_add(i64::try_from(debounce.period_ms).unwrap_or(i64::MAX)),
+        }),
+        throttled: flow.throttle.map(|throttle| Throttled {
+            throttle_key: key(&throttle.key),
+            limit: throttle.limit,
+            period_ms: i64::try_from(throttle.period_ms).unwrap_or(i64::MAX),
+            drop: throttle.drop,
+        }),
+        limited: flow.concurrency.map(|concurrency| Limited {
+            concurrency_key: key(&concurrency.key),
+            limit: i64::from(concurrency.limit),
+        }),
+    })
 }
 
 /// The value at `path` (`customer.id`, `items.0.sku`) in `payload`, as

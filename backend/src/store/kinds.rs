@@ -59,3 +59,40 @@ impl RunStatus {
         !matches!(self, RunStatus::Queued | RunStatus::Running)
     }
 }
+
+super::stored_names::stored_names! {
+    /// Why a run waited to start, beyond waiting for a free worker.
+    pub enum WaitReason ("wait reason") {
+        /// It was asked for at a later time (`run_at`, `delay`, a script's
+        /// `runs::schedule`).
+        #[default]
+        RunAt = "run_at",
+        /// It is a retry, waiting out its backoff.
+        Retry = "retry",
+        /// Its handler is debounced: it waited for its key's burst of
+        /// events to go quiet.
+        Debounce = "debounce",
+        /// Its handler is throttled: it waited for its key's turn.
+        Throttle = "throttle",
+        /// Its handler has a concurrency limit per key: it was queued
+        /// behind as many runs of its key as the limit lets run at once.
+        Concurrency = "concurrency",
+    }
+}
+
+impl WaitReason {
+    /// The reason in a sentence, for pages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            WaitReason::RunAt => "it was asked for at a later time",
+            WaitReason::Retry => "it is a retry, waiting out its backoff",
+            WaitReason::Debounce => {
+                "debounced: it waited for its key's burst of events to go quiet"
+            }
+            WaitReason::Throttle => "throttled: it waited for its key's turn",
+            WaitReason::Concurrency => {
+                "concurrency limit: it waited for earlier runs of its key to end"
+            }
+        }
+    }
+}

@@ -1,6 +1,8 @@
 use serde::Serialize;
 
-use super::{CredentialStatus, PageAfter, RunEffects, RunStatus, ScriptCaps, TriggerKind};
+use super::{
+    CredentialStatus, PageAfter, RunEffects, RunStatus, ScriptCaps, TriggerKind, WaitReason,
+};
 
 /// A roost user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -295,6 +297,9 @@ pub struct RunRow {
     /// Links from an outside event to this run: 0 for runs no emitted
     /// event started, its event's depth otherwise.
     pub chain_depth: i64,
+    /// Why it waited (or waits) to start, when it was for more than a
+    /// free worker.
+    pub wait_reason: Option<WaitReason>,
 }
 
 /// How a run ended, as the worker records it.

@@ -168,16 +168,18 @@ pub(super) const GIVE_BACK_RUN_SQL: &str = "UPDATE runs SET status = 'queued', w
 
 /// Queues the next attempt of run `$6`.
 pub(super) const RETRY_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, \
-     trigger_spec, payload, status, attempt, first_run_id, queued_at, not_before, cause_event_id, chain_depth) \
+     trigger_spec, payload, status, attempt, first_run_id, queued_at, not_before, cause_event_id, chain_depth, \
+     concurrency_key, concurrency_limit, wait_reason) \
      SELECT $1, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-     'queued', $2, $3, $4, $5, cause_event_id, chain_depth FROM runs WHERE id = $6";
+     'queued', $2, $3, $4, $5, cause_event_id, chain_depth, concurrency_key, concurrency_limit, 'retry' \
+     FROM runs WHERE id = $6";
 
 /// A run a run scheduled, queued with its end: `$1` id, `$2` user, `$3`
 /// script, `$4` version, `$5` handler, `$6` trigger kind, `$7` trigger
 /// spec, `$8` payload, `$9` now, `$10` not before, `$11` chain depth.
 pub(super) const INSERT_SCHEDULED_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
-     trigger_kind, trigger_spec, payload, status, attempt, queued_at, not_before, chain_depth) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9, $10, $11)";
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at, not_before, chain_depth, wait_reason) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9, $10, $11, CASE WHEN $10 > $9 THEN 'run_at' END)";
 
 /// The runs an event id already made (`$1` user, `$2` event id).
 pub(super) const EVENT_LOOKUP_SQL: &str =
@@ -199,8 +201,8 @@ pub(super) const INSERT_EVENT_RUN_SQL: &str = "INSERT INTO runs (id, user_id, sc
 /// `$11` its key and `$12` its time, or, when a run of that key waits in
 /// the queue already, that run with this payload and time; its id.
 pub(super) const UPSERT_DEBOUNCED_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
-     trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth, flow_key, not_before) \
-     VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8, $9, $10, $11, $12) \
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth, flow_key, not_before, \
+     wait_reason) VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8, $9, $10, $11, $12, 'debounce') \
      ON CONFLICT (flow_key) WHERE status = 'queued' DO UPDATE SET payload = excluded.payload, \
      not_before = excluded.not_before, cause_event_id = excluded.cause_event_id, \
      chain_depth = excluded.chain_depth, script_version = excluded.script_version RETURNING id";
@@ -212,7 +214,17 @@ pub(super) const THROTTLE_SLOT_SQL: &str = "SELECT not_before FROM runs WHERE th
 /// `$11` its key and `$12` its time.
 pub(super) const INSERT_THROTTLED_RUN_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
      trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth, throttle_key, \
-     not_before) VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8, $9, $10, $11, $12)";
+     not_before, wait_reason) VALUES ($1, $2, $3, $4, $5, 'event', $6, $7, 'queued', 1, $8, $9, $10, $11, $12, \
+     CASE WHEN $12 > $8 THEN 'throttle' END)";
+
+/// Run `$3`, just queued, runs at most `$2` at a time with the other runs
+/// of concurrency key `$1`; it is recorded as waiting for them when that
+/// many are queued or running ahead of it (and it waited for nothing
+/// else).
+pub(super) const LIMIT_CONCURRENCY_SQL: &str = "UPDATE runs SET concurrency_key = $1, concurrency_limit = $2, \
+     wait_reason = CASE WHEN wait_reason IS NULL AND (SELECT COUNT(*) FROM runs r WHERE r.concurrency_key = $1 \
+     AND r.status IN ('queued', 'running') AND r.id <> $3) >= $2 THEN 'concurrency' ELSE wait_reason END \
+     WHERE id = $3";
 
 /// An event received: `$1` user, `$2` id, `$3` type, `$4` source, `$5` now,
 /// `$6` the JSON list of the runs it made, `$7` the run that emitted it,

@@ -7,7 +7,8 @@ use super::{RunRow, StoreError, StoreResult};
 /// Columns of a run row, in the order `run_from_row` reads them.
 pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
      payload, status, attempt, first_run_id, worker_id, heartbeat_at, queued_at, started_at, finished_at, exit_code, \
-     duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before, cause_event_id, chain_depth";
+     duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before, cause_event_id, chain_depth, \
+     wait_reason";
 
 /// A run from a row holding `RUN_COLUMNS`.
 pub(super) fn run_from_row(row: &impl RunColumns) -> StoreResult<RunRow> {
@@ -42,6 +43,11 @@ pub(super) fn run_from_row(row: &impl RunColumns) -> StoreResult<RunRow> {
         not_before: row.maybe_int("not_before")?,
         cause_event_id: row.maybe_text("cause_event_id")?,
         chain_depth: row.int("chain_depth")?,
+        wait_reason: row
+            .maybe_text("wait_reason")?
+            .map(|reason| reason.parse())
+            .transpose()
+            .map_err(StoreError::Corrupt)?,
     })
 }
 

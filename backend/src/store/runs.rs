@@ -336,7 +336,8 @@ where
 fn insert_run_sql() -> String {
     format!(
         "INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, payload, \
-         status, attempt, queued_at, not_before) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9, $10) \
+         status, attempt, queued_at, not_before, wait_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9, \
+         $10, CASE WHEN $10 > $9 THEN 'run_at' END) \
          RETURNING {RUN_COLUMNS}"
     )
 }

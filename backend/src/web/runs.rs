@@ -20,7 +20,7 @@ use super::view::{RunLine, duration, maybe_when};
 use super::{Nav, render, see_other};
 use crate::http::AppState;
 use crate::queue::follow::{RunEvent, RunState};
-use crate::store::{PageAfter, RunFilter, RunRow, RunStatus};
+use crate::store::{PageAfter, RunFilter, RunRow, RunStatus, WaitReason};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -315,6 +315,8 @@ struct RunPage {
     first_run: Option<String>,
     /// A run at a time (or a retry's backoff): not before this.
     not_before: Option<String>,
+    /// Why it waited to start (flow control, a retry's backoff, its time).
+    waited: Option<&'static str>,
     /// The event that started it, and its chain depth.
     cause: Option<(String, i64)>,
     started: String,
@@ -393,6 +395,7 @@ async fn one(
         run: RunLine::new(&run, script),
         first_run: run.first_run_id.clone().filter(|f| *f != run.id),
         not_before: run.not_before.map(|at| maybe_when(Some(at))),
+        waited: run.wait_reason.map(WaitReason::describe),
         cause: run
             .cause_event_id
             .clone()

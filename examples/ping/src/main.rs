@@ -1,6 +1,7 @@
 //! Half of a rally: `start` serves the first `ping`; each `pong` is
 //! answered with the next `ping` until the count reaches `stop_at`.
-//! Deployed beside `pong`, each hit is a run that an emitted event started.
+//! Deployed beside `pong`, each hit is a run that an emitted event started;
+//! the last hit emits `rally.over`, which `scorekeeper` takes.
 
 use roost_sdk::runs::{self, When};
 use roost_sdk::{Invocation, events, handler, on_event};
@@ -48,13 +49,14 @@ fn volley(invocation: &Invocation) -> roost_sdk::Result {
     hit(invocation, "ping")
 }
 
-/// Sends the ball back as `kind` unless the rally is over, then sleeps
-/// `sleep_ms`.
+/// Sends the ball back as `kind` unless the rally is over (then says so
+/// with `rally.over`, which `scorekeeper` counts), then sleeps `sleep_ms`.
 fn hit(invocation: &Invocation, kind: &str) -> roost_sdk::Result {
     let ball = &invocation.payload;
     let n = ball["n"].as_u64().unwrap_or(0);
     let stop_at = ball["stop_at"].as_u64().unwrap_or(0);
     if n >= stop_at {
+        events::emit("rally.over", &json!({ "hits": n }))?;
         println!("rally over at {n}");
         return Ok(());
     }

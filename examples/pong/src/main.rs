@@ -1,5 +1,6 @@
 //! The other half of the rally (see `ping`): each `ping` is answered with
-//! the next `pong` until the count reaches `stop_at`.
+//! the next `pong` until the count reaches `stop_at`, when `rally.over` is
+//! emitted instead.
 
 use roost_sdk::{Invocation, events, on_event};
 use serde_json::json;
@@ -10,6 +11,7 @@ fn volley(invocation: &Invocation) -> roost_sdk::Result {
     let n = ball["n"].as_u64().unwrap_or(0);
     let stop_at = ball["stop_at"].as_u64().unwrap_or(0);
     if n >= stop_at {
+        events::emit("rally.over", &json!({ "hits": n }))?;
         println!("rally over at {n}");
         return Ok(());
     }

@@ -57,9 +57,17 @@ pub fn on_schedule(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Runs the function when an event of the given type arrives:
 /// `#[on_event("order.created")]`.
 ///
-/// With `debounce(key = "customer.id", period_ms = 5000)`, a burst of
-/// events with one value at `key` in their payload becomes one run, with
-/// the last payload, once no such event has come for `period_ms`.
+/// Flow control, by a key read from each event's payload (a path such as
+/// `customer.id`; the queue enforces it):
+/// - `debounce(key = "customer.id", period_ms = 5000)`: a burst of events
+///   with one value at `key` becomes one run, with the last payload, once
+///   no such event has come for `period_ms`;
+/// - `throttle(key = "tenant", limit = 10, period_ms = 60000)`: at most
+///   `limit` runs per key value start in any `period_ms`; the rest wait
+///   their turn (`drop = true`: are not queued);
+/// - `concurrency(key = "customer.id", limit = 1)`: at most `limit` runs
+///   per key value run at once; the rest wait, in order. It goes with a
+///   debounce or a throttle: `concurrency(…), throttle(…)`.
 #[proc_macro_attribute]
 pub fn on_event(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = parse_macro_input!(args as flow::EventArgs);

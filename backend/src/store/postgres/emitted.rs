@@ -7,7 +7,7 @@ use crate::store::engine::Engine;
 use crate::store::flow::flow_of;
 use crate::store::queue::{
     EVENT_LOOKUP_SQL, EVENT_SUBSCRIBERS_SQL, INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL,
-    INSERT_SCHEDULED_RUN_SQL, INSERT_THROTTLED_RUN_SQL, THROTTLE_SLOT_SQL,
+    INSERT_SCHEDULED_RUN_SQL, INSERT_THROTTLED_RUN_SQL, LIMIT_CONCURRENCY_SQL, THROTTLE_SLOT_SQL,
     UPSERT_DEBOUNCED_RUN_SQL,
 };
 use crate::store::{NewEvent, QueueDepth, RunEffects, StoreError, StoreResult, new_id};
@@ -110,8 +110,7 @@ pub(super) async fn queue_event_runs(
         let handler: String = row.try_get("handler")?;
         let version: i64 = row.try_get("current_version")?;
         let flow: Option<String> = row.try_get("flow")?;
-        let (debounced, throttled) =
-            flow_of(flow.as_deref(), &script_id, &handler, &event.payload, now)?;
+        let flow = flow_of(flow.as_deref(), &script_id, &handler, &event.payload, now)?;
         let id = new_id("run");
         // The ten parameters every event run takes (INSERT_EVENT_RUN_SQL).
         let bound = |sql| {
@@ -127,7 +126,7 @@ pub(super) async fn queue_event_runs(
                 .bind(&event.event_id)
                 .bind(event.chain_depth)
         };
-        if let Some(throttled) = throttled {
+        let queued = if let Some(throttled) = flow.throttled {
             // One key's slots are taken in turn, whichever node queues.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                 .bind(&throttled.throttle_key)
@@ -149,18 +148,27 @@ pub(super) async fn queue_event_runs(
                 .bind(slot)
                 .execute(&mut *tx)
                 .await?;
-            run_ids.push(id);
-        } else if let Some(debounced) = debounced {
+            id
+        } else if let Some(debounced) = flow.debounced {
             let upserted = bound(UPSERT_DEBOUNCED_RUN_SQL)
                 .bind(&debounced.flow_key)
                 .bind(debounced.not_before)
                 .fetch_one(&mut *tx)
                 .await?;
-            run_ids.push(upserted.try_get("id")?);
+            upserted.try_get("id")?
         } else {
             bound(INSERT_EVENT_RUN_SQL).execute(&mut *tx).await?;
-            run_ids.push(id);
+            id
+        };
+        if let Some(limited) = flow.limited {
+            sqlx::query(LIMIT_CONCURRENCY_SQL)
+                .bind(&limited.concurrency_key)
+                .bind(limited.limit)
+                .bind(&queued)
+                .execute(&mut *tx)
+                .await?;
         }
+        run_ids.push(queued);
     }
     Ok(run_ids)
 }

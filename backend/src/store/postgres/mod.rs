@@ -35,6 +35,10 @@ impl Engine for sqlx::Postgres {
 /// or script id): transactions taking the same one take turns.
 const ADVISORY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
 
+/// `ADVISORY_LOCK_SQL` for concurrency key `$1`, apart from the user and
+/// script locks (and from a throttle's turns, which may use the same key).
+const KEY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(1, hashtext($1))";
+
 impl SqlStore<sqlx::Postgres> {
     /// Connects and applies the migrations.
     pub(crate) async fn connect(url: &str) -> StoreResult<Self> {
@@ -65,11 +69,14 @@ const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
      SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
 
 /// Queued runs a claim may take: oldest first, none before its backoff
-/// (`$1`), none of a script at its cap (`$2`), none of the users in `$3`
-/// (a JSON array); locked, and skipped while another claim holds them.
+/// (`$1`), none of a script at its cap (`$2`), none of a concurrency key
+/// at its limit, none of the users in `$3` (a JSON array); locked, and
+/// skipped while another claim holds them.
 const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
      AND (not_before IS NULL OR not_before <= $1) \
      AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
+     AND (q.concurrency_key IS NULL OR (SELECT COUNT(*) FROM runs c \
+       WHERE c.concurrency_key = q.concurrency_key AND c.status = 'running') < q.concurrency_limit) \
      AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
      ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";
 

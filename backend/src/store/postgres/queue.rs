@@ -8,7 +8,7 @@ use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 
 use super::run_state::{apply_writes, check_writes};
-use super::{ADVISORY_LOCK_SQL, CLAIM_BEGIN, CLAIM_CANDIDATES, PostgresStore};
+use super::{ADVISORY_LOCK_SQL, CLAIM_BEGIN, CLAIM_CANDIDATES, KEY_LOCK_SQL, PostgresStore};
 use crate::store::engine::Engine;
 use crate::store::events::run_ids;
 use crate::store::queue::{
@@ -27,6 +27,10 @@ use crate::store::{
 /// of manual runs; written once.
 static FINISH_RETURNING_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("{FINISH_RUN_SQL} RETURNING trigger_kind"));
+
+/// How many runs of concurrency key `$1` are running.
+const KEY_RUNNING_SQL: &str =
+    "SELECT COUNT(*) FROM runs WHERE concurrency_key = $1 AND status = 'running'";
 
 /// The channel manual runs' ends are announced on.
 const RUN_ENDS_CHANNEL: &str = "roost_run_ends";
@@ -86,12 +90,14 @@ impl RunQueue for PostgresStore {
             }
         }
         let mut tx = self.pool.begin_with(CLAIM_BEGIN).await?;
-        let candidate = sqlx::query(&format!("SELECT id, script_id {CLAIM_CANDIDATES}"))
-            .bind(now)
-            .bind(per_script_limit)
-            .bind(&skip_users)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let candidate = sqlx::query(&format!(
+            "SELECT id, script_id, concurrency_key, concurrency_limit {CLAIM_CANDIDATES}"
+        ))
+        .bind(now)
+        .bind(per_script_limit)
+        .bind(&skip_users)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(candidate) = candidate else {
             return Ok(None);
         };
@@ -112,6 +118,23 @@ impl RunQueue for PostgresStore {
         .try_get("n")?;
         if running >= per_script_limit {
             return Ok(None);
+        }
+        // A key's claims take turns the same way, after the script's (one
+        // order for every claim, so no two wait on each other).
+        let key: Option<String> = candidate.try_get("concurrency_key")?;
+        if let Some(key) = key {
+            let limit: Option<i64> = candidate.try_get("concurrency_limit")?;
+            sqlx::query(KEY_LOCK_SQL)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+            let running: i64 = sqlx::query_scalar(KEY_RUNNING_SQL)
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await?;
+            if running >= limit.unwrap_or(1) {
+                return Ok(None);
+            }
         }
         let sql = format!(
             "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \

@@ -34,11 +34,12 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use super::claims::{Claimer, claim};
 use super::connection::open_own_connection;
 use super::held_starts::{Held, HeldStarts};
 use super::run_ends::record;
 use super::wal::{WalLimit, checkpoint_loop};
-use super::writer_jobs::{Claimer, SQL, claim, heartbeat, ingest, partial_output, report};
+use super::writer_jobs::{SQL, heartbeat, ingest, partial_output, report};
 use crate::store::{
     EventIngest, NewEvent, NextClaim, PartialOutput, QueueLimits, Reported, RunFinish, RunReport,
     RunRow, RunStatus, StartedRun, StoreError, StoreResult, now_millis,

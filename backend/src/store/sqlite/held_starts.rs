@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 pub(super) struct Held {
     pub(super) run_id: String,
     pub(super) script_id: String,
+    /// Its concurrency key, when its handler limits one.
+    pub(super) concurrency_key: Option<String>,
     pub(super) worker_id: String,
     /// The claim's time (Unix ms), written as the run's `started_at` unless
     /// the worker reports when it began.
@@ -64,12 +66,19 @@ impl HeldStarts {
     /// runs its held runs one at a time, so each counts once against the
     /// script's concurrency cap.
     pub(super) fn workers_of_script(&self, script_id: &str, except: &str) -> i64 {
+        self.workers_holding(except, |held| held.script_id == script_id)
+    }
+
+    /// How many workers other than `except` hold runs of concurrency key
+    /// `key`, each counted once (as for a script's cap).
+    pub(super) fn workers_of_key(&self, key: &str, except: &str) -> i64 {
+        self.workers_holding(except, |held| held.concurrency_key.as_deref() == Some(key))
+    }
+
+    fn workers_holding(&self, except: &str, of: impl Fn(&Held) -> bool) -> i64 {
         let mut workers: Vec<&str> = Vec::new();
         for held in &self.runs {
-            if held.script_id == script_id
-                && held.worker_id != except
-                && !workers.contains(&held.worker_id.as_str())
-            {
+            if of(held) && held.worker_id != except && !workers.contains(&held.worker_id.as_str()) {
                 workers.push(&held.worker_id);
             }
         }
@@ -143,6 +152,7 @@ mod tests {
         Held {
             run_id: run.into(),
             script_id: script.into(),
+            concurrency_key: Some(format!("{script}/key")),
             worker_id: worker.into(),
             started_at: 0,
             window: Duration::from_millis(20),
@@ -187,6 +197,9 @@ mod tests {
         }
         starts.hold(held("b1", "s1", "w2", now + window));
         assert_eq!(starts.workers_of_script("s1", "w9"), 2, "one per worker");
+        assert_eq!(starts.workers_of_key("s1/key", "w9"), 2, "one per worker");
+        assert_eq!(starts.workers_of_key("s1/key", "w1"), 1);
+        assert_eq!(starts.workers_of_key("s2/key", "w9"), 0);
         assert_eq!(starts.workers_of_script("s1", "w2"), 1);
 
         // Both workers' windows end: each worker's first run is written,

@@ -3,6 +3,7 @@
 //! the run queue's writes go through a writer thread of its own
 //! (group_commit.rs), which batches them into few transactions.
 
+mod claims;
 mod connection;
 mod emitted;
 mod endpoint_cache;

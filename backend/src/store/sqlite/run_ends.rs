@@ -5,9 +5,10 @@
 
 use rusqlite::{Connection, ToSql, params};
 
+use super::claims::Claimer;
 use super::held_starts::HeldStarts;
 use super::run_state::{apply_writes, check_writes};
-use super::writer_jobs::{Claimer, SQL};
+use super::writer_jobs::SQL;
 use crate::store::state::{Checked, refused_run_error};
 use crate::store::{RetryPlan, RunFinish, RunStatus, StartedRun, StateUsage, StoreResult, new_id};
 

@@ -4,13 +4,13 @@
 //! and leaves committing, and rolling back, to the turn.
 
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
 
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::QUEUE_DEPTH_SQL;
-use super::held_starts::{Held, HeldStarts};
+use super::claims::{Claimer, claim_runs};
+use super::held_starts::HeldStarts;
 use super::run_ends::{Ended, finish};
 use crate::store::flow::flow_of;
 use crate::store::queue::{
@@ -18,17 +18,20 @@ use crate::store::queue::{
     INSERT_EVENT_RUN_SQL, INSERT_EVENT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
     INSERT_SCHEDULED_RUN_SQL, INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL,
 };
-use crate::store::queue::{INSERT_THROTTLED_RUN_SQL, THROTTLE_SLOT_SQL, UPSERT_DEBOUNCED_RUN_SQL};
-use crate::store::rows::{RUN_COLUMNS, RunColumns, run_from_row};
+use crate::store::queue::{
+    INSERT_THROTTLED_RUN_SQL, LIMIT_CONCURRENCY_SQL, THROTTLE_SLOT_SQL, UPSERT_DEBOUNCED_RUN_SQL,
+};
+use crate::store::rows::{RUN_COLUMNS, RunColumns};
 use crate::store::{
     EventIngest, NewEvent, NextClaim, PartialOutput, QueueDepth, QueueLimits, Reported, RunReport,
-    RunRow, StoreError, StoreResult, new_id,
+    StoreError, StoreResult, new_id,
 };
 
 /// The writer's claim, step one: the queued runs past their backoff (`$1`,
 /// now), oldest first, read until one is claimable (see `pick` in
 /// group_commit.rs, which adds the runs it holds to each script's count).
-const CLAIM_QUEUED_SQL: &str = "SELECT id, script_id, user_id FROM runs INDEXED BY runs_queued \
+const CLAIM_QUEUED_SQL: &str = "SELECT id, script_id, user_id, concurrency_key, concurrency_limit \
+     FROM runs INDEXED BY runs_queued \
      WHERE status = 'queued' AND (not_before IS NULL OR not_before <= $1) ORDER BY queued_at, id";
 
 /// Whether a user other than those in `$1` (a JSON array) has runs queued.
@@ -40,6 +43,10 @@ const OTHERS_QUEUED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM queue_depth WHERE 
 /// How many of script `$1`'s runs are running, for its concurrency cap.
 const SCRIPT_RUNNING_SQL: &str = "SELECT COUNT(*) FROM runs INDEXED BY runs_running \
      WHERE script_id = $1 AND status = 'running'";
+
+/// How many runs of concurrency key `$1` are running.
+const KEY_RUNNING_SQL: &str = "SELECT COUNT(*) FROM runs INDEXED BY runs_concurrency \
+     WHERE concurrency_key = $1 AND status = 'running'";
 
 /// The writer's claim, step two: run `$3` is worker `$2`'s since `$1`,
 /// heart-beaten at `$4` (a held start is written later than it began).
@@ -87,6 +94,8 @@ pub(super) struct WriterSql {
     pub(super) forget_flow_key: String,
     pub(super) throttle_slot: String,
     pub(super) insert_throttled_run: String,
+    pub(super) limit_concurrency: String,
+    pub(super) key_running: String,
 }
 
 pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
@@ -115,6 +124,8 @@ pub(super) static SQL: LazyLock<WriterSql> = LazyLock::new(|| WriterSql {
     forget_flow_key: "UPDATE runs SET flow_key = NULL WHERE id = ?1".into(),
     throttle_slot: numbered(THROTTLE_SLOT_SQL),
     insert_throttled_run: numbered(INSERT_THROTTLED_RUN_SQL),
+    limit_concurrency: numbered(LIMIT_CONCURRENCY_SQL),
+    key_running: numbered(KEY_RUNNING_SQL),
 });
 
 /// `sql` with every `$N` written `?N`. (None of the writer's statements
@@ -190,8 +201,7 @@ pub(super) fn ingest(
     let mut run_ids = Vec::with_capacity(subscribers.len());
     for (script_id, version, handler, flow) in subscribers {
         let name = handler.as_deref().unwrap_or_default();
-        let (debounced, throttled) =
-            flow_of(flow.as_deref(), &script_id, name, &event.payload, now)?;
+        let flow = flow_of(flow.as_deref(), &script_id, name, &event.payload, now)?;
         let id = new_id("run");
         // The ten parameters every event run takes (INSERT_EVENT_RUN_SQL).
         let common: [&dyn ToSql; 10] = [
@@ -206,7 +216,7 @@ pub(super) fn ingest(
             &event.event_id,
             &event.chain_depth,
         ];
-        if let Some(throttled) = throttled {
+        let queued = if let Some(throttled) = flow.throttled {
             let earlier: Option<i64> = tx
                 .prepare_cached(&SQL.throttle_slot)?
                 .query_row(
@@ -224,8 +234,8 @@ pub(super) fn ingest(
                         .into_iter()
                         .chain([&throttled.throttle_key as &dyn ToSql, &slot]),
                 ))?;
-            run_ids.push(id);
-        } else if let Some(debounced) = debounced {
+            id
+        } else if let Some(debounced) = flow.debounced {
             // A run of the key handed to a worker whose start is not yet
             // written (held) is no longer waiting: it keeps its payload,
             // and this event makes the next run.
@@ -237,20 +247,27 @@ pub(super) fn ingest(
                 tx.prepare_cached(&SQL.forget_flow_key)?
                     .execute(params![waiting])?;
             }
-            let upserted: String = tx.prepare_cached(&SQL.upsert_debounced_run)?.query_row(
+            tx.prepare_cached(&SQL.upsert_debounced_run)?.query_row(
                 params_from_iter(
                     common
                         .into_iter()
                         .chain([&debounced.flow_key as &dyn ToSql, &debounced.not_before]),
                 ),
                 |row| row.get(0),
-            )?;
-            run_ids.push(upserted);
+            )?
         } else {
             tx.prepare_cached(&SQL.insert_event_run)?
                 .execute(params_from_iter(common))?;
-            run_ids.push(id);
+            id
+        };
+        if let Some(limited) = flow.limited {
+            tx.prepare_cached(&SQL.limit_concurrency)?.execute(params![
+                limited.concurrency_key,
+                limited.limit,
+                queued
+            ])?;
         }
+        run_ids.push(queued);
     }
     insert_event(tx, event, &run_ids, None, now)?;
     Ok(EventIngest {
@@ -280,141 +297,6 @@ pub(super) fn insert_event(
         stopped
     ])?;
     Ok(())
-}
-
-/// Who claims, when, and for how long the start may be held (`None`:
-/// written at the claim).
-pub(super) struct Claimer<'a> {
-    pub(super) worker_id: &'a str,
-    pub(super) now: i64,
-    pub(super) hold_for: Option<Duration>,
-}
-
-/// Claims the oldest claimable run for `claimer` (see `claim_runs`).
-pub(super) fn claim(
-    tx: &Connection,
-    held: &mut HeldStarts,
-    claimer: &Claimer<'_>,
-    wanted: NextClaim,
-) -> StoreResult<Option<RunRow>> {
-    let one = NextClaim {
-        runs: 1,
-        workers: 1,
-        ..wanted
-    };
-    Ok(claim_runs(tx, held, claimer, one)?.into_iter().next())
-}
-
-/// Claims the oldest claimable runs for `claimer`, to be run one after
-/// another: their starts are written now, or held (see held_starts.rs).
-/// Several are handed out only when held: a written start would make a run
-/// that waits in the worker's hands read as running.
-pub(super) fn claim_runs(
-    tx: &Connection,
-    held: &mut HeldStarts,
-    claimer: &Claimer<'_>,
-    wanted: NextClaim,
-) -> StoreResult<Vec<RunRow>> {
-    let wanted = match claimer.hold_for {
-        Some(_) => wanted,
-        None => NextClaim { runs: 1, ..wanted },
-    };
-    let picked = pick(tx, held, claimer, &wanted)?;
-    let mut runs = Vec::with_capacity(picked.len());
-    let mut read = tx.prepare_cached(&SQL.read_run)?;
-    for (run_id, script_id) in picked {
-        if claimer.hold_for.is_none() {
-            tx.prepare_cached(&SQL.start_run)?.execute(params![
-                claimer.now,
-                claimer.worker_id,
-                run_id,
-                claimer.now
-            ])?;
-        }
-        let mut rows = read.query(params![run_id])?;
-        let Some(mut run) = rows.next()?.map(run_from_row).transpose()? else {
-            continue;
-        };
-        if let Some(window) = claimer.hold_for {
-            // The worker gets the run as it will be written: started by it
-            // (at the claim, unless its report says when it began).
-            run.status = crate::store::RunStatus::Running;
-            run.worker_id = Some(claimer.worker_id.to_string());
-            run.started_at = Some(claimer.now);
-            run.heartbeat_at = Some(claimer.now);
-            held.hold(Held {
-                run_id,
-                script_id,
-                worker_id: claimer.worker_id.to_string(),
-                started_at: claimer.now,
-                window,
-                due: Instant::now() + window,
-            });
-        }
-        runs.push(run);
-    }
-    Ok(runs)
-}
-
-/// The oldest queued runs past their backoff that are not held, of scripts
-/// below their concurrency cap and users not skipped, for the claimer to
-/// run one after another:
-/// their ids and scripts. A script's cap counts its running runs and the
-/// other workers holding runs of it (a worker runs its held runs one at a
-/// time). The queue is read in claim order until `runs` claimable runs per
-/// worker are seen, and the claimer takes its share of those, rounded up.
-fn pick(
-    tx: &Connection,
-    held: &HeldStarts,
-    claimer: &Claimer<'_>,
-    wanted: &NextClaim,
-) -> StoreResult<Vec<(String, String)>> {
-    if !wanted.skip_users.is_empty() {
-        let skipped = serde_json::to_string(&wanted.skip_users).expect("ids serialise");
-        let others: bool = tx
-            .prepare_cached(&SQL.others_queued)?
-            .query_row(params![skipped], |row| row.get(0))?;
-        if !others {
-            return Ok(Vec::new());
-        }
-    }
-    let mut queued = tx.prepare_cached(&SQL.claim_queued)?;
-    let mut running = tx.prepare_cached(&SQL.script_running)?;
-    let mut rows = queued.query(params![claimer.now])?;
-    let look_for = wanted.runs.max(1) * wanted.workers.max(1);
-    // Each script met, and whether it is below its cap.
-    let mut scripts: Vec<(String, bool)> = Vec::new();
-    let mut claimable = Vec::new();
-    while let Some(row) = rows.next()? {
-        let run_id: String = row.get(0)?;
-        if held.holds(&run_id) {
-            continue;
-        }
-        let user_id: String = row.get(2)?;
-        if wanted.skip_users.contains(&user_id) {
-            continue;
-        }
-        let script_id: String = row.get(1)?;
-        let below_cap = match scripts.iter().find(|(id, _)| *id == script_id) {
-            Some((_, below_cap)) => *below_cap,
-            None => {
-                let running: i64 = running.query_row(params![script_id], |row| row.get(0))?;
-                let holders = held.workers_of_script(&script_id, claimer.worker_id);
-                let below_cap = running + holders < wanted.per_script_limit;
-                scripts.push((script_id.clone(), below_cap));
-                below_cap
-            }
-        };
-        if below_cap {
-            claimable.push((run_id, script_id));
-            if claimable.len() >= look_for {
-                break;
-            }
-        }
-    }
-    let share = claimable.len().div_ceil(wanted.workers.max(1));
-    claimable.truncate(share.min(wanted.runs));
-    Ok(claimable)
 }
 
 /// Records that the worker still runs the run; a held run gets its start
