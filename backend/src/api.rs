@@ -4,7 +4,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{MessageRow, RunRow, StateEntry, StateQuota, StateUsage};
+use crate::store::{
+    MessageRow, ReplayedRun, RunRow, SkippedRun, StateEntry, StateQuota, StateUsage,
+};
 
 /// `POST /v1/scripts/deploy`'s answer: the version stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +23,20 @@ pub struct Deployed {
     pub metadata: serde_json::Value,
     /// What the user should know before the script runs with their accounts.
     pub notices: Vec<String>,
+}
+
+/// `POST /v1/runs/replay`'s answer: the runs queued again (on a dry run,
+/// that would be, without new ids) and the runs matched but skipped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplayAnswer {
+    /// Whether nothing was queued on purpose.
+    pub dry_run: bool,
+    /// Runs the filter matched (queued and skipped).
+    pub matched: i64,
+    /// Each original with its new run.
+    pub queued: Vec<ReplayedRun>,
+    /// Each run matched and not queued, with why.
+    pub skipped: Vec<SkippedRun>,
 }
 
 /// A page of `GET /v1/runs`, newest first.

@@ -8,7 +8,6 @@ use roost_sandbox::{Sandbox, SandboxConfig};
 use tokio::net::TcpListener;
 
 use crate::audit::AuditTrail;
-use crate::auth::TokenUsers;
 use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::connectors::{Connectors, TransportPolicy};
@@ -49,6 +48,10 @@ pub struct Application {
     nudges: Option<crate::subscriptions::Nudges>,
     /// Runs as users read them; its followers let go when the server stops.
     runs: RunHistory,
+    /// Users and tokens; it hears of revocations made on other nodes.
+    accounts: Arc<crate::accounts::Accounts>,
+    /// The trace exporter, with an OTLP endpoint; flushed when the server stops.
+    telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 /// How soon a webhook subscription that could not be made or removed is
@@ -127,6 +130,13 @@ impl Application {
             config.runner.clone(),
             Arc::new(crate::metrics::Metrics::default()),
         ));
+        let telemetry = match &config.otlp_endpoint {
+            Some(endpoint) => Some(crate::telemetry::Telemetry::start(
+                endpoint,
+                runner.node_id(),
+            )?),
+            None => None,
+        };
         let bus = match &config.nats {
             Some(nats) => Some(Arc::new(JetStreamBus::connect(nats.clone()).await?)),
             None => None,
@@ -159,9 +169,18 @@ impl Application {
         let store_handle = store.clone();
         let guards = Arc::new(crate::abuse::Guards::new(config.abuse.clone()));
         let runs = RunHistory::new(store.clone());
+        let accounts = Arc::new(crate::accounts::Accounts::new(
+            store.clone(),
+            KNOWN_TOKEN_TTL,
+        ));
         // Handlers reach the store only through these services.
         let state = AppState::new(Services {
             manual: ManualRuns::new(store.clone(), runner.clone(), guards.limits.queue_limits()),
+            replays: crate::triggers::Replays::new(
+                store.clone(),
+                runner.clone(),
+                guards.limits.queue_limits(),
+            ),
             runs: runs.clone(),
             scripts: ScriptService::new(store.clone())
                 .with_nudge(nudge.clone())
@@ -182,7 +201,7 @@ impl Application {
                 &base_url,
                 guards.clone(),
             ),
-            tokens: TokenUsers::new(store.clone(), KNOWN_TOKEN_TTL),
+            accounts: accounts.clone(),
             http_handlers: crate::triggers::http::HttpHandlers::new(
                 store.clone(),
                 runner.clone(),
@@ -236,6 +255,8 @@ impl Application {
             subscriptions,
             nudges: Some(nudges),
             runs,
+            accounts,
+            telemetry,
         })
     }
 
@@ -270,6 +291,7 @@ impl Application {
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let telemetry = self.telemetry.take();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = self.runner.start(stopped.clone());
         if let Some(bus) = &self.bus {
@@ -283,6 +305,9 @@ impl Application {
             self.nudges.take().expect("an application runs once"),
             stopped.clone(),
             SUBSCRIPTION_RETRY,
+        ));
+        workers.push(tokio::spawn(
+            self.accounts.clone().watch_revocations(stopped.clone()),
         ));
         let now = crate::store::now_millis();
         workers.push(crate::cluster::report(
@@ -317,6 +342,10 @@ impl Application {
         let _ = stop.send(true);
         for worker in workers {
             let _ = worker.await;
+        }
+        // Last, so the runs finished above are in the traces sent.
+        if let Some(telemetry) = telemetry {
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         }
         Ok(())
     }

@@ -20,51 +20,22 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Whose API token a request carries: a token found valid moments ago is
-/// answered from memory (`KnownTokens`), any other from the store.
-pub struct TokenUsers {
-    store: std::sync::Arc<dyn crate::store::Store>,
-    known: KnownTokens,
-}
-
-impl TokenUsers {
-    /// Users by token in `store`, valid tokens remembered for `ttl`.
-    pub fn new(store: std::sync::Arc<dyn crate::store::Store>, ttl: std::time::Duration) -> Self {
-        Self {
-            store,
-            known: KnownTokens::new(ttl),
-        }
-    }
-
-    /// The user owning the token with this hash.
-    pub async fn user(
-        &self,
-        token_hash: &str,
-    ) -> crate::store::StoreResult<Option<crate::store::User>> {
-        if let Some(user) = self.known.get(token_hash) {
-            return Ok(Some(user));
-        }
-        let found = self.store.user_by_token_hash(token_hash).await?;
-        if let Some(user) = &found {
-            self.known.remember(token_hash, user);
-        }
-        Ok(found)
-    }
-}
-
-/// Tokens found valid in the last few seconds, by hash, with their user:
+/// Tokens found valid in the last few seconds, by hash, with their grant:
 /// a busy client's requests then authenticate without a database read
 /// each (on SQLite that read cost a hand-off to a connection thread and
 /// back, per event). Only hits are kept, so a new token works at once and
-/// bad tokens fill nothing. roost never revokes a token; one deleted from
-/// the database by hand is still accepted for up to `ttl` on each node.
+/// bad tokens fill nothing. A revocation clears them all on every node
+/// (see `accounts::Accounts::watch_revocations`); a token deleted from
+/// the database by hand is still accepted for up to `ttl`.
 pub struct KnownTokens {
     ttl: std::time::Duration,
+    /// Set when revocations can no longer be heard: nothing is remembered.
+    disabled: std::sync::atomic::AtomicBool,
     entries: std::sync::Mutex<std::collections::HashMap<String, KnownToken>>,
 }
 
 struct KnownToken {
-    user: crate::store::User,
+    grant: crate::store::TokenGrant,
     found_at: std::time::Instant,
 }
 
@@ -77,22 +48,38 @@ impl KnownTokens {
     pub fn new(ttl: std::time::Duration) -> Self {
         Self {
             ttl,
+            disabled: Default::default(),
             entries: Default::default(),
         }
     }
 
-    /// The user of a token hash found valid less than `ttl` ago.
-    pub fn get(&self, token_hash: &str) -> Option<crate::store::User> {
+    /// The grant of a token hash found valid less than `ttl` ago.
+    pub fn get(&self, token_hash: &str) -> Option<crate::store::TokenGrant> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(token_hash)
             .filter(|known| known.found_at.elapsed() < self.ttl)
-            .map(|known| known.user.clone())
+            .map(|known| known.grant.clone())
     }
 
-    /// Records that `token_hash` was just found to be `user`'s.
-    pub fn remember(&self, token_hash: &str, user: &crate::store::User) {
-        if self.ttl.is_zero() {
+    /// Forgets every token and remembers none from now on.
+    pub fn disable(&self) {
+        self.disabled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.clear();
+    }
+
+    /// Forgets every token: the next request of each is checked again.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Records that `token_hash` was just found to grant `grant`.
+    pub fn remember(&self, token_hash: &str, grant: &crate::store::TokenGrant) {
+        if self.ttl.is_zero() || self.disabled.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,7 +92,7 @@ impl KnownTokens {
         entries.insert(
             token_hash.to_string(),
             KnownToken {
-                user: user.clone(),
+                grant: grant.clone(),
                 found_at: std::time::Instant::now(),
             },
         );
@@ -117,13 +104,24 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::store::User;
+    use crate::store::{Scope, TokenGrant, TokenRow, User};
 
-    fn ada() -> User {
-        User {
-            id: "usr_ada".into(),
-            name: "ada".into(),
-            created_at: 0,
+    fn ada() -> TokenGrant {
+        TokenGrant {
+            user: User {
+                id: "usr_ada".into(),
+                name: "ada".into(),
+                created_at: 0,
+            },
+            token: TokenRow {
+                id: "tok_1".into(),
+                user_id: "usr_ada".into(),
+                name: "default".into(),
+                scopes: Scope::ALL.to_vec(),
+                created_at: 0,
+                expires_at: None,
+                last_used_at: None,
+            },
         }
     }
 
@@ -134,6 +132,9 @@ mod tests {
         known.remember("h", &ada());
         assert_eq!(known.get("h"), Some(ada()));
         assert_eq!(known.get("other"), None);
+        known.clear();
+        assert_eq!(known.get("h"), None, "cleared");
+        known.remember("h", &ada());
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(
             known.get("h"),

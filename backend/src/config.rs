@@ -90,6 +90,8 @@ pub struct FileConfig {
     pub max_state_bytes_per_script: Option<i64>,
     /// The operator's token for `/metrics` and `/v1/cluster`.
     pub operator_token: Option<String>,
+    /// OTLP/HTTP collector (`http://host:4318`) that runs' traces go to.
+    pub otlp_endpoint: Option<String>,
     /// Seconds a client may take to send a request's headers.
     pub header_read_timeout_secs: Option<u64>,
     /// Seconds a client may take to send a request's whole body.
@@ -158,6 +160,9 @@ pub struct ServerConfig {
     pub integration_config: crate::registry::IntegrationConfig,
     /// The cluster's event stream; `None` on a single node.
     pub nats: Option<crate::triggers::NatsConfig>,
+    /// OTLP/HTTP collector that runs' traces are exported to; `None`
+    /// (the default) builds no exporter and sends nothing.
+    pub otlp_endpoint: Option<String>,
     /// Rate limits and per-user caps.
     pub abuse: crate::abuse::AbuseLimits,
     /// The `roost` executable deploys compile in (`roost compile`), so a
@@ -196,6 +201,7 @@ impl ServerConfig {
             body_read_timeout: std::time::Duration::from_secs(60),
             integration_config: crate::registry::IntegrationConfig::new(),
             nats: None,
+            otlp_endpoint: None,
             abuse: crate::abuse::AbuseLimits::default(),
             compiler: None,
         }

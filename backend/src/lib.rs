@@ -5,6 +5,7 @@
 //! runs). The wasmtime side lives in `roost-sandbox`.
 
 pub mod abuse;
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod credentials;
 pub mod dashboard;
 pub mod data_dir;
 pub mod deploy;
+pub mod duration;
 pub mod execute;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -35,5 +37,6 @@ mod serve;
 pub mod setup_link;
 pub mod store;
 pub mod subscriptions;
+pub mod telemetry;
 pub mod triggers;
 pub mod web;

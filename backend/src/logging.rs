@@ -4,6 +4,25 @@
 //! and a service's URL is logged without its password.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Logs to stderr, filtered by `ROOST_LOG`, else by `default`. Beside the
+/// logs sits the trace layer (telemetry.rs), whose spans exist only while a
+/// server exports to an OTLP endpoint; they pass whatever `ROOST_LOG` says.
+pub fn init(default: &str) {
+    let filter = EnvFilter::try_from_env("ROOST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = guarded(filter).add_directive(
+        format!("{}=info", crate::telemetry::TARGET)
+            .parse()
+            .expect("a target and a level make a directive"),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(crate::telemetry::layer())
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .try_init();
+}
 
 /// Targets held at `info` whatever the filter asks.
 const GUEST_REQUEST_TARGETS: [&str; 1] = ["wasmtime_wasi_http"];

@@ -1,12 +1,23 @@
-//! `/metrics` in the Prometheus text format. Cluster-wide figures (runs by
-//! status, queue depth) come from the database when scraped; per-node ones
-//! (run durations, trigger lag, runs in hand, events ingested) are counted
-//! here as they happen. Hand-rolled: a few atomics need no registry crate.
+//! `/metrics` in the OpenMetrics text format, through `prometheus-client`.
+//! Cluster-wide figures (runs by status, queue depth) are read from the
+//! database at each scrape and set into a registry made for that scrape;
+//! per-node ones (run durations, trigger lag, runs in hand, events
+//! ingested) are counted here as they happen and shared with it.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::borrow::Cow;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::store::RunStats;
+
+/// What `GET /metrics` answers with: OpenMetrics text, which Prometheus
+/// reads natively (counters' families are named without `_total` there).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds) of the histogram buckets: 1 ms to 15 minutes.
 const BUCKETS: &[f64] = &[
@@ -14,58 +25,8 @@ const BUCKETS: &[f64] = &[
     300.0, 900.0,
 ];
 
-/// A cumulative histogram over [`BUCKETS`].
+/// This node's own counters (cheap clones of shared atomics).
 #[derive(Debug)]
-pub struct Histogram {
-    counts: Vec<AtomicU64>,
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Self {
-            counts: BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    /// Records one observation.
-    pub fn observe(&self, seconds: f64) {
-        let seconds = seconds.max(0.0);
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            if seconds <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.sum_micros
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str, node: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{node=\"{node}\",le=\"{bound}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{node=\"{node}\",le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{node=\"{node}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{node=\"{node}\"}} {count}");
-    }
-}
-
-/// This node's own counters.
-#[derive(Debug, Default)]
 pub struct Metrics {
     /// Wall time of runs this node finished.
     pub run_duration: Histogram,
@@ -73,46 +34,65 @@ pub struct Metrics {
     /// worker of this node started it.
     pub trigger_lag: Histogram,
     /// Runs in this node's hands now.
-    pub running: AtomicI64,
+    pub running: Gauge,
     /// Events this node turned into runs (duplicates included).
-    pub events_ingested: AtomicU64,
+    pub events_ingested: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            run_duration: Histogram::new(BUCKETS.iter().copied()),
+            trigger_lag: Histogram::new(BUCKETS.iter().copied()),
+            running: Gauge::default(),
+            events_ingested: Counter::default(),
+        }
+    }
 }
 
 impl Metrics {
-    /// The exposition: cluster figures from `stats`, then this node's.
+    /// The exposition: cluster figures from `stats`, then this node's,
+    /// each labelled `node`.
     pub fn render(&self, node: &str, stats: &RunStats) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP roost_runs Runs in the cluster by status.\n# TYPE roost_runs gauge\n");
+        let mut registry = Registry::default();
+        let runs = Family::<Vec<(&'static str, String)>, Gauge>::default();
         for (status, count) in &stats.by_status {
-            let _ = writeln!(out, "roost_runs{{status=\"{status}\"}} {count}");
+            runs.get_or_create(&vec![("status", status.clone())])
+                .set(*count);
         }
-        let _ = writeln!(
-            out,
-            "# HELP roost_queue_depth Queued runs ready to start, cluster-wide.\n# TYPE roost_queue_depth gauge\nroost_queue_depth {}",
-            stats.ready
+        registry.register("roost_runs", "Runs in the cluster by status.", runs);
+        let depth = Gauge::<i64>::default();
+        depth.set(stats.ready);
+        registry.register(
+            "roost_queue_depth",
+            "Queued runs ready to start, cluster-wide.",
+            depth,
         );
-        let _ = writeln!(
-            out,
-            "# HELP roost_node_running_runs Runs this node is executing.\n# TYPE roost_node_running_runs gauge\nroost_node_running_runs{{node=\"{node}\"}} {}",
-            self.running.load(Ordering::Relaxed)
+        let here =
+            registry.sub_registry_with_label((Cow::Borrowed("node"), Cow::Owned(node.into())));
+        here.register(
+            "roost_node_running_runs",
+            "Runs this node is executing.",
+            self.running.clone(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP roost_events_ingested_total Events this node turned into runs.\n# TYPE roost_events_ingested_total counter\nroost_events_ingested_total{{node=\"{node}\"}} {}",
-            self.events_ingested.load(Ordering::Relaxed)
+        // The encoder adds `_total` to a counter's samples.
+        here.register(
+            "roost_events_ingested",
+            "Events this node turned into runs.",
+            self.events_ingested.clone(),
         );
-        self.run_duration.render(
-            &mut out,
+        here.register(
             "roost_run_duration_seconds",
             "Wall time of runs finished on this node.",
-            node,
+            self.run_duration.clone(),
         );
-        self.trigger_lag.render(
-            &mut out,
+        here.register(
             "roost_trigger_lag_seconds",
             "Time from a run being ready to a worker of this node starting it.",
-            node,
+            self.trigger_lag.clone(),
         );
+        let mut out = String::new();
+        encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
     }
 }
@@ -126,6 +106,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.run_duration.observe(0.003);
         metrics.run_duration.observe(2.0);
+        metrics.events_ingested.inc();
         let stats = RunStats {
             by_status: vec![("queued".into(), 4), ("succeeded".into(), 9)],
             ready: 3,
@@ -143,6 +124,14 @@ mod tests {
         assert!(text.contains("roost_run_duration_seconds_bucket{node=\"node_a\",le=\"2.5\"} 2\n"));
         assert!(text.contains("roost_run_duration_seconds_count{node=\"node_a\"} 2\n"));
         assert!(text.contains("roost_trigger_lag_seconds_count{node=\"node_a\"} 0\n"));
+        assert!(text.contains("# TYPE roost_run_duration_seconds histogram\n"));
+        assert!(
+            text.contains("roost_run_duration_seconds_bucket{node=\"node_a\",le=\"+Inf\"} 2\n")
+        );
+        assert!(text.contains("# TYPE roost_node_running_runs gauge\n"));
+        assert!(text.contains("roost_node_running_runs{node=\"node_a\"} 0\n"));
+        assert!(text.contains("roost_events_ingested_total{node=\"node_a\"} 1\n"));
+        assert!(text.ends_with("# EOF\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

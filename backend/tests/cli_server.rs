@@ -593,7 +593,7 @@ fn state_through_the_binary() {
     assert_eq!(missing.status.code(), Some(1));
     assert_eq!(
         text(&missing.stderr).trim(),
-        "roost: 404 Not Found: state key `nope` not found"
+        "roost: 404 Not Found: state key `nope` not found (not_found)"
     );
     let not_json = state(&["set", "state-probe", "k", "not json"]);
     assert_eq!(not_json.status.code(), Some(2));

@@ -362,6 +362,7 @@ async fn expired_sessions_are_signed_out(backend: Backend) {
         .insert_web_session(
             &roost::auth::hash_token(&cookie),
             &user_id,
+            "tok_any",
             "csrf",
             now - 10_000,
             now - 1,

@@ -67,6 +67,17 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
         std::fs::write(components.join(format!("{example}.b64")), encoded).unwrap();
     }
 
+    // A token of Ada's that only reads.
+    let (status, reader) = app
+        .send(
+            reqwest::Method::POST,
+            &ada,
+            "/v1/tokens",
+            serde_json::json!({ "name": "reader", "scopes": ["read"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{reader}");
+
     let client = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mcp/client.py");
     let output = tokio::process::Command::new(&python)
         .arg(&client)
@@ -75,6 +86,7 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
         .arg(&script_id)
         .arg(&bobs_script)
         .arg(&components)
+        .arg(reader["token"].as_str().unwrap())
         .output()
         .await
         .unwrap();
@@ -177,6 +189,27 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
 
     // Without a token the SDK's client is turned away...
     assert_eq!(seen["no_token"]["refused"], true, "{}", seen["no_token"]);
+    // A read-only token reads, and every tool that writes says which scope
+    // it lacks; nothing is run, posted or deployed.
+    let read_only = &seen["read_only"];
+    assert_ne!(read_only["scripts"]["isError"], true, "{read_only}");
+    for (tool, scope) in [("run", "run"), ("event", "events"), ("deploy", "deploy")] {
+        let answer = &read_only[tool];
+        assert_eq!(answer["isError"], true, "{tool}: {answer}");
+        assert_eq!(
+            answer["structuredContent"]["error"]["code"], "insufficient_scope",
+            "{answer}"
+        );
+        assert!(
+            answer.to_string().contains(&format!("needs `{scope}`")),
+            "{answer}"
+        );
+    }
+    let (_, scripts) = app.get(&ada, "/v1/scripts").await;
+    assert!(
+        !scripts.to_string().contains("\"nope\""),
+        "nothing deployed: {scripts}"
+    );
     // ...by the REST API's 401 and JSON error.
     let response = app
         .client

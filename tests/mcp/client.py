@@ -1,7 +1,7 @@
 """An MCP client nobody here wrote (the official `mcp` SDK) driving roost's
 /mcp: backend/tests/mcp_server.rs runs it and asserts on the JSON it prints.
 
-usage: client.py URL TOKEN SCRIPT_ID OTHER_USERS_SCRIPT_ID COMPONENTS_DIR
+usage: client.py URL TOKEN SCRIPT_ID OTHER_USERS_SCRIPT_ID COMPONENTS_DIR READ_ONLY_TOKEN
 
 COMPONENTS_DIR holds the example guests to deploy, base64, one file each
 (`gmail-digest.b64`, `hello.b64`, `event-echo.b64`).
@@ -128,10 +128,34 @@ async def refused(url):
         return {"refused": True, "error": repr(err)[:500]}
 
 
+async def read_only_calls(url, token, script_id, components):
+    """A token with only the `read` scope: it reads, and each tool that
+    writes is refused."""
+    out = {}
+    headers = {"Authorization": f"Bearer {token}"}
+    async with create_mcp_http_client(headers=headers) as http:
+        async with streamable_http_client(url, http_client=http) as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
+                await session.initialize()
+                out["scripts"] = dump(await session.call_tool("list_scripts", {}))
+                out["run"] = dump(await session.call_tool("run_script", {"script_id": script_id}))
+                out["event"] = dump(
+                    await session.call_tool("send_event", {"type": "order.created"})
+                )
+                out["deploy"] = dump(
+                    await session.call_tool(
+                        "deploy_script",
+                        {"name": "nope", "component_base64": component(components, "hello")},
+                    )
+                )
+    return out
+
+
 async def main():
-    url, token, script_id, others, components = sys.argv[1:6]
+    url, token, script_id, others, components, reader = sys.argv[1:7]
     out = await session_calls(url, token, script_id, others, components)
     out["no_token"] = await refused(url)
+    out["read_only"] = await read_only_calls(url, reader, script_id, components)
     print(json.dumps(out))
 
 

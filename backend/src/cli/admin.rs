@@ -1,11 +1,14 @@
-//! Local administration against the database: users and master keys.
+//! Local administration against the database: users and master keys. A
+//! revocation made here reaches running nodes at once on PostgreSQL (its
+//! notice); a SQLite server stops accepting the tokens within a few
+//! seconds (`roost token revoke` through the server is at once).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::auth::{hash_token, new_token};
+use crate::accounts::Accounts;
 use crate::config::{ServerConfig, sqlite_url};
 use crate::credentials::{MasterKeys, reencrypt_all};
 use crate::store;
@@ -26,6 +29,29 @@ pub(super) enum UserCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// List the users.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove a user and everything of theirs (scripts, runs, credentials,
+    /// tokens).
+    Remove {
+        /// The user's name or id.
+        user: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke every API token of a user and end their dashboard sessions.
+    RevokeTokens {
+        /// The user's name or id.
+        user: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -42,28 +68,72 @@ fn database_url(db: DbArgs, data_dir: &Path) -> String {
 }
 
 pub(super) fn user(command: UserCommand, data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let UserCommand::Create { name, db } = command;
-    if name.trim().is_empty() || name.len() > 64 {
-        anyhow::bail!("a user name is 1 to 64 characters");
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let db = match &command {
+            UserCommand::Create { db, .. }
+            | UserCommand::List { db, .. }
+            | UserCommand::Remove { db, .. }
+            | UserCommand::RevokeTokens { db, .. } => db.database_url.clone(),
+        };
         std::fs::create_dir_all(data_dir)?;
-        let store = store::connect(&database_url(db, data_dir))
+        let store = store::connect(&db.unwrap_or_else(|| sqlite_url(data_dir)))
             .await
             .context("opening the database")?;
-        let token = new_token();
-        let user = store.create_user(&name, &hash_token(&token)).await?;
-        eprintln!(
-            "roost: created user `{}` ({}). Its API token, shown only now:",
-            user.name, user.id
-        );
-        println!("{token}");
+        let accounts = Accounts::new(store, std::time::Duration::ZERO);
+        match command {
+            UserCommand::Create { name, .. } => {
+                let (user, token) = accounts.create_user(&name).await?;
+                eprintln!(
+                    "roost: created user `{}` ({}). Its API token, shown only now:",
+                    user.name, user.id
+                );
+                println!("{token}");
+            }
+            UserCommand::List { json, .. } => {
+                let users = accounts.users().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&users)?);
+                } else {
+                    let rows = users
+                        .into_iter()
+                        .map(|u| vec![u.id, u.name, super::table::time(Some(u.created_at))])
+                        .collect();
+                    super::table::print(&["id", "name", "created"], rows);
+                }
+            }
+            UserCommand::Remove { user, .. } => {
+                let user = find(&accounts, &user).await?;
+                accounts.remove_user(&user.id).await?;
+                eprintln!(
+                    "roost: removed user `{}` ({}) and everything of theirs",
+                    user.name, user.id
+                );
+            }
+            UserCommand::RevokeTokens { user, .. } => {
+                let user = find(&accounts, &user).await?;
+                let count = accounts.revoke_all(&user.id).await?;
+                eprintln!(
+                    "roost: revoked {count} token(s) of `{}` and ended their dashboard sessions",
+                    user.name
+                );
+            }
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The user named or numbered `user`.
+async fn find(accounts: &Accounts, user: &str) -> anyhow::Result<crate::store::User> {
+    accounts
+        .users()
+        .await?
+        .into_iter()
+        .find(|u| u.id == user || u.name == user)
+        .with_context(|| format!("no user `{user}` (see `roost user list`)"))
 }
 
 pub(super) fn keys(command: KeysCommand, data_dir: &Path) -> anyhow::Result<ExitCode> {

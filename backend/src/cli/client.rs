@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Deployed, ErrorBody, MessagePage, Page, RunPage};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(super) struct ServerArgs {
     /// roost server URL.
     #[arg(long, env = "ROOST_SERVER", default_value = "http://127.0.0.1:8080")]
@@ -71,12 +71,14 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 args.server.server.trim_end_matches('/')
             ))
             .bearer_auth(&args.server.token)
-            .json(&body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(super::progress::uploading(serde_json::to_vec(&body)?))
             .send()
             .await
             .with_context(|| format!("connecting to {}", args.server.server))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
+        super::progress::done();
         if status.is_success() {
             let deployed: Deployed = serde_json::from_str(&text)
                 .context("the server's answer to the deploy is not one")?;
@@ -93,7 +95,10 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             eprintln!("roost: deploy refused ({status}): {}", text.trim());
             return Ok(ExitCode::from(1));
         };
-        eprintln!("roost: deploy refused ({status}): {}", error.message);
+        eprintln!(
+            "roost: deploy refused ({status}): {} ({})",
+            error.message, error.code
+        );
         let details = error.details.unwrap_or_default();
         if let Some(missing) = details["missing"].as_array() {
             for link in missing {
@@ -135,7 +140,10 @@ async fn print_text(server: &ServerArgs, path: &str) -> anyhow::Result<ExitCode>
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(super) struct RunsArgs {
+    #[command(subcommand)]
+    command: Option<super::replay::RunsCommand>,
     /// Only this script's runs.
     #[arg(long)]
     script: Option<String>,
@@ -145,8 +153,9 @@ pub(super) struct RunsArgs {
     /// How many (fetched page by page).
     #[arg(long, default_value_t = 20)]
     limit: u32,
+    // Optional only so that `runs replay` (with its own) parses without it.
     #[command(flatten)]
-    server: ServerArgs,
+    server: Option<ServerArgs>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -220,6 +229,12 @@ async fn listing<P: Page>(
 }
 
 pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(command) = args.command {
+        return super::replay::execute(command);
+    }
+    let server = args
+        .server
+        .context("the following argument is needed: --token (or ROOST_TOKEN)")?;
     let mut query = "/v1/runs?".to_string();
     if let Some(script) = &args.script {
         query.push_str(&format!("&script_id={script}"));
@@ -228,7 +243,7 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
         query.push_str(&format!("&status={status}"));
     }
     runtime()?.block_on(async {
-        let runs = match listing::<RunPage>(&args.server, &query, args.limit as usize).await? {
+        let runs = match listing::<RunPage>(&server, &query, args.limit as usize).await? {
             Ok(runs) => runs,
             Err(error) => {
                 eprintln!("roost: {error}");

@@ -10,12 +10,17 @@ mod inspect;
 mod integration;
 mod local_http;
 mod local_state;
+mod manage;
 mod mcp;
+mod progress;
+mod replay;
 mod run;
 mod scaffold;
 mod serve;
 mod start;
 mod state;
+mod table;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,9 +57,24 @@ enum Command {
     /// runs this for deploys).
     #[command(hide = true)]
     Compile(compile::CompileArgs),
-    /// Manage users.
+    /// Manage users, on the database directly (the operator's).
     #[command(subcommand)]
     User(admin::UserCommand),
+    /// Make, list and revoke your API tokens on the server.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// List, show, roll back and delete your scripts on the server.
+    #[command(subcommand)]
+    Scripts(manage::ScriptsCommand),
+    /// Post events to the server.
+    #[command(subcommand)]
+    Events(manage::EventsCommand),
+    /// List and delete your stored credentials on the server.
+    #[command(subcommand)]
+    Credentials(manage::CredentialsCommand),
+    /// Print (and open, where a browser is) the link that connects an
+    /// integration.
+    Connect(manage::ConnectArgs),
     /// Manage the master keys that encrypt credentials.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
@@ -68,7 +88,8 @@ enum Command {
     Integration(integration::IntegrationCommand),
     /// Start a run of a deployed script on the server.
     Start(start::StartArgs),
-    /// List runs on the server, newest first.
+    /// List runs on the server, newest first (`runs replay`: queue finished
+    /// runs again).
     Runs(client::RunsArgs),
     /// Print a run's captured output (`--follow`: as it arrives).
     Logs(client::LogsArgs),
@@ -101,6 +122,11 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile::execute(args),
         Command::User(command) => admin::user(command, &cli.data_dir),
         Command::Keys(command) => admin::keys(command, &cli.data_dir),
+        Command::Token(command) => token::execute(command),
+        Command::Scripts(command) => manage::scripts(command),
+        Command::Events(command) => manage::events(command),
+        Command::Credentials(command) => manage::credentials(command),
+        Command::Connect(args) => manage::connect(args),
         Command::Deploy(args) => client::deploy(args),
         Command::Integrations(command) => client::integrations(command),
         Command::Integration(command) => integration::execute(command),
@@ -123,10 +149,5 @@ pub fn main() -> ExitCode {
 
 /// Logs to stderr, filtered by `ROOST_LOG`, else by `default`.
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(crate::logging::guarded(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(default);
 }

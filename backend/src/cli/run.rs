@@ -25,8 +25,24 @@ const EXIT_LIMIT: u8 = 124;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct RunArgs {
-    /// The script (`.wasm` component) to run.
+    /// The script (`.wasm` component) to run; with `--remote`, a deployed
+    /// script's name or id.
     component: PathBuf,
+    /// Run the deployed script on the server (ROOST_SERVER, ROOST_TOKEN):
+    /// wait for its end, print its output, exit 0 only if it succeeded.
+    #[arg(long, conflicts_with_all = ["env", "event", "request", "state", "fuel", "allow_hosts", "allow_ips"])]
+    remote: bool,
+    /// With `--remote`: the server's URL.
+    #[arg(
+        long,
+        env = "ROOST_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        requires = "remote"
+    )]
+    server: String,
+    /// With `--remote`: your API token.
+    #[arg(long, env = "ROOST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// An environment variable for the script, `KEY=VALUE` (repeatable). The
     /// script sees these and nothing of roost's own environment.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
@@ -76,6 +92,20 @@ pub(super) struct RunArgs {
 }
 
 pub(super) fn execute(args: RunArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    if args.remote {
+        let token = args
+            .token
+            .context("--remote needs your API token: set ROOST_TOKEN or pass --token")?;
+        return super::start::start(super::start::StartArgs::waiting(
+            args.component.to_string_lossy().into_owned(),
+            args.handler,
+            args.payload.unwrap_or(serde_json::Value::Null),
+            super::client::ServerArgs {
+                server: args.server,
+                token,
+            },
+        ));
+    }
     let bytes = std::fs::read(&args.component)
         .with_context(|| format!("reading {}", args.component.display()))?;
     let data_dir = DataDir::new(data_dir);

@@ -48,6 +48,10 @@ pub(super) struct ServeArgs {
     /// First token of the event subjects (default `roost`: `roost.events.<user>.<type>`).
     #[arg(long, env = "ROOST_NATS_SUBJECT_PREFIX")]
     nats_subject_prefix: Option<String>,
+    /// OpenTelemetry collector (OTLP over HTTP, e.g. `http://localhost:4318`)
+    /// to send runs' traces to; none are recorded without it.
+    #[arg(long, env = "ROOST_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// TOML config file (default: roost.toml in the data directory, if present).
     #[arg(long, env = "ROOST_CONFIG")]
     config: Option<PathBuf>,
@@ -126,6 +130,10 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
         nats.validate().map_err(|e| anyhow::anyhow!(e))?;
         config.nats = Some(nats);
     }
+    config.otlp_endpoint = args
+        .otlp_endpoint
+        .or(file.otlp_endpoint)
+        .filter(|v| !v.is_empty());
     let abuse = &mut config.abuse;
     if let Some(v) = file.api_requests_per_sec {
         abuse.api_requests_per_sec = v;

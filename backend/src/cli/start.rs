@@ -33,6 +33,25 @@ pub(super) struct StartArgs {
     server: ServerArgs,
 }
 
+impl StartArgs {
+    /// A run of `script` that waits for its end (`roost run --remote`).
+    pub(super) fn waiting(
+        script: String,
+        handler: Option<String>,
+        payload: Value,
+        server: ServerArgs,
+    ) -> Self {
+        Self {
+            script,
+            handler,
+            payload: payload.to_string(),
+            wait: true,
+            idempotency_key: None,
+            server,
+        }
+    }
+}
+
 pub(super) fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     let payload: Value = serde_json::from_str(&args.payload)
         .with_context(|| format!("--payload is not JSON: {}", args.payload))?;
@@ -59,8 +78,9 @@ pub(super) fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         let (status, reply) = send_with_retries(&client, &args.server, &url, &key, &body).await?;
         if !status.is_success() {
             eprintln!(
-                "roost: the run was refused ({status}): {}",
-                reply["error"]["message"].as_str().unwrap_or("no details")
+                "roost: the run was refused ({status}): {} ({})",
+                reply["error"]["message"].as_str().unwrap_or("no details"),
+                reply["error"]["code"].as_str().unwrap_or("no code")
             );
             return Ok(ExitCode::from(1));
         }

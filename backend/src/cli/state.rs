@@ -271,8 +271,9 @@ pub(super) async fn call(
             serde_json::from_str(&text).context("the server's answer is not JSON")?
         ));
     }
+    // One line: what the server said and its code, never its raw JSON.
     let message = match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => body.error.message,
+        Ok(body) => format!("{} ({})", body.error.message, body.error.code),
         Err(_) => text.trim().to_string(),
     };
     Ok(Err(format!("{status}: {message}")))

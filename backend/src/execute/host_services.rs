@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use roost_sandbox::{HostFuture, HostRequest, HostResponse, HostService};
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::emitted_events::{EmitLimits, EmittedEvents};
 use super::http_reply::{Caller, HttpReplySlot};
@@ -94,6 +95,9 @@ pub(super) struct Inner {
     emitted: EmittedEvents,
     /// The runs it asked for at a time.
     scheduled: ScheduledRuns,
+    /// The run's span when its trace is exported (else disabled): host
+    /// calls, which may be served on another task, are its children.
+    trace: tracing::Span,
 }
 
 impl RunServices {
@@ -144,6 +148,7 @@ impl RunServices {
                 http_reply,
                 emitted,
                 scheduled,
+                trace: tracing::Span::current(),
             }),
         }
     }
@@ -188,60 +193,81 @@ impl RunServices {
 impl HostService for RunServices {
     fn handle(&self, request: HostRequest) -> HostFuture {
         let inner = self.inner.clone();
-        Box::pin(async move {
-            let path = request.path.split('?').next().unwrap_or("");
-            match (request.method.as_str(), path) {
-                ("POST", "/v1/messages") => inner.send_message(&request.body).await,
-                ("POST", "/v1/http/response") => inner.http_reply.handle(&request.body),
-                ("POST", "/v1/tool/result") => inner.http_reply.handle_tool(&request.body),
-                ("POST", "/v1/events/emit") => inner.emitted.handle(&request.body),
-                ("POST", "/v1/runs/schedule") => inner.scheduled.handle(&request.body),
-                ("POST", _) if path.starts_with("/v1/state/") => {
-                    let operation = &path["/v1/state/".len()..];
-                    inner.state.handle(operation, &request.body).await
-                }
-                ("POST", _) if path.starts_with("/v1/integrations/") => {
-                    let rest = &path["/v1/integrations/".len()..];
-                    match rest.split_once('/') {
-                        Some(("messaging", "send_message")) => {
-                            inner.send_message(&request.body).await
-                        }
-                        Some((integration, method)) if !method.contains('/') => {
-                            inner
-                                .call_integration(integration, method, &request.body)
-                                .await
-                        }
-                        _ => error(
-                            404,
-                            "not_found",
-                            "integration calls go to /v1/integrations/{id}/{method}".into(),
-                        ),
+        let traced = crate::telemetry::span(|| host_call_span(&inner, &request.path));
+        Box::pin(
+            async move {
+                let path = request.path.split('?').next().unwrap_or("");
+                match (request.method.as_str(), path) {
+                    ("POST", "/v1/messages") => inner.send_message(&request.body).await,
+                    ("POST", "/v1/http/response") => inner.http_reply.handle(&request.body),
+                    ("POST", "/v1/tool/result") => inner.http_reply.handle_tool(&request.body),
+                    ("POST", "/v1/events/emit") => inner.emitted.handle(&request.body),
+                    ("POST", "/v1/runs/schedule") => inner.scheduled.handle(&request.body),
+                    ("POST", _) if path.starts_with("/v1/state/") => {
+                        let operation = &path["/v1/state/".len()..];
+                        inner.state.handle(operation, &request.body).await
                     }
-                }
-                ("POST", _) if path.starts_with("/v1/credentials/") => {
-                    match path["/v1/credentials/".len()..].split_once('/') {
-                        Some((integration, "refused")) => {
-                            inner.credential_refused(integration).await
+                    ("POST", _) if path.starts_with("/v1/integrations/") => {
+                        let rest = &path["/v1/integrations/".len()..];
+                        match rest.split_once('/') {
+                            Some(("messaging", "send_message")) => {
+                                inner.send_message(&request.body).await
+                            }
+                            Some((integration, method)) if !method.contains('/') => {
+                                inner
+                                    .call_integration(integration, method, &request.body)
+                                    .await
+                            }
+                            _ => error(
+                                404,
+                                "not_found",
+                                "integration calls go to /v1/integrations/{id}/{method}".into(),
+                            ),
                         }
-                        _ => error(
-                            404,
-                            "not_found",
-                            "refusals go to /v1/credentials/{id}/refused".into(),
-                        ),
                     }
+                    ("POST", _) if path.starts_with("/v1/credentials/") => {
+                        match path["/v1/credentials/".len()..].split_once('/') {
+                            Some((integration, "refused")) => {
+                                inner.credential_refused(integration).await
+                            }
+                            _ => error(
+                                404,
+                                "not_found",
+                                "refusals go to /v1/credentials/{id}/refused".into(),
+                            ),
+                        }
+                    }
+                    _ => error(
+                        404,
+                        "not_found",
+                        format!("roost has no service at {} {path}", request.method),
+                    ),
                 }
-                _ => error(
-                    404,
-                    "not_found",
-                    format!("roost has no service at {} {path}", request.method),
-                ),
             }
-        })
+            .instrument(traced),
+        )
     }
 
     fn response_seen(&self, host: &str, port: u16, status: u16) {
         self.inner.note_response(host, port, status);
     }
+}
+
+/// A host call's span in the run's trace, naming the service called (the
+/// path without its query, masked: the guest chose it).
+fn host_call_span(inner: &Inner, path: &str) -> tracing::Span {
+    let path = path.split('?').next().unwrap_or("");
+    let service: String = path.trim_start_matches("/v1/").chars().take(120).collect();
+    let span = tracing::info_span!(target: crate::telemetry::TARGET, parent: &inner.trace,
+        "roost.host_call", roost.host.service = %inner.masker.mask_str(&service));
+    if inner.trace.is_disabled() {
+        // Not under a traced run span (a run executed outside the queue):
+        // it joins the run's trace directly.
+        crate::telemetry::bind(&span, &inner.run_id);
+    } else {
+        crate::telemetry::tag(&span, &inner.run_id);
+    }
+    span
 }
 
 impl Inner {

@@ -35,6 +35,17 @@ use crate::store::{
 use host_services::{RunServices, ServiceDeps};
 use masking::Masker;
 use refusals::{Given, GivenCredentials};
+use tracing::Instrument as _;
+
+/// The sandbox's span in run `run_id`'s trace: from loading the guest to
+/// its end, beneath the worker's span.
+fn sandbox_span(run_id: &str) -> tracing::Span {
+    let span = crate::telemetry::span(
+        || tracing::info_span!(target: crate::telemetry::TARGET, "roost.sandbox"),
+    );
+    crate::telemetry::tag(&span, run_id);
+    span
+}
 
 /// Runs claimed runs. Compiled guests are kept per script version.
 pub struct Executor {
@@ -107,6 +118,7 @@ impl Executor {
             Ok((guest, invocation, egress, masker, services)) => match self
                 .sandbox
                 .run(&guest, &invocation, &limits, &egress)
+                .instrument(sandbox_span(&run.id))
                 .await
             {
                 Ok(outcome) => {

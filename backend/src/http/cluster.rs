@@ -40,11 +40,5 @@ async fn metrics(
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
     let text = state.cluster.metrics().await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    ))
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text))
 }

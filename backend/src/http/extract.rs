@@ -8,12 +8,26 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::auth::hash_token;
-use crate::store::User;
+use crate::store::{TokenGrant, User};
 
-/// The user behind the request's `Authorization: Bearer` token.
+/// The user behind the request's `Authorization: Bearer` token, which
+/// holds the scope the route needs (see scopes.rs).
 pub(crate) struct AuthUser(pub(crate) User);
 
 impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthGrant(grant) = AuthGrant::from_request_parts(parts, state).await?;
+        Ok(Self(grant.user))
+    }
+}
+
+/// What the request's token grants (its user and the token), checked
+/// against the scope the route needs.
+pub(crate) struct AuthGrant(pub(crate) TokenGrant);
+
+impl FromRequestParts<AppState> for AuthGrant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -53,9 +67,9 @@ impl FromRequestParts<AppState> for AuthUser {
                 )
             })?;
         let token_hash = hash_token(token);
-        let user = state.tokens.user(&token_hash).await?;
-        match user {
-            Some(user) => {
+        let grant = state.accounts.grant(&token_hash).await?;
+        match grant {
+            Some(grant) => {
                 // Per token, after authentication: a stranger's bad tokens
                 // cannot use up a user's allowance.
                 if let Err(wait) = state.guards.api.check(&token_hash) {
@@ -68,9 +82,13 @@ impl FromRequestParts<AppState> for AuthUser {
                         wait,
                     ));
                 }
-                Ok(Self(user))
+                super::scopes::check(parts, &grant)?;
+                Ok(Self(grant))
             }
-            None => Err(unauthorized("invalid_token", "the token is not valid")),
+            None => Err(unauthorized(
+                "invalid_token",
+                "the token is not valid: unknown, revoked or expired",
+            )),
         }
     }
 }

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -19,6 +19,22 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/integrations/{id}", get(one))
         .route("/v1/integrations/{id}/docs", get(docs_for_one))
         .route("/v1/integrations/{id}/operations", get(operations))
+        .route("/v1/integrations/{id}/setup_link", post(setup_link))
+}
+
+/// A signed link that connects the integration for the caller (the OAuth
+/// flow or the key form), as a refused deploy gives: for `roost connect`
+/// and for connecting before a first deploy.
+async fn setup_link(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let definition = known(&state, &id)?;
+    Ok(Json(json!({
+        "integration": definition.integration_id,
+        "setup_url": state.deploy.setup_link(definition, &user.id),
+    })))
 }
 
 /// The connector contract's view of an integration: its auth and its

@@ -14,12 +14,15 @@ mod messages;
 mod pages;
 pub(crate) mod paging;
 mod payload_limit;
+mod replay;
 mod run_at;
 mod run_stream;
 mod runs;
+pub(crate) mod scopes;
 pub(crate) mod scripts;
 mod setup;
 mod state;
+mod tokens;
 pub(crate) mod webhooks;
 
 use std::sync::Arc;
@@ -30,7 +33,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 pub use error::ApiError;
-pub(crate) use extract::AuthUser;
+pub(crate) use extract::AuthGrant;
 pub(crate) use extract::client_address;
 pub(crate) use integrations::listing as integrations_listing;
 pub(crate) use pages::escape as escape_html;
@@ -77,6 +80,8 @@ pub struct Services {
     pub links: SetupLinks,
     /// Manual runs.
     pub manual: crate::triggers::ManualRuns,
+    /// Replays of finished runs.
+    pub replays: crate::triggers::Replays,
     /// Runs as their user reads and cancels them.
     pub runs: crate::queue::RunHistory,
     /// A user's scripts.
@@ -101,8 +106,9 @@ pub struct Services {
     pub operator_token_hash: Option<String>,
     /// Every integration's host-side methods.
     pub connectors: Arc<crate::connectors::Connectors>,
-    /// Whose API token a request carries.
-    pub tokens: crate::auth::TokenUsers,
+    /// Users and their API tokens: whose token a request carries, and
+    /// what it may do.
+    pub accounts: Arc<crate::accounts::Accounts>,
     /// Scripts' HTTP handlers.
     pub http_handlers: crate::triggers::http::HttpHandlers,
     /// The dashboard's sessions and composed reads.
@@ -131,6 +137,7 @@ pub fn router(
         .merge(state::router())
         .merge(setup::router())
         .merge(payload_routes(runs::router(), &state))
+        .merge(replay::router())
         .merge(run_stream::router())
         .merge(payload_routes(events::router(), &state))
         .merge(payload_routes(webhooks::router(), &state))
@@ -139,6 +146,7 @@ pub fn router(
         .merge(endpoints::router())
         .merge(cluster::router())
         .merge(audit::router())
+        .merge(tokens::router())
         .merge(crate::web::router())
         .merge(crate::mcp::router(&state))
         .route("/health", axum::routing::get(|| async { "ok" }))

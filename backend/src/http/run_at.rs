@@ -47,19 +47,8 @@ fn delay_ms(delay: &serde_json::Value) -> Result<i64, ApiError> {
             .then(|| (seconds * 1000.0).min(i64::MAX as f64) as i64)
             .ok_or_else(bad);
     }
-    let text = delay.as_str().ok_or_else(bad)?.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().map_err(|_| bad())?;
-    let unit_ms = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    number.checked_mul(unit_ms).ok_or_else(bad)
+    let text = delay.as_str().ok_or_else(bad)?;
+    crate::duration::millis(text).ok_or_else(bad)
 }
 
 fn invalid(message: String) -> ApiError {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::http::{AppState, AuthUser};
+use crate::http::{AppState, AuthGrant};
 use crate::queue::user_slots::UserSlots;
 
 /// How long an MCP session may stay idle before it is closed.
@@ -70,9 +70,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// which the SDK hands to the tools.
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    match AuthUser::from_request_parts(&mut parts, &state).await {
-        Ok(AuthUser(user)) => {
-            parts.extensions.insert(user);
+    match AuthGrant::from_request_parts(&mut parts, &state).await {
+        Ok(AuthGrant(grant)) => {
+            parts.extensions.insert(grant.user.clone());
+            parts.extensions.insert(grant);
             next.run(Request::from_parts(parts, body)).await
         }
         Err(err) => err.into_response(),

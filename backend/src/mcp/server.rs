@@ -87,6 +87,12 @@ impl ServerHandler for Roost {
             let call = ToolCallContext::new(self, request, context);
             return self.tool_router.call(call).await;
         }
+        if let Some(parts) = context.extensions.get::<Parts>()
+            && let Some(refused) =
+                super::tools::refused_scope(parts, crate::store::Scope::Run, &request.name)?
+        {
+            return Ok(super::tools::tool_error(refused).await?.into());
+        }
         match script_tools::call(&self.state, &user, &request.name, request.arguments).await? {
             Some(result) => Ok(result.into()),
             None => Err(ErrorData::invalid_params(

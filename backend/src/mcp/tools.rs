@@ -315,6 +315,9 @@ impl Roost {
         Extension(parts): Extension<Parts>,
         Parameters(args): Parameters<RunScriptArgs>,
     ) -> Result<CallToolResult, ErrorData> {
+        if let Some(refused) = refused_scope(&parts, crate::store::Scope::Run, "run_script")? {
+            return tool_error(refused).await;
+        }
         let user = user(&parts)?;
         if let Err(error) = check_payload(&self.state, &args.payload) {
             return tool_error(error).await;
@@ -402,6 +405,10 @@ impl Roost {
         Extension(parts): Extension<Parts>,
         Parameters(args): Parameters<DeployArgs>,
     ) -> Result<CallToolResult, ErrorData> {
+        if let Some(refused) = refused_scope(&parts, crate::store::Scope::Deploy, "deploy_script")?
+        {
+            return tool_error(refused).await;
+        }
         let user = user(&parts)?;
         let component =
             match base64::engine::general_purpose::STANDARD.decode(args.component_base64.trim()) {
@@ -470,6 +477,9 @@ impl Roost {
         Extension(parts): Extension<Parts>,
         Parameters(args): Parameters<SendEventArgs>,
     ) -> Result<CallToolResult, ErrorData> {
+        if let Some(refused) = refused_scope(&parts, crate::store::Scope::Events, "send_event")? {
+            return tool_error(refused).await;
+        }
         let user = user(&parts)?;
         let state = &self.state;
         // As POST /v1/events/{type}: the same checks, limits and answer.
@@ -561,6 +571,30 @@ fn optional<T: serde::de::DeserializeOwned>(
             )
         }),
     }
+}
+
+/// The refusal, as the REST API words it, when the request's token lacks
+/// `scope` for `tool` (the grant is put there by `super::authenticate`).
+pub(super) fn refused_scope(
+    parts: &Parts,
+    scope: crate::store::Scope,
+    tool: &str,
+) -> Result<Option<ApiError>, ErrorData> {
+    let grant = parts
+        .extensions
+        .get::<crate::store::TokenGrant>()
+        .ok_or_else(|| ErrorData::internal_error("request not authenticated", None))?;
+    Ok(
+        crate::http::scopes::allows(grant, scope, &format!("the tool `{tool}`"))
+            .err()
+            .map(|message| {
+                ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    message,
+                )
+            }),
+    )
 }
 
 /// The authenticated user, put there by `super::authenticate`.

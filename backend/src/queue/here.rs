@@ -7,7 +7,6 @@
 //! is. See docs/http-handlers.md for what this means when a node dies.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,7 +107,7 @@ struct Running {
 
 impl Running {
     fn new(slot: HereSlot, metrics: &Arc<crate::metrics::Metrics>) -> Self {
-        metrics.running.fetch_add(1, Ordering::Relaxed);
+        metrics.running.inc();
         Self {
             _slot: slot,
             metrics: metrics.clone(),
@@ -118,7 +117,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.running.dec();
     }
 }
 
@@ -193,7 +192,20 @@ impl Runner {
             .await;
         let running = Running::new(slot, &self.metrics);
         let live = LiveOutput::new();
-        let execution = self.executor.execute(&row, settings.as_ref(), &live);
+        // Its trace (when exported), as for a queued run: the request's
+        // side, then this execution with the sandbox and host calls beneath.
+        crate::telemetry::queued(&row.id, row.trigger_kind.as_str(), &row.script_id);
+        let traced = crate::telemetry::span(|| {
+            tracing::info_span!(target: crate::telemetry::TARGET, "roost.execute",
+                roost.script_id = %row.script_id, roost.script_version = row.script_version,
+                roost.handler = row.handler.as_deref().unwrap_or(""),
+                roost.trigger = row.trigger_kind.as_str(), roost.worker = %row.worker_id.as_deref().unwrap_or(""))
+        });
+        crate::telemetry::bind(&traced, &row.id);
+        let execution = tracing::Instrument::instrument(
+            self.executor.execute(&row, settings.as_ref(), &live),
+            traced,
+        );
         tokio::pin!(execution);
         let finish = tokio::select! {
             finish = &mut execution => Some(finish),

@@ -173,7 +173,9 @@ impl Runner {
     /// Queues a run and wakes a worker (or, for a run at a time, the watch
     /// on due runs).
     pub async fn enqueue(&self, run: &NewRun) -> StoreResult<RunRow> {
+        let span = crate::telemetry::trigger(run.trigger_kind.as_str(), &run.script_id);
         let row = self.store.enqueue_run(run).await?;
+        crate::telemetry::bind(&span, &row.id);
         tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, not_before = ?row.not_before, "run queued");
         self.queued(&row);
         Ok(row)
@@ -207,8 +209,10 @@ impl Runner {
             return Ok(repeat);
         }
         crate::store::check_queue_room(self.store.as_ref(), &run.user_id, limits, incoming).await?;
+        let span = crate::telemetry::trigger(run.trigger_kind.as_str(), &run.script_id);
         let enqueued = self.store.enqueue_run_once(run, key, since).await?;
         if let Enqueued::New(row) = &enqueued {
+            crate::telemetry::bind(&span, &row.id);
             tracing::info!(run_id = %row.id, script = %row.script_id, trigger = %row.trigger_kind, not_before = ?row.not_before, "run queued");
             self.queued(row);
         }

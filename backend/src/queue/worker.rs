@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use super::Runner;
 use super::hand::{Hand, RUNS_PER_TRIP};
@@ -86,13 +87,9 @@ impl Runner {
         self.metrics
             .trigger_lag
             .observe((started_at - ready_at) as f64 / 1000.0);
-        self.metrics
-            .running
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.running.inc();
         self.run_claimed(hand, run, started_at).await;
-        self.metrics
-            .running
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.running.dec();
     }
 
     async fn run_claimed(&self, hand: &mut Hand, run: RunRow, started_at: i64) {
@@ -107,7 +104,20 @@ impl Runner {
             .get(self.store.as_ref(), &run.script_id, run.script_version)
             .await;
         let live = LiveOutput::new();
-        let execution = self.executor.execute(&run, settings.as_ref(), &live);
+        // The run's trace (when exported): this side's span, the sandbox's
+        // and the host calls' beneath it.
+        let traced = crate::telemetry::span(|| {
+            tracing::info_span!(target: crate::telemetry::TARGET, "roost.execute",
+                roost.script_id = %run.script_id, roost.script_version = run.script_version,
+                roost.handler = run.handler.as_deref().unwrap_or(""),
+                roost.trigger = run.trigger_kind.as_str(), roost.attempt = run.attempt,
+                roost.worker = %hand.worker_id(), roost.status = tracing::field::Empty)
+        });
+        crate::telemetry::bind(&traced, &run.id);
+        let execution = self
+            .executor
+            .execute(&run, settings.as_ref(), &live)
+            .instrument(traced.clone());
         tokio::pin!(execution);
         // Its output so far is written as it grows, for whoever follows it.
         let mut flush = OutputFlush::new(live.clone(), self.config.output_flush);
@@ -158,6 +168,7 @@ impl Runner {
         self.metrics
             .run_duration
             .observe(finish.duration_ms as f64 / 1000.0);
+        traced.record("roost.status", finish.status.as_str());
         // A success with state writes is recorded as a failure if the
         // writes are refused at its commit: it carries a failure's retry.
         let commit_may_fail =

@@ -27,8 +27,22 @@ pub(crate) trait Engine: Database {
     /// Run statuses whose runs have an index of their own, and how a
     /// listing names it (see `RunStore::list_runs`).
     const RUNS_IN_STATE: &'static [(&'static str, &'static str)];
+    /// Tells every node, when the transaction commits, that some API
+    /// tokens were revoked, where the engine can (`$1`: the user).
+    const TOKENS_REVOKED_SQL: Option<&'static str> = None;
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
+    /// Each revocation that `TOKENS_REVOKED_SQL` announced, and each time
+    /// some may have been missed (a lost connection); `None` where
+    /// nothing is announced (a single SQLite node revokes in process).
+    fn token_revocations(
+        _pool: &sqlx::Pool<Self>,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        super::StoreResult<Option<futures_util::stream::BoxStream<'static, ()>>>,
+    > {
+        Box::pin(async { Ok(None) })
+    }
     /// Where the reads on a run's path (its state, an HTTP handler's endpoint) go instead of the pool, if anywhere.
     fn run_reader(_queue: &Self::Queue) -> Option<&super::sqlite::RunReader> {
         None

@@ -96,3 +96,46 @@ impl WaitReason {
         }
     }
 }
+
+super::stored_names::stored_names! {
+    /// What an API token may do. Reading is every `GET`; the others are
+    /// the writes of their kind.
+    pub enum Scope ("token scope") {
+        /// Read scripts, runs, logs, events, credentials' status.
+        #[default]
+        Read = "read",
+        /// Deploy, roll back and delete scripts; store credentials and
+        /// state; everything that changes what runs.
+        Deploy = "deploy",
+        /// Start and cancel runs (and replay them).
+        Run = "run",
+        /// Post events.
+        Events = "events",
+    }
+}
+
+impl Scope {
+    /// Scopes from their stored form, `read,run` (each once, in
+    /// declaration order); an empty or unknown name is an error.
+    pub fn parse_list(list: &str) -> Result<Vec<Scope>, String> {
+        let mut scopes = Vec::new();
+        for name in list.split(',').map(str::trim) {
+            let scope: Scope = name.parse()?;
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        scopes.sort_by_key(|scope| Scope::ALL.iter().position(|s| s == scope));
+        Ok(scopes)
+    }
+
+    /// The stored form of `scopes` (see `parse_list`).
+    pub fn join(scopes: &[Scope]) -> String {
+        let names: Vec<&str> = Scope::ALL
+            .iter()
+            .filter(|scope| scopes.contains(scope))
+            .map(|scope| scope.as_str())
+            .collect();
+        names.join(",")
+    }
+}

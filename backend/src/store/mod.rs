@@ -22,6 +22,7 @@ mod paging;
 mod postgres;
 mod queue;
 mod queue_room;
+mod replay;
 mod rows;
 mod run_stats;
 mod runs;
@@ -31,6 +32,7 @@ mod sqlite;
 mod state;
 mod stored_names;
 mod subscriptions;
+mod tokens;
 mod users;
 mod web_sessions;
 mod write_once;
@@ -50,6 +52,9 @@ pub use overview::OverviewStore;
 pub use paging::*;
 pub use queue::{PartialOutput, RunQueue};
 pub use queue_room::*;
+pub use replay::{
+    ReplayFilter, ReplayOutcome, ReplayPlan, Replayed, ReplayedRun, SkipReason, SkippedRun,
+};
 pub use run_stats::{
     EndedDuration, LOOKBACK_MS, MINUTE_MS, MinuteCount, RunStatsStore, RunsByMinute, StatsWindow,
 };
@@ -62,6 +67,7 @@ pub use state::{
     state_entry_size, state_expiry, state_key_problem,
 };
 pub use subscriptions::{SubscriptionKey, SubscriptionRow, SubscriptionStore};
+pub use tokens::{NewToken, TokenGrant, TokenRow, TokenStore};
 pub use users::UserStore;
 pub use web_sessions::{WebSession, WebSessionStore};
 pub use write_once::*;
@@ -125,6 +131,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// run queue.
 pub trait Store:
     UserStore
+    + TokenStore
     + IntegrationStore
     + CredentialStore
     + ScriptStore

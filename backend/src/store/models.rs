@@ -300,6 +300,8 @@ pub struct RunRow {
     /// Why it waited (or waits) to start, when it was for more than a
     /// free worker.
     pub wait_reason: Option<WaitReason>,
+    /// The run this one replays (`POST /v1/runs/replay`), if it is a replay.
+    pub replay_of: Option<String>,
 }
 
 /// How a run ended, as the worker records it.

@@ -8,7 +8,7 @@ use super::{RunRow, StoreError, StoreResult};
 pub(super) const RUN_COLUMNS: &str = "id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
      payload, status, attempt, first_run_id, worker_id, heartbeat_at, queued_at, started_at, finished_at, exit_code, \
      duration_ms, error, stdout_truncated, stderr_truncated, output_cap, not_before, cause_event_id, chain_depth, \
-     wait_reason";
+     wait_reason, replay_of";
 
 /// A run from a row holding `RUN_COLUMNS`.
 pub(super) fn run_from_row(row: &impl RunColumns) -> StoreResult<RunRow> {
@@ -48,6 +48,7 @@ pub(super) fn run_from_row(row: &impl RunColumns) -> StoreResult<RunRow> {
             .map(|reason| reason.parse())
             .transpose()
             .map_err(StoreError::Corrupt)?,
+        replay_of: row.maybe_text("replay_of")?,
     })
 }
 

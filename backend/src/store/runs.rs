@@ -9,8 +9,8 @@ use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 use super::engine::{Column, Engine, SqlStore};
 use super::rows::{RUN_COLUMNS, run_from_sqlx};
 use super::{
-    Enqueued, IdempotencyKey, NewRun, QueueDepth, RunFilter, RunLogs, RunRow, RunStats, StoreError,
-    StoreResult, new_id, now_millis,
+    Enqueued, IdempotencyKey, NewRun, QueueDepth, ReplayFilter, ReplayOutcome, ReplayPlan,
+    RunFilter, RunLogs, RunRow, RunStats, StoreError, StoreResult, new_id, now_millis,
 };
 
 /// Runs as users and operators see them.
@@ -58,6 +58,15 @@ pub trait RunStore: Send + Sync {
     /// The earliest time after `now` a queued run waits for (a run at a
     /// time, or a retry's backoff), if any.
     async fn next_due(&self, now: i64) -> StoreResult<Option<i64>>;
+    /// Queues again, in one transaction, the user's finished runs that
+    /// `filter` matches, each new run naming its original (replay.rs); a
+    /// dry run (`plan.dry_run`) says the same and queues nothing.
+    async fn replay_runs(
+        &self,
+        user_id: &str,
+        filter: &ReplayFilter,
+        plan: ReplayPlan,
+    ) -> StoreResult<ReplayOutcome>;
 }
 
 #[async_trait]
@@ -327,6 +336,15 @@ where
             runs: row.try_get("n")?,
             payload_bytes: row.try_get("bytes")?,
         })
+    }
+
+    async fn replay_runs(
+        &self,
+        user_id: &str,
+        filter: &ReplayFilter,
+        plan: ReplayPlan,
+    ) -> StoreResult<ReplayOutcome> {
+        super::replay::replay_runs(self, user_id, filter, plan).await
     }
 }
 

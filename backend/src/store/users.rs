@@ -13,8 +13,14 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, name: &str, token_hash: &str) -> StoreResult<User>;
     /// A user by id.
     async fn get_user(&self, user_id: &str) -> StoreResult<Option<User>>;
-    /// The user owning the token with this hash.
+    /// The user owning the token with this hash, expired or not (see
+    /// `TokenStore::token_grant` for what a request may do).
     async fn user_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<User>>;
+    /// Every user, by name.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Removes a user and everything of theirs (scripts, runs, credentials,
+    /// tokens, sessions); whether there was one.
+    async fn delete_user(&self, user_id: &str) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -41,12 +47,15 @@ where
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, &format!("a user named `{name}`")))?;
-        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at) VALUES ($1, $2, $3)")
-            .bind(token_hash)
-            .bind(&user.id)
-            .bind(user.created_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, user_id, created_at, id) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(&user.id)
+        .bind(user.created_at)
+        .bind(new_id("tok"))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -68,6 +77,25 @@ where
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| user_from_row(&row)).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin_with(DB::BEGIN).await?;
+        // Every table of theirs refers to the user with ON DELETE CASCADE.
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        super::tokens::announce::<DB>(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 }
 

@@ -20,11 +20,13 @@ pub struct WebSession {
 /// Dashboard sessions.
 #[async_trait]
 pub trait WebSessionStore: Send + Sync {
-    /// Starts a session; also forgets every expired one.
+    /// Starts a session signed in with token `token_id`; also forgets
+    /// every expired one.
     async fn insert_web_session(
         &self,
         id_hash: &str,
         user_id: &str,
+        token_id: &str,
         csrf_token: &str,
         now: i64,
         expires_at: i64,
@@ -49,6 +51,7 @@ where
         &self,
         id_hash: &str,
         user_id: &str,
+        token_id: &str,
         csrf_token: &str,
         now: i64,
         expires_at: i64,
@@ -61,14 +64,15 @@ where
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO web_sessions (id_hash, user_id, csrf_token, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO web_sessions (id_hash, user_id, csrf_token, created_at, expires_at, token_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id_hash)
         .bind(user_id)
         .bind(csrf_token)
         .bind(now)
         .bind(expires_at)
+        .bind(token_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -124,11 +124,14 @@ pub(crate) async fn ingest(
         Some(limits) => store.ingest_event_within(event, limits).await?,
         None => store.ingest_event(event).await?,
     };
-    runner
-        .metrics()
-        .events_ingested
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    runner.metrics().events_ingested.inc();
     if !outcome.duplicate && !outcome.run_ids.is_empty() {
+        for run_id in &outcome.run_ids {
+            let span = crate::telemetry::span(
+                || tracing::info_span!(target: crate::telemetry::TARGET, "roost.trigger", roost.trigger = "event", roost.event_type = %event.event_type),
+            );
+            crate::telemetry::bind(&span, run_id);
+        }
         runner.wake();
     }
     tracing::info!(

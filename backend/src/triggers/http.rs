@@ -324,15 +324,19 @@ impl HttpHandlers {
             });
         }
         if trigger.access == HttpAccess::Bearer {
-            let owner = match bearer {
+            // The owner's own token, valid now and allowed to start runs.
+            let grant = match bearer {
                 Some(token) => {
                     self.store
-                        .user_by_token_hash(&crate::auth::hash_token(token))
+                        .token_grant(&crate::auth::hash_token(token), crate::store::now_millis())
                         .await?
                 }
                 None => None,
             };
-            if owner.is_none_or(|user| user.id != endpoint.user_id) {
+            let allowed = grant.is_some_and(|grant| {
+                grant.user.id == endpoint.user_id && grant.allows(crate::store::Scope::Run)
+            });
+            if !allowed {
                 return Err(HttpTriggerError::Unauthorized);
             }
         }

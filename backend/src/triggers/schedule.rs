@@ -265,6 +265,7 @@ impl Scheduler {
         match self.store.record_tick(script_id, handler, tick_at).await {
             Ok(Some(run)) => {
                 tracing::info!(run_id = %run.id, script = script_id, handler, tick_at, lag_ms = now_millis() - tick_at, "cron tick queued a run");
+                crate::telemetry::queued(&run.id, run.trigger_kind.as_str(), script_id);
                 self.runner.wake();
             }
             Ok(None) => tracing::debug!(

@@ -319,6 +319,8 @@ struct RunPage {
     waited: Option<&'static str>,
     /// The event that started it, and its chain depth.
     cause: Option<(String, i64)>,
+    /// The run this one replays.
+    replay_of: Option<String>,
     started: String,
     finished: String,
     exit_code: String,
@@ -400,6 +402,7 @@ async fn one(
             .cause_event_id
             .clone()
             .map(|event| (event, run.chain_depth)),
+        replay_of: run.replay_of.clone(),
         started: maybe_when(run.started_at),
         finished: maybe_when(run.finished_at),
         exit_code: run.exit_code.map_or("—".into(), |c| c.to_string()),

@@ -22,6 +22,14 @@ pub struct WebSessions {
     ttl: Duration,
 }
 
+/// Why a token does not sign in.
+pub(crate) enum SignInRefused {
+    /// Unknown, revoked or expired.
+    Invalid,
+    /// It lacks some scope.
+    Narrow,
+}
+
 /// A new session: the cookie's value, shown to the browser once.
 pub(crate) struct SignedIn {
     pub(crate) cookie: String,
@@ -36,25 +44,36 @@ impl WebSessions {
         }
     }
 
-    /// A session for the owner of `token`; `None` if no user has it.
-    pub(crate) async fn sign_in(&self, token: &str) -> Result<Option<SignedIn>, StoreError> {
-        let Some(user) = self.store.user_by_token_hash(&hash_token(token)).await? else {
-            return Ok(None);
-        };
-        let cookie = random_hex();
+    /// A session for the owner of `token`, which must be valid and hold
+    /// every scope (the dashboard does everything); it ends when the token
+    /// expires or is revoked, if not before.
+    pub(crate) async fn sign_in(
+        &self,
+        token: &str,
+    ) -> Result<Result<SignedIn, SignInRefused>, StoreError> {
         let now = now_millis();
-        let expires_at = now + i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let Some(grant) = self.store.token_grant(&hash_token(token), now).await? else {
+            return Ok(Err(SignInRefused::Invalid));
+        };
+        if !grant.is_full() {
+            return Ok(Err(SignInRefused::Narrow));
+        }
+        let user = grant.user;
+        let cookie = random_hex();
+        let expires_at = (now + i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2))
+            .min(grant.token.expires_at.unwrap_or(i64::MAX));
         self.store
             .insert_web_session(
                 &hash_token(&cookie),
                 &user.id,
+                &grant.token.id,
                 &random_hex(),
                 now,
                 expires_at,
             )
             .await?;
         tracing::info!(user = %user.id, "dashboard sign-in");
-        Ok(Some(SignedIn { cookie }))
+        Ok(Ok(SignedIn { cookie }))
     }
 
     /// The live session a cookie names.

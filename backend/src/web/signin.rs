@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::error::WebError;
 use super::extract::{CsrfForm, same_origin, session_cookie};
 use super::render;
-use super::sessions::COOKIE;
+use super::sessions::{COOKIE, SignInRefused};
 use crate::http::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -92,16 +92,29 @@ async fn sign_in(State(state): State<AppState>, request: Request) -> Result<Resp
     }
     let token = body.token.trim();
     let signed_in = if token.is_empty() {
-        None
+        Err(SignInRefused::Invalid)
     } else {
         state.web.sessions.sign_in(token).await?
     };
-    let Some(signed_in) = signed_in else {
-        let _ = failures.check(&client);
-        return Ok(refused(
-            StatusCode::UNAUTHORIZED,
-            "That token is not valid. Paste the token `roost user create` printed.".into(),
-        ));
+    let signed_in = match signed_in {
+        Ok(signed_in) => signed_in,
+        Err(SignInRefused::Invalid) => {
+            let _ = failures.check(&client);
+            return Ok(refused(
+                StatusCode::UNAUTHORIZED,
+                "That token is not valid (unknown, revoked or expired). Paste the token \
+                 `roost user create` printed, or one made with `roost token create`."
+                    .into(),
+            ));
+        }
+        Err(SignInRefused::Narrow) => {
+            return Ok(refused(
+                StatusCode::FORBIDDEN,
+                "That token is limited to some scopes; the dashboard needs a token with every \
+                 scope (read, deploy, run, events)."
+                    .into(),
+            ));
+        }
     };
     let mut response = super::see_other(next);
     let secure = if state.web.secure_cookies {

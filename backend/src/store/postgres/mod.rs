@@ -26,8 +26,30 @@ impl Engine for sqlx::Postgres {
          COALESCE(SUM(payload_bytes), 0)::BIGINT AS bytes FROM queue_depth WHERE user_id = $1";
     // Its index on (user_id, status, queued_at, id) serves every status.
     const RUNS_IN_STATE: &'static [(&'static str, &'static str)] = &[];
+    const TOKENS_REVOKED_SQL: Option<&'static str> =
+        Some("SELECT pg_notify('roost_tokens_revoked', $1)");
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
+    }
+    fn token_revocations(
+        pool: &sqlx::PgPool,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        StoreResult<Option<futures_util::stream::BoxStream<'static, ()>>>,
+    > {
+        Box::pin(async move {
+            let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+            listener.listen("roost_tokens_revoked").await?;
+            // A lost connection may have lost notices: it counts as one.
+            let notices = futures_util::stream::unfold(listener, |mut listener| async move {
+                if let Err(err) = listener.recv().await {
+                    tracing::warn!(error = %err, "listening for token revocations failed; reconnecting");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Some(((), listener))
+            });
+            Ok(Some(futures_util::StreamExt::boxed(notices)))
+        })
     }
 }
 
