@@ -9,7 +9,7 @@ use crate::store::{
 };
 
 /// `POST /v1/scripts/deploy`'s answer: the version stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deployed {
     /// The script (the same across versions).
     pub script_id: String,
@@ -27,7 +27,7 @@ pub struct Deployed {
 
 /// `POST /v1/runs/replay`'s answer: the runs queued again (on a dry run,
 /// that would be, without new ids) and the runs matched but skipped.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplayAnswer {
     /// Whether nothing was queued on purpose.
     pub dry_run: bool,
@@ -40,7 +40,7 @@ pub struct ReplayAnswer {
 }
 
 /// A page of `GET /v1/runs`, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunPage {
     /// The runs.
     pub runs: Vec<RunRow>,
@@ -49,7 +49,7 @@ pub struct RunPage {
 }
 
 /// A page of `GET /v1/messages`, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessagePage {
     /// The messages.
     pub messages: Vec<MessageRow>,
@@ -58,7 +58,7 @@ pub struct MessagePage {
 }
 
 /// One entry of a script's state, as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateEntryView {
     /// Its key.
@@ -86,7 +86,7 @@ impl From<StateEntry> for StateEntryView {
 }
 
 /// A page of `GET /v1/scripts/{id}/state`, in key order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatePage {
     /// The entries.
     pub entries: Vec<StateEntryView>,
@@ -99,14 +99,14 @@ pub struct StatePage {
 }
 
 /// The body of every error answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
 }
 
 /// What went wrong, for programs (`code`) and people (`message`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable, stable (`not_found`, `queue_full`…).
     pub code: String,

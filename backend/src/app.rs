@@ -50,6 +50,10 @@ pub struct Application {
     runs: RunHistory,
     /// Users and tokens; it hears of revocations made on other nodes.
     accounts: Arc<crate::accounts::Accounts>,
+    /// Tells users of failed runs and credentials to reconnect.
+    alerts: crate::alerts::Alerts,
+    /// How far ahead OAuth tokens are refreshed, and how often it looks.
+    refresh_ahead: (std::time::Duration, std::time::Duration),
     /// The trace exporter, with an OTLP endpoint; flushed when the server stops.
     telemetry: Option<crate::telemetry::Telemetry>,
 }
@@ -173,6 +177,15 @@ impl Application {
             store.clone(),
             KNOWN_TOKEN_TTL,
         ));
+        let alerts = crate::alerts::Alerts::new(
+            store.clone(),
+            connectors.clone(),
+            oauth.clone(),
+            deploy.clone(),
+            credentials.keys().clone(),
+            &base_url,
+            config.alert_webhooks_private,
+        );
         // Handlers reach the store only through these services.
         let state = AppState::new(Services {
             manual: ManualRuns::new(store.clone(), runner.clone(), guards.limits.queue_limits()),
@@ -202,6 +215,7 @@ impl Application {
                 guards.clone(),
             ),
             accounts: accounts.clone(),
+            alerts: alerts.clone(),
             http_handlers: crate::triggers::http::HttpHandlers::new(
                 store.clone(),
                 runner.clone(),
@@ -256,6 +270,8 @@ impl Application {
             nudges: Some(nudges),
             runs,
             accounts,
+            alerts,
+            refresh_ahead: (config.refresh_ahead, config.refresh_ahead_every),
             telemetry,
         })
     }
@@ -308,6 +324,18 @@ impl Application {
         ));
         workers.push(tokio::spawn(
             self.accounts.clone().watch_revocations(stopped.clone()),
+        ));
+        workers.push(tokio::spawn(self.alerts.clone().watch(stopped.clone())));
+        workers.push(tokio::spawn(
+            crate::oauth::RefreshAhead {
+                oauth: self.oauth.clone(),
+                store: self.store.clone(),
+                registry: self.registry.clone(),
+                node_id: self.runner.node_id().to_string(),
+                every: self.refresh_ahead.1,
+                ahead: self.refresh_ahead.0,
+            }
+            .watch(stopped.clone()),
         ));
         let now = crate::store::now_millis();
         workers.push(crate::cluster::report(

@@ -90,6 +90,8 @@ pub struct FileConfig {
     pub max_state_bytes_per_script: Option<i64>,
     /// The operator's token for `/metrics` and `/v1/cluster`.
     pub operator_token: Option<String>,
+    /// Let alert webhooks go to loopback and private addresses.
+    pub alert_webhooks_private: Option<bool>,
     /// OTLP/HTTP collector (`http://host:4318`) that runs' traces go to.
     pub otlp_endpoint: Option<String>,
     /// Seconds a client may take to send a request's headers.
@@ -137,6 +139,10 @@ pub struct ServerConfig {
     pub oauth_clients: BTreeMap<String, OAuthClientConfig>,
     /// Refresh window for OAuth tokens.
     pub refresh_window: Duration,
+    /// OAuth tokens expiring within this are refreshed in the background
+    /// (connection health); checked every `refresh_ahead_every`.
+    pub refresh_ahead: Duration,
+    pub refresh_ahead_every: Duration,
     /// Lifetime of signed setup links, in seconds.
     pub setup_link_ttl_secs: i64,
     /// Worker pool.
@@ -152,6 +158,9 @@ pub struct ServerConfig {
     /// The operator's token for `/metrics` and `/v1/cluster`; without one
     /// those routes are off.
     pub operator_token: Option<String>,
+    /// Whether alert webhooks may go to loopback and private addresses
+    /// (off: a user could otherwise make roost call its own network).
+    pub alert_webhooks_private: bool,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: std::time::Duration,
     /// How long a client may take to send a request's whole body.
@@ -186,6 +195,8 @@ impl ServerConfig {
             master_key_old: None,
             oauth_clients: BTreeMap::new(),
             refresh_window: DEFAULT_REFRESH_WINDOW,
+            refresh_ahead: std::time::Duration::from_secs(600),
+            refresh_ahead_every: std::time::Duration::from_secs(60),
             setup_link_ttl_secs: crate::setup_link::DEFAULT_TTL_SECS,
             runner: crate::queue::RunnerConfig::default(),
             run_limits: roost_sandbox::RunLimits::default(),
@@ -197,6 +208,7 @@ impl ServerConfig {
             },
             webhook_secrets: BTreeMap::new(),
             operator_token: None,
+            alert_webhooks_private: false,
             header_read_timeout: std::time::Duration::from_secs(30),
             body_read_timeout: std::time::Duration::from_secs(60),
             integration_config: crate::registry::IntegrationConfig::new(),

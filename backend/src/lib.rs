@@ -6,6 +6,7 @@
 
 pub mod abuse;
 pub mod accounts;
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod audit;

@@ -35,7 +35,7 @@ mod store_data;
 pub use config::{PoolingMode, SandboxConfig};
 pub use egress::{
     DeniedRequest, EgressPolicy, EgressTimeouts, HostFuture, HostRequest, HostResponse,
-    HostService, INTERNAL_HOST, MAX_INTERNAL_BODY,
+    HostService, INTERNAL_HOST, MAX_INTERNAL_BODY, is_restricted,
 };
 pub use engine::{Sandbox, reset_in_place};
 pub use error::SandboxError;

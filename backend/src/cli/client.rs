@@ -1,4 +1,5 @@
-//! Commands that talk to a running server: `deploy`, `integrations`.
+//! Commands that talk to a running server: `deploy`, `integrations`,
+//! `runs`, `logs`, `messages`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,58 +64,78 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             .map(|s| s.to_string_lossy().into_owned())
             .context("the file has no name")?,
     };
-    let body = json!({ "name": name, "component": base64::engine::general_purpose::STANDARD.encode(&bytes) });
-    runtime()?.block_on(async {
-        let response = reqwest::Client::new()
-            .post(format!(
-                "{}/v1/scripts/deploy",
-                args.server.server.trim_end_matches('/')
-            ))
-            .bearer_auth(&args.server.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(super::progress::uploading(serde_json::to_vec(&body)?))
-            .send()
-            .await
-            .with_context(|| format!("connecting to {}", args.server.server))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        super::progress::done();
-        if status.is_success() {
-            let deployed: Deployed = serde_json::from_str(&text)
-                .context("the server's answer to the deploy is not one")?;
-            println!(
-                "deployed `{name}`: script {} version {}",
-                deployed.script_id, deployed.version
-            );
-            for notice in &deployed.notices {
-                eprintln!("roost: note: {notice}");
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-        let Ok(ErrorBody { error }) = serde_json::from_str::<ErrorBody>(&text) else {
-            eprintln!("roost: deploy refused ({status}): {}", text.trim());
-            return Ok(ExitCode::from(1));
-        };
-        eprintln!(
-            "roost: deploy refused ({status}): {} ({})",
-            error.message, error.code
-        );
-        let details = error.details.unwrap_or_default();
-        if let Some(missing) = details["missing"].as_array() {
-            for link in missing {
-                println!(
-                    "connect {}: {}",
-                    link["integration"].as_str().unwrap_or("?"),
-                    link["setup_url"].as_str().unwrap_or("?")
-                );
-            }
-        }
-        if let Some(known) = details["known"].as_array() {
-            let known: Vec<&str> = known.iter().filter_map(Value::as_str).collect();
-            eprintln!("roost: known integrations: {}", known.join(", "));
-        }
-        Ok(ExitCode::from(1))
+    let deployed = runtime()?.block_on(deploy_component(&args.server, &name, &bytes))?;
+    Ok(match deployed {
+        Some(_) => ExitCode::SUCCESS,
+        None => ExitCode::from(1),
     })
+}
+
+/// Deploys `bytes` as the script `name` and prints the outcome: the
+/// deploy line, or the refusal (with the setup URL of each missing
+/// integration). `None` when the server refused it.
+pub(super) async fn deploy_component(
+    server: &ServerArgs,
+    name: &str,
+    bytes: &[u8],
+) -> anyhow::Result<Option<Deployed>> {
+    let body = json!({ "name": name, "component": base64::engine::general_purpose::STANDARD.encode(bytes) });
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/scripts/deploy",
+            server.server.trim_end_matches('/')
+        ))
+        .bearer_auth(&server.token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(super::progress::uploading(serde_json::to_vec(&body)?))
+        .send()
+        .await
+        .with_context(|| format!("connecting to {}", server.server));
+    let response = match response {
+        Ok(response) => response,
+        Err(err) => {
+            super::progress::done();
+            return Err(err);
+        }
+    };
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    super::progress::done();
+    if status.is_success() {
+        let deployed: Deployed =
+            serde_json::from_str(&text).context("the server's answer to the deploy is not one")?;
+        println!(
+            "deployed `{name}`: script {} version {}",
+            deployed.script_id, deployed.version
+        );
+        for notice in &deployed.notices {
+            eprintln!("roost: note: {notice}");
+        }
+        return Ok(Some(deployed));
+    }
+    let Ok(ErrorBody { error }) = serde_json::from_str::<ErrorBody>(&text) else {
+        eprintln!("roost: deploy refused ({status}): {}", text.trim());
+        return Ok(None);
+    };
+    eprintln!(
+        "roost: deploy refused ({status}): {} ({})",
+        error.message, error.code
+    );
+    let details = error.details.unwrap_or_default();
+    if let Some(missing) = details["missing"].as_array() {
+        for link in missing {
+            println!(
+                "connect {}: {}",
+                link["integration"].as_str().unwrap_or("?"),
+                link["setup_url"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    if let Some(known) = details["known"].as_array() {
+        let known: Vec<&str> = known.iter().filter_map(Value::as_str).collect();
+        eprintln!("roost: known integrations: {}", known.join(", "));
+    }
+    Ok(None)
 }
 
 pub(super) fn integrations(command: IntegrationsCommand) -> anyhow::Result<ExitCode> {
@@ -182,7 +203,10 @@ pub(super) struct LogsArgs {
     server: ServerArgs,
 }
 
-async fn get(server: &ServerArgs, path: &str) -> anyhow::Result<(reqwest::StatusCode, String)> {
+pub(super) async fn get(
+    server: &ServerArgs,
+    path: &str,
+) -> anyhow::Result<(reqwest::StatusCode, String)> {
     let response = reqwest::Client::new()
         .get(format!("{}{path}", server.server.trim_end_matches('/')))
         .bearer_auth(&server.token)

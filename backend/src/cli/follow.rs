@@ -120,13 +120,13 @@ impl Shown {
 /// `data:` lines, one event per blank-line-separated block; comments
 /// (the keep-alives) are skipped.
 #[derive(Default)]
-struct EventReader {
+pub(super) struct EventReader {
     buffer: Vec<u8>,
 }
 
 impl EventReader {
     /// The whole events `bytes` completes, as (name, data).
-    fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
+    pub(super) fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
         while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {

@@ -4,6 +4,9 @@
 mod admin;
 mod client;
 mod compile;
+mod dev;
+mod dev_build;
+mod dev_runs;
 mod follow;
 mod hooks;
 mod inspect;
@@ -80,6 +83,9 @@ enum Command {
     Keys(admin::KeysCommand),
     /// Deploy a script to a server.
     Deploy(client::DeployArgs),
+    /// Build a script crate, deploy it and follow its runs' output; again
+    /// on every save (`--once`: just once).
+    Dev(dev::DevArgs),
     /// Browse the server's integrations.
     #[command(subcommand)]
     Integrations(client::IntegrationsCommand),
@@ -128,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Credentials(command) => manage::credentials(command),
         Command::Connect(args) => manage::connect(args),
         Command::Deploy(args) => client::deploy(args),
+        Command::Dev(args) => dev::execute(args),
         Command::Integrations(command) => client::integrations(command),
         Command::Integration(command) => integration::execute(command),
         Command::Start(args) => start::start(args),

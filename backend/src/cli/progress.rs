@@ -2,7 +2,7 @@
 //! uploads, then a spinner while the server checks and compiles it. Not
 //! drawn when stderr is not a terminal (scripts, CI, tests).
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Bytes handed to the connection at a time.
 const CHUNK: usize = 64 * 1024;
 
-static BAR: OnceLock<ProgressBar> = OnceLock::new();
+// The current deploy's bar; `roost dev` deploys many times in one process.
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 /// `body` as a request body that moves the bar as it is sent.
 pub(super) fn uploading(body: Vec<u8>) -> reqwest::Body {
@@ -18,7 +19,9 @@ pub(super) fn uploading(body: Vec<u8>) -> reqwest::Body {
         ProgressStyle::with_template("uploading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec})")
             .expect("a valid template"),
     );
-    let _ = BAR.set(bar.clone());
+    if let Some(old) = BAR.lock().expect("not poisoned").replace(bar.clone()) {
+        old.finish_and_clear();
+    }
     let total = body.len();
     let chunks: Vec<Vec<u8>> = body.chunks(CHUNK).map(<[u8]>::to_vec).collect();
     let mut sent = 0;
@@ -42,7 +45,7 @@ pub(super) fn uploading(body: Vec<u8>) -> reqwest::Body {
 
 /// Clears the bar once the answer is in.
 pub(super) fn done() {
-    if let Some(bar) = BAR.get() {
+    if let Some(bar) = BAR.lock().expect("not poisoned").take() {
         bar.finish_and_clear();
     }
 }

@@ -211,6 +211,7 @@ pub(super) fn resolve(args: ServeArgs, data_dir: &Path) -> anyhow::Result<Server
         .ok()
         .or(file.operator_token)
         .filter(|v| !v.is_empty());
+    config.alert_webhooks_private = file.alert_webhooks_private.unwrap_or(false);
     config.master_key = std::env::var("ROOST_MASTER_KEY")
         .ok()
         .filter(|v| !v.is_empty());

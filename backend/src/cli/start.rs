@@ -106,7 +106,7 @@ pub(super) fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
 
 /// Sends the run request, again with the same key after a failure that
 /// may have lost the answer (no connection, a timeout, a 5xx).
-async fn send_with_retries(
+pub(super) async fn send_with_retries(
     client: &reqwest::Client,
     server: &ServerArgs,
     url: &str,

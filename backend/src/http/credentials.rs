@@ -3,30 +3,42 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/credentials", get(list))
-        .route("/v1/credentials/{integration}", put(store).delete(remove))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource(
+        "credentials",
+        OpenApiRouter::new()
+            .routes(routes!(list))
+            .routes(routes!(store, remove)),
+    )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PutCredentials {
     /// Credential key → value, as the integration's spec names them.
     values: BTreeMap<String, String>,
 }
 
+/// Stores an integration's API keys or tokens (replacing any before).
+#[utoipa::path(
+    put,
+    path = "/v1/credentials/{integration}",
+    params(("integration" = String, Path, description = "Integration id")),
+    request_body = PutCredentials,
+    responses((status = 200, description = "`{integration, keys, status: \"connected\"}`", body = Object))
+)]
 async fn store(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -50,6 +62,12 @@ async fn store(
     ))
 }
 
+/// Which integrations are connected, and how they are; never values.
+#[utoipa::path(
+    get,
+    path = "/v1/credentials",
+    responses((status = 200, description = "`{credentials: [...]}`", body = Object))
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -59,6 +77,13 @@ async fn list(
     ))
 }
 
+/// Disconnects an integration: deletes its stored credentials.
+#[utoipa::path(
+    delete,
+    path = "/v1/credentials/{integration}",
+    params(("integration" = String, Path, description = "Integration id")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

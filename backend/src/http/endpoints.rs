@@ -11,6 +11,8 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
@@ -35,22 +37,26 @@ pub(super) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Scripts' handlers' URLs, with every method (the OpenAPI document lists
+/// them by hand: openapi.rs).
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/h/{token}", axum::routing::any(at_root))
         .route("/h/{token}/{*path}", axum::routing::any(below))
-        .route("/v1/scripts/{id}/http", axum::routing::get(list))
-        .route(
-            "/v1/scripts/{id}/http/{handler}/rotate",
-            axum::routing::post(rotate),
-        )
-        .route(
-            "/v1/scripts/{id}/http/{handler}/secret",
-            axum::routing::put(set_secret),
-        )
 }
 
-#[derive(serde::Deserialize)]
+/// Their owners' routes.
+pub(super) fn owners_router() -> OpenApiRouter<AppState> {
+    super::openapi::resource(
+        "http_handlers",
+        OpenApiRouter::new()
+            .routes(routes!(list))
+            .routes(routes!(rotate))
+            .routes(routes!(set_secret)),
+    )
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SecretBody {
     secret: String,
@@ -58,6 +64,16 @@ struct SecretBody {
 
 /// Sets an `hmac` handler's signing secret. The secret is never answered
 /// back, here or anywhere.
+#[utoipa::path(
+    put,
+    path = "/v1/scripts/{id}/http/{handler}/secret",
+    params(
+        ("id" = String, Path, description = "Script id"),
+        ("handler" = String, Path, description = "An `hmac` HTTP handler")
+    ),
+    request_body = SecretBody,
+    responses((status = 204, description = "Set"))
+)]
 async fn set_secret(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -77,6 +93,13 @@ async fn set_secret(
     }
 }
 
+/// A script's HTTP handlers and their URLs.
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{id}/http",
+    params(("id" = String, Path, description = "Script id")),
+    responses((status = 200, description = "`{handlers: [...]}`", body = Object))
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -89,6 +112,16 @@ async fn list(
     }
 }
 
+/// Gives a handler a new URL; the old one stops answering.
+#[utoipa::path(
+    post,
+    path = "/v1/scripts/{id}/http/{handler}/rotate",
+    params(
+        ("id" = String, Path, description = "Script id"),
+        ("handler" = String, Path, description = "The HTTP handler")
+    ),
+    responses((status = 200, description = "The handler with its new URL", body = Object))
+)]
 async fn rotate(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -107,7 +140,19 @@ async fn rotate(
     }
 }
 
-async fn at_root(
+/// A script's HTTP handler at its URL's root: the request runs the
+/// handler, and its response is answered (any method; any body). Whether a
+/// caller must sign is the handler's (`public` or `hmac`).
+#[utoipa::path(
+    method(get, post, put, patch, delete, head, options),
+    path = "/h/{token}",
+    tag = "http_handlers",
+    operation_id = "http_handlers_call",
+    params(("token" = String, Path, description = "The handler's URL token")),
+    request_body(content = Object, description = "Anything; it reaches the script as sent"),
+    responses((status = 200, description = "Whatever the script answers (any status and type)"))
+)]
+pub(super) async fn at_root(
     State(state): State<AppState>,
     Path(token): Path<String>,
     request: Request,
@@ -115,7 +160,21 @@ async fn at_root(
     answer(state, token, request).await
 }
 
-async fn below(
+/// A script's HTTP handler, below its URL's root (the script sees the rest
+/// of the path).
+#[utoipa::path(
+    method(get, post, put, patch, delete, head, options),
+    path = "/h/{token}/{*path}",
+    tag = "http_handlers",
+    operation_id = "http_handlers_call_below",
+    params(
+        ("token" = String, Path, description = "The handler's URL token"),
+        ("path" = String, Path, description = "The rest of the path; may hold `/`")
+    ),
+    request_body(content = Object, description = "Anything; it reaches the script as sent"),
+    responses((status = 200, description = "Whatever the script answers (any status and type)"))
+)]
+pub(super) async fn below(
     State(state): State<AppState>,
     Path((token, _)): Path<(String, String)>,
     request: Request,

@@ -2,26 +2,27 @@
 //! with an `#[on_event]` handler for its type. `GET /v1/events/{id}`: what
 //! an event started.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
 use crate::store::NewEvent;
 use crate::triggers::{Submitted, valid_type};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/events/{event}", post(ingest).get(one))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource("events", OpenApiRouter::new().routes(routes!(ingest, one)))
 }
 
 /// The envelope, after IONFLUX's platform events: an id for idempotency, the
 /// type, when and where it happened, and the payload handlers receive.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Envelope {
     /// Idempotency key; generated when absent.
@@ -40,6 +41,19 @@ pub(crate) struct Envelope {
     payload: serde_json::Value,
 }
 
+/// Posts an event: every script with an `#[on_event]` handler for its type
+/// runs. An event id seen before is not run again (`duplicate`).
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event}",
+    params(("event" = String, Path, description = "The event type: 1-128 of [A-Za-z0-9._:-]")),
+    request_body = Envelope,
+    responses((
+        status = 202,
+        description = "`{event_id, duplicate, run_ids}` (on a cluster `run_ids` is null, with `stream_sequence`)",
+        body = Object
+    ))
+)]
 async fn ingest(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -121,6 +135,13 @@ pub(crate) fn event_from(
     })
 }
 
+/// What an event started (within the idempotency window).
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event}",
+    params(("event" = String, Path, description = "The event id")),
+    responses((status = 200, description = "The event and its runs", body = Object))
+)]
 async fn one(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

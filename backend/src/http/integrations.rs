@@ -1,30 +1,40 @@
 //! `/v1/integrations`: the registry, as JSON and as markdown docs.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiQuery, AuthUser};
 use super::{ApiError, AppState};
 use crate::registry::{render_docs, render_index};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/integrations", get(list))
-        .route("/v1/integrations/docs", get(docs_for_many))
-        .route("/v1/integrations/{id}", get(one))
-        .route("/v1/integrations/{id}/docs", get(docs_for_one))
-        .route("/v1/integrations/{id}/operations", get(operations))
-        .route("/v1/integrations/{id}/setup_link", post(setup_link))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource(
+        "integrations",
+        OpenApiRouter::new()
+            .routes(routes!(list))
+            .routes(routes!(docs_for_many))
+            .routes(routes!(one))
+            .routes(routes!(docs_for_one))
+            .routes(routes!(operations))
+            .routes(routes!(setup_link)),
+    )
 }
 
 /// A signed link that connects the integration for the caller (the OAuth
 /// flow or the key form), as a refused deploy gives: for `roost connect`
 /// and for connecting before a first deploy.
+#[utoipa::path(
+    post,
+    path = "/v1/integrations/{id}/setup_link",
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 200, description = "`{integration, setup_url}`", body = Object))
+)]
 async fn setup_link(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -40,6 +50,12 @@ async fn setup_link(
 /// The connector contract's view of an integration: its auth and its
 /// operations, each with schemas, rate-limit hints and how the host
 /// executes it (`mapping`, `code`, or `none`).
+#[utoipa::path(
+    get,
+    path = "/v1/integrations/{id}/operations",
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 200, description = "`{integrationId, auth, operations}`", body = Object))
+)]
 async fn operations(
     State(state): State<AppState>,
     _user: AuthUser,
@@ -65,6 +81,12 @@ async fn operations(
     })))
 }
 
+/// The integrations this server knows, and whether each can be connected.
+#[utoipa::path(
+    get,
+    path = "/v1/integrations",
+    responses((status = 200, description = "`{integrations: [...]}`", body = Object))
+)]
 async fn list(State(state): State<AppState>, _user: AuthUser) -> impl IntoResponse {
     Json(listing(&state))
 }
@@ -92,6 +114,13 @@ pub(crate) fn listing(state: &AppState) -> serde_json::Value {
     json!({ "integrations": items })
 }
 
+/// An integration's definition.
+#[utoipa::path(
+    get,
+    path = "/v1/integrations/{id}",
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 200, description = "The definition", body = Object))
+)]
 async fn one(
     State(state): State<AppState>,
     _user: AuthUser,
@@ -101,6 +130,13 @@ async fn one(
     Ok(Json(definition.as_ref().clone()))
 }
 
+/// An integration's docs, as markdown.
+#[utoipa::path(
+    get,
+    path = "/v1/integrations/{id}/docs",
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 200, description = "Markdown", body = String, content_type = "text/markdown"))
+)]
 async fn docs_for_one(
     State(state): State<AppState>,
     _user: AuthUser,
@@ -110,11 +146,20 @@ async fn docs_for_one(
     Ok(markdown(render_docs(definition)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Names {
+    /// Comma-separated integration ids; none: the index of all.
     names: Option<String>,
 }
 
+/// Several integrations' docs, or the index of all, as markdown.
+#[utoipa::path(
+    get,
+    path = "/v1/integrations/docs",
+    params(Names),
+    responses((status = 200, description = "Markdown", body = String, content_type = "text/markdown"))
+)]
 async fn docs_for_many(
     State(state): State<AppState>,
     _user: AuthUser,

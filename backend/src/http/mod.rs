@@ -1,5 +1,6 @@
 //! The HTTP API: one router per resource, merged here, sharing one state.
 
+mod alerts;
 mod audit;
 mod body_deadline;
 mod cluster;
@@ -11,6 +12,7 @@ mod extract;
 mod integrations;
 mod json_errors;
 mod messages;
+mod openapi;
 mod pages;
 pub(crate) mod paging;
 mod payload_limit;
@@ -31,6 +33,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub(crate) use extract::AuthGrant;
@@ -109,6 +112,8 @@ pub struct Services {
     /// Users and their API tokens: whose token a request carries, and
     /// what it may do.
     pub accounts: Arc<crate::accounts::Accounts>,
+    /// Alert settings, and the alerts sent.
+    pub alerts: crate::alerts::Alerts,
     /// Scripts' HTTP handlers.
     pub http_handlers: crate::triggers::http::HttpHandlers,
     /// The dashboard's sessions and composed reads.
@@ -117,11 +122,33 @@ pub struct Services {
 
 /// `routes`, whose bodies are kept with the runs they start, under the
 /// payload limit.
-fn payload_routes(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+fn payload_routes(routes: OpenApiRouter<AppState>, state: &AppState) -> OpenApiRouter<AppState> {
     routes.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         payload_limit::within,
     ))
+}
+
+/// The JSON API, each route registered with its OpenAPI operation.
+fn api(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(integrations::router())
+        .merge(credentials::router())
+        .merge(scripts::router())
+        .merge(state::router())
+        .merge(payload_routes(runs::router(), state))
+        .merge(replay::router())
+        .merge(run_stream::router())
+        .merge(payload_routes(events::router(), state))
+        .merge(payload_routes(webhooks::router(), state))
+        .merge(webhooks::listing())
+        .merge(messages::router())
+        .merge(endpoints::owners_router())
+        .merge(cluster::router())
+        .merge(audit::router())
+        .merge(tokens::router())
+        .merge(alerts::router())
+        .merge(openapi::router())
 }
 
 /// The whole API.
@@ -130,26 +157,16 @@ pub fn router(
     max_body_bytes: usize,
     body_deadline: std::time::Duration,
 ) -> Router {
+    let (api, doc) = api(&state).split_for_parts();
+    let doc = openapi::finish(doc);
     Router::new()
-        .merge(integrations::router())
-        .merge(credentials::router())
-        .merge(scripts::router())
-        .merge(state::router())
-        .merge(setup::router())
-        .merge(payload_routes(runs::router(), &state))
-        .merge(replay::router())
-        .merge(run_stream::router())
-        .merge(payload_routes(events::router(), &state))
-        .merge(payload_routes(webhooks::router(), &state))
-        .merge(webhooks::listing())
-        .merge(messages::router())
+        .merge(openapi::serve(api, &doc))
         .merge(endpoints::router())
-        .merge(cluster::router())
-        .merge(audit::router())
-        .merge(tokens::router())
+        // Not in the OpenAPI document (docs/openapi.md says why): browser
+        // pages, and MCP, whose JSON-RPC methods and tools list themselves.
+        .merge(setup::router())
         .merge(crate::web::router())
         .merge(crate::mcp::router(&state))
-        .route("/health", axum::routing::get(|| async { "ok" }))
         .fallback(|request: axum::extract::Request| async move {
             // A person who typed a wrong address gets a page; clients, JSON.
             if crate::web::wants_page(&request) {

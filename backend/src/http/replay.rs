@@ -1,13 +1,14 @@
 //! `POST /v1/runs/replay`: finished runs, picked by script, status and
 //! time, queued again with their payloads (see triggers/replay.rs).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
@@ -16,31 +17,44 @@ use crate::store::RunStatus;
 use crate::triggers::replay::MAX_LIMIT;
 use crate::triggers::{ReplayError, ReplayRequest};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/runs/replay", post(replay))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource("runs", OpenApiRouter::new().routes(routes!(replay)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
     script_id: Option<String>,
     /// One status or a list.
     status: Option<Statuses>,
     /// RFC 3339, or Unix ms.
+    #[schema(value_type = Option<Object>)]
     since: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
     until: Option<serde_json::Value>,
     #[serde(default)]
     dry_run: bool,
     limit: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Statuses {
     One(String),
     Many(Vec<String>),
 }
 
+/// Queues finished runs again, with their payloads, picked by script,
+/// status and time (`dry_run` says what would be).
+#[utoipa::path(
+    post,
+    path = "/v1/runs/replay",
+    request_body = ReplayBody,
+    responses(
+        (status = 202, description = "Queued", body = ReplayAnswer),
+        (status = 200, description = "A dry run: what would be queued", body = ReplayAnswer)
+    )
+)]
 async fn replay(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

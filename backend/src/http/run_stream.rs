@@ -8,12 +8,12 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
 use futures_util::StreamExt as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::AuthUser;
 use super::{ApiError, AppState};
@@ -22,10 +22,18 @@ use crate::queue::follow::RunEvent;
 /// A comment this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/runs/{id}/stream", get(stream))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource("runs", OpenApiRouter::new().routes(routes!(stream)))
 }
 
+/// A run as it goes, as server-sent events: `status`, `output`
+/// (`{stream, offset, text}`), and `end`, after which the stream closes.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}/stream",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "Server-sent events", body = String, content_type = "text/event-stream"))
+)]
 async fn stream(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiQuery, AuthUser, parse_json};
 use super::{ApiError, AppState};
@@ -20,29 +21,36 @@ use crate::triggers::{ManualRequest, ManualRunError};
 /// Most runs one page returns.
 const MAX_PAGE: i64 = 200;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/scripts/{id}/run", post(start))
-        .route("/v1/runs", get(list))
-        .route("/v1/runs/{id}", get(one))
-        .route("/v1/runs/{id}/logs", get(logs))
-        .route("/v1/runs/{id}/cancel", post(cancel))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource(
+        "runs",
+        OpenApiRouter::new()
+            .routes(routes!(start))
+            .routes(routes!(list))
+            .routes(routes!(one))
+            .routes(routes!(logs))
+            .routes(routes!(cancel)),
+    )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RunBody {
+    /// The handler to run; needed when the script has more than one.
     handler: Option<String>,
+    /// What the handler receives.
     #[serde(default)]
     payload: serde_json::Value,
     /// Not before this time (RFC 3339).
     run_at: Option<String>,
-    /// Not before this long from now.
+    /// Not before this long from now (`"10m"`, or seconds).
     delay: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WaitQuery {
+    /// Answer when the run ends (or the timeout passes) instead of at once.
     #[serde(default)]
     wait: bool,
     /// Longest wait in seconds (default 60).
@@ -52,6 +60,23 @@ struct WaitQuery {
 /// Longest `Idempotency-Key`, in characters.
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
+/// Starts a run of a script's handler, now or at a time. An
+/// `Idempotency-Key` header makes a retry of the request answer the same run
+/// (marked `Idempotent-Replayed: true`).
+#[utoipa::path(
+    post,
+    path = "/v1/scripts/{id}/run",
+    params(
+        ("id" = String, Path, description = "Script id"),
+        WaitQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters")
+    ),
+    request_body(content = Option<RunBody>, description = "Optional: no body runs the only handler with no payload"),
+    responses(
+        (status = 202, description = "Queued (or still running after `wait`): `{run_id, status, not_before}`", body = Object),
+        (status = 200, description = "With `wait`, the run ended: `{run_id, status, run, method_calls, stdout, stderr}`", body = Object)
+    )
+)]
 async fn start(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -187,17 +212,31 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only this script's runs.
     script_id: Option<String>,
+    /// Only runs with this status (`queued`, `running`, `succeeded`…).
     status: Option<String>,
+    /// Queued before this time (Unix ms).
     before: Option<i64>,
+    /// Queued at or after this time (Unix ms).
     since: Option<i64>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// Runs per page, 1-200 (default 50).
     limit: Option<i64>,
 }
 
+/// The user's runs, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    params(ListQuery),
+    responses((status = 200, description = "A page of runs", body = RunPage))
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -229,6 +268,13 @@ async fn list(
     Ok(Json(RunPage { runs, next_cursor }))
 }
 
+/// A run and its integration calls.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "`{run, method_calls}`", body = Object))
+)]
 async fn one(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -244,6 +290,13 @@ async fn one(
     ))
 }
 
+/// A run's stdout and stderr, as text.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}/logs",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "`--- stdout ---` and `--- stderr ---` sections", body = String, content_type = "text/plain"))
+)]
 async fn logs(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -284,6 +337,13 @@ pub(crate) fn logs_text(run: &crate::store::RunRow, logs: &crate::store::RunLogs
     text
 }
 
+/// Cancels a queued or running run.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{id}/cancel",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "`{run_id, status: \"cancelled\"}`", body = Object))
+)]
 async fn cancel(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

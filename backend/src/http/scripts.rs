@@ -1,40 +1,43 @@
 //! `/v1/scripts`: deploy, list, inspect versions, roll back, delete.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, AuthUser};
 use super::{ApiError, AppState};
 use crate::api::Deployed;
 use crate::deploy::{DeclaredMetadata, DeployRequest};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/scripts/deploy", post(deploy))
-        .route("/v1/scripts", get(list))
-        .route("/v1/scripts/{id}", get(one).delete(remove))
-        .route("/v1/scripts/{id}/versions", get(versions))
-        .route("/v1/scripts/{id}/rollback", post(rollback))
-        .route("/v1/scripts/{id}/schedules", get(schedules))
-        .route(
-            "/v1/scripts/{id}/schedules/{handler}",
-            axum::routing::patch(update_schedule),
-        )
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource(
+        "scripts",
+        OpenApiRouter::new()
+            .routes(routes!(deploy))
+            .routes(routes!(list))
+            .routes(routes!(one, remove))
+            .routes(routes!(versions))
+            .routes(routes!(rollback))
+            .routes(routes!(schedules))
+            .routes(routes!(update_schedule)),
+    )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeployBody {
     pub(crate) name: String,
     /// The component, base64 (standard alphabet).
     pub(crate) component: String,
+    /// What the component declares (`integrations`, `triggers`); must agree with it.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub(crate) metadata: DeclaredMetadata,
     /// Retry policy: `{"max": 0..=10, "on_limits": bool}`.
     retries: Option<crate::store::RetryPolicy>,
@@ -42,6 +45,13 @@ pub(crate) struct DeployBody {
     limits: Option<crate::store::ScriptLimits>,
 }
 
+/// Stores a new version of the script `name` (the script, if new).
+#[utoipa::path(
+    post,
+    path = "/v1/scripts/deploy",
+    request_body = DeployBody,
+    responses((status = 201, description = "The version stored", body = Deployed))
+)]
 async fn deploy(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -92,6 +102,12 @@ pub(crate) fn deployed(version: crate::store::ScriptVersion) -> Deployed {
     }
 }
 
+/// The user's scripts.
+#[utoipa::path(
+    get,
+    path = "/v1/scripts",
+    responses((status = 200, description = "`{scripts: [...]}`", body = Object))
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -100,6 +116,13 @@ async fn list(
     Ok(Json(json!({ "scripts": scripts })))
 }
 
+/// A script with its triggers.
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{id}",
+    params(("id" = String, Path, description = "Script id")),
+    responses((status = 200, description = "`{script, triggers}`", body = Object))
+)]
 async fn one(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -109,6 +132,13 @@ async fn one(
     Ok(Json(json!({ "script": script, "triggers": triggers })))
 }
 
+/// Every stored version of a script.
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{id}/versions",
+    params(("id" = String, Path, description = "Script id")),
+    responses((status = 200, description = "`{versions: [...]}`", body = Object))
+)]
 async fn versions(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -118,12 +148,20 @@ async fn versions(
     Ok(Json(json!({ "versions": versions })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RollbackBody {
     version: i64,
 }
 
+/// Makes an earlier version the one that runs.
+#[utoipa::path(
+    post,
+    path = "/v1/scripts/{id}/rollback",
+    params(("id" = String, Path, description = "Script id")),
+    request_body = RollbackBody,
+    responses((status = 200, description = "`{script}`", body = Object))
+)]
 async fn rollback(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -134,6 +172,13 @@ async fn rollback(
     Ok(Json(json!({ "script": script })))
 }
 
+/// Deletes a script, its versions and triggers; cancels its queued runs.
+#[utoipa::path(
+    delete,
+    path = "/v1/scripts/{id}",
+    params(("id" = String, Path, description = "Script id")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -143,6 +188,13 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A script's cron schedules and their policies.
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{id}/schedules",
+    params(("id" = String, Path, description = "Script id")),
+    responses((status = 200, description = "`{schedules: [...]}`", body = Object))
+)]
 async fn schedules(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -152,6 +204,17 @@ async fn schedules(
     Ok(Json(json!({ "schedules": schedules })))
 }
 
+/// Pauses or resumes a schedule, or changes its catch-up and overlap policies.
+#[utoipa::path(
+    patch,
+    path = "/v1/scripts/{id}/schedules/{handler}",
+    params(
+        ("id" = String, Path, description = "Script id"),
+        ("handler" = String, Path, description = "The scheduled handler")
+    ),
+    request_body = crate::store::SchedulePatch,
+    responses((status = 200, description = "`{schedule}`", body = Object))
+)]
 async fn update_schedule(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

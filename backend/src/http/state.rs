@@ -1,13 +1,14 @@
 //! `/v1/scripts/{id}/state[/{key}]`: a script's state, to inspect, restore
 //! and reset. Keys may hold `/`: the key is the rest of the path, decoded.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery, AuthUser};
 use super::{ApiError, AppState};
@@ -16,27 +17,35 @@ use crate::api::{StateEntryView, StatePage};
 /// Most entries one page returns.
 const MAX_PAGE: i64 = 500;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/scripts/{id}/state",
-            get(list).put(replace).delete(clear),
-        )
-        .route(
-            "/v1/scripts/{id}/state/{*key}",
-            get(one).put(set).delete(remove),
-        )
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource(
+        "state",
+        OpenApiRouter::new()
+            .routes(routes!(list, replace, clear))
+            .routes(routes!(one, set, remove)),
+    )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only keys starting with this.
     #[serde(default)]
     prefix: String,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// Entries per page, 1-500 (default 100).
     limit: Option<i64>,
 }
 
+/// A script's state entries in key order, with its usage and quota.
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{id}/state",
+    params(("id" = String, Path, description = "Script id"), ListQuery),
+    responses((status = 200, description = "A page of entries", body = StatePage))
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -56,6 +65,13 @@ async fn list(
     }))
 }
 
+/// One entry.
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{id}/state/{*key}",
+    params(("id" = String, Path, description = "Script id"), ("key" = String, Path, description = "The key; may hold `/`")),
+    responses((status = 200, description = "`{entry}`", body = Object))
+)]
 async fn one(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -65,13 +81,21 @@ async fn one(
     Ok(Json(json!({ "entry": StateEntryView::from(entry) })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SetBody {
     value: serde_json::Value,
     ttl_seconds: Option<i64>,
 }
 
+/// Writes one entry.
+#[utoipa::path(
+    put,
+    path = "/v1/scripts/{id}/state/{*key}",
+    params(("id" = String, Path, description = "Script id"), ("key" = String, Path, description = "The key; may hold `/`")),
+    request_body = SetBody,
+    responses((status = 200, description = "`{entry}`", body = Object))
+)]
 async fn set(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -85,6 +109,13 @@ async fn set(
     Ok(Json(json!({ "entry": StateEntryView::from(entry) })))
 }
 
+/// Deletes one entry.
+#[utoipa::path(
+    delete,
+    path = "/v1/scripts/{id}/state/{*key}",
+    params(("id" = String, Path, description = "Script id"), ("key" = String, Path, description = "The key; may hold `/`")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -94,7 +125,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplaceBody {
     entries: Vec<ReplaceEntry>,
@@ -102,7 +133,7 @@ struct ReplaceBody {
 
 /// An entry as the list shows it (its `updatedAt` and `runId` are not
 /// kept), or with `ttlSeconds` instead of `expiresAt`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ReplaceEntry {
     key: String,
@@ -115,6 +146,14 @@ struct ReplaceEntry {
     _run_id: Option<String>,
 }
 
+/// Replaces a script's whole state (a restore).
+#[utoipa::path(
+    put,
+    path = "/v1/scripts/{id}/state",
+    params(("id" = String, Path, description = "Script id")),
+    request_body = ReplaceBody,
+    responses((status = 200, description = "`{usage}`", body = Object))
+)]
 async fn replace(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -144,6 +183,13 @@ async fn replace(
     Ok(Json(json!({ "usage": usage })))
 }
 
+/// Deletes every entry of a script's state.
+#[utoipa::path(
+    delete,
+    path = "/v1/scripts/{id}/state",
+    params(("id" = String, Path, description = "Script id")),
+    responses((status = 200, description = "`{deleted}`: how many", body = Object))
+)]
 async fn clear(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

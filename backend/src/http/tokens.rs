@@ -1,28 +1,37 @@
 //! API tokens (`/v1/tokens`: a user's own, listed, made and revoked) and
 //! users (`/v1/admin/users`: the operator's, with the operator's token).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, AuthGrant, AuthUser, Operator};
 use super::{ApiError, AppState};
 use crate::accounts::{AccountError, TokenRequest};
 use crate::store::Scope;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tokens", get(list).post(create))
-        .route("/v1/tokens/{id}", delete(revoke))
-        .route("/v1/admin/users", get(users).post(create_user))
-        .route("/v1/admin/users/{id}", delete(remove_user))
-        .route("/v1/admin/users/{id}/tokens", delete(revoke_all))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    let tokens = OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke));
+    let users = OpenApiRouter::new()
+        .routes(routes!(users, create_user))
+        .routes(routes!(remove_user))
+        .routes(routes!(revoke_all));
+    super::openapi::resource("tokens", tokens).merge(super::openapi::resource("admin", users))
 }
 
+/// The user's tokens (never their values).
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    responses((status = 200, description = "`{tokens: [...]}`", body = Object))
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -31,7 +40,7 @@ async fn list(
     Ok(Json(json!({ "tokens": tokens })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTokenBody {
     name: String,
@@ -41,6 +50,14 @@ struct NewTokenBody {
     expires_in: Option<String>,
 }
 
+/// Makes a token for the caller, with at most the caller's scopes. Its
+/// value is answered once, here.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    request_body = NewTokenBody,
+    responses((status = 201, description = "The token's record, with `token`: its value", body = Object))
+)]
 async fn create(
     State(state): State<AppState>,
     AuthGrant(grant): AuthGrant,
@@ -83,6 +100,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
+/// Revokes one of the user's tokens.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204, description = "Revoked"))
+)]
 async fn revoke(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -92,6 +116,12 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Every user.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/users",
+    responses((status = 200, description = "`{users: [...]}`", body = Object))
+)]
 async fn users(
     State(state): State<AppState>,
     _operator: Operator,
@@ -100,12 +130,19 @@ async fn users(
     Ok(Json(json!({ "users": users })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
     name: String,
 }
 
+/// Makes a user, with a first token holding every scope.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/users",
+    request_body = NewUserBody,
+    responses((status = 201, description = "`{user, token}`", body = Object))
+)]
 async fn create_user(
     State(state): State<AppState>,
     _operator: Operator,
@@ -118,6 +155,13 @@ async fn create_user(
     ))
 }
 
+/// Deletes a user and everything theirs.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/users/{id}",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove_user(
     State(state): State<AppState>,
     _operator: Operator,
@@ -127,6 +171,13 @@ async fn remove_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Revokes every token of a user.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/users/{id}/tokens",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "`{revoked}`: how many", body = Object))
+)]
 async fn revoke_all(
     State(state): State<AppState>,
     _operator: Operator,

@@ -3,28 +3,35 @@
 //! and which of those URLs a script listens through.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::AuthUser;
 use super::{ApiError, AppState};
 use crate::triggers::Submitted;
 use crate::triggers::webhook::{WebhookAnswer, WebhookError};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/{integration}/{user_id}", post(deliver))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::resource("webhooks", OpenApiRouter::new().routes(routes!(deliver)))
 }
 
 /// `GET /v1/scripts/{id}/webhooks`: the URLs a script's events arrive by.
-pub(super) fn listing() -> Router<AppState> {
-    Router::new().route("/v1/scripts/{id}/webhooks", get(for_script))
+pub(super) fn listing() -> OpenApiRouter<AppState> {
+    super::openapi::resource("webhooks", OpenApiRouter::new().routes(routes!(for_script)))
 }
 
+/// The webhook URLs a script's events arrive by.
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{id}/webhooks",
+    params(("id" = String, Path, description = "Script id")),
+    responses((status = 200, description = "`{webhooks: [...]}`", body = Object))
+)]
 async fn for_script(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -38,6 +45,23 @@ async fn for_script(
     Ok(Json(json!({ "webhooks": webhooks })))
 }
 
+/// A provider's delivery (Slack, Shopify, GitHub…), checked by its
+/// signature, as an event for the user's scripts. Slack's URL check is
+/// answered with its `challenge`.
+#[utoipa::path(
+    post,
+    path = "/webhooks/{integration}/{user_id}",
+    params(
+        ("integration" = String, Path, description = "Integration id"),
+        ("user_id" = String, Path, description = "The user the delivery is for")
+    ),
+    request_body(content = Object, description = "The provider's payload, as it sends it"),
+    responses((
+        status = 200,
+        description = "`{ok, event_id, duplicate, run_ids}`, or `{challenge}`",
+        body = Object
+    ))
+)]
 async fn deliver(
     State(state): State<AppState>,
     Path((integration, user_id)): Path<(String, String)>,

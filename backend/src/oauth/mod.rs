@@ -1,11 +1,14 @@
 //! The OAuth 2.0 authorization-code flow with PKCE (S256), and token refresh
 //! before runs, shared by concurrent runs (single flight).
 
+mod ahead;
 mod callback_errors;
 mod client_config;
 mod host_credentials;
 mod http_client;
 mod token;
+
+pub use ahead::RefreshAhead;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -385,6 +388,18 @@ impl OAuth {
         user_id: &str,
         definition: &IntegrationDefinition,
     ) -> Result<(), OAuthError> {
+        self.refresh_within(user_id, definition, self.refresh_window)
+            .await
+    }
+
+    /// `refresh_if_needed` with its own window: the background refresh
+    /// (oauth/ahead.rs) looks further ahead than a run does.
+    pub async fn refresh_within(
+        &self,
+        user_id: &str,
+        definition: &IntegrationDefinition,
+        window: Duration,
+    ) -> Result<(), OAuthError> {
         let Some(spec) = oauth_spec(definition) else {
             return Ok(());
         };
@@ -406,7 +421,7 @@ impl OAuth {
         if access.expires_at != seen_before {
             return Ok(()); // Another run refreshed it while this one waited.
         }
-        let window = i64::try_from(self.refresh_window.as_millis()).unwrap_or(i64::MAX);
+        let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         match access.expires_at {
             Some(expires_at) if expires_at - now_millis() <= window => {}
             _ => return Ok(()),

@@ -4,6 +4,7 @@
 //! code of every kind but the queue (engine.rs); each has a queue of its
 //! own (sqlite/queue.rs, postgres/queue.rs).
 
+mod alerts;
 mod audit;
 mod calls;
 mod credentials;
@@ -14,6 +15,7 @@ mod http_endpoints;
 mod ids;
 mod integrations;
 mod kinds;
+mod leases;
 mod messages;
 mod models;
 mod nodes;
@@ -37,6 +39,9 @@ mod users;
 mod web_sessions;
 mod write_once;
 
+pub use alerts::{
+    AlertGroup, AlertMessage, AlertSettings, AlertStore, Failure, GroupHit, RUN_FAILED,
+};
 pub use audit::AuditStore;
 pub use calls::CallStore;
 pub use credentials::CredentialStore;
@@ -45,6 +50,7 @@ pub use http_endpoints::{HttpEndpoint, HttpEndpointStore, SealedSecret};
 pub use ids::{id_time, new_id};
 pub use integrations::IntegrationStore;
 pub use kinds::*;
+pub use leases::LeaseStore;
 pub use messages::MessageStore;
 pub use models::*;
 pub use nodes::NodeStore;
@@ -132,6 +138,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store:
     UserStore
     + TokenStore
+    + AlertStore
+    + LeaseStore
     + IntegrationStore
     + CredentialStore
     + ScriptStore

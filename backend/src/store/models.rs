@@ -164,7 +164,9 @@ pub struct NewScriptVersion {
 
 /// Run limits a script asks for at deploy; unset ones use the server's
 /// defaults. Checked against the server's maxima before they are stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptLimits {
     /// Wall-clock limit in milliseconds.
@@ -185,7 +187,7 @@ pub struct ScriptSettings {
 }
 
 /// How failed runs of a script are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -244,7 +246,7 @@ pub struct StartedRun {
 }
 
 /// One run, queued, running or finished.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RunRow {
     /// Run id.
     pub id: String,
@@ -453,7 +455,7 @@ pub struct ScheduleRow {
 }
 
 /// Changes to a schedule's policies.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulePatch {
     /// Pause or resume.
@@ -494,7 +496,7 @@ pub struct MethodCallRow {
 }
 
 /// A message in a user's outbox (the `messaging` integration).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct MessageRow {
     /// Message id.
     pub id: String,

@@ -41,7 +41,7 @@ pub struct ReplayPlan {
 }
 
 /// Why a matched run was not queued again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// Its script was deleted.
@@ -56,7 +56,7 @@ pub enum SkipReason {
 }
 
 /// A run queued again (or, on a dry run, that would be).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplayedRun {
     /// The run replayed.
     pub original: String,
@@ -71,7 +71,7 @@ pub struct ReplayedRun {
 }
 
 /// A matched run that was not queued again.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkippedRun {
     /// The run.
     pub run_id: String,

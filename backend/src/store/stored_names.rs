@@ -48,6 +48,18 @@ macro_rules! stored_names {
             }
         }
 
+        // In the OpenAPI document: a string of one of the names.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text,)+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl PartialEq<&str> for $name {
             fn eq(&self, name: &&str) -> bool {
                 self.as_str() == *name

@@ -262,6 +262,17 @@ impl Scheduler {
     }
 
     async fn tick(&self, script_id: &str, handler: &str, tick_at: i64) {
+        // Held, not claimed: a catch-up policy runs it once reconnected.
+        match self.store.tick_held_by(script_id).await {
+            Ok(Some(integration)) => {
+                tracing::info!(script = script_id, handler, tick_at, integration = %integration, "cron tick held: a credential needs reconnecting");
+                return;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(script = script_id, error = %err, "checking a tick's credentials failed; ticking")
+            }
+        }
         match self.store.record_tick(script_id, handler, tick_at).await {
             Ok(Some(run)) => {
                 tracing::info!(run_id = %run.id, script = script_id, handler, tick_at, lag_ms = now_millis() - tick_at, "cron tick queued a run");

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// that is not a public unicast address (loopback, private ranges, link-local
 /// including cloud metadata endpoints, CGNAT, multicast, documentation and
 /// reserved ranges), including IPv4 addresses smuggled inside IPv6.
-pub(crate) fn is_restricted(ip: IpAddr) -> bool {
+pub fn is_restricted(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_restricted_v4(v4),
         IpAddr::V6(v6) => {

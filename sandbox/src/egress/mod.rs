@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub(crate) use address::is_restricted;
+pub use address::is_restricted;
 use internal::HostServiceHandle;
 pub use internal::{
     HostFuture, HostRequest, HostResponse, HostService, INTERNAL_HOST, MAX_INTERNAL_BODY,

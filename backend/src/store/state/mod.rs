@@ -45,7 +45,9 @@ pub struct StateEntry {
 }
 
 /// What a script's state takes: entries, and bytes of keys and values.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct StateUsage {
     /// Entries.
     pub keys: i64,
@@ -54,7 +56,7 @@ pub struct StateUsage {
 }
 
 /// The most state one script may keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateQuota {
     /// Most entries.
