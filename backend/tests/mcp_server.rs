@@ -193,6 +193,17 @@ async fn an_mcp_client_reads_docs_lists_scripts_and_runs_one() {
     // it lacks; nothing is run, posted or deployed.
     let read_only = &seen["read_only"];
     assert_ne!(read_only["scripts"]["isError"], true, "{read_only}");
+    // It sees its connections, but no link that would replace one.
+    let connections = &read_only["connections"]["structuredContent"]["connections"];
+    assert!(!connections.as_array().unwrap().is_empty(), "{read_only}");
+    assert!(
+        connections
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["setup_url"].is_null()),
+        "{connections}"
+    );
     for (tool, scope) in [("run", "run"), ("event", "events"), ("deploy", "deploy")] {
         let answer = &read_only[tool];
         assert_eq!(answer["isError"], true, "{tool}: {answer}");

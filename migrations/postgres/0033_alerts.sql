@@ -38,6 +38,9 @@ CREATE TABLE alert_groups (
     last_error      TEXT,
     first_sent_at   BIGINT,
     summary_sent_at BIGINT,
+    -- Failed sends of the pending message, and when it goes again.
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_try_at     BIGINT,
     UNIQUE (user_id, script_id, kind, window_start)
 );
 CREATE INDEX alert_groups_by_user ON alert_groups (user_id, window_start);

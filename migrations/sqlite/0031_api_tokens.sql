@@ -9,8 +9,11 @@ ALTER TABLE api_tokens ADD COLUMN name TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE api_tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT 'read,deploy,run,events';
 ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;
 ALTER TABLE api_tokens ADD COLUMN last_used_at BIGINT;
-UPDATE api_tokens SET id = 'tok_' || substr(token_hash, 1, 24) WHERE id IS NULL;
+-- A random id: nothing of the token's hash shows in listings.
+UPDATE api_tokens SET id = 'tok_' || lower(hex(randomblob(12))) WHERE id IS NULL;
 CREATE UNIQUE INDEX api_tokens_by_id ON api_tokens (id);
 CREATE UNIQUE INDEX api_tokens_by_user_name ON api_tokens (user_id, name);
 ALTER TABLE web_sessions ADD COLUMN token_id TEXT;
+-- Sessions from before cannot be tied to a token: signed out.
+DELETE FROM web_sessions WHERE token_id IS NULL;
 CREATE INDEX web_sessions_by_token ON web_sessions (token_id);

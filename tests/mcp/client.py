@@ -138,6 +138,7 @@ async def read_only_calls(url, token, script_id, components):
             async with ClientSession(streams[0], streams[1]) as session:
                 await session.initialize()
                 out["scripts"] = dump(await session.call_tool("list_scripts", {}))
+                out["connections"] = dump(await session.call_tool("connections", {}))
                 out["run"] = dump(await session.call_tool("run_script", {"script_id": script_id}))
                 out["event"] = dump(
                     await session.call_tool("send_event", {"type": "order.created"})

@@ -30,6 +30,9 @@ pub(super) struct Deliver {
 /// One alert, as every channel words it.
 struct Alert {
     kind: &'static str,
+    /// Whether this is a try again after a failed send: the outbox, which
+    /// took it the first time, is not written twice.
+    again: bool,
     script_id: String,
     run_id: String,
     subject: String,
@@ -47,9 +50,7 @@ impl Deliver {
         base_url: &str,
         allow_private_webhooks: bool,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
+        let http = webhook_client()
             .build()
             .expect("a plain HTTP client builds");
         Self {
@@ -101,6 +102,7 @@ impl Deliver {
         };
         let alert = Alert {
             kind: "run_failed",
+            again: group.attempts > 0,
             script_id: group.script_id.clone(),
             run_id: group.last_run_id.clone(),
             subject: format!("roost: `{}` {what}", group.subject),
@@ -137,6 +139,7 @@ impl Deliver {
             .unwrap_or_default();
         let alert = Alert {
             kind: "reconnect_needed",
+            again: false,
             script_id: String::new(),
             run_id: String::new(),
             subject: format!("roost: reconnect {integration}"),
@@ -163,6 +166,7 @@ impl Deliver {
     ) -> Result<(), String> {
         for channel in &settings.channels {
             let sent = match channel.as_str() {
+                "outbox" if alert.again => Ok(()),
                 "outbox" => self
                     .store
                     .insert_alert_message(
@@ -240,8 +244,17 @@ impl Deliver {
         let (Some(url), Some(nonce)) = (&settings.webhook_url, &settings.webhook_nonce) else {
             return Err("no webhook_url is set".into());
         };
-        // Checked again at each send: the name may point elsewhere now.
-        check_webhook_url(url, self.allow_private_webhooks).await?;
+        // Checked again at each send, and the request goes to the very
+        // addresses checked: a name that resolves elsewhere the second time
+        // (DNS rebinding) cannot turn it inwards.
+        let pinned = check_webhook_url(url, self.allow_private_webhooks).await?;
+        let http = match pinned {
+            None => self.http.clone(),
+            Some((host, addresses)) => webhook_client()
+                .resolve_to_addrs(&host, &addresses)
+                .build()
+                .map_err(|err| format!("building the webhook's client failed: {err}"))?,
+        };
         let body = alert.json.to_string();
         let timestamp = now_millis() / 1000;
         let secret = self.webhook_secret(user_id, nonce);
@@ -249,8 +262,7 @@ impl Deliver {
             .expect("HMAC takes any key length");
         mac.update(format!("{timestamp}.{body}").as_bytes());
         let signature = hex::encode(mac.finalize().into_bytes());
-        let response = self
-            .http
+        let response = http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("X-Roost-Timestamp", timestamp.to_string())
@@ -266,27 +278,40 @@ impl Deliver {
     }
 }
 
+/// How webhooks are sent: a short timeout, and no redirects (a redirect
+/// could lead anywhere the check did not look).
+fn webhook_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(WEBHOOK_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+}
+
 /// Refuses a webhook URL that is not http(s), or whose host is (or
 /// resolves to) a loopback, private or link-local address, unless the
-/// operator allows those (`alert_webhooks_private`).
-pub(super) async fn check_webhook_url(url: &str, allow_private: bool) -> Result<(), String> {
+/// operator allows those (`alert_webhooks_private`). The host and the
+/// addresses checked, to send to them only (`None` when not checked).
+pub(super) async fn check_webhook_url(
+    url: &str,
+    allow_private: bool,
+) -> Result<Option<(String, Vec<std::net::SocketAddr>)>, String> {
     let parsed =
         reqwest::Url::parse(url).map_err(|err| format!("`webhook_url` is not a URL: {err}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err("`webhook_url` is an http:// or https:// URL".into());
     }
     if allow_private {
-        return Ok(());
+        return Ok(None);
     }
     let host = parsed
         .host_str()
         .unwrap_or_default()
         .trim_matches(['[', ']']);
     let port = parsed.port_or_known_default().unwrap_or(443);
-    let addresses = tokio::net::lookup_host((host, port))
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|err| format!("`webhook_url`'s host does not resolve: {err}"))?;
-    for address in addresses {
+        .map_err(|err| format!("`webhook_url`'s host does not resolve: {err}"))?
+        .collect();
+    for address in &addresses {
         if roost_sandbox::is_restricted(address.ip()) {
             return Err(format!(
                 "`webhook_url` points to a private address ({}); alerts go to public addresses",
@@ -294,7 +319,7 @@ pub(super) async fn check_webhook_url(url: &str, allow_private: bool) -> Result<
             ));
         }
     }
-    Ok(())
+    Ok(Some((host.to_string(), addresses)))
 }
 
 /// A Unix-ms time as `HH:MM:SS`, UTC.

@@ -35,6 +35,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// finish may have queued is committed and seen.
 const SETTLE_MS: i64 = 1_000;
 
+/// Tries of one message before it is given up.
+const MAX_ATTEMPTS: i64 = 8;
+
 /// The default window: one message per script per hour at most.
 pub const DEFAULT_WINDOW_SECS: i64 = 3600;
 
@@ -158,8 +161,16 @@ impl Alerts {
                 .failures(&group, message, told, &effective)
                 .await
             {
-                tracing::warn!(alert = %group.id, error = %err, "an alert could not be sent; it goes again");
-                self.store.release_alert(&group.id, message).await?;
+                if group.attempts + 1 >= MAX_ATTEMPTS {
+                    tracing::warn!(alert = %group.id, error = %err, attempts = group.attempts + 1, "an alert could not be sent; given up");
+                    continue;
+                }
+                // Backs off: 2 s, 4 s, … up to 5 min between tries.
+                let wait_ms = (1_000_i64 << (group.attempts + 1).min(9)).min(300_000);
+                tracing::warn!(alert = %group.id, error = %err, retry_in_ms = wait_ms, "an alert could not be sent; it goes again");
+                self.store
+                    .release_alert(&group.id, message, now + wait_ms)
+                    .await?;
             }
         }
         Ok(())

@@ -190,6 +190,7 @@ async fn check(settings: &AlertSettings, allow_private_webhooks: bool) -> Result
         (None, true) => invalid("the webhook channel needs `webhook_url`".into()),
         (Some(url), _) => super::deliver::check_webhook_url(url, allow_private_webhooks)
             .await
+            .map(|_| ())
             .map_err(AlertError::Invalid),
         (None, false) => Ok(()),
     }

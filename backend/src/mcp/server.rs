@@ -87,9 +87,13 @@ impl ServerHandler for Roost {
             let call = ToolCallContext::new(self, request, context);
             return self.tool_router.call(call).await;
         }
-        if let Some(parts) = context.extensions.get::<Parts>()
-            && let Some(refused) =
-                super::tools::refused_scope(parts, crate::store::Scope::Run, &request.name)?
+        // Fails closed: a request without its grant runs no script.
+        let parts = context
+            .extensions
+            .get::<Parts>()
+            .ok_or_else(|| ErrorData::internal_error("request not authenticated", None))?;
+        if let Some(refused) =
+            super::tools::refused_scope(parts, crate::store::Scope::Run, &request.name)?
         {
             return Ok(super::tools::tool_error(refused).await?.into());
         }

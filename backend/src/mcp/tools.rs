@@ -536,6 +536,9 @@ impl Roost {
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
         let user = user(&parts)?;
+        // A setup link replaces the user's credential: it takes `deploy`,
+        // as `POST /v1/integrations/{id}/setup_link` does.
+        let links = refused_scope(&parts, crate::store::Scope::Deploy, "connections")?.is_none();
         let connections = match self.state.web.dashboard.connections(&user.id).await {
             Ok(connections) => connections,
             Err(err) => return tool_error(err.into()).await,
@@ -548,7 +551,7 @@ impl Roost {
                     "name": c.name,
                     "standing": c.standing.as_str(),
                     "used_by": c.used_by,
-                    "setup_url": c.setup_url,
+                    "setup_url": links.then_some(c.setup_url),
                 })
             })
             .collect();

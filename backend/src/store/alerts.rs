@@ -80,6 +80,8 @@ pub struct AlertGroup {
     pub last_error: Option<String>,
     pub first_sent_at: Option<i64>,
     pub summary_sent_at: Option<i64>,
+    /// Failed sends of the pending message so far.
+    pub attempts: i64,
 }
 
 /// Which message of a group.
@@ -94,6 +96,10 @@ pub enum AlertMessage {
 /// The kind of a run failure group.
 pub const RUN_FAILED: &str = "run_failed";
 
+/// A window's summary is due once the scan has passed its end: every
+/// failure in it is counted by then.
+const SCANNED_TO: &str = "(SELECT scanned_to FROM alert_cursor WHERE id = 1)";
+
 /// Most failures read by one scan.
 const SCAN_BATCH: i64 = 5000;
 
@@ -101,7 +107,7 @@ const SETTINGS_COLUMNS: &str = "script_id, enabled, channels, slack_channel, ema
      webhook_url, webhook_nonce, window_secs, updated_at, pause_on_reconnect";
 
 const GROUP_COLUMNS: &str = "id, user_id, script_id, subject, kind, window_start, window_end, count, \
-     sent_count, notify_first, last_run_id, last_status, last_error, first_sent_at, summary_sent_at";
+     sent_count, notify_first, last_run_id, last_status, last_error, first_sent_at, summary_sent_at, attempts";
 
 #[async_trait]
 pub trait AlertStore: Send + Sync {
@@ -129,8 +135,14 @@ pub trait AlertStore: Send + Sync {
         message: AlertMessage,
         now: i64,
     ) -> StoreResult<Option<AlertGroup>>;
-    /// Gives a claimed message back after its sending failed.
-    async fn release_alert(&self, id: &str, message: AlertMessage) -> StoreResult<()>;
+    /// Gives a claimed message back after its sending failed, to go again
+    /// at `retry_at`.
+    async fn release_alert(
+        &self,
+        id: &str,
+        message: AlertMessage,
+        retry_at: i64,
+    ) -> StoreResult<()>;
     /// The user's latest groups, newest first.
     async fn recent_alert_groups(&self, user_id: &str, limit: i64) -> StoreResult<Vec<AlertGroup>>;
     /// Credentials that need reconnecting and were not yet told, each
@@ -309,7 +321,8 @@ where
     async fn due_alert_groups(&self, now: i64) -> StoreResult<Vec<AlertGroup>> {
         let rows = sqlx::query(&format!(
             "SELECT {GROUP_COLUMNS} FROM alert_groups WHERE summary_sent_at IS NULL \
-             AND ((notify_first = 1 AND first_sent_at IS NULL) OR window_end <= $1) \
+             AND (next_try_at IS NULL OR next_try_at <= $1) \
+             AND ((notify_first = 1 AND first_sent_at IS NULL) OR window_end <= {SCANNED_TO}) \
              ORDER BY window_start LIMIT 500"
         ))
         .bind(now)
@@ -331,7 +344,8 @@ where
             }
             AlertMessage::Summary => {
                 "UPDATE alert_groups SET summary_sent_at = $1 \
-                 WHERE id = $2 AND summary_sent_at IS NULL AND window_end <= $1"
+                 WHERE id = $2 AND summary_sent_at IS NULL \
+                 AND window_end <= (SELECT scanned_to FROM alert_cursor WHERE id = 1)"
             }
         };
         let done = sqlx::query(claim)
@@ -351,14 +365,27 @@ where
         group_from_row(&row).map(Some)
     }
 
-    async fn release_alert(&self, id: &str, message: AlertMessage) -> StoreResult<()> {
+    async fn release_alert(
+        &self,
+        id: &str,
+        message: AlertMessage,
+        retry_at: i64,
+    ) -> StoreResult<()> {
         let release = match message {
             AlertMessage::First => {
-                "UPDATE alert_groups SET first_sent_at = NULL, sent_count = 0 WHERE id = $1"
+                "UPDATE alert_groups SET first_sent_at = NULL, sent_count = 0, \
+                 attempts = attempts + 1, next_try_at = $2 WHERE id = $1"
             }
-            AlertMessage::Summary => "UPDATE alert_groups SET summary_sent_at = NULL WHERE id = $1",
+            AlertMessage::Summary => {
+                "UPDATE alert_groups SET summary_sent_at = NULL, attempts = attempts + 1, \
+                 next_try_at = $2 WHERE id = $1"
+            }
         };
-        sqlx::query(release).bind(id).execute(&self.pool).await?;
+        sqlx::query(release)
+            .bind(id)
+            .bind(retry_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -511,5 +538,6 @@ where
         last_error: row.try_get("last_error")?,
         first_sent_at: row.try_get("first_sent_at")?,
         summary_sent_at: row.try_get("summary_sent_at")?,
+        attempts: row.try_get("attempts")?,
     })
 }

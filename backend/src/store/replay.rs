@@ -281,10 +281,12 @@ where
 
 /// A new queued first attempt replaying run `$10`: `$1` id, `$2` user,
 /// `$3` script, `$4` version, `$5` handler, `$6` trigger kind, `$7`
-/// trigger spec, `$8` payload, `$9` now.
+/// trigger spec, `$8` payload, `$9` now. It keeps the original's
+/// concurrency key and limit, as a retry does.
 const INSERT_REPLAY_SQL: &str = "INSERT INTO runs (id, user_id, script_id, script_version, handler, \
-     trigger_kind, trigger_spec, payload, status, attempt, queued_at, replay_of) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9, $10)";
+     trigger_kind, trigger_spec, payload, status, attempt, queued_at, replay_of, concurrency_key, \
+     concurrency_limit) SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, $9, $10, o.concurrency_key, \
+     o.concurrency_limit FROM runs o WHERE o.id = $10";
 
 /// `FROM … WHERE …` of the runs `filter` matches: the user's (`$1`) last
 /// attempts of their chains, in the filter's statuses (written in, from
