@@ -210,6 +210,22 @@ fn a_user_manages_scripts_events_and_connections_from_the_cli() {
     assert_eq!(none.status.code(), Some(2));
     cli.ok(&["credentials", "delete", "sendgrid"]);
 
+    // The older listings: `--json`, and refusals with their code.
+    let runs: serde_json::Value = serde_json::from_str(&cli.ok(&["runs", "--json"])).unwrap();
+    assert!(runs["runs"].as_array().unwrap().len() >= 3, "{runs}");
+    let messages: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["messages", "--json"])).unwrap();
+    assert!(messages["messages"].is_array(), "{messages}");
+    let no_run = cli.refused(&["logs", "run_nope"]);
+    assert!(
+        no_run.contains("404 Not Found") && no_run.contains("(not_found)"),
+        "{no_run}"
+    );
+    let bad_status = cli.refused(&["runs", "--status", "sleepy"]);
+    assert!(
+        bad_status.contains("400 Bad Request") && bad_status.contains("("),
+        "{bad_status}"
+    );
     cli.ok(&["scripts", "delete", "echo"]);
     let gone = cli.run(&["scripts", "show", "echo"]);
     assert_eq!(gone.status.code(), Some(2), "{}", text(&gone.stderr));

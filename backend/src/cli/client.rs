@@ -155,8 +155,16 @@ async fn print_text(server: &ServerArgs, path: &str) -> anyhow::Result<ExitCode>
         print!("{text}");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("roost: {status}: {text}");
+        eprintln!("roost: {}", refusal(status, &text));
         Ok(ExitCode::from(1))
+    }
+}
+
+/// A refusal as one line: the server's message and code, never its JSON.
+fn refusal(status: reqwest::StatusCode, text: &str) -> String {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => format!("{status}: {} ({})", body.error.message, body.error.code),
+        Err(_) => format!("{status}: {}", text.trim()),
     }
 }
 
@@ -174,6 +182,9 @@ pub(super) struct RunsArgs {
     /// How many (fetched page by page).
     #[arg(long, default_value_t = 20)]
     limit: u32,
+    /// Print the runs as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
     // Optional only so that `runs replay` (with its own) parses without it.
     #[command(flatten)]
     server: Option<ServerArgs>,
@@ -187,6 +198,9 @@ pub(super) struct MessagesArgs {
     /// How many (fetched page by page).
     #[arg(long, default_value_t = 20)]
     limit: u32,
+    /// Print the messages as JSON.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -234,11 +248,7 @@ async fn listing<P: Page>(
         }
         let (status, text) = get(server, &query).await?;
         if !status.is_success() {
-            let message = match serde_json::from_str::<ErrorBody>(&text) {
-                Ok(body) => body.error.message,
-                Err(_) => text,
-            };
-            return Ok(Err(format!("{status}: {message}")));
+            return Ok(Err(refusal(status, &text)));
         }
         let (page, next) = serde_json::from_str::<P>(&text)
             .context("the server's page is not one")?
@@ -274,21 +284,27 @@ pub(super) fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         };
-        println!(
-            "{:<30} {:<30} {:>3} {:<15} {:>9}  error",
-            "run", "script", "v", "status", "ms"
-        );
-        for run in &runs {
+        if args.json {
             println!(
-                "{:<30} {:<30} {:>3} {:<15} {:>9}  {}",
-                run.id,
-                run.script_id,
-                run.script_version,
-                run.status.as_str(),
-                run.duration_ms.map(|ms| ms.to_string()).unwrap_or_default(),
-                run.error.as_deref().unwrap_or(""),
+                "{}",
+                serde_json::to_string_pretty(&json!({ "runs": runs }))?
             );
+            return Ok(ExitCode::SUCCESS);
         }
+        let rows = runs
+            .iter()
+            .map(|run| {
+                vec![
+                    run.id.clone(),
+                    run.script_id.clone(),
+                    run.script_version.to_string(),
+                    run.status.as_str().to_string(),
+                    run.duration_ms.map(|ms| ms.to_string()).unwrap_or_default(),
+                    run.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        super::table::print(&["run", "script", "v", "status", "ms", "error"], rows);
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -307,6 +323,13 @@ pub(super) fn messages(args: MessagesArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "messages": messages }))?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         for message in &messages {
             let mut head = vec![format!(
                 "{} from {} (run {})",
