@@ -9,6 +9,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
+use serde_json::json;
 use support::process::{Server, roost, text};
 
 struct Cli<'a> {
@@ -216,6 +217,22 @@ fn a_user_manages_scripts_events_and_connections_from_the_cli() {
     let messages: serde_json::Value =
         serde_json::from_str(&cli.ok(&["messages", "--json"])).unwrap();
     assert!(messages["messages"].is_array(), "{messages}");
+    let registry: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["integrations", "list", "--json"])).unwrap();
+    assert!(registry.to_string().contains("sendgrid"), "{registry}");
+    let hooks: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["hooks", "list", "echo", "--json"])).unwrap();
+    assert!(
+        hooks["handlers"].is_array() && hooks["webhooks"].is_array(),
+        "{hooks}"
+    );
+    let state = cli.ok(&["state", "list", "probe", "--json"]);
+    let entry: serde_json::Value = serde_json::from_str(state.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (entry["key"].clone(), entry["value"].clone()),
+        (json!("k"), json!(1)),
+        "{state}"
+    );
     let no_run = cli.refused(&["logs", "run_nope"]);
     assert!(
         no_run.contains("404 Not Found") && no_run.contains("(not_found)"),

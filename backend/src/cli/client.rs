@@ -35,6 +35,9 @@ pub(super) struct DeployArgs {
 pub(super) enum IntegrationsCommand {
     /// List the integrations the server knows.
     List {
+        /// Print the registry as JSON instead of its markdown index.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -140,7 +143,10 @@ pub(super) async fn deploy_component(
 
 pub(super) fn integrations(command: IntegrationsCommand) -> anyhow::Result<ExitCode> {
     let (server, path) = match command {
-        IntegrationsCommand::List { server } => (server, "/v1/integrations/docs".to_string()),
+        IntegrationsCommand::List { json: true, server } => {
+            (server, "/v1/integrations".to_string())
+        }
+        IntegrationsCommand::List { server, .. } => (server, "/v1/integrations/docs".to_string()),
         IntegrationsCommand::Docs { names, server } => {
             (server, format!("/v1/integrations/docs?names={names}"))
         }

@@ -19,6 +19,9 @@ pub(super) enum HooksCommand {
     List {
         /// The script's name or id.
         script: String,
+        /// Print `{"handlers": […], "webhooks": […]}` as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -49,7 +52,11 @@ pub(super) enum HooksCommand {
 pub(super) fn execute(command: HooksCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            HooksCommand::List { script, server } => {
+            HooksCommand::List {
+                script,
+                json,
+                server,
+            } => {
                 let script = id(&server, &script).await?;
                 let path = format!("/v1/scripts/{}/http", segment(&script));
                 let handlers = match call(&server, Method::GET, &path, None).await? {
@@ -61,6 +68,11 @@ pub(super) fn execute(command: HooksCommand) -> anyhow::Result<ExitCode> {
                     Ok(body) => body["webhooks"].as_array().cloned().unwrap_or_default(),
                     Err(refusal) => return Ok(failed(refusal)),
                 };
+                if json {
+                    let both = serde_json::json!({ "handlers": handlers, "webhooks": webhooks });
+                    println!("{both:#}");
+                    return Ok(ExitCode::SUCCESS);
+                }
                 if handlers.is_empty() && webhooks.is_empty() {
                     println!(
                         "this script has no HTTP handlers and takes no integration's webhooks"

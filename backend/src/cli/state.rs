@@ -23,6 +23,9 @@ pub(super) enum StateCommand {
         /// How many (fetched page by page).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print the entries as JSON, one object per line.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -75,8 +78,9 @@ pub(super) fn execute(command: StateCommand) -> anyhow::Result<ExitCode> {
                 script,
                 prefix,
                 limit,
+                json,
                 server,
-            } => list(&server, &script, &prefix, limit).await,
+            } => list(&server, &script, &prefix, limit, json).await,
             StateCommand::Get {
                 script,
                 key,
@@ -163,6 +167,7 @@ async fn list(
     script: &str,
     prefix: &str,
     limit: usize,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut cursor: Option<String> = None;
     let mut shown = 0;
@@ -186,6 +191,10 @@ async fn list(
         let page: StatePage =
             serde_json::from_value(body).context("the server's page is not one")?;
         for entry in &page.entries {
+            if json {
+                println!("{}", serde_json::to_string(entry)?);
+                continue;
+            }
             let expires = entry
                 .expires_at
                 .map(|at| format!("  (expires {})", time(at)))
