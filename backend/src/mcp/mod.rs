@@ -5,6 +5,7 @@
 //! under the same bearer token. A user's `#[tool]` handlers are tools too
 //! (`script_tools.rs`), and the integration docs are resources.
 
+mod access;
 mod resources;
 mod script_tools;
 mod server;

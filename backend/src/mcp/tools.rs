@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::IntoResponse;
 use base64::Engine as _;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
@@ -16,6 +15,7 @@ use rmcp::{ErrorData, schemars, tool, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub(super) use super::access::{refused_scope, tool_error, user};
 use crate::deploy::{DeclaredMetadata, DeployError, DeployRequest};
 use crate::http::events::{Envelope, event_from};
 use crate::http::scripts::deployed;
@@ -24,7 +24,7 @@ use crate::http::{
 };
 use crate::queue::user_slots::{Slot, UserSlots};
 use crate::registry::{render_docs, render_index};
-use crate::store::{RunFilter, RunStatus, User};
+use crate::store::{RunFilter, RunStatus};
 use crate::triggers::{ManualRequest, Submitted};
 
 /// Most runs `list_runs` returns, as one REST page.
@@ -574,49 +574,4 @@ fn optional<T: serde::de::DeserializeOwned>(
             )
         }),
     }
-}
-
-/// The refusal, as the REST API words it, when the request's token lacks
-/// `scope` for `tool` (the grant is put there by `super::authenticate`).
-pub(super) fn refused_scope(
-    parts: &Parts,
-    scope: crate::store::Scope,
-    tool: &str,
-) -> Result<Option<ApiError>, ErrorData> {
-    let grant = parts
-        .extensions
-        .get::<crate::store::TokenGrant>()
-        .ok_or_else(|| ErrorData::internal_error("request not authenticated", None))?;
-    Ok(
-        crate::http::scopes::allows(grant, scope, &format!("the tool `{tool}`"))
-            .err()
-            .map(|message| {
-                ApiError::new(
-                    axum::http::StatusCode::FORBIDDEN,
-                    "insufficient_scope",
-                    message,
-                )
-            }),
-    )
-}
-
-/// The authenticated user, put there by `super::authenticate`.
-pub(super) fn user(parts: &Parts) -> Result<&User, ErrorData> {
-    parts
-        .extensions
-        .get::<User>()
-        .ok_or_else(|| ErrorData::internal_error("request not authenticated", None))
-}
-
-/// A failed tool call, as MCP reports one to the model (`isError`), with the
-/// REST API's error body (`{"error": {"code", "message", "details"}}`) both
-/// as structured content and as text.
-pub(super) async fn tool_error(error: ApiError) -> Result<CallToolResult, ErrorData> {
-    let response = error.into_response();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .map_err(|err| ErrorData::internal_error(err.to_string(), None))?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|err| ErrorData::internal_error(err.to_string(), None))?;
-    Ok(CallToolResult::structured_error(body))
 }
