@@ -407,6 +407,6 @@ async fn roost_logs_follow_prints_output_as_it_comes_then_the_status() {
     assert_eq!(unknown.status.code(), Some(1));
     assert_eq!(
         text(&unknown.stderr),
-        "roost: 404 Not Found: run not found\n"
+        "roost: 404 Not Found: run not found (not_found)\n"
     );
 }

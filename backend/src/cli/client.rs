@@ -167,7 +167,7 @@ async fn print_text(server: &ServerArgs, path: &str) -> anyhow::Result<ExitCode>
 }
 
 /// A refusal as one line: the server's message and code, never its JSON.
-fn refusal(status: reqwest::StatusCode, text: &str) -> String {
+pub(super) fn refusal(status: reqwest::StatusCode, text: &str) -> String {
     match serde_json::from_str::<ErrorBody>(text) {
         Ok(body) => format!("{status}: {} ({})", body.error.message, body.error.code),
         Err(_) => format!("{status}: {}", text.trim()),

@@ -11,9 +11,10 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use super::client::refusal;
 use super::client::{ServerArgs, get};
 use super::follow::EventReader;
-use crate::api::{ErrorBody, RunPage};
+use crate::api::RunPage;
 
 /// How often the runs list is read for new runs.
 const POLL: Duration = Duration::from_millis(500);
@@ -264,13 +265,5 @@ fn print_line(stderr: bool, label: &str, line: &str) {
         eprintln!("{label} {line}");
     } else {
         println!("{label} {line}");
-    }
-}
-
-/// A refusal as one line: the server's message and code.
-fn refusal(status: reqwest::StatusCode, text: &str) -> String {
-    match serde_json::from_str::<ErrorBody>(text) {
-        Ok(body) => format!("{status}: {} ({})", body.error.message, body.error.code),
-        Err(_) => format!("{status}: {}", text.trim()),
     }
 }

@@ -10,7 +10,6 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::client::ServerArgs;
-use crate::api::ErrorBody;
 
 /// Follows `run_id` until it ends; exit 0 if it succeeded.
 pub(super) async fn follow(server: &ServerArgs, run_id: &str) -> anyhow::Result<ExitCode> {
@@ -25,11 +24,7 @@ pub(super) async fn follow(server: &ServerArgs, run_id: &str) -> anyhow::Result<
     let status = response.status();
     if !status.is_success() {
         let text = response.text().await.unwrap_or_default();
-        let message = match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => body.error.message,
-            Err(_) => text.trim().to_string(),
-        };
-        eprintln!("roost: {status}: {message}");
+        eprintln!("roost: {}", super::client::refusal(status, &text));
         return Ok(ExitCode::from(1));
     }
     let mut events = EventReader::default();

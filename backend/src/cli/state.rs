@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::client::{ServerArgs, runtime};
 use super::start::script_id;
-use crate::api::{ErrorBody, StateEntryView, StatePage};
+use crate::api::{StateEntryView, StatePage};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum StateCommand {
@@ -281,9 +281,5 @@ pub(super) async fn call(
         ));
     }
     // One line: what the server said and its code, never its raw JSON.
-    let message = match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => format!("{} ({})", body.error.message, body.error.code),
-        Err(_) => text.trim().to_string(),
-    };
-    Ok(Err(format!("{status}: {message}")))
+    Ok(Err(super::client::refusal(status, &text)))
 }

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 
 use super::engine::{Column, Engine, SqlStore};
-use super::{MessageFilter, MessageRow, StoreResult};
+use serde::Serialize;
+
+use super::{PageAfter, StoreResult};
 
 /// The outbox.
 #[async_trait]
@@ -65,4 +67,42 @@ where
             })
             .collect()
     }
+}
+
+/// A message in a user's outbox (the `messaging` integration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct MessageRow {
+    /// Message id.
+    pub id: String,
+    /// Owner.
+    #[serde(skip)]
+    pub user_id: String,
+    /// Script that sent it.
+    pub script_id: String,
+    /// Run that sent it.
+    pub run_id: String,
+    /// Free-form channel label.
+    pub channel: Option<String>,
+    /// Recipient label.
+    #[serde(rename = "to")]
+    pub recipient: Option<String>,
+    /// Subject line.
+    pub subject: Option<String>,
+    /// The message.
+    pub body: String,
+    /// When it was stored (Unix ms).
+    pub created_at: i64,
+}
+
+/// Filters of `GET /v1/messages`.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    /// Only this script's messages.
+    pub script_id: Option<String>,
+    /// Only messages stored before this time (Unix ms).
+    pub before: Option<i64>,
+    /// Only messages listed after this one (the previous page's last).
+    pub after: Option<PageAfter>,
+    /// Page size.
+    pub limit: i64,
 }

@@ -51,7 +51,7 @@ pub use ids::{id_time, new_id};
 pub use integrations::IntegrationStore;
 pub use kinds::*;
 pub use leases::LeaseStore;
-pub use messages::MessageStore;
+pub use messages::{MessageFilter, MessageRow, MessageStore};
 pub use models::*;
 pub use nodes::NodeStore;
 pub use overview::OverviewStore;
