@@ -9,6 +9,15 @@
 //! `cluster_throughput.json` into `target/roost-bench/` (or
 //! `$ROOST_BENCH_DIR`). All nodes share this machine's cores, so more nodes
 //! measure coordination cost, not added capacity.
+//!
+//! To read that cost apart from the machine's speed, the nodes reach
+//! PostgreSQL through one counting proxy (support/pg_wire.rs), and each row
+//! also gives, over the measured phase (first post to last run finished),
+//! PostgreSQL round trips and bytes of WAL per run, and roost's CPU per run
+//! (user and system time of the `roost serve` processes, from
+//! `/proc/<pid>/stat`): all nodes' summed, and the mean node's. The bench's
+//! own connections (its poll for the finished runs) go straight to
+//! PostgreSQL, uncounted.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +29,9 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 mod support;
+
+use support::cpu::process_cpu_secs;
+use support::pg_wire::PgCounter;
 
 const EVENTS: usize = 2_000;
 const POSTERS: usize = 32;
@@ -78,6 +90,14 @@ fn start(dir: &std::path::Path, name: &str, database: &str, nats: &str, tag: &st
     Node(child, url)
 }
 
+/// Each node's CPU seconds so far (`None` where `/proc` cannot say).
+fn nodes_cpu(nodes: &[Node]) -> Vec<Option<f64>> {
+    nodes
+        .iter()
+        .map(|node| process_cpu_secs(node.0.id()))
+        .collect()
+}
+
 async fn bench() {
     let postgres = env_or(
         "ROOST_TEST_POSTGRES_URL",
@@ -90,21 +110,30 @@ async fn bench() {
     let mut rows = Vec::new();
     println!("{EVENTS} events, {POSTERS} concurrent posters, {WORKERS_PER_NODE} workers per node");
     println!(
-        "{:>5} {:>14} {:>14} {:>12}",
-        "nodes", "accepted/s", "runs/s", "total s"
+        "{:>5} {:>11} {:>8} {:>8} {:>13} {:>11} {:>12} {:>16}",
+        "nodes",
+        "accepted/s",
+        "runs/s",
+        "total s",
+        "PG trips/run",
+        "WAL B/run",
+        "CPU µs/run",
+        "CPU µs/run/node"
     );
     for nodes_wanted in 1..=3 {
         let dir = tempfile::tempdir().unwrap();
         let database = support::fresh_postgres(&postgres).await;
         let tag = hex::encode(rand::random::<[u8; 4]>());
         let store = roost::store::connect(&database).await.unwrap();
+        // One proxy for all the nodes; dropped after them (declared first).
+        let (pg, proxied) = PgCounter::start(&database);
         let token = new_token();
         store
             .create_user("bench", &hash_token(&token))
             .await
             .unwrap();
         let nodes: Vec<Node> = (0..nodes_wanted)
-            .map(|i| start(dir.path(), &format!("n{i}"), &database, &nats, &tag))
+            .map(|i| start(dir.path(), &format!("n{i}"), &proxied, &nats, &tag))
             .collect();
         let deployed: Value = client
             .post(format!("{}/v1/scripts/deploy", nodes[0].1))
@@ -118,6 +147,8 @@ async fn bench() {
             .unwrap();
         assert!(deployed["script_id"].is_string(), "{deployed}");
 
+        let pg_mark = pg.mark().await;
+        let cpu_before = nodes_cpu(&nodes);
         let start_at = Instant::now();
         futures_util::stream::iter(0..EVENTS)
             .map(|i| {
@@ -154,22 +185,42 @@ async fn bench() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let total = start_at.elapsed();
+        let cpu_after = nodes_cpu(&nodes);
+        let cost = pg.since(&pg_mark).await;
+        // Each node's CPU µs in the phase per run (of all the runs).
+        let node_us_per_run: Vec<Option<f64>> = cpu_before
+            .iter()
+            .zip(&cpu_after)
+            .map(|(before, after)| Some((after.as_ref()? - before.as_ref()?) * 1e6 / EVENTS as f64))
+            .collect();
+        let cpu_us_per_run: Option<f64> = node_us_per_run.iter().copied().sum();
+        let cpu_us_per_run_per_node = cpu_us_per_run.map(|us| us / nodes.len() as f64);
         let row = json!({
             "nodes": nodes_wanted,
             "events": EVENTS,
             "accepted_per_s": EVENTS as f64 / accepted.as_secs_f64(),
             "runs_per_s": EVENTS as f64 / total.as_secs_f64(),
             "total_s": total.as_secs_f64(),
+            "postgres": cost.json(EVENTS),
+            "roost_cpu_us_per_run": cpu_us_per_run,
+            "roost_cpu_us_per_run_per_node": cpu_us_per_run_per_node,
+            "roost_cpu_us_per_run_by_node": node_us_per_run,
         });
+        let or_dash = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
         println!(
-            "{:>5} {:>14.0} {:>14.0} {:>12.2}",
+            "{:>5} {:>11.0} {:>8.0} {:>8.2} {:>13.2} {:>11.0} {:>12} {:>16}",
             nodes_wanted,
             row["accepted_per_s"].as_f64().unwrap(),
             row["runs_per_s"].as_f64().unwrap(),
-            total.as_secs_f64()
+            total.as_secs_f64(),
+            cost.round_trips as f64 / EVENTS as f64,
+            cost.wal_bytes as f64 / EVENTS as f64,
+            or_dash(cpu_us_per_run),
+            or_dash(cpu_us_per_run_per_node)
         );
         rows.push(row);
         drop(nodes);
+        drop(pg);
     }
     let report = json!({
         "machine": format!("{} cores", std::thread::available_parallelism().map_or(0, |n| n.get())),

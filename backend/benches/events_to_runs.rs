@@ -7,6 +7,13 @@
 //! and the bench's clients on another (threads named `bench-client`), so
 //! the CPU each side spends can be told apart (see support/cpu.rs).
 //!
+//! On PostgreSQL the server reaches the database through a counting proxy
+//! (support/pg_wire.rs), and the sustained and half-rate phases also say
+//! how many round trips and statements, and how many bytes of WAL, each run
+//! cost: the cost of coordination, apart from the machine's speed. The
+//! bench's own store handle (its polls for the end of a phase) goes
+//! straight to PostgreSQL, uncounted.
+//!
 //! `cargo bench -p roost --bench events_to_runs` prints a table and writes
 //! `events_to_runs.json` into `target/roost-bench/` (or `$ROOST_BENCH_DIR`).
 //!
@@ -25,6 +32,7 @@ use serde_json::{Value, json};
 mod support;
 
 use support::cpu::{CpuAccount, ThreadTimes};
+use support::pg_wire::PgCounter;
 
 /// The bench's own threads (its HTTP clients); every other thread started
 /// with the server is roost's.
@@ -65,7 +73,16 @@ async fn bench() {
 
 async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = support::server_config(dir.path(), database);
+    // On PostgreSQL the server goes through the counting proxy, started
+    // before the server so that its threads are not counted as roost's.
+    let (pg, server_database) = match &database {
+        Some(url) => {
+            let (counter, proxied) = PgCounter::start(url);
+            (Some(counter), Some(proxied))
+        }
+        None => (None, None),
+    };
+    let mut config = support::server_config(dir.path(), server_database);
     config.runner.poll = Duration::from_millis(20);
     // One user posts every event: by default its runs take half the
     // workers, as any one user's do.
@@ -76,7 +93,9 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         config.runner.per_user_workers = Some(share);
     }
     let workers = config.runner.workers;
-    let store = roost::store::connect(&config.database_url).await.unwrap();
+    // The bench's own handle goes straight to the database.
+    let store_url = database.unwrap_or_else(|| config.database_url.clone());
+    let store = roost::store::connect(&store_url).await.unwrap();
     // The server on a runtime of its own, sized to the cores as under
     // `roost serve`: its tasks never queue behind the bench's clients.
     let before_server = ThreadTimes::now();
@@ -158,6 +177,10 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
 
     // Sustained rate: POSTERS clients send events as fast as they can; the
     // clock stops when the last run has finished (seen within 5 ms).
+    let sustained_pg_mark = match &pg {
+        Some(pg) => Some(pg.mark().await),
+        None => None,
+    };
     let sustained_mark = cpu.mark();
     let started = Instant::now();
     let started_ms = roost::store::now_millis();
@@ -181,6 +204,10 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     drained(store.as_ref(), &user.id).await;
     let total_secs = started.elapsed().as_secs_f64();
     let sustained_cpu = cpu.since(&sustained_mark);
+    let sustained_pg = match (&pg, &sustained_pg_mark) {
+        (Some(pg), Some(mark)) => Some(pg.since(mark).await),
+        _ => None,
+    };
     // How many runs ended while the events were still arriving: the
     // ingest and the runs share the two cores and the SQLite writer.
     let sustained_runs = store
@@ -247,6 +274,10 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     // leaves on schedule whatever the earlier ones are doing).
     let paced_rate = pace_for(rate);
     tracing::info!(paced_rate, "paced phase starts");
+    let paced_pg_mark = match &pg {
+        Some(pg) => Some(pg.mark().await),
+        None => None,
+    };
     let paced_started = roost::store::now_millis();
     let paced_mark = cpu.mark();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / paced_rate));
@@ -265,6 +296,10 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     }
     drained(store.as_ref(), &user.id).await;
     let paced_cpu = cpu.since(&paced_mark);
+    let paced_pg = match (&pg, &paced_pg_mark) {
+        (Some(pg), Some(mark)) => Some(pg.since(mark).await),
+        _ => None,
+    };
     // Where each event's time went: to its run being queued (the ingest),
     // then waiting for a worker, then the run itself.
     let mut paced_queued = Vec::with_capacity(PACED_EVENTS);
@@ -309,6 +344,9 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         after_posting as f64 / drain_secs
     );
     println!("  {}", sustained_cpu.describe(THROUGHPUT_EVENTS, "run"));
+    if let Some(cost) = &sustained_pg {
+        println!("  {}", cost.describe(THROUGHPUT_EVENTS, "run"));
+    }
     println!("{:<22} {:>8} {:>8}", "latency (ms)", "p50", "p99");
     println!(
         "{:<22} {:>8} {:>8}",
@@ -324,6 +362,9 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     );
     println!("paced at {paced_rate:.0} events/s ({PACED_EVENTS} events, open loop):");
     println!("  {}", paced_cpu.describe(PACED_EVENTS, "run"));
+    if let Some(cost) = &paced_pg {
+        println!("  {}", cost.describe(PACED_EVENTS, "run"));
+    }
     for (leg, samples) in [
         ("event -> run queued", &paced_queued),
         ("queued -> run start", &paced_waited),
@@ -350,6 +391,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     );
 
     server.shutdown_background();
+    drop(pg);
     let p50_p99 = |samples: &[i64]| json!({ "p50": support::pct(samples, 50), "p99": support::pct(samples, 99) });
     json!({
         "benchmark": "events_to_runs",
@@ -361,6 +403,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
         "runs_per_second_while_posting": while_posting as f64 / ingest_secs,
         "runs_per_second_after_posting": after_posting as f64 / drain_secs,
         "sustained_cpu": sustained_cpu.json(THROUGHPUT_EVENTS),
+        "sustained_postgres": sustained_pg.map(|cost| cost.json(THROUGHPUT_EVENTS)),
         "event_to_start_ms": p50_p99(&to_start),
         "event_to_end_ms": p50_p99(&to_end),
         "at_half_rate": {
@@ -370,6 +413,7 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
                 None => "half the sustained rate",
             },
             "cpu": paced_cpu.json(PACED_EVENTS),
+            "postgres": paced_pg.map(|cost| cost.json(PACED_EVENTS)),
             "event_to_queued_ms": p50_p99(&paced_queued),
             "queued_to_start_ms": p50_p99(&paced_waited),
             "event_to_start_ms": p50_p99(&paced_start),

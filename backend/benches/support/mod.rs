@@ -13,6 +13,7 @@ pub mod serve;
 
 pub mod cpu;
 pub mod lean_http;
+pub mod pg_wire;
 
 /// A new, empty database next to `base` (a PostgreSQL URL).
 pub async fn fresh_postgres(base: &str) -> String {
