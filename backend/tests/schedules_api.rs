@@ -96,6 +96,19 @@ async fn a_seconds_schedule_fires_once_per_tick_on_two_nodes(backend: Backend) {
     let (_, runs) = app
         .get(&token, &format!("/v1/runs?script_id={script}&limit=200"))
         .await;
+    // Queued at the tick's instant by the timer, not found by the cron
+    // scheduler's loop, which looks every 500 ms.
+    let mut lags: Vec<i64> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["queued_at"].as_i64().unwrap() - run["payload"]["tick_at"].as_i64().unwrap())
+        .collect();
+    lags.sort();
+    assert!(
+        lags[lags.len() / 2] <= 100,
+        "ticks queued within 100 ms of their time (median): {lags:?}"
+    );
     for run in runs["runs"].as_array().unwrap() {
         if run["status"] == "running" || run["status"] == "queued" {
             continue;

@@ -119,7 +119,7 @@ pub struct Runner {
     waits_by_user: Arc<user_slots::UserSlots>,
     /// Places for runs begun here, outside the queue.
     here: here::HereGates,
-    /// The worker id runs begun here are recorded under.
+    /// What the worker id of each run begun here starts with.
     here_worker_id: String,
 }
 
@@ -251,7 +251,7 @@ impl Runner {
         handles.push(tokio::spawn(runner.wake_when_due(due_stop)));
         let runner = self.clone();
         handles.push(tokio::spawn(
-            async move { runner.relay_run_ends(stop).await },
+            async move { runner.relay_notices(stop).await },
         ));
         handles
     }

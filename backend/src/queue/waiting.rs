@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::Runner;
 use super::user_slots::Slot;
-use crate::store::{RunRow, StoreError, StoreResult};
+use crate::store::{QueueNotice, RunRow, StoreError, StoreResult};
 
 /// How often a waiting request looks at its run in case its end was not
 /// announced.
@@ -74,11 +74,12 @@ impl Runner {
         }
     }
 
-    /// Passes the ends of manual runs the store announces (runs that ended
-    /// on other nodes) to this node's waiting requests, until `stop`.
-    pub(super) async fn relay_run_ends(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Passes what the store announces to this node, until `stop`: the
+    /// ends of manual runs (runs that ended on other nodes) to its waiting
+    /// requests, and runs queued elsewhere to its idle workers.
+    pub(super) async fn relay_notices(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
-            let mut ends = match self.store.manual_run_ends().await {
+            let mut notices = match self.store.queue_notices().await {
                 Ok(Some(ends)) => ends,
                 Ok(None) => return,
                 Err(err) => {
@@ -91,8 +92,9 @@ impl Runner {
             };
             loop {
                 tokio::select! {
-                    id = ends.next() => match id {
-                        Some(id) => drop(self.finished.send(id)),
+                    notice = notices.next() => match notice {
+                        Some(QueueNotice::RunEnded(id)) => drop(self.finished.send(id)),
+                        Some(QueueNotice::RunsQueued) => self.wake(),
                         None => break,
                     },
                     _ = stop.changed() => return,

@@ -56,7 +56,7 @@ pub use models::*;
 pub use nodes::NodeStore;
 pub use overview::OverviewStore;
 pub use paging::*;
-pub use queue::{PartialOutput, RunQueue};
+pub use queue::{PartialOutput, QueueNotice, RunQueue};
 pub use queue_room::*;
 pub use replay::{
     ReplayFilter, ReplayOutcome, ReplayPlan, Replayed, ReplayedRun, SkipReason, SkippedRun,

@@ -38,13 +38,14 @@ pub trait RunQueue: Send + Sync {
         per_script_limit: i64,
         skip_users: &[String],
     ) -> StoreResult<Option<RunRow>>;
-    /// The ids of manual runs as they end on any node sharing the store,
-    /// where the store can announce them (PostgreSQL's LISTEN/NOTIFY);
-    /// `None` where a node's own finishes are all there is (SQLite). A
-    /// request waiting on a manual run (`?wait`) answers on these.
-    async fn manual_run_ends(
+    /// What other nodes sharing the store announce (PostgreSQL's
+    /// LISTEN/NOTIFY): the ends of runs someone may wait on, and runs
+    /// queued for any worker; `None` where a node's own are all there is
+    /// (SQLite). A request waiting on a run (`?wait`) answers on the ends;
+    /// idle workers wake on the queued runs instead of their next poll.
+    async fn queue_notices(
         &self,
-    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>>;
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, QueueNotice>>>;
     /// Records that `worker_id` still works on the run; false when the run
     /// is no longer this worker's to run (cancelled, or re-queued).
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool>;
@@ -88,12 +89,13 @@ pub trait RunQueue: Send + Sync {
     /// in order, as `finish_run` does; gives back `unstarted`, runs it was
     /// handed and did not begin (they are claimable again at once); and,
     /// given `claim`, hands it the runs to run next, one after another.
-    /// Runs are handed out several at a time only where their starts are
-    /// held (see `hold_run_starts`): a run that waits in a worker's hands
-    /// must not read as running, nor be failed as an orphan if the node
-    /// dies. Elsewhere, and always on PostgreSQL, at most one. Reports and
-    /// give-backs stand even if the claim fails; the claim then hands out
-    /// nothing.
+    /// Runs are handed out several at a time only once `hold_run_starts`
+    /// was given a window: a run that waits in a worker's hands must not
+    /// be failed as an orphan if the node dies. SQLite holds their starts
+    /// (they read as queued); PostgreSQL writes them at the claim (they
+    /// read as running, and each run's start is corrected with its end).
+    /// Elsewhere at most one. Reports and give-backs stand even if the
+    /// claim fails; the claim then hands out nothing.
     async fn report_and_claim(
         &self,
         worker_id: &str,
@@ -108,8 +110,18 @@ pub trait RunQueue: Send + Sync {
     /// server dies meanwhile it stays queued and runs again. Only for a
     /// server that re-queues orphaned runs. `Duration::ZERO` (the default)
     /// writes every start at its claim. SQLite does it; PostgreSQL ignores
-    /// it (a cluster's nodes must see every claim).
+    /// it (a cluster's nodes must see every claim), but takes a window as
+    /// leave to hand a worker several runs at once.
     fn hold_run_starts(&self, window: std::time::Duration);
+}
+
+/// What another node sharing the store announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueNotice {
+    /// This run, which someone may be waiting on, ended.
+    RunEnded(String),
+    /// Runs were queued.
+    RunsQueued,
 }
 
 /// What a running run has printed so far, masked: stored on its row while

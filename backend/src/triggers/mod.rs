@@ -12,6 +12,7 @@ pub mod manual;
 pub mod replay;
 pub mod schedule;
 pub mod signing;
+mod ticks;
 pub mod tool;
 pub mod webhook;
 

@@ -1,5 +1,6 @@
 //! Cron: every schedule trigger of every script's current version becomes a
-//! tokio-cron-scheduler job on every node. A tick is recorded under a unique
+//! tokio-cron-scheduler job on every node, with a timer for its next tick
+//! (ticks.rs). A tick is recorded under a unique
 //! (script, handler, tick time) key in the same transaction as its run, so
 //! however many nodes fire it, and whatever restarts, it runs once.
 
@@ -12,13 +13,12 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use tokio::sync::watch;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::JobScheduler;
+
+use super::ticks::Ticks;
 
 use crate::queue::Runner;
 use crate::store::{ScheduleRow, Store, now_millis};
-
-/// Most ticks a late job fills in at once.
-const MAX_FILLED_TICKS: usize = 60;
 
 /// How often each node re-reads the schedules (deploys on other nodes).
 const SYNC_EVERY: Duration = Duration::from_secs(2);
@@ -60,6 +60,16 @@ impl Schedule {
         })
     }
 
+    /// The expression with its seconds field.
+    pub(super) fn six_field(&self) -> &str {
+        &self.six_field
+    }
+
+    /// The zone its times are read in.
+    pub(super) fn tz(&self) -> Tz {
+        self.tz
+    }
+
     /// Scheduled times after `after_ms` up to and including `until_ms`, at
     /// most `cap` of them, oldest first.
     pub fn occurrences_between(&self, after_ms: i64, until_ms: i64, cap: usize) -> Vec<i64> {
@@ -95,9 +105,9 @@ impl Schedule {
 }
 
 type JobKey = (String, String);
-/// This node's jobs: the scheduler's id for each, and the expression and
-/// zone it was made from (to notice redeploys that change them).
-type Jobs = HashMap<JobKey, (uuid::Uuid, String, Option<String>)>;
+/// This node's jobs: the scheduler's id for each, the expression and zone
+/// it was made from (to notice redeploys that change them), and its ticks.
+type Jobs = HashMap<JobKey, (uuid::Uuid, String, Option<String>, Arc<Ticks>)>;
 
 /// Keeps this node's cron jobs in line with the stored schedules.
 pub struct Scheduler {
@@ -138,6 +148,9 @@ impl Scheduler {
                     _ = tokio::time::sleep(SYNC_EVERY) => {}
                     _ = stop.changed() => break,
                 }
+            }
+            for (.., ticks) in this.jobs.lock().await.drain().map(|(_, job)| job) {
+                ticks.disarm();
             }
             let _ = scheduler.shutdown().await;
         })
@@ -186,7 +199,7 @@ impl Scheduler {
         let mut jobs = self.jobs.lock().await;
         let stale: Vec<JobKey> = jobs
             .iter()
-            .filter(|(key, (_, cron, tz))| {
+            .filter(|(key, (_, cron, tz, _))| {
                 desired
                     .get(*key)
                     .is_none_or(|row| row.cron != *cron || row.timezone != *tz)
@@ -194,7 +207,8 @@ impl Scheduler {
             .map(|(key, _)| key.clone())
             .collect();
         for key in stale {
-            if let Some((id, ..)) = jobs.remove(&key) {
+            if let Some((id, .., ticks)) = jobs.remove(&key) {
+                ticks.disarm();
                 let _ = scheduler.remove(&id).await;
             }
         }
@@ -202,10 +216,20 @@ impl Scheduler {
             if jobs.contains_key(&key) {
                 continue;
             }
-            match self.job(row) {
+            let ticks = match Schedule::parse(&row.cron, row.timezone.as_deref()) {
+                Ok(schedule) => Ticks::new(self.clone(), row, schedule),
+                Err(err) => {
+                    tracing::warn!(script = %row.script_id, handler = %row.handler, error = %err, "schedule skipped");
+                    continue;
+                }
+            };
+            match ticks.job().map_err(|e| e.to_string()) {
                 Ok(job) => match scheduler.add(job).await {
                     Ok(id) => {
-                        jobs.insert(key, (id, row.cron.clone(), row.timezone.clone()));
+                        // The first tick is the timer's too, not the
+                        // scheduler loop's.
+                        ticks.arm();
+                        jobs.insert(key, (id, row.cron.clone(), row.timezone.clone(), ticks));
                     }
                     Err(err) => {
                         tracing::error!(script = %row.script_id, error = %err, "adding a cron job failed")
@@ -218,50 +242,8 @@ impl Scheduler {
         }
     }
 
-    fn job(self: &Arc<Self>, row: &ScheduleRow) -> Result<Job, String> {
-        let schedule = Schedule::parse(&row.cron, row.timezone.as_deref())?;
-        let this = self.clone();
-        let (script_id, handler) = (row.script_id.clone(), row.handler.clone());
-        let fire = schedule.clone();
-        // The last tick this job handled: a job that fires late (a busy
-        // node) also records the ticks it slid past, so a schedule has no
-        // gap as long as one node is up. Other nodes' ticks are deduplicated
-        // by the (script, handler, tick) key.
-        let last = Arc::new(std::sync::Mutex::new(None::<i64>));
-        Job::new_async_tz(schedule.six_field.as_str(), schedule.tz, move |_, _| {
-            let (this, script_id, handler, fire, last) = (
-                this.clone(),
-                script_id.clone(),
-                handler.clone(),
-                fire.clone(),
-                last.clone(),
-            );
-            Box::pin(async move {
-                // The tick's scheduled time, not the moment this code runs:
-                // nodes with slightly different clocks agree on it.
-                let Some(tick_at) = fire.latest_at_or_before(now_millis() + 500) else {
-                    return;
-                };
-                let previous = last
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .replace(tick_at);
-                let ticks = match previous {
-                    Some(previous) if previous < tick_at => {
-                        fire.occurrences_between(previous, tick_at, MAX_FILLED_TICKS)
-                    }
-                    Some(_) => Vec::new(),
-                    None => vec![tick_at],
-                };
-                for tick_at in ticks {
-                    this.tick(&script_id, &handler, tick_at).await;
-                }
-            })
-        })
-        .map_err(|e| e.to_string())
-    }
-
-    async fn tick(&self, script_id: &str, handler: &str, tick_at: i64) {
+    /// Queues tick `tick_at`'s run, once across the cluster.
+    pub(super) async fn tick(&self, script_id: &str, handler: &str, tick_at: i64) {
         // Held, not claimed: a catch-up policy runs it once reconnected.
         match self.store.tick_held_by(script_id).await {
             Ok(Some(integration)) => {

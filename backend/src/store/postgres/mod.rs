@@ -2,7 +2,9 @@
 //! node writes through its own pool; PostgreSQL's row locks, not a single
 //! writer, keep the writes apart.
 
+mod batches;
 mod emitted;
+mod ingest;
 mod queue;
 mod run_state;
 
@@ -15,7 +17,7 @@ use super::engine::{Engine, SqlStore};
 pub(crate) type PostgresStore = SqlStore<sqlx::Postgres>;
 
 impl Engine for sqlx::Postgres {
-    type Queue = ();
+    type Queue = PgQueue;
     const BEGIN: &'static str = "BEGIN";
     // Under READ COMMITTED two deploys could both count room under the
     // user's script cap; the advisory lock in a transaction serialises them.
@@ -53,6 +55,20 @@ impl Engine for sqlx::Postgres {
     }
 }
 
+/// What PostgreSQL's run queue keeps beside the pool.
+pub(crate) struct PgQueue {
+    /// Writes events several to a transaction.
+    ingest: ingest::Ingest,
+    /// What this store signs its notices of queued runs with, to know its
+    /// own when they come back.
+    node_mark: String,
+    /// Whether a worker may be handed several runs at once (see
+    /// `RunQueue::hold_run_starts`): only where a dead node's runs are
+    /// queued again, since a run waiting in a worker's hands reads as
+    /// running.
+    batch_claims: std::sync::atomic::AtomicBool,
+}
+
 /// Holds, until the transaction ends, a lock on the hash of `$1` (a user
 /// or script id): transactions taking the same one take turns.
 const ADVISORY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
@@ -69,7 +85,15 @@ impl SqlStore<sqlx::Postgres> {
             .connect(url)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        Ok(Self { pool, queue: () })
+        let node_mark = super::new_id("node");
+        Ok(Self {
+            queue: PgQueue {
+                ingest: ingest::Ingest::start(pool.clone(), node_mark.clone()),
+                node_mark,
+                batch_claims: Default::default(),
+            },
+            pool,
+        })
     }
 }
 
@@ -96,8 +120,8 @@ const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
 /// skipped while another claim holds them.
 const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
      AND (not_before IS NULL OR not_before <= $1) \
-     AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
-     AND (q.concurrency_key IS NULL OR (SELECT COUNT(*) FROM runs c \
+     AND (SELECT COUNT(DISTINCT r.worker_id) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
+     AND (q.concurrency_key IS NULL OR (SELECT COUNT(DISTINCT c.worker_id) FROM runs c \
        WHERE c.concurrency_key = q.concurrency_key AND c.status = 'running') < q.concurrency_limit) \
      AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
      ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";

@@ -2,6 +2,8 @@
 //! lock (`FOR UPDATE SKIP LOCKED`) and each script's concurrency cap under
 //! an advisory lock; a manual run's end is announced to every node.
 
+use std::sync::atomic::Ordering;
+
 use async_trait::async_trait;
 use futures_util::StreamExt as _;
 use sqlx::Row as _;
@@ -10,17 +12,16 @@ use sqlx::postgres::PgRow;
 use super::run_state::{apply_writes, check_writes};
 use super::{ADVISORY_LOCK_SQL, CLAIM_BEGIN, CLAIM_CANDIDATES, KEY_LOCK_SQL, PostgresStore};
 use crate::store::engine::Engine;
-use crate::store::events::run_ids;
 use crate::store::queue::{
-    EVENT_LOOKUP_SQL, FINISH_RUN_SQL, GIVE_BACK_RUN_SQL, HEARTBEAT_SQL, INSERT_HTTP_RESPONSE_SQL,
-    INSERT_MESSAGE_SQL, INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL, RunQueue,
+    FINISH_RUN_SQL, HEARTBEAT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
+    INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL, RunQueue,
 };
 use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
 use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
-    EventIngest, EventStore as _, NewEvent, NextClaim, PartialOutput, QueueDepth, QueueLimits,
-    Reported, RetryPlan, RunFinish, RunReport, RunRow, RunStatus, StartedRun, StateUsage,
-    StoreError, StoreResult, TriggerKind, check_queue_room, new_id, now_millis,
+    EventIngest, NewEvent, NextClaim, PartialOutput, QueueLimits, QueueNotice, Reported, RetryPlan,
+    RunFinish, RunReport, RunRow, RunStatus, StartedRun, StateUsage, StoreError, StoreResult,
+    TriggerKind, new_id, now_millis,
 };
 
 /// `FINISH_RUN_SQL` answering with the run's trigger, to announce the ends
@@ -28,12 +29,19 @@ use crate::store::{
 static FINISH_RETURNING_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("{FINISH_RUN_SQL} RETURNING trigger_kind"));
 
-/// How many runs of concurrency key `$1` are running.
-const KEY_RUNNING_SQL: &str =
-    "SELECT COUNT(*) FROM runs WHERE concurrency_key = $1 AND status = 'running'";
+/// How many runs of concurrency key `$1` are running, and whether a due
+/// run of it (at `$3`) waits ahead of run `$2` (another claim skipped it).
+const KEY_RUNNING_SQL: &str = "SELECT (SELECT COUNT(DISTINCT worker_id) FROM runs WHERE concurrency_key = $1 \
+     AND status = 'running') AS running, EXISTS (SELECT 1 FROM runs o, runs c WHERE c.id = $2 \
+     AND o.concurrency_key = $1 AND o.status = 'queued' AND (o.not_before IS NULL OR o.not_before <= $3) \
+     AND (o.queued_at, o.id) < (c.queued_at, c.id)) AS behind";
 
 /// The channel manual runs' ends are announced on.
 const RUN_ENDS_CHANNEL: &str = "roost_run_ends";
+
+/// The channel queued runs are announced on (by the event batches), with
+/// the announcing store's mark.
+pub(super) const RUNS_QUEUED_CHANNEL: &str = "roost_runs_queued";
 
 /// Whether a user other than those in `$1` (a JSON array) may have runs
 /// queued: a shard with some. A user's shards can go below zero one by
@@ -44,8 +52,7 @@ const OTHERS_QUEUED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM queue_depth WHERE 
 #[async_trait]
 impl RunQueue for PostgresStore {
     async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest> {
-        self.ingest_checked(event, &event.payload.to_string(), None)
-            .await
+        self.queue.ingest.ingest(event, None).await
     }
 
     async fn ingest_event_within(
@@ -53,21 +60,7 @@ impl RunQueue for PostgresStore {
         event: &NewEvent,
         limits: QueueLimits,
     ) -> StoreResult<EventIngest> {
-        // A read first, so that a user at a cap who keeps posting is
-        // refused without writing runs only to roll them back.
-        let payload = event.payload.to_string();
-        let incoming = payload.len() as i64;
-        if let Err(full) = check_queue_room(self, &event.user_id, limits, incoming).await {
-            // A repeat of an accepted event is answered as one.
-            return match self.get_event(&event.user_id, &event.event_id).await? {
-                Some(seen) => Ok(EventIngest {
-                    duplicate: true,
-                    run_ids: seen.run_ids,
-                }),
-                None => Err(full),
-            };
-        }
-        self.ingest_checked(event, &payload, Some(limits)).await
+        self.queue.ingest.ingest(event, Some(limits)).await
     }
 
     async fn claim_run(
@@ -80,14 +73,8 @@ impl RunQueue for PostgresStore {
         let skip_users = serde_json::to_string(skip_users).expect("ids serialise");
         // With users skipped, the claim would read past all their queued
         // runs to find none when nobody else has any.
-        if skip_users != "[]" {
-            let others: bool = sqlx::query_scalar(OTHERS_QUEUED_SQL)
-                .bind(&skip_users)
-                .fetch_one(&self.pool)
-                .await?;
-            if !others {
-                return Ok(None);
-            }
+        if skip_users != "[]" && !self.others_queued(&skip_users).await? {
+            return Ok(None);
         }
         let mut tx = self.pool.begin_with(CLAIM_BEGIN).await?;
         let candidate = sqlx::query(&format!(
@@ -110,7 +97,7 @@ impl RunQueue for PostgresStore {
             .execute(&mut *tx)
             .await?;
         let running: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM runs WHERE script_id = $1 AND status = 'running'",
+            "SELECT COUNT(DISTINCT worker_id) AS n FROM runs WHERE script_id = $1 AND status = 'running'",
         )
         .bind(&script_id)
         .fetch_one(&mut *tx)
@@ -128,11 +115,15 @@ impl RunQueue for PostgresStore {
                 .bind(&key)
                 .execute(&mut *tx)
                 .await?;
-            let running: i64 = sqlx::query_scalar(KEY_RUNNING_SQL)
+            let key_now = sqlx::query(KEY_RUNNING_SQL)
                 .bind(&key)
+                .bind(&run_id)
+                .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
-            if running >= limit.unwrap_or(1) {
+            let running: i64 = key_now.try_get("running")?;
+            // A key's runs start in queue order.
+            if running >= limit.unwrap_or(1) || key_now.try_get::<bool, _>("behind")? {
                 return Ok(None);
             }
         }
@@ -152,26 +143,41 @@ impl RunQueue for PostgresStore {
         Ok(Some(run))
     }
 
-    /// The announced ends, on a connection of their own. The listener
-    /// reconnects by itself after a lost connection; notices sent while it
-    /// was away are lost, which the waiting requests' periodic look covers.
-    async fn manual_run_ends(
+    /// The notices, on a connection of their own. The listener reconnects
+    /// by itself after a lost connection; notices sent while it was away
+    /// are lost, which the waiting requests' periodic look and the
+    /// workers' poll cover. This node's own notices of queued runs are
+    /// left out: it wakes its workers itself.
+    async fn queue_notices(
         &self,
-    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>> {
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, QueueNotice>>> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(RUN_ENDS_CHANNEL).await?;
-        let ends = futures_util::stream::unfold(listener, |mut listener| async move {
-            loop {
-                match listener.recv().await {
-                    Ok(notice) => return Some((notice.payload().to_string(), listener)),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "listening for run ends failed; trying again");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        listener
+            .listen_all([RUN_ENDS_CHANNEL, RUNS_QUEUED_CHANNEL])
+            .await?;
+        let own = self.queue.node_mark.clone();
+        let notices = futures_util::stream::unfold(listener, move |mut listener| {
+            let own = own.clone();
+            async move {
+                loop {
+                    match listener.recv().await {
+                        Ok(notice) if notice.channel() == RUN_ENDS_CHANNEL => {
+                            let ended = QueueNotice::RunEnded(notice.payload().to_string());
+                            return Some((ended, listener));
+                        }
+                        Ok(notice) if notice.payload() != own => {
+                            return Some((QueueNotice::RunsQueued, listener));
+                        }
+                        Ok(_) => {}
+                        Err(err) => {
+                            tracing::warn!(error = %err, "listening for other nodes' runs failed; trying again");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
                     }
                 }
             }
         });
-        Ok(Some(ends.boxed()))
+        Ok(Some(notices.boxed()))
     }
 
     async fn heartbeat_run(&self, run_id: &str, worker_id: &str) -> StoreResult<bool> {
@@ -241,35 +247,52 @@ impl RunQueue for PostgresStore {
         claim: Option<NextClaim>,
     ) -> StoreResult<Reported> {
         let mut reported = Reported::default();
+        // Runs with nothing but their end to write are written together;
+        // the others each in a transaction of their own, as `finish_run`.
+        let plain = |report: &RunReport| {
+            report.finish.effects.is_empty()
+                && (report.retry.is_none() || report.finish.status == RunStatus::Succeeded)
+        };
+        let plains: Vec<&RunReport> = reports.iter().filter(|r| plain(r)).collect();
+        let mut plain_recorded = match plains.len() {
+            0 => Vec::new(),
+            _ => self.finish_plain(worker_id, &plains).await?,
+        }
+        .into_iter();
         for report in &reports {
-            let done = self
-                .finish_run(
-                    &report.run_id,
-                    worker_id,
-                    &report.finish,
-                    report.retry.as_ref(),
-                )
-                .await?;
+            let done = match plain(report) {
+                true => plain_recorded.next().unwrap_or(false),
+                false => {
+                    self.finish_run(
+                        &report.run_id,
+                        worker_id,
+                        &report.finish,
+                        report.retry.as_ref(),
+                    )
+                    .await?
+                }
+            };
             reported.recorded.push(done);
         }
-        for run_id in &unstarted {
-            sqlx::query(GIVE_BACK_RUN_SQL)
-                .bind(run_id)
-                .bind(worker_id)
-                .execute(&self.pool)
-                .await?;
+        if !unstarted.is_empty() {
+            self.give_back(worker_id, &unstarted).await?;
         }
-        // One run at most: every start is written at its claim, so a run
-        // waiting in a worker's hands would read as running.
-        if let Some(claim) = claim.filter(|claim| claim.runs > 0) {
-            match self
-                .claim_run(worker_id, claim.per_script_limit, &claim.skip_users)
+        let Some(claim) = claim.filter(|claim| claim.runs > 0) else {
+            return Ok(reported);
+        };
+        // Several runs at once only where a dead node's runs are queued
+        // again: one waiting in a worker's hands reads as running.
+        let next = if claim.runs > 1 && self.queue.batch_claims.load(Ordering::Relaxed) {
+            self.claim_batch(worker_id, &claim).await
+        } else {
+            self.claim_run(worker_id, claim.per_script_limit, &claim.skip_users)
                 .await
-            {
-                Ok(next) => reported.next.extend(next),
-                Err(err) => {
-                    tracing::warn!(error = %err, "claiming the next run after a finish failed")
-                }
+                .map(|run| run.into_iter().collect())
+        };
+        match next {
+            Ok(next) => reported.next = next,
+            Err(err) => {
+                tracing::warn!(error = %err, "claiming the next runs after a finish failed")
             }
         }
         Ok(reported)
@@ -291,8 +314,14 @@ impl RunQueue for PostgresStore {
         Ok(status)
     }
 
-    // A cluster's nodes must see every claim: starts are never held.
-    fn hold_run_starts(&self, _window: std::time::Duration) {}
+    // A cluster's nodes must see every claim: starts are never held. A
+    // worker may still be handed several runs, their starts written at the
+    // claim and the time each began written with its end.
+    fn hold_run_starts(&self, window: std::time::Duration) {
+        self.queue
+            .batch_claims
+            .store(!window.is_zero(), Ordering::Relaxed);
+    }
 }
 
 /// `run` inserted as running under its worker (`INSERT_STARTED_RUN_SQL`).
@@ -440,6 +469,15 @@ async fn finish_in(
 }
 
 impl PostgresStore {
+    /// Whether a user other than those in `skip_users` (a JSON array) may
+    /// have runs queued (see `OTHERS_QUEUED_SQL`).
+    pub(super) async fn others_queued(&self, skip_users: &str) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(OTHERS_QUEUED_SQL)
+            .bind(skip_users)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Tells every node that a run someone may be waiting on (manual,
     /// HTTP-triggered or an MCP tool call) ended (`ended` is its finish's
     /// row). A lost notice only slows a waiting request to its next look.
@@ -461,73 +499,6 @@ impl PostgresStore {
             .await;
         if let Err(err) = notice {
             tracing::warn!(error = %err, "announcing a run's end failed");
-        }
-    }
-
-    /// Records an event and queues its runs (see `RunQueue::ingest_event`),
-    /// within `limits` if given. `payload` is the event's, serialised once
-    /// by the caller.
-    async fn ingest_checked(
-        &self,
-        event: &NewEvent,
-        payload: &str,
-        limits: Option<QueueLimits>,
-    ) -> StoreResult<EventIngest> {
-        let seen = |run_ids_json: String| -> StoreResult<EventIngest> {
-            Ok(EventIngest {
-                duplicate: true,
-                run_ids: run_ids(&run_ids_json)?,
-            })
-        };
-        let now = now_millis();
-        let mut tx = self.pool.begin_with(sqlx::Postgres::BEGIN).await?;
-        let earlier = sqlx::query(EVENT_LOOKUP_SQL)
-            .bind(&event.user_id)
-            .bind(&event.event_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = earlier {
-            return seen(row.try_get("run_ids")?);
-        }
-        let run_ids = super::emitted::queue_event_runs(&mut tx, event, payload, now).await?;
-        // The check before counted one copy of the payload; an event that
-        // starts several runs stores several. Checked again with them
-        // counted (the triggers have added them), in its transaction:
-        // refused, it leaves nothing.
-        if let Some(limits) = limits.filter(|_| run_ids.len() > 1) {
-            let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
-                .bind(&event.user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let new_runs = run_ids.len() as i64;
-            let incoming = new_runs * payload.len() as i64;
-            let before = QueueDepth {
-                runs: depth.try_get::<i64, _>("n")? - new_runs,
-                payload_bytes: depth.try_get::<i64, _>("bytes")? - incoming,
-            };
-            limits.admit(before, incoming)?;
-        }
-        let inserted = super::emitted::insert_event(&mut tx, event, &run_ids, None, now).await;
-        match inserted {
-            Ok(_) => {
-                tx.commit().await?;
-                Ok(EventIngest {
-                    duplicate: false,
-                    run_ids,
-                })
-            }
-            // The same event arrived concurrently and won: roll back our
-            // runs and report the winner's.
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                tx.rollback().await?;
-                let row = sqlx::query(EVENT_LOOKUP_SQL)
-                    .bind(&event.user_id)
-                    .bind(&event.event_id)
-                    .fetch_one(&self.pool)
-                    .await?;
-                seen(row.try_get("run_ids")?)
-            }
-            Err(err) => Err(err.into()),
         }
     }
 }

@@ -37,10 +37,11 @@ impl RunQueue for SqliteStore {
             .await
     }
 
-    // One process: its workers announce the runs they end themselves.
-    async fn manual_run_ends(
+    // One process: its workers and triggers tell each other.
+    async fn queue_notices(
         &self,
-    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, String>>> {
+    ) -> StoreResult<Option<futures_util::stream::BoxStream<'static, crate::store::QueueNotice>>>
+    {
         Ok(None)
     }
 

@@ -1,0 +1,465 @@
+//! Events into runs on PostgreSQL, several events to a transaction: each
+//! ingest joins the batch being gathered while the one before it commits
+//! (group commit), and a batch costs the same few statements however many
+//! events it holds (docs/postgres-queue.md). An event whose subscribers
+//! include a flow-controlled handler (debounce, throttle, concurrency) is
+//! queued on its own, as is every event of a batch that lost a race with
+//! another node for one of its event ids.
+
+use std::collections::HashMap;
+
+use sqlx::Row as _;
+use sqlx::postgres::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::engine::Engine;
+use crate::store::events::run_ids;
+use crate::store::queue::EVENT_LOOKUP_SQL;
+use crate::store::{
+    EventIngest, NewEvent, QueueDepth, QueueLimits, StoreError, StoreResult, new_id, now_millis,
+};
+
+/// Most events in one transaction.
+const MAX_BATCH: usize = 128;
+
+/// The events of `$1`/`$2` (users, event ids) already received.
+const SEEN_SQL: &str = "SELECT e.user_id, e.event_id, e.run_ids FROM events e \
+     JOIN UNNEST($1::text[], $2::text[]) AS u(user_id, event_id) \
+     ON e.user_id = u.user_id AND e.event_id = u.event_id";
+
+/// The handlers subscribed to each (user, event type) of `$1`/`$2`, as
+/// `EVENT_SUBSCRIBERS_SQL` answers for one.
+const SUBSCRIBERS_SQL: &str = "SELECT u.user_id, u.spec, s.id AS script_id, s.current_version, \
+     t.handler, t.flow FROM UNNEST($1::text[], $2::text[]) AS u(user_id, spec) \
+     JOIN scripts s ON s.user_id = u.user_id \
+     JOIN triggers t ON t.script_id = s.id AND t.kind = 'event' AND t.spec = u.spec \
+     ORDER BY s.id, t.handler";
+
+/// Queued runs, one per element of the arrays (see `INSERT_EVENT_RUN_SQL`),
+/// announced to the other nodes' idle workers at the commit (`$11`: this
+/// store's mark).
+const INSERT_RUNS_SQL: &str = "WITH queued AS (INSERT INTO runs (id, user_id, script_id, script_version, \
+     handler, trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth) \
+     SELECT id, user_id, script_id, version, handler, 'event', spec, payload, 'queued', 1, $10, \
+     event_id, chain_depth FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::int8[]) \
+     AS r(id, user_id, script_id, version, handler, spec, payload, event_id, chain_depth) RETURNING 1) \
+     SELECT pg_notify('roost_runs_queued', $11) FROM (SELECT COUNT(*) FROM queued) n";
+
+/// The events received, one per element of the arrays (see
+/// `INSERT_EVENT_SQL`); an id another node recorded meanwhile is left out
+/// of the answer.
+const INSERT_EVENTS_SQL: &str = "INSERT INTO events (user_id, event_id, event_type, source, received_at, \
+     run_ids, source_run_id, chain_depth) SELECT user_id, event_id, event_type, source, $8, run_ids, \
+     source_run_id, chain_depth FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::int8[]) AS e(user_id, event_id, event_type, source, run_ids, source_run_id, chain_depth) \
+     ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id";
+
+/// The users' shares of the queue (`QUEUE_DEPTH_SQL` for each of `$1`).
+const DEPTHS_SQL: &str = "SELECT user_id, COALESCE(SUM(queued), 0)::BIGINT AS n, \
+     COALESCE(SUM(payload_bytes), 0)::BIGINT AS bytes FROM queue_depth \
+     WHERE user_id = ANY($1) GROUP BY user_id";
+
+/// An event waiting for its batch.
+struct Pending {
+    event: NewEvent,
+    payload: String,
+    limits: Option<QueueLimits>,
+    answer: oneshot::Sender<StoreResult<EventIngest>>,
+}
+
+/// Hands events to the task that writes them in batches.
+pub(crate) struct Ingest {
+    pending: mpsc::UnboundedSender<Pending>,
+}
+
+impl Ingest {
+    /// Starts the batching task over `pool`; it ends with the store.
+    pub(crate) fn start(pool: PgPool, node_mark: String) -> Self {
+        let (pending, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_batches(pool, node_mark, queue));
+        Self { pending }
+    }
+
+    /// Records `event` and queues its runs (see `RunQueue::ingest_event`),
+    /// within `limits` if given, with the events that arrive meanwhile.
+    pub(crate) async fn ingest(
+        &self,
+        event: &NewEvent,
+        limits: Option<QueueLimits>,
+    ) -> StoreResult<EventIngest> {
+        let (answer, answered) = oneshot::channel();
+        let pending = Pending {
+            event: event.clone(),
+            payload: event.payload.to_string(),
+            limits,
+            answer,
+        };
+        self.pending
+            .send(pending)
+            .map_err(|_| StoreError::Corrupt("the event writer has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Corrupt("the event writer dropped an event".into()))?
+    }
+}
+
+async fn write_batches(
+    pool: PgPool,
+    node_mark: String,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        write_batch(&pool, &node_mark, batch).await;
+    }
+}
+
+/// Writes one batch, or, if the batch cannot commit whole, each of its
+/// events on its own.
+async fn write_batch(pool: &PgPool, node_mark: &str, batch: Vec<Pending>) {
+    let answers = match batched(pool, node_mark, &batch).await {
+        Ok(answers) => answers,
+        Err(err) => {
+            tracing::debug!(error = %err, events = batch.len(), "an event batch was written one by one");
+            batch.iter().map(|_| Answer::Alone).collect()
+        }
+    };
+    let mut given: Vec<Option<EventIngest>> = Vec::with_capacity(batch.len());
+    for (pending, answer) in batch.into_iter().zip(answers) {
+        let answer = match answer {
+            Answer::Done(answer) => answer,
+            Answer::Alone => {
+                ingest_one(pool, &pending.event, &pending.payload, pending.limits).await
+            }
+            Answer::RepeatOf(first) => match given.get(first).cloned().flatten() {
+                Some(first) => Ok(EventIngest {
+                    duplicate: true,
+                    run_ids: first.run_ids,
+                }),
+                None => Err(StoreError::Corrupt(
+                    "a repeated event's first was not recorded".into(),
+                )),
+            },
+        };
+        given.push(answer.as_ref().ok().cloned());
+        let _ = pending.answer.send(answer);
+    }
+}
+
+/// How an event of a batch is answered.
+enum Answer {
+    /// Written with the batch (or refused, or a repeat of an earlier event).
+    Done(StoreResult<EventIngest>),
+    /// Queued on its own, after the batch.
+    Alone,
+    /// A repeat of the batch's event at this index: its runs.
+    RepeatOf(usize),
+}
+
+/// What one subscribed handler's run needs.
+struct Subscriber {
+    script_id: String,
+    version: i64,
+    handler: String,
+    flow: bool,
+}
+
+/// The batch in one transaction: how each event is answered once it
+/// commits.
+async fn batched(pool: &PgPool, node_mark: &str, batch: &[Pending]) -> StoreResult<Vec<Answer>> {
+    let now = now_millis();
+    let mut tx = pool.begin().await?;
+    let users: Vec<&str> = batch.iter().map(|p| p.event.user_id.as_str()).collect();
+    let ids: Vec<&str> = batch.iter().map(|p| p.event.event_id.as_str()).collect();
+    let mut seen: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for row in sqlx::query(SEEN_SQL)
+        .bind(&users)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        let ids: String = row.try_get("run_ids")?;
+        seen.insert(
+            (row.try_get("user_id")?, row.try_get("event_id")?),
+            run_ids(&ids)?,
+        );
+    }
+    let types: Vec<&str> = batch.iter().map(|p| p.event.event_type.as_str()).collect();
+    let mut subscribers: HashMap<(String, String), Vec<Subscriber>> = HashMap::new();
+    for row in sqlx::query(SUBSCRIBERS_SQL)
+        .bind(&users)
+        .bind(&types)
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        let flow: Option<String> = row.try_get("flow")?;
+        let subscriber = Subscriber {
+            script_id: row.try_get("script_id")?,
+            version: row.try_get("current_version")?,
+            handler: row.try_get("handler")?,
+            flow: flow.is_some(),
+        };
+        let entry = subscribers
+            .entry((row.try_get("user_id")?, row.try_get("spec")?))
+            .or_default();
+        // The same (user, type) twice in the batch lists its handlers twice.
+        if !entry
+            .iter()
+            .any(|s| s.script_id == subscriber.script_id && s.handler == subscriber.handler)
+        {
+            entry.push(subscriber);
+        }
+    }
+    let mut depths: HashMap<String, QueueDepth> = HashMap::new();
+    if batch.iter().any(|p| p.limits.is_some()) {
+        for row in sqlx::query(DEPTHS_SQL)
+            .bind(&users)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            depths.insert(
+                row.try_get("user_id")?,
+                QueueDepth {
+                    runs: row.try_get("n")?,
+                    payload_bytes: row.try_get("bytes")?,
+                },
+            );
+        }
+    }
+
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut runs = RunColumns::default();
+    let mut events = EventColumns::default();
+    // Ids earlier in this batch: a repeat is answered as one.
+    let mut in_batch: HashMap<(&str, &str), usize> = HashMap::new();
+    for (n, pending) in batch.iter().enumerate() {
+        let event = &pending.event;
+        let key = (event.user_id.clone(), event.event_id.clone());
+        if let Some(earlier) = seen.get(&key) {
+            answers.push(Answer::Done(Ok(EventIngest {
+                duplicate: true,
+                run_ids: earlier.clone(),
+            })));
+            continue;
+        }
+        if let Some(&first) = in_batch.get(&(event.user_id.as_str(), event.event_id.as_str())) {
+            answers.push(Answer::RepeatOf(first));
+            continue;
+        }
+        let handlers = subscribers
+            .get(&(event.user_id.clone(), event.event_type.clone()))
+            .map_or(&[][..], Vec::as_slice);
+        if handlers.iter().any(|s| s.flow) {
+            answers.push(Answer::Alone);
+            continue;
+        }
+        if let Some(limits) = pending.limits {
+            let depth = depths.entry(event.user_id.clone()).or_default();
+            let copies = handlers.len().max(1) as i64;
+            let incoming = copies * pending.payload.len() as i64;
+            if let Err(full) = limits.admit(*depth, incoming) {
+                answers.push(Answer::Done(Err(full)));
+                continue;
+            }
+            depth.runs += handlers.len() as i64;
+            depth.payload_bytes += handlers.len() as i64 * pending.payload.len() as i64;
+        }
+        in_batch.insert((event.user_id.as_str(), event.event_id.as_str()), n);
+        let ids: Vec<String> = handlers.iter().map(|_| new_id("run")).collect();
+        for (id, handler) in ids.iter().zip(handlers) {
+            runs.push(id, event, handler, &pending.payload);
+        }
+        events.push(event, &ids);
+        answers.push(Answer::Done(Ok(EventIngest {
+            duplicate: false,
+            run_ids: ids,
+        })));
+    }
+    if !runs.id.is_empty() {
+        runs.insert(&mut tx, now, node_mark).await?;
+    }
+    if !events.user_id.is_empty() {
+        let recorded = events.insert(&mut tx, now).await?;
+        if recorded < events.user_id.len() {
+            // Another node recorded one of these ids meanwhile: each event
+            // again on its own, where that race is settled.
+            return Err(StoreError::Conflict(
+                "an event id recorded meanwhile".into(),
+            ));
+        }
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// The batch's runs, a column per array.
+#[derive(Default)]
+struct RunColumns {
+    id: Vec<String>,
+    user_id: Vec<String>,
+    script_id: Vec<String>,
+    version: Vec<i64>,
+    handler: Vec<String>,
+    spec: Vec<String>,
+    payload: Vec<String>,
+    event_id: Vec<String>,
+    chain_depth: Vec<i64>,
+}
+
+impl RunColumns {
+    fn push(&mut self, id: &str, event: &NewEvent, handler: &Subscriber, payload: &str) {
+        self.id.push(id.to_string());
+        self.user_id.push(event.user_id.clone());
+        self.script_id.push(handler.script_id.clone());
+        self.version.push(handler.version);
+        self.handler.push(handler.handler.clone());
+        self.spec.push(event.event_type.clone());
+        self.payload.push(payload.to_string());
+        self.event_id.push(event.event_id.clone());
+        self.chain_depth.push(event.chain_depth);
+    }
+
+    async fn insert(&self, tx: &mut sqlx::PgConnection, now: i64, mark: &str) -> StoreResult<()> {
+        sqlx::query(INSERT_RUNS_SQL)
+            .bind(&self.id)
+            .bind(&self.user_id)
+            .bind(&self.script_id)
+            .bind(&self.version)
+            .bind(&self.handler)
+            .bind(&self.spec)
+            .bind(&self.payload)
+            .bind(&self.event_id)
+            .bind(&self.chain_depth)
+            .bind(now)
+            .bind(mark)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The batch's events, a column per array.
+#[derive(Default)]
+struct EventColumns {
+    user_id: Vec<String>,
+    event_id: Vec<String>,
+    event_type: Vec<String>,
+    source: Vec<Option<String>>,
+    run_ids: Vec<String>,
+    source_run_id: Vec<Option<String>>,
+    chain_depth: Vec<i64>,
+}
+
+impl EventColumns {
+    fn push(&mut self, event: &NewEvent, run_ids: &[String]) {
+        self.user_id.push(event.user_id.clone());
+        self.event_id.push(event.event_id.clone());
+        self.event_type.push(event.event_type.clone());
+        self.source.push(event.source.clone());
+        self.run_ids
+            .push(serde_json::to_string(run_ids).expect("ids serialise"));
+        self.source_run_id.push(event.source_run_id.clone());
+        self.chain_depth.push(event.chain_depth);
+    }
+
+    /// Inserts them; how many were recorded.
+    async fn insert(&self, tx: &mut sqlx::PgConnection, now: i64) -> StoreResult<usize> {
+        let recorded = sqlx::query(INSERT_EVENTS_SQL)
+            .bind(&self.user_id)
+            .bind(&self.event_id)
+            .bind(&self.event_type)
+            .bind(&self.source)
+            .bind(&self.run_ids)
+            .bind(&self.source_run_id)
+            .bind(&self.chain_depth)
+            .bind(now)
+            .fetch_all(tx)
+            .await?;
+        Ok(recorded.len())
+    }
+}
+
+/// One event in a transaction of its own (see `RunQueue::ingest_event`):
+/// the path of flow-controlled handlers, and of a batch that could not
+/// commit whole.
+pub(super) async fn ingest_one(
+    pool: &PgPool,
+    event: &NewEvent,
+    payload: &str,
+    limits: Option<QueueLimits>,
+) -> StoreResult<EventIngest> {
+    let seen = |run_ids_json: String| -> StoreResult<EventIngest> {
+        Ok(EventIngest {
+            duplicate: true,
+            run_ids: run_ids(&run_ids_json)?,
+        })
+    };
+    let now = now_millis();
+    let mut tx = pool.begin().await?;
+    let earlier = sqlx::query(EVENT_LOOKUP_SQL)
+        .bind(&event.user_id)
+        .bind(&event.event_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(row) = earlier {
+        return seen(row.try_get("run_ids")?);
+    }
+    if let Some(limits) = limits {
+        let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
+            .bind(&event.user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let depth = QueueDepth {
+            runs: depth.try_get("n")?,
+            payload_bytes: depth.try_get("bytes")?,
+        };
+        limits.admit(depth, payload.len() as i64)?;
+    }
+    let run_ids = super::emitted::queue_event_runs(&mut tx, event, payload, now).await?;
+    // The check before counted one copy of the payload; an event that
+    // starts several runs stores several. Checked again with them counted
+    // (the triggers have added them), in its transaction: refused, it
+    // leaves nothing.
+    if let Some(limits) = limits.filter(|_| run_ids.len() > 1) {
+        let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
+            .bind(&event.user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let new_runs = run_ids.len() as i64;
+        let incoming = new_runs * payload.len() as i64;
+        let before = QueueDepth {
+            runs: depth.try_get::<i64, _>("n")? - new_runs,
+            payload_bytes: depth.try_get::<i64, _>("bytes")? - incoming,
+        };
+        limits.admit(before, incoming)?;
+    }
+    let inserted = super::emitted::insert_event(&mut tx, event, &run_ids, None, now).await;
+    match inserted {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(EventIngest {
+                duplicate: false,
+                run_ids,
+            })
+        }
+        // The same event arrived concurrently and won: roll back our runs
+        // and report the winner's.
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            tx.rollback().await?;
+            let row = sqlx::query(EVENT_LOOKUP_SQL)
+                .bind(&event.user_id)
+                .bind(&event.event_id)
+                .fetch_one(pool)
+                .await?;
+            seen(row.try_get("run_ids")?)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
