@@ -63,7 +63,10 @@ fn env_or(name: &str, default: &str) -> String {
 
 fn start(dir: &std::path::Path, name: &str, database: &str, nats: &str, tag: &str) -> Node {
     support::lift_limits_for_serve(&dir.join(name));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roost"))
+    // ROOST_BENCH_ROOST_BIN: another build's binary, to compare two builds.
+    let binary = std::env::var("ROOST_BENCH_ROOST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roost").to_string());
+    let mut child = Command::new(binary)
         .args([
             "serve",
             "--listen",
