@@ -19,9 +19,11 @@
 //!
 //! `ROOST_BENCH_PACE=<events/s>` sets the paced phase's rate instead of
 //! half the sustained rate; `ROOST_BENCH_MAX_RUNNING_PER_USER=<n>` lets the
-//! bench's one user take `n` workers instead of half of them; `ROOST_LOG=<filter>` prints the server's logs
-//! (for example `roost::store=debug` shows how long each SQLite
-//! checkpoint and WAL rewind took).
+//! bench's one user take `n` workers instead of half of them;
+//! `ROOST_BENCH_PG_WIRE=off` connects roost straight to PostgreSQL (no
+//! round trips counted, no proxy in the way); `ROOST_LOG=<filter>` prints
+//! the server's logs (for example `roost::store=debug` shows how long each
+//! SQLite checkpoint and WAL rewind took).
 
 use std::time::{Duration, Instant};
 
@@ -75,7 +77,11 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let dir = tempfile::tempdir().unwrap();
     // On PostgreSQL the server goes through the counting proxy, started
     // before the server so that its threads are not counted as roost's.
+    // ROOST_BENCH_PG_WIRE=off: straight to PostgreSQL, nothing counted
+    // (the proxy's hop and CPU left out of the rate).
+    let count_wire = std::env::var("ROOST_BENCH_PG_WIRE").map_or(true, |v| v != "off");
     let (pg, server_database) = match &database {
+        Some(url) if !count_wire => (None, Some(url.clone())),
         Some(url) => {
             let (counter, proxied) = PgCounter::start(url);
             (Some(counter), Some(proxied))

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::engine::Engine;
 use crate::store::events::run_ids;
+use super::queue::RUNS_QUEUED_CHANNEL;
 use crate::store::queue::EVENT_LOOKUP_SQL;
 use crate::store::{
     EventIngest, NewEvent, QueueDepth, QueueLimits, StoreError, StoreResult, new_id, now_millis,
@@ -136,7 +137,7 @@ async fn write_batch(pool: &PgPool, node_mark: &str, batch: Vec<Pending>) {
         let answer = match answer {
             Answer::Done(answer) => answer,
             Answer::Alone => {
-                ingest_one(pool, &pending.event, &pending.payload, pending.limits).await
+                ingest_one(pool, node_mark, &pending.event, &pending.payload, pending.limits).await
             }
             Answer::RepeatOf(first) => match given.get(first).cloned().flatten() {
                 Some(first) => Ok(EventIngest {
@@ -389,8 +390,9 @@ impl EventColumns {
 /// One event in a transaction of its own (see `RunQueue::ingest_event`):
 /// the path of flow-controlled handlers, and of a batch that could not
 /// commit whole.
-pub(super) async fn ingest_one(
+async fn ingest_one(
     pool: &PgPool,
+    node_mark: &str,
     event: &NewEvent,
     payload: &str,
     limits: Option<QueueLimits>,
@@ -443,6 +445,13 @@ pub(super) async fn ingest_one(
     let inserted = super::emitted::insert_event(&mut tx, event, &run_ids, None, now).await;
     match inserted {
         Ok(_) => {
+            if !run_ids.is_empty() {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(RUNS_QUEUED_CHANNEL)
+                    .bind(node_mark)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(EventIngest {
                 duplicate: false,
