@@ -228,6 +228,15 @@ impl Runner {
         self.wake.notify_one();
     }
 
+    /// Wakes one idle worker per run queued (`runs`), not all of them: a
+    /// worker woken for nothing still asks the store, which on PostgreSQL
+    /// is a transaction.
+    pub fn wake_for(&self, runs: usize) {
+        for _ in 0..runs {
+            self.wake.notify_one();
+        }
+    }
+
     /// Starts the workers and the reaper; they stop when `stop` turns true,
     /// after finishing the run in hand.
     pub fn start(

@@ -33,9 +33,15 @@ impl UserSlots {
 
     /// The users holding `cap` slots now.
     pub(super) fn full(&self) -> Vec<String> {
+        self.full_besides(None)
+    }
+
+    /// `full`, for a caller holding one of `mine`'s slots that it is about
+    /// to give back: that slot counts as free.
+    pub(super) fn full_besides(&self, mine: Option<&str>) -> Vec<String> {
         let held = self.held.lock().expect("user slots lock");
         held.iter()
-            .filter(|(_, slots)| **slots >= self.cap)
+            .filter(|(user, slots)| **slots - usize::from(Some(user.as_str()) == mine) >= self.cap)
             .map(|(user, _)| user.clone())
             .collect()
     }

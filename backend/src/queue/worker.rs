@@ -33,11 +33,17 @@ impl Runner {
                     hand.flush().await;
                     continue;
                 };
+                let user_id = run.user_id.clone();
                 self.run_one(&mut hand, run).await;
-                drop(seat);
                 // A node told to stop takes no new runs.
                 let stopping = *stop.borrow();
-                hand.after_run(stopping, || self.next_claim()).await;
+                // The seat is held through the trip, which may hand this
+                // worker the user's next runs: meanwhile the user's seats
+                // read as full to the other workers, whose claims would
+                // take runs they then have no seat for.
+                hand.after_run(stopping, || self.next_claim(Some(&user_id)))
+                    .await;
+                drop(seat);
                 continue;
             }
             if *stop.borrow() {
@@ -69,13 +75,14 @@ impl Runner {
     }
 
     /// What a worker asks for with its reports: up to `RUNS_PER_TRIP` runs,
-    /// its share of the queue.
-    fn next_claim(&self) -> NextClaim {
+    /// its share of the queue; `seated` is the user whose slot it holds
+    /// until the trip ends, which counts as free.
+    fn next_claim(&self, seated: Option<&str>) -> NextClaim {
         NextClaim {
             per_script_limit: self.config.per_script_concurrency,
             runs: RUNS_PER_TRIP,
             workers: self.config.workers,
-            skip_users: self.workers_by_user.full(),
+            skip_users: self.workers_by_user.full_besides(seated),
         }
     }
 

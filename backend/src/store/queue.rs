@@ -21,8 +21,8 @@ pub trait RunQueue: Send + Sync {
     /// [`super::StoreError::PayloadQuotaFull`] if the runs' payloads would
     /// pass `limits.payload_bytes`. A repeated event id is answered as a
     /// repeat, full queue or not. The check and the ingest are one
-    /// transaction; on PostgreSQL events arriving together may pass the
-    /// caps by a few.
+    /// transaction; on PostgreSQL, events arriving together at different
+    /// nodes may pass the caps by a few.
     async fn ingest_event_within(
         &self,
         event: &NewEvent,

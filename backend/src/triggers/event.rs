@@ -132,7 +132,7 @@ pub(crate) async fn ingest(
             );
             crate::telemetry::bind(&span, run_id);
         }
-        runner.wake();
+        runner.wake_for(outcome.run_ids.len());
     }
     tracing::info!(
         event_id = %event.event_id,

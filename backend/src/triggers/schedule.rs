@@ -259,7 +259,7 @@ impl Scheduler {
             Ok(Some(run)) => {
                 tracing::info!(run_id = %run.id, script = script_id, handler, tick_at, lag_ms = now_millis() - tick_at, "cron tick queued a run");
                 crate::telemetry::queued(&run.id, run.trigger_kind.as_str(), script_id);
-                self.runner.wake();
+                self.runner.wake_for(1);
             }
             Ok(None) => tracing::debug!(
                 script = script_id,

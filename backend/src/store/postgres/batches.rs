@@ -40,7 +40,8 @@ const GIVE_BACK_RUNS_SQL: &str = "UPDATE runs SET status = 'queued', worker_id =
 const CLAIM_BATCH_SQL: &str = "WITH c AS MATERIALIZED (SELECT id, script_id, concurrency_key, \
      concurrency_limit, queued_at FROM runs q WHERE status = 'queued' \
      AND (not_before IS NULL OR not_before <= $1) \
-     AND (SELECT COUNT(DISTINCT r.worker_id) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
+     AND q.script_id NOT IN (SELECT script_id FROM (SELECT DISTINCT script_id, worker_id FROM runs \
+       WHERE status = 'running') w GROUP BY script_id HAVING COUNT(*) >= $2) \
      AND (q.concurrency_key IS NULL OR (SELECT COUNT(DISTINCT k.worker_id) FROM runs k \
        WHERE k.concurrency_key = q.concurrency_key AND k.status = 'running') < q.concurrency_limit) \
      AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \

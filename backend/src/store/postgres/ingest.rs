@@ -12,9 +12,9 @@ use sqlx::Row as _;
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::queue::RUNS_QUEUED_CHANNEL;
 use crate::store::engine::Engine;
 use crate::store::events::run_ids;
-use super::queue::RUNS_QUEUED_CHANNEL;
 use crate::store::queue::EVENT_LOOKUP_SQL;
 use crate::store::{
     EventIngest, NewEvent, QueueDepth, QueueLimits, StoreError, StoreResult, new_id, now_millis,
@@ -132,14 +132,12 @@ async fn write_batch(pool: &PgPool, node_mark: &str, batch: Vec<Pending>) {
             batch.iter().map(|_| Answer::Alone).collect()
         }
     };
-    let mut given: Vec<Option<EventIngest>> = Vec::with_capacity(batch.len());
+    let mut written: Vec<Option<EventIngest>> = Vec::with_capacity(batch.len());
+    let mut alone = Vec::new();
     for (pending, answer) in batch.into_iter().zip(answers) {
         let answer = match answer {
             Answer::Done(answer) => answer,
-            Answer::Alone => {
-                ingest_one(pool, node_mark, &pending.event, &pending.payload, pending.limits).await
-            }
-            Answer::RepeatOf(first) => match given.get(first).cloned().flatten() {
+            Answer::RepeatOf(first) => match written.get(first).cloned().flatten() {
                 Some(first) => Ok(EventIngest {
                     duplicate: true,
                     run_ids: first.run_ids,
@@ -148,9 +146,30 @@ async fn write_batch(pool: &PgPool, node_mark: &str, batch: Vec<Pending>) {
                     "a repeated event's first was not recorded".into(),
                 )),
             },
+            Answer::Alone => {
+                written.push(None);
+                alone.push(pending);
+                continue;
+            }
         };
-        given.push(answer.as_ref().ok().cloned());
+        written.push(answer.as_ref().ok().cloned());
         let _ = pending.answer.send(answer);
+    }
+    // Concurrently, as separate requests would be, and without holding up
+    // the next batch (a race between two of them is settled in the store).
+    for pending in alone {
+        let (pool, node_mark) = (pool.clone(), node_mark.to_string());
+        tokio::spawn(async move {
+            let answer = ingest_one(
+                &pool,
+                &node_mark,
+                &pending.event,
+                &pending.payload,
+                pending.limits,
+            )
+            .await;
+            let _ = pending.answer.send(answer);
+        });
     }
 }
 

@@ -120,7 +120,8 @@ const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
 /// skipped while another claim holds them.
 const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
      AND (not_before IS NULL OR not_before <= $1) \
-     AND (SELECT COUNT(DISTINCT r.worker_id) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
+     AND q.script_id NOT IN (SELECT script_id FROM (SELECT DISTINCT script_id, worker_id FROM runs \
+       WHERE status = 'running') w GROUP BY script_id HAVING COUNT(*) >= $2) \
      AND (q.concurrency_key IS NULL OR (SELECT COUNT(DISTINCT c.worker_id) FROM runs c \
        WHERE c.concurrency_key = q.concurrency_key AND c.status = 'running') < q.concurrency_limit) \
      AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
