@@ -35,14 +35,7 @@ pub(super) async fn write_emitted(
         }
         let payload = event.payload.to_string();
         if let Some(limits) = effects.queue_limits {
-            let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
-                .bind(&event.user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let depth = QueueDepth {
-                runs: depth.try_get("n")?,
-                payload_bytes: depth.try_get("bytes")?,
-            };
+            let depth = queue_depth_in(tx, &event.user_id).await?;
             match limits.admit(depth, payload.len() as i64) {
                 Ok(()) => {}
                 Err(StoreError::QueueFull { .. } | StoreError::PayloadQuotaFull { .. }) => {
@@ -59,14 +52,7 @@ pub(super) async fn write_emitted(
         let run = &scheduled.run;
         let payload = run.payload.to_string();
         if let Some(limits) = effects.queue_limits {
-            let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
-                .bind(&run.user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let depth = QueueDepth {
-                runs: depth.try_get("n")?,
-                payload_bytes: depth.try_get("bytes")?,
-            };
+            let depth = queue_depth_in(tx, &run.user_id).await?;
             if let Err(full) = limits.admit(depth, payload.len() as i64) {
                 // The asking run succeeded; the run it asked for is not kept.
                 tracing::warn!(run_id = %scheduled.id, error = %full, "a scheduled run was dropped: its owner's queue is full");
@@ -89,6 +75,21 @@ pub(super) async fn write_emitted(
             .await?;
     }
     Ok(())
+}
+
+/// User `user_id`'s share of the queue, read in `tx`.
+pub(super) async fn queue_depth_in(
+    tx: &mut sqlx::PgConnection,
+    user_id: &str,
+) -> StoreResult<QueueDepth> {
+    let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
+        .bind(user_id)
+        .fetch_one(tx)
+        .await?;
+    Ok(QueueDepth {
+        runs: depth.try_get("n")?,
+        payload_bytes: depth.try_get("bytes")?,
+    })
 }
 
 /// Queues a run of `event` for each handler subscribed to its type; their

@@ -13,7 +13,6 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::queue::RUNS_QUEUED_CHANNEL;
-use crate::store::engine::Engine;
 use crate::store::events::run_ids;
 use crate::store::queue::EVENT_LOOKUP_SQL;
 use crate::store::{
@@ -38,7 +37,7 @@ const SUBSCRIBERS_SQL: &str = "SELECT u.user_id, u.spec, s.id AS script_id, s.cu
 
 /// Queued runs, one per element of the arrays (see `INSERT_EVENT_RUN_SQL`),
 /// announced to the other nodes' idle workers at the commit (`$11`: this
-/// store's mark).
+/// store's mark; the channel is `RUNS_QUEUED_CHANNEL`).
 const INSERT_RUNS_SQL: &str = "WITH queued AS (INSERT INTO runs (id, user_id, script_id, script_version, \
      handler, trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth) \
      SELECT id, user_id, script_id, version, handler, 'event', spec, payload, 'queued', 1, $10, \
@@ -433,14 +432,7 @@ async fn ingest_one(
         return seen(row.try_get("run_ids")?);
     }
     if let Some(limits) = limits {
-        let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
-            .bind(&event.user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let depth = QueueDepth {
-            runs: depth.try_get("n")?,
-            payload_bytes: depth.try_get("bytes")?,
-        };
+        let depth = super::emitted::queue_depth_in(&mut tx, &event.user_id).await?;
         limits.admit(depth, payload.len() as i64)?;
     }
     let run_ids = super::emitted::queue_event_runs(&mut tx, event, payload, now).await?;
@@ -449,15 +441,12 @@ async fn ingest_one(
     // (the triggers have added them), in its transaction: refused, it
     // leaves nothing.
     if let Some(limits) = limits.filter(|_| run_ids.len() > 1) {
-        let depth = sqlx::query(sqlx::Postgres::QUEUE_DEPTH_SQL)
-            .bind(&event.user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let depth = super::emitted::queue_depth_in(&mut tx, &event.user_id).await?;
         let new_runs = run_ids.len() as i64;
         let incoming = new_runs * payload.len() as i64;
         let before = QueueDepth {
-            runs: depth.try_get::<i64, _>("n")? - new_runs,
-            payload_bytes: depth.try_get::<i64, _>("bytes")? - incoming,
+            runs: depth.runs - new_runs,
+            payload_bytes: depth.payload_bytes - incoming,
         };
         limits.admit(before, incoming)?;
     }
