@@ -61,8 +61,19 @@ impl LeanPoster {
         request.extend_from_slice(self.head.as_bytes());
         request.extend_from_slice(format!("{}\r\n\r\n", body.len()).as_bytes());
         request.extend_from_slice(body);
-        conn.stream.write_all(&request).await.unwrap();
-        let reply = conn.read_reply().await;
+        // The server closes a connection left idle past its header deadline
+        // (after a long paced phase) without reading what comes next: the
+        // request is sent again once on a new one, as HTTP clients do with
+        // a stale keep-alive connection.
+        let reply = match conn.exchange(&request).await {
+            Some(reply) => reply,
+            None => {
+                conn = Connection::open(self.addr).await;
+                conn.exchange(&request)
+                    .await
+                    .expect("the server closed a new connection before replying")
+            }
+        };
         self.idle.lock().unwrap().push(conn);
         reply
     }
@@ -76,6 +87,18 @@ impl Connection {
             stream,
             buf: Vec::with_capacity(1024),
         }
+    }
+
+    /// Writes `request` and reads its reply; `None` if the server had
+    /// closed the connection (nothing of a reply came).
+    async fn exchange(&mut self, request: &[u8]) -> Option<Reply> {
+        if self.stream.write_all(request).await.is_err() {
+            return None;
+        }
+        if self.buf.is_empty() && !self.try_fill().await {
+            return None;
+        }
+        Some(self.read_reply().await)
     }
 
     /// Reads one response: the head up to the blank line, then exactly
@@ -111,10 +134,22 @@ impl Connection {
     }
 
     async fn fill(&mut self) {
+        assert!(
+            self.try_fill().await,
+            "the server closed a keep-alive connection mid-reply"
+        );
+    }
+
+    /// Reads what has come; false if the server closed the connection.
+    async fn try_fill(&mut self) -> bool {
         let mut chunk = [0u8; 4096];
-        let n = self.stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the server closed a keep-alive connection mid-reply");
-        self.buf.extend_from_slice(&chunk[..n]);
+        match self.stream.read(&mut chunk).await {
+            Ok(n) if n > 0 => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub(super) struct Hand {
     logs: Vec<FinishLog>,
     /// When the oldest unwritten outcome came.
     oldest: Option<tokio::time::Instant>,
+    /// Whether the last trip asked for runs and was handed none.
+    came_back_empty: bool,
 }
 
 impl Hand {
@@ -60,6 +62,7 @@ impl Hand {
             finished: Vec::new(),
             logs: Vec::new(),
             oldest: None,
+            came_back_empty: false,
         }
     }
 
@@ -81,6 +84,13 @@ impl Hand {
     /// Takes a claimed run, to begin after those already in hand.
     pub(super) fn take(&mut self, run: RunRow) {
         self.unstarted.push_back(run);
+    }
+
+    /// Whether the last trip to the store asked for runs and came back
+    /// with none (then there is no need to ask again until woken); reset
+    /// by asking.
+    pub(super) fn take_came_back_empty(&mut self) -> bool {
+        std::mem::take(&mut self.came_back_empty)
     }
 
     /// Whether runs handed to the worker wait to be begun.
@@ -147,6 +157,7 @@ impl Hand {
         if reports.is_empty() && unstarted.is_empty() && next.is_none() {
             return;
         }
+        let asked = next.is_some();
         let emitted = reports.iter().any(|r| !r.finish.effects.emitted.is_empty());
         let scheduled = reports
             .iter()
@@ -160,6 +171,7 @@ impl Hand {
                 for (log, recorded) in logs.into_iter().zip(reported.recorded) {
                     log.recorded(recorded, &self.ended);
                 }
+                self.came_back_empty = asked && reported.next.is_empty();
                 self.unstarted.extend(reported.next);
                 if emitted {
                     self.wake.notify_waiters();

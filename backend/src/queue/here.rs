@@ -159,10 +159,13 @@ impl Runner {
         run: NewRun,
         deadline: Instant,
     ) -> StoreResult<HereEnd> {
+        let id = new_id("run");
         let started = StartedRun {
-            id: new_id("run"),
+            // A worker id of its own: on PostgreSQL a script's running runs
+            // are counted by the workers that hold them.
+            worker_id: format!("{}-{id}", self.here_worker_id),
+            id,
             run,
-            worker_id: self.here_worker_id.clone(),
             started_at: now_millis(),
         };
         let (answer, answered) = oneshot::channel();

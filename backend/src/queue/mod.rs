@@ -119,7 +119,7 @@ pub struct Runner {
     waits_by_user: Arc<user_slots::UserSlots>,
     /// Places for runs begun here, outside the queue.
     here: here::HereGates,
-    /// The worker id runs begun here are recorded under.
+    /// What the worker id of each run begun here starts with.
     here_worker_id: String,
 }
 

@@ -49,6 +49,13 @@ impl Runner {
             if *stop.borrow() {
                 return;
             }
+            // The trip after the last run just asked the store, with this
+            // worker's seat counted as free: asking again at once would
+            // find what it found, at the price of a transaction.
+            if hand.take_came_back_empty() {
+                self.idle(&mut stop).await;
+                continue;
+            }
             match self
                 .store
                 .claim_run(
@@ -59,18 +66,22 @@ impl Runner {
                 .await
             {
                 Ok(Some(run)) => hand.take(run),
-                Ok(None) => {
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(self.config.poll) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
+                Ok(None) => self.idle(&mut stop).await,
                 Err(err) => {
                     tracing::error!(error = %err, "claiming a run failed; retrying");
                     tokio::time::sleep(self.config.poll).await;
                 }
             }
+        }
+    }
+
+    /// Waits until new runs may be queued: a wake, the poll's period, or
+    /// the node stopping.
+    async fn idle(&self, stop: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(self.config.poll) => {}
+            _ = stop.changed() => {}
         }
     }
 

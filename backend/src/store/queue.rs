@@ -89,12 +89,13 @@ pub trait RunQueue: Send + Sync {
     /// in order, as `finish_run` does; gives back `unstarted`, runs it was
     /// handed and did not begin (they are claimable again at once); and,
     /// given `claim`, hands it the runs to run next, one after another.
-    /// Runs are handed out several at a time only where their starts are
-    /// held (see `hold_run_starts`): a run that waits in a worker's hands
-    /// must not read as running, nor be failed as an orphan if the node
-    /// dies. Elsewhere, and always on PostgreSQL, at most one. A report's
-    /// `started_at` is written as the run's start. Reports and give-backs
-    /// stand even if the claim fails; the claim then hands out nothing.
+    /// Runs are handed out several at a time only once `hold_run_starts`
+    /// was given a window: a run that waits in a worker's hands must not
+    /// be failed as an orphan if the node dies. SQLite holds their starts
+    /// (they read as queued); PostgreSQL writes them at the claim (they
+    /// read as running, and each run's start is corrected with its end).
+    /// Elsewhere at most one. Reports and give-backs stand even if the
+    /// claim fails; the claim then hands out nothing.
     async fn report_and_claim(
         &self,
         worker_id: &str,
@@ -109,7 +110,8 @@ pub trait RunQueue: Send + Sync {
     /// server dies meanwhile it stays queued and runs again. Only for a
     /// server that re-queues orphaned runs. `Duration::ZERO` (the default)
     /// writes every start at its claim. SQLite does it; PostgreSQL ignores
-    /// it (a cluster's nodes must see every claim).
+    /// it (a cluster's nodes must see every claim), but takes a window as
+    /// leave to hand a worker several runs at once.
     fn hold_run_starts(&self, window: std::time::Duration);
 }
 

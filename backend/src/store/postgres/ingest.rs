@@ -1,12 +1,12 @@
-//! Events into runs on PostgreSQL, several events to a transaction: each
+//! Events into runs on PostgreSQL, several events to a statement: each
 //! ingest joins the batch being gathered while the one before it commits
-//! (group commit), and a batch costs the same few statements however many
-//! events it holds (docs/postgres-queue.md). An event whose subscribers
-//! include a flow-controlled handler (debounce, throttle, concurrency) is
-//! queued on its own, as is every event of a batch that lost a race with
-//! another node for one of its event ids.
+//! (group commit), and a batch costs two statements however many events it
+//! holds (docs/postgres-queue.md). An event whose subscribers include a
+//! flow-controlled handler (debounce, throttle, concurrency) is queued on
+//! its own, as is an event of a batch whose id another node recorded
+//! meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
@@ -22,43 +22,44 @@ use crate::store::{
 /// Most events in one transaction.
 const MAX_BATCH: usize = 128;
 
-/// The events of `$1`/`$2` (users, event ids) already received.
-const SEEN_SQL: &str = "SELECT e.user_id, e.event_id, e.run_ids FROM events e \
-     JOIN UNNEST($1::text[], $2::text[]) AS u(user_id, event_id) \
-     ON e.user_id = u.user_id AND e.event_id = u.event_id";
-
-/// The handlers subscribed to each (user, event type) of `$1`/`$2`, as
-/// `EVENT_SUBSCRIBERS_SQL` answers for one.
-const SUBSCRIBERS_SQL: &str = "SELECT u.user_id, u.spec, s.id AS script_id, s.current_version, \
-     t.handler, t.flow FROM UNNEST($1::text[], $2::text[]) AS u(user_id, spec) \
-     JOIN scripts s ON s.user_id = u.user_id \
+/// What a batch needs to know, in one statement, one row each: the events
+/// of `$1`/`$2` (users, event ids) already received (`seen`, with their
+/// runs); the handlers subscribed to each (user, event type) of `$1`/`$3`
+/// (`handler`, as `EVENT_SUBSCRIBERS_SQL` answers for one, in script and
+/// handler order); with `$4`, the users' shares of the queue (`depth`, as
+/// `QUEUE_DEPTH_SQL`).
+const BATCH_READ_SQL: &str = "SELECT 'seen' AS kind, e.user_id, e.event_id AS name, e.run_ids AS detail, \
+     NULL::text AS script_id, NULL::int8 AS version, NULL::text AS handler, NULL::int8 AS n, NULL::int8 AS bytes \
+     FROM events e JOIN UNNEST($1::text[], $2::text[]) AS u(user_id, event_id) \
+     ON e.user_id = u.user_id AND e.event_id = u.event_id \
+     UNION ALL SELECT 'handler', u.user_id, u.spec, t.flow, s.id, s.current_version, t.handler, NULL, NULL \
+     FROM UNNEST($1::text[], $3::text[]) AS u(user_id, spec) JOIN scripts s ON s.user_id = u.user_id \
      JOIN triggers t ON t.script_id = s.id AND t.kind = 'event' AND t.spec = u.spec \
-     ORDER BY s.id, t.handler";
+     UNION ALL SELECT 'depth', user_id, NULL, NULL, NULL, NULL, NULL, COALESCE(SUM(queued), 0)::BIGINT, \
+     COALESCE(SUM(payload_bytes), 0)::BIGINT FROM queue_depth WHERE $4 AND user_id = ANY($1) GROUP BY user_id \
+     ORDER BY kind, script_id, handler";
 
-/// Queued runs, one per element of the arrays (see `INSERT_EVENT_RUN_SQL`),
-/// announced to the other nodes' idle workers at the commit (`$11`: this
-/// store's mark; the channel is `RUNS_QUEUED_CHANNEL`).
-const INSERT_RUNS_SQL: &str = "WITH queued AS (INSERT INTO runs (id, user_id, script_id, script_version, \
-     handler, trigger_kind, trigger_spec, payload, status, attempt, queued_at, cause_event_id, chain_depth) \
-     SELECT id, user_id, script_id, version, handler, 'event', spec, payload, 'queued', 1, $10, \
-     event_id, chain_depth FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], \
-     $6::text[], $7::text[], $8::text[], $9::int8[]) \
-     AS r(id, user_id, script_id, version, handler, spec, payload, event_id, chain_depth) RETURNING 1) \
-     SELECT pg_notify('roost_runs_queued', $11) FROM (SELECT COUNT(*) FROM queued) n";
-
-/// The events received, one per element of the arrays (see
-/// `INSERT_EVENT_SQL`); an id another node recorded meanwhile is left out
-/// of the answer.
-const INSERT_EVENTS_SQL: &str = "INSERT INTO events (user_id, event_id, event_type, source, received_at, \
-     run_ids, source_run_id, chain_depth) SELECT user_id, event_id, event_type, source, $8, run_ids, \
-     source_run_id, chain_depth FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-     $6::text[], $7::int8[]) AS e(user_id, event_id, event_type, source, run_ids, source_run_id, chain_depth) \
-     ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id";
-
-/// The users' shares of the queue (`QUEUE_DEPTH_SQL` for each of `$1`).
-const DEPTHS_SQL: &str = "SELECT user_id, COALESCE(SUM(queued), 0)::BIGINT AS n, \
-     COALESCE(SUM(payload_bytes), 0)::BIGINT AS bytes FROM queue_depth \
-     WHERE user_id = ANY($1) GROUP BY user_id";
+/// The batch's events (`$1`-`$7`, as `INSERT_EVENT_SQL`) and their queued
+/// runs (`$8`-`$16`, as `INSERT_EVENT_RUN_SQL`), received and queued at
+/// `$17`, in one statement. An id another node recorded meanwhile is left
+/// out, with its runs; the answer lists the events recorded. Runs queued
+/// are announced to the other nodes' idle workers at the commit (`$18`:
+/// this store's mark; the channel is `RUNS_QUEUED_CHANNEL`).
+const BATCH_WRITE_SQL: &str = "WITH e AS (INSERT INTO events (user_id, event_id, event_type, source, \
+     received_at, run_ids, source_run_id, chain_depth) SELECT user_id, event_id, event_type, source, $17, \
+     run_ids, source_run_id, chain_depth FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+     $5::text[], $6::text[], $7::int8[]) \
+     AS e(user_id, event_id, event_type, source, run_ids, source_run_id, chain_depth) \
+     ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id), \
+     q AS (INSERT INTO runs (id, user_id, script_id, script_version, handler, trigger_kind, trigger_spec, \
+     payload, status, attempt, queued_at, cause_event_id, chain_depth) \
+     SELECT r.id, r.user_id, r.script_id, r.version, r.handler, 'event', r.spec, r.payload, 'queued', 1, \
+     $17, r.event_id, r.chain_depth FROM UNNEST($8::text[], $9::text[], $10::text[], $11::int8[], \
+     $12::text[], $13::text[], $14::text[], $15::text[], $16::int8[]) \
+     AS r(id, user_id, script_id, version, handler, spec, payload, event_id, chain_depth) \
+     JOIN e ON e.user_id = r.user_id AND e.event_id = r.event_id RETURNING 1), \
+     n AS (SELECT pg_notify('roost_runs_queued', $18) FROM (SELECT COUNT(*) AS c FROM q) x WHERE c > 0) \
+     SELECT user_id, event_id, (SELECT COUNT(*) FROM n) AS announced FROM e";
 
 /// An event waiting for its batch.
 struct Pending {
@@ -117,7 +118,13 @@ async fn write_batches(
                 Err(_) => break,
             }
         }
+        let (events, began) = (batch.len(), std::time::Instant::now());
         write_batch(&pool, &node_mark, batch).await;
+        tracing::debug!(
+            events,
+            took_us = began.elapsed().as_micros() as u64,
+            "event batch written"
+        );
     }
 }
 
@@ -134,18 +141,20 @@ async fn write_batch(pool: &PgPool, node_mark: &str, batch: Vec<Pending>) {
     let mut written: Vec<Option<EventIngest>> = Vec::with_capacity(batch.len());
     let mut alone = Vec::new();
     for (pending, answer) in batch.into_iter().zip(answers) {
+        // A repeat of an event written on its own goes on its own too.
         let answer = match answer {
-            Answer::Done(answer) => answer,
             Answer::RepeatOf(first) => match written.get(first).cloned().flatten() {
-                Some(first) => Ok(EventIngest {
+                Some(first) => Answer::Done(Ok(EventIngest {
                     duplicate: true,
                     run_ids: first.run_ids,
-                }),
-                None => Err(StoreError::Corrupt(
-                    "a repeated event's first was not recorded".into(),
-                )),
+                })),
+                None => Answer::Alone,
             },
-            Answer::Alone => {
+            answer => answer,
+        };
+        let answer = match answer {
+            Answer::Done(answer) => answer,
+            _ => {
                 written.push(None);
                 alone.push(pending);
                 continue;
@@ -190,72 +199,63 @@ struct Subscriber {
     flow: bool,
 }
 
-/// The batch in one transaction: how each event is answered once it
-/// commits.
+/// The batch in two statements, one read and one write (the write is
+/// atomic on its own, so no transaction is held open across the round
+/// trip between them): how each event is answered once it commits.
 async fn batched(pool: &PgPool, node_mark: &str, batch: &[Pending]) -> StoreResult<Vec<Answer>> {
     let now = now_millis();
-    let mut tx = pool.begin().await?;
     let users: Vec<&str> = batch.iter().map(|p| p.event.user_id.as_str()).collect();
     let ids: Vec<&str> = batch.iter().map(|p| p.event.event_id.as_str()).collect();
+    let types: Vec<&str> = batch.iter().map(|p| p.event.event_type.as_str()).collect();
     let mut seen: HashMap<(String, String), Vec<String>> = HashMap::new();
-    for row in sqlx::query(SEEN_SQL)
+    let mut subscribers: HashMap<(String, String), Vec<Subscriber>> = HashMap::new();
+    let mut depths: HashMap<String, QueueDepth> = HashMap::new();
+    for row in sqlx::query(BATCH_READ_SQL)
         .bind(&users)
         .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
-    {
-        let ids: String = row.try_get("run_ids")?;
-        seen.insert(
-            (row.try_get("user_id")?, row.try_get("event_id")?),
-            run_ids(&ids)?,
-        );
-    }
-    let types: Vec<&str> = batch.iter().map(|p| p.event.event_type.as_str()).collect();
-    let mut subscribers: HashMap<(String, String), Vec<Subscriber>> = HashMap::new();
-    for row in sqlx::query(SUBSCRIBERS_SQL)
-        .bind(&users)
         .bind(&types)
-        .fetch_all(&mut *tx)
+        .bind(batch.iter().any(|p| p.limits.is_some()))
+        .fetch_all(pool)
         .await?
     {
-        let flow: Option<String> = row.try_get("flow")?;
-        let subscriber = Subscriber {
-            script_id: row.try_get("script_id")?,
-            version: row.try_get("current_version")?,
-            handler: row.try_get("handler")?,
-            flow: flow.is_some(),
-        };
-        let entry = subscribers
-            .entry((row.try_get("user_id")?, row.try_get("spec")?))
-            .or_default();
-        // The same (user, type) twice in the batch lists its handlers twice.
-        if !entry
-            .iter()
-            .any(|s| s.script_id == subscriber.script_id && s.handler == subscriber.handler)
-        {
-            entry.push(subscriber);
-        }
-    }
-    let mut depths: HashMap<String, QueueDepth> = HashMap::new();
-    if batch.iter().any(|p| p.limits.is_some()) {
-        for row in sqlx::query(DEPTHS_SQL)
-            .bind(&users)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            depths.insert(
-                row.try_get("user_id")?,
-                QueueDepth {
+        let user_id: String = row.try_get("user_id")?;
+        match row.try_get::<&str, _>("kind")? {
+            "seen" => {
+                let ids: String = row.try_get("detail")?;
+                seen.insert((user_id, row.try_get("name")?), run_ids(&ids)?);
+            }
+            "handler" => {
+                let flow: Option<String> = row.try_get("detail")?;
+                let subscriber = Subscriber {
+                    script_id: row.try_get("script_id")?,
+                    version: row.try_get("version")?,
+                    handler: row.try_get("handler")?,
+                    flow: flow.is_some(),
+                };
+                let entry = subscribers
+                    .entry((user_id, row.try_get("name")?))
+                    .or_default();
+                // The same (user, type) twice in the batch lists its
+                // handlers twice.
+                if !entry
+                    .iter()
+                    .any(|s| s.script_id == subscriber.script_id && s.handler == subscriber.handler)
+                {
+                    entry.push(subscriber);
+                }
+            }
+            _ => {
+                let depth = QueueDepth {
                     runs: row.try_get("n")?,
                     payload_bytes: row.try_get("bytes")?,
-                },
-            );
+                };
+                depths.insert(user_id, depth);
+            }
         }
     }
 
     let mut answers = Vec::with_capacity(batch.len());
-    let mut runs = RunColumns::default();
-    let mut events = EventColumns::default();
+    let mut writes = BatchWrite::default();
     // Ids earlier in this batch: a repeat is answered as one.
     let mut in_batch: HashMap<(&str, &str), usize> = HashMap::new();
     for (n, pending) in batch.iter().enumerate() {
@@ -293,29 +293,44 @@ async fn batched(pool: &PgPool, node_mark: &str, batch: &[Pending]) -> StoreResu
         in_batch.insert((event.user_id.as_str(), event.event_id.as_str()), n);
         let ids: Vec<String> = handlers.iter().map(|_| new_id("run")).collect();
         for (id, handler) in ids.iter().zip(handlers) {
-            runs.push(id, event, handler, &pending.payload);
+            writes.push_run(id, event, handler, &pending.payload);
         }
-        events.push(event, &ids);
+        writes.push_event(event, &ids);
         answers.push(Answer::Done(Ok(EventIngest {
             duplicate: false,
             run_ids: ids,
         })));
     }
-    if !runs.id.is_empty() {
-        runs.insert(&mut tx, now, node_mark).await?;
+    if writes.user_id.is_empty() {
+        return Ok(answers);
     }
-    if !events.user_id.is_empty() {
-        let recorded = events.insert(&mut tx, now).await?;
-        if recorded < events.user_id.len() {
-            // Another node recorded one of these ids meanwhile: each event
-            // again on its own, where that race is settled.
-            return Err(StoreError::Conflict(
-                "an event id recorded meanwhile".into(),
-            ));
+    let recorded = writes.write(pool, now, node_mark).await?;
+    // An id another node recorded meanwhile was left out with its runs:
+    // that event, and its repeats, again on their own, where the race is
+    // settled.
+    for (n, pending) in batch.iter().enumerate() {
+        let event = &pending.event;
+        let written_here = in_batch.get(&(event.user_id.as_str(), event.event_id.as_str()));
+        let lost = written_here
+            .is_some_and(|_| !recorded.contains(&(event.user_id.clone(), event.event_id.clone())));
+        if lost {
+            answers[n] = Answer::Alone;
         }
     }
-    tx.commit().await?;
     Ok(answers)
+}
+
+/// The batch's events and their runs, a column per array.
+#[derive(Default)]
+struct BatchWrite {
+    user_id: Vec<String>,
+    event_id: Vec<String>,
+    event_type: Vec<String>,
+    source: Vec<Option<String>>,
+    run_ids: Vec<String>,
+    source_run_id: Vec<Option<String>>,
+    chain_depth: Vec<i64>,
+    runs: RunColumns,
 }
 
 /// The batch's runs, a column per array.
@@ -332,52 +347,21 @@ struct RunColumns {
     chain_depth: Vec<i64>,
 }
 
-impl RunColumns {
-    fn push(&mut self, id: &str, event: &NewEvent, handler: &Subscriber, payload: &str) {
-        self.id.push(id.to_string());
-        self.user_id.push(event.user_id.clone());
-        self.script_id.push(handler.script_id.clone());
-        self.version.push(handler.version);
-        self.handler.push(handler.handler.clone());
-        self.spec.push(event.event_type.clone());
-        self.payload.push(payload.to_string());
-        self.event_id.push(event.event_id.clone());
-        self.chain_depth.push(event.chain_depth);
+impl BatchWrite {
+    fn push_run(&mut self, id: &str, event: &NewEvent, handler: &Subscriber, payload: &str) {
+        let runs = &mut self.runs;
+        runs.id.push(id.to_string());
+        runs.user_id.push(event.user_id.clone());
+        runs.script_id.push(handler.script_id.clone());
+        runs.version.push(handler.version);
+        runs.handler.push(handler.handler.clone());
+        runs.spec.push(event.event_type.clone());
+        runs.payload.push(payload.to_string());
+        runs.event_id.push(event.event_id.clone());
+        runs.chain_depth.push(event.chain_depth);
     }
 
-    async fn insert(&self, tx: &mut sqlx::PgConnection, now: i64, mark: &str) -> StoreResult<()> {
-        sqlx::query(INSERT_RUNS_SQL)
-            .bind(&self.id)
-            .bind(&self.user_id)
-            .bind(&self.script_id)
-            .bind(&self.version)
-            .bind(&self.handler)
-            .bind(&self.spec)
-            .bind(&self.payload)
-            .bind(&self.event_id)
-            .bind(&self.chain_depth)
-            .bind(now)
-            .bind(mark)
-            .execute(tx)
-            .await?;
-        Ok(())
-    }
-}
-
-/// The batch's events, a column per array.
-#[derive(Default)]
-struct EventColumns {
-    user_id: Vec<String>,
-    event_id: Vec<String>,
-    event_type: Vec<String>,
-    source: Vec<Option<String>>,
-    run_ids: Vec<String>,
-    source_run_id: Vec<Option<String>>,
-    chain_depth: Vec<i64>,
-}
-
-impl EventColumns {
-    fn push(&mut self, event: &NewEvent, run_ids: &[String]) {
+    fn push_event(&mut self, event: &NewEvent, run_ids: &[String]) {
         self.user_id.push(event.user_id.clone());
         self.event_id.push(event.event_id.clone());
         self.event_type.push(event.event_type.clone());
@@ -388,9 +372,16 @@ impl EventColumns {
         self.chain_depth.push(event.chain_depth);
     }
 
-    /// Inserts them; how many were recorded.
-    async fn insert(&self, tx: &mut sqlx::PgConnection, now: i64) -> StoreResult<usize> {
-        let recorded = sqlx::query(INSERT_EVENTS_SQL)
+    /// Writes the events and their runs (`BATCH_WRITE_SQL`); the (user,
+    /// event id) of each event recorded.
+    async fn write(
+        &self,
+        pool: &PgPool,
+        now: i64,
+        mark: &str,
+    ) -> StoreResult<HashSet<(String, String)>> {
+        let runs = &self.runs;
+        let rows = sqlx::query(BATCH_WRITE_SQL)
             .bind(&self.user_id)
             .bind(&self.event_id)
             .bind(&self.event_type)
@@ -398,10 +389,22 @@ impl EventColumns {
             .bind(&self.run_ids)
             .bind(&self.source_run_id)
             .bind(&self.chain_depth)
+            .bind(&runs.id)
+            .bind(&runs.user_id)
+            .bind(&runs.script_id)
+            .bind(&runs.version)
+            .bind(&runs.handler)
+            .bind(&runs.spec)
+            .bind(&runs.payload)
+            .bind(&runs.event_id)
+            .bind(&runs.chain_depth)
             .bind(now)
-            .fetch_all(tx)
+            .bind(mark)
+            .fetch_all(pool)
             .await?;
-        Ok(recorded.len())
+        rows.iter()
+            .map(|row| Ok((row.try_get("user_id")?, row.try_get("event_id")?)))
+            .collect()
     }
 }
 

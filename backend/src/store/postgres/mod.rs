@@ -8,7 +8,9 @@ mod ingest;
 mod queue;
 mod run_state;
 
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr as _;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::StoreResult;
 use super::engine::{Engine, SqlStore};
@@ -62,6 +64,11 @@ pub(crate) struct PgQueue {
     /// What this store signs its notices of queued runs with, to know its
     /// own when they come back.
     node_mark: String,
+    /// Whether a worker may be handed several runs at once (see
+    /// `RunQueue::hold_run_starts`): only where a dead node's runs are
+    /// queued again, since a run waiting in a worker's hands reads as
+    /// running.
+    batch_claims: std::sync::atomic::AtomicBool,
 }
 
 /// Holds, until the transaction ends, a lock on the hash of `$1` (a user
@@ -75,9 +82,14 @@ const KEY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(1, hashtext($1))";
 impl SqlStore<sqlx::Postgres> {
     /// Connects and applies the migrations.
     pub(crate) async fn connect(url: &str) -> StoreResult<Self> {
+        // No JIT: a claim's plan carries the cost PostgreSQL gives a sort
+        // it was told not to use (`CLAIM_BEGIN`), far above the JIT's
+        // thresholds, and compiling it took 0.7-1.3 s of a statement that
+        // reads a hundred buffers (docs/postgres-queue.md).
+        let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .connect(url)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
         let node_mark = super::new_id("node");
@@ -85,6 +97,7 @@ impl SqlStore<sqlx::Postgres> {
             queue: PgQueue {
                 ingest: ingest::Ingest::start(pool.clone(), node_mark.clone()),
                 node_mark,
+                batch_claims: Default::default(),
             },
             pool,
         })
@@ -114,8 +127,9 @@ const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
 /// skipped while another claim holds them.
 const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
      AND (not_before IS NULL OR not_before <= $1) \
-     AND (SELECT COUNT(*) FROM runs r WHERE r.script_id = q.script_id AND r.status = 'running') < $2 \
-     AND (q.concurrency_key IS NULL OR (SELECT COUNT(*) FROM runs c \
+     AND q.script_id NOT IN (SELECT script_id FROM (SELECT DISTINCT script_id, worker_id FROM runs \
+       WHERE status = 'running') w GROUP BY script_id HAVING COUNT(*) >= $2) \
+     AND (q.concurrency_key IS NULL OR (SELECT COUNT(DISTINCT c.worker_id) FROM runs c \
        WHERE c.concurrency_key = q.concurrency_key AND c.status = 'running') < q.concurrency_limit) \
      AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
      ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";

@@ -2,6 +2,8 @@
 //! lock (`FOR UPDATE SKIP LOCKED`) and each script's concurrency cap under
 //! an advisory lock; a manual run's end is announced to every node.
 
+use std::sync::atomic::Ordering;
+
 use async_trait::async_trait;
 use futures_util::StreamExt as _;
 use sqlx::Row as _;
@@ -29,7 +31,7 @@ static FINISH_RETURNING_SQL: std::sync::LazyLock<String> =
 
 /// How many runs of concurrency key `$1` are running, and whether a due
 /// run of it (at `$3`) waits ahead of run `$2` (another claim skipped it).
-const KEY_RUNNING_SQL: &str = "SELECT (SELECT COUNT(*) FROM runs WHERE concurrency_key = $1 \
+const KEY_RUNNING_SQL: &str = "SELECT (SELECT COUNT(DISTINCT worker_id) FROM runs WHERE concurrency_key = $1 \
      AND status = 'running') AS running, EXISTS (SELECT 1 FROM runs o, runs c WHERE c.id = $2 \
      AND o.concurrency_key = $1 AND o.status = 'queued' AND (o.not_before IS NULL OR o.not_before <= $3) \
      AND (o.queued_at, o.id) < (c.queued_at, c.id)) AS behind";
@@ -95,7 +97,7 @@ impl RunQueue for PostgresStore {
             .execute(&mut *tx)
             .await?;
         let running: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM runs WHERE script_id = $1 AND status = 'running'",
+            "SELECT COUNT(DISTINCT worker_id) AS n FROM runs WHERE script_id = $1 AND status = 'running'",
         )
         .bind(&script_id)
         .fetch_one(&mut *tx)
@@ -278,12 +280,15 @@ impl RunQueue for PostgresStore {
         let Some(claim) = claim.filter(|claim| claim.runs > 0) else {
             return Ok(reported);
         };
-        // One run at most: every start is written at its claim, so a run
-        // waiting in a worker's hands would read as running.
-        let next = self
-            .claim_run(worker_id, claim.per_script_limit, &claim.skip_users)
-            .await
-            .map(|run| run.into_iter().collect());
+        // Several runs at once only where a dead node's runs are queued
+        // again: one waiting in a worker's hands reads as running.
+        let next = if claim.runs > 1 && self.queue.batch_claims.load(Ordering::Relaxed) {
+            self.claim_batch(worker_id, &claim).await
+        } else {
+            self.claim_run(worker_id, claim.per_script_limit, &claim.skip_users)
+                .await
+                .map(|run| run.into_iter().collect())
+        };
         match next {
             Ok(next) => reported.next = next,
             Err(err) => {
@@ -309,8 +314,14 @@ impl RunQueue for PostgresStore {
         Ok(status)
     }
 
-    // A cluster's nodes must see every claim: starts are never held.
-    fn hold_run_starts(&self, _window: std::time::Duration) {}
+    // A cluster's nodes must see every claim: starts are never held. A
+    // worker may still be handed several runs, their starts written at the
+    // claim and the time each began written with its end.
+    fn hold_run_starts(&self, window: std::time::Duration) {
+        self.queue
+            .batch_claims
+            .store(!window.is_zero(), Ordering::Relaxed);
+    }
 }
 
 /// `run` inserted as running under its worker (`INSERT_STARTED_RUN_SQL`).
