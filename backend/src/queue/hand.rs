@@ -162,12 +162,15 @@ impl Hand {
         let scheduled = reports
             .iter()
             .any(|r| !r.finish.effects.scheduled.is_empty());
+        let (count, began) = (reports.len(), std::time::Instant::now());
         match self
             .store
             .report_and_claim(&self.worker_id, reports, unstarted, next)
             .await
         {
             Ok(reported) => {
+                tracing::debug!(worker = %self.worker_id, reported = count, handed = reported.next.len(),
+                    took_us = began.elapsed().as_micros() as u64, "trip to the store");
                 for (log, recorded) in logs.into_iter().zip(reported.recorded) {
                     log.recorded(recorded, &self.ended);
                 }

@@ -46,6 +46,11 @@ impl UserSlots {
             .collect()
     }
 
+    /// How many slots all users hold together.
+    pub(super) fn held(&self) -> usize {
+        self.held.lock().expect("user slots lock").values().sum()
+    }
+
     /// A slot for `user_id`, given back when it drops; `None` while the
     /// user holds `cap`.
     pub(crate) fn take(self: &Arc<Self>, user_id: &str) -> Option<Slot> {

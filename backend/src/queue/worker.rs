@@ -88,11 +88,22 @@ impl Runner {
     /// What a worker asks for with its reports: up to `RUNS_PER_TRIP` runs,
     /// its share of the queue; `seated` is the user whose slot it holds
     /// until the trip ends, which counts as free.
+    ///
+    /// The queue is shared among the workers not running a run (this one
+    /// among them), and no more of them than one user may hold: with all
+    /// the work one user's, the others cannot take it. Dividing by every
+    /// worker handed one run per trip while the queue was a few runs deep,
+    /// and the queue then grew until the shares were large enough.
     fn next_claim(&self, seated: Option<&str>) -> NextClaim {
+        let running = self
+            .workers_by_user
+            .held()
+            .saturating_sub(usize::from(seated.is_some()));
+        let free = self.config.workers.saturating_sub(running);
         NextClaim {
             per_script_limit: self.config.per_script_concurrency,
             runs: RUNS_PER_TRIP,
-            workers: self.config.workers,
+            workers: free.min(self.workers_by_user.cap()).max(1),
             skip_users: self.workers_by_user.full_besides(seated),
         }
     }

@@ -356,9 +356,9 @@ pub struct NextClaim {
     pub per_script_limit: i64,
     /// Most runs handed out, to be run one after another.
     pub runs: usize,
-    /// Workers taking runs from this queue on this node: a worker is handed
-    /// at most its share of the claimable runs (rounded up), so one worker
-    /// does not take the few runs there are while the others wait.
+    /// Workers on this node that could take the claimable runs now: a
+    /// worker is handed at most its share of them (rounded up), so one
+    /// worker does not take the few runs there are while the others wait.
     pub workers: usize,
     /// Users whose runs this claim passes over: those already running on
     /// as many of the node's workers as one user may hold.

@@ -72,6 +72,29 @@ const RUNNING_SQL: &str = "SELECT 's' AS kind, script_id AS name, COUNT(DISTINCT
        AND o.status = 'queued' AND (o.not_before IS NULL OR o.not_before <= $4) \
        AND (o.queued_at, o.id) < (c.queued_at, c.id)) FROM runs c WHERE c.id = ANY($3)";
 
+/// Runs `$3` written running under worker `$1` from `$2`.
+static CLAIM_UPDATE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
+         WHERE id = ANY($3) AND status = 'queued' RETURNING {RUN_COLUMNS}"
+    )
+});
+
+/// `CLAIM_UPDATE_SQL` for runs with no concurrency key, leaving out the
+/// runs of each script of `$4` whose running runs other workers hold
+/// `$5` of (read after the scripts' locks: a new statement, a new
+/// snapshot). The worker counts once against a script's cap, as it runs
+/// what it is handed one at a time.
+static CLAIM_TAKE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
+         WHERE id = ANY($3) AND status = 'queued' AND script_id NOT IN (SELECT script_id FROM \
+         (SELECT DISTINCT script_id, worker_id FROM runs WHERE status = 'running' \
+         AND script_id = ANY($4) AND worker_id <> $1) w GROUP BY script_id HAVING COUNT(*) >= $5) \
+         RETURNING {RUN_COLUMNS}"
+    )
+});
+
 /// A run that may be claimed, in queue order.
 struct Candidate {
     id: String,
@@ -182,78 +205,36 @@ impl PostgresStore {
                 key: key.map(|key| (key, limit.unwrap_or(1))),
             });
         }
-        let keys: Vec<&str> = candidates
-            .iter()
-            .filter_map(|c| c.key.as_ref().map(|(key, _)| key.as_str()))
-            .collect();
-        if !keys.is_empty() {
-            sqlx::query(LOCK_KEYS_SQL)
-                .bind(&keys)
-                .execute(&mut *tx)
+        let (taken, claimed) = if candidates.iter().all(|c| c.key.is_none()) {
+            // No concurrency keys: the caps are counted and the runs taken
+            // in one statement, so the scripts' locks are held one round
+            // trip less (every claim of a script waits for them).
+            let taken: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+            let mut scripts: Vec<&str> = candidates.iter().map(|c| c.script_id.as_str()).collect();
+            scripts.sort_unstable();
+            scripts.dedup();
+            let claimed = sqlx::query(CLAIM_TAKE_SQL.as_str())
+                .bind(worker_id)
+                .bind(now)
+                .bind(&taken)
+                .bind(&scripts)
+                .bind(claim.per_script_limit)
+                .fetch_all(&mut *tx)
                 .await?;
-        }
-        let keyed: Vec<&str> = candidates
-            .iter()
-            .filter(|c| c.key.is_some())
-            .map(|c| c.id.as_str())
-            .collect();
-        let scripts: Vec<&str> = candidates.iter().map(|c| c.script_id.as_str()).collect();
-        let mut running: HashMap<(String, String), i64> = HashMap::new();
-        for row in sqlx::query(RUNNING_SQL)
-            .bind(&scripts)
-            .bind(&keys)
-            .bind(&keyed)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            running.insert(
-                (row.try_get("kind")?, row.try_get("name")?),
-                row.try_get("n")?,
-            );
-        }
-        // In queue order, each within its script's cap and its key's
-        // limit. The worker runs what it is handed one at a time, so it
-        // counts once against each (as a worker holding runs counts once
-        // there), and it holds a key's runs in the key's order (a run
-        // ahead, locked by another claim, was passed over above).
-        let mut taken = Vec::new();
-        let mut mine: HashMap<(String, String), i64> = HashMap::new();
-        for candidate in &candidates {
-            let script = ("s".to_string(), candidate.script_id.clone());
-            let holds_script = mine.contains_key(&script);
-            if !holds_script && running.get(&script).copied().unwrap_or(0) >= claim.per_script_limit
-            {
-                continue;
+            (taken, claimed)
+        } else {
+            let taken = within_limits(&mut tx, &candidates, claim, now).await?;
+            if taken.is_empty() {
+                return Ok(Vec::new());
             }
-            if let Some((key, limit)) = &candidate.key {
-                let key = ("k".to_string(), key.clone());
-                let ahead = running
-                    .get(&("o".to_string(), candidate.id.clone()))
-                    .copied()
-                    .unwrap_or(0);
-                let held = mine.get(&key).copied().unwrap_or(0);
-                if ahead > held || (held == 0 && running.get(&key).copied().unwrap_or(0) >= *limit)
-                {
-                    continue;
-                }
-                *mine.entry(key).or_default() += 1;
-            }
-            *mine.entry(script).or_default() += 1;
-            taken.push(candidate.id.as_str());
-        }
-        if taken.is_empty() {
-            return Ok(Vec::new());
-        }
-        let claimed = sqlx::query(&format!(
-            "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
-             WHERE id = ANY($3) AND status = 'queued' RETURNING {RUN_COLUMNS}"
-        ))
-        .bind(worker_id)
-        .bind(now)
-        .bind(&taken)
-        .fetch_all(&mut *tx)
-        .await?;
+            let claimed = sqlx::query(CLAIM_UPDATE_SQL.as_str())
+                .bind(worker_id)
+                .bind(now)
+                .bind(&taken)
+                .fetch_all(&mut *tx)
+                .await?;
+            (taken, claimed)
+        };
         let mut runs = claimed
             .iter()
             .map(run_from_sqlx)
@@ -262,4 +243,74 @@ impl PostgresStore {
         runs.sort_by_key(|run| taken.iter().position(|id| *id == run.id));
         Ok(runs)
     }
+}
+
+/// Of `candidates` (locked, with their scripts' advisory locks held), those
+/// within their scripts' caps and their keys' limits, in queue order; the
+/// keys' locks are taken here.
+async fn within_limits<'c>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    candidates: &'c [Candidate],
+    claim: &NextClaim,
+    now: i64,
+) -> StoreResult<Vec<&'c str>> {
+    let keys: Vec<&str> = candidates
+        .iter()
+        .filter_map(|c| c.key.as_ref().map(|(key, _)| key.as_str()))
+        .collect();
+    if !keys.is_empty() {
+        sqlx::query(LOCK_KEYS_SQL)
+            .bind(&keys)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let keyed: Vec<&str> = candidates
+        .iter()
+        .filter(|c| c.key.is_some())
+        .map(|c| c.id.as_str())
+        .collect();
+    let scripts: Vec<&str> = candidates.iter().map(|c| c.script_id.as_str()).collect();
+    let mut running: HashMap<(String, String), i64> = HashMap::new();
+    for row in sqlx::query(RUNNING_SQL)
+        .bind(&scripts)
+        .bind(&keys)
+        .bind(&keyed)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?
+    {
+        running.insert(
+            (row.try_get("kind")?, row.try_get("name")?),
+            row.try_get("n")?,
+        );
+    }
+    // In queue order, each within its script's cap and its key's
+    // limit. The worker runs what it is handed one at a time, so it
+    // counts once against each (as a worker holding runs counts once
+    // there), and it holds a key's runs in the key's order (a run
+    // ahead, locked by another claim, was passed over above).
+    let mut taken = Vec::new();
+    let mut mine: HashMap<(String, String), i64> = HashMap::new();
+    for candidate in candidates {
+        let script = ("s".to_string(), candidate.script_id.clone());
+        let holds_script = mine.contains_key(&script);
+        if !holds_script && running.get(&script).copied().unwrap_or(0) >= claim.per_script_limit {
+            continue;
+        }
+        if let Some((key, limit)) = &candidate.key {
+            let key = ("k".to_string(), key.clone());
+            let ahead = running
+                .get(&("o".to_string(), candidate.id.clone()))
+                .copied()
+                .unwrap_or(0);
+            let held = mine.get(&key).copied().unwrap_or(0);
+            if ahead > held || (held == 0 && running.get(&key).copied().unwrap_or(0) >= *limit) {
+                continue;
+            }
+            *mine.entry(key).or_default() += 1;
+        }
+        *mine.entry(script).or_default() += 1;
+        taken.push(candidate.id.as_str());
+    }
+    Ok(taken)
 }
