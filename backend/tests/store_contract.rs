@@ -511,15 +511,20 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
         let again = manual_run(&user.id, &first.script_id, json!({ "again": true }));
         store.enqueue_run(&again).await.unwrap();
     }
-    let claim_all = |count: usize| {
+    // Idle workers claim (a worker holding runs counts once against the
+    // cap, so the second round's workers are others).
+    let claim_all = |prefix: &'static str, count: usize| {
         let store = store.clone();
         async move {
             let claims: Vec<_> = (0..count)
                 .map(|n| {
                     let store = store.clone();
-                    tokio::spawn(
-                        async move { store.claim_run(&format!("w{n}"), 2, &[]).await.unwrap() },
-                    )
+                    tokio::spawn(async move {
+                        store
+                            .claim_run(&format!("{prefix}{n}"), 2, &[])
+                            .await
+                            .unwrap()
+                    })
                 })
                 .collect();
             let mut won = Vec::new();
@@ -529,7 +534,7 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
             won
         }
     };
-    let won = claim_all(6).await;
+    let won = claim_all("w", 6).await;
     assert_eq!(won.len(), 2, "the cap is 2: {won:?}");
     assert_ne!(won[0].id, won[1].id);
     let done = outcome("succeeded");
@@ -557,7 +562,7 @@ async fn claims_arriving_together_respect_the_cap(backend: Backend) {
             .await
             .unwrap()
     );
-    let more = claim_all(4).await;
+    let more = claim_all("v", 4).await;
     assert_eq!(more.len(), 1, "one slot was freed: {more:?}");
     assert!(
         more.iter()
