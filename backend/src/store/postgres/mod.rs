@@ -84,8 +84,8 @@ impl SqlStore<sqlx::Postgres> {
     pub(crate) async fn connect(url: &str) -> StoreResult<Self> {
         // No JIT: a claim's plan carries the cost PostgreSQL gives a sort
         // it was told not to use (`CLAIM_BEGIN`), far above the JIT's
-        // thresholds, and compiling it took 0.7-1.3 s of a statement that
-        // reads a hundred buffers (docs/postgres-queue.md).
+        // thresholds, and compiling it took far longer than running it
+        // (docs/postgres-queue.md, BENCHMARKS.md).
         let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
