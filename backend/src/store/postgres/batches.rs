@@ -38,9 +38,10 @@ const GIVE_BACK_RUNS_SQL: &str = "UPDATE runs SET status = 'queued', worker_id =
 /// are found once, not per queued run. Their scripts' advisory locks are
 /// taken in the locks' order, so claims never wait on each other in a
 /// circle.
-const CLAIM_BATCH_SQL: &str = "WITH capped AS MATERIALIZED (SELECT script_id FROM \
-       (SELECT DISTINCT script_id, worker_id FROM runs WHERE status = 'running') w \
-       GROUP BY script_id HAVING COUNT(*) >= $2), \
+const CLAIM_BATCH_SQL: &str = concat!(
+    "WITH capped AS MATERIALIZED (",
+    capped_scripts!(),
+    "), \
      c AS MATERIALIZED (SELECT id, script_id, concurrency_key, \
      concurrency_limit, queued_at FROM runs q WHERE status = 'queued' \
      AND (not_before IS NULL OR not_before <= $1) \
@@ -54,7 +55,8 @@ const CLAIM_BATCH_SQL: &str = "WITH capped AS MATERIALIZED (SELECT script_id FRO
      locks AS MATERIALIZED (SELECT pg_advisory_xact_lock(h) FROM \
        (SELECT DISTINCT hashtext(script_id)::int8 AS h FROM c ORDER BY h OFFSET 0) s) \
      SELECT id, script_id, concurrency_key, concurrency_limit, (SELECT COUNT(*) FROM locks) AS locked \
-     FROM c ORDER BY queued_at, id";
+     FROM c ORDER BY queued_at, id"
+);
 
 /// The concurrency keys in `$1`, locked in order, after the scripts' (one
 /// order for every claim).
@@ -72,13 +74,14 @@ const RUNNING_SQL: &str = "SELECT 's' AS kind, script_id AS name, COUNT(DISTINCT
        AND o.status = 'queued' AND (o.not_before IS NULL OR o.not_before <= $4) \
        AND (o.queued_at, o.id) < (c.queued_at, c.id)) FROM runs c WHERE c.id = ANY($3)";
 
-/// Runs `$3` written running under worker `$1` from `$2`.
-static CLAIM_UPDATE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
-         WHERE id = ANY($3) AND status = 'queued' RETURNING {RUN_COLUMNS}"
-    )
-});
+/// Writes runs `$3` running under worker `$1` from `$2`, each if it is
+/// still queued; the claims' one update, which the variants below extend.
+const CLAIM_SET: &str = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, \
+     heartbeat_at = $2 WHERE id = ANY($3) AND status = 'queued'";
+
+/// `CLAIM_SET`, answering with the runs written.
+pub(super) static CLAIM_UPDATE_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{CLAIM_SET} RETURNING {RUN_COLUMNS}"));
 
 /// `CLAIM_UPDATE_SQL` for runs with no concurrency key, leaving out the
 /// runs of each script of `$4` whose running runs other workers hold
@@ -87,8 +90,7 @@ static CLAIM_UPDATE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(
 /// what it is handed one at a time.
 static CLAIM_TAKE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
-         WHERE id = ANY($3) AND status = 'queued' AND script_id NOT IN (SELECT script_id FROM \
+        "{CLAIM_SET} AND script_id NOT IN (SELECT script_id FROM \
          (SELECT DISTINCT script_id, worker_id FROM runs WHERE status = 'running' \
          AND script_id = ANY($4) AND worker_id <> $1) w GROUP BY script_id HAVING COUNT(*) >= $5) \
          RETURNING {RUN_COLUMNS}"

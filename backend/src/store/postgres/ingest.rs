@@ -305,15 +305,17 @@ async fn batched(pool: &PgPool, node_mark: &str, batch: &[Pending]) -> StoreResu
         return Ok(answers);
     }
     let recorded = writes.write(pool, now, node_mark).await?;
+    let recorded: HashSet<(&str, &str)> = recorded
+        .iter()
+        .map(|(u, e)| (u.as_str(), e.as_str()))
+        .collect();
     // An id another node recorded meanwhile was left out with its runs:
     // that event, and its repeats, again on their own, where the race is
     // settled.
     for (n, pending) in batch.iter().enumerate() {
         let event = &pending.event;
-        let written_here = in_batch.get(&(event.user_id.as_str(), event.event_id.as_str()));
-        let lost = written_here
-            .is_some_and(|_| !recorded.contains(&(event.user_id.clone(), event.event_id.clone())));
-        if lost {
+        let key = (event.user_id.as_str(), event.event_id.as_str());
+        if in_batch.contains_key(&key) && !recorded.contains(&key) {
             answers[n] = Answer::Alone;
         }
     }

@@ -2,6 +2,16 @@
 //! node writes through its own pool; PostgreSQL's row locks, not a single
 //! writer, keep the writes apart.
 
+/// The scripts whose running runs `$2` workers or more hold (a worker
+/// counts once: it runs what it is handed one at a time); one text for
+/// every claim statement that leaves them out.
+macro_rules! capped_scripts {
+    () => {
+        "SELECT script_id FROM (SELECT DISTINCT script_id, worker_id FROM runs \
+         WHERE status = 'running') w GROUP BY script_id HAVING COUNT(*) >= $2"
+    };
+}
+
 mod batches;
 mod emitted;
 mod ingest;
@@ -125,14 +135,17 @@ const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
 /// (`$1`), none of a script at its cap (`$2`), none of a concurrency key
 /// at its limit, none of the users in `$3` (a JSON array); locked, and
 /// skipped while another claim holds them.
-const CLAIM_CANDIDATES: &str = "FROM runs q WHERE status = 'queued' \
+const CLAIM_CANDIDATES: &str = concat!(
+    "FROM runs q WHERE status = 'queued' \
      AND (not_before IS NULL OR not_before <= $1) \
-     AND q.script_id NOT IN (SELECT script_id FROM (SELECT DISTINCT script_id, worker_id FROM runs \
-       WHERE status = 'running') w GROUP BY script_id HAVING COUNT(*) >= $2) \
+     AND q.script_id NOT IN (",
+    capped_scripts!(),
+    ") \
      AND (q.concurrency_key IS NULL OR (SELECT COUNT(DISTINCT c.worker_id) FROM runs c \
        WHERE c.concurrency_key = q.concurrency_key AND c.status = 'running') < q.concurrency_limit) \
      AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
-     ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED";
+     ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+);
 
 #[cfg(test)]
 mod tests {

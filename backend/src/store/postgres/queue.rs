@@ -16,7 +16,7 @@ use crate::store::queue::{
     FINISH_RUN_SQL, HEARTBEAT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
     INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL, RunQueue,
 };
-use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
+use crate::store::rows::run_from_sqlx;
 use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
     EventIngest, NewEvent, NextClaim, PartialOutput, QueueLimits, QueueNotice, Reported, RetryPlan,
@@ -127,14 +127,10 @@ impl RunQueue for PostgresStore {
                 return Ok(None);
             }
         }
-        let sql = format!(
-            "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, heartbeat_at = $2 \
-             WHERE id = $3 AND status = 'queued' RETURNING {RUN_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(super::batches::CLAIM_UPDATE_SQL.as_str())
             .bind(worker_id)
             .bind(now)
-            .bind(&run_id)
+            .bind([run_id.as_str()])
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok(None) };
