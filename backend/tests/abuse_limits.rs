@@ -317,3 +317,84 @@ async fn a_client_trickling_its_body_is_answered_408() {
     assert!(answer.contains("body_timeout"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// A client that sends its whole body before it reads the answer (as a
+/// simple client does) hears the 413 of a body over the limit: the server
+/// reads the rest of the body first. Closing the connection on unread bytes
+/// would reset it, and the client would see "broken pipe" instead.
+#[tokio::test]
+async fn a_body_over_the_limit_sent_whole_still_hears_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.max_body_bytes = 2048;
+    })
+    .await;
+    let token = app.user("ada").await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/scripts/deploy HTTP/1.1\r\nHost: roost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    client
+        .write_all(&body)
+        .await
+        .expect("the server reads the whole body before it answers");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("body_too_large") {
+            match client.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("the answer was lost: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""limit_bytes":2048"#), "{answer}");
+    let (_, listed) = app.get(&token, "/v1/scripts").await;
+    assert_eq!(listed["scripts"], json!([]), "{listed}");
+}
+
+/// A client that stops sending after going over the limit hears 413, not
+/// 408, at the body deadline: what it sent already says it is too large.
+#[tokio::test]
+async fn a_body_over_the_limit_that_stalls_hears_413_at_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.max_body_bytes = 2048;
+        config.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let token = app.user("ada").await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/scripts/deploy HTTP/1.1\r\nHost: roost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 100000\r\n\r\n"
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&[b'x'; 3000]).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+}
