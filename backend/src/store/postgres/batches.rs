@@ -32,13 +32,15 @@ const FINISH_PLAIN_SQL: &str = "WITH f AS (SELECT * FROM UNNEST($1::text[], $2::
 const GIVE_BACK_RUNS_SQL: &str = "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, \
      started_at = NULL, flow_key = NULL WHERE id = ANY($1) AND worker_id = $2 AND status = 'running'";
 
-/// The oldest claimable runs (as `CLAIM_CANDIDATES`), at most `$4`, nor
-/// more than a `$5`th of the queue (rounded up): one worker does not take
-/// the few runs there are while the others wait. The scripts at their cap
+/// The oldest claimable runs, at most `$4`, nor more than a `$5`th of the
+/// queue (rounded up): one worker does not take the few runs there are
+/// while the others wait. Passed over: runs before their backoff (`$1`),
+/// of a script at its cap (`$2`), of a key at its limit, of the users in
+/// `$3` (a JSON array), and those another claim holds locked. The scripts at their cap
 /// are found once, not per queued run. Their scripts' advisory locks are
 /// taken in the locks' order, so claims never wait on each other in a
 /// circle.
-const CLAIM_BATCH_SQL: &str = concat!(
+pub(super) const CLAIM_BATCH_SQL: &str = concat!(
     "WITH capped AS MATERIALIZED (",
     capped_scripts!(),
     "), \
@@ -174,7 +176,7 @@ impl PostgresStore {
 
     /// Claims up to `claim.runs` runs (its share of the queue) for
     /// `worker_id` in one transaction, in queue order, within every cap
-    /// `claim_run` keeps.
+    /// (`RunQueue::claim_run`).
     pub(super) async fn claim_batch(
         &self,
         worker_id: &str,

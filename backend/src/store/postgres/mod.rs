@@ -85,10 +85,6 @@ pub(crate) struct PgQueue {
 /// or script id): transactions taking the same one take turns.
 const ADVISORY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
 
-/// `ADVISORY_LOCK_SQL` for concurrency key `$1`, apart from the user and
-/// script locks (and from a throttle's turns, which may use the same key).
-const KEY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(1, hashtext($1))";
-
 impl SqlStore<sqlx::Postgres> {
     /// Connects and applies the migrations.
     pub(crate) async fn connect(url: &str) -> StoreResult<Self> {
@@ -116,8 +112,9 @@ impl SqlStore<sqlx::Postgres> {
 
 /// How a claim's transaction begins, in one round trip:
 /// - its commit does not wait for the WAL to reach the disk. The script's
-///   advisory lock (below) is held until the commit, and every claim of a
-///   script would queue behind a durable commit's flush. What that risks: if PostgreSQL itself crashes
+///   advisory lock (taken with the candidates, batches.rs) is held until
+///   the commit, and every claim of a script would queue behind a durable
+///   commit's flush. What that risks: if PostgreSQL itself crashes
 ///   within a fraction of a second of a claim, the run comes back `queued`
 ///   and may start again elsewhere, while the first worker stops at its
 ///   next heartbeat, which no longer finds the run its own. That is the
@@ -130,22 +127,6 @@ impl SqlStore<sqlx::Postgres> {
 ///   first claimable run. (Both measured: docs/store-decisions.md.)
 const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
      SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
-
-/// Queued runs a claim may take: oldest first, none before its backoff
-/// (`$1`), none of a script at its cap (`$2`), none of a concurrency key
-/// at its limit, none of the users in `$3` (a JSON array); locked, and
-/// skipped while another claim holds them.
-const CLAIM_CANDIDATES: &str = concat!(
-    "FROM runs q WHERE status = 'queued' \
-     AND (not_before IS NULL OR not_before <= $1) \
-     AND q.script_id NOT IN (",
-    capped_scripts!(),
-    ") \
-     AND (q.concurrency_key IS NULL OR (SELECT COUNT(DISTINCT c.worker_id) FROM runs c \
-       WHERE c.concurrency_key = q.concurrency_key AND c.status = 'running') < q.concurrency_limit) \
-     AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
-     ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-);
 
 #[cfg(test)]
 mod tests {
@@ -193,17 +174,37 @@ mod tests {
 
         let mut tx = store.pool.begin_with(CLAIM_BEGIN).await.unwrap();
         let plan: Vec<String> =
-            sqlx::query_scalar(&format!("EXPLAIN SELECT id, script_id {CLAIM_CANDIDATES}"))
+            sqlx::query_scalar(&format!("EXPLAIN {}", super::batches::CLAIM_BATCH_SQL))
                 .bind(i64::MAX)
                 .bind(4_i64)
                 .bind("[]")
+                .bind(4_i64)
+                .bind(4.0_f64)
                 .fetch_all(&mut *tx)
                 .await
                 .unwrap();
         tx.rollback().await.unwrap();
-        let plan = plan.join("\n");
-        assert!(plan.contains("Index Scan using runs_claim_order"), "{plan}");
-        assert!(!plan.contains("Sort") && !plan.contains("Bitmap"), "{plan}");
+        // The candidates' part of the plan: from `CTE c` to the next node
+        // at its depth (the sorts after it order a handful of rows).
+        let depth = |line: &str| line.len() - line.trim_start().len();
+        let start = plan
+            .iter()
+            .position(|line| line.trim() == "CTE c")
+            .unwrap_or_else(|| panic!("{}", plan.join("\n")));
+        let candidates: Vec<&str> = plan[start + 1..]
+            .iter()
+            .take_while(|line| depth(line) > depth(&plan[start]))
+            .map(String::as_str)
+            .collect();
+        let (candidates, plan) = (candidates.join("\n"), plan.join("\n"));
+        assert!(
+            candidates.contains("Index Scan using runs_claim_order"),
+            "{plan}"
+        );
+        assert!(
+            !candidates.contains("Sort") && !plan.contains("Bitmap"),
+            "{plan}"
+        );
 
         // The claim itself takes the oldest.
         let run = store.claim_run("w", 4, &[]).await.unwrap().unwrap();

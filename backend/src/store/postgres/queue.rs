@@ -9,14 +9,13 @@ use futures_util::StreamExt as _;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 
+use super::PostgresStore;
 use super::run_state::{apply_writes, check_writes};
-use super::{ADVISORY_LOCK_SQL, CLAIM_BEGIN, CLAIM_CANDIDATES, KEY_LOCK_SQL, PostgresStore};
 use crate::store::engine::Engine;
 use crate::store::queue::{
     FINISH_RUN_SQL, HEARTBEAT_SQL, INSERT_HTTP_RESPONSE_SQL, INSERT_MESSAGE_SQL,
     INSERT_STARTED_RUN_SQL, PARTIAL_OUTPUT_SQL, RETRY_RUN_SQL, RunQueue,
 };
-use crate::store::rows::run_from_sqlx;
 use crate::store::state::{Checked, refused_run_error};
 use crate::store::{
     EventIngest, NewEvent, NextClaim, PartialOutput, QueueLimits, QueueNotice, Reported, RetryPlan,
@@ -28,13 +27,6 @@ use crate::store::{
 /// of manual runs; written once.
 static FINISH_RETURNING_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("{FINISH_RUN_SQL} RETURNING trigger_kind"));
-
-/// How many runs of concurrency key `$1` are running, and whether a due
-/// run of it (at `$3`) waits ahead of run `$2` (another claim skipped it).
-const KEY_RUNNING_SQL: &str = "SELECT (SELECT COUNT(DISTINCT worker_id) FROM runs WHERE concurrency_key = $1 \
-     AND status = 'running') AS running, EXISTS (SELECT 1 FROM runs o, runs c WHERE c.id = $2 \
-     AND o.concurrency_key = $1 AND o.status = 'queued' AND (o.not_before IS NULL OR o.not_before <= $3) \
-     AND (o.queued_at, o.id) < (c.queued_at, c.id)) AS behind";
 
 /// The channel manual runs' ends are announced on.
 const RUN_ENDS_CHANNEL: &str = "roost_run_ends";
@@ -63,80 +55,26 @@ impl RunQueue for PostgresStore {
         self.queue.ingest.ingest(event, Some(limits)).await
     }
 
+    // One run as several are claimed (`claim_batch`): its candidates'
+    // statement takes the script's lock, and the count and the update are
+    // one statement, so the lock is held two round trips, not four.
     async fn claim_run(
         &self,
         worker_id: &str,
         per_script_limit: i64,
         skip_users: &[String],
     ) -> StoreResult<Option<RunRow>> {
-        let now = now_millis();
-        let skip_users = serde_json::to_string(skip_users).expect("ids serialise");
-        // With users skipped, the claim would read past all their queued
-        // runs to find none when nobody else has any.
-        if skip_users != "[]" && !self.others_queued(&skip_users).await? {
-            return Ok(None);
-        }
-        let mut tx = self.pool.begin_with(CLAIM_BEGIN).await?;
-        let candidate = sqlx::query(&format!(
-            "SELECT id, script_id, concurrency_key, concurrency_limit {CLAIM_CANDIDATES}"
-        ))
-        .bind(now)
-        .bind(per_script_limit)
-        .bind(&skip_users)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(candidate) = candidate else {
-            return Ok(None);
+        let claim = NextClaim {
+            per_script_limit,
+            runs: 1,
+            workers: 1,
+            skip_users: skip_users.to_vec(),
         };
-        let run_id: String = candidate.try_get("id")?;
-        let script_id: String = candidate.try_get("script_id")?;
-        // Claims of one script's runs take turns, so two workers cannot
-        // both see room under the concurrency cap and both start one.
-        sqlx::query(ADVISORY_LOCK_SQL)
-            .bind(&script_id)
-            .execute(&mut *tx)
-            .await?;
-        let running: i64 = sqlx::query(
-            "SELECT COUNT(DISTINCT worker_id) AS n FROM runs WHERE script_id = $1 AND status = 'running'",
-        )
-        .bind(&script_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
-        if running >= per_script_limit {
-            return Ok(None);
-        }
-        // A key's claims take turns the same way, after the script's (one
-        // order for every claim, so no two wait on each other).
-        let key: Option<String> = candidate.try_get("concurrency_key")?;
-        if let Some(key) = key {
-            let limit: Option<i64> = candidate.try_get("concurrency_limit")?;
-            sqlx::query(KEY_LOCK_SQL)
-                .bind(&key)
-                .execute(&mut *tx)
-                .await?;
-            let key_now = sqlx::query(KEY_RUNNING_SQL)
-                .bind(&key)
-                .bind(&run_id)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            let running: i64 = key_now.try_get("running")?;
-            // A key's runs start in queue order.
-            if running >= limit.unwrap_or(1) || key_now.try_get::<bool, _>("behind")? {
-                return Ok(None);
-            }
-        }
-        let row = sqlx::query(super::batches::CLAIM_UPDATE_SQL.as_str())
-            .bind(worker_id)
-            .bind(now)
-            .bind([run_id.as_str()])
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let run = run_from_sqlx(&row)?;
-        tx.commit().await?;
-        Ok(Some(run))
+        Ok(self
+            .claim_batch(worker_id, &claim)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The notices, on a connection of their own. The listener reconnects
@@ -278,13 +216,11 @@ impl RunQueue for PostgresStore {
         };
         // Several runs at once only where a dead node's runs are queued
         // again: one waiting in a worker's hands reads as running.
-        let next = if claim.runs > 1 && self.queue.batch_claims.load(Ordering::Relaxed) {
-            self.claim_batch(worker_id, &claim).await
-        } else {
-            self.claim_run(worker_id, claim.per_script_limit, &claim.skip_users)
-                .await
-                .map(|run| run.into_iter().collect())
+        let claim = match self.queue.batch_claims.load(Ordering::Relaxed) {
+            true => claim,
+            false => NextClaim { runs: 1, ..claim },
         };
+        let next = self.claim_batch(worker_id, &claim).await;
         match next {
             Ok(next) => reported.next = next,
             Err(err) => {
