@@ -15,7 +15,8 @@
 //! also gives, over the measured phase (first post to last run finished),
 //! PostgreSQL round trips and bytes of WAL per run, and roost's CPU per run
 //! (user and system time of the `roost serve` processes, from
-//! `/proc/<pid>/stat`): all nodes' summed, and the mean node's. The bench's
+//! `/proc/<pid>/stat`): all nodes' summed, and the mean node's; and
+//! PostgreSQL's CPU per run (its processes on this machine). The bench's
 //! own connections (its poll for the finished runs) go straight to
 //! PostgreSQL, uncounted.
 
@@ -30,7 +31,7 @@ use sqlx::Connection;
 
 mod support;
 
-use support::cpu::process_cpu_secs;
+use support::cpu::{ProcessesCpu, process_cpu_secs};
 use support::pg_wire::PgCounter;
 
 const EVENTS: usize = 2_000;
@@ -113,7 +114,7 @@ async fn bench() {
     let mut rows = Vec::new();
     println!("{EVENTS} events, {POSTERS} concurrent posters, {WORKERS_PER_NODE} workers per node");
     println!(
-        "{:>5} {:>11} {:>8} {:>8} {:>13} {:>11} {:>12} {:>16}",
+        "{:>5} {:>11} {:>8} {:>8} {:>13} {:>11} {:>12} {:>16} {:>15}",
         "nodes",
         "accepted/s",
         "runs/s",
@@ -121,7 +122,8 @@ async fn bench() {
         "PG trips/run",
         "WAL B/run",
         "CPU µs/run",
-        "CPU µs/run/node"
+        "CPU µs/run/node",
+        "PG CPU µs/run"
     );
     for nodes_wanted in 1..=3 {
         let dir = tempfile::tempdir().unwrap();
@@ -152,6 +154,7 @@ async fn bench() {
 
         let pg_mark = pg.mark().await;
         let cpu_before = nodes_cpu(&nodes);
+        let database_before = ProcessesCpu::now("postgres");
         let start_at = Instant::now();
         futures_util::stream::iter(0..EVENTS)
             .map(|i| {
@@ -189,6 +192,9 @@ async fn bench() {
         }
         let total = start_at.elapsed();
         let cpu_after = nodes_cpu(&nodes);
+        let database_us_per_run = ProcessesCpu::now("postgres")
+            .secs_since(&database_before)
+            .map(|secs| secs * 1e6 / EVENTS as f64);
         let cost = pg.since(&pg_mark).await;
         // Each node's CPU µs in the phase per run (of all the runs).
         let node_us_per_run: Vec<Option<f64>> = cpu_before
@@ -208,10 +214,11 @@ async fn bench() {
             "roost_cpu_us_per_run": cpu_us_per_run,
             "roost_cpu_us_per_run_per_node": cpu_us_per_run_per_node,
             "roost_cpu_us_per_run_by_node": node_us_per_run,
+            "postgres_cpu_us_per_run": database_us_per_run,
         });
         let or_dash = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
         println!(
-            "{:>5} {:>11.0} {:>8.0} {:>8.2} {:>13.2} {:>11.0} {:>12} {:>16}",
+            "{:>5} {:>11.0} {:>8.0} {:>8.2} {:>13.2} {:>11.0} {:>12} {:>16} {:>15}",
             nodes_wanted,
             row["accepted_per_s"].as_f64().unwrap(),
             row["runs_per_s"].as_f64().unwrap(),
@@ -219,7 +226,8 @@ async fn bench() {
             cost.round_trips as f64 / EVENTS as f64,
             cost.wal_bytes as f64 / EVENTS as f64,
             or_dash(cpu_us_per_run),
-            or_dash(cpu_us_per_run_per_node)
+            or_dash(cpu_us_per_run_per_node),
+            or_dash(database_us_per_run)
         );
         rows.push(row);
         drop(nodes);

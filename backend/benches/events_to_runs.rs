@@ -10,7 +10,8 @@
 //! On PostgreSQL the server reaches the database through a counting proxy
 //! (support/pg_wire.rs), and the sustained and half-rate phases also say
 //! how many round trips and statements, and how many bytes of WAL, each run
-//! cost: the cost of coordination, apart from the machine's speed. The
+//! cost: the cost of coordination, apart from the machine's speed; and how
+//! much CPU PostgreSQL's processes on this machine spent per run. The
 //! bench's own store handle (its polls for the end of a phase) goes
 //! straight to PostgreSQL, uncounted.
 //!
@@ -75,6 +76,7 @@ async fn bench() {
 
 async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     let dir = tempfile::tempdir().unwrap();
+    let on_postgres = database.is_some();
     // On PostgreSQL the server goes through the counting proxy, started
     // before the server so that its threads are not counted as roost's.
     // ROOST_BENCH_PG_WIRE=off: straight to PostgreSQL, nothing counted
@@ -118,7 +120,12 @@ async fn bench_store(store_name: &str, database: Option<String>) -> Value {
     });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port.await.unwrap()));
     let base = format!("http://{addr}");
-    let cpu = CpuAccount::new(&before_server, CLIENT_THREADS);
+    let mut cpu = CpuAccount::new(&before_server, CLIENT_THREADS);
+    // PostgreSQL's own CPU per run too, where it runs on this machine
+    // (none is counted when no `postgres` process can be seen).
+    if on_postgres {
+        cpu = cpu.with_database("postgres");
+    }
     let token = new_token();
     let user = store
         .create_user("bench", &hash_token(&token))

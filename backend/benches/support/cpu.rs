@@ -168,6 +168,8 @@ pub struct PhaseCpu {
     /// thread name, largest first. A thread others wait for (the SQLite
     /// writer) holds them all up while it waits.
     pub server_waiting: Vec<(String, f64)>,
+    /// CPU seconds of the database's processes, where counted.
+    pub database_secs: Option<f64>,
     pub machine: Option<MachineShare>,
 }
 
@@ -177,12 +179,15 @@ pub struct PhaseCpu {
 pub struct CpuAccount {
     before_server: HashSet<u32>,
     client_thread_name: &'static str,
+    /// The name of the database's processes, when it runs on this machine.
+    database: Option<&'static str>,
 }
 
 /// A point to measure a phase from.
 pub struct Mark {
     threads: ThreadTimes,
     machine: Option<MachineTimes>,
+    database: Option<ProcessesCpu>,
 }
 
 impl CpuAccount {
@@ -190,6 +195,16 @@ impl CpuAccount {
         Self {
             before_server: before_server.ids(),
             client_thread_name,
+            database: None,
+        }
+    }
+
+    /// Also counts the CPU of the processes named `comm` (the database's,
+    /// on this machine) in each phase.
+    pub fn with_database(self, comm: &'static str) -> Self {
+        Self {
+            database: Some(comm),
+            ..self
         }
     }
 
@@ -197,6 +212,7 @@ impl CpuAccount {
         Mark {
             threads: ThreadTimes::now(),
             machine: MachineTimes::now(),
+            database: self.database.map(ProcessesCpu::now),
         }
     }
 
@@ -218,6 +234,10 @@ impl CpuAccount {
             server_waiting,
             server_threads,
             client_secs: clients.iter().map(|(_, secs)| secs).sum(),
+            database_secs: end
+                .database
+                .zip(start.database.as_ref())
+                .and_then(|(end, start)| end.secs_since(start)),
             machine: end
                 .machine
                 .zip(start.machine)
@@ -252,8 +272,11 @@ impl PhaseCpu {
                 .collect();
             named.join(", ")
         };
+        let database = self.database_secs.map_or(String::new(), |secs| {
+            format!(", database {:.0} µs", per(secs))
+        });
         format!(
-            "CPU per {item}: roost {:.0} µs ({}), bench clients {:.0} µs{machine}\n  \
+            "CPU per {item}: roost {:.0} µs ({}), bench clients {:.0} µs{database}{machine}\n  \
              waiting for a CPU per {item}: {}",
             per(self.server_secs()),
             threads(&self.server_threads),
@@ -272,6 +295,7 @@ impl PhaseCpu {
         serde_json::json!({
             "roost_cpu_us_per_item": self.server_secs() * 1e6 / items as f64,
             "client_cpu_us_per_item": self.client_secs * 1e6 / items as f64,
+            "database_cpu_us_per_item": self.database_secs.map(|secs| secs * 1e6 / items as f64),
             "roost_cpu_us_per_item_by_thread": per_item(&self.server_threads),
             "roost_waiting_for_cpu_us_per_item_by_thread": per_item(&self.server_waiting),
             "machine_busy_share": self.machine.map(|m| m.busy),
@@ -307,4 +331,46 @@ fn clock_ticks_per_sec() -> f64 {
             .filter(|ticks: &f64| *ticks > 0.0)
             .unwrap_or(100.0)
     })
+}
+
+/// The CPU time of every process named `comm` (PostgreSQL's server
+/// processes are all `postgres`): pid → nanoseconds on a CPU so far, from
+/// `/proc/<pid>/schedstat`. Needs the right to read other users' `/proc`
+/// entries (root, on these machines); empty where it has none.
+pub struct ProcessesCpu(HashMap<u32, u64>);
+
+impl ProcessesCpu {
+    pub fn now(comm: &str) -> Self {
+        let mut times = HashMap::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Self(times);
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+                continue;
+            };
+            let named = std::fs::read_to_string(entry.path().join("comm"))
+                .is_ok_and(|name| name.trim() == comm);
+            let on_cpu = std::fs::read_to_string(entry.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok());
+            if let (true, Some(on_cpu)) = (named, on_cpu) {
+                times.insert(pid, on_cpu);
+            }
+        }
+        Self(times)
+    }
+
+    /// CPU seconds since `earlier` of the processes alive now (one started
+    /// in between counts whole; one that ended is lost), or None if none
+    /// could be read.
+    pub fn secs_since(&self, earlier: &Self) -> Option<f64> {
+        (!self.0.is_empty()).then(|| {
+            self.0
+                .iter()
+                .map(|(pid, now)| now.saturating_sub(earlier.0.get(pid).copied().unwrap_or(0)))
+                .sum::<u64>() as f64
+                / 1e9
+        })
+    }
 }
