@@ -36,10 +36,10 @@ const GIVE_BACK_RUNS_SQL: &str = "UPDATE runs SET status = 'queued', worker_id =
 /// queue (rounded up): one worker does not take the few runs there are
 /// while the others wait. Passed over: runs before their backoff (`$1`),
 /// of a script at its cap (`$2`), of a key at its limit, of the users in
-/// `$3` (a JSON array), and those another claim holds locked. The scripts at their cap
-/// are found once, not per queued run. Their scripts' advisory locks are
-/// taken in the locks' order, so claims never wait on each other in a
-/// circle.
+/// `$3` (a JSON array), and those another claim holds locked. The scripts
+/// at their cap are found once, not per queued run. Their scripts'
+/// advisory locks are taken in the locks' order, so claims never wait on
+/// each other in a circle.
 pub(super) const CLAIM_BATCH_SQL: &str = concat!(
     "WITH capped AS MATERIALIZED (",
     capped_scripts!(),
