@@ -284,7 +284,7 @@ async fn a_client_trickling_its_headers_is_cut_off() {
 /// answered 408 at the body deadline; nothing it sent is acted on.
 #[tokio::test]
 async fn a_client_trickling_its_body_is_answered_408() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
         config.body_read_timeout = Duration::from_secs(1);
         config
@@ -300,19 +300,7 @@ async fn a_client_trickling_its_body_is_answered_408() {
     .await
     .unwrap();
     let started = std::time::Instant::now();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut buf = [0u8; 1024];
-        while !String::from_utf8_lossy(&answer).contains("body_timeout") {
-            match slow.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "no answer after 10 s");
-    let answer = String::from_utf8_lossy(&answer);
+    let (answer, _) = answer_on(&mut slow, "body_timeout").await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("body_timeout"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -324,7 +312,7 @@ async fn a_client_trickling_its_body_is_answered_408() {
 /// would reset it, and the client would see "broken pipe" instead.
 #[tokio::test]
 async fn a_body_over_the_limit_sent_whole_still_hears_its_413() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
         config.max_body_bytes = 2048;
     })
@@ -343,20 +331,8 @@ async fn a_body_over_the_limit_sent_whole_still_hears_its_413() {
         .write_all(&body)
         .await
         .expect("the server reads the whole body before it answers");
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&answer).contains("body_too_large") {
-            match client.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-                Err(e) => panic!("the answer was lost: {e}"),
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "no answer after 10 s");
-    let answer = String::from_utf8_lossy(&answer);
+    let (answer, failed) = answer_on(&mut client, "body_too_large").await;
+    assert!(failed.is_none(), "the answer was lost: {failed:?}");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains(r#""limit_bytes":2048"#), "{answer}");
     let (_, listed) = app.get(&token, "/v1/scripts").await;
@@ -367,7 +343,7 @@ async fn a_body_over_the_limit_sent_whole_still_hears_its_413() {
 /// 408, at the body deadline: what it sent already says it is too large.
 #[tokio::test]
 async fn a_body_over_the_limit_that_stalls_hears_413_at_the_deadline() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
         config.max_body_bytes = 2048;
         config.body_read_timeout = Duration::from_secs(1);
@@ -382,19 +358,34 @@ async fn a_body_over_the_limit_that_stalls_hears_413_at_the_deadline() {
     );
     client.write_all(head.as_bytes()).await.unwrap();
     client.write_all(&[b'x'; 3000]).await.unwrap();
+    let (answer, _) = answer_on(&mut client, "\r\n\r\n{").await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+}
+
+/// What the server wrote on `stream` up to `until` (or the connection's
+/// end), and the error reading it ended with, if any; within 10 s.
+async fn answer_on(
+    stream: &mut tokio::net::TcpStream,
+    until: &str,
+) -> (String, Option<std::io::Error>) {
+    use tokio::io::AsyncReadExt;
     let mut answer = Vec::new();
+    let mut failed = None;
     let read = tokio::time::timeout(Duration::from_secs(10), async {
         let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
-            match client.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+        while !String::from_utf8_lossy(&answer).contains(until) {
+            match stream.read(&mut buf).await {
+                Ok(0) => break,
                 Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
     })
     .await;
     assert!(read.is_ok(), "no answer after 10 s");
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains("body_too_large"), "{answer}");
+    (String::from_utf8_lossy(&answer).into_owned(), failed)
 }
