@@ -389,3 +389,33 @@ async fn answer_on(
     assert!(read.is_ok(), "no answer after 10 s");
     (String::from_utf8_lossy(&answer).into_owned(), failed)
 }
+
+/// A body declared larger than the server would read past its limit is
+/// answered at once, before any of it is read: the drain that lets a
+/// client hear its 413 is not a way to make the server swallow gigabytes.
+#[tokio::test]
+async fn a_body_declared_far_too_large_is_answered_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.max_body_bytes = 2048;
+        config.body_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+    client
+        .write_all(
+            b"POST /v1/scripts/deploy HTTP/1.1\r\nHost: roost\r\nContent-Length: 1073741824\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (answer, _) = answer_on(&mut client, "\r\n\r\n{").await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}, not at once",
+        started.elapsed()
+    );
+}
