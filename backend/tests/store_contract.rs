@@ -801,6 +801,28 @@ async fn the_queue_depth_follows_every_change_of_a_run(backend: Backend) {
     assert!(store.cancel_run(&ada.id, &retry_run.id).await.unwrap());
     assert_eq!(depth().await, 2, "a cancelled run leaves the queue");
 
+    // Both runs handed to a worker in one claim, and handed back unbegun.
+    store.hold_run_starts(std::time::Duration::from_millis(20));
+    let both = roost::store::NextClaim {
+        per_script_limit: 10,
+        runs: 2,
+        workers: 1,
+        skip_users: Vec::new(),
+    };
+    let handed = store
+        .report_and_claim("w4", Vec::new(), Vec::new(), Some(both))
+        .await
+        .unwrap()
+        .next;
+    assert_eq!(handed.len(), 2);
+    let unbegun = handed.iter().map(|run| run.id.clone()).collect();
+    store
+        .report_and_claim("w4", Vec::new(), unbegun, None)
+        .await
+        .unwrap();
+    assert_eq!(depth().await, 2, "runs handed back are queued again");
+    store.hold_run_starts(std::time::Duration::ZERO);
+
     let running = store.claim_run("w3", 10, &[]).await.unwrap().unwrap();
     let (_, next) = finish_and_claim(
         &*store,

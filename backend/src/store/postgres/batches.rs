@@ -1,12 +1,8 @@
 //! A worker's trip to PostgreSQL in few round trips: the plain finishes of
 //! several runs in one statement, the runs it gives back in another, and
-//! several runs claimed in one transaction (docs/postgres-queue.md).
+//! several runs claimed in one statement (docs/postgres-queue.md).
 
-use std::collections::HashMap;
-
-use sqlx::Row as _;
-
-use super::{CLAIM_BEGIN, PostgresStore};
+use super::PostgresStore;
 use crate::store::rows::{RUN_COLUMNS, run_from_sqlx};
 use crate::store::{NextClaim, RunReport, RunRow, StoreResult, TriggerKind, now_millis};
 
@@ -32,79 +28,13 @@ const FINISH_PLAIN_SQL: &str = "WITH f AS (SELECT * FROM UNNEST($1::text[], $2::
 const GIVE_BACK_RUNS_SQL: &str = "UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, \
      started_at = NULL, flow_key = NULL WHERE id = ANY($1) AND worker_id = $2 AND status = 'running'";
 
-/// The oldest claimable runs, at most `$4`, nor more than a `$5`th of the
-/// queue (rounded up): one worker does not take the few runs there are
-/// while the others wait. Passed over: runs before their backoff (`$1`),
-/// of a script at its cap (`$2`), of a key at its limit, of the users in
-/// `$3` (a JSON array), and those another claim holds locked. The scripts
-/// at their cap are found once, not per queued run. Their scripts'
-/// advisory locks are taken in the locks' order, so claims never wait on
-/// each other in a circle.
-pub(super) const CLAIM_BATCH_SQL: &str = concat!(
-    "WITH capped AS MATERIALIZED (",
-    capped_scripts!(),
-    "), \
-     c AS MATERIALIZED (SELECT id, script_id, concurrency_key, \
-     concurrency_limit, queued_at FROM runs q WHERE status = 'queued' \
-     AND (not_before IS NULL OR not_before <= $1) \
-     AND q.script_id NOT IN (SELECT script_id FROM capped) \
-     AND (q.concurrency_key IS NULL OR (SELECT COUNT(DISTINCT k.worker_id) FROM runs k \
-       WHERE k.concurrency_key = q.concurrency_key AND k.status = 'running') < q.concurrency_limit) \
-     AND q.user_id NOT IN (SELECT jsonb_array_elements_text($3::jsonb)) \
-     ORDER BY queued_at, id \
-     LIMIT LEAST($4, GREATEST(1, CEIL((SELECT COALESCE(SUM(queued), 0) FROM queue_depth)::float8 / $5)))::int \
-     FOR UPDATE SKIP LOCKED), \
-     locks AS MATERIALIZED (SELECT pg_advisory_xact_lock(h) FROM \
-       (SELECT DISTINCT hashtext(script_id)::int8 AS h FROM c ORDER BY h OFFSET 0) s) \
-     SELECT id, script_id, concurrency_key, concurrency_limit, (SELECT COUNT(*) FROM locks) AS locked \
-     FROM c ORDER BY queued_at, id"
-);
-
-/// The concurrency keys in `$1`, locked in order, after the scripts' (one
-/// order for every claim).
-const LOCK_KEYS_SQL: &str = "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(1, h) FROM \
-     (SELECT DISTINCT hashtext(k) AS h FROM UNNEST($1::text[]) k ORDER BY h OFFSET 0) s) l";
-
-/// How many runs are running of each script in `$1` and each key in `$2`,
-/// and, for each run in `$3`, how many due runs of its key (at `$4`) wait
-/// ahead of it; read after their locks (a new statement: a new snapshot).
-const RUNNING_SQL: &str = "SELECT 's' AS kind, script_id AS name, COUNT(DISTINCT worker_id) AS n FROM runs \
-     WHERE script_id = ANY($1) AND status = 'running' GROUP BY script_id \
-     UNION ALL SELECT 'k', concurrency_key, COUNT(DISTINCT worker_id) FROM runs \
-     WHERE concurrency_key = ANY($2) AND status = 'running' GROUP BY concurrency_key \
-     UNION ALL SELECT 'o', c.id, (SELECT COUNT(*) FROM runs o WHERE o.concurrency_key = c.concurrency_key \
-       AND o.status = 'queued' AND (o.not_before IS NULL OR o.not_before <= $4) \
-       AND (o.queued_at, o.id) < (c.queued_at, c.id)) FROM runs c WHERE c.id = ANY($3)";
-
-/// Writes runs `$3` running under worker `$1` from `$2`, each if it is
-/// still queued; the claims' one update, which the variants below extend.
-const CLAIM_SET: &str = "UPDATE runs SET status = 'running', worker_id = $1, started_at = $2, \
-     heartbeat_at = $2 WHERE id = ANY($3) AND status = 'queued'";
-
-/// `CLAIM_SET`, answering with the runs written.
-pub(super) static CLAIM_UPDATE_SQL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("{CLAIM_SET} RETURNING {RUN_COLUMNS}"));
-
-/// `CLAIM_UPDATE_SQL` for runs with no concurrency key, leaving out the
-/// runs of each script of `$4` whose running runs other workers hold
-/// `$5` of (read after the scripts' locks: a new statement, a new
-/// snapshot). The worker counts once against a script's cap, as it runs
-/// what it is handed one at a time.
-static CLAIM_TAKE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "{CLAIM_SET} AND script_id NOT IN (SELECT script_id FROM \
-         (SELECT DISTINCT script_id, worker_id FROM runs WHERE status = 'running' \
-         AND script_id = ANY($4) AND worker_id <> $1) w GROUP BY script_id HAVING COUNT(*) >= $5) \
-         RETURNING {RUN_COLUMNS}"
-    )
+/// Claims runs for worker `$1` at `$2` in one statement (migration
+/// 0036's `claim_runs`, docs/postgres-queue.md): up to `$5` runs, nor more
+/// than a `$6`th of the queue, within every script's cap (`$3`) and key's
+/// limit, passing over the users in `$4` (a JSON array).
+static CLAIM_RUNS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {RUN_COLUMNS} FROM claim_runs($1, $2, $3, $4::jsonb, $5, $6)")
 });
-
-/// A run that may be claimed, in queue order.
-struct Candidate {
-    id: String,
-    script_id: String,
-    key: Option<(String, i64)>,
-}
 
 impl PostgresStore {
     /// Records the ends of `reports` (each with no effects and no retry to
@@ -175,146 +105,27 @@ impl PostgresStore {
     }
 
     /// Claims up to `claim.runs` runs (its share of the queue) for
-    /// `worker_id` in one transaction, in queue order, within every cap
+    /// `worker_id` in one statement, in queue order, within every cap
     /// (`RunQueue::claim_run`).
     pub(super) async fn claim_batch(
         &self,
         worker_id: &str,
         claim: &NextClaim,
     ) -> StoreResult<Vec<RunRow>> {
-        let now = now_millis();
         let skip_users = serde_json::to_string(&claim.skip_users).expect("ids serialise");
-        if skip_users != "[]" && !self.others_queued(&skip_users).await? {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.pool.begin_with(CLAIM_BEGIN).await?;
-        let rows = sqlx::query(CLAIM_BATCH_SQL)
-            .bind(now)
+        let mut runs = sqlx::query(CLAIM_RUNS_SQL.as_str())
+            .bind(worker_id)
+            .bind(now_millis())
             .bind(claim.per_script_limit)
             .bind(&skip_users)
             .bind(i64::try_from(claim.runs).unwrap_or(1))
             .bind(claim.workers.max(1) as f64)
-            .fetch_all(&mut *tx)
-            .await?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut candidates = Vec::with_capacity(rows.len());
-        for row in rows {
-            let key: Option<String> = row.try_get("concurrency_key")?;
-            let limit: Option<i64> = row.try_get("concurrency_limit")?;
-            candidates.push(Candidate {
-                id: row.try_get("id")?,
-                script_id: row.try_get("script_id")?,
-                key: key.map(|key| (key, limit.unwrap_or(1))),
-            });
-        }
-        let (taken, claimed) = if candidates.iter().all(|c| c.key.is_none()) {
-            // No concurrency keys: the caps are counted and the runs taken
-            // in one statement, so the scripts' locks are held one round
-            // trip less (every claim of a script waits for them).
-            let taken: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-            let mut scripts: Vec<&str> = candidates.iter().map(|c| c.script_id.as_str()).collect();
-            scripts.sort_unstable();
-            scripts.dedup();
-            let claimed = sqlx::query(CLAIM_TAKE_SQL.as_str())
-                .bind(worker_id)
-                .bind(now)
-                .bind(&taken)
-                .bind(&scripts)
-                .bind(claim.per_script_limit)
-                .fetch_all(&mut *tx)
-                .await?;
-            (taken, claimed)
-        } else {
-            let taken = within_limits(&mut tx, &candidates, claim, now).await?;
-            if taken.is_empty() {
-                return Ok(Vec::new());
-            }
-            let claimed = sqlx::query(CLAIM_UPDATE_SQL.as_str())
-                .bind(worker_id)
-                .bind(now)
-                .bind(&taken)
-                .fetch_all(&mut *tx)
-                .await?;
-            (taken, claimed)
-        };
-        let mut runs = claimed
+            .fetch_all(&self.pool)
+            .await?
             .iter()
             .map(run_from_sqlx)
             .collect::<StoreResult<Vec<_>>>()?;
-        tx.commit().await?;
-        runs.sort_by_key(|run| taken.iter().position(|id| *id == run.id));
+        runs.sort_by(|a, b| (a.queued_at, &a.id).cmp(&(b.queued_at, &b.id)));
         Ok(runs)
     }
-}
-
-/// Of `candidates` (locked, with their scripts' advisory locks held), those
-/// within their scripts' caps and their keys' limits, in queue order; the
-/// keys' locks are taken here.
-async fn within_limits<'c>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    candidates: &'c [Candidate],
-    claim: &NextClaim,
-    now: i64,
-) -> StoreResult<Vec<&'c str>> {
-    let keys: Vec<&str> = candidates
-        .iter()
-        .filter_map(|c| c.key.as_ref().map(|(key, _)| key.as_str()))
-        .collect();
-    if !keys.is_empty() {
-        sqlx::query(LOCK_KEYS_SQL)
-            .bind(&keys)
-            .execute(&mut **tx)
-            .await?;
-    }
-    let keyed: Vec<&str> = candidates
-        .iter()
-        .filter(|c| c.key.is_some())
-        .map(|c| c.id.as_str())
-        .collect();
-    let scripts: Vec<&str> = candidates.iter().map(|c| c.script_id.as_str()).collect();
-    let mut running: HashMap<(String, String), i64> = HashMap::new();
-    for row in sqlx::query(RUNNING_SQL)
-        .bind(&scripts)
-        .bind(&keys)
-        .bind(&keyed)
-        .bind(now)
-        .fetch_all(&mut **tx)
-        .await?
-    {
-        running.insert(
-            (row.try_get("kind")?, row.try_get("name")?),
-            row.try_get("n")?,
-        );
-    }
-    // In queue order, each within its script's cap and its key's
-    // limit. The worker runs what it is handed one at a time, so it
-    // counts once against each (as a worker holding runs counts once
-    // there), and it holds a key's runs in the key's order (a run
-    // ahead, locked by another claim, was passed over above).
-    let mut taken = Vec::new();
-    let mut mine: HashMap<(String, String), i64> = HashMap::new();
-    for candidate in candidates {
-        let script = ("s".to_string(), candidate.script_id.clone());
-        let holds_script = mine.contains_key(&script);
-        if !holds_script && running.get(&script).copied().unwrap_or(0) >= claim.per_script_limit {
-            continue;
-        }
-        if let Some((key, limit)) = &candidate.key {
-            let key = ("k".to_string(), key.clone());
-            let ahead = running
-                .get(&("o".to_string(), candidate.id.clone()))
-                .copied()
-                .unwrap_or(0);
-            let held = mine.get(&key).copied().unwrap_or(0);
-            if ahead > held || (held == 0 && running.get(&key).copied().unwrap_or(0) >= *limit) {
-                continue;
-            }
-            *mine.entry(key).or_default() += 1;
-        }
-        *mine.entry(script).or_default() += 1;
-        taken.push(candidate.id.as_str());
-    }
-    Ok(taken)
 }

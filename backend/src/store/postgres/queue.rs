@@ -35,12 +35,6 @@ const RUN_ENDS_CHANNEL: &str = "roost_run_ends";
 /// the announcing store's mark.
 pub(super) const RUNS_QUEUED_CHANNEL: &str = "roost_runs_queued";
 
-/// Whether a user other than those in `$1` (a JSON array) may have runs
-/// queued: a shard with some. A user's shards can go below zero one by
-/// one, never all, so this errs only towards yes.
-const OTHERS_QUEUED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM queue_depth WHERE queued > 0 \
-     AND user_id NOT IN (SELECT jsonb_array_elements_text($1::jsonb)))";
-
 #[async_trait]
 impl RunQueue for PostgresStore {
     async fn ingest_event(&self, event: &NewEvent) -> StoreResult<EventIngest> {
@@ -55,9 +49,8 @@ impl RunQueue for PostgresStore {
         self.queue.ingest.ingest(event, Some(limits)).await
     }
 
-    // One run as several are claimed (`claim_batch`): its candidates'
-    // statement takes the script's lock, and the count and the update are
-    // one statement, so the lock is held two round trips, not four.
+    // One run as several are claimed (`claim_batch`): one statement, which
+    // holds the script's lock only until it ends.
     async fn claim_run(
         &self,
         worker_id: &str,
@@ -401,15 +394,6 @@ async fn finish_in(
 }
 
 impl PostgresStore {
-    /// Whether a user other than those in `skip_users` (a JSON array) may
-    /// have runs queued (see `OTHERS_QUEUED_SQL`).
-    pub(super) async fn others_queued(&self, skip_users: &str) -> StoreResult<bool> {
-        Ok(sqlx::query_scalar(OTHERS_QUEUED_SQL)
-            .bind(skip_users)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
     /// Tells every node that a run someone may be waiting on (manual,
     /// HTTP-triggered or an MCP tool call) ended (`ended` is its finish's
     /// row). A lost notice only slows a waiting request to its next look.
