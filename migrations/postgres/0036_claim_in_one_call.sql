@@ -126,7 +126,9 @@ BEGIN
     END IF;
 
     -- The runs taken, each if still queued, and their users' queue depths
-    -- (this session's shard) in the same statement.
+    -- (this session's shard) in the same statement, which
+    -- `queue_depth_run_claimed` therefore passes over.
+    PERFORM set_config('roost.claims_counted', 'on', true);
     RETURN QUERY WITH claimed AS (
         UPDATE runs SET status = 'running', worker_id = p_worker, started_at = p_now, heartbeat_at = p_now
         WHERE runs.id = ANY(taken) AND runs.status = 'queued'
@@ -139,6 +141,7 @@ BEGIN
         FROM (SELECT claimed.user_id, COUNT(*) AS n FROM claimed GROUP BY claimed.user_id) n
         WHERE d.user_id = n.user_id AND d.shard = pg_backend_pid() % 16)
     SELECT * FROM claimed;
+    PERFORM set_config('roost.claims_counted', 'off', true);
 END $$;
 
 -- Runs that leave the queue other than by a claim (cancelled) or come back
@@ -156,3 +159,10 @@ CREATE TRIGGER queue_depth_run_left_queue AFTER UPDATE OF status ON runs
 CREATE TRIGGER queue_depth_run_requeued AFTER UPDATE OF status ON runs
     FOR EACH ROW WHEN (OLD.status <> 'queued' AND NEW.status = 'queued')
     EXECUTE FUNCTION queue_depth_add('1');
+
+-- A claim made outside `claim_runs`: by a node still running the code from
+-- before this migration, while a cluster's nodes are upgraded one by one.
+CREATE TRIGGER queue_depth_run_claimed AFTER UPDATE OF status ON runs
+    FOR EACH ROW WHEN (OLD.status = 'queued' AND NEW.status = 'running'
+        AND current_setting('roost.claims_counted', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION queue_depth_add('-1');

@@ -103,29 +103,22 @@ impl SqlStore<sqlx::Postgres> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::RunQueue as _;
+    use crate::store::{RunQueue as _, RunStore as _};
+    use sqlx::Connection as _;
 
-    /// Right after a burst of events the table's statistics still say the
-    /// queue is empty. A claim must still read the queued runs in the
-    /// claim index's order and stop at the first it can take, not fetch
-    /// and sort them all: here 20,000 queued runs fill about 350 pages,
-    /// which a claim that sorts reads (about 420 buffers), and one in the
-    /// index's order does not (about 60). Skipped unless
+    /// A store on a database of its own holding user `u` and `queued` runs
+    /// `run_1`… queued in that order (three scripts in turn), its URL, and
+    /// an admin connection to drop it with (`drop_database`). None unless
     /// ROOST_TEST_POSTGRES_URL is set.
-    #[tokio::test]
-    async fn a_claim_reads_the_queue_in_order_even_before_statistics_catch_up() {
+    async fn store_with_queue(queued: i64) -> Option<(PostgresStore, String, sqlx::PgConnection)> {
         let Some(base) = std::env::var("ROOST_TEST_POSTGRES_URL")
             .ok()
             .filter(|u| !u.is_empty())
         else {
             eprintln!("skipped: set ROOST_TEST_POSTGRES_URL to run it on PostgreSQL");
-            return;
+            return None;
         };
-        use sqlx::Connection as _;
-        let name = format!(
-            "roost_claim_plan_{}",
-            hex::encode(rand::random::<[u8; 6]>())
-        );
+        let name = format!("roost_claims_{}", hex::encode(rand::random::<[u8; 6]>()));
         let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
@@ -141,12 +134,35 @@ mod tests {
             "INSERT INTO runs (id, user_id, script_id, script_version, trigger_kind, trigger_spec, \
              payload, status, attempt, queued_at) \
              SELECT 'run_' || n, 'u', 'script_' || (n % 3), 1, 'event', 'order.created', '{}', \
-             'queued', 1, n FROM generate_series(1, 20000) n",
+             'queued', 1, n FROM generate_series(1, $1) n",
         )
+        .bind(queued)
         .execute(&store.pool)
         .await
         .unwrap();
+        Some((store, url, admin))
+    }
 
+    async fn drop_database(store: PostgresStore, url: &str, mut admin: sqlx::PgConnection) {
+        drop(store);
+        let name = url.rsplit_once('/').unwrap().1;
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+
+    /// Right after a burst of events the table's statistics still say the
+    /// queue is empty. A claim must still read the queued runs in the
+    /// claim index's order and stop at the first it can take, not fetch
+    /// and sort them all: here 20,000 queued runs fill about 350 pages,
+    /// which a claim that sorts reads (about 420 buffers), and one in the
+    /// index's order does not (about 60).
+    #[tokio::test]
+    async fn a_claim_reads_the_queue_in_order_even_before_statistics_catch_up() {
+        let Some((store, url, admin)) = store_with_queue(20_000).await else {
+            return;
+        };
         // The claim takes the oldest; it also plans the function's
         // statements on this connection, so the second claim's buffers
         // are its reads of the queue, not of the catalog.
@@ -176,10 +192,30 @@ mod tests {
         assert!(buffers < 200, "a claim read {buffers} buffers:\n{plan}");
         let run = store.claim_run("w", 4, &[]).await.unwrap().unwrap();
         assert_eq!(run.id, "run_3");
-        drop((store, conn));
-        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        drop(conn);
+        drop_database(store, &url, admin).await;
+    }
+
+    /// A node still running the code from before migration 0036 claims by a
+    /// plain update, which a row trigger takes off the queue depth; a claim
+    /// by `claim_runs` counts itself, once.
+    #[tokio::test]
+    async fn claims_old_and_new_each_leave_the_queue_depth_right() {
+        let Some((store, url, admin)) = store_with_queue(10).await else {
+            return;
+        };
+        let depth = || async { store.queue_depth("u").await.unwrap().runs };
+        assert_eq!(depth().await, 10);
+        store.claim_run("new", 4, &[]).await.unwrap().unwrap();
+        assert_eq!(depth().await, 9);
+        sqlx::query(
+            "UPDATE runs SET status = 'running', worker_id = 'old', started_at = 1, \
+             heartbeat_at = 1 WHERE id IN ('run_9', 'run_10') AND status = 'queued'",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(depth().await, 7);
+        drop_database(store, &url, admin).await;
     }
 }
