@@ -48,7 +48,9 @@ DECLARE
     mine_keys JSONB := '{}';
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
-    -- With some users' runs left out, first whether anyone else's wait.
+    -- With some users' runs left out, first whether anyone else's wait: a
+    -- shard above zero (a user's shards can go below zero one by one, never
+    -- all, so this errs only towards yes).
     IF p_skip_users <> '[]'::jsonb AND NOT EXISTS (SELECT 1 FROM queue_depth
         WHERE queued > 0 AND user_id NOT IN (SELECT jsonb_array_elements_text(p_skip_users))) THEN
         RETURN;
